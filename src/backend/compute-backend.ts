@@ -1,0 +1,45 @@
+import type { FloatDtype } from '../storage/types';
+import type { ChunkOps, Vec } from './types';
+import type { ReductionToken } from './reduction';
+
+/** Raw bytes of one input for one chunk, still in the stored dtype (backends decode them). */
+export interface ChunkInputBytes {
+  /** The chunk's rows of this input at the input's full row length (`cols`). */
+  readonly bytes: Uint8Array;
+  readonly dtype: FloatDtype;
+  /** Row length of the input; larger than the chunk's `cols` when an embedding is cut (§1.1). */
+  readonly cols: number;
+}
+
+/** Where a chunk sits in its tensor. */
+export interface ChunkSpec {
+  readonly tensorName: string;
+  readonly chunkIndex: number;
+  readonly chunkCount: number;
+  readonly start: number;
+  readonly length: number;
+  readonly rowStart: number;
+  readonly rows: number;
+  readonly cols: number;
+  readonly totalRows: number;
+  /** Seed of the merge's random numbers (DARE, DELLA…). */
+  readonly seed: number;
+}
+
+/** One chunk being computed: the ops methods use, plus what the engine needs to finish it. */
+export interface BackendChunk {
+  readonly ops: ChunkOps;
+  /** This chunk's partial values of the given reductions (numbers or per-row / per-bin arrays). */
+  readPartials(tokens: readonly ReductionToken[]): Promise<(number | ArrayLike<number>)[]>;
+  /** The output chunk rounded to the output dtype (round-to-nearest-even). */
+  encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array>;
+  /** Frees the chunk's vectors; the chunk must not be used afterwards. */
+  release(): void;
+}
+
+/** A place where tensor arithmetic runs: the CPU reference or WebGPU. */
+export interface ComputeBackend {
+  readonly name: 'cpu' | 'webgpu';
+  beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk;
+  dispose(): Promise<void>;
+}

@@ -1,0 +1,140 @@
+import type { ComputeBackend } from '../backend/compute-backend';
+import { findMethod } from '../methods';
+import type { MergePlan } from '../plan/types';
+import type { ByteSource, OutputFolder } from '../storage/types';
+import { ShardedOutputWriter } from './output-writer';
+import { MergeCancelledError, type MergeProgress } from './progress';
+import { TensorJobRunner } from './tensor-job-runner';
+
+/** Opens the files of the plan's models; the engine never knows where the bytes come from. */
+export interface SourceOpener {
+  open(model: string, file: string): Promise<ByteSource>;
+}
+
+export interface MergeOptions {
+  readonly backend: ComputeBackend;
+  readonly sources: SourceOpener;
+  readonly output: OutputFolder;
+  /** Working memory for one chunk (default 128 MiB). */
+  readonly budgetBytes?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (progress: MergeProgress) => void;
+  /** Minimum time between progress events (default 100 ms). */
+  readonly progressIntervalMs?: number;
+}
+
+export interface MergeReport {
+  readonly warnings: string[];
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  readonly elapsedMs: number;
+}
+
+export const DEFAULT_BUDGET_BYTES = 128 * 1024 * 1024;
+
+/**
+ * Runs a plan: every tensor job in order through its method on the backend, output shards and
+ * text files into the output folder, which is committed only when everything succeeded and
+ * aborted (removed) otherwise.
+ */
+export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<MergeReport> {
+  const { backend, output, signal } = options;
+  const budgetBytes = options.budgetBytes ?? DEFAULT_BUDGET_BYTES;
+  const warnings: string[] = [];
+  const started = Date.now();
+  const opened = new Map<string, Promise<ByteSource>>();
+  const source = (model: string, file: string): Promise<ByteSource> => {
+    const key = `${model}\u0000${file}`;
+    let s = opened.get(key);
+    if (!s) opened.set(key, (s = options.sources.open(model, file)));
+    return s;
+  };
+
+  let bytesRead = 0;
+  let bytesWritten = 0;
+  let tensorsDone = 0;
+  let inputBytesDone = 0;
+  let currentShare = 0;
+  let currentTensor: string | null = null;
+  let lastReport = -Infinity;
+  const interval = options.progressIntervalMs ?? 100;
+  const report = (phase: MergeProgress['phase'], force = false): void => {
+    if (!options.onProgress) return;
+    const now = Date.now();
+    if (!force && now - lastReport < interval) return;
+    lastReport = now;
+    const elapsedMs = now - started;
+    const done = inputBytesDone + currentShare;
+    const bytesPerSecond = elapsedMs > 0 ? (done / elapsedMs) * 1000 : 0;
+    options.onProgress({
+      phase,
+      tensorsDone,
+      tensorsTotal: plan.jobs.length,
+      currentTensor,
+      inputBytesDone: done,
+      inputBytesTotal: plan.totalInputBytes,
+      bytesRead,
+      bytesWritten,
+      elapsedMs,
+      bytesPerSecond,
+      etaMs: done > 0 && elapsedMs > 500 ? ((plan.totalInputBytes - done) / done) * elapsedMs : null,
+    });
+  };
+
+  const writer = new ShardedOutputWriter(plan, output);
+  try {
+    for (const job of plan.jobs) {
+      if (signal?.aborted) throw new MergeCancelledError();
+      const method = findMethod(job.method);
+      if (!method) throw new Error(`internal: the plan uses unknown method ${job.method}`);
+      currentTensor = job.name;
+      const jobInputBytes = job.inputs.reduce((s, i) => s + i.tensor.byteLength, 0);
+      await writer.beginTensor(job.name);
+      const runner = new TensorJobRunner(job, {
+        backend,
+        source,
+        seed: plan.randomSeed,
+        budgetBytes,
+        signal,
+        warn: (m) => warnings.push(m),
+        onRead: (n) => {
+          bytesRead += n;
+        },
+        onOutput: (fraction) => {
+          currentShare = fraction * jobInputBytes;
+          report('merging');
+        },
+        write: async (bytes) => {
+          bytesWritten += bytes.length;
+          await writer.write(bytes);
+        },
+      });
+      try {
+        await method.merge(runner);
+      } catch (error) {
+        if (error instanceof MergeCancelledError) throw error;
+        throw new Error(`Merging tensor ${job.name} (${job.method}) failed: ${(error as Error).message}`, { cause: error });
+      }
+      if (!runner.complete) throw new Error(`internal: method ${job.method} wrote no complete output for ${job.name}`);
+      tensorsDone++;
+      inputBytesDone += jobInputBytes;
+      currentShare = 0;
+      report('merging');
+    }
+    currentTensor = null;
+    report('writing', true);
+    await writer.finish();
+    for (const [file, text] of Object.entries(plan.textFiles)) await output.writeText(file, text);
+    for (const copy of plan.copyFiles) {
+      const src = await source(copy.model, copy.file);
+      await output.writeBytes(copy.file, await src.read(0, src.size));
+    }
+    if (signal?.aborted) throw new MergeCancelledError();
+    await output.commit();
+  } catch (error) {
+    await output.abort().catch(() => undefined);
+    throw error;
+  }
+  report('done', true);
+  return { warnings, bytesRead, bytesWritten, elapsedMs: Date.now() - started };
+}

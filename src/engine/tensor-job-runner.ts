@@ -1,0 +1,209 @@
+import type { BackendChunk, ChunkInputBytes, ComputeBackend } from '../backend/compute-backend';
+import { combinePartial, emptyTotal, type ChunkPlace, type ReductionToken } from '../backend/reduction';
+import type { ChunkOps, ReductionSet, Resolved, Vec } from '../backend/types';
+import type { TensorMerge } from '../methods/types';
+import type { TensorJob } from '../plan/types';
+import { dtypeSize } from '../storage';
+import type { ByteSource, FloatDtype } from '../storage/types';
+import { chunkRanges, rowShape, type ChunkRange } from './chunking';
+import { MergeCancelledError } from './progress';
+
+/** Everything a job needs from the engine around it. */
+export interface JobContext {
+  readonly backend: ComputeBackend;
+  readonly source: (model: string, file: string) => Promise<ByteSource>;
+  readonly seed: number;
+  /** Working memory for one chunk (inputs plus temporaries). */
+  readonly budgetBytes: number;
+  readonly signal?: AbortSignal;
+  readonly warn: (message: string) => void;
+  readonly onRead: (bytes: number) => void;
+  /** Called with the fraction of the job's output written so far. */
+  readonly onOutput: (fraction: number) => void;
+  readonly write: (bytes: Uint8Array) => Promise<void>;
+}
+
+/** Estimated f32 temporaries per element that a method allocates per input (kept generous). */
+const TEMPORARIES_PER_INPUT = 4;
+const TEMPORARIES_FIXED = 8;
+
+/**
+ * Runs one TensorJob: gives the method its TensorMerge view, streams each pass over row-aligned
+ * chunks (reading chunk i+1 while chunk i computes), and writes the output pass in order.
+ */
+export class TensorJobRunner implements TensorMerge {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly numel: number;
+  readonly rows: number;
+  readonly cols: number;
+  readonly inputs: TensorMerge['inputs'];
+  readonly baseIndex: number;
+  readonly params: Readonly<Record<string, number>>;
+  readonly isEmbed: boolean;
+
+  private readonly chunks: ChunkRange[];
+  private readonly sources: Promise<ByteSource>[];
+  /** Raw input bytes kept across passes when the whole tensor fits in a quarter of the budget. */
+  private readonly keep: boolean;
+  private readonly kept = new Map<number, Promise<ChunkInputBytes[]>>();
+  private bytesWritten = 0;
+
+  constructor(
+    private readonly job: TensorJob,
+    private readonly ctx: JobContext,
+  ) {
+    this.name = job.name;
+    this.shape = job.shape;
+    this.numel = job.shape.reduce((a, b) => a * b, 1);
+    ({ rows: this.rows, cols: this.cols } = rowShape(job.shape));
+    this.inputs = job.inputs.map((i) => ({ model: i.model, params: i.params }));
+    this.baseIndex = job.baseIndex;
+    this.params = job.params;
+    this.isEmbed = job.isEmbed;
+    const inputBytesPerElement = job.inputs.reduce((s, i) => s + dtypeSize(i.tensor.dtype), 0);
+    const perElement = inputBytesPerElement + 4 * (TEMPORARIES_PER_INPUT * job.inputs.length + TEMPORARIES_FIXED);
+    this.chunks = chunkRanges(job.shape, Math.max(1024, Math.floor(ctx.budgetBytes / perElement)));
+    this.keep = inputBytesPerElement * this.numel <= ctx.budgetBytes / 4;
+    this.sources = job.inputs.map((i) => ctx.source(i.model, i.tensor.file));
+  }
+
+  warn(message: string): void {
+    this.ctx.warn(`${this.name}: ${message}`);
+  }
+
+  /** True once the output pass has written every byte of the tensor. */
+  get complete(): boolean {
+    return this.bytesWritten === this.job.byteLength;
+  }
+
+  async reduce<T extends ReductionSet>(fn: (c: ChunkOps) => T): Promise<Resolved<T>> {
+    let keys: string[] | null = null;
+    let totals: (number | Float64Array)[] = [];
+    let kinds: ReductionToken['kind'][] = [];
+    let isArray = true;
+    await this.forEachChunk(async (chunk, range) => {
+      const set = fn(chunk.ops);
+      if (keys === null) {
+        isArray = Array.isArray(set);
+        keys = Object.keys(set);
+      }
+      const tokens = keys.map((k) => (set as Record<string, unknown>)[k] as ReductionToken);
+      const place = this.place(range);
+      if (range.index === 0) {
+        kinds = tokens.map((t) => t.kind);
+        totals = kinds.map((k) => emptyTotal(k, place));
+      }
+      const partials = await chunk.readPartials(tokens);
+      totals = totals.map((total, i) => combinePartial(kinds[i], total, partials[i], place));
+    });
+    if (keys === null) return (isArray ? [] : {}) as Resolved<T>;
+    if (isArray) return totals as unknown as Resolved<T>;
+    const out: Record<string, number | Float64Array> = {};
+    (keys as string[]).forEach((k, i) => (out[k] = totals[i]));
+    return out as Resolved<T>;
+  }
+
+  async apply(fn: (c: ChunkOps) => Vec): Promise<void> {
+    this.startOutput();
+    const dtype = this.job.dtype as FloatDtype;
+    await this.forEachChunk(async (chunk) => {
+      const bytes = await chunk.encode(fn(chunk.ops), dtype);
+      await this.emit(bytes);
+    });
+  }
+
+  async copyInput(i: number): Promise<void> {
+    const input = this.job.inputs[i];
+    const sameLayout =
+      input.tensor.dtype === this.job.dtype && input.tensor.shape.join() === this.job.shape.join();
+    if (!sameLayout) return this.apply((c) => c.input(i));
+    this.startOutput();
+    // Unchanged tensors move as raw bytes: no float round trip (subnormals, NaN payloads kept).
+    const source = await this.sources[i];
+    const step = Math.max(1, Math.floor(this.ctx.budgetBytes / 2));
+    for (let offset = 0; offset < input.tensor.byteLength; offset += step) {
+      this.checkCancelled();
+      const length = Math.min(step, input.tensor.byteLength - offset);
+      const bytes = await source.read(input.tensor.offset + offset, length);
+      this.ctx.onRead(length);
+      await this.emit(bytes);
+    }
+  }
+
+  private startOutput(): void {
+    if (this.bytesWritten > 0) throw new Error(`internal: ${this.name} was written twice by its method`);
+  }
+
+  private async emit(bytes: Uint8Array): Promise<void> {
+    this.bytesWritten += bytes.length;
+    if (this.bytesWritten > this.job.byteLength) {
+      throw new Error(`internal: ${this.name} produced more bytes than its ${this.job.byteLength}`);
+    }
+    await this.ctx.write(bytes);
+    this.ctx.onOutput(this.bytesWritten / this.job.byteLength);
+  }
+
+  private place(range: ChunkRange): ChunkPlace {
+    return { chunkIndex: range.index, chunkCount: this.chunks.length, rowStart: range.rowStart, totalRows: this.rows };
+  }
+
+  private checkCancelled(): void {
+    if (this.ctx.signal?.aborted) throw new MergeCancelledError();
+  }
+
+  private async forEachChunk(body: (chunk: BackendChunk, range: ChunkRange) => Promise<void>): Promise<void> {
+    let next: Promise<ChunkInputBytes[]> | null = this.chunks.length > 0 ? this.inputBytes(0) : null;
+    for (const range of this.chunks) {
+      this.checkCancelled();
+      const inputs = await next!;
+      next = range.index + 1 < this.chunks.length ? this.inputBytes(range.index + 1) : null;
+      const chunk = this.ctx.backend.beginChunk(
+        {
+          tensorName: this.name,
+          chunkIndex: range.index,
+          chunkCount: this.chunks.length,
+          start: range.start,
+          length: range.length,
+          rowStart: range.rowStart,
+          rows: range.rows,
+          cols: range.cols,
+          totalRows: this.rows,
+          seed: this.ctx.seed,
+        },
+        inputs,
+      );
+      try {
+        await body(chunk, range);
+      } finally {
+        chunk.release();
+      }
+    }
+  }
+
+  private inputBytes(index: number): Promise<ChunkInputBytes[]> {
+    const cached = this.kept.get(index);
+    if (cached) return cached;
+    const promise = this.readInputs(this.chunks[index]);
+    if (this.keep) this.kept.set(index, promise);
+    // A failed prefetch is reported when the chunk is awaited, not as an unhandled rejection.
+    promise.catch(() => undefined);
+    return promise;
+  }
+
+  private async readInputs(range: ChunkRange): Promise<ChunkInputBytes[]> {
+    return Promise.all(
+      this.job.inputs.map(async (input, i) => {
+        const source = await this.sources[i];
+        const size = dtypeSize(input.tensor.dtype);
+        const inCols = rowShape(input.tensor.shape).cols;
+        const split = range.rows === 1 && range.cols !== this.cols; // piece of a long 1-D tensor
+        const offset = split ? range.start * size : range.rowStart * inCols * size;
+        const length = split ? range.length * size : range.rows * inCols * size;
+        const bytes = await source.read(input.tensor.offset + offset, length);
+        this.ctx.onRead(length);
+        return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: split ? range.cols : inCols };
+      }),
+    );
+  }
+}

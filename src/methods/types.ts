@@ -1,0 +1,75 @@
+import type { ChunkOps, ReductionSet, Resolved, Vec } from '../backend/types';
+
+/** One parameter of a merge method, declared once for the validator, the planner, the UI and docs. */
+export interface ParamDecl {
+  readonly name: string;
+  /** `global`: one value per tensor; `model`: one value per input model and tensor. */
+  readonly scope: 'global' | 'model';
+  readonly type: 'number' | 'boolean' | 'integer';
+  /** Value when unset; `undefined` with `required: false` means "unset" is meaningful. */
+  readonly default?: number;
+  readonly required: boolean;
+  /** Sensible range for forms and warnings (mergekit itself does not clamp). */
+  readonly min?: number;
+  readonly max?: number;
+  readonly description: string;
+}
+
+/** How a method treats the base model (MERGEKIT_SPEC.md §1.17). */
+export type BasePolicy =
+  /** Needs `base_model`; it is not merged like the others. */
+  | 'required'
+  /** Uses it when given (task-vector space), works without. */
+  | 'optional'
+  /** Treats it as an ordinary member. */
+  | 'member';
+
+/** What to do when input shapes differ (§1.1, §1.2). */
+export type ShapePolicy =
+  /** Embeddings cut to the smallest rows/cols of all inputs; others must be equal. */
+  | 'rectify'
+  /** Embeddings cut to the base's shape (larger inputs only); other mismatched models skipped. */
+  | 'taskVectors'
+  /** Shapes must be equal. */
+  | 'strict';
+
+/** The per-tensor view a method gets. Inputs are in plan order; `baseIndex` is -1 without a base. */
+export interface TensorMerge {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly numel: number;
+  readonly rows: number;
+  readonly cols: number;
+  readonly inputs: readonly { readonly model: string; readonly params: Readonly<Record<string, number>> }[];
+  readonly baseIndex: number;
+  readonly params: Readonly<Record<string, number>>;
+  readonly isEmbed: boolean;
+  /** Adds a warning to the merge report. */
+  warn(message: string): void;
+  /** A statistics pass over every chunk; reductions are combined in f64. */
+  reduce<T extends ReductionSet>(fn: (c: ChunkOps) => T): Promise<Resolved<T>>;
+  /** The output pass: the returned vector is the output chunk. */
+  apply(fn: (c: ChunkOps) => Vec): Promise<void>;
+  /** Output = input `i` unchanged (raw bytes when its dtype is the output dtype). */
+  copyInput(i: number): Promise<void>;
+}
+
+export interface MergeMethod {
+  /** Name in configs (`merge_method`). */
+  readonly name: string;
+  /** Name and link used in model cards (MERGEKIT_SPEC.md §1.0). */
+  readonly prettyName: string;
+  readonly paperUrl?: string;
+  /** One plain-language paragraph for the app and `alloy methods`. */
+  readonly description: string;
+  readonly whenToUse: string;
+  readonly params: readonly ParamDecl[];
+  readonly base: BasePolicy;
+  readonly shapes: ShapePolicy;
+  /** Allowed number of inputs (base included) after the plan drops models that lack a tensor. */
+  readonly minInputs?: number;
+  readonly maxInputs?: number;
+  /** Throws an Error with a user-facing message when global parameters are out of range. */
+  validate?(params: Readonly<Record<string, number>>, inputs: TensorMerge['inputs']): void;
+  merge(t: TensorMerge): Promise<void>;
+}

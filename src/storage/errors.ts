@@ -1,0 +1,33 @@
+/** Where a safetensors problem was found; every field is optional except the file. */
+export interface SafetensorsErrorLocation {
+  readonly file: string;
+  readonly tensor?: string;
+  /** The model as the user named it, when the file belongs to a model folder. */
+  readonly model?: string;
+}
+
+/**
+ * A safetensors file (or a sharded model's index) that Alloy refuses to read. The message says
+ * what is wrong, where, and what to do; the fields let callers point at the culprit.
+ */
+export class SafetensorsError extends Error {
+  readonly file: string;
+  readonly tensor?: string;
+  readonly model?: string;
+
+  constructor(where: SafetensorsErrorLocation, problem: string) {
+    super(`${describeLocation(where)}: ${problem}`);
+    this.name = 'SafetensorsError';
+    this.file = where.file;
+    if (where.tensor !== undefined) this.tensor = where.tensor;
+    if (where.model !== undefined) this.model = where.model;
+  }
+}
+
+function describeLocation(where: SafetensorsErrorLocation): string {
+  const parts: string[] = [];
+  if (where.model !== undefined) parts.push(`model "${where.model}"`);
+  parts.push(`file "${where.file}"`);
+  if (where.tensor !== undefined) parts.push(`tensor "${where.tensor}"`);
+  return parts.join(', ');
+}

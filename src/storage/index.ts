@@ -1,0 +1,51 @@
+/**
+ * Storage: safetensors reading and writing, dtype codecs, output sharding. Everything here runs
+ * in the browser and in Node; the Node file-system implementations live in `./node-fs` and are
+ * imported from there so that browser bundles never pull in `node:fs`.
+ */
+export type {
+  ByteSink,
+  ByteSource,
+  FloatDtype,
+  ModelFolder,
+  ModelTensors,
+  OutputFolder,
+  SafetensorsDtype,
+  TensorInfo,
+} from './types';
+export {
+  DTYPE_SIZES,
+  decodeToF32,
+  dtypeSize,
+  encodeFromF32,
+  isFloatDtype,
+  isSafetensorsDtype,
+  safetensorsDtypeFromConfig,
+  type ConfigDtypeName,
+} from './dtype';
+export { SafetensorsError, type SafetensorsErrorLocation } from './errors';
+export {
+  MAX_HEADER_BYTES,
+  parseSafetensorsHeader,
+  readSafetensorsHeader,
+  type ReadHeaderOptions,
+  type SafetensorsHeader,
+} from './safetensors-reader';
+export { INDEX_FILE, SINGLE_FILE, loadModelTensors } from './model-tensors';
+export {
+  DEFAULT_METADATA,
+  SafetensorsStreamWriter,
+  WRITE_BLOCK_BYTES,
+  encodeSafetensorsHeader,
+  type SafetensorsEntry,
+} from './safetensors-writer';
+export {
+  DEFAULT_SHARD_SIZE,
+  MERGEKIT_VERSION,
+  buildShardIndex,
+  layoutShards,
+  parseShardSize,
+  shardFileName,
+  type ShardLayout,
+  type ShardTensor,
+} from './shard-layout';

@@ -1,0 +1,79 @@
+/** Element types of the safetensors format (names as in the file header). */
+export type SafetensorsDtype =
+  | 'F64' | 'F32' | 'F16' | 'BF16'
+  | 'I64' | 'I32' | 'I16' | 'I8'
+  | 'U64' | 'U32' | 'U16' | 'U8'
+  | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
+
+/** The float dtypes Alloy decodes to f32 and encodes back (everything else is copied as raw bytes). */
+export type FloatDtype = 'F32' | 'F16' | 'BF16';
+
+/**
+ * Random access to the bytes of one file, wherever it lives (Node fs, a browser File/Blob,
+ * an HTTP range request, an OPFS cache). `read` must return exactly `length` bytes or throw.
+ */
+export interface ByteSource {
+  /** Human-readable location used in error messages (a path or URL). */
+  readonly name: string;
+  readonly size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Releases what the source holds open (a Node file handle). Optional: sources that hold
+   * nothing omit it. Callers that open a source call `close?.()` when done with it.
+   */
+  close?(): Promise<void>;
+}
+
+/** One tensor of a safetensors file, with its absolute byte position inside that file. */
+export interface TensorInfo {
+  readonly name: string;
+  readonly dtype: SafetensorsDtype;
+  readonly shape: readonly number[];
+  /** File name relative to the model folder (e.g. `model-00001-of-00002.safetensors`). */
+  readonly file: string;
+  /** Absolute offset of the first byte of the tensor data in `file`. */
+  readonly offset: number;
+  readonly byteLength: number;
+}
+
+/** The tensors of one model, merged over all of its shards. */
+export interface ModelTensors {
+  /** Shard file names in order (one entry for an unsharded model). */
+  readonly files: readonly string[];
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+}
+
+/**
+ * A model folder as a set of named files (local folder, Hub repo at a revision, dropped files).
+ * Only small files are read whole (`readText`); weights are opened as ranged byte sources.
+ */
+export interface ModelFolder {
+  /** How the user referred to the model (used in messages). */
+  readonly id: string;
+  listFiles(): Promise<string[]>;
+  /** Returns null when the file does not exist. */
+  open(file: string): Promise<ByteSource | null>;
+  /** Returns null when the file does not exist. */
+  readText(file: string): Promise<string | null>;
+}
+
+/**
+ * A file being written front to back. `write` must be done with `bytes` when its promise
+ * resolves: the caller may then reuse the buffer (the safetensors writer does).
+ */
+export interface ByteSink {
+  write(bytes: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Where a merge writes its files. Implementations make the output appear only on `commit`
+ * (Node: temporary sibling folder renamed at the end) and remove everything on `abort`.
+ */
+export interface OutputFolder {
+  create(file: string): Promise<ByteSink>;
+  writeText(file: string, text: string): Promise<void>;
+  writeBytes(file: string, bytes: Uint8Array): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}

@@ -1,0 +1,103 @@
+import { CpuBackend } from '../../src/backend';
+import type { ComputeBackend } from '../../src/backend';
+import { TensorJobRunner } from '../../src/engine/tensor-job-runner';
+import { findMethod } from '../../src/methods';
+import type { TensorJob } from '../../src/plan/types';
+import { decodeToF32, encodeFromF32 } from '../../src/storage';
+import type { ByteSource, FloatDtype } from '../../src/storage/types';
+
+export interface ArrayInput {
+  values: ArrayLike<number>;
+  shape?: number[];
+  params?: Record<string, number>;
+  dtype?: FloatDtype;
+}
+
+export interface RunOptions {
+  params?: Record<string, number>;
+  baseIndex?: number;
+  shape?: number[];
+  dtype?: FloatDtype;
+  isEmbed?: boolean;
+  budgetBytes?: number;
+  seed?: number;
+  backend?: ComputeBackend;
+  name?: string;
+}
+
+function memorySource(name: string, bytes: Uint8Array): ByteSource {
+  return {
+    name,
+    size: bytes.length,
+    async read(offset, length) {
+      if (offset + length > bytes.length) throw new Error(`read past end of ${name}`);
+      return bytes.slice(offset, offset + length);
+    },
+  };
+}
+
+/**
+ * Runs one method on in-memory tensors through the real engine job runner and CPU backend
+ * (or the given backend) and returns the decoded output with the warnings it raised.
+ */
+export async function runMethod(
+  methodName: string,
+  inputs: ArrayInput[],
+  options: RunOptions = {},
+): Promise<{ values: Float32Array; warnings: string[]; bytes: Uint8Array }> {
+  const method = findMethod(methodName);
+  if (!method) throw new Error(`no method ${methodName}`);
+  const dtype = options.dtype ?? 'F32';
+  const shape = options.shape ?? inputs[0].shape ?? [inputs[0].values.length];
+  const numel = shape.reduce((a, b) => a * b, 1);
+  const size = dtype === 'F32' ? 4 : 2;
+  const sources = inputs.map((input, i) => {
+    const inputDtype = input.dtype ?? dtype;
+    return memorySource(`input${i}`, encodeFromF32(Float32Array.from(input.values), inputDtype));
+  });
+  const job: TensorJob = {
+    name: options.name ?? 'model.layers.0.mlp.up_proj.weight',
+    shape,
+    dtype,
+    method: methodName,
+    baseIndex: options.baseIndex ?? -1,
+    params: options.params ?? {},
+    isEmbed: options.isEmbed ?? false,
+    byteLength: numel * size,
+    inputs: inputs.map((input, i) => ({
+      model: `m${i}`,
+      params: input.params ?? {},
+      tensor: {
+        name: 'x',
+        dtype: input.dtype ?? dtype,
+        shape: input.shape ?? shape,
+        file: `input${i}`,
+        offset: 0,
+        byteLength: sources[i].size,
+      },
+    })),
+  };
+  const chunks: Uint8Array[] = [];
+  const warnings: string[] = [];
+  const runner = new TensorJobRunner(job, {
+    backend: options.backend ?? new CpuBackend(),
+    source: async (model) => sources[Number(model.slice(1))],
+    seed: options.seed ?? 1234,
+    budgetBytes: options.budgetBytes ?? 1 << 24,
+    warn: (m) => warnings.push(m),
+    onRead: () => undefined,
+    onOutput: () => undefined,
+    write: async (b) => {
+      chunks.push(b.slice());
+    },
+  });
+  await method.merge(runner);
+  if (!runner.complete) throw new Error('incomplete output');
+  const bytes = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
+  let o = 0;
+  for (const c of chunks) {
+    bytes.set(c, o);
+    o += c.length;
+  }
+  return { values: decodeToF32(bytes, dtype), warnings, bytes };
+}
