@@ -122,7 +122,10 @@ function outputArray(out: Float32Array | undefined, n: number): Float32Array {
   return out.length === n ? out : out.subarray(0, n);
 }
 
-/** A 16-bit view of `bytes`, copying them to an aligned buffer first when they are misaligned. */
+/**
+ * A 16-bit view of `bytes`. Typed-array views need aligned offsets, so misaligned input (a
+ * tensor at an odd offset inside a larger read) is first copied to a fresh buffer.
+ */
 function u16View(bytes: Uint8Array, n: number): Uint16Array {
   if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
   return new Uint16Array(bytes.slice().buffer, 0, n);
@@ -172,11 +175,11 @@ export function decodeToF32(bytes: Uint8Array, dtype: FloatDtype, out?: Float32A
  */
 export function encodeFromF32(values: Float32Array, dtype: FloatDtype, out?: Uint8Array): Uint8Array {
   assertLittleEndian();
-  const n = values.length;
-  const size = dtype === 'F32' ? 4 : 2;
   if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') {
     throw new Error(`cannot encode f32 values as dtype ${String(dtype)}`);
   }
+  const n = values.length;
+  const size = dtype === 'F32' ? 4 : 2;
   let result: Uint8Array;
   if (out) {
     if (out.length < n * size) {
@@ -186,12 +189,12 @@ export function encodeFromF32(values: Float32Array, dtype: FloatDtype, out?: Uin
   } else {
     result = new Uint8Array(n * size);
   }
-  // Read the f32 bit patterns directly so NaN payloads are never canonicalised by a JS number.
-  const src = new Uint32Array(values.buffer, values.byteOffset, n);
   if (dtype === 'F32') {
     result.set(new Uint8Array(values.buffer, values.byteOffset, n * 4));
     return result;
   }
+  // Read the f32 bit patterns directly so NaN payloads are never canonicalised by a JS number.
+  const src = new Uint32Array(values.buffer, values.byteOffset, n);
   // Encode straight into `result` when it is 2-byte aligned, else into a scratch array.
   const aligned = result.byteOffset % 2 === 0;
   const dst = aligned ? new Uint16Array(result.buffer, result.byteOffset, n) : new Uint16Array(n);
@@ -226,10 +229,9 @@ function encodeF16(src: Uint32Array, dst: Uint16Array, n: number): void {
         // >= 65520 (halfway between f16 max 65504 and 2^16) rounds to Inf, as do Inf and NaN.
         h = abs > 0x7f800000 ? 0x7e00 | ((abs >>> 13) & 0x3ff) : 0x7c00;
       } else {
-        // Normal f16: rebias the exponent (127 -> 15) and round off 13 mantissa bits.
-        const rest = abs & 0x1fff;
-        h = (abs - 0x38000000) >>> 13;
-        if (rest > 0x1000 || (rest === 0x1000 && (h & 1) !== 0)) h++;
+        // Normal f16: rebias the exponent (127 -> 15) and round off 13 mantissa bits, ties to
+        // even by the same add-and-carry trick as bf16 (a carry into the exponent is correct).
+        h = (abs - 0x38000000 + 0xfff + ((abs >>> 13) & 1)) >>> 13;
       }
     } else if (abs >= 0x33000000) {
       // f16 subnormal (or rounds up to the smallest normal): value = mant * 2^(e-150) and

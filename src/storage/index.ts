@@ -49,3 +49,4 @@ export {
   type ShardLayout,
   type ShardTensor,
 } from './shard-layout';
+export { MemoryByteSource, MemorySink, memoryModelFolder } from './memory';

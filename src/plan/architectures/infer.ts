@@ -73,7 +73,8 @@ export function inferArchitecture(
     };
   };
   const isPre = (name: string): boolean =>
-    !hasSegment(name, OUTPUT_EMBED_SEGMENTS) && name.split('.').some((seg) => PRE_SEGMENT.test(seg));
+    !hasSegment(name, OUTPUT_EMBED_SEGMENTS) &&
+    (hasSegment(name, INPUT_EMBED_SEGMENTS) || name.split('.').some((seg) => PRE_SEGMENT.test(seg)));
 
   const sortedLoose = [...loose].sort();
   const layerWeights: WeightInfo[] = [...templates].sort().map((template) => {

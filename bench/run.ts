@@ -1,0 +1,101 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { writeBenchModel, type BenchModelSpec } from './generate-models';
+
+/**
+ * `npm run bench`: merges three generated bf16 Llama-layout models (≥ 1 GB of input in total) with
+ * each method on the CPU backend, in a fresh process per merge, and reports MB/s of input and
+ * peak RSS as JSON (printed and written to .bench/results.json).
+ *
+ * Options: --backend cpu|webgpu (default cpu), --methods a,b,c, --scale N (model size multiplier).
+ */
+const argv = process.argv.slice(2);
+const option = (name: string, fallback: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? argv[i + 1] : fallback;
+};
+const backend = option('backend', 'cpu');
+const scale = Number(option('scale', '1'));
+const root = resolve('.bench');
+const modelsDir = join(root, 'models');
+mkdirSync(modelsDir, { recursive: true });
+
+const spec: BenchModelSpec = { hidden: 2048, intermediate: 5632, layers: Math.max(1, Math.round(3 * scale)), vocab: 8192 };
+
+const CONFIGS: Record<string, string> = {
+  linear: `models:
+  - {model: base, parameters: {weight: 0.4}}
+  - {model: ft1, parameters: {weight: 0.3}}
+  - {model: ft2, parameters: {weight: 0.3}}
+merge_method: linear
+dtype: bfloat16
+`,
+  slerp: `models:
+  - model: base
+  - model: ft1
+merge_method: slerp
+base_model: base
+parameters: {t: 0.4}
+dtype: bfloat16
+`,
+  task_arithmetic: `models:
+  - {model: ft1, parameters: {weight: 0.5}}
+  - {model: ft2, parameters: {weight: 0.5}}
+merge_method: task_arithmetic
+base_model: base
+dtype: bfloat16
+`,
+  ties: `models:
+  - {model: ft1, parameters: {weight: 0.5, density: 0.5}}
+  - {model: ft2, parameters: {weight: 0.5, density: 0.5}}
+merge_method: ties
+base_model: base
+dtype: bfloat16
+`,
+  passthrough: `slices:
+  - sources: [{model: base, layer_range: [0, ${spec.layers}]}]
+  - sources: [{model: ft1, layer_range: [0, ${spec.layers}]}]
+merge_method: passthrough
+dtype: bfloat16
+`,
+};
+const methods = option('methods', Object.keys(CONFIGS).join(',')).split(',');
+
+const sizes = [
+  await writeBenchModel(join(modelsDir, 'base'), spec, 1),
+  await writeBenchModel(join(modelsDir, 'ft1'), spec, 2, 1),
+  await writeBenchModel(join(modelsDir, 'ft2'), spec, 3, 1),
+];
+process.stderr.write(`bench models: 3 × ${(sizes[0] / 1e6).toFixed(0)} MB in ${modelsDir}\n`);
+
+const results = [];
+for (const method of methods) {
+  const config = CONFIGS[method];
+  if (!config) throw new Error(`unknown bench method ${method}`);
+  writeFileSync(join(modelsDir, `${method}.yml`), config);
+  const out = join(modelsDir, `out-${method}`);
+  rmSync(out, { recursive: true, force: true });
+  const raw = execFileSync(
+    process.execPath,
+    [resolve('dist/bench/merge-once.js'), 'merge', `${method}.yml`, out, '--backend', backend, '--quiet', '--random-seed', '1'],
+    { cwd: modelsDir, encoding: 'utf8', maxBuffer: 1 << 24 },
+  );
+  const run = JSON.parse(raw.trim().split('\n').pop()!) as { code: number; seconds: number; peakRssBytes: number; stderr: string };
+  if (run.code !== 0) throw new Error(`${method} merge failed: ${run.stderr}`);
+  const models = (config.match(/model: (base|ft1|ft2)/g) ?? []).length;
+  const inputBytes = method === 'passthrough' ? sizes[0] + sizes[1] : sizes[0] * models + (config.includes('base_model: base') && !config.includes('- model: base') ? sizes[0] : 0);
+  results.push({
+    method,
+    backend,
+    inputBytes,
+    seconds: Number(run.seconds.toFixed(3)),
+    inputMBps: Number((inputBytes / 1e6 / run.seconds).toFixed(1)),
+    peakRssMB: Number((run.peakRssBytes / 1e6).toFixed(1)),
+  });
+  rmSync(out, { recursive: true, force: true });
+  process.stderr.write(`${method}: ${JSON.stringify(results[results.length - 1])}\n`);
+}
+const report = { date: new Date().toISOString(), node: process.version, spec, results };
+writeFileSync(join(root, 'results.json'), JSON.stringify(report, null, 2));
+process.stdout.write(JSON.stringify(report, null, 2) + '\n');

@@ -1,0 +1,219 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { randomInt } from 'node:crypto';
+import { CpuBackend } from '../backend';
+import { ConfigError, parseMergeConfig } from '../config';
+import { MergeCancelledError, runMerge, type MergeProgress } from '../engine';
+import { buildPlan, PlanError, type PlanOptions } from '../plan';
+import { parseShardSize, SafetensorsError } from '../storage';
+import { NodeOutputFolder } from '../storage/node-fs';
+import { parseArgs, UsageError, type FlagSpec } from './args';
+import { formatPlan } from './format-plan';
+import { loadLocalModels, ModelNotFoundError } from './local-models';
+import { formatBytes, formatDuration, renderProgressLine } from './progress-bar';
+
+/** Where the CLI writes and what it knows of its terminal (replaced in tests). */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly cwd: string;
+  readonly isTTY: boolean;
+  readonly columns: number;
+  readonly signal?: AbortSignal;
+}
+
+const USAGE = `Usage:
+  alloy merge CONFIG OUT_DIR [options]   merge the models of a mergekit YAML config into OUT_DIR
+  alloy plan CONFIG [options]            print what a merge would do, without reading any weight
+
+Options:
+  --backend auto|cpu|webgpu   where the arithmetic runs (default auto)
+  --out-shard-size SIZE       bytes per output shard, with k/M/B suffixes (default 5B)
+  --random-seed N             seed for methods that draw random numbers
+  --allow-crimes              merge models of different architectures anyway
+  --no-copy-tokenizer         do not copy the base model's tokenizer files
+  --no-write-model-card       do not write README.md and mergekit_config.yml
+  --memory SIZE               working memory per tensor chunk (default 128M)
+  --quiet                     no progress output
+  --help, --version
+`;
+
+const PLAN_FLAGS: FlagSpec[] = [
+  { name: 'backend', type: 'string', choices: ['auto', 'cpu', 'webgpu'] },
+  { name: 'out-shard-size', type: 'string' },
+  { name: 'random-seed', type: 'string' },
+  { name: 'allow-crimes', type: 'boolean' },
+  { name: 'copy-tokenizer', type: 'boolean' },
+  { name: 'write-model-card', type: 'boolean' },
+  { name: 'memory', type: 'string' },
+  { name: 'quiet', type: 'boolean' },
+];
+
+function defaultIo(): CliIo {
+  // Ctrl-C cancels the merge cleanly: the temporary output folder is removed.
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  return {
+    signal: controller.signal,
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    cwd: process.cwd(),
+    isTTY: Boolean(process.stderr.isTTY),
+    columns: process.stderr.columns ?? 80,
+  };
+}
+
+/** Runs the CLI; returns the exit status (0 ok, 2 invalid config or usage, 1 failed merge). */
+export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      io.stdout(USAGE);
+      return command === undefined ? 2 : 0;
+    }
+    if (command === '--version') {
+      io.stdout(`alloy ${__ALLOY_VERSION__}\n`);
+      return 0;
+    }
+    if (command === 'merge') return await mergeCommand(rest, io);
+    if (command === 'plan') return await planCommand(rest, io);
+    throw new UsageError(`unknown command '${command}'`);
+  } catch (error) {
+    return report(error, io);
+  }
+}
+
+declare const __ALLOY_VERSION__: string;
+
+function report(error: unknown, io: CliIo): number {
+  if (error instanceof UsageError) {
+    io.stderr(`alloy: ${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (error instanceof ConfigError) {
+    io.stderr(`alloy: invalid config\n${error.message}\n`);
+    return 2;
+  }
+  if (error instanceof PlanError) {
+    io.stderr(`alloy: cannot plan this merge: ${error.message}\n`);
+    return 2;
+  }
+  if (error instanceof MergeCancelledError) {
+    io.stderr(`alloy: ${error.message}\n`);
+    return 1;
+  }
+  if (error instanceof SafetensorsError || error instanceof ModelNotFoundError) {
+    io.stderr(`alloy: ${error.message}\n`);
+    return 1;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  io.stderr(`alloy: merge failed: ${message}\n`);
+  if (process.env.ALLOY_DEBUG && error instanceof Error) io.stderr(`${error.stack}\n`);
+  return 1;
+}
+
+interface Prepared {
+  readonly plan: ReturnType<typeof buildPlan>;
+  readonly models: Awaited<ReturnType<typeof loadLocalModels>>;
+}
+
+async function prepare(configPath: string, flags: Record<string, string | boolean>, io: CliIo, outDir?: string): Promise<Prepared> {
+  const file = path.resolve(io.cwd, configPath);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new UsageError(`cannot read config file ${file}`);
+  }
+  const { config, warnings } = parseMergeConfig(text, configPath);
+  for (const w of warnings) io.stderr(`warning: ${configPath}: ${w.path ? w.path + ': ' : ''}${w.message}\n`);
+  const models = await loadLocalModels(config, io.cwd);
+  for (const w of models.warnings) io.stderr(`warning: ${w}\n`);
+  const options: PlanOptions = {
+    outShardSize: flags['out-shard-size'] !== undefined ? sizeFlag('out-shard-size', String(flags['out-shard-size'])) : undefined,
+    allowCrimes: flags['allow-crimes'] === true,
+    copyTokenizer: flags['copy-tokenizer'] !== false,
+    writeModelCard: flags['write-model-card'] !== false,
+    randomSeed: seedFlag(flags['random-seed']),
+    outputName: outDir ? path.basename(path.resolve(io.cwd, outDir)) : undefined,
+    configText: text,
+  };
+  const plan = buildPlan(config, models.metadata, options);
+  return { plan, models };
+}
+
+function sizeFlag(name: string, value: string): number {
+  try {
+    return parseShardSize(value);
+  } catch (error) {
+    throw new UsageError(`--${name}: ${(error as Error).message}`);
+  }
+}
+
+function seedFlag(value: string | boolean | undefined): number {
+  if (value === undefined) return randomInt(0, 2 ** 31);
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n >= 2 ** 32) throw new UsageError(`--random-seed must be an integer from 0 to 4294967295, not '${value}'`);
+  return n;
+}
+
+async function planCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  const { positionals, flags } = parseArgs(argv, PLAN_FLAGS);
+  if (positionals.length !== 1) throw new UsageError('plan takes exactly one argument: CONFIG');
+  const { plan, models } = await prepare(positionals[0], flags, io);
+  await models.sources.closeAll();
+  io.stdout(formatPlan(plan));
+  return 0;
+}
+
+async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  const { positionals, flags } = parseArgs(argv, PLAN_FLAGS);
+  if (positionals.length !== 2) throw new UsageError('merge takes exactly two arguments: CONFIG OUT_DIR');
+  const [configPath, outDir] = positionals;
+  const backendName = String(flags.backend ?? 'auto');
+  if (backendName === 'webgpu') {
+    throw new UsageError('--backend webgpu is not available in this version of the CLI yet; use --backend cpu (or auto)');
+  }
+  const budgetBytes = flags.memory !== undefined ? sizeFlag('memory', String(flags.memory)) : undefined;
+  const { plan, models } = await prepare(configPath, flags, io, outDir);
+  for (const w of plan.warnings) io.stderr(`warning: ${w}\n`);
+  const output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
+  const quiet = flags.quiet === true;
+  const showBar = !quiet && io.isTTY;
+  let lastLine = 0;
+  const onProgress = (p: MergeProgress): void => {
+    if (quiet) return;
+    if (showBar) {
+      const line = renderProgressLine(p, io.columns);
+      io.stderr(`\r${line}${' '.repeat(Math.max(0, lastLine - line.length))}`);
+      lastLine = line.length;
+    } else if (p.phase === 'done') {
+      io.stderr(`merged ${p.tensorsTotal} tensors\n`);
+    }
+  };
+  const backend = new CpuBackend();
+  try {
+    const result = await runMerge(plan, {
+      backend,
+      sources: models.sources,
+      output,
+      budgetBytes,
+      signal: io.signal,
+      onProgress,
+      progressIntervalMs: showBar ? 100 : 60_000,
+    });
+    if (showBar) io.stderr('\n');
+    for (const w of result.warnings) io.stderr(`warning: ${w}\n`);
+    if (!quiet) {
+      const rate = result.elapsedMs > 0 ? plan.totalInputBytes / (result.elapsedMs / 1000) : 0;
+      io.stderr(
+        `Wrote ${output.dir}: ${plan.jobs.length} tensors, ${formatBytes(result.bytesWritten)} in ` +
+          `${formatDuration(result.elapsedMs)} (${formatBytes(rate)}/s of input, ${backend.name} backend)\n`,
+      );
+    }
+    return 0;
+  } finally {
+    await models.sources.closeAll();
+    await backend.dispose();
+  }
+}

@@ -1,0 +1,153 @@
+import { findMethod, MERGEKIT_METHOD_NAMES, METHODS } from '../methods/index';
+import type { ConfigIssue } from './errors';
+import { IssueList, type LocatedIssue } from './issues';
+import { formatModelReference, LORA_UNSUPPORTED_MESSAGE, sameModel } from './model-reference';
+import { childPath } from './paths';
+import { isPlaceholderRef } from './read-config';
+import { closest } from './suggest';
+import type { MergeConfig } from './types';
+import { validateMethod } from './validate-method';
+import { modelReferences, sliceViews } from './walk';
+
+/** Built-in chat templates mergekit ships (MERGEKIT_SPEC.md §2.9). */
+export const BUILTIN_CHAT_TEMPLATES = ['alpaca', 'chatml', 'llama3', 'mistral', 'exaone'] as const;
+
+/**
+ * Checks a typed config (from YAML or the app's form): the rules that span several keys, then the
+ * merge method's own (validate-method.ts). Issues carry paths but no line numbers.
+ */
+export function validateConfig(config: MergeConfig): ConfigIssue[] {
+  return collectConfigIssues(config, { methodName: true, methodRules: true });
+}
+
+export interface CollectOptions {
+  /** Check that merge_method names a method Alloy implements. */
+  methodName: boolean;
+  /** Apply the method's rules (needs a readable models/slices/modules layout). */
+  methodRules: boolean;
+}
+
+export function collectConfigIssues(config: MergeConfig, options: CollectOptions): LocatedIssue[] {
+  const issues = new IssueList();
+  checkLayout(config, issues);
+  const method = options.methodName ? checkMethodName(config.merge_method, issues) : undefined;
+  checkLayerRanges(config, issues);
+  checkDuplicates(config, issues);
+  for (const { model, path } of modelReferences(config)) {
+    if (model.lora) issues.error(path, LORA_UNSUPPORTED_MESSAGE);
+  }
+  if (config.tokenizer_source !== undefined && config.tokenizer !== undefined) {
+    issues.error(
+      'tokenizer',
+      'tokenizer_source and tokenizer cannot both be given: tokenizer_source: X is the older spelling of tokenizer: {source: X}; keep one',
+    );
+  }
+  if (config.chat_template !== undefined) checkChatTemplate(config.chat_template, issues);
+  config.slices?.forEach((slice, i) => {
+    if (slice.residual_weight !== undefined) {
+      issues.warning(childPath(childPath('slices', i), 'residual_weight'), 'residual_weight has no effect (mergekit reads it but never uses it)', 'key');
+    }
+  });
+  if (config.modules !== undefined) {
+    issues.warning('modules', 'multi-module (modules:) merges are not supported by Alloy yet: this config can be read and checked, but not run');
+  }
+  if (method && options.methodRules) issues.add(validateMethod(config, method));
+  return issues.issues;
+}
+
+function checkLayout(config: MergeConfig, issues: IssueList): void {
+  const present = (['models', 'slices', 'modules'] as const).filter((k) => config[k] !== undefined);
+  if (present.length === 0) {
+    issues.error('', 'the config needs one of models (merge whole models), slices (merge layer ranges) or modules');
+  }
+  for (const key of present.slice(1)) {
+    issues.error(key, `${present[0]} and ${key} cannot both be given: use exactly one of models, slices or modules`, 'key');
+  }
+  const empty = (list: readonly unknown[] | undefined, path: string) => {
+    if (list !== undefined && list.length === 0) issues.error(path, 'this list is empty: it needs at least one entry');
+  };
+  empty(config.models, 'models');
+  empty(config.slices, 'slices');
+  config.slices?.forEach((s, i) => empty(s.sources, childPath(childPath('slices', i), 'sources')));
+  for (const [name, module] of Object.entries(config.modules ?? {})) {
+    const path = childPath('modules', name);
+    const count = (module.models ? 1 : 0) + (module.slices ? 1 : 0);
+    if (count !== 1) issues.error(path, `module '${name}' needs exactly one of models or slices`);
+  }
+}
+
+function checkMethodName(name: string, issues: IssueList) {
+  if (name === '') {
+    issues.error('merge_method', 'merge_method is required (for example linear, slerp, ties or passthrough)');
+    return undefined;
+  }
+  const method = findMethod(name);
+  if (method) return method;
+  if (MERGEKIT_METHOD_NAMES.includes(name)) {
+    issues.error(
+      'merge_method',
+      `merge method '${name}' is not supported by Alloy yet (supported: ${METHODS.map((m) => m.name).join(', ')})`,
+    );
+    return undefined;
+  }
+  const suggestion = closest(name, MERGEKIT_METHOD_NAMES);
+  issues.error(
+    'merge_method',
+    `unknown merge method '${name}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}; mergekit's methods are ${MERGEKIT_METHOD_NAMES.join(', ')}`,
+  );
+  return undefined;
+}
+
+function checkLayerRanges(config: MergeConfig, issues: IssueList): void {
+  for (const view of sliceViews(config, sameModel)) {
+    if (view.modelsSyntax) continue;
+    const counts: { count: number; path: string; model: string }[] = [];
+    for (const source of view.sources) {
+      const range = source.layerRange;
+      if (!range || Number.isNaN(range[0]) || Number.isNaN(range[1])) continue;
+      const path = childPath(source.path, 'layer_range');
+      const [start, end] = range;
+      if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start) {
+        issues.error(path, `layer_range [${start}, ${end}] is not a valid range [start, end): it needs 0 ≤ start ≤ end (end is exclusive)`);
+        continue;
+      }
+      counts.push({ count: end - start, path, model: formatModelReference(source.model) });
+    }
+    const first = counts[0];
+    for (const other of counts.slice(1)) {
+      if (other.count !== first.count) {
+        issues.error(
+          other.path,
+          `All inputs to a slice must contain the same number of layers: this source has ${other.count}, but the first (${first.model}) has ${first.count}`,
+        );
+      }
+    }
+  }
+}
+
+function checkDuplicates(config: MergeConfig, issues: IssueList): void {
+  for (const view of sliceViews(config, sameModel)) {
+    const seen = new Set<string>();
+    for (const source of view.sources) {
+      if (isPlaceholderRef(source.model)) continue;
+      const key = formatModelReference(source.model);
+      if (seen.has(key)) {
+        issues.warning(
+          source.path,
+          `${key} is listed more than once ${view.modelsSyntax ? 'in models' : 'in this slice'}: a model takes part in a merge once (the parameters of its last entry are used)`,
+        );
+      }
+      seen.add(key);
+    }
+  }
+}
+
+function checkChatTemplate(template: string, issues: IssueList): void {
+  if (template === 'auto' || (BUILTIN_CHAT_TEMPLATES as readonly string[]).includes(template)) return;
+  if (template.length >= 20 && template.includes('{')) return;
+  const suggestion = closest(template, [...BUILTIN_CHAT_TEMPLATES, 'auto']);
+  issues.error(
+    'chat_template',
+    `Invalid chat template '${template.length > 40 ? `${template.slice(0, 37)}...` : template}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}: use auto, a built-in name (${BUILTIN_CHAT_TEMPLATES.join(', ')}) or a Jinja template (at least 20 characters, containing '{')`,
+  );
+}

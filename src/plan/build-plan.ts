@@ -1,0 +1,371 @@
+import { configToYaml, formatModelReference, layerT, resolveParameter, toOutputSlices } from '../config';
+import type { MergeConfig, ModelReference, OutputSliceDefinition, Parameters } from '../config/types';
+import { findMethod, type MergeMethod } from '../methods';
+import { buildShardIndex, DEFAULT_SHARD_SIZE, dtypeSize, isFloatDtype, layoutShards, safetensorsDtypeFromConfig } from '../storage';
+import type { SafetensorsDtype, TensorInfo } from '../storage/types';
+import {
+  architectureWeights,
+  findArchitecture,
+  inferArchitecture,
+  numLayers,
+  type ArchitectureDefinition,
+  type WeightInfo,
+} from './architectures';
+import { findTensor, hasOwnTensor } from './find-tensor';
+import { renderModelCard } from './model-card';
+import type { ModelMetadata } from './model-metadata';
+import { outputModelConfig } from './output-config';
+import { tokenizerFilesToCopy } from './tokenizer-files';
+import type { FileToCopy, MergePlan, TensorInput, TensorJob } from './types';
+
+export interface PlanOptions {
+  /** Maximum bytes of tensor data per output shard (mergekit `--out-shard-size`, default 5B). */
+  readonly outShardSize?: number;
+  /** Merge models of different architectures anyway (mergekit `--allow-crimes`). */
+  readonly allowCrimes?: boolean;
+  readonly copyTokenizer?: boolean;
+  readonly writeModelCard?: boolean;
+  /** Seed of random methods; recorded in the plan (the caller picks one when the user gave none). */
+  readonly randomSeed?: number;
+  /** Title of the model card (mergekit uses the output folder's name). */
+  readonly outputName?: string;
+  /** The YAML exactly as the user wrote it, for mergekit_config.yml and the model card. */
+  readonly configText?: string;
+}
+
+/** A planning failure the user can act on; `yamlPath` points into the config where relevant. */
+export class PlanError extends Error {
+  constructor(
+    message: string,
+    readonly yamlPath?: string,
+  ) {
+    super(yamlPath ? `${yamlPath}: ${message}` : message);
+    this.name = 'PlanError';
+  }
+}
+
+/** Every model the config refers to, in order of first mention (mergekit picks a random order). */
+export function referencedModels(config: MergeConfig): ModelReference[] {
+  const refs: ModelReference[] = [];
+  const seen = new Set<string>();
+  const add = (ref: ModelReference | undefined): void => {
+    if (!ref) return;
+    const key = formatModelReference(ref);
+    if (!seen.has(key)) {
+      seen.add(key);
+      refs.push(ref);
+    }
+  };
+  for (const m of config.models ?? []) add(m.model);
+  for (const s of config.slices ?? []) {
+    for (const src of s.sources) add(src.model);
+    add(s.base_model);
+  }
+  add(config.base_model);
+  return refs;
+}
+
+interface Region {
+  readonly slice: OutputSliceDefinition;
+  readonly weight: (model: ModelMetadata, source: number) => WeightInfo;
+  readonly outWeight: WeightInfo;
+  readonly t: number;
+}
+
+/**
+ * Builds the merge plan from a validated config and the metadata of every referenced model
+ * (MERGEKIT_SPEC.md §0, §2.3–2.5, §3). Pure: no I/O, the same inputs give the same plan.
+ */
+export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, ModelMetadata>, options: PlanOptions = {}): MergePlan {
+  const method = findMethod(config.merge_method);
+  if (!method) throw new PlanError(`merge method '${config.merge_method}' is not supported by Alloy`, 'merge_method');
+  rejectUnsupported(config);
+  const warnings: string[] = [];
+  const refs = referencedModels(config);
+  const modelOf = (ref: ModelReference): ModelMetadata => {
+    const key = formatModelReference(ref);
+    const m = models.get(key);
+    if (!m) throw new Error(`internal: no metadata loaded for model ${key}`);
+    return m;
+  };
+  const metas = refs.map(modelOf);
+
+  // Architecture: one definition for all models (unless --allow-crimes), or one inferred from names.
+  const defs = metas.map((m) => findArchitecture(m.config));
+  let archOf: (m: ModelMetadata) => ArchitectureDefinition;
+  if (defs.some((d) => d === null)) {
+    const unknown = metas.filter((_, i) => defs[i] === null).map((m) => `${m.key} (${String((m.config.architectures as unknown[])[0])})`);
+    warnings.push(`No architecture definition for ${unknown.join(', ')}: tensor names were inferred from the checkpoints.`);
+    const inferred = inferArchitecture(metas.map((m) => [...m.tensors.tensors.keys()]));
+    archOf = () => inferred;
+  } else {
+    const distinct = [...new Set(defs)];
+    if (distinct.length > 1) {
+      const list = metas.map((m, i) => `${m.key}: ${defs[i]!.architectures[0]}`).join(', ');
+      if (!options.allowCrimes) {
+        throw new PlanError(
+          `the models have different architectures (${list}). Merging them rarely works; ` +
+            'pass --allow-crimes to try anyway (it skips this check only, shapes must still match).',
+        );
+      }
+      warnings.push(`Merging different architectures because of --allow-crimes: ${list}.`);
+    }
+    archOf = (m) => defs[metas.indexOf(m)]!;
+  }
+  const layersOf = (m: ModelMetadata): number => numLayers(m.config, archOf(m));
+
+  const slices = toOutputSlices(config, (ref) => layersOf(modelOf(ref)));
+  const baseRef = config.base_model;
+  const donor = baseRef ? modelOf(baseRef) : metas[0];
+  const outArch = archOf(donor);
+  const totalLayers = slices.reduce((s, sl) => s + (sl.sources[0].layer_range[1] - sl.sources[0].layer_range[0]), 0);
+  const outWeights = architectureWeights(outArch, config.slices ? totalLayers : layersOf(donor));
+
+  // The regions of the output in mergekit's order: pre weights from the first slice, every
+  // slice's layers, post weights from the last slice.
+  const regions: Region[] = [];
+  if (slices.length > 0) {
+    const preSlice = slices[0];
+    const postSlice = slices[slices.length - 1];
+    outWeights.pre.forEach((w, i) =>
+      regions.push({ slice: preSlice, outWeight: w, t: 0, weight: (m) => architectureWeights(archOf(m), layersOf(m)).pre[i] }),
+    );
+    let outLayer = 0;
+    for (const slice of slices) {
+      const count = slice.sources[0].layer_range[1] - slice.sources[0].layer_range[0];
+      for (let k = 0; k < count; k++, outLayer++) {
+        const t = layerT(k, count);
+        outWeights.layers[outLayer].forEach((w, i) =>
+          regions.push({
+            slice,
+            outWeight: w,
+            t,
+            weight: (m, source) => {
+              const layer = slice.sources[source].layer_range[0] + k;
+              const layers = architectureWeights(archOf(m), layersOf(m)).layers;
+              if (layer >= layers.length) {
+                throw new PlanError(`layer ${layer} does not exist in model ${m.key}, which has ${layers.length} layers`);
+              }
+              return layers[layer][i];
+            },
+          }),
+        );
+      }
+    }
+    outWeights.post.forEach((w, i) =>
+      regions.push({ slice: postSlice, outWeight: w, t: 0, weight: (m) => architectureWeights(archOf(m), layersOf(m)).post[i] }),
+    );
+  }
+
+  const jobs: TensorJob[] = [];
+  for (const region of regions) {
+    const job = planTensor(config, method, region, modelOf, warnings);
+    if (job) jobs.push(job);
+  }
+  if (jobs.length === 0) throw new PlanError('the merge produces no tensors: check the slices and layer ranges', 'slices');
+
+  // Output files.
+  const shardSize = options.outShardSize ?? DEFAULT_SHARD_SIZE;
+  const shards = layoutShards(jobs.map((j) => ({ name: j.name, byteLength: j.byteLength })), shardSize);
+  const totalOutputBytes = jobs.reduce((s, j) => s + j.byteLength, 0);
+  const textFiles: Record<string, string> = {};
+  const outConfig = outputModelConfig(donor.config, config, outArch, config.slices ? totalLayers : undefined);
+  textFiles['config.json'] = JSON.stringify(outConfig, null, 2) + '\n';
+  if (shards.length > 1) textFiles['model.safetensors.index.json'] = buildShardIndex(shards, totalOutputBytes);
+  const configYaml = options.configText ?? configToYaml(config);
+  if (options.writeModelCard !== false) {
+    textFiles['mergekit_config.yml'] = configYaml;
+    textFiles['README.md'] = renderModelCard({
+      title: options.outputName ?? 'merged-model',
+      method,
+      base: baseRef ? formatModelReference(baseRef) : undefined,
+      models: metas.map((m) => ({ key: m.key, hubRepo: m.hubRepo })),
+      configYaml,
+    });
+  }
+  const copyFiles: FileToCopy[] = options.copyTokenizer === false ? [] : tokenizerFilesToCopy(donor);
+  if (options.copyTokenizer !== false && copyFiles.length === 0) {
+    warnings.push(`${donor.key} has no tokenizer files to copy (tokenizer_config.json plus tokenizer.json or tokenizer.model); the output has no tokenizer.`);
+  }
+  warnTiedEmbeddings(jobs, outConfig, donor, warnings);
+
+  return {
+    method: method.name,
+    models: metas.map((m) => ({
+      key: m.key,
+      files: m.tensors.files,
+      architecture: String((m.config.architectures as unknown[])[0]),
+      numLayers: layersOf(m),
+    })),
+    jobs,
+    shards,
+    textFiles,
+    copyFiles,
+    warnings,
+    randomSeed: options.randomSeed ?? 0,
+    totalInputBytes: jobs.reduce((s, j) => s + j.inputs.reduce((a, i) => a + i.tensor.byteLength, 0), 0),
+    totalOutputBytes,
+  };
+}
+
+function rejectUnsupported(config: MergeConfig): void {
+  if (config.tokenizer_source !== undefined || config.tokenizer !== undefined) {
+    throw new PlanError(
+      'building a tokenizer (tokenizer_source / tokenizer) is not supported by Alloy yet; remove it to copy ' +
+        "the base model's tokenizer (only correct when all models share one vocabulary)",
+      config.tokenizer ? 'tokenizer' : 'tokenizer_source',
+    );
+  }
+  if (config.chat_template !== undefined) {
+    throw new PlanError('setting chat_template is not supported by Alloy yet; remove it to keep the base model\'s template', 'chat_template');
+  }
+}
+
+function planTensor(
+  config: MergeConfig,
+  method: MergeMethod,
+  region: Region,
+  modelOf: (ref: ModelReference) => ModelMetadata,
+  warnings: string[],
+): TensorJob | null {
+  const { slice, outWeight, t } = region;
+  const sources = slice.sources.map((s, index) => ({ source: s, index, meta: modelOf(s.model) }));
+  const baseRef = slice.base_model ?? config.base_model;
+  const baseKey = baseRef ? formatModelReference(baseRef) : undefined;
+  const name = outWeight.name;
+
+  // Optional weights that no model has are skipped; models lacking an optional weight drop out.
+  const present = sources.filter((s) => hasOwnTensor(s.meta, region.weight(s.meta, s.index)));
+  if (present.length === 0 && outWeight.optional) return null;
+  const inputs: { meta: ModelMetadata; tensor: TensorInfo; params: Parameters | undefined; inputName: string }[] = [];
+  for (const s of sources) {
+    const w = region.weight(s.meta, s.index);
+    const tensor = findTensor(s.meta, w);
+    if (!tensor) {
+      if (w.optional || outWeight.optional) continue;
+      throw new PlanError(
+        `tensor ${w.name} is required but not present in model ${s.meta.key}. The models may use different ` +
+          'tensor names or layouts; check that they share one architecture.',
+      );
+    }
+    inputs.push({ meta: s.meta, tensor, params: s.source.parameters, inputName: w.name });
+  }
+
+  // Parameters: per-model from the source's own input tensor name, global from the output name.
+  const levelsTop = [config.parameters];
+  const globalParams = resolveAll(method, 'global', [slice.parameters, ...levelsTop], name, t, 'parameters');
+  const modelParams = inputs.map((input) =>
+    resolveAll(method, 'model', [input.params, slice.parameters, ...levelsTop], input.inputName, t, `model ${input.meta.key}`, input.meta.key === baseKey && method.base !== 'member'),
+  );
+  let baseIndex = baseKey ? inputs.findIndex((i) => i.meta.key === baseKey) : -1;
+  if (method.base === 'required' && baseIndex < 0) {
+    if (!baseKey) throw new PlanError(`${method.name} needs a base_model`, 'base_model');
+    if (inputs.length > 0) {
+      throw new PlanError(`the base model ${baseKey} has no tensor ${name}, which the other models have; ${method.name} needs it in the base`);
+    }
+  }
+
+  // Shapes (§1.1, §1.2).
+  let keep = inputs.map((_, i) => i);
+  let shape = [...inputs[0].tensor.shape];
+  const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+  const isEmbed = outWeight.is_embed === true;
+  const allSame = inputs.every((i) => same(i.tensor.shape, shape));
+  if (!allSame) {
+    const shapes = inputs.map((i) => `${i.meta.key} [${i.tensor.shape.join(', ')}]`).join(', ');
+    const all2d = inputs.every((i) => i.tensor.shape.length === 2);
+    if (method.shapes === 'rectify' && isEmbed && all2d) {
+      shape = [Math.min(...inputs.map((i) => i.tensor.shape[0])), Math.min(...inputs.map((i) => i.tensor.shape[1]))];
+      warnings.push(`${name}: embedding sizes differ (${shapes}); every input is cut to [${shape.join(', ')}].`);
+    } else if (method.shapes === 'taskVectors' && baseIndex >= 0) {
+      shape = [...inputs[baseIndex].tensor.shape];
+      keep = keep.filter((i) => {
+        const s = inputs[i].tensor.shape;
+        if (same(s, shape)) return true;
+        if (isEmbed && s.length === 2 && shape.length === 2 && s[0] >= shape[0] && s[1] >= shape[1]) return true;
+        if (isEmbed) {
+          throw new PlanError(`${name}: model ${inputs[i].meta.key} has a smaller embedding [${s.join(', ')}] than the base [${shape.join(', ')}]`);
+        }
+        warnings.push(`${name}: skipping model ${inputs[i].meta.key} because its shape [${s.join(', ')}] differs from the base [${shape.join(', ')}].`);
+        return false;
+      });
+    } else {
+      throw new PlanError(`tensor size mismatch for ${name}: ${shapes}`);
+    }
+  }
+  const kept = keep.map((i) => inputs[i]);
+  if (baseIndex >= 0) baseIndex = keep.indexOf(baseIndex);
+  if (method.maxInputs !== undefined && kept.length > method.maxInputs) {
+    throw new PlanError(
+      `${method.name} merges at most ${method.maxInputs} models per tensor, but ${name} has ${kept.length} (${kept.map((k) => k.meta.key).join(', ')})`,
+    );
+  }
+
+  // Dtypes: non-float tensors are copied from the base (or first) model, never computed.
+  const first = kept[baseIndex >= 0 ? baseIndex : 0];
+  const forced = outWeight.force_dtype ? safetensorsDtypeFromConfig(outWeight.force_dtype) : undefined;
+  let dtype: SafetensorsDtype =
+    forced ??
+    (config.out_dtype ? safetensorsDtypeFromConfig(config.out_dtype) : undefined) ??
+    (config.dtype ? safetensorsDtypeFromConfig(config.dtype) : undefined) ??
+    first.tensor.dtype;
+  let jobMethod = method.name;
+  let jobInputs = kept;
+  let jobBase = baseIndex;
+  if (!kept.every((k) => isFloatDtype(k.tensor.dtype)) || !isFloatDtype(dtype)) {
+    jobMethod = 'passthrough';
+    jobInputs = [first];
+    jobBase = -1;
+    dtype = first.tensor.dtype;
+    if (kept.length > 1) warnings.push(`${name}: non-float tensor (${first.tensor.dtype}) copied from ${first.meta.key}, not merged.`);
+  }
+  const numel = shape.reduce((a, b) => a * b, 1);
+  const inputsOut: TensorInput[] = jobInputs.map((k) => ({
+    model: k.meta.key,
+    tensor: k.tensor,
+    params: jobMethod === method.name ? modelParams[inputs.indexOf(k)] : {},
+  }));
+  return {
+    name,
+    shape,
+    dtype,
+    method: jobMethod,
+    inputs: inputsOut,
+    baseIndex: jobBase,
+    params: jobMethod === method.name ? globalParams : {},
+    isEmbed,
+    byteLength: numel * dtypeSize(dtype),
+  };
+}
+
+function resolveAll(
+  method: MergeMethod,
+  scope: 'global' | 'model',
+  levels: (Parameters | undefined)[],
+  tensorName: string,
+  t: number,
+  where: string,
+  isBase = false,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const decl of method.params) {
+    if (decl.scope !== scope) continue;
+    const value = resolveParameter(decl.name, levels, tensorName, t);
+    if (value !== undefined) out[decl.name] = value;
+    else if (decl.default !== undefined) out[decl.name] = decl.default;
+    else if (decl.required && !isBase) {
+      throw new PlanError(`${method.name} needs parameter '${decl.name}' for ${where} (tensor ${tensorName}); set it in the config`);
+    }
+  }
+  return out;
+}
+
+function warnTiedEmbeddings(jobs: TensorJob[], outConfig: Record<string, unknown>, donor: ModelMetadata, warnings: string[]): void {
+  const head = jobs.find((j) => j.name === 'lm_head.weight');
+  if (head && outConfig.tie_word_embeddings === true) {
+    warnings.push(
+      `The output has a merged lm_head.weight but its config (from ${donor.key}) says tie_word_embeddings: true, ` +
+        'so transformers will ignore the merged lm_head and use the embeddings instead.',
+    );
+  }
+}

@@ -1,0 +1,168 @@
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  SafetensorsStreamWriter,
+  encodeSafetensorsHeader,
+  loadModelTensors,
+  readSafetensorsHeader,
+  type SafetensorsEntry,
+} from '../../src/storage';
+import { NodeByteSource, NodeOutputFolder, nodeModelFolder } from '../../src/storage/node-fs';
+
+let root: string;
+beforeEach(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'alloy-storage-'));
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const entries: SafetensorsEntry[] = [
+  { name: 'a', dtype: 'F32', shape: [2, 3], byteLength: 24 },
+  { name: 'b', dtype: 'BF16', shape: [5], byteLength: 10 },
+];
+
+describe('NodeByteSource', () => {
+  it('reads exact ranges and refuses reads past the end', async () => {
+    const file = path.join(root, 'f.bin');
+    await writeFile(file, Uint8Array.from({ length: 100 }, (_, i) => i));
+    const source = await NodeByteSource.open(file);
+    expect(source.size).toBe(100);
+    expect([...(await source.read(95, 5))]).toEqual([95, 96, 97, 98, 99]);
+    expect((await source.read(0, 0)).byteLength).toBe(0);
+    await expect(source.read(90, 20)).rejects.toThrow(/cannot read bytes 90\.\.110, the file is only 100 bytes/);
+    await source.close();
+    await expect(source.read(0, 1)).rejects.toThrow(/after close/);
+  });
+
+  it('notices a file truncated while in use', async () => {
+    const file = path.join(root, 'f.bin');
+    await writeFile(file, new Uint8Array(100));
+    const source = await NodeByteSource.open(file);
+    await writeFile(file, new Uint8Array(10));
+    await expect(source.read(0, 50)).rejects.toThrow(/file ended at byte 10 while reading 50 bytes at 0/);
+    await source.close();
+  });
+});
+
+describe('nodeModelFolder', () => {
+  it('lists, opens and reads files, and loads the model', async () => {
+    const dir = path.join(root, 'model');
+    await mkdir(path.join(dir, 'sub'), { recursive: true });
+    await mkdir(path.join(dir, '.cache'));
+    const header = encodeSafetensorsHeader(entries);
+    await writeFile(path.join(dir, 'model.safetensors'), Buffer.concat([header, new Uint8Array(34)]));
+    await writeFile(path.join(dir, 'config.json'), '{"x": 1}');
+    await writeFile(path.join(dir, 'sub', 'note.txt'), 'hi');
+    await writeFile(path.join(dir, '.cache', 'junk'), 'x');
+
+    const folder = nodeModelFolder(dir, 'my-model');
+    expect(folder.id).toBe('my-model');
+    expect(await folder.listFiles()).toEqual(['config.json', 'model.safetensors', 'sub/note.txt']);
+    expect(await folder.readText('config.json')).toBe('{"x": 1}');
+    expect(await folder.readText('missing.json')).toBeNull();
+    expect(await folder.open('missing.safetensors')).toBeNull();
+    await expect(folder.readText('../outside.json')).rejects.toThrow(/not a file name inside/);
+    await expect(folder.open('/etc/passwd')).rejects.toThrow(/not a file name inside/);
+
+    const model = await loadModelTensors(folder);
+    expect(model.files).toEqual(['model.safetensors']);
+    expect(model.tensors.get('b')).toMatchObject({ offset: header.byteLength + 24, byteLength: 10 });
+    expect(nodeModelFolder(dir).id).toBe(dir);
+  });
+});
+
+async function siblings(): Promise<string[]> {
+  return (await readdir(root)).sort();
+}
+
+describe('NodeOutputFolder', () => {
+  it('writes into a temporary sibling and renames it on commit', async () => {
+    const out = path.join(root, 'out');
+    const folder = await NodeOutputFolder.open(out);
+    expect(path.dirname(folder.tempDir)).toBe(root);
+    expect(path.basename(folder.tempDir)).toMatch(/^out\.alloy-tmp-[0-9a-f]+$/);
+
+    const writer = new SafetensorsStreamWriter(await folder.create('model.safetensors'), entries);
+    await writer.begin();
+    await writer.write(new Uint8Array(24).fill(1));
+    await writer.write(new Uint8Array(10).fill(2));
+    await writer.finish();
+    await folder.writeText('config.json', '{}\n');
+    await folder.writeBytes('nested/data.bin', new Uint8Array([1, 2, 3]));
+    expect(await siblings()).toEqual([path.basename(folder.tempDir)]);
+
+    await folder.commit();
+    expect(await siblings()).toEqual(['out']);
+    expect((await readdir(out)).sort()).toEqual(['config.json', 'model.safetensors', 'nested']);
+    expect(await readFile(path.join(out, 'config.json'), 'utf8')).toBe('{}\n');
+    const source = await NodeByteSource.open(path.join(out, 'model.safetensors'));
+    const header = await readSafetensorsHeader(source, 'model.safetensors');
+    expect([...(await source.read(header.tensors[1].offset, 10))]).toEqual(new Array(10).fill(2));
+    await source.close();
+    await expect(folder.writeText('late.txt', '')).rejects.toThrow(/already committed/);
+  });
+
+  it('replaces an existing empty folder', async () => {
+    const out = path.join(root, 'out');
+    await mkdir(out);
+    const folder = await NodeOutputFolder.open(out);
+    await folder.writeText('a.txt', 'a');
+    await folder.commit();
+    expect(await readdir(out)).toEqual(['a.txt']);
+    expect(await siblings()).toEqual(['out']);
+  });
+
+  it('creates missing parent folders', async () => {
+    const out = path.join(root, 'deep', 'er', 'out');
+    const folder = await NodeOutputFolder.open(out);
+    await folder.writeText('a.txt', 'a');
+    await folder.commit();
+    expect(await readdir(out)).toEqual(['a.txt']);
+  });
+
+  it('refuses up front a folder that is not empty, or a file', async () => {
+    const out = path.join(root, 'out');
+    await mkdir(out);
+    await writeFile(path.join(out, 'keep.txt'), 'x');
+    await expect(NodeOutputFolder.open(out)).rejects.toThrow(/already exists and is not empty.*choose another output folder/);
+    await expect(NodeOutputFolder.open(path.join(out, 'keep.txt'))).rejects.toThrow(/exists and is not a folder/);
+    expect(await siblings()).toEqual(['out']);
+  });
+
+  it('refuses to commit over a folder that filled up during the merge, keeping both', async () => {
+    const out = path.join(root, 'out');
+    const folder = await NodeOutputFolder.open(out);
+    await folder.writeText('a.txt', 'a');
+    await mkdir(out);
+    await writeFile(path.join(out, 'other.txt'), 'x');
+    await expect(folder.commit()).rejects.toThrow(/not empty/);
+    expect(await readdir(out)).toEqual(['other.txt']);
+    await folder.abort();
+    expect(await siblings()).toEqual(['out']);
+  });
+
+  it('removes everything on abort, open files included', async () => {
+    const folder = await NodeOutputFolder.open(path.join(root, 'out'));
+    await folder.writeText('a.txt', 'a');
+    const sink = await folder.create('model.safetensors');
+    await sink.write(new Uint8Array(10));
+    await folder.abort();
+    await folder.abort();
+    expect(await siblings()).toEqual([]);
+    await expect(folder.commit()).rejects.toThrow(/already aborted/);
+  });
+
+  it('refuses to commit while a file is still open, to write a file twice, or outside the folder', async () => {
+    const folder = await NodeOutputFolder.open(path.join(root, 'out'));
+    const sink = await folder.create('model.safetensors');
+    await expect(folder.commit()).rejects.toThrow(/1 output file\(s\) are still being written/);
+    await sink.close();
+    await expect(folder.create('model.safetensors')).rejects.toThrow(/EEXIST/);
+    await expect(folder.writeText('../escape.txt', 'x')).rejects.toThrow(/not a file name inside/);
+    await folder.commit();
+    expect(await siblings()).toEqual(['out']);
+  });
+});

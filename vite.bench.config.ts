@@ -1,0 +1,20 @@
+import { builtinModules } from 'node:module';
+import { defineConfig } from 'vite';
+
+// Builds the benchmark (bench/*.ts) for Node, like the CLI build.
+export default defineConfig({
+  define: { __ALLOY_VERSION__: JSON.stringify('bench') },
+  build: {
+    ssr: true,
+    outDir: 'dist/bench',
+    target: 'node20',
+    emptyOutDir: true,
+    minify: false,
+    rollupOptions: {
+      input: { run: 'bench/run.ts', 'merge-once': 'bench/merge-once.ts' },
+      external: [...builtinModules, ...builtinModules.map((m) => `node:${m}`), 'webgpu'],
+      output: { entryFileNames: '[name].js', format: 'es' },
+    },
+  },
+  ssr: { noExternal: true, external: ['webgpu'] },
+});
