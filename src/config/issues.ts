@@ -43,3 +43,8 @@ export function describe(value: unknown): string {
   if (isMapping(value)) return 'a mapping';
   return 'an unsupported value';
 }
+
+export function withoutTarget(issue: LocatedIssue): ConfigIssue {
+  const { target: _target, ...plain } = issue;
+  return plain;
+}

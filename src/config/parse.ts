@@ -15,6 +15,7 @@ import { childPath, parentPath } from './paths';
 import { readConfig } from './read-config';
 import type { MergeConfig } from './types';
 import { collectConfigIssues } from './validate';
+import { pyYamlTags } from './yaml-schema';
 
 export interface ParsedMergeConfig {
   config: MergeConfig;
@@ -28,7 +29,7 @@ export interface ParsedMergeConfig {
  *
  * The YAML is read as YAML 1.1, like mergekit's PyYAML (`yes`/`no`/`on`/`off` are booleans, `0777` is
  * octal, anchors and `<<` merge keys work), except that dates stay strings and exponents without a
- * dot (`1e-5`) are numbers.
+ * dot (`1e-5`) are numbers (see yaml-schema.ts).
  */
 export function parseMergeConfig(yamlText: string, file?: string): ParsedMergeConfig {
   const text = yamlText.startsWith('\uFEFF') ? yamlText.slice(1) : yamlText;
@@ -39,7 +40,7 @@ export function parseMergeConfig(yamlText: string, file?: string): ParsedMergeCo
     merge: true,
     prettyErrors: false,
     uniqueKeys: true,
-    customTags: (tags) => tags.filter((tag) => tag.tag !== 'tag:yaml.org,2002:timestamp'),
+    customTags: pyYamlTags,
   });
   const pos = (offset: number) => {
     const { line, col } = lineCounter.linePos(offset);
@@ -54,8 +55,9 @@ export function parseMergeConfig(yamlText: string, file?: string): ParsedMergeCo
   }
   const documents = docs as Document.Parsed[];
   const syntax: ConfigIssue[] = [];
+  const extraDocuments: ConfigIssue[] = [];
   if (documents.length > 1) {
-    syntax.push({
+    extraDocuments.push({
       path: '',
       message: `the file holds ${documents.length} YAML documents (separated by ---), but a merge config is a single document`,
       severity: 'error',
@@ -73,7 +75,7 @@ export function parseMergeConfig(yamlText: string, file?: string): ParsedMergeCo
     severity: 'warning' as const,
     ...pos(w.pos[0]),
   }));
-  if (syntax.length > 0) fail([...syntax, ...yamlWarnings]);
+  if (syntax.length > 0) fail([...extraDocuments, ...syntax, ...yamlWarnings]);
 
   const doc = documents[0];
   const positions = new Map<string, { key?: number; value: number }>();
@@ -95,7 +97,7 @@ export function parseMergeConfig(yamlText: string, file?: string): ParsedMergeCo
   // A value that could not be read was reported already; the cross-key checks would only repeat it.
   issues.add(checks.filter((i) => !(i.severity === 'error' && readErrorPaths.has(i.path))));
 
-  const located = issues.issues.map((issue) => locate(issue, positions, pos));
+  const located = [...extraDocuments, ...issues.issues.map((issue) => locate(issue, positions, pos))];
   located.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? 0) - (b.column ?? 0));
   const warnings = [...yamlWarnings, ...located.filter((i) => i.severity === 'warning')];
   if (located.some((i) => i.severity === 'error')) {

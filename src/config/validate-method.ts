@@ -1,5 +1,6 @@
 import type { MergeMethod, ParamDecl } from '../methods/types';
-import { IssueList, type LocatedIssue } from './issues';
+import type { ConfigIssue } from './errors';
+import { IssueList, withoutTarget, type LocatedIssue } from './issues';
 import { formatModelReference, sameModel } from './model-reference';
 import { childPath } from './paths';
 import { isPlaceholderRef } from './read-config';
@@ -23,7 +24,12 @@ const POSITIVE_PARAMS: Readonly<Record<string, readonly string[]>> = {
   ties: ['density'],
 };
 
-export function validateMethod(config: MergeConfig, method: MergeMethod): LocatedIssue[] {
+export function validateMethod(config: MergeConfig, method: MergeMethod): ConfigIssue[] {
+  return methodIssues(config, method).map(withoutTarget);
+}
+
+/** As validateMethod, keeping which issues point at a key rather than its value (for line numbers). */
+export function methodIssues(config: MergeConfig, method: MergeMethod): LocatedIssue[] {
   const issues = new IssueList();
   const views = sliceViews(config, sameModel);
   checkBaseModel(views, method, issues);
@@ -130,7 +136,7 @@ function checkPerModelParams(view: SliceView, method: MergeMethod, issues: Issue
         if (!perModel.has(name)) continue;
         issues.warning(
           childPath(childPath(source.path, 'parameters'), name),
-          `'${name}' on the base model is ignored by ${method.name} (only the other models' ${name}s are used)`,
+          `'${name}' on the base model is ignored by ${method.name}: only the other models' values are used`,
           'key',
         );
       }
@@ -157,7 +163,8 @@ function missingPerModelMessage(view: SliceView, source: SourceView, method: Mer
   if (source.implicit) {
     return `${method.name} merges base_model ${model} like any other model, so it needs a ${decl.name} too: list it under models with a ${decl.name}, or set ${decl.name} for all models in the top-level parameters`;
   }
-  const elsewhere = view.modelsSyntax ? 'the top-level parameters' : "the slice's or the top-level parameters";
+  const levels = view.levels.map((l) => (l.path === 'parameters' ? 'the top-level' : l.path.includes('slices[') ? "the slice's" : "the module's"));
+  const elsewhere = `${levels.join(' or ')} parameters`;
   return `${method.name} needs a ${decl.name} for ${model}: add ${decl.name} to this model's parameters, or set one for all models in ${elsewhere}`;
 }
 
@@ -191,7 +198,14 @@ function checkParameterNamesAndValues(config: MergeConfig, method: MergeMethod, 
   const names = method.params.map((d) => d.name);
   const takes = names.length > 0 ? `${method.name} takes: ${names.join(', ')}` : `${method.name} takes no parameters`;
   const positive = POSITIVE_PARAMS[method.name] ?? [];
+  // The base model's per-model parameters are never used, so their values cannot fail the merge.
+  const baseParameterPaths = new Set(
+    sliceViews(config, sameModel).flatMap((view) =>
+      view.sources.filter((s) => isTheBase(view, s, method)).map((s) => childPath(s.path, 'parameters')),
+    ),
+  );
   for (const { parameters, path, level } of parameterMaps(config)) {
+    const ofBase = baseParameterPaths.has(path);
     for (const [name, setting] of Object.entries(parameters)) {
       const paramPath = childPath(path, name);
       const decl = method.params.find((d) => d.name === name);
@@ -207,7 +221,7 @@ function checkParameterNamesAndValues(config: MergeConfig, method: MergeMethod, 
         );
       }
       const values = settingNumbers(setting);
-      if (positive.includes(name)) {
+      if (positive.includes(name) && !ofBase) {
         const bad = values.find((v) => v <= 0);
         if (bad !== undefined) {
           issues.error(

@@ -1,12 +1,12 @@
 import { findMethod, MERGEKIT_METHOD_NAMES, METHODS } from '../methods/index';
 import type { ConfigIssue } from './errors';
-import { IssueList, type LocatedIssue } from './issues';
+import { IssueList, withoutTarget, type LocatedIssue } from './issues';
 import { formatModelReference, LORA_UNSUPPORTED_MESSAGE, sameModel } from './model-reference';
 import { childPath } from './paths';
 import { isPlaceholderRef } from './read-config';
 import { closest } from './suggest';
 import type { MergeConfig } from './types';
-import { validateMethod } from './validate-method';
+import { methodIssues } from './validate-method';
 import { modelReferences, sliceViews } from './walk';
 
 /** Built-in chat templates mergekit ships (MERGEKIT_SPEC.md §2.9). */
@@ -17,7 +17,7 @@ export const BUILTIN_CHAT_TEMPLATES = ['alpaca', 'chatml', 'llama3', 'mistral', 
  * merge method's own (validate-method.ts). Issues carry paths but no line numbers.
  */
 export function validateConfig(config: MergeConfig): ConfigIssue[] {
-  return collectConfigIssues(config, { methodName: true, methodRules: true });
+  return collectConfigIssues(config, { methodName: true, methodRules: true }).map(withoutTarget);
 }
 
 export interface CollectOptions {
@@ -51,7 +51,7 @@ export function collectConfigIssues(config: MergeConfig, options: CollectOptions
   if (config.modules !== undefined) {
     issues.warning('modules', 'multi-module (modules:) merges are not supported by Alloy yet: this config can be read and checked, but not run');
   }
-  if (method && options.methodRules) issues.add(validateMethod(config, method));
+  if (method && options.methodRules) issues.add(methodIssues(config, method));
   return issues.issues;
 }
 
@@ -111,7 +111,8 @@ function checkLayerRanges(config: MergeConfig, issues: IssueList): void {
         issues.error(path, `layer_range [${start}, ${end}] is not a valid range [start, end): it needs 0 ≤ start ≤ end (end is exclusive)`);
         continue;
       }
-      counts.push({ count: end - start, path, model: formatModelReference(source.model) });
+      const model = isPlaceholderRef(source.model) ? source.path : formatModelReference(source.model);
+      counts.push({ count: end - start, path, model });
     }
     const first = counts[0];
     for (const other of counts.slice(1)) {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeFineTune, makeTinyModel, type TinyModel } from '../fixtures/models';
 import { readModelDir } from '../fixtures/safetensors';
-import { expectWithinUlp } from '../helpers/ulp';
+import { expectWithinUlp, magnitudes } from '../helpers/ulp';
 import { linearRef, slerpRef, tiesRef } from './reference-math';
 import { runAlloy, tempDir, writeConfig } from './run-alloy';
 
@@ -54,8 +54,9 @@ describe('alloy merge on tiny Llama models (bf16)', () => {
       const t = out.tensors.get(name)!;
       expect(t.dtype).toBe('BF16');
       expect(t.shape).toEqual([...base.shapes.get(name)!]);
-      const expected = linearRef([a.values.get(name)!, b.values.get(name)!, base.values.get(name)!], [1, 0.5, 0.25]);
-      expectWithinUlp(t.values, expected, 'BF16', 1, name);
+      const xs = [a.values.get(name)!, b.values.get(name)!, base.values.get(name)!];
+      const expected = linearRef(xs, [1, 0.5, 0.25]);
+      expectWithinUlp(t.values, expected, 'BF16', 1, name, magnitudes(...xs));
     }
     const config = JSON.parse(readFileSync(join(dir, 'out-linear', 'config.json'), 'utf8'));
     expect(config.torch_dtype).toBe('bfloat16');
@@ -99,7 +100,7 @@ describe('alloy merge on tiny Llama models (bf16)', () => {
       const expected = slerpRef(a.values.get(name)!, b.values.get(name)!, t);
       const got = out.tensors.get(name)!;
       expect(got.dtype).toBe('F32');
-      expectWithinUlp(got.values, expected, 'F32', 64, name); // f32 math vs f64 reference
+      expectWithinUlp(got.values, expected, 'F32', 1, name, magnitudes(a.values.get(name)!, b.values.get(name)!));
     }
   });
 
@@ -190,7 +191,7 @@ describe('alloy merge on tiny Qwen2 models (f16, sharded)', () => {
       const expected = tiesRef(base.values.get(name)!, fts.map((f) => f.values.get(name)!), [0.7, 0.5], [d1, 0.5]);
       const got = out.tensors.get(name)!;
       expect(got.dtype).toBe('F16');
-      expectWithinUlp(got.values, expected, 'F16', 1, name);
+      expectWithinUlp(got.values, expected, 'F16', 1, name, magnitudes(base.values.get(name)!, ...fts.map((f) => f.values.get(name)!)));
     }
   });
 
@@ -214,7 +215,8 @@ describe('alloy merge on tiny Qwen2 models (f16, sharded)', () => {
         normalize: false,
         lambda: 0.8,
       });
-      expectWithinUlp(out.tensors.get(name)!.values, expected, 'F32', 8, name);
+      const scale = magnitudes(base.values.get(name)!, ...fts.map((f) => f.values.get(name)!));
+      expectWithinUlp(out.tensors.get(name)!.values, expected, 'F32', 1, name, scale);
     }
   });
 });
