@@ -83,8 +83,9 @@ for (const method of methods) {
   );
   const run = JSON.parse(raw.trim().split('\n').pop()!) as { code: number; seconds: number; peakRssBytes: number; stderr: string };
   if (run.code !== 0) throw new Error(`${method} merge failed: ${run.stderr}`);
-  const models = (config.match(/model: (base|ft1|ft2)/g) ?? []).length;
-  const inputBytes = method === 'passthrough' ? sizes[0] + sizes[1] : sizes[0] * models + (config.includes('base_model: base') && !config.includes('- model: base') ? sizes[0] : 0);
+  // Every distinct model the config names is read once in full.
+  const models = new Set([...config.matchAll(/model: (base|ft1|ft2)\b/g)].map((m) => m[1]));
+  const inputBytes = models.size * sizes[0];
   results.push({
     method,
     backend,

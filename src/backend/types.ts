@@ -75,10 +75,17 @@ export interface ChunkOps {
    */
   magnitudeHistogram(a: Vec, high: number | null): Reduction<Float64Array>;
   /**
-   * Exact top-k mask by magnitude: 1 where |a| > threshold, and for elements with |a| == threshold,
-   * 1 for the first `tiesAllowed - tiesBefore` of them in index order within this chunk.
+   * Exact top-k by magnitude: `a` where |a| > threshold, and for elements with |a| == threshold
+   * the first `tiesAllowed - tiesBefore` of them in index order within this chunk; 0 elsewhere.
    */
-  topMagnitudeMask(a: Vec, threshold: number, tiesBefore: number, tiesAllowed: number): Vec;
+  keepTopMagnitude(a: Vec, threshold: number, tiesBefore: number, tiesAllowed: number): Vec;
+  /**
+   * TIES sign consensus (MERGEKIT_SPEC.md §1.3, §1.5), fused: with W_j = scales[j]·terms[j], the
+   * elected sign is + where Σ_j W_j ≥ 0, else −; the result is Σ of the W_j whose sign equals it
+   * (exact zeros never agree), divided — when `weights` is given — by Σ of the agreeing
+   * weights[j] (a zero sum divides by 1).
+   */
+  signConsensus(terms: readonly Vec[], scales: readonly number[], weights: readonly number[] | null): Vec;
 }
 
 export type ReductionSet = readonly Reduction<number | Float64Array>[] | Readonly<Record<string, Reduction<number | Float64Array>>>;

@@ -70,8 +70,8 @@ export async function selectLargestMagnitudes(
   });
 }
 
-/** The 0/1 keep mask of one chunk for a cut made by `selectLargestMagnitudes`. */
-export function magnitudeMask(c: ChunkOps, v: Vec, cut: MagnitudeCut): Vec {
-  if (cut.threshold < 0) return c.gt(c.abs(v), Infinity); // k = 0: nothing is kept
-  return c.topMagnitudeMask(v, cut.threshold, cut.tiesBefore ? cut.tiesBefore[c.chunkIndex] : 0, cut.tiesAllowed);
+/** One chunk of `v` with only the elements selected by `selectLargestMagnitudes` kept. */
+export function keepLargestMagnitudes(c: ChunkOps, v: Vec, cut: MagnitudeCut): Vec {
+  if (cut.threshold < 0) return c.mul(c.gt(c.abs(v), Infinity), 0); // k = 0: nothing is kept
+  return c.keepTopMagnitude(v, cut.threshold, cut.tiesBefore ? cut.tiesBefore[c.chunkIndex] : 0, cut.tiesAllowed);
 }

@@ -1,5 +1,5 @@
 import type { ChunkOps, Vec } from '../backend/types';
-import { magnitudeMask, selectLargestMagnitudes, type MagnitudeCut } from './magnitude-select';
+import { keepLargestMagnitudes, selectLargestMagnitudes, type MagnitudeCut } from './magnitude-select';
 import { densityParam, flag, isTrue, weightParam } from './params';
 import type { MergeMethod, ParamDecl, TensorMerge } from './types';
 
@@ -97,7 +97,7 @@ async function mergeFamily(row: FamilyRow, t: TensorMerge): Promise<void> {
   const sparse = (c: ChunkOps, d: Vec[]): Vec[] =>
     d.map((delta, j) => {
       const cut = cuts[j];
-      return cut ? c.mul(delta, magnitudeMask(c, delta, cut)) : delta;
+      return cut ? keepLargestMagnitudes(c, delta, cut) : delta;
     });
 
   // L1 rescale of each pruned delta, so that Σ|kept| = Σ|delta| (mergekit ≥ 0.1.0).
@@ -121,22 +121,14 @@ async function mergeFamily(row: FamilyRow, t: TensorMerge): Promise<void> {
   const scalarDivisor = Math.abs(weightSum) < 1e-8 ? 1 : weightSum;
 
   await t.apply((c) => {
-    const weighted = sparse(c, deltas(c)).map((delta, j) => c.mul(delta, weights[j] * factors[j]));
+    const kept = sparse(c, deltas(c));
+    const scales = weights.map((w, j) => w * factors[j]);
     let mixed: Vec;
     if (row.consensus) {
       // Sign election on the weighted deltas; exact zeros never vote with the majority (§1.3).
-      const majority = c.where(c.ge(c.weightedSum(weighted, weighted.map(() => 1)), 0), 1, -1);
-      const agree = weighted.map((w) => c.eq(c.sign(w), majority));
-      mixed = c.weightedSum(
-        weighted.map((w, j) => c.mul(w, agree[j])),
-        weighted.map(() => 1),
-      );
-      if (normalize) {
-        const divisor = c.weightedSum(agree, weights);
-        mixed = c.div(mixed, c.where(c.eq(divisor, 0), 1, divisor));
-      }
+      mixed = c.signConsensus(kept, scales, normalize ? weights : null);
     } else {
-      mixed = c.weightedSum(weighted, weighted.map(() => 1));
+      mixed = c.weightedSum(kept, scales);
       if (normalize) mixed = c.div(mixed, scalarDivisor);
     }
     if (lambda !== 1) mixed = c.mul(mixed, lambda);

@@ -11,15 +11,50 @@ import type { ChunkOps, Operand, Reduction, Vec } from '../types';
  */
 export class CpuBackend implements ComputeBackend {
   readonly name = 'cpu' as const;
-  /** Float32Arrays of released chunks, reused by length to spare the garbage collector. */
-  private readonly free = new Map<number, Float32Array[]>();
+  private readonly pool = new VectorPool();
 
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk {
-    return new CpuChunk(spec, inputs, this.free);
+    return new CpuChunk(spec, inputs, this.pool);
   }
 
   async dispose(): Promise<void> {
+    this.pool.clear();
+  }
+}
+
+/**
+ * Reuses the vectors of released chunks to spare the garbage collector. Buffers are allocated at
+ * a power-of-two capacity and handed out as views of the needed length, so the chunks of tensors
+ * with different row lengths share them; at most `MAX_POOLED_BYTES` stay pooled.
+ */
+class VectorPool {
+  private static readonly MAX_POOLED_BYTES = 256 * 1024 * 1024;
+  private readonly free = new Map<number, Float32Array[]>();
+  private pooledBytes = 0;
+
+  take(length: number): Float32Array {
+    const capacity = length <= 1024 ? 1024 : 2 ** Math.ceil(Math.log2(length));
+    const list = this.free.get(capacity);
+    const buffer = list?.pop();
+    if (buffer) {
+      this.pooledBytes -= buffer.byteLength;
+      return buffer.subarray(0, length);
+    }
+    return new Float32Array(capacity).subarray(0, length);
+  }
+
+  give(view: Float32Array): void {
+    const buffer = new Float32Array(view.buffer);
+    if (this.pooledBytes + buffer.byteLength > VectorPool.MAX_POOLED_BYTES) return;
+    let list = this.free.get(buffer.length);
+    if (!list) this.free.set(buffer.length, (list = []));
+    list.push(buffer);
+    this.pooledBytes += buffer.byteLength;
+  }
+
+  clear(): void {
     this.free.clear();
+    this.pooledBytes = 0;
   }
 }
 
@@ -43,7 +78,7 @@ class CpuChunk implements BackendChunk, ChunkOps {
   constructor(
     private readonly spec: ChunkSpec,
     private readonly inputs: readonly ChunkInputBytes[],
-    private readonly free: Map<number, F32[]>,
+    private readonly pool: VectorPool,
   ) {
     this.chunkIndex = spec.chunkIndex;
     this.start = spec.start;
@@ -55,8 +90,7 @@ class CpuChunk implements BackendChunk, ChunkOps {
   }
 
   private alloc(): F32 {
-    const list = this.free.get(this.length);
-    const a = list?.pop() ?? new Float32Array(this.length);
+    const a = this.pool.take(this.length);
     this.owned.push(a);
     return a;
   }
@@ -98,42 +132,65 @@ class CpuChunk implements BackendChunk, ChunkOps {
     return this.binary(a, b, (x, y) => x / y, divVV, divVS, divSV);
   }
   min(a: Operand, b: Operand): Vec {
-    return this.generic(a, b, (x, y) => (x < y || Number.isNaN(x) ? x : y));
+    return this.compare(a, b, MIN);
   }
   max(a: Operand, b: Operand): Vec {
-    return this.generic(a, b, (x, y) => (x > y || Number.isNaN(x) ? x : y));
+    return this.compare(a, b, MAX);
   }
   gt(a: Operand, b: Operand): Vec {
-    return this.generic(a, b, (x, y) => (x > y ? 1 : 0));
+    return this.compare(a, b, GT);
   }
   ge(a: Operand, b: Operand): Vec {
-    return this.generic(a, b, (x, y) => (x >= y ? 1 : 0));
+    return this.compare(a, b, GE);
   }
   eq(a: Operand, b: Operand): Vec {
-    return this.generic(a, b, (x, y) => (x === y ? 1 : 0));
+    return this.compare(a, b, EQ);
   }
   neg(a: Vec): Vec {
-    return this.unary(a, (x) => -x);
+    const x = arr(a);
+    const o = this.alloc();
+    for (let i = 0; i < o.length; i++) o[i] = -x[i];
+    return asVec(o);
   }
   abs(a: Vec): Vec {
-    return this.unary(a, Math.abs);
+    const x = arr(a);
+    const o = this.alloc();
+    for (let i = 0; i < o.length; i++) o[i] = Math.abs(x[i]);
+    return asVec(o);
   }
   sign(a: Vec): Vec {
-    return this.unary(a, (x) => (x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : x));
+    const x = arr(a);
+    const o = this.alloc();
+    for (let i = 0; i < o.length; i++) {
+      const v = x[i];
+      o[i] = v === v ? +(v > 0) - +(v < 0) : v; // ±0 → 0, NaN → NaN
+    }
+    return asVec(o);
   }
   sqrt(a: Vec): Vec {
-    return this.unary(a, Math.sqrt);
+    const x = arr(a);
+    const o = this.alloc();
+    for (let i = 0; i < o.length; i++) o[i] = Math.sqrt(x[i]);
+    return asVec(o);
   }
 
   where(cond: Vec, a: Operand, b: Operand): Vec {
     const c = arr(cond);
-    const out = this.alloc();
-    const av = typeof a === 'number' ? null : arr(a);
-    const bv = typeof b === 'number' ? null : arr(b);
-    const as = typeof a === 'number' ? a : 0;
-    const bs = typeof b === 'number' ? b : 0;
-    for (let i = 0; i < out.length; i++) out[i] = c[i] !== 0 ? (av ? av[i] : as) : bv ? bv[i] : bs;
-    return asVec(out);
+    const o = this.alloc();
+    if (typeof a === 'number' && typeof b === 'number') {
+      const x = Math.fround(a), y = Math.fround(b);
+      for (let i = 0; i < o.length; i++) o[i] = c[i] !== 0 ? x : y;
+    } else if (typeof a === 'number') {
+      const x = Math.fround(a), y = arr(b as Vec);
+      for (let i = 0; i < o.length; i++) o[i] = c[i] !== 0 ? x : y[i];
+    } else if (typeof b === 'number') {
+      const x = arr(a), y = Math.fround(b);
+      for (let i = 0; i < o.length; i++) o[i] = c[i] !== 0 ? x[i] : y;
+    } else {
+      const x = arr(a), y = arr(b);
+      for (let i = 0; i < o.length; i++) o[i] = c[i] !== 0 ? x[i] : y[i];
+    }
+    return asVec(o);
   }
 
   weightedSum(terms: readonly Vec[], weights: readonly Operand[]): Vec {
@@ -205,15 +262,58 @@ class CpuChunk implements BackendChunk, ChunkOps {
     return token('histogram', hist);
   }
 
-  topMagnitudeMask(a: Vec, threshold: number, tiesBefore: number, tiesAllowed: number): Vec {
+  keepTopMagnitude(a: Vec, threshold: number, tiesBefore: number, tiesAllowed: number): Vec {
     const x = arr(a);
     const out = this.alloc();
+    const t = Math.fround(threshold);
     let ties = tiesBefore;
+    // `+(cond)` instead of `cond ? v : 0`: V8 then emits no branch, which random data mispredicts.
     for (let i = 0; i < x.length; i++) {
-      const m = Math.abs(x[i]);
-      if (m > threshold) out[i] = 1;
-      else if (m === threshold) out[i] = ties++ < tiesAllowed ? 1 : 0;
-      else out[i] = 0;
+      const v = x[i];
+      const m = Math.abs(v);
+      out[i] = v * +(m > t);
+      if (m === t) out[i] = ties++ < tiesAllowed ? v : 0;
+    }
+    return asVec(out);
+  }
+
+  signConsensus(terms: readonly Vec[], scales: readonly number[], weights: readonly number[] | null): Vec {
+    const out = this.alloc();
+    const xs = terms.map(arr);
+    const s = scales.map(Math.fround);
+    const w = weights ? weights.map(Math.fround) : scales.map(() => 0);
+    const normalize = weights !== null;
+    if (xs.length === 2) {
+      // The common two-model case, unrolled and branch-free (see keepTopMagnitude).
+      const [x0, x1] = xs;
+      const [s0, s1] = s;
+      const [w0, w1] = w;
+      for (let i = 0; i < out.length; i++) {
+        const a = Math.fround(s0 * x0[i]);
+        const b = Math.fround(s1 * x1[i]);
+        const sign = +(Math.fround(a + b) >= 0) * 2 - 1;
+        const ka = +(a * sign > 0);
+        const kb = +(b * sign > 0);
+        const mixed = ka * a + kb * b;
+        const divisor = ka * w0 + kb * w1;
+        out[i] = normalize ? mixed / (divisor + +(divisor === 0)) : mixed;
+      }
+      return asVec(out);
+    }
+    const n = xs.length;
+    const weighted = new Float32Array(n);
+    for (let i = 0; i < out.length; i++) {
+      let total = 0;
+      for (let j = 0; j < n; j++) total += weighted[j] = s[j] * xs[j][i];
+      const sign = +(Math.fround(total) >= 0) * 2 - 1;
+      let mixed = 0;
+      let divisor = 0;
+      for (let j = 0; j < n; j++) {
+        const k = +(weighted[j] * sign > 0);
+        mixed += k * weighted[j];
+        divisor += k * w[j];
+      }
+      out[i] = normalize ? mixed / (divisor + +(divisor === 0)) : mixed;
     }
     return asVec(out);
   }
@@ -227,12 +327,9 @@ class CpuChunk implements BackendChunk, ChunkOps {
   }
 
   release(): void {
-    for (const a of this.owned) {
-      let list = this.free.get(a.length);
-      if (!list) this.free.set(a.length, (list = []));
-      if (list.length < 64) list.push(a);
-    }
+    for (const a of this.owned) this.pool.give(a);
     this.owned.length = 0;
+    this.decoded.fill(undefined);
   }
 
   private binary(
@@ -252,21 +349,36 @@ class CpuChunk implements BackendChunk, ChunkOps {
     return asVec(out);
   }
 
-  private generic(a: Operand, b: Operand, f: (x: number, y: number) => number): Vec {
+  /** Comparisons and min/max; a scalar operand is first broadcast into a vector. */
+  private compare(a: Operand, b: Operand, op: CompareOp): Vec {
     const out = this.alloc();
-    const av = typeof a === 'number' ? null : arr(a);
-    const bv = typeof b === 'number' ? null : arr(b);
-    const as = typeof a === 'number' ? Math.fround(a) : 0;
-    const bs = typeof b === 'number' ? Math.fround(b) : 0;
-    for (let i = 0; i < out.length; i++) out[i] = f(av ? av[i] : as, bv ? bv[i] : bs);
+    const x = typeof a === 'number' ? out.fill(a) : arr(a);
+    if (typeof b === 'number') compareScalar(out, x, Math.fround(b), op);
+    else compareVector(out, x, arr(b), op);
     return asVec(out);
   }
+}
 
-  private unary(a: Vec, f: (x: number) => number): Vec {
-    const x = arr(a);
-    const out = this.alloc();
-    for (let i = 0; i < out.length; i++) out[i] = f(x[i]);
-    return asVec(out);
+const MIN = 0, MAX = 1, GT = 2, GE = 3, EQ = 4;
+type CompareOp = typeof MIN | typeof MAX | typeof GT | typeof GE | typeof EQ;
+
+// One loop per operation (no per-element callbacks: those stop V8 from inlining).
+function compareScalar(o: F32, x: F32, y: number, op: CompareOp): void {
+  switch (op) {
+    case MIN: for (let i = 0; i < o.length; i++) o[i] = x[i] < y || x[i] !== x[i] ? x[i] : y; break;
+    case MAX: for (let i = 0; i < o.length; i++) o[i] = x[i] > y || x[i] !== x[i] ? x[i] : y; break;
+    case GT: for (let i = 0; i < o.length; i++) o[i] = +(x[i] > y); break;
+    case GE: for (let i = 0; i < o.length; i++) o[i] = +(x[i] >= y); break;
+    case EQ: for (let i = 0; i < o.length; i++) o[i] = +(x[i] === y); break;
+  }
+}
+function compareVector(o: F32, x: F32, y: F32, op: CompareOp): void {
+  switch (op) {
+    case MIN: for (let i = 0; i < o.length; i++) o[i] = x[i] < y[i] || x[i] !== x[i] ? x[i] : y[i]; break;
+    case MAX: for (let i = 0; i < o.length; i++) o[i] = x[i] > y[i] || x[i] !== x[i] ? x[i] : y[i]; break;
+    case GT: for (let i = 0; i < o.length; i++) o[i] = +(x[i] > y[i]); break;
+    case GE: for (let i = 0; i < o.length; i++) o[i] = +(x[i] >= y[i]); break;
+    case EQ: for (let i = 0; i < o.length; i++) o[i] = +(x[i] === y[i]); break;
   }
 }
 
