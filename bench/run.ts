@@ -53,6 +53,112 @@ merge_method: ties
 base_model: base
 dtype: bfloat16
 `,
+  dare_ties: `models:
+  - {model: ft1, parameters: {weight: 0.5, density: 0.5}}
+  - {model: ft2, parameters: {weight: 0.5, density: 0.5}}
+merge_method: dare_ties
+base_model: base
+dtype: bfloat16
+`,
+  dare_linear: `models:
+  - {model: ft1, parameters: {weight: 0.5, density: 0.5}}
+  - {model: ft2, parameters: {weight: 0.5, density: 0.5}}
+merge_method: dare_linear
+base_model: base
+dtype: bfloat16
+`,
+  breadcrumbs: `models:
+  - {model: ft1, parameters: {weight: 0.5, density: 0.5, gamma: 0.01}}
+  - {model: ft2, parameters: {weight: 0.5, density: 0.5, gamma: 0.01}}
+merge_method: breadcrumbs
+base_model: base
+dtype: bfloat16
+`,
+  breadcrumbs_ties: `models:
+  - {model: ft1, parameters: {weight: 0.5, density: 0.5, gamma: 0.01}}
+  - {model: ft2, parameters: {weight: 0.5, density: 0.5, gamma: 0.01}}
+merge_method: breadcrumbs_ties
+base_model: base
+dtype: bfloat16
+`,
+  della: `models:
+  - {model: ft1, parameters: {weight: 0.5, density: 0.5, epsilon: 0.1}}
+  - {model: ft2, parameters: {weight: 0.5, density: 0.5, epsilon: 0.1}}
+merge_method: della
+base_model: base
+dtype: bfloat16
+`,
+  della_linear: `models:
+  - {model: ft1, parameters: {weight: 0.5, density: 0.5, epsilon: 0.1}}
+  - {model: ft2, parameters: {weight: 0.5, density: 0.5, epsilon: 0.1}}
+merge_method: della_linear
+base_model: base
+dtype: bfloat16
+`,
+  nuslerp: `models:
+  - {model: ft1, parameters: {weight: 0.6}}
+  - {model: ft2, parameters: {weight: 0.4}}
+merge_method: nuslerp
+base_model: base
+dtype: bfloat16
+`,
+  multislerp: `models:
+  - {model: ft1, parameters: {weight: 0.6}}
+  - {model: ft2, parameters: {weight: 0.4}}
+merge_method: multislerp
+base_model: base
+dtype: bfloat16
+`,
+  karcher: `models:
+  - model: base
+  - model: ft1
+  - model: ft2
+merge_method: karcher
+dtype: bfloat16
+`,
+  model_stock: `models:
+  - model: ft1
+  - model: ft2
+merge_method: model_stock
+base_model: base
+dtype: bfloat16
+`,
+  nearswap: `models:
+  - model: ft1
+merge_method: nearswap
+base_model: base
+parameters: {t: 0.001}
+dtype: bfloat16
+`,
+  arcee_fusion: `models:
+  - model: base
+  - model: ft1
+merge_method: arcee_fusion
+base_model: base
+dtype: bfloat16
+`,
+  sce: `models:
+  - model: ft1
+  - model: ft2
+merge_method: sce
+base_model: base
+parameters: {select_topk: 0.5}
+dtype: bfloat16
+`,
+  ram: `models:
+  - model: ft1
+  - model: ft2
+merge_method: ram
+base_model: base
+dtype: bfloat16
+`,
+  ramplus_tl: `models:
+  - model: ft1
+  - model: ft2
+merge_method: ramplus_tl
+base_model: base
+dtype: bfloat16
+`,
   passthrough: `slices:
   - sources: [{model: base, layer_range: [0, ${spec.layers}]}]
   - sources: [{model: ft1, layer_range: [0, ${spec.layers}]}]

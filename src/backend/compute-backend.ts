@@ -40,6 +40,11 @@ export interface BackendChunk {
 /** A place where tensor arithmetic runs: the CPU reference or WebGPU. */
 export interface ComputeBackend {
   readonly name: 'cpu' | 'webgpu';
+  /**
+   * Most elements one chunk may hold (a GPU's storage binding limit); the engine never makes a
+   * chunk larger, whatever the memory budget. Undefined: no limit beyond the budget.
+   */
+  readonly maxChunkElements?: number;
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk;
   dispose(): Promise<void>;
 }

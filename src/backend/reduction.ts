@@ -2,7 +2,7 @@
  * How per-chunk partial results of each reduction kind are combined over a whole tensor (in f64,
  * on the host). Backends produce partials; the engine combines them with these rules.
  */
-export type ReductionKind = 'sum' | 'rowSums' | 'chunkSums' | 'histogram';
+export type ReductionKind = 'sum' | 'rowSums' | 'chunkSums' | 'histogram' | 'periodicSums';
 
 /** What a backend's reduction token carries: its kind plus a backend-specific partial. */
 export interface ReductionToken {
@@ -27,6 +27,8 @@ export function emptyTotal(kind: ReductionKind, place: ChunkPlace): number | Flo
       return new Float64Array(place.chunkCount);
     case 'histogram':
       return new Float64Array(65536);
+    case 'periodicSums':
+      return new Float64Array(0); // sized by the first partial (its period)
   }
 }
 
@@ -53,6 +55,12 @@ export function combinePartial(
       const values = partial as ArrayLike<number>;
       const out = total as Float64Array;
       for (let b = 0; b < values.length; b++) out[b] += values[b];
+      return out;
+    }
+    case 'periodicSums': {
+      const values = partial as ArrayLike<number>;
+      const out = (total as Float64Array).length === values.length ? (total as Float64Array) : new Float64Array(values.length);
+      for (let j = 0; j < values.length; j++) out[j] += values[j];
       return out;
     }
   }

@@ -86,6 +86,43 @@ export interface ChunkOps {
    * weights[j] (a zero sum divides by 1).
    */
   signConsensus(terms: readonly Vec[], scales: readonly number[], weights: readonly number[] | null): Vec;
+  /**
+   * Rank of |a| within its row of the chunk (`rows` × `cols`, row-major), as f32: 1 for the
+   * smallest magnitude of the row up to `cols` for the largest. Magnitudes compare by the f32 bit
+   * pattern of |a| (as magnitudeHistogram: −0 equals +0, NaN ranks above +∞). Equal magnitudes
+   * are ordered by index, the **earlier element ranking higher** (the rule top-k uses: of equal
+   * magnitudes the first in index order is kept). Exact for rows of up to 2^24 elements.
+   * A piece of a split 1-D tensor is ranked as a row of its own, so methods that rank ask the
+   * engine for whole rows (`MergeMethod.wholeRows`).
+   */
+  rowRanks(a: Vec): Vec;
+
+  /** e^a per element, in f32 (overflow gives +∞, NaN stays NaN). */
+  exp(a: Vec): Vec;
+  /** Natural logarithm per element, in f32: log(+0) = log(−0) = −∞, log(x < 0) = NaN. */
+  log(a: Vec): Vec;
+  /** Σ a·b over the tensor: exactly `sum(mul(a, b))` (products rounded to f32), fused. */
+  dot(a: Vec, b: Vec): Reduction<number>;
+  /**
+   * The largest element of each row of the chunk, broadcast over that row (NaN when the row holds
+   * a NaN; the sign of a zero maximum is unspecified). Rows are the chunk's `rows` × `cols`: whole rows of the tensor, except for the pieces
+   * of a split 1-D tensor, so methods that use it set `MergeMethod.wholeRows`.
+   */
+  rowMaxBroadcast(a: Vec): Vec;
+  /**
+   * Σ of each row of the chunk (accumulated in f64, rounded once to f32), broadcast over that row;
+   * whole rows as for `rowMaxBroadcast`.
+   */
+  rowSumBroadcast(a: Vec): Vec;
+  /**
+   * Σ a over the elements whose flat index in the tensor is ≡ j (mod `period`), for j in
+   * [0, period); resolved to a Float64Array of length `period` (the same `period` in every chunk).
+   * With period = cols these are the column sums of a [rows, cols] matrix; with
+   * period = numel / shape[0] the sums along dim 0 of any tensor.
+   */
+  periodicSums(a: Vec, period: number): Reduction<Float64Array>;
+  /** Broadcasts `values` periodically: the element at flat index i gets values[i mod values.length], rounded to f32. */
+  periodic(values: Float64Array): Vec;
 }
 
 export type ReductionSet = readonly Reduction<number | Float64Array>[] | Readonly<Record<string, Reduction<number | Float64Array>>>;

@@ -18,13 +18,19 @@ export function formatPlan(plan: MergePlan): string {
   );
   const files = [...Object.keys(plan.textFiles), ...plan.copyFiles.map((f) => `${f.file} (from ${f.model})`)];
   lines.push(`Other files: ${files.join(', ') || 'none'}`);
+  if (plan.tokenizer) {
+    const t = plan.tokenizer;
+    const size = t.tokens !== undefined ? `, ${t.tokens} tokens, ${t.rows} embedding rows` : '';
+    lines.push(`Tokenizer: ${t.source}${size}${t.chatTemplate ? `; chat template: ${t.chatTemplate}` : ''}`);
+  }
   lines.push('Tensors:');
   for (const job of plan.jobs) {
     lines.push(`  ${job.name} [${job.shape.join(', ')}] ${job.dtype} ${job.method}${job.params && Object.keys(job.params).length ? ' ' + formatParams(job.params) : ''}`);
     job.inputs.forEach((input, i) => {
       const base = i === job.baseIndex ? ' (base)' : '';
       const params = formatParams(input.params);
-      lines.push(`    ${input.model}${base}: ${input.tensor.name} ${input.tensor.dtype}${params ? ' ' + params : ''}`);
+      const aligned = input.rowMap ? ` (rows aligned to the vocabulary: ${input.rowMap.filter((r) => r >= 0).length} own)` : '';
+      lines.push(`    ${input.model}${base}: ${input.tensor.name} ${input.tensor.dtype}${params ? ' ' + params : ''}${aligned}`);
     });
   }
   if (plan.warnings.length > 0) {

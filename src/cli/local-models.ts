@@ -3,7 +3,7 @@ import path from 'node:path';
 import { formatModelReference } from '../config';
 import type { MergeConfig } from '../config/types';
 import type { SourceOpener } from '../engine';
-import { loadModelMetadata, referencedModels, type ModelMetadata } from '../plan';
+import { loadModelMetadata, needsTokenizerFiles, referencedModels, type ModelMetadata } from '../plan';
 import { NodeByteSource, nodeModelFolder } from '../storage/node-fs';
 
 /** Models of a config found on the local disk, with the opener the engine reads them through. */
@@ -33,7 +33,7 @@ export async function loadLocalModels(config: MergeConfig, cwd: string): Promise
     if (!statSync(dir).isDirectory()) throw new ModelNotFoundError(`Model ${key}: ${dir} is not a folder.`);
     if (ref.revision) warnings.push(`Model ${key}: revision '${ref.revision}' is ignored for a local folder.`);
     dirs.set(key, dir);
-    metadata.set(key, await loadModelMetadata(nodeModelFolder(dir, key), key));
+    metadata.set(key, await loadModelMetadata(nodeModelFolder(dir, key), key, undefined, { tokenizer: needsTokenizerFiles(config) }));
   }
   const open = new Set<NodeByteSource>();
   return {

@@ -2,13 +2,17 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { CpuBackend } from '../backend';
-import { ConfigError, parseMergeConfig } from '../config';
-import { MergeCancelledError, runMerge, type MergeProgress } from '../engine';
+import { ConfigError, parseMergeConfig, UnsupportedConfigError } from '../config';
+import { DEFAULT_BUDGET_BYTES, MergeCancelledError, runMerge, type MergeProgress } from '../engine';
+import { GpuDeviceLostError, GpuUnavailableError } from '../gpu';
+import { chooseNodeBackend, type BackendChoice } from '../gpu/node';
 import { buildPlan, PlanError, type PlanOptions } from '../plan';
 import { parseShardSize, SafetensorsError } from '../storage';
 import { NodeOutputFolder } from '../storage/node-fs';
 import { parseArgs, UsageError, type FlagSpec } from './args';
 import { formatPlan } from './format-plan';
+import { methodsCommand, METHODS_USAGE } from './methods-command';
+import { validateCommand, VALIDATE_USAGE } from './validate-command';
 import { loadLocalModels, ModelNotFoundError } from './local-models';
 import { formatBytes, formatDuration, renderProgressLine } from './progress-bar';
 
@@ -25,6 +29,8 @@ export interface CliIo {
 const USAGE = `Usage:
   alloy merge CONFIG OUT_DIR [options]   merge the models of a mergekit YAML config into OUT_DIR
   alloy plan CONFIG [options]            print what a merge would do, without reading any weight
+${VALIDATE_USAGE}
+${METHODS_USAGE}
 
 Options:
   --backend auto|cpu|webgpu   where the arithmetic runs (default auto)
@@ -77,6 +83,8 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
     }
     if (command === 'merge') return await mergeCommand(rest, io);
     if (command === 'plan') return await planCommand(rest, io);
+    if (command === 'validate') return await validateCommand(rest, io);
+    if (command === 'methods') return await methodsCommand(rest, io);
     throw new UsageError(`unknown command '${command}'`);
   } catch (error) {
     return report(error, io);
@@ -88,6 +96,10 @@ declare const __ALLOY_VERSION__: string;
 function report(error: unknown, io: CliIo): number {
   if (error instanceof UsageError) {
     io.stderr(`alloy: ${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (error instanceof UnsupportedConfigError) {
+    io.stderr(`alloy: ${error.message}\n`);
     return 2;
   }
   if (error instanceof ConfigError) {
@@ -102,7 +114,7 @@ function report(error: unknown, io: CliIo): number {
     io.stderr(`alloy: ${error.message}\n`);
     return 1;
   }
-  if (error instanceof SafetensorsError || error instanceof ModelNotFoundError) {
+  if (error instanceof SafetensorsError || error instanceof ModelNotFoundError || error instanceof GpuUnavailableError) {
     io.stderr(`alloy: ${error.message}\n`);
     return 1;
   }
@@ -170,15 +182,21 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
   const { positionals, flags } = parseArgs(argv, PLAN_FLAGS);
   if (positionals.length !== 2) throw new UsageError('merge takes exactly two arguments: CONFIG OUT_DIR');
   const [configPath, outDir] = positionals;
-  const backendName = String(flags.backend ?? 'auto');
-  if (backendName === 'webgpu') {
-    throw new UsageError('--backend webgpu is not available in this version of the CLI yet; use --backend cpu (or auto)');
-  }
+  const backendName = String(flags.backend ?? 'auto') as BackendChoice;
   const budgetBytes = flags.memory !== undefined ? sizeFlag('memory', String(flags.memory)) : undefined;
   const { plan, models } = await prepare(configPath, flags, io, outDir);
   for (const w of plan.warnings) io.stderr(`warning: ${w}\n`);
-  const output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
   const quiet = flags.quiet === true;
+  // auto: a hardware GPU if there is one, else the CPU (a software WebGPU adapter is slower).
+  const chosen = await chooseNodeBackend(backendName, { budgetBytes: budgetBytes ?? DEFAULT_BUDGET_BYTES }).catch(
+    async (error: unknown) => {
+      await models.sources.closeAll();
+      throw error;
+    },
+  );
+  if (!quiet && backendName !== 'cpu') io.stderr(`${chosen.reason}\n`);
+  let backend = chosen.backend;
+  let output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
   const showBar = !quiet && io.isTTY;
   let lastLine = 0;
   const onProgress = (p: MergeProgress): void => {
@@ -191,17 +209,29 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
       io.stderr(`merged ${p.tensorsTotal} tensors\n`);
     }
   };
-  const backend = new CpuBackend();
   try {
-    const result = await runMerge(plan, {
-      backend,
-      sources: models.sources,
-      output,
-      budgetBytes,
-      signal: io.signal,
-      onProgress,
-      progressIntervalMs: showBar ? 100 : 60_000,
-    });
+    const merge = () =>
+      runMerge(plan, {
+        backend,
+        sources: models.sources,
+        output,
+        budgetBytes,
+        signal: io.signal,
+        onProgress,
+        progressIntervalMs: showBar ? 100 : 60_000,
+      });
+    let result: Awaited<ReturnType<typeof runMerge>>;
+    try {
+      result = await merge();
+    } catch (error) {
+      // A lost GPU under `auto`: start over on the CPU (the failed output was removed).
+      if (backendName !== 'auto' || !((error as Error).cause instanceof GpuDeviceLostError)) throw error;
+      io.stderr(`warning: ${((error as Error).cause as Error).message} Merging again on the CPU.\n`);
+      await backend.dispose().catch(() => undefined);
+      backend = new CpuBackend();
+      output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
+      result = await merge();
+    }
     if (showBar) io.stderr('\n');
     for (const w of result.warnings) io.stderr(`warning: ${w}\n`);
     if (!quiet) {

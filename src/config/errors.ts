@@ -44,6 +44,20 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * A config that is valid for mergekit but uses something Alloy cannot run yet (a merge method not
+ * implemented, LoRA adapters, a mergekit-moe config). `alloy validate` accepts such configs.
+ */
+export class UnsupportedConfigError extends ConfigError {
+  constructor(issues: ConfigIssue[], file?: string, warnings: ConfigIssue[] = []) {
+    super(issues, file, warnings);
+    this.name = 'UnsupportedConfigError';
+    this.message =
+      `cannot merge ${file ?? 'this config'} with Alloy yet:\n` +
+      this.issues.map((issue) => formatIssue(issue, file)).join('\n');
+  }
+}
+
 /** One error at `path`, without position: for checks that run on a config object rather than text. */
 export function configError(path: string, message: string): ConfigError {
   return new ConfigError([{ path, message, severity: 'error' }]);

@@ -1,7 +1,8 @@
 /**
- * Merge configs (mergekit YAML, MERGEKIT_SPEC.md §2): parse and validate with errors that point at
- * the YAML path and line, resolve parameters per tensor, turn a config into output slices, and write
- * it back as YAML.
+ * Merge configs (mergekit YAML, MERGEKIT_SPEC.md §2) and mergekit-moe configs (§5.2): validate
+ * with errors that point at the YAML path and line (`validateConfigText`, what mergekit accepts),
+ * parse for merging (`parseMergeConfig`, which also refuses what Alloy cannot run yet), resolve
+ * parameters per tensor, turn a config into output slices, and write it back as YAML.
  */
 export type {
   ConditionalSetting,
@@ -17,7 +18,9 @@ export type {
   TokenSource,
   TokenizerConfig,
 } from './types';
-export { ConfigError, formatIssue, type ConfigIssue } from './errors';
+export { ConfigError, formatIssue, UnsupportedConfigError, type ConfigIssue } from './errors';
+export { detectConfigKind, type ConfigKind } from './config-kind';
+export { validateConfigText, type ConfigValidation } from './validate-text';
 export {
   formatModelReference,
   LORA_UNSUPPORTED_MESSAGE,
@@ -25,8 +28,17 @@ export {
   sameModel,
 } from './model-reference';
 export { parseMergeConfig, type ParsedMergeConfig } from './parse';
-export { BUILTIN_CHAT_TEMPLATES, validateConfig } from './validate';
+export { BUILTIN_CHAT_TEMPLATES, unsupportedByAlloy, validateConfig } from './validate';
 export { validateMethod } from './validate-method';
+export {
+  MERGEKIT_METHOD_TABLE,
+  methodRules,
+  type DensityRule,
+  type InputRule,
+  type MethodDeclaration,
+  type MethodRow,
+  type MethodRules,
+} from './method-table';
 export {
   evaluateGradient,
   evaluateSetting,
@@ -38,3 +50,5 @@ export {
 export { toOutputSlices } from './slices';
 export { configToYaml } from './serialize';
 export { DTYPES } from './read-config';
+export { closest, didYouMean } from './suggest';
+export * from './moe/index';

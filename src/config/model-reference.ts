@@ -147,19 +147,24 @@ function readModelPath(value: unknown, path: string, issues: IssueList): { path:
   return typeof revision === 'string' ? { path: p as string, revision } : { path: p as string };
 }
 
-/** Warns about each key mergekit would ignore, suggesting the known key it probably meant. */
+/**
+ * Warns about each key mergekit would ignore, suggesting the known key it probably meant; `hint`
+ * may explain a key that is known elsewhere (a parameter written outside `parameters:`…).
+ */
 export function warnUnknownKeys(
   value: Record<string, unknown>,
   path: string,
   known: readonly string[],
   issues: IssueList,
   what: string,
+  hint?: (key: string) => string | undefined,
 ): void {
   for (const key of Object.keys(value)) {
     if (known.includes(key)) continue;
+    const explained = hint?.(key);
     issues.warning(
       childPath(path, key),
-      `unknown key '${key}' in ${what} is ignored${didYouMean(key, known)}`,
+      `unknown key '${key}' in ${what} is ignored${explained ? `: ${explained}` : didYouMean(key, known)}`,
       'key',
     );
   }

@@ -1,21 +1,10 @@
-import {
-  isAlias,
-  isMap,
-  isScalar,
-  isSeq,
-  LineCounter,
-  parseAllDocuments,
-  type Document,
-  type Node as YamlNode,
-  type ParsedNode,
-} from 'yaml';
-import { ConfigError, type ConfigIssue } from './errors';
-import { IssueList, type LocatedIssue } from './issues';
-import { childPath, parentPath } from './paths';
+import { ConfigError, UnsupportedConfigError, type ConfigIssue } from './errors';
+import { IssueList } from './issues';
 import { readConfig } from './read-config';
 import type { MergeConfig } from './types';
-import { collectConfigIssues } from './validate';
-import { pyYamlTags } from './yaml-schema';
+import { collectConfigIssues, unsupportedByAlloy } from './validate';
+import { detectConfigKind } from './config-kind';
+import { readYamlDocument, type YamlDocument } from './yaml-document';
 
 export interface ParsedMergeConfig {
   config: MergeConfig;
@@ -24,71 +13,49 @@ export interface ParsedMergeConfig {
 }
 
 /**
- * Parses and validates a mergekit YAML config. Throws a ConfigError listing every error found, each
- * with its YAML path, line and column.
- *
- * The YAML is read as YAML 1.1, like mergekit's PyYAML (`yes`/`no`/`on`/`off` are booleans, `0777` is
- * octal, anchors and `<<` merge keys work), except that dates stay strings and exponents without a
- * dot (`1e-5`) are numbers (see yaml-schema.ts).
+ * Parses and validates a mergekit YAML config for Alloy to merge. Throws a ConfigError listing every
+ * error found, each with its YAML path, line and column; then, for a config that is valid for
+ * mergekit but uses what Alloy cannot run yet (a merge method not implemented, LoRA adapters, a
+ * mergekit-moe config), an UnsupportedConfigError. `validateConfigText` checks validity only.
  */
 export function parseMergeConfig(yamlText: string, file?: string): ParsedMergeConfig {
-  const text = yamlText.startsWith('\uFEFF') ? yamlText.slice(1) : yamlText;
-  const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, {
-    lineCounter,
-    version: '1.1',
-    merge: true,
-    prettyErrors: false,
-    uniqueKeys: true,
-    customTags: pyYamlTags,
-  });
-  const pos = (offset: number) => {
-    const { line, col } = lineCounter.linePos(offset);
-    return { line, column: col };
-  };
-  const fail = (issues: ConfigIssue[]): never => {
-    throw new ConfigError(issues, file, issues.filter((i) => i.severity === 'warning'));
-  };
+  const doc = readYamlDocument(yamlText);
+  if (doc.readable && detectConfigKind(doc.root) === 'moe') {
+    throw new UnsupportedConfigError(
+      [
+        doc.locate({
+          path: 'experts',
+          message:
+            'this is a mergekit-moe config (experts:, no merge_method): merging mixture-of-experts models is not supported by Alloy yet; `alloy validate` checks it',
+          severity: 'error',
+        }),
+      ],
+      file,
+    );
+  }
+  const { config, issues } = checkMergeDocument(doc);
+  const warnings = issues.filter((i) => i.severity === 'warning');
+  const errors = issues.filter((i) => i.severity === 'error');
+  if (errors.length > 0) throw new ConfigError(errors, file, warnings);
+  const unsupported = unsupportedByAlloy(config).map((issue) => doc.locate(issue));
+  warnings.push(...unsupported.filter((i) => i.severity === 'warning'));
+  const blocking = unsupported.filter((i) => i.severity === 'error');
+  if (blocking.length > 0) throw new UnsupportedConfigError(blocking, file, warnings);
+  return { config, warnings };
+}
 
-  if (!Array.isArray(docs) || docs.length === 0) {
-    fail([{ path: '', message: 'the config is empty: it needs at least merge_method and models (or slices)', severity: 'error', line: 1, column: 1 }]);
-  }
-  const documents = docs as Document.Parsed[];
-  const syntax: ConfigIssue[] = [];
-  const extraDocuments: ConfigIssue[] = [];
-  if (documents.length > 1) {
-    extraDocuments.push({
-      path: '',
-      message: `the file holds ${documents.length} YAML documents (separated by ---), but a merge config is a single document`,
-      severity: 'error',
-      ...pos(documents[1].range[0]),
-    });
-  }
-  for (const doc of documents) {
-    for (const error of doc.errors) {
-      syntax.push({ path: '', message: `YAML syntax error: ${error.message}`, severity: 'error', ...pos(error.pos[0]) });
-    }
-  }
-  const yamlWarnings: ConfigIssue[] = documents[0].warnings.map((w) => ({
-    path: '',
-    message: `YAML: ${w.message}`,
-    severity: 'warning' as const,
-    ...pos(w.pos[0]),
-  }));
-  if (syntax.length > 0) fail([...extraDocuments, ...syntax, ...yamlWarnings]);
+export interface MergeConfigCheck {
+  /** The config as far as it could be read (only meaningful when `issues` holds no error). */
+  readonly config: MergeConfig;
+  /** Every error and warning mergekit's rules give, with line and column, in file order. */
+  readonly issues: ConfigIssue[];
+}
 
-  const doc = documents[0];
-  const positions = new Map<string, { key?: number; value: number }>();
-  indexPositions(doc, doc.contents, '', positions, 0);
-  let root: unknown;
-  try {
-    root = doc.toJS({ maxAliasCount: 1000 });
-  } catch (error) {
-    fail([{ path: '', message: `YAML error: ${(error as Error).message}`, severity: 'error', line: 1, column: 1 }]);
-  }
-
+/** Checks a merge config document against mergekit's rules (what mergekit accepts), without throwing. */
+export function checkMergeDocument(doc: YamlDocument): MergeConfigCheck {
+  if (!doc.readable) return { config: { merge_method: '' }, issues: [...doc.issues] };
   const issues = new IssueList();
-  const read = readConfig(root, issues);
+  const read = readConfig(doc.root, issues);
   const readErrorPaths = new Set(issues.issues.filter((i) => i.severity === 'error').map((i) => i.path));
   const checks = collectConfigIssues(read.config, {
     methodName: read.methodNamed,
@@ -96,82 +63,13 @@ export function parseMergeConfig(yamlText: string, file?: string): ParsedMergeCo
   });
   // A value that could not be read was reported already; the cross-key checks would only repeat it.
   issues.add(checks.filter((i) => !(i.severity === 'error' && readErrorPaths.has(i.path))));
-
-  const located = [...extraDocuments, ...issues.issues.map((issue) => locate(issue, positions, pos))];
-  located.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? 0) - (b.column ?? 0));
-  const warnings = [...yamlWarnings, ...located.filter((i) => i.severity === 'warning')];
-  if (located.some((i) => i.severity === 'error')) {
-    throw new ConfigError(located.filter((i) => i.severity === 'error'), file, warnings);
-  }
-  return { config: read.config, warnings };
+  return { config: read.config, issues: sortIssues([...doc.issues, ...issues.issues.map((issue) => doc.locate(issue))]) };
 }
 
-/** Adds line/column: the node at the issue's path, else the nearest ancestor that exists. */
-function locate(
-  issue: LocatedIssue,
-  positions: Map<string, { key?: number; value: number }>,
-  pos: (offset: number) => { line: number; column: number },
-): ConfigIssue {
-  const { target, ...plain } = issue;
-  let path: string | undefined = issue.path;
-  while (path !== undefined) {
-    const found = positions.get(path);
-    if (found) {
-      const offset = path === issue.path && target === 'key' && found.key !== undefined ? found.key : found.value;
-      return { ...plain, ...pos(offset) };
-    }
-    path = parentPath(path);
-  }
-  return { ...plain, line: 1, column: 1 };
-}
-
-/** Records where every node of the document starts, under the same paths the issues use. */
-function indexPositions(
-  doc: Document.Parsed,
-  node: ParsedNode | YamlNode | null | undefined,
-  path: string,
-  positions: Map<string, { key?: number; value: number }>,
-  depth: number,
-): void {
-  if (!node || depth > 64) return;
-  let target: unknown = node;
-  if (isAlias(node)) target = node.resolve(doc);
-  if (!positions.has(path) && node.range) positions.set(path, { value: node.range[0] });
-  if (isMap(target)) {
-    const merged: unknown[] = [];
-    for (const pair of target.items) {
-      const key = pair.key;
-      if (isScalar(key) && (typeof key.value === 'symbol' || key.value === '<<')) {
-        merged.push(pair.value);
-        continue;
-      }
-      if (!isScalar(key)) continue;
-      const keyPath = childPath(path, String(key.value));
-      const value = pair.value as YamlNode | null;
-      const keyOffset = key.range?.[0];
-      const valueOffset = value?.range?.[0] ?? keyOffset;
-      if (valueOffset === undefined) continue;
-      positions.set(keyPath, keyOffset === undefined ? { value: valueOffset } : { key: keyOffset, value: valueOffset });
-      indexPositions(doc, value, keyPath, positions, depth + 1);
-    }
-    // `<<: *anchor` keys: the anchor's pairs appear under this path unless set explicitly.
-    for (const source of merged) {
-      const sources = isSeq(source) ? source.items : [source];
-      for (const item of sources) {
-        const resolved = isAlias(item) ? item.resolve(doc) : item;
-        if (!isMap(resolved)) continue;
-        for (const pair of resolved.items) {
-          if (!isScalar(pair.key)) continue;
-          const keyPath = childPath(path, String(pair.key.value));
-          if (positions.has(keyPath)) continue;
-          const value = pair.value as YamlNode | null;
-          const offset = value?.range?.[0] ?? pair.key.range?.[0];
-          if (offset !== undefined) positions.set(keyPath, { value: offset });
-          indexPositions(doc, value, keyPath, positions, depth + 1);
-        }
-      }
-    }
-  } else if (isSeq(target)) {
-    target.items.forEach((item, i) => indexPositions(doc, item as YamlNode, childPath(path, i), positions, depth + 1));
-  }
+/** File order (line, then column); issues without a position last. Stable. */
+export function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
+  return issues
+    .map((issue, i) => ({ issue, i }))
+    .sort((a, b) => (a.issue.line ?? Infinity) - (b.issue.line ?? Infinity) || (a.issue.column ?? 0) - (b.issue.column ?? 0) || a.i - b.i)
+    .map(({ issue }) => issue);
 }

@@ -1,7 +1,9 @@
+import { METHODS } from '../methods/index';
 import { IssueList, describe, isMapping } from './issues';
+import { MERGEKIT_METHOD_TABLE } from './method-table';
 import { readModelReference, warnUnknownKeys } from './model-reference';
 import { childPath } from './paths';
-import { readParameters } from './read-parameters';
+import { numberFromString, readParameters } from './read-parameters';
 import { closest } from './suggest';
 import type {
   ConfigDtype,
@@ -60,6 +62,18 @@ const DTYPE_ALIASES: Readonly<Record<string, ConfigDtype>> = {
   i64: 'int64',
 };
 
+/** Every parameter name of every method, to explain a parameter written outside `parameters:`. */
+const PARAMETER_NAMES = new Set([...METHODS, ...MERGEKIT_METHOD_TABLE.map((r) => r.declaration)].flatMap((m) => m.params.map((p) => p.name)));
+
+function parameterHint(key: string): string | undefined {
+  return PARAMETER_NAMES.has(key) ? `merge parameters go under parameters: (write parameters: {${key}: …})` : undefined;
+}
+
+function moeHint(key: string): string | undefined {
+  if (!['experts', 'gate_mode', 'shared_experts', 'experts_per_token'].includes(key)) return undefined;
+  return 'it belongs to mergekit-moe configs, which have experts: and no merge_method';
+}
+
 const PLACEHOLDER_PREFIX = '\u0000invalid:';
 
 /** A stand-in for a model reference that could not be read (see the module comment). */
@@ -86,7 +100,7 @@ export function readConfig(root: unknown, issues: IssueList): ReadConfigResult {
     );
     return { config, methodNamed: false, layoutReadable: false };
   }
-  warnUnknownKeys(root, '', TOP_LEVEL_KEYS, issues, 'the config');
+  warnUnknownKeys(root, '', TOP_LEVEL_KEYS, issues, 'the config', (key) => parameterHint(key) ?? moeHint(key));
 
   let methodNamed = false;
   if (root.merge_method === undefined || root.merge_method === null) {
@@ -99,22 +113,30 @@ export function readConfig(root: unknown, issues: IssueList): ReadConfigResult {
   }
 
   let layoutReadable = true;
-  const present = (['models', 'slices', 'modules'] as const).filter((k) => root[k] !== undefined && root[k] !== null);
+  // mergekit counts models/slices/modules by truthiness: an empty one next to a filled one is ignored.
+  const isEmpty = (v: unknown) => (Array.isArray(v) && v.length === 0) || (isMapping(v) && Object.keys(v).length === 0);
+  const given = (['models', 'slices', 'modules'] as const).filter((k) => root[k] !== undefined && root[k] !== null);
+  const filled = given.filter((k) => !isEmpty(root[k]));
+  const present = filled.length > 0 ? filled : given;
+  for (const key of given.filter((k) => !present.includes(k))) {
+    issues.warning(key, `this empty ${key} is ignored (the config uses ${filled.join(' and ')}); remove it`, 'key');
+  }
   if (present.length > 1) layoutReadable = false; // reported by validate.ts
-  if (root.models !== undefined && root.models !== null) {
+  // An unreadable list stays present (empty), so that the layout checks do not call it missing.
+  if (present.includes('models')) {
     const models = readList(root.models, 'models', issues, readModelEntry);
-    if (models) config.models = models;
-    else layoutReadable = false;
+    config.models = models ?? [];
+    if (!models) layoutReadable = false;
   }
-  if (root.slices !== undefined && root.slices !== null) {
+  if (present.includes('slices')) {
     const slices = readList(root.slices, 'slices', issues, readSlice);
-    if (slices) config.slices = slices;
-    else layoutReadable = false;
+    config.slices = slices ?? [];
+    if (!slices) layoutReadable = false;
   }
-  if (root.modules !== undefined && root.modules !== null) {
+  if (present.includes('modules')) {
     const modules = readModules(root.modules, 'modules', issues);
-    if (modules) config.modules = modules;
-    else layoutReadable = false;
+    config.modules = modules ?? {};
+    if (!modules) layoutReadable = false;
   }
   if (present.length === 0) layoutReadable = false;
 
@@ -181,7 +203,11 @@ function readModelEntry(item: unknown, path: string, issues: IssueList): InputMo
     issues.error(path, `each entry of models must be a mapping with a model key${hint}; got ${describe(item)}`);
     return { model: placeholder(path) };
   }
-  warnUnknownKeys(item, path, MODEL_KEYS, issues, 'a models entry');
+  warnUnknownKeys(item, path, MODEL_KEYS, issues, 'a models entry', (key) =>
+    key === 'layer_range'
+      ? 'with models: every layer of each model is merged; to merge layer ranges, use slices: with sources: [{model, layer_range}]'
+      : parameterHint(key),
+  );
   const entry: InputModelDefinition = { model: readRef(item.model, childPath(path, 'model'), issues) };
   const parameters = readParameters(item.parameters, childPath(path, 'parameters'), issues);
   if (parameters) entry.parameters = parameters;
@@ -193,7 +219,9 @@ function readSlice(item: unknown, path: string, issues: IssueList): OutputSliceD
     issues.error(path, `each slice must be a mapping with a sources list; got ${describe(item)}`);
     return { sources: [] };
   }
-  warnUnknownKeys(item, path, SLICE_KEYS, issues, 'a slice');
+  warnUnknownKeys(item, path, SLICE_KEYS, issues, 'a slice', (key) =>
+    key === 'model' || key === 'layer_range' ? 'a slice lists its models under sources: [{model, layer_range}]' : parameterHint(key),
+  );
   const sourcesPath = childPath(path, 'sources');
   let sources: InputSliceDefinition[] = [];
   if (item.sources === undefined || item.sources === null) {
@@ -208,7 +236,8 @@ function readSlice(item: unknown, path: string, issues: IssueList): OutputSliceD
   if (parameters) slice.parameters = parameters;
   const residual = item.residual_weight;
   if (residual !== undefined && residual !== null) {
-    if (typeof residual === 'number' && Number.isFinite(residual)) slice.residual_weight = residual;
+    const weight = readLaxNumber(residual, childPath(path, 'residual_weight'), issues);
+    if (weight !== undefined) slice.residual_weight = weight;
     else issues.error(childPath(path, 'residual_weight'), `residual_weight must be a number; got ${describe(residual)}`);
   }
   return slice;
@@ -219,7 +248,7 @@ function readSource(item: unknown, path: string, issues: IssueList): InputSliceD
     issues.error(path, `each source must be a mapping {model, layer_range}; got ${describe(item)}`);
     return { model: placeholder(path), layer_range: [NaN, NaN] };
   }
-  warnUnknownKeys(item, path, SOURCE_KEYS, issues, 'a slice source');
+  warnUnknownKeys(item, path, SOURCE_KEYS, issues, 'a slice source', parameterHint);
   const source: InputSliceDefinition = {
     model: readRef(item.model, childPath(path, 'model'), issues),
     layer_range: readLayerRange(item.layer_range, childPath(path, 'layer_range'), issues),
@@ -240,8 +269,8 @@ function readLayerRange(value: unknown, path: string, issues: IssueList): [numbe
     issues.error(path, `${shape}; got ${Array.isArray(value) ? `a list of ${value.length}` : describe(value)}`);
     return [NaN, NaN];
   }
-  const [start, end] = value;
-  if (typeof start !== 'number' || typeof end !== 'number' || !Number.isInteger(start) || !Number.isInteger(end)) {
+  const [start, end] = value.map((v, i) => readLaxInteger(v, childPath(path, i), issues));
+  if (start === undefined || end === undefined) {
     issues.error(path, `${shape}; got [${value.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(', ')}]`);
     return [NaN, NaN];
   }
@@ -278,11 +307,16 @@ function readModules(value: unknown, path: string, issues: IssueList): Record<st
   return modules;
 }
 
-function readDtype(value: unknown, path: string, issues: IssueList): ConfigDtype | undefined {
+/** `dtype`/`out_dtype` (also used by mergekit-moe configs): mergekit's dtype_from_name. */
+export function readDtype(value: unknown, path: string, issues: IssueList): ConfigDtype | undefined {
   if (value === undefined || value === null) return undefined;
   const allowed = DTYPES.join(', ');
   if (typeof value !== 'string') {
     issues.error(path, `${path} must be one of ${allowed}; got ${describe(value)}`);
+    return undefined;
+  }
+  if (value === '') {
+    issues.warning(path, `an empty ${path} is the same as none (mergekit ignores it)`);
     return undefined;
   }
   const name = value.startsWith('torch.') ? value.slice('torch.'.length) : value;
@@ -295,11 +329,46 @@ function readDtype(value: unknown, path: string, issues: IssueList): ConfigDtype
   return undefined;
 }
 
+/**
+ * An integer the way pydantic's lax int reads it: a whole number, or a quoted one (with a warning).
+ * Undefined (nothing reported) for anything else.
+ */
+export function readLaxInteger(value: unknown, path: string, issues: IssueList): number | undefined {
+  if (typeof value === 'number' && Number.isInteger(value)) return value;
+  if (typeof value === 'string') {
+    const n = numberFromString(value);
+    if (n !== undefined && Number.isInteger(n)) {
+      issues.warning(path, `'${value}' is a quoted string; mergekit reads it as the number ${n}: write ${value.trim()} without quotes`);
+      return n;
+    }
+  }
+  return undefined;
+}
+
+/** A float the way pydantic's lax float reads it (numbers, booleans, quoted numbers with a warning). */
+export function readLaxNumber(value: unknown, path: string, issues: IssueList): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  if (typeof value === 'string') {
+    const n = numberFromString(value);
+    if (n !== undefined && Number.isFinite(n)) {
+      issues.warning(path, `'${value}' is a quoted string; mergekit reads it as the number ${n}: write ${value.trim()} without quotes`);
+      return n;
+    }
+  }
+  return undefined;
+}
+
 /** `union`, `base`, or a model reference; the legacy `model:<path>` prefix is stripped. */
 function readTokenizerSource(value: unknown, path: string, issues: IssueList): 'union' | 'base' | ModelReference | undefined {
   if (value === 'union' || value === 'base') return value;
   if (typeof value === 'string' && value.startsWith('model:')) {
-    return readModelReference(value.slice('model:'.length), path, issues);
+    const model = value.slice('model:'.length);
+    issues.warning(
+      path,
+      `the 'model:' prefix is the spelling of mergekit ≤ 0.0.4; mergekit 0.1 reads '${value}' as a model path and cannot find it: write ${model}`,
+    );
+    return readModelReference(model, path, issues);
   }
   if (typeof value === 'string' || isMapping(value)) return readModelReference(value, path, issues);
   issues.error(path, `expected union, base or a model reference; got ${describe(value)}`);
@@ -337,9 +406,12 @@ function readTokenizer(value: unknown, path: string, issues: IssueList): Tokeniz
   }
   const pad = value.pad_to_multiple_of;
   if (pad !== undefined && pad !== null) {
-    if (typeof pad === 'number' && Number.isInteger(pad) && pad > 0) tokenizer.pad_to_multiple_of = pad;
+    const padPath = childPath(path, 'pad_to_multiple_of');
+    const n = readLaxInteger(pad, padPath, issues);
+    if (n !== undefined && n > 0) tokenizer.pad_to_multiple_of = n;
+    else if (n === 0) issues.warning(padPath, 'pad_to_multiple_of: 0 means no padding (mergekit skips it); remove it or give a positive integer such as 64');
     else {
-      issues.error(childPath(path, 'pad_to_multiple_of'), `pad_to_multiple_of must be a positive integer such as 64; got ${describe(pad)}`);
+      issues.error(padPath, `pad_to_multiple_of must be a positive integer such as 64; got ${describe(pad)}`);
       ok = false;
     }
   }
@@ -366,14 +438,28 @@ function readTokenEntry(
   }
   const force = raw.force;
   if (force !== undefined && force !== null) {
-    if (typeof force === 'boolean') entry.force = force;
-    else if (force === 0 || force === 1) entry.force = force === 1;
+    const flag = laxBoolean(force);
+    if (flag !== undefined) entry.force = flag;
     else {
       issues.error(childPath(path, 'force'), `force must be true or false; got ${describe(force)}`);
       ok = false;
     }
   }
   return ok ? entry : undefined;
+}
+
+const TRUE_TEXT = ['t', 'y', 'on', 'yes', 'true', 'True'];
+const FALSE_TEXT = ['f', 'n', 'no', 'off', 'false', 'False'];
+
+/** A boolean the way pydantic's lax bool reads it: true/false, 0/1, and strings such as 'yes'. */
+function laxBoolean(value: unknown): boolean | undefined {
+  if (typeof value === 'boolean') return value;
+  if (value === 0 || value === 1) return value === 1;
+  if (typeof value === 'string') {
+    if (TRUE_TEXT.includes(value)) return true;
+    if (FALSE_TEXT.includes(value)) return false;
+  }
+  return undefined;
 }
 
 function readTokenSource(raw: unknown, path: string, issues: IssueList): TokenSource | undefined {
@@ -411,7 +497,8 @@ function readTokenSource(raw: unknown, path: string, issues: IssueList): TokenSo
   }
   const source: TokenSource = { kind: 'model_token', model };
   if (hasId) {
-    if (typeof raw.token_id === 'number' && Number.isInteger(raw.token_id) && raw.token_id >= 0) source.token_id = raw.token_id;
+    const id = readLaxInteger(raw.token_id, childPath(path, 'token_id'), issues);
+    if (id !== undefined && id >= 0) source.token_id = id;
     else {
       issues.error(childPath(path, 'token_id'), `token_id must be a non-negative integer; got ${describe(raw.token_id)}`);
       ok = false;

@@ -69,7 +69,10 @@ export function readSetting(value: unknown, path: string, issues: IssueList): Pa
   return INVALID_SETTING;
 }
 
-/** A number or boolean as a number; reports strings and non-finite numbers; undefined for anything else. */
+/**
+ * A number or boolean as a number; a quoted number is read as that number with a warning (mergekit's
+ * pydantic converts it too); reports other strings and non-finite numbers; undefined for anything else.
+ */
 function readScalar(value: unknown, path: string, issues: IssueList): number | string | undefined {
   if (typeof value === 'boolean') return value ? 1 : 0;
   if (typeof value === 'number') {
@@ -80,11 +83,15 @@ function readScalar(value: unknown, path: string, issues: IssueList): number | s
     return value;
   }
   if (typeof value === 'string') {
-    const numeric = value.trim() !== '' && Number.isFinite(Number(value));
+    const numeric = numberFromString(value);
+    if (numeric !== undefined && Number.isFinite(numeric)) {
+      issues.warning(path, `'${value}' is a quoted string; mergekit reads it as the number ${numeric}: write ${value.trim()} without quotes`);
+      return numeric;
+    }
     issues.error(
       path,
-      numeric
-        ? `parameter values must be numbers, not strings: write ${value.trim()} without quotes`
+      numeric !== undefined
+        ? `${value} is not a usable parameter value: give a finite number`
         : `parameter values must be numbers, booleans, gradients or {filter, value} lists; strings such as '${value}' are not allowed (mergekit rejects them too)`,
     );
     return INVALID_SETTING;
@@ -92,18 +99,29 @@ function readScalar(value: unknown, path: string, issues: IssueList): number | s
   return undefined;
 }
 
+const NUMBER_TEXT = /^[-+]?(?:\d+(?:_\d+)*(?:\.(?:\d+(?:_\d+)*)?)?|\.\d+(?:_\d+)*)(?:[eE][-+]?\d+)?$/;
+const NON_FINITE_TEXT = /^[-+]?(?:inf|infinity|nan)$/i;
+
+/**
+ * The number a string holds the way pydantic's lax float parsing reads it (`"0.5"`, `" 1e-5 "`,
+ * `"1_000"`, `"inf"`), or undefined when it is not a number.
+ */
+export function numberFromString(text: string): number | undefined {
+  const trimmed = text.trim();
+  if (NON_FINITE_TEXT.test(trimmed)) return Number(trimmed.replace(/inf(inity)?/i, 'Infinity').replace(/nan/i, 'NaN'));
+  if (!NUMBER_TEXT.test(trimmed)) return undefined;
+  return Number(trimmed.replace(/_/g, ''));
+}
+
 function readGradient(items: unknown[], path: string, issues: IssueList, mixedMessage: string): ParameterSetting {
   const values: number[] = [];
   let ok = true;
   items.forEach((item, i) => {
     const itemPath = childPath(path, i);
-    if (typeof item === 'number' || typeof item === 'boolean') {
+    if (typeof item === 'number' || typeof item === 'boolean' || typeof item === 'string') {
       const v = readScalar(item, itemPath, issues);
       if (typeof v === 'number') values.push(v);
       else ok = false;
-    } else if (typeof item === 'string') {
-      readScalar(item, itemPath, issues);
-      ok = false;
     } else if (Array.isArray(item)) {
       issues.error(itemPath, 'gradients cannot be nested: a gradient is a flat list of numbers');
       ok = false;

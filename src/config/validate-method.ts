@@ -1,44 +1,41 @@
-import type { MergeMethod, ParamDecl } from '../methods/types';
+import type { MergeMethod, ParamDecl } from '../methods/index';
 import type { ConfigIssue } from './errors';
 import { IssueList, withoutTarget, type LocatedIssue } from './issues';
+import { rulesOf, type MethodRules } from './method-table';
 import { formatModelReference, sameModel } from './model-reference';
 import { childPath } from './paths';
 import { isPlaceholderRef } from './read-config';
 import { didYouMean } from './suggest';
 import type { MergeConfig, ParameterSetting, Parameters } from './types';
-import { parameterMaps, sliceViews, type SliceView, type SourceView } from './walk';
+import { parameterMaps, sliceViews, type ParameterLevel, type SliceView, type SourceView } from './walk';
 
 /**
- * The merge method's rules applied to a config, driven by its declarations (src/methods): base
- * policy, number of inputs, required global and per-model parameters, parameters it does not know.
+ * The merge method's rules applied to a config, driven by its declaration (src/methods, or the
+ * stand-in table for methods Alloy does not implement yet) and mergekit's config rules
+ * (method-table.ts): base policy, number of models, required global and per-model parameters,
+ * parameter types, parameters it does not know, and the value checks mergekit makes at merge time
+ * (TIES density > 0, DELLA's density ± epsilon window).
  * Parameter precedence is MERGEKIT_SPEC.md §2.3: per-model [source, slice, module, top], global
  * [slice, module, top] — a global parameter set on one model is ignored, as in mergekit.
  */
 
-/**
- * Per-model parameters whose value must stay above 0: magnitude pruning keeps floor(density·numel)
- * elements and mergekit asserts that this is not 0 (MERGEKIT_SPEC.md §1.4). Not expressible in a
- * ParamDecl (its `min: 0` is the range of forms), so listed here.
- */
-const POSITIVE_PARAMS: Readonly<Record<string, readonly string[]>> = {
-  ties: ['density'],
-};
-
 export function validateMethod(config: MergeConfig, method: MergeMethod): ConfigIssue[] {
-  return methodIssues(config, method).map(withoutTarget);
+  return methodIssues(config, rulesOf(method)).map(withoutTarget);
 }
 
 /** As validateMethod, keeping which issues point at a key rather than its value (for line numbers). */
-export function methodIssues(config: MergeConfig, method: MergeMethod): LocatedIssue[] {
+export function methodIssues(config: MergeConfig, rules: MethodRules): LocatedIssue[] {
   const issues = new IssueList();
   const views = sliceViews(config, sameModel);
-  checkBaseModel(views, method, issues);
+  checkBaseModel(views, rules, issues);
   for (const view of views) {
-    checkInputCount(view, method, issues);
-    checkPerModelParams(view, method, issues);
+    checkInputCount(view, rules, issues);
+    checkPerModelParams(view, rules, issues);
   }
-  checkGlobalParams(views, method, issues);
-  checkParameterNamesAndValues(config, method, issues);
+  checkGlobalParams(views, rules, issues);
+  checkParameterNamesAndValues(config, rules, issues);
+  if (rules.density === 'dellaWindow') checkDellaWindow(views, rules, issues);
+  checkNegativeWeights(views, rules, issues);
   return issues.issues;
 }
 
@@ -49,7 +46,11 @@ function has(parameters: Parameters | undefined, name: string): boolean {
 /** True when the setting gives every tensor a value (no filter list without a catch-all entry). */
 function coversEveryTensor(setting: ParameterSetting): boolean {
   if (!Array.isArray(setting) || setting.length === 0 || typeof setting[0] === 'number') return true;
-  return (setting as { filter?: string | null }[]).some((e) => e.filter === undefined || e.filter === null || e.filter === '*');
+  return (setting as { filter?: string | null }[]).some((e) => isCatchAll(e.filter));
+}
+
+function isCatchAll(filter: string | null | undefined): boolean {
+  return filter === undefined || filter === null || filter === '*';
 }
 
 /** Every number a setting can produce (scalar, gradient points, filtered values). */
@@ -61,28 +62,33 @@ function settingNumbers(setting: ParameterSetting): number[] {
   );
 }
 
-function isTheBase(view: SliceView, source: SourceView, method: MergeMethod): boolean {
-  return method.base !== 'member' && view.base !== undefined && sameModel(view.base, source.model);
+function isTheBase(view: SliceView, source: SourceView, rules: MethodRules): boolean {
+  return rules.declaration.base !== 'member' && view.base !== undefined && sameModel(view.base, source.model);
 }
 
-function checkBaseModel(views: readonly SliceView[], method: MergeMethod, issues: IssueList): void {
-  if (method.base !== 'required') return;
-  const missing = views.filter((v) => !v.base);
-  const need = `merge method '${method.name}' needs a base_model`;
-  if (missing.length > 0) {
-    if (missing.length === views.length) {
+function distinctModels(view: SliceView): number {
+  return new Set(view.sources.map((s) => formatModelReference(s.model))).size;
+}
+
+function checkBaseModel(views: readonly SliceView[], rules: MethodRules, issues: IssueList): void {
+  const { declaration: method, inputs } = rules;
+  if (method.base === 'required') {
+    const missing = views.filter((v) => !v.base);
+    const need = `merge method '${method.name}' needs a base_model`;
+    if (missing.length > 0 && missing.length === views.length) {
       const where = views.some((v) => !v.modelsSyntax) ? ' (at the top level, or in every slice)' : '';
-      issues.error('base_model', `${need}: add base_model: <org/name>${where}, naming ${baseRole(method)}`);
+      issues.error('base_model', `${need}: add base_model: <org/name>${where}, naming ${baseRole(rules)}`);
     } else {
       for (const view of missing) {
         issues.error(childPath(view.path, 'base_model'), `${need}, and this slice has none (nor is there a top-level base_model)`);
       }
     }
   }
+  if (!inputs.baseInSources) return;
   for (const view of views) {
     if (view.modelsSyntax || !view.base) continue;
-    // A fixed-arity method (slerp) copies a lone source; the others read the base from the sources.
-    if (view.sources.length < 2 && method.maxInputs !== undefined) continue;
+    // A lone source that the method copies needs no base.
+    if (distinctModels(view) < 2 && inputs.loneSource === 'copied') continue;
     if (!view.sources.some((s) => sameModel(s.model, view.base!))) {
       issues.error(
         childPath(view.path, 'sources'),
@@ -92,17 +98,22 @@ function checkBaseModel(views: readonly SliceView[], method: MergeMethod, issues
   }
 }
 
-function baseRole(method: MergeMethod): string {
-  return method.maxInputs === 2 ? 'one of the two models (the one at t = 0)' : 'the model the others were fine-tuned from';
+function baseRole(rules: MethodRules): string {
+  return rules.inputs.models?.max === 2 ? 'one of the two models (the one at t = 0)' : 'the model the others were fine-tuned from';
 }
 
-function checkInputCount(view: SliceView, method: MergeMethod, issues: IssueList): void {
-  const count = new Set(view.sources.map((s) => formatModelReference(s.model))).size;
+function checkInputCount(view: SliceView, rules: MethodRules, issues: IssueList): void {
+  const method = rules.declaration;
+  const { models: range, others: otherRange, loneSource } = rules.inputs;
+  const count = distinctModels(view);
+  if (!view.modelsSyntax && count === 1 && loneSource !== 'counted') return;
   const where = view.modelsSyntax ? view.path : childPath(view.path, 'sources');
   const perSlice = view.modelsSyntax ? '' : ' per slice';
-  const max = method.maxInputs;
+  const has = view.modelsSyntax ? 'this config lists' : 'this slice has';
   const implicit = view.sources.find((s) => s.implicit);
-  if (max !== undefined && count > max) {
+
+  if (range?.max !== undefined && count > range.max) {
+    const max = range.max;
     const takes = max === 1 ? 'exactly one model' : `at most ${max} models`;
     if (implicit && count - 1 <= max) {
       issues.error(
@@ -112,26 +123,54 @@ function checkInputCount(view: SliceView, method: MergeMethod, issues: IssueList
           : `${method.name} takes ${takes}, and base_model ${formatModelReference(implicit.model)} is not among the listed models, so it would be merged as an extra one: set base_model to one of them`,
       );
     } else {
-      issues.error(where, `${method.name} takes ${takes}${perSlice}, but ${view.modelsSyntax ? 'this config lists' : 'this slice has'} ${count}`);
+      issues.error(where, `${method.name} takes ${takes}${perSlice}, but ${has} ${count}`);
     }
     return;
   }
-  if (view.modelsSyntax && method.base === 'required' && max !== undefined && count < max) {
-    issues.error(where, `${method.name} merges exactly ${max} models (the base_model and ${max === 2 ? 'one other' : 'the others'}), but this config has ${count}`);
+  if (range?.min !== undefined && count < range.min) {
+    if (range.max === range.min && method.base === 'required') {
+      issues.error(
+        where,
+        `${method.name} merges exactly ${range.max} models (the base_model and ${range.max === 2 ? 'one other' : 'the others'}), but ${has} ${count}`,
+      );
+    } else {
+      issues.error(where, `${method.name} needs at least ${range.min} models${perSlice}, but ${has} ${count}`);
+    }
     return;
   }
-  const min = method.minInputs;
-  if (min !== undefined && count < min) {
-    issues.error(where, `${method.name} needs at least ${min} models${perSlice}, but ${view.modelsSyntax ? 'this config lists' : 'this slice has'} ${count}`);
+  if (!otherRange) return;
+  const baseListed = view.base !== undefined && view.sources.some((s) => sameModel(s.model, view.base!));
+  // A missing base, or one missing from the slice's sources, is reported by checkBaseModel.
+  if (method.base === 'required' && (!view.base || !baseListed)) return;
+  const others = count - (baseListed ? 1 : 0);
+  const tooFew = otherRange.min !== undefined && others < otherRange.min;
+  const tooMany = otherRange.max !== undefined && others > otherRange.max;
+  if (!tooFew && !tooMany) return;
+  if (method.base === 'optional') {
+    // nuslerp: two models, and a base (optional) must be a third one.
+    const n = otherRange.min === otherRange.max ? `exactly ${otherRange.min}` : `at least ${otherRange.min}`;
+    const baseNote =
+      view.base && baseListed && tooFew && count === otherRange.min
+        ? `: base_model ${formatModelReference(view.base)} is one of them, but it must be a separate model (or leave base_model out)`
+        : `, but ${has} ${others}${baseListed ? ' besides the base_model' : ''}`;
+    issues.error(where, `${method.name} merges ${n} models (plus, optionally, a base_model as a further model)${baseNote}`);
+    return;
   }
+  const n = otherRange.min === otherRange.max ? `exactly ${otherRange.min}` : `at least ${otherRange.min}`;
+  const total = otherRange.min !== undefined && otherRange.min !== otherRange.max ? ` (${otherRange.min + 1} models in all)` : '';
+  issues.error(
+    where,
+    `${method.name} merges the base_model with ${n} other model${otherRange.min === 1 && otherRange.max === 1 ? '' : 's'}${total}, but ${has} ${others} besides the base_model`,
+  );
 }
 
-function checkPerModelParams(view: SliceView, method: MergeMethod, issues: IssueList): void {
+function checkPerModelParams(view: SliceView, rules: MethodRules, issues: IssueList): void {
+  const method = rules.declaration;
   const required = method.params.filter((d) => d.scope === 'model' && d.required);
   const perModel = new Set(method.params.filter((d) => d.scope === 'model').map((d) => d.name));
   for (const source of view.sources) {
     if (isPlaceholderRef(source.model)) continue;
-    if (isTheBase(view, source, method)) {
+    if (isTheBase(view, source, rules)) {
       for (const name of Object.keys(source.parameters ?? {})) {
         if (!perModel.has(name)) continue;
         issues.warning(
@@ -148,7 +187,7 @@ function checkPerModelParams(view: SliceView, method: MergeMethod, issues: Issue
         .map((p) => p![decl.name]);
       const model = formatModelReference(source.model);
       if (settings.length === 0) {
-        issues.error(source.path, missingPerModelMessage(view, source, method, decl, model));
+        issues.error(source.path, missingPerModelMessage(view, source, method.name, decl, model));
       } else if (!settings.some(coversEveryTensor)) {
         issues.warning(
           source.path,
@@ -159,16 +198,17 @@ function checkPerModelParams(view: SliceView, method: MergeMethod, issues: Issue
   }
 }
 
-function missingPerModelMessage(view: SliceView, source: SourceView, method: MergeMethod, decl: ParamDecl, model: string): string {
+function missingPerModelMessage(view: SliceView, source: SourceView, method: string, decl: ParamDecl, model: string): string {
   if (source.implicit) {
-    return `${method.name} merges base_model ${model} like any other model, so it needs a ${decl.name} too: list it under models with a ${decl.name}, or set ${decl.name} for all models in the top-level parameters`;
+    return `${method} merges base_model ${model} like any other model, so it needs a ${decl.name} too: list it under models with a ${decl.name}, or set ${decl.name} for all models in the top-level parameters`;
   }
   const levels = view.levels.map((l) => (l.path === 'parameters' ? 'the top-level' : l.path.includes('slices[') ? "the slice's" : "the module's"));
   const elsewhere = `${levels.join(' or ')} parameters`;
-  return `${method.name} needs a ${decl.name} for ${model}: add ${decl.name} to this model's parameters, or set one for all models in ${elsewhere}`;
+  return `${method} needs a ${decl.name} for ${model}: add ${decl.name} to this model's parameters, or set one for all models in ${elsewhere}`;
 }
 
-function checkGlobalParams(views: readonly SliceView[], method: MergeMethod, issues: IssueList): void {
+function checkGlobalParams(views: readonly SliceView[], rules: MethodRules, issues: IssueList): void {
+  const method = rules.declaration;
   for (const decl of method.params.filter((d) => d.scope === 'global' && d.required)) {
     const missing = views.filter((v) => !v.levels.some((l) => has(l.parameters, decl.name)));
     const need = `merge method '${method.name}' needs parameter '${decl.name}' (${decl.description})`;
@@ -194,14 +234,15 @@ function checkGlobalParams(views: readonly SliceView[], method: MergeMethod, iss
   }
 }
 
-function checkParameterNamesAndValues(config: MergeConfig, method: MergeMethod, issues: IssueList): void {
+function checkParameterNamesAndValues(config: MergeConfig, rules: MethodRules, issues: IssueList): void {
+  const method = rules.declaration;
   const names = method.params.map((d) => d.name);
   const takes = names.length > 0 ? `${method.name} takes: ${names.join(', ')}` : `${method.name} takes no parameters`;
-  const positive = POSITIVE_PARAMS[method.name] ?? [];
+  const positive = rules.density === 'positive' ? ['density'] : [];
   // The base model's per-model parameters are never used, so their values cannot fail the merge.
   const baseParameterPaths = new Set(
     sliceViews(config, sameModel).flatMap((view) =>
-      view.sources.filter((s) => isTheBase(view, s, method)).map((s) => childPath(s.path, 'parameters')),
+      view.sources.filter((s) => isTheBase(view, s, rules)).map((s) => childPath(s.path, 'parameters')),
     ),
   );
   for (const { parameters, path, level } of parameterMaps(config)) {
@@ -219,9 +260,29 @@ function checkParameterNamesAndValues(config: MergeConfig, method: MergeMethod, 
           `'${name}' is a global parameter of ${method.name}: set on one model it is ignored (as in mergekit); move it to the slice's or the top-level parameters`,
           'key',
         );
+        continue;
       }
+      if (ofBase && decl.scope === 'model') continue;
       const values = settingNumbers(setting);
-      if (positive.includes(name) && !ofBase) {
+      if (decl.type === 'boolean') {
+        const bad = values.find((v) => v !== 0 && v !== 1);
+        if (bad !== undefined) {
+          if (rules.laxFlags?.includes(name)) {
+            issues.warning(paramPath, `${name} is an on/off flag: ${bad} counts as true (write true or false)`);
+          } else {
+            issues.error(paramPath, `${name} is an on/off flag: write true or false (or 1/0), not ${bad} (mergekit rejects it)`);
+          }
+        }
+        continue;
+      }
+      if (decl.type === 'integer') {
+        const bad = values.find((v) => !Number.isInteger(v));
+        if (bad !== undefined) {
+          issues.error(paramPath, `${name} must be a whole number, not ${bad}`);
+          continue;
+        }
+      }
+      if (positive.includes(name)) {
         const bad = values.find((v) => v <= 0);
         if (bad !== undefined) {
           issues.error(
@@ -231,7 +292,7 @@ function checkParameterNamesAndValues(config: MergeConfig, method: MergeMethod, 
           continue;
         }
       }
-      if (decl.type !== 'boolean' && (decl.min !== undefined || decl.max !== undefined)) {
+      if (decl.min !== undefined || decl.max !== undefined) {
         const outside = values.find((v) => (decl.min !== undefined && v < decl.min) || (decl.max !== undefined && v > decl.max));
         if (outside !== undefined) {
           issues.warning(
@@ -240,6 +301,182 @@ function checkParameterNamesAndValues(config: MergeConfig, method: MergeMethod, 
           );
         }
       }
+      if (name === 'gamma' && values.some((v) => v <= 0)) {
+        issues.warning(
+          paramPath,
+          `gamma ≤ 0 removes no outliers, and mergekit's breadcrumbs then zeroes the whole change of the tensor (a known mergekit bug): use a small positive gamma such as 0.01`,
+        );
+      }
+    }
+  }
+}
+
+// ----- DELLA: density ± epsilon must stay inside (0, 1) -------------------------------------------
+
+/** One way a setting can evaluate: a value or gradient, for the tensors its filter selects. */
+interface Piece {
+  readonly filter: string | null;
+  /** Filters that match first (earlier entries, higher precedence levels): tensors they match never get here. */
+  readonly excludes: readonly string[];
+  readonly values: readonly number[];
+  readonly path: string;
+  readonly explicit: boolean;
+}
+
+function piecesOf(setting: ParameterSetting, path: string, excludes: readonly string[]): Piece[] {
+  if (typeof setting === 'number') return [{ filter: null, excludes, values: [setting], path, explicit: true }];
+  if (typeof setting === 'string' || setting.length === 0) return [];
+  if (typeof setting[0] === 'number') return [{ filter: null, excludes, values: setting as number[], path, explicit: true }];
+  const pieces: Piece[] = [];
+  const earlier = [...excludes];
+  for (const entry of setting as { filter?: string | null; value: number | string | number[] }[]) {
+    const filter = isCatchAll(entry.filter) ? null : (entry.filter as string);
+    const values = typeof entry.value === 'number' ? [entry.value] : Array.isArray(entry.value) ? entry.value : undefined;
+    if (values) pieces.push({ filter, excludes: [...earlier], values, path, explicit: true });
+    if (filter === null) break; // later entries are never reached
+    earlier.push(filter);
+  }
+  return pieces;
+}
+
+/** The pieces a per-model parameter can take for one source: its levels in precedence order, then the default. */
+function effectivePieces(source: SourceView, levels: readonly ParameterLevel[], decl: ParamDecl): Piece[] {
+  const all = [{ parameters: source.parameters, path: childPath(source.path, 'parameters') }, ...levels];
+  const pieces: Piece[] = [];
+  const earlier: string[] = [];
+  for (const level of all) {
+    if (!has(level.parameters, decl.name)) continue;
+    const setting = level.parameters![decl.name];
+    const found = piecesOf(setting, childPath(level.path, decl.name), earlier);
+    pieces.push(...found);
+    if (coversEveryTensor(setting)) return pieces;
+    earlier.push(...found.map((p) => p.filter).filter((f): f is string => f !== null));
+  }
+  if (decl.default !== undefined) pieces.push({ filter: null, excludes: earlier, values: [decl.default], path: '', explicit: false });
+  return pieces;
+}
+
+/**
+ * Whether one tensor name can get both pieces (approximation, since names are not known here: two
+ * different filters meet only when one contains the other; a filter containing an excluded one never
+ * reaches that piece).
+ */
+function compatible(a: Piece, b: Piece): boolean {
+  if (a.filter !== null && b.excludes.some((x) => a.filter!.includes(x))) return false;
+  if (b.filter !== null && a.excludes.some((x) => b.filter!.includes(x))) return false;
+  if (a.filter !== null && b.filter !== null) return a.filter.includes(b.filter) || b.filter.includes(a.filter);
+  return true;
+}
+
+function gradientAt(values: readonly number[], t: number): number {
+  if (values.length === 1) return values[0];
+  const scaled = t * (values.length - 1);
+  const i0 = Math.floor(scaled);
+  const i1 = Math.min(values.length - 1, i0 + 1);
+  const frac = scaled - i0;
+  return (1 - frac) * values[i0] + frac * values[i1];
+}
+
+/** The layer positions t at which a slice evaluates gradients (MERGEKIT_SPEC.md §2.4). */
+function sliceTs(view: SliceView): number[] {
+  const range = view.sources[0]?.layerRange;
+  const layers = range && Number.isInteger(range[0]) && Number.isInteger(range[1]) ? range[1] - range[0] : undefined;
+  if (layers !== undefined && layers >= 1 && layers <= 4096) {
+    if (layers === 1) return [0, 1];
+    return Array.from({ length: layers }, (_, i) => i / (layers - 1));
+  }
+  // models: syntax (the layer count is not known without the models): a fine grid of t.
+  return Array.from({ length: 257 }, (_, i) => i / 256);
+}
+
+const fmt = (x: number): string => String(Number(x.toPrecision(6)));
+
+function checkDellaWindow(views: readonly SliceView[], rules: MethodRules, issues: IssueList): void {
+  const method = rules.declaration;
+  const densityDecl = method.params.find((d) => d.name === 'density');
+  const epsilonDecl = method.params.find((d) => d.name === 'epsilon');
+  if (!densityDecl || !epsilonDecl) return;
+  const reported = new Set<string>();
+  for (const view of views) {
+    const ts = sliceTs(view);
+    for (const source of view.sources) {
+      if (isPlaceholderRef(source.model) || isTheBase(view, source, rules)) continue;
+      const densities = effectivePieces(source, view.levels, densityDecl);
+      const epsilons = effectivePieces(source, view.levels, epsilonDecl);
+      for (const d of densities) {
+        for (const e of epsilons) {
+          if (!compatible(d, e)) continue;
+          const violation = findDellaViolation(d, e, ts);
+          if (!violation) continue;
+          const blameEpsilon = e.explicit && violation.epsilon >= 0.5;
+          const path = blameEpsilon ? e.path : d.path;
+          if (path === '' || reported.has(path)) continue;
+          reported.add(path);
+          issues.error(path, dellaMessage(method.name, d, e, violation));
+        }
+      }
+    }
+  }
+}
+
+interface DellaViolation {
+  readonly density: number;
+  readonly epsilon: number;
+  /** Layer position (MERGEKIT_SPEC.md §2.4) where it happens. */
+  readonly t: number;
+}
+
+function findDellaViolation(d: Piece, e: Piece, ts: readonly number[]): DellaViolation | undefined {
+  for (const t of ts) {
+    const density = gradientAt(d.values, t);
+    const epsilon = gradientAt(e.values, t);
+    if (density <= 0 || density >= 1) continue; // density ≥ 1 keeps everything, ≤ 0 nothing: no window check
+    if (density + epsilon >= 1 || density - epsilon <= 0) return { density, epsilon, t };
+  }
+  return undefined;
+}
+
+function dellaMessage(method: string, d: Piece, e: Piece, v: DellaViolation): string {
+  const dText =
+    d.values.length > 1 ? `density ${fmt(v.density)} (the gradient [${d.values.join(', ')}] at layer position t = ${fmt(v.t)})` : `density ${fmt(v.density)}`;
+  const eText = e.explicit ? (e.values.length > 1 ? `epsilon ${fmt(v.epsilon)} (from its gradient)` : `epsilon ${fmt(v.epsilon)}`) : `the default epsilon ${fmt(v.epsilon)}`;
+  const high = v.density + v.epsilon >= 1;
+  const what = high ? `density + epsilon = ${fmt(v.density + v.epsilon)} ≥ 1` : `density − epsilon = ${fmt(v.density - v.epsilon)} ≤ 0`;
+  let fix: string;
+  if (v.epsilon >= 0.5) fix = 'epsilon must be below 0.5 for any density to fit: lower epsilon';
+  else if (high) {
+    fix =
+      d.values.length > 1 && d.values.some((x) => x >= 1)
+        ? `a density gradient that reaches 1 passes through values just below 1, so keep every density point at most ${fmt(1 - v.epsilon)} (or lower epsilon)`
+        : `use a density below ${fmt(1 - v.epsilon)}, a smaller epsilon, or density 1 (no pruning)`;
+  } else fix = `use a density above ${fmt(v.epsilon)}, or set epsilon below ${fmt(v.density)}`;
+  return `${method}: ${dText} with ${eText} gives ${what}; mergekit stops with "Epsilon must be chosen such that density +/- epsilon is in (0, 1)": ${fix}`;
+}
+
+// ----- negative weights ---------------------------------------------------------------------------
+
+/** mergekit #213: with normalize on, a negative weight also shrinks the divisor (or flips its sign). */
+function checkNegativeWeights(views: readonly SliceView[], rules: MethodRules, issues: IssueList): void {
+  const method = rules.declaration;
+  const normalize = method.params.find((d) => d.name === 'normalize' && d.type === 'boolean');
+  if (!normalize || !method.params.some((d) => d.name === 'weight' && d.scope === 'model')) return;
+  const reported = new Set<string>();
+  for (const view of views) {
+    const normalizeSettings = view.levels.filter((l) => has(l.parameters, 'normalize')).map((l) => l.parameters!.normalize);
+    const normalizeValues = normalizeSettings.length > 0 ? settingNumbers(normalizeSettings[0]) : [normalize.default ?? 0];
+    if (!normalizeValues.some((v) => v !== 0)) continue;
+    for (const source of view.sources) {
+      if (isTheBase(view, source, rules)) continue;
+      const levels = [{ parameters: source.parameters, path: childPath(source.path, 'parameters') }, ...view.levels];
+      const level = levels.find((l) => has(l.parameters, 'weight'));
+      if (!level) continue;
+      const path = childPath(level.path, 'weight');
+      if (reported.has(path) || !settingNumbers(level.parameters!.weight).some((v) => v < 0)) continue;
+      reported.add(path);
+      issues.warning(
+        path,
+        `a negative weight with normalize on: ${method.name} divides by the sum of the weights, which the negative weight shrinks (or makes 0 or negative); negative weights only make sense with normalize: false (mergekit issue #213)`,
+      );
     }
   }
 }

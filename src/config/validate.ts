@@ -1,6 +1,7 @@
-import { findMethod, MERGEKIT_METHOD_NAMES, METHODS } from '../methods/index';
+import { METHODS, MERGEKIT_METHOD_NAMES } from '../methods/index';
 import type { ConfigIssue } from './errors';
 import { IssueList, withoutTarget, type LocatedIssue } from './issues';
+import { methodRules, type MethodRules } from './method-table';
 import { formatModelReference, LORA_UNSUPPORTED_MESSAGE, sameModel } from './model-reference';
 import { childPath } from './paths';
 import { isPlaceholderRef } from './read-config';
@@ -14,28 +15,33 @@ export const BUILTIN_CHAT_TEMPLATES = ['alpaca', 'chatml', 'llama3', 'mistral', 
 
 /**
  * Checks a typed config (from YAML or the app's form): the rules that span several keys, then the
- * merge method's own (validate-method.ts). Issues carry paths but no line numbers.
+ * merge method's own (validate-method.ts), then whether Alloy can run it. Issues carry paths but no
+ * line numbers.
  */
 export function validateConfig(config: MergeConfig): ConfigIssue[] {
-  return collectConfigIssues(config, { methodName: true, methodRules: true }).map(withoutTarget);
+  return [
+    ...collectConfigIssues(config, { methodName: true, methodRules: true }),
+    ...unsupportedByAlloy(config),
+  ].map(withoutTarget);
 }
 
 export interface CollectOptions {
-  /** Check that merge_method names a method Alloy implements. */
+  /** Check that merge_method names a method mergekit registers. */
   methodName: boolean;
   /** Apply the method's rules (needs a readable models/slices/modules layout). */
   methodRules: boolean;
 }
 
+/**
+ * What mergekit itself would reject (or fail on during the merge): every valid mergekit config
+ * passes, whether or not Alloy can run it (see unsupportedByAlloy).
+ */
 export function collectConfigIssues(config: MergeConfig, options: CollectOptions): LocatedIssue[] {
   const issues = new IssueList();
   checkLayout(config, issues);
-  const method = options.methodName ? checkMethodName(config.merge_method, issues) : undefined;
+  const rules = options.methodName ? checkMethodName(config.merge_method, issues) : undefined;
   checkLayerRanges(config, issues);
   checkDuplicates(config, issues);
-  for (const { model, path } of modelReferences(config)) {
-    if (model.lora) issues.error(path, LORA_UNSUPPORTED_MESSAGE);
-  }
   if (config.tokenizer_source !== undefined && config.tokenizer !== undefined) {
     issues.error(
       'tokenizer',
@@ -43,15 +49,42 @@ export function collectConfigIssues(config: MergeConfig, options: CollectOptions
     );
   }
   if (config.chat_template !== undefined) checkChatTemplate(config.chat_template, issues);
+  const lora = modelReferences(config).find(({ model }) => model.lora);
+  if (lora) {
+    issues.warning(
+      lora.path,
+      'mergekit merges LoRA adapters (model+lora) only when run with --lora-merge-cache DIR, where it saves the merged model first (mergekit issue #442)',
+    );
+  }
   config.slices?.forEach((slice, i) => {
     if (slice.residual_weight !== undefined) {
       issues.warning(childPath(childPath('slices', i), 'residual_weight'), 'residual_weight has no effect (mergekit reads it but never uses it)', 'key');
     }
   });
+  if (rules && options.methodRules) issues.add(methodIssues(config, rules));
+  return issues.issues;
+}
+
+/**
+ * What a valid mergekit config may use but Alloy cannot run yet: merge methods not implemented,
+ * LoRA adapters, multi-module merges. Reported when merging (`parseMergeConfig`), not by
+ * `validateConfigText`.
+ */
+export function unsupportedByAlloy(config: MergeConfig): LocatedIssue[] {
+  const issues = new IssueList();
+  const rules = config.merge_method ? methodRules(config.merge_method) : undefined;
+  if (rules && !rules.implemented) {
+    issues.error(
+      'merge_method',
+      `merge method '${config.merge_method}' is not supported by Alloy yet (the config is valid for mergekit; Alloy can merge with: ${METHODS.map((m) => m.name).join(', ')})`,
+    );
+  }
+  for (const { model, path } of modelReferences(config)) {
+    if (model.lora) issues.error(path, LORA_UNSUPPORTED_MESSAGE);
+  }
   if (config.modules !== undefined) {
     issues.warning('modules', 'multi-module (modules:) merges are not supported by Alloy yet: this config can be read and checked, but not run');
   }
-  if (method && options.methodRules) issues.add(methodIssues(config, method));
   return issues.issues;
 }
 
@@ -76,20 +109,13 @@ function checkLayout(config: MergeConfig, issues: IssueList): void {
   }
 }
 
-function checkMethodName(name: string, issues: IssueList) {
+function checkMethodName(name: string, issues: IssueList): MethodRules | undefined {
   if (name === '') {
     issues.error('merge_method', 'merge_method is required (for example linear, slerp, ties or passthrough)');
     return undefined;
   }
-  const method = findMethod(name);
-  if (method) return method;
-  if (MERGEKIT_METHOD_NAMES.includes(name)) {
-    issues.error(
-      'merge_method',
-      `merge method '${name}' is not supported by Alloy yet (supported: ${METHODS.map((m) => m.name).join(', ')})`,
-    );
-    return undefined;
-  }
+  const rules = methodRules(name);
+  if (rules) return rules;
   const suggestion = closest(name, MERGEKIT_METHOD_NAMES);
   issues.error(
     'merge_method',
@@ -144,6 +170,10 @@ function checkDuplicates(config: MergeConfig, issues: IssueList): void {
 }
 
 function checkChatTemplate(template: string, issues: IssueList): void {
+  if (template === '') {
+    issues.warning('chat_template', 'an empty chat_template has no effect (mergekit skips it); remove it or name a template');
+    return;
+  }
   if (template === 'auto' || (BUILTIN_CHAT_TEMPLATES as readonly string[]).includes(template)) return;
   if (template.length >= 20 && template.includes('{')) return;
   const suggestion = closest(template, [...BUILTIN_CHAT_TEMPLATES, 'auto']);

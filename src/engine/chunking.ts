@@ -18,14 +18,15 @@ export function rowShape(shape: readonly number[]): { rows: number; cols: number
 
 /**
  * Splits a tensor into row-aligned chunks of at most `maxElements` elements (at least one row per
- * chunk). A 1-D tensor longer than `maxElements` is split into plain element ranges.
+ * chunk). A 1-D tensor longer than `maxElements` is split into plain element ranges, unless
+ * `wholeRows` asks to keep every row in one chunk whatever its length.
  */
-export function chunkRanges(shape: readonly number[], maxElements: number): ChunkRange[] {
+export function chunkRanges(shape: readonly number[], maxElements: number, wholeRows = false): ChunkRange[] {
   const { rows, cols } = rowShape(shape);
   const numel = rows * cols;
   const chunks: ChunkRange[] = [];
   if (numel === 0) return chunks;
-  if (rows === 1 && cols > maxElements) {
+  if (rows === 1 && cols > maxElements && !wholeRows) {
     for (let start = 0; start < numel; start += maxElements) {
       const length = Math.min(maxElements, numel - start);
       chunks.push({ index: chunks.length, start, length, rowStart: 0, rows: 1, cols: length });

@@ -95,6 +95,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
         source,
         seed: plan.randomSeed,
         budgetBytes,
+        wholeRows: method.wholeRows,
         signal,
         warn: (m) => warnings.push(m),
         onRead: (n) => {

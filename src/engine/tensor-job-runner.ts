@@ -7,6 +7,7 @@ import { dtypeSize } from '../storage';
 import type { ByteSource, FloatDtype } from '../storage/types';
 import { chunkRanges, rowShape, type ChunkRange } from './chunking';
 import { MergeCancelledError } from './progress';
+import { AlignedEmbeddingReader } from './aligned-embedding';
 
 /** Everything a job needs from the engine around it. */
 export interface JobContext {
@@ -15,6 +16,8 @@ export interface JobContext {
   readonly seed: number;
   /** Working memory for one chunk (inputs plus temporaries). */
   readonly budgetBytes: number;
+  /** Never split a row across chunks, even a 1-D tensor longer than the budget (MergeMethod.wholeRows). */
+  readonly wholeRows?: boolean;
   readonly signal?: AbortSignal;
   readonly warn: (message: string) => void;
   readonly onRead: (bytes: number) => void;
@@ -44,6 +47,8 @@ export class TensorJobRunner implements TensorMerge {
 
   private readonly chunks: ChunkRange[];
   private readonly sources: Promise<ByteSource>[];
+  /** Assembles the rows of embeddings aligned to a new vocabulary (plan `rowMap`s). */
+  private readonly aligned: AlignedEmbeddingReader | null;
   /** Raw input bytes kept across passes when the whole tensor fits in a quarter of the budget. */
   private readonly keep: boolean;
   private readonly kept = new Map<number, Promise<ChunkInputBytes[]>>();
@@ -63,9 +68,13 @@ export class TensorJobRunner implements TensorMerge {
     this.isEmbed = job.isEmbed;
     const inputBytesPerElement = job.inputs.reduce((s, i) => s + dtypeSize(i.tensor.dtype), 0);
     const perElement = inputBytesPerElement + 4 * (TEMPORARIES_PER_INPUT * job.inputs.length + TEMPORARIES_FIXED);
-    this.chunks = chunkRanges(job.shape, Math.max(1024, Math.floor(ctx.budgetBytes / perElement)));
+    const budgetElements = Math.max(1024, Math.floor(ctx.budgetBytes / perElement));
+    // A backend's own ceiling (a GPU binding) wins over the budget.
+    const maxElements = Math.min(budgetElements, ctx.backend.maxChunkElements ?? Infinity);
+    this.chunks = chunkRanges(job.shape, maxElements, ctx.wholeRows ?? false);
     this.keep = inputBytesPerElement * this.numel <= ctx.budgetBytes / 4;
     this.sources = job.inputs.map((i) => ctx.source(i.model, i.tensor.file));
+    this.aligned = job.alignment ? new AlignedEmbeddingReader(job, this.sources, (n) => ctx.onRead(n), Math.floor(ctx.budgetBytes / 2)) : null;
   }
 
   warn(message: string): void {
@@ -77,7 +86,10 @@ export class TensorJobRunner implements TensorMerge {
     return this.bytesWritten === this.job.byteLength;
   }
 
-  async reduce<T extends ReductionSet>(fn: (c: ChunkOps) => T): Promise<Resolved<T>> {
+  async reduce<T extends ReductionSet>(
+    fn: (c: ChunkOps) => T,
+    eachChunk?: (chunkIndex: number, partials: readonly (number | ArrayLike<number>)[]) => void,
+  ): Promise<Resolved<T>> {
     let keys: string[] | null = null;
     let totals: (number | Float64Array)[] = [];
     let kinds: ReductionToken['kind'][] = [];
@@ -95,6 +107,7 @@ export class TensorJobRunner implements TensorMerge {
         totals = kinds.map((k) => emptyTotal(k, place));
       }
       const partials = await chunk.readPartials(tokens);
+      eachChunk?.(range.index, partials);
       totals = totals.map((total, i) => combinePartial(kinds[i], total, partials[i], place));
     });
     if (keys === null) return (isArray ? [] : {}) as Resolved<T>;
@@ -116,6 +129,7 @@ export class TensorJobRunner implements TensorMerge {
   async copyInput(i: number): Promise<void> {
     const input = this.job.inputs[i];
     const sameLayout =
+      !input.rowMap &&
       input.tensor.dtype === this.job.dtype && input.tensor.shape.join() === this.job.shape.join();
     if (!sameLayout) return this.apply((c) => c.input(i));
     this.startOutput();
@@ -194,6 +208,10 @@ export class TensorJobRunner implements TensorMerge {
   private async readInputs(range: ChunkRange): Promise<ChunkInputBytes[]> {
     return Promise.all(
       this.job.inputs.map(async (input, i) => {
+        if (this.aligned) {
+          const bytes = await this.aligned.read(i, range.rowStart, range.rowStart + range.rows);
+          return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: this.cols };
+        }
         const source = await this.sources[i];
         const size = dtypeSize(input.tensor.dtype);
         const inCols = rowShape(input.tensor.shape).cols;

@@ -1,5 +1,13 @@
+import { arceeFusion } from './arcee-fusion';
+import { karcher } from './karcher';
 import { linear } from './linear';
+import { modelStock } from './model-stock';
+import { multislerp } from './multislerp';
+import { nearswap } from './nearswap';
+import { nuslerp } from './nuslerp';
 import { passthrough } from './passthrough';
+import { ram, ramplusTl } from './ram';
+import { sce } from './sce';
 import { slerp } from './slerp';
 import { taskArithmeticFamily } from './task-arithmetic-family';
 import type { MergeMethod } from './types';
@@ -8,7 +16,10 @@ export type { MergeMethod, ParamDecl, TensorMerge, BasePolicy, ShapePolicy } fro
 export { slerpCoefficients } from './slerp';
 
 /** Every method Alloy implements, in the order docs and the app list them. */
-export const METHODS: readonly MergeMethod[] = [linear, slerp, passthrough, ...taskArithmeticFamily];
+export const METHODS: readonly MergeMethod[] = [
+  linear, slerp, nuslerp, multislerp, karcher, passthrough, modelStock, arceeFusion, nearswap,
+  ...taskArithmeticFamily, sce, ram, ramplusTl,
+];
 
 /** Method names mergekit 0.1.4 registers (MERGEKIT_SPEC.md §1.0). */
 export const MERGEKIT_METHOD_NAMES: readonly string[] = [

@@ -30,48 +30,173 @@ function findBin(hist: Float64Array, need: number): { bin: number; above: number
 
 /**
  * Exact top-k by magnitude for several vectors at once, in O(n) per pass: two radix-select
- * passes over the f32 bit patterns of |x| (upper then lower 16 bits), plus one counting pass when
- * elements tie at the threshold and only some of them fit in k (they are then kept in index order,
- * so the result does not depend on chunking or backend).
+ * passes over the f32 bit patterns of |x| (upper then lower 16 bits). When elements tie at the
+ * threshold and only some of them fit in k, the first ones in index order are kept, so the result
+ * does not depend on chunking or backend; how many ties precede each chunk comes from each
+ * chunk's own lower histogram (kept sparse while the second pass runs), or — if those would take
+ * too much memory — from one more counting pass.
  */
 export async function selectLargestMagnitudes(
   t: TensorMerge,
   vectors: (c: ChunkOps) => Vec[],
   ks: readonly number[],
 ): Promise<MagnitudeCut[]> {
-  const upper = await t.reduce((c) => vectors(c).map((v) => c.magnitudeHistogram(v, null)));
-  const firstCut = ks.map((k, i) => (k > 0 ? findBin(upper[i], k) : null));
-  const lower = await t.reduce((c) =>
-    vectors(c).map((v, i) => c.magnitudeHistogram(v, firstCut[i] ? firstCut[i].bin : 0)),
-  );
-  const cuts = ks.map((k, i) => {
-    const first = firstCut[i];
-    if (!first) return { threshold: -1, tiesAllowed: 0, equal: 0 };
-    const second = findBin(lower[i], k - first.above);
-    const pattern = ((first.bin << 16) | second.bin) >>> 0;
-    return {
-      threshold: floatFromBits(pattern),
-      tiesAllowed: k - first.above - second.above,
-      equal: lower[i][second.bin],
-    };
-  });
-  const needsTieCounts = cuts.map((cut) => cut.tiesAllowed < cut.equal);
-  let counts: Float64Array[] = [];
-  if (needsTieCounts.some(Boolean)) {
-    counts = await t.reduce((c) =>
-      vectors(c).map((v, i) => c.chunkSums(c.eq(c.abs(v), cuts[i].threshold))),
-    );
+  const cuts = await selectMagnitudeCuts(t, vectors, ks.map((k) => [k]));
+  return cuts.map(([cut]) => cut);
+}
+
+/**
+ * As `selectLargestMagnitudes`, for any number of k per vector (`ks[i]` lists vector i's; an
+ * empty list skips the vector), all found in the same passes. The cuts of one vector are nested:
+ * with the order "larger |x| first, equal |x| in index order", the k largest are always the first
+ * k of that one order, so the elements between two cuts are `keep(k2) − keep(k1)` exactly.
+ */
+export async function selectMagnitudeCuts(
+  t: TensorMerge,
+  vectors: (c: ChunkOps) => Vec[],
+  ks: readonly (readonly number[])[],
+  options: { readonly maxPerChunkEntries?: number } = {},
+): Promise<MagnitudeCut[][]> {
+  for (const list of ks) {
+    for (const k of list) {
+      if (!Number.isInteger(k) || k < 0 || k > t.numel) throw new Error(`internal: top-${k} of ${t.name} (${t.numel} elements)`);
+    }
   }
-  return cuts.map((cut, i) => {
-    if (!needsTieCounts[i]) return { threshold: cut.threshold, tiesAllowed: Infinity, tiesBefore: null };
-    const before = new Float64Array(counts[i].length);
-    for (let j = 1; j < before.length; j++) before[j] = before[j - 1] + counts[i][j - 1];
-    return { threshold: cut.threshold, tiesAllowed: cut.tiesAllowed, tiesBefore: before };
+  const used = ks.flatMap((list, i) => (list.some((k) => k > 0) ? [i] : []));
+  if (used.length === 0) return ks.map((list) => list.map(() => ({ threshold: -1, tiesAllowed: Infinity, tiesBefore: null })));
+  const upperHists = await t.reduce((c) => {
+    const v = vectors(c);
+    return used.map((i) => c.magnitudeHistogram(v[i], null));
   });
+  const upper = new Map(used.map((i, n) => [i, upperHists[n]]));
+  const firsts = ks.map((list, i) => list.map((k) => (k > 0 ? findBin(upper.get(i)!, k) : null)));
+
+  // The lower 16 bits, once per distinct upper bin of a vector.
+  const lowerRequests = ks.flatMap((_, i) =>
+    [...new Set(firsts[i].flatMap((f) => (f ? [f.bin] : [])))].map((bin) => ({ vector: i, bin })),
+  );
+  const perChunk = new PerChunkHistograms(lowerRequests.length, options.maxPerChunkEntries ?? 1 << 22);
+  const lowerHists = await t.reduce(
+    (c) => {
+      const v = vectors(c);
+      return lowerRequests.map((r) => c.magnitudeHistogram(v[r.vector], r.bin));
+    },
+    (chunkIndex, partials) => perChunk.add(chunkIndex, partials),
+  );
+  const requestOf = (i: number, bin: number): number => lowerRequests.findIndex((r) => r.vector === i && r.bin === bin);
+  const lower = (i: number, bin: number): Float64Array => lowerHists[requestOf(i, bin)];
+
+  const found = ks.map((list, i) =>
+    list.map((k, m) => {
+      const first = firsts[i][m];
+      if (!first) return { threshold: -1, tiesAllowed: 0, equal: 0, request: -1, lowBin: 0 };
+      const hist = lower(i, first.bin);
+      const second = findBin(hist, k - first.above);
+      return {
+        threshold: floatFromBits(((first.bin << 16) | second.bin) >>> 0),
+        tiesAllowed: k - first.above - second.above,
+        equal: hist[second.bin],
+        request: requestOf(i, first.bin),
+        lowBin: second.bin,
+      };
+    }),
+  );
+
+  // Where only some of the elements equal to a threshold fit, count them per chunk (index order):
+  // from the per-chunk histograms, or else in one more pass.
+  const tieRequests = perChunk.complete ? [] : found.flatMap((list, i) =>
+    [...new Set(list.filter((cut) => cut.tiesAllowed < cut.equal).map((cut) => cut.threshold))].map((threshold) => ({
+      vector: i,
+      threshold,
+    })),
+  );
+  let tieCounts: Float64Array[] = [];
+  if (tieRequests.length > 0) {
+    tieCounts = await t.reduce((c) => {
+      const v = vectors(c);
+      const magnitudes = new Map<number, Vec>();
+      return tieRequests.map((r) => {
+        let m = magnitudes.get(r.vector);
+        if (!m) magnitudes.set(r.vector, (m = c.abs(v[r.vector])));
+        return c.chunkSums(c.eq(m, r.threshold));
+      });
+    });
+  }
+  return found.map((list, i) =>
+    list.map((cut) => {
+      if (!(cut.tiesAllowed < cut.equal)) return { threshold: cut.threshold, tiesAllowed: Infinity, tiesBefore: null };
+      const counts = perChunk.complete
+        ? perChunk.counts(cut.request, cut.lowBin)
+        : tieCounts[tieRequests.findIndex((r) => r.vector === i && r.threshold === cut.threshold)];
+      const before = new Float64Array(counts.length);
+      for (let j = 1; j < before.length; j++) before[j] = before[j - 1] + counts[j - 1];
+      return { threshold: cut.threshold, tiesAllowed: cut.tiesAllowed, tiesBefore: before };
+    }),
+  );
 }
 
 /** One chunk of `v` with only the elements selected by `selectLargestMagnitudes` kept. */
 export function keepLargestMagnitudes(c: ChunkOps, v: Vec, cut: MagnitudeCut): Vec {
   if (cut.threshold < 0) return c.mul(c.gt(c.abs(v), Infinity), 0); // k = 0: nothing is kept
   return c.keepTopMagnitude(v, cut.threshold, cut.tiesBefore ? cut.tiesBefore[c.chunkIndex] : 0, cut.tiesAllowed);
+}
+
+/**
+ * Every chunk's lower histograms, kept sparse (the non-empty bins only: one upper bin holds few
+ * distinct magnitudes per chunk). Gives up, freeing them, beyond `maxEntries` in all; the caller
+ * then counts ties in a pass of its own.
+ */
+class PerChunkHistograms {
+  private readonly bins: Uint16Array[][];
+  private readonly counts_: Uint32Array[][];
+  private entries = 0;
+  complete = true;
+
+  constructor(
+    requests: number,
+    private readonly maxEntries: number,
+  ) {
+    this.bins = Array.from({ length: requests }, () => []);
+    this.counts_ = Array.from({ length: requests }, () => []);
+  }
+
+  add(chunkIndex: number, partials: readonly (number | ArrayLike<number>)[]): void {
+    if (!this.complete) return;
+    partials.forEach((partial, r) => {
+      const hist = partial as ArrayLike<number>;
+      let n = 0;
+      for (let b = 0; b < hist.length; b++) n += +(hist[b] !== 0);
+      const bins = new Uint16Array(n);
+      const counts = new Uint32Array(n);
+      for (let b = 0, j = 0; b < hist.length; b++) {
+        if (hist[b] === 0) continue;
+        bins[j] = b;
+        counts[j++] = hist[b];
+      }
+      this.bins[r][chunkIndex] = bins;
+      this.counts_[r][chunkIndex] = counts;
+      this.entries += n;
+    });
+    if (this.entries > this.maxEntries) {
+      this.complete = false;
+      this.bins.forEach((b) => (b.length = 0));
+      this.counts_.forEach((c) => (c.length = 0));
+    }
+  }
+
+  /** Per chunk, how many elements of request `r`'s upper bin have the lower bits `bin`. */
+  counts(r: number, bin: number): Float64Array {
+    const bins = this.bins[r];
+    const out = new Float64Array(bins.length);
+    bins.forEach((chunkBins, chunk) => {
+      let lo = 0, hi = chunkBins.length; // binary search: bins are ascending
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (chunkBins[mid] < bin) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo < chunkBins.length && chunkBins[lo] === bin) out[chunk] = this.counts_[r][chunk][lo];
+    });
+    return out;
+  }
 }

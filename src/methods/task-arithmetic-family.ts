@@ -1,6 +1,6 @@
 import type { ChunkOps, Vec } from '../backend/types';
-import { keepLargestMagnitudes, selectLargestMagnitudes, type MagnitudeCut } from './magnitude-select';
 import { densityParam, flag, isTrue, weightParam } from './params';
+import { l1RescaleFactors, SPARSIFIERS, type Prune, type SparsifierName } from './sparsify';
 import type { MergeMethod, ParamDecl, TensorMerge } from './types';
 
 /**
@@ -15,7 +15,7 @@ interface FamilyRow {
   readonly description: string;
   readonly whenToUse: string;
   readonly consensus: boolean;
-  readonly sparsifier: 'none' | 'magnitude';
+  readonly sparsifier: 'none' | SparsifierName;
   readonly normalize: boolean;
   readonly rescale: boolean;
 }
@@ -47,6 +47,79 @@ const ROWS: readonly FamilyRow[] = [
     normalize: true,
     rescale: false,
   },
+  {
+    name: 'dare_ties',
+    prettyName: 'DARE TIES',
+    paperUrl: 'https://arxiv.org/abs/2311.03099',
+    description:
+      "Randomly drops each model's changes from the base, keeping each with probability density, rescales the survivors so their total size is unchanged, then elects a sign per parameter and adds only the changes that agree with it, as TIES does.",
+    whenToUse:
+      'Several fine-tunes of one base with large, redundant changes; a common choice for merging many chat or task models.',
+    consensus: true,
+    sparsifier: 'random',
+    normalize: false,
+    rescale: true,
+  },
+  {
+    name: 'dare_linear',
+    prettyName: 'Linear DARE',
+    paperUrl: 'https://arxiv.org/abs/2311.03099',
+    description:
+      "Randomly drops each model's changes from the base, keeping each with probability density, rescales the survivors so their total size is unchanged, and adds the weighted changes to the base (no sign election).",
+    whenToUse: 'Like task arithmetic, with less interference between models whose changes overlap.',
+    consensus: false,
+    sparsifier: 'random',
+    normalize: false,
+    rescale: true,
+  },
+  {
+    name: 'breadcrumbs',
+    prettyName: 'Model Breadcrumbs',
+    paperUrl: 'https://arxiv.org/abs/2312.06795',
+    description:
+      "Drops both the smallest of each model's changes from the base and its few largest outliers (gamma), keeping a middle band of magnitudes (density), then adds the weighted changes to the base.",
+    whenToUse: 'Fine-tunes of one base whose extreme changes should not dominate the merge.',
+    consensus: false,
+    sparsifier: 'magnitude_outliers',
+    normalize: false,
+    rescale: false,
+  },
+  {
+    name: 'breadcrumbs_ties',
+    prettyName: 'Model Breadcrumbs with TIES',
+    paperUrl: 'https://arxiv.org/abs/2312.06795',
+    description:
+      "Keeps a middle band of each model's changes from the base (drops the smallest and the largest outliers), then elects a sign per parameter and adds only the changes that agree with it, as TIES does.",
+    whenToUse: 'Several fine-tunes of one base, combining TIES sign election with outlier removal.',
+    consensus: true,
+    sparsifier: 'magnitude_outliers',
+    normalize: false,
+    rescale: false,
+  },
+  {
+    name: 'della',
+    prettyName: 'DELLA',
+    paperUrl: 'https://arxiv.org/abs/2406.11617',
+    description:
+      "Randomly drops each model's changes from the base with a probability set by their magnitude rank within each row (larger changes are kept more often: density ± epsilon), rescales the survivors so their total size is unchanged, then elects a sign per parameter and averages the changes that agree with it.",
+    whenToUse: 'Like DARE TIES, when the largest changes of each model should be the most likely to survive.',
+    consensus: true,
+    sparsifier: 'della_magprune',
+    normalize: true,
+    rescale: true,
+  },
+  {
+    name: 'della_linear',
+    prettyName: 'Linear DELLA',
+    paperUrl: 'https://arxiv.org/abs/2406.11617',
+    description:
+      "Randomly drops each model's changes from the base with a probability set by their magnitude rank within each row (density ± epsilon), rescales the survivors so their total size is unchanged, and adds the weighted changes to the base (no sign election).",
+    whenToUse: 'Like linear DARE, when the largest changes of each model should be the most likely to survive.',
+    consensus: false,
+    sparsifier: 'della_magprune',
+    normalize: false,
+    rescale: true,
+  },
 ];
 
 function paramsOf(row: FamilyRow): ParamDecl[] {
@@ -63,11 +136,9 @@ function paramsOf(row: FamilyRow): ParamDecl[] {
       description: 'Multiplies the merged changes before they are added to the base.',
     },
     weightParam,
-    ...(row.sparsifier === 'none' ? [] : [densityParam]),
+    ...(row.sparsifier === 'none' ? [] : [densityParam, ...SPARSIFIERS[row.sparsifier].params]),
   ];
 }
-
-const L1_EPSILON = 1e-7;
 
 async function mergeFamily(row: FamilyRow, t: TensorMerge): Promise<void> {
   const base = t.baseIndex;
@@ -75,45 +146,22 @@ async function mergeFamily(row: FamilyRow, t: TensorMerge): Promise<void> {
   if (others.length === 0) return t.copyInput(base);
 
   const weights = others.map((i) => t.inputs[i].params.weight);
-  const densities = others.map((i) => t.inputs[i].params.density ?? 1);
   const deltas = (c: ChunkOps): Vec[] => others.map((i) => c.sub(c.input(i), c.input(base)));
 
-  // Sparsification: each delta on its own, before weighting (§1.4).
-  const pruned = row.sparsifier === 'magnitude' ? densities.map((d) => d < 1) : densities.map(() => false);
-  let cuts: (MagnitudeCut | null)[] = others.map(() => null);
-  if (pruned.some(Boolean)) {
-    const ks = densities.map((d, j) => (pruned[j] ? Math.floor(d * t.numel) : t.numel));
-    ks.forEach((k, j) => {
-      if (pruned[j] && k <= 0) {
-        throw new Error(
-          `${row.name}: density ${densities[j]} of model ${t.inputs[others[j]].model} keeps no element of tensor ${t.name} ` +
-            `(${t.numel} elements). mergekit refuses this too; use a larger density.`,
-        );
-      }
-    });
-    const found = await selectLargestMagnitudes(t, deltas, ks);
-    cuts = found.map((cut, j) => (pruned[j] ? cut : null));
-  }
-  const sparse = (c: ChunkOps, d: Vec[]): Vec[] =>
-    d.map((delta, j) => {
-      const cut = cuts[j];
-      return cut ? keepLargestMagnitudes(c, delta, cut) : delta;
-    });
+  // Sparsification: each delta on its own, before weighting (§1.4); null keeps a delta whole.
+  const prunes: (Prune | null)[] =
+    row.sparsifier === 'none'
+      ? others.map(() => null)
+      : await SPARSIFIERS[row.sparsifier].prepare({
+          method: row.name,
+          tensor: t,
+          deltas,
+          models: others.map((i, j) => ({ model: t.inputs[i].model, params: t.inputs[i].params, stream: j })),
+        });
+  const sparse = (c: ChunkOps, d: Vec[]): Vec[] => d.map((delta, j) => prunes[j]?.(c, delta) ?? delta);
 
   // L1 rescale of each pruned delta, so that Σ|kept| = Σ|delta| (mergekit ≥ 0.1.0).
-  const factors = others.map(() => 1);
-  if (isTrue(t.params.rescale) && pruned.some(Boolean)) {
-    const norms = await t.reduce((c) => {
-      const d = deltas(c);
-      const kept = sparse(c, d);
-      return d.flatMap((delta, j) => [c.sum(c.abs(delta)), c.sum(c.abs(kept[j]))]);
-    });
-    others.forEach((_, j) => {
-      const before = norms[2 * j];
-      const after = norms[2 * j + 1];
-      if (pruned[j] && before >= L1_EPSILON && after >= L1_EPSILON) factors[j] = before / after;
-    });
-  }
+  const factors = isTrue(t.params.rescale) ? await l1RescaleFactors(t, deltas, prunes) : others.map(() => 1);
 
   const normalize = isTrue(t.params.normalize);
   const lambda = t.params.lambda ?? 1;
@@ -146,5 +194,6 @@ export const taskArithmeticFamily: readonly MergeMethod[] = ROWS.map((row) => ({
   base: 'required',
   shapes: 'taskVectors',
   minInputs: 1,
+  wholeRows: row.sparsifier !== 'none' && SPARSIFIERS[row.sparsifier].wholeRows,
   merge: (t: TensorMerge) => mergeFamily(row, t),
 }));

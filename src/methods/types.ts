@@ -46,8 +46,15 @@ export interface TensorMerge {
   readonly isEmbed: boolean;
   /** Adds a warning to the merge report. */
   warn(message: string): void;
-  /** A statistics pass over every chunk; reductions are combined in f64. */
-  reduce<T extends ReductionSet>(fn: (c: ChunkOps) => T): Promise<Resolved<T>>;
+  /**
+   * A statistics pass over every chunk; reductions are combined in f64. `eachChunk`, when given,
+   * first sees every chunk's own values of the reductions (in the set's order: array index or
+   * key order), in chunk order — for per-chunk statistics such as how many ties precede a chunk.
+   */
+  reduce<T extends ReductionSet>(
+    fn: (c: ChunkOps) => T,
+    eachChunk?: (chunkIndex: number, partials: readonly (number | ArrayLike<number>)[]) => void,
+  ): Promise<Resolved<T>>;
   /** The output pass: the returned vector is the output chunk. */
   apply(fn: (c: ChunkOps) => Vec): Promise<void>;
   /** Output = input `i` unchanged (raw bytes when its dtype is the output dtype). */
@@ -69,6 +76,11 @@ export interface MergeMethod {
   /** Allowed number of inputs (base included) after the plan drops models that lack a tensor. */
   readonly minInputs?: number;
   readonly maxInputs?: number;
+  /**
+   * Chunks must hold whole rows, however long: the engine then never splits a long 1-D tensor
+   * (methods that rank within rows, e.g. della). Memory for such a row exceeds the budget.
+   */
+  readonly wholeRows?: boolean;
   /** Throws an Error with a user-facing message when global parameters are out of range. */
   validate?(params: Readonly<Record<string, number>>, inputs: TensorMerge['inputs']): void;
   merge(t: TensorMerge): Promise<void>;

@@ -14,8 +14,9 @@ import {
 import { findTensor, hasOwnTensor } from './find-tensor';
 import { renderModelCard } from './model-card';
 import type { ModelMetadata } from './model-metadata';
-import { outputModelConfig } from './output-config';
-import { tokenizerFilesToCopy } from './tokenizer-files';
+import { configValue, outputModelConfig, vocabSizeKey } from './output-config';
+import { planEmbeddingAlignment, planTokenizer, TokenizerConfigError, type TokenizerPlan } from './tokenizer-plan';
+import type { EmbeddingAlignment } from '../tokenizer';
 import type { FileToCopy, MergePlan, TensorInput, TensorJob } from './types';
 
 export interface PlanOptions {
@@ -79,7 +80,6 @@ interface Region {
 export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, ModelMetadata>, options: PlanOptions = {}): MergePlan {
   const method = findMethod(config.merge_method);
   if (!method) throw new PlanError(`merge method '${config.merge_method}' is not supported by Alloy`, 'merge_method');
-  rejectUnsupported(config);
   const warnings: string[] = [];
   const refs = referencedModels(config);
   const modelOf = (ref: ModelReference): ModelMetadata => {
@@ -120,6 +120,9 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
   const outArch = archOf(donor);
   const totalLayers = slices.reduce((s, sl) => s + (sl.sources[0].layer_range[1] - sl.sources[0].layer_range[0]), 0);
   const outWeights = architectureWeights(outArch, config.slices ? totalLayers : layersOf(donor));
+  const tokenizer = located(() =>
+    planTokenizer(config, metas, donor, (m) => vocabSizeOf(m, archOf(m)), options.copyTokenizer !== false, warnings),
+  );
 
   // The regions of the output in mergekit's order: pre weights from the first slice, every
   // slice's layers, post weights from the last slice.
@@ -159,7 +162,7 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
 
   const jobs: TensorJob[] = [];
   for (const region of regions) {
-    const job = planTensor(config, method, region, modelOf, warnings);
+    const job = planTensor(config, method, region, modelOf, warnings, tokenizer);
     if (job) jobs.push(job);
   }
   if (jobs.length === 0) throw new PlanError('the merge produces no tensors: check the slices and layer ranges', 'slices');
@@ -169,7 +172,7 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
   const shards = layoutShards(jobs.map((j) => ({ name: j.name, byteLength: j.byteLength })), shardSize);
   const totalOutputBytes = jobs.reduce((s, j) => s + j.byteLength, 0);
   const textFiles: Record<string, string> = {};
-  const outConfig = outputModelConfig(donor.config, config, outArch, config.slices ? totalLayers : undefined);
+  const outConfig = outputModelConfig(donor.config, config, outArch, config.slices ? totalLayers : undefined, tokenizer.vocabulary?.paddedSize);
   textFiles['config.json'] = JSON.stringify(outConfig, null, 2) + '\n';
   if (shards.length > 1) textFiles['model.safetensors.index.json'] = buildShardIndex(shards, totalOutputBytes);
   const configYaml = options.configText ?? configToYaml(config);
@@ -183,10 +186,8 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
       configYaml,
     });
   }
-  const copyFiles: FileToCopy[] = options.copyTokenizer === false ? [] : tokenizerFilesToCopy(donor);
-  if (options.copyTokenizer !== false && copyFiles.length === 0) {
-    warnings.push(`${donor.key} has no tokenizer files to copy (tokenizer_config.json plus tokenizer.json or tokenizer.model); the output has no tokenizer.`);
-  }
+  Object.assign(textFiles, tokenizer.textFiles);
+  const copyFiles: FileToCopy[] = tokenizer.copyFiles;
   warnTiedEmbeddings(jobs, outConfig, donor, warnings);
 
   return {
@@ -202,23 +203,27 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
     textFiles,
     copyFiles,
     warnings,
+    ...(tokenizer.summary ? { tokenizer: tokenizer.summary } : {}),
     randomSeed: options.randomSeed ?? 0,
     totalInputBytes: jobs.reduce((s, j) => s + j.inputs.reduce((a, i) => a + i.tensor.byteLength, 0), 0),
     totalOutputBytes,
   };
 }
 
-function rejectUnsupported(config: MergeConfig): void {
-  if (config.tokenizer_source !== undefined || config.tokenizer !== undefined) {
-    throw new PlanError(
-      'building a tokenizer (tokenizer_source / tokenizer) is not supported by Alloy yet; remove it to copy ' +
-        "the base model's tokenizer (only correct when all models share one vocabulary)",
-      config.tokenizer ? 'tokenizer' : 'tokenizer_source',
-    );
+/** Tokenizer errors become PlanErrors at their YAML path. */
+function located<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (error instanceof TokenizerConfigError) throw new PlanError(error.message, error.yamlPath);
+    throw error;
   }
-  if (config.chat_template !== undefined) {
-    throw new PlanError('setting chat_template is not supported by Alloy yet; remove it to keep the base model\'s template', 'chat_template');
-  }
+}
+
+/** A model's vocabulary size from its config.json (the architecture's key), if it has one. */
+function vocabSizeOf(meta: ModelMetadata, arch: ArchitectureDefinition): number | undefined {
+  const value = configValue(meta.config, vocabSizeKey(arch));
+  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
 }
 
 function planTensor(
@@ -227,6 +232,7 @@ function planTensor(
   region: Region,
   modelOf: (ref: ModelReference) => ModelMetadata,
   warnings: string[],
+  tokenizer: TokenizerPlan,
 ): TensorJob | null {
   const { slice, outWeight, t } = region;
   const sources = slice.sources.map((s, index) => ({ source: s, index, meta: modelOf(s.model) }));
@@ -270,19 +276,28 @@ function planTensor(
   let shape = [...inputs[0].tensor.shape];
   const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
   const isEmbed = outWeight.is_embed === true;
-  const allSame = inputs.every((i) => same(i.tensor.shape, shape));
+  // With a built tokenizer every embedding input is aligned to the output vocabulary (§2.8).
+  const aligned =
+    isEmbed && tokenizer.vocabulary
+      ? alignEmbeddingInputs(name, inputs, baseIndex, tokenizer, config.tokenizer ? 'tokenizer' : 'tokenizer_source', warnings)
+      : null;
+  if (aligned) shape = [aligned.rows, inputs[0].tensor.shape[1]];
+  const allSame = aligned !== null || inputs.every((i) => same(i.tensor.shape, shape));
   if (!allSame) {
     const shapes = inputs.map((i) => `${i.meta.key} [${i.tensor.shape.join(', ')}]`).join(', ');
     const all2d = inputs.every((i) => i.tensor.shape.length === 2);
     if (method.shapes === 'rectify' && isEmbed && all2d) {
       shape = [Math.min(...inputs.map((i) => i.tensor.shape[0])), Math.min(...inputs.map((i) => i.tensor.shape[1]))];
-      warnings.push(`${name}: embedding sizes differ (${shapes}); every input is cut to [${shape.join(', ')}].`);
+      warnings.push(`${name}: embedding sizes differ (${shapes}); every input is cut to [${shape.join(', ')}]. ${VOCAB_MISMATCH}`);
     } else if (method.shapes === 'taskVectors' && baseIndex >= 0) {
       shape = [...inputs[baseIndex].tensor.shape];
       keep = keep.filter((i) => {
         const s = inputs[i].tensor.shape;
         if (same(s, shape)) return true;
-        if (isEmbed && s.length === 2 && shape.length === 2 && s[0] >= shape[0] && s[1] >= shape[1]) return true;
+        if (isEmbed && s.length === 2 && shape.length === 2 && s[0] >= shape[0] && s[1] >= shape[1]) {
+          warnings.push(`${name}: model ${inputs[i].meta.key} [${s.join(', ')}] is cut to the base's [${shape.join(', ')}]. ${VOCAB_MISMATCH}`);
+          return true;
+        }
         if (isEmbed) {
           throw new PlanError(`${name}: model ${inputs[i].meta.key} has a smaller embedding [${s.join(', ')}] than the base [${shape.join(', ')}]`);
         }
@@ -299,6 +314,16 @@ function planTensor(
     throw new PlanError(
       `${method.name} merges at most ${method.maxInputs} models per tensor, but ${name} has ${kept.length} (${kept.map((k) => k.meta.key).join(', ')})`,
     );
+  }
+  // Too few models have this tensor (a lone one is copied by every method): an optional weight is
+  // left out of the output, as mergekit does (model_stock §1.12); otherwise the merge cannot run.
+  if (method.minInputs !== undefined && kept.length > 1 && kept.length < method.minInputs) {
+    const have = `${kept.length} (${kept.map((k) => k.meta.key).join(', ')})`;
+    if (outWeight.optional) {
+      warnings.push(`${name}: left out of the output, because ${method.name} needs ${method.minInputs} models per tensor and only ${have} have it.`);
+      return null;
+    }
+    throw new PlanError(`${method.name} needs at least ${method.minInputs} models per tensor, but only ${have} have ${name}`);
   }
 
   // Dtypes: non-float tensors are copied from the base (or first) model, never computed.
@@ -320,10 +345,14 @@ function planTensor(
     if (kept.length > 1) warnings.push(`${name}: non-float tensor (${first.tensor.dtype}) copied from ${first.meta.key}, not merged.`);
   }
   const numel = shape.reduce((a, b) => a * b, 1);
+  if (aligned && (jobInputs.length !== inputs.length || jobInputs.some((k, i) => k !== inputs[i]))) {
+    throw new Error(`internal: ${name}: aligned embedding inputs were dropped`);
+  }
   const inputsOut: TensorInput[] = jobInputs.map((k) => ({
     model: k.meta.key,
     tensor: k.tensor,
     params: jobMethod === method.name ? modelParams[inputs.indexOf(k)] : {},
+    ...(aligned ? { rowMap: aligned.own[inputs.indexOf(k)] } : {}),
   }));
   return {
     name,
@@ -335,7 +364,38 @@ function planTensor(
     params: jobMethod === method.name ? globalParams : {},
     isEmbed,
     byteLength: numel * dtypeSize(dtype),
+    ...(aligned ? { alignment: { tokens: aligned.tokens, defaults: aligned.defaults } } : {}),
   };
+}
+
+const VOCAB_MISMATCH =
+  'The models have different vocabularies, so rows may belong to different tokens (garbled output) and tokens past ' +
+  'the cut are lost; set tokenizer_source: union (or base) to merge embeddings token by token.';
+
+/** The inputs of an embedding as aligned matrices in the output vocabulary (§2.8). */
+function alignEmbeddingInputs(
+  name: string,
+  inputs: readonly { meta: ModelMetadata; tensor: TensorInfo }[],
+  base: number,
+  tokenizer: TokenizerPlan,
+  yamlPath: string,
+  warnings: string[],
+): EmbeddingAlignment {
+  const width = inputs[0].tensor.shape[1];
+  for (const { meta, tensor } of inputs) {
+    if (tensor.shape.length !== 2 || !isFloatDtype(tensor.dtype)) {
+      throw new PlanError(`${name}: cannot align ${meta.key}'s embedding [${tensor.shape.join(', ')}] ${tensor.dtype} to the new vocabulary: it must be a 2-D float matrix`);
+    }
+    if (tensor.shape[1] !== width) {
+      const shapes = inputs.map((i) => `${i.meta.key} [${i.tensor.shape.join(', ')}]`).join(', ');
+      throw new PlanError(`${name}: embedding widths differ (${shapes}); models with different hidden sizes cannot be merged`);
+    }
+  }
+  const result = located(() =>
+    planEmbeddingAlignment(tokenizer, inputs.map((i) => ({ model: i.meta.key, rows: i.tensor.shape[0] })), base, yamlPath),
+  );
+  for (const w of result.warnings) if (!warnings.includes(w)) warnings.push(w);
+  return result.alignment;
 }
 
 function resolveAll(

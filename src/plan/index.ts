@@ -1,5 +1,5 @@
-export type { MergePlan, TensorJob, TensorInput, PlannedModel, OutputShard, FileToCopy } from './types';
+export type { MergePlan, TensorJob, TensorInput, PlannedModel, OutputShard, FileToCopy, TokenizerSummary, VocabularyAlignment } from './types';
 export { buildPlan, PlanError, referencedModels, type PlanOptions } from './build-plan';
-export { loadModelMetadata, type ModelMetadata } from './model-metadata';
+export { loadModelMetadata, loadTokenizerFiles, needsTokenizerFiles, type MetadataOptions, type ModelMetadata } from './model-metadata';
 export { renderModelCard } from './model-card';
 export { TOKENIZER_FILES } from './tokenizer-files';

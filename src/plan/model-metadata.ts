@@ -1,5 +1,7 @@
+import type { MergeConfig } from '../config/types';
 import { loadModelTensors } from '../storage';
 import type { ModelFolder, ModelTensors } from '../storage/types';
+import { TOKENIZER_TEXT_FILES, type TokenizerFiles } from '../tokenizer';
 
 /** What the planner knows of a model: its config.json, tensor headers and file list — never weights. */
 export interface ModelMetadata {
@@ -11,10 +13,30 @@ export interface ModelMetadata {
   readonly files: readonly string[];
   /** Hub repo id when the model comes from the Hub (listed in the model card's `base_model`). */
   readonly hubRepo?: string;
+  /**
+   * Texts of its tokenizer files, read only when the config builds a tokenizer or sets a chat
+   * template (`needsTokenizerFiles`); undefined when they were not read.
+   */
+  readonly tokenizerFiles?: TokenizerFiles;
+}
+
+export interface MetadataOptions {
+  /** Also read the tokenizer files (tokenizer.json can be tens of MB). */
+  readonly tokenizer?: boolean;
+}
+
+/** Whether planning this config needs the models' tokenizer files (`MetadataOptions.tokenizer`). */
+export function needsTokenizerFiles(config: MergeConfig): boolean {
+  return config.tokenizer_source !== undefined || config.tokenizer !== undefined || config.chat_template !== undefined;
 }
 
 /** Reads a model's metadata: config.json plus the safetensors headers (a few KB per shard). */
-export async function loadModelMetadata(folder: ModelFolder, key: string, hubRepo?: string): Promise<ModelMetadata> {
+export async function loadModelMetadata(
+  folder: ModelFolder,
+  key: string,
+  hubRepo?: string,
+  options: MetadataOptions = {},
+): Promise<ModelMetadata> {
   const text = await folder.readText('config.json');
   if (text === null) {
     throw new Error(
@@ -32,5 +54,21 @@ export async function loadModelMetadata(folder: ModelFolder, key: string, hubRep
     throw new Error(`config.json of model ${key} is not a JSON object`);
   }
   const [tensors, files] = await Promise.all([loadModelTensors(folder), folder.listFiles()]);
-  return { key, config: config as Record<string, unknown>, tensors, files, hubRepo };
+  const tokenizerFiles = options.tokenizer ? await loadTokenizerFiles(folder, files) : undefined;
+  return { key, config: config as Record<string, unknown>, tensors, files, hubRepo, tokenizerFiles };
+}
+
+/**
+ * Reads a model's tokenizer files (for metadata loaded without them:
+ * `{ ...meta, tokenizerFiles: await loadTokenizerFiles(folder, meta.files) }`).
+ */
+export async function loadTokenizerFiles(folder: ModelFolder, files: readonly string[]): Promise<TokenizerFiles> {
+  const read = async (file: string): Promise<string | null> => (files.includes(file) ? folder.readText(file) : null);
+  const [tokenizerJson, tokenizerConfig, specialTokensMap, chatTemplateJinja] = await Promise.all([
+    read(TOKENIZER_TEXT_FILES.tokenizerJson),
+    read(TOKENIZER_TEXT_FILES.tokenizerConfig),
+    read(TOKENIZER_TEXT_FILES.specialTokensMap),
+    read(TOKENIZER_TEXT_FILES.chatTemplateJinja),
+  ]);
+  return { tokenizerJson, tokenizerConfig, specialTokensMap, chatTemplateJinja };
 }

@@ -1,4 +1,5 @@
 import type { FloatDtype, SafetensorsDtype, TensorInfo } from '../storage/types';
+import type { DefaultEmbeddingRows } from '../tokenizer';
 
 /** One input of a tensor merge: where its bytes are and the per-model parameters resolved for it. */
 export interface TensorInput {
@@ -7,6 +8,23 @@ export interface TensorInput {
   readonly tensor: TensorInfo;
   /** Per-model ("tensor") parameters of the method, resolved for this tensor (absent = unset). */
   readonly params: Readonly<Record<string, number>>;
+  /**
+   * Set on an embedding aligned to a new vocabulary (MERGEKIT_SPEC.md §2.8; `TensorJob.alignment`):
+   * for each token row of the aligned matrix, the row of this input's own tensor, or -1 where the
+   * row is the job's default row. The input then reads as `[job.shape[0], hidden]`.
+   */
+  readonly rowMap?: Int32Array;
+}
+
+/** What the inputs of an embedding job aligned to a new vocabulary share (their `rowMap`s aside). */
+export interface VocabularyAlignment {
+  /**
+   * Rows `[0, tokens)` are tokens; rows `[tokens, shape[0])` are padding (`pad_to_multiple_of`),
+   * each the mean of that input's aligned token rows.
+   */
+  readonly tokens: number;
+  /** The default rows (means of other inputs' rows, indices into `TensorJob.inputs`). */
+  readonly defaults: DefaultEmbeddingRows;
 }
 
 /** Everything needed to produce one output tensor. */
@@ -26,6 +44,8 @@ export interface TensorJob {
   readonly isEmbed: boolean;
   /** Bytes of the output tensor. */
   readonly byteLength: number;
+  /** Set when every input is an embedding aligned to the output vocabulary (each has a `rowMap`). */
+  readonly alignment?: VocabularyAlignment;
 }
 
 export interface PlannedModel {
@@ -57,10 +77,23 @@ export interface MergePlan {
   readonly textFiles: Readonly<Record<string, string>>;
   readonly copyFiles: readonly FileToCopy[];
   readonly warnings: readonly string[];
+  /** What happens to the tokenizer (absent when no tokenizer file is written). */
+  readonly tokenizer?: TokenizerSummary;
   /** Seed of the random methods (recorded in the model card). */
   readonly randomSeed: number;
   readonly totalInputBytes: number;
   readonly totalOutputBytes: number;
+}
+
+/** The output tokenizer, for the plan preview. */
+export interface TokenizerSummary {
+  /** `copied from MODEL`, or the built vocabulary's source: `union`, `base (MODEL)`, `MODEL`. */
+  readonly source: string;
+  /** Tokens of a built vocabulary and the embedding rows (vocab_size) after padding. */
+  readonly tokens?: number;
+  readonly rows?: number;
+  /** The chat template written, when `chat_template` is set. */
+  readonly chatTemplate?: string;
 }
 
 export type { FloatDtype };

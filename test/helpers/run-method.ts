@@ -1,7 +1,7 @@
 import { CpuBackend } from '../../src/backend';
 import type { ComputeBackend } from '../../src/backend';
 import { TensorJobRunner } from '../../src/engine/tensor-job-runner';
-import { findMethod } from '../../src/methods';
+import { findMethod, type MergeMethod } from '../../src/methods';
 import type { TensorJob } from '../../src/plan/types';
 import { decodeToF32, encodeFromF32 } from '../../src/storage';
 import type { ByteSource, FloatDtype } from '../../src/storage/types';
@@ -23,6 +23,8 @@ export interface RunOptions {
   seed?: number;
   backend?: ComputeBackend;
   name?: string;
+  /** Runs this method object instead of the registered one called `methodName`. */
+  method?: MergeMethod;
 }
 
 function memorySource(name: string, bytes: Uint8Array): ByteSource {
@@ -45,7 +47,7 @@ export async function runMethod(
   inputs: ArrayInput[],
   options: RunOptions = {},
 ): Promise<{ values: Float32Array; warnings: string[]; bytes: Uint8Array }> {
-  const method = findMethod(methodName);
+  const method = options.method ?? findMethod(methodName);
   if (!method) throw new Error(`no method ${methodName}`);
   const dtype = options.dtype ?? 'F32';
   const shape = options.shape ?? inputs[0].shape ?? [inputs[0].values.length];
@@ -84,6 +86,7 @@ export async function runMethod(
     source: async (model) => sources[Number(model.slice(1))],
     seed: options.seed ?? 1234,
     budgetBytes: options.budgetBytes ?? 1 << 24,
+    wholeRows: method.wholeRows,
     warn: (m) => warnings.push(m),
     onRead: () => undefined,
     onOutput: () => undefined,

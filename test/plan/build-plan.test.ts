@@ -150,8 +150,8 @@ describe('buildPlan', () => {
     expect(card).not.toContain('* [org/base]');
   });
 
-  it('refuses tokenizer building until it is supported, pointing at the YAML key', async () => {
+  it('builds a tokenizer only from metadata that has the tokenizer files (test/plan/tokenizer-plan.test.ts)', async () => {
     const models = await metadata(dir, { base: 'base' });
-    expect(() => plan('models:\n  - {model: base, parameters: {weight: 1}}\nmerge_method: linear\ntokenizer_source: union\n', models)).toThrow(PlanError);
+    expect(() => plan('models:\n  - {model: base, parameters: {weight: 1}}\nmerge_method: linear\ntokenizer_source: union\n', models)).toThrow(/tokenizer files of base were not loaded/);
   });
 });

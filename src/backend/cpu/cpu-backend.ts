@@ -1,7 +1,7 @@
 import { decodeToF32, encodeFromF32 } from '../../storage';
 import type { FloatDtype } from '../../storage/types';
 import type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from '../compute-backend';
-import { randomUniform, streamKey } from '../random';
+import { pcgHash, streamKey } from '../random';
 import type { ReductionKind, ReductionToken } from '../reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../types';
 
@@ -195,17 +195,25 @@ class CpuChunk implements BackendChunk, ChunkOps {
 
   weightedSum(terms: readonly Vec[], weights: readonly Operand[]): Vec {
     const out = this.alloc();
-    out.fill(0);
-    // Accumulate in f64 per element would change results vs. GPU; both sum in f32 in term order.
-    for (let t = 0; t < terms.length; t++) {
+    // Accumulate in f64 per element would change results vs. GPU; both sum in f32 in term order:
+    // out = fround(fround(0 + w0·x0) + w1·x1) + …, two terms per sweep over memory.
+    if (terms.length === 0) out.fill(0);
+    for (let t = 0; t < terms.length; t += 2) {
       const x = arr(terms[t]);
-      const w = weights[t];
-      if (typeof w === 'number') {
-        for (let i = 0; i < out.length; i++) out[i] += w * x[i];
-      } else {
-        const wv = arr(w);
-        for (let i = 0; i < out.length; i++) out[i] += wv[i] * x[i];
+      const wx = weights[t];
+      const first = t === 0;
+      if (t + 1 === terms.length) {
+        if (typeof wx === 'number') accumulateS(out, first, x, wx);
+        else accumulateV(out, first, x, arr(wx));
+        continue;
       }
+      const y = arr(terms[t + 1]);
+      const wy = weights[t + 1];
+      if (typeof wx === 'number') {
+        if (typeof wy === 'number') accumulateSS(out, first, x, wx, y, wy);
+        else accumulateSV(out, first, x, wx, y, arr(wy));
+      } else if (typeof wy === 'number') accumulateSV(out, first, y, wy, x, arr(wx), true);
+      else accumulateVV(out, first, x, arr(wx), y, arr(wy));
     }
     return asVec(out);
   }
@@ -213,7 +221,7 @@ class CpuChunk implements BackendChunk, ChunkOps {
   random(stream: number): Vec {
     const key = streamKey(this.spec.seed, this.spec.tensorName, stream);
     const out = this.alloc();
-    for (let i = 0; i < out.length; i++) out[i] = randomUniform(key, this.start + i);
+    fillUniform(out, key, this.start);
     return asVec(out);
   }
 
@@ -357,6 +365,82 @@ class CpuChunk implements BackendChunk, ChunkOps {
     else compareVector(out, x, arr(b), op);
     return asVec(out);
   }
+
+  rowRanks(a: Vec): Vec {
+    const x = arr(a);
+    const out = this.alloc();
+    const bits = new Uint32Array(x.buffer, x.byteOffset, this.length);
+    const scratch = new RankScratch(this.cols);
+    for (let r = 0; r < this.rows; r++) rankRow(bits, out, r * this.cols, this.cols, scratch);
+    return asVec(out);
+  }
+
+  exp(a: Vec): Vec {
+    const x = arr(a);
+    const o = this.alloc();
+    for (let i = 0; i < o.length; i++) o[i] = Math.exp(x[i]);
+    return asVec(o);
+  }
+
+  log(a: Vec): Vec {
+    const x = arr(a);
+    const o = this.alloc();
+    for (let i = 0; i < o.length; i++) o[i] = Math.log(x[i]);
+    return asVec(o);
+  }
+
+  dot(a: Vec, b: Vec): Reduction<number> {
+    const x = arr(a);
+    const y = arr(b);
+    let s = 0;
+    for (let i = 0; i < x.length; i++) s += Math.fround(x[i] * y[i]);
+    return token('sum', s);
+  }
+
+  rowMaxBroadcast(a: Vec): Vec {
+    const x = arr(a);
+    const out = this.alloc();
+    for (let r = 0; r < this.rows; r++) {
+      let m = -Infinity;
+      for (let i = r * this.cols; i < (r + 1) * this.cols; i++) m = Math.max(m, x[i]); // NaN propagates
+      out.fill(m, r * this.cols, (r + 1) * this.cols);
+    }
+    return asVec(out);
+  }
+
+  rowSumBroadcast(a: Vec): Vec {
+    const x = arr(a);
+    const out = this.alloc();
+    for (let r = 0; r < this.rows; r++) {
+      let s = 0;
+      for (let i = r * this.cols; i < (r + 1) * this.cols; i++) s += x[i];
+      out.fill(s, r * this.cols, (r + 1) * this.cols);
+    }
+    return asVec(out);
+  }
+
+  periodicSums(a: Vec, period: number): Reduction<Float64Array> {
+    const x = arr(a);
+    const sums = new Float64Array(period);
+    // Runs of consecutive residues: no modulo per element.
+    for (let i = 0, j = this.start % period; i < x.length; j = 0) {
+      const n = Math.min(period - j, x.length - i);
+      for (let k = 0; k < n; k++) sums[j + k] += x[i + k];
+      i += n;
+    }
+    return token('periodicSums', sums);
+  }
+
+  periodic(values: Float64Array): Vec {
+    const out = this.alloc();
+    const period = values.length;
+    for (let i = 0, j = this.start % period; i < out.length; j = 0) {
+      const n = Math.min(period - j, out.length - i);
+      out.set(values.subarray(j, j + n), i);
+      i += n;
+    }
+    return asVec(out);
+  }
 }
 
 const MIN = 0, MAX = 1, GT = 2, GE = 3, EQ = 4;
@@ -422,4 +506,123 @@ function divVS(o: F32, x: F32, y: number): void {
 function divSV(o: F32, x: number, y: F32): void {
   const s = Math.fround(x);
   for (let i = 0; i < o.length; i++) o[i] = s / y[i];
+}
+
+/**
+ * rowRanks: an LSD radix sort of the row's magnitude bit patterns, carrying element indices.
+ * Only the bits that vary within the row are sorted on (deltas of bf16 models have 16 constant
+ * zero bits), in as few passes of at most 11 bits as they need; each pass also counts the next
+ * pass's digits. Each pass is stable and the indices enter in reverse order, so of equal
+ * magnitudes the later element sorts first and the earlier ranks higher.
+ */
+class RankScratch {
+  readonly keys: Uint32Array;
+  readonly keysSpare: Uint32Array;
+  readonly order: Uint32Array;
+  readonly orderSpare: Uint32Array;
+  readonly counts = new Int32Array(2048);
+  readonly countsSpare = new Int32Array(2048);
+  constructor(cols: number) {
+    this.keys = new Uint32Array(cols);
+    this.keysSpare = new Uint32Array(cols);
+    this.order = new Uint32Array(cols);
+    this.orderSpare = new Uint32Array(cols);
+  }
+}
+function rankRow(bits: Uint32Array, out: F32, offset: number, cols: number, s: RankScratch): void {
+  let keys = s.keys, keysOut = s.keysSpare, order = s.order, orderOut = s.orderSpare;
+  let or = 0;
+  let and = 0x7fffffff;
+  for (let i = 0; i < cols; i++) {
+    const index = cols - 1 - i;
+    const k = bits[offset + index] & 0x7fffffff;
+    keys[i] = k;
+    order[i] = index;
+    or |= k;
+    and &= k;
+  }
+  const varying = or ^ and;
+  if (varying !== 0) {
+    const low = 31 - Math.clz32(varying & -varying);
+    const width = 32 - Math.clz32(varying) - low;
+    const passes = Math.ceil(width / 11);
+    const digitBits = Math.ceil(width / passes);
+    const mask = (1 << digitBits) - 1;
+    let counts = s.counts, nextCounts = s.countsSpare;
+    counts.fill(0, 0, mask + 1);
+    for (let i = 0; i < cols; i++) counts[(keys[i] >>> low) & mask]++;
+    for (let pass = 0; pass < passes; pass++) {
+      const shift = low + pass * digitBits;
+      const nextShift = shift + digitBits;
+      let sum = 0;
+      for (let d = 0; d <= mask; d++) {
+        const c = counts[d];
+        counts[d] = sum;
+        sum += c;
+      }
+      nextCounts.fill(0, 0, mask + 1);
+      for (let i = 0; i < cols; i++) {
+        const k = keys[i];
+        const at = counts[(k >>> shift) & mask]++;
+        orderOut[at] = order[i];
+        keysOut[at] = k;
+        nextCounts[(k >>> nextShift) & mask]++; // unused after the last pass
+      }
+      const k = keys, o = order, c = counts;
+      keys = keysOut;
+      keysOut = k;
+      order = orderOut;
+      orderOut = o;
+      counts = nextCounts;
+      nextCounts = c;
+    }
+  }
+  for (let rank = 0; rank < cols; rank++) out[offset + order[rank]] = rank + 1;
+}
+
+/**
+ * `randomUniform(key, start + i)` for every i, bit for bit, in one loop: the outer hash of the
+ * index's high word is hoisted (it changes only where the range crosses a multiple of 2^32) and
+ * the inner PCG hash is inlined in int32 arithmetic.
+ */
+function fillUniform(out: F32, key: number, start: number): void {
+  const TWO_POW_32 = 4294967296;
+  for (let i = 0; i < out.length; ) {
+    const hi = Math.floor((start + i) / TWO_POW_32);
+    const lo = start + i - hi * TWO_POW_32;
+    const n = Math.min(out.length - i, TWO_POW_32 - lo);
+    const base = (pcgHash((key ^ hi) >>> 0) + lo) | 0;
+    for (let j = 0; j < n; j++) {
+      const state = (Math.imul((base + j) | 0, 747796405) + 2891336453) | 0;
+      const word = Math.imul((state >>> ((state >>> 28) + 4)) ^ state, 277803737);
+      out[i + j] = (((word >>> 22) ^ word) >>> 8) / 16777216;
+    }
+    i += n;
+  }
+}
+
+// weightedSum sweeps (see there): `first` starts from +0 instead of reading `o`.
+function accumulateS(o: F32, first: boolean, x: F32, w: number): void {
+  if (first) for (let i = 0; i < o.length; i++) o[i] = 0 + w * x[i];
+  else for (let i = 0; i < o.length; i++) o[i] += w * x[i];
+}
+function accumulateV(o: F32, first: boolean, x: F32, w: F32): void {
+  if (first) for (let i = 0; i < o.length; i++) o[i] = 0 + w[i] * x[i];
+  else for (let i = 0; i < o.length; i++) o[i] += w[i] * x[i];
+}
+function accumulateSS(o: F32, first: boolean, x: F32, wx: number, y: F32, wy: number): void {
+  if (first) for (let i = 0; i < o.length; i++) o[i] = Math.fround(0 + wx * x[i]) + wy * y[i];
+  else for (let i = 0; i < o.length; i++) o[i] = Math.fround(o[i] + wx * x[i]) + wy * y[i];
+}
+function accumulateVV(o: F32, first: boolean, x: F32, wx: F32, y: F32, wy: F32): void {
+  if (first) for (let i = 0; i < o.length; i++) o[i] = Math.fround(0 + wx[i] * x[i]) + wy[i] * y[i];
+  else for (let i = 0; i < o.length; i++) o[i] = Math.fround(o[i] + wx[i] * x[i]) + wy[i] * y[i];
+}
+/** One scalar-weighted and one vector-weighted term; `swapped`: the vector-weighted term comes first. */
+function accumulateSV(o: F32, first: boolean, x: F32, wx: number, y: F32, wy: F32, swapped = false): void {
+  if (swapped) {
+    if (first) for (let i = 0; i < o.length; i++) o[i] = Math.fround(0 + wy[i] * y[i]) + wx * x[i];
+    else for (let i = 0; i < o.length; i++) o[i] = Math.fround(o[i] + wy[i] * y[i]) + wx * x[i];
+  } else if (first) for (let i = 0; i < o.length; i++) o[i] = Math.fround(0 + wx * x[i]) + wy[i] * y[i];
+  else for (let i = 0; i < o.length; i++) o[i] = Math.fround(o[i] + wx * x[i]) + wy[i] * y[i];
 }

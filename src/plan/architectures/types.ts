@@ -32,6 +32,8 @@ export interface ArchitectureDefinition {
   readonly num_layers_config_key?: string;
   /** Fixed layer count that wins over the config (inferred architectures, projectors). */
   readonly override_num_layers?: number;
+  /** Config key (dots allowed) holding the vocabulary size; `vocab_size` when absent. */
+  readonly vocab_size_config_key?: string;
 }
 
 /** The tensors of a model with every template expanded. */

@@ -1,0 +1,208 @@
+import { HubApiError } from '@huggingface/hub';
+
+/**
+ * Hub failures as messages a user can act on. `@huggingface/hub` throws `HubApiError` with the
+ * status but not the response headers, so each call goes through a {@link FailureRecorder} that
+ * keeps the `X-Error-Code` of the last failed response (RepoNotFound, EntryNotFound, GatedRepo…).
+ */
+
+export type HubErrorKind =
+  | 'bad-token'
+  | 'not-a-token'
+  | 'read-only-token'
+  | 'repo-not-found'
+  | 'revision-not-found'
+  | 'file-not-found'
+  | 'gated'
+  | 'forbidden'
+  | 'rate-limited'
+  | 'server'
+  | 'network'
+  | 'aborted'
+  | 'other';
+
+export class HubError extends Error {
+  constructor(
+    message: string,
+    readonly kind: HubErrorKind,
+    /** HTTP status when the Hub answered. */
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'HubError';
+  }
+
+  /** Worth trying again after a pause: the network or the server, not the request. */
+  get retryable(): boolean {
+    return this.kind === 'network' || this.kind === 'server' || this.kind === 'rate-limited';
+  }
+}
+
+/** What failed, for the message. */
+export interface HubCallContext {
+  readonly hubUrl: string;
+  readonly repo?: string;
+  readonly revision?: string;
+  readonly path?: string;
+  /** A short verb phrase: "list the files of", "create", "upload to"… */
+  readonly action?: string;
+  /** The call needs write access (messages about tokens say so). */
+  readonly write?: boolean;
+  /** An access token was sent (a 401 then means the token is bad, not that one is missing). */
+  readonly authenticated?: boolean;
+}
+
+export interface RecordedFailure {
+  readonly status: number;
+  readonly errorCode: string | null;
+  readonly url: string;
+}
+
+/** A fetch wrapper that remembers the last non-OK response (status and X-Error-Code). */
+export class FailureRecorder {
+  last: RecordedFailure | null = null;
+  readonly fetch: typeof fetch;
+
+  constructor(inner: typeof fetch) {
+    this.fetch = async (input, init) => {
+      const response = await inner(input, init);
+      if (!response.ok) {
+        this.last = { status: response.status, errorCode: response.headers.get('X-Error-Code'), url: response.url };
+      }
+      return response;
+    };
+  }
+}
+
+export function tokenSettingsUrl(hubUrl: string): string {
+  return `${hubUrl.replace(/\/+$/, '')}/settings/tokens`;
+}
+
+function isAbort(error: unknown): boolean {
+  return (
+    (error instanceof DOMException && (error.name === 'AbortError' || error.name === 'TimeoutError')) ||
+    (error instanceof Error && error.name === 'AbortError')
+  );
+}
+
+/** Turns whatever a Hub call threw into a HubError with an actionable message. */
+export function explainHubError(error: unknown, context: HubCallContext, failure: RecordedFailure | null = null): HubError {
+  if (error instanceof HubError) return error;
+  if (isAbort(error)) return new HubError('cancelled', 'aborted', undefined, { cause: error });
+  const hub = context.hubUrl.replace(/\/+$/, '');
+  const tokens = tokenSettingsUrl(hub);
+  const repo = context.repo ?? 'the repository';
+  if (error instanceof TypeError && /must start with 'hf_'/.test(error.message)) {
+    return new HubError(
+      `this is not a Hugging Face access token (they start with "hf_"): create one at ${tokens}`,
+      'not-a-token',
+      undefined,
+      { cause: error },
+    );
+  }
+  if (error instanceof HubApiError) {
+    const status = error.statusCode;
+    const code = failure?.errorCode ?? null;
+    const detail = serverDetail(error);
+    if (code === 'RepoNotFound' || (status === 404 && !code && context.path === undefined && context.repo)) {
+      return new HubError(
+        `no model ${repo} on the Hub (${status === 404 ? '404' : `${status}, not found`}) — check the name, or sign in for private/gated models`,
+        'repo-not-found',
+        status,
+        { cause: error },
+      );
+    }
+    if (code === 'RevisionNotFound') {
+      return new HubError(
+        `${repo} has no revision "${context.revision ?? 'main'}" (404): check the branch, tag or commit`,
+        'revision-not-found',
+        status,
+        { cause: error },
+      );
+    }
+    if (code === 'EntryNotFound' || (status === 404 && context.path !== undefined)) {
+      return new HubError(
+        `${repo} has no file ${context.path ?? ''} at revision ${context.revision ?? 'main'} (404)`,
+        'file-not-found',
+        status,
+        { cause: error },
+      );
+    }
+    if (code === 'GatedRepo') {
+      return new HubError(
+        `${repo} is gated (${status}): accept its conditions at ${hub}/${repo} while signed in to the Hub, ` +
+          `then sign in here with an access token from ${tokens}`,
+        'gated',
+        status,
+        { cause: error },
+      );
+    }
+    if (status === 401 && !context.authenticated) {
+      return new HubError(
+        `the Hub wants you signed in to ${context.action ?? 'read'} ${repo} (401): it may be private or gated; ` +
+          `sign in with an access token from ${tokens}`,
+        'forbidden',
+        status,
+        { cause: error },
+      );
+    }
+    if (status === 401) {
+      return new HubError(
+        `the Hub rejected this token (401): create a token with write access at ${tokens}`,
+        'bad-token',
+        status,
+        { cause: error },
+      );
+    }
+    if (status === 403) {
+      return new HubError(
+        context.write
+          ? `this token may not ${context.action ?? 'write to'} ${repo} (403)${detail}: create a token with write access at ${tokens}`
+          : `the Hub refused access to ${repo} (403)${detail}: it may be private or gated; sign in with a token that can read it (${tokens})`,
+        'forbidden',
+        status,
+        { cause: error },
+      );
+    }
+    if (status === 404) {
+      return new HubError(`not found on the Hub (404) while trying to ${context.action ?? 'read'} ${repo}${detail}`, 'other', status, {
+        cause: error,
+      });
+    }
+    if (status === 429) {
+      return new HubError(`the Hub is rate-limiting requests (429): wait a minute and try again`, 'rate-limited', status, {
+        cause: error,
+      });
+    }
+    if (status >= 500 || status === 408) {
+      return new HubError(`the Hub had a problem (${status}) while trying to ${context.action ?? 'read'} ${repo}: try again later`, 'server', status, {
+        cause: error,
+      });
+    }
+    return new HubError(`the Hub answered ${status} while trying to ${context.action ?? 'read'} ${repo}${detail}`, 'other', status, {
+      cause: error,
+    });
+  }
+  if (error instanceof TypeError) {
+    // fetch() rejects with a TypeError on network failures, DNS errors and CORS refusals.
+    return new HubError(
+      `could not reach the Hub at ${hub} (${error.message}): check your connection (or the Hub address)`,
+      'network',
+      undefined,
+      { cause: error },
+    );
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new HubError(`Hub request failed while trying to ${context.action ?? 'read'} ${repo}: ${message}`, 'other', undefined, {
+    cause: error,
+  });
+}
+
+/** The server's own explanation, when it gave one in JSON (without the library's URL trailer). */
+function serverDetail(error: HubApiError): string {
+  const data = error.data as Record<string, unknown> | undefined;
+  const text = typeof data?.error === 'string' ? data.error : typeof data?.message === 'string' ? data.message : '';
+  const trimmed = text.trim().slice(0, 200);
+  return trimmed ? ` ("${trimmed}")` : '';
+}

@@ -1,0 +1,17 @@
+/**
+ * The Hugging Face Hub, through `@huggingface/hub` only: resolving a repo to a commit and its
+ * files (sizes, LFS sha256), reading small files and byte ranges, model search, token checks,
+ * creating a repo and uploading the result. Every call takes a configurable `hubUrl`.
+ */
+export {
+  HubClient,
+  isHubRepoId,
+  type HubClientOptions,
+  type HubFile,
+  type HubIdentity,
+  type HubModelHit,
+  type HubRepoSnapshot,
+  type ReadRangeOptions,
+  type UploadProgress,
+} from './hub-client';
+export { explainHubError, HubError, tokenSettingsUrl, type HubCallContext, type HubErrorKind } from './errors';

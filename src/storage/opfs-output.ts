@@ -1,0 +1,327 @@
+import { entries } from './opfs-shard-cache';
+import type { ByteSink, OutputFolder } from './types';
+
+/**
+ * Merge outputs in the origin private file system. A merge writes into a temporary folder
+ * (`alloy-outputs/.partial-<random>/`) that `commit()` turns into `alloy-outputs/<name>/` (its
+ * files moved in, then a manifest written last) and `abort()` deletes, so a cancelled or failed
+ * merge never leaves something that looks like a finished model. Files are written front to back
+ * through SyncAccessHandles (dedicated workers only) and read back as disk-backed Files, which
+ * is how the page downloads a multi-GB shard without holding it in memory.
+ */
+
+export interface OutputManifest {
+  readonly name: string;
+  readonly files: readonly { readonly name: string; readonly size: number }[];
+  readonly createdAt: string;
+  readonly warnings: readonly string[];
+  readonly elapsedMs: number;
+}
+
+const OUTPUTS_DIR = 'alloy-outputs';
+const PARTIAL_PREFIX = '.partial-';
+export const MANIFEST_FILE = '.alloy-output.json';
+
+/** Why `name` cannot name an output folder, or null when it can. */
+export function outputNameProblem(name: string): string | null {
+  if (name.trim() === '') return 'the output name is empty';
+  if (name.length > 200) return 'the output name is longer than 200 characters';
+  if (/[/\\]/.test(name)) return `the output name "${name}" contains a slash: use a plain folder name (the Hub repo is chosen when pushing)`;
+  if (name.startsWith('.')) return `the output name "${name}" starts with a dot`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f<>:"|?*]/.test(name)) return `the output name "${name}" contains characters that file names cannot hold`;
+  return null;
+}
+
+export class OpfsOutputStore {
+  private constructor(private readonly root: FileSystemDirectoryHandle) {}
+
+  static async open(storageRoot: FileSystemDirectoryHandle): Promise<OpfsOutputStore> {
+    return new OpfsOutputStore(await storageRoot.getDirectoryHandle(OUTPUTS_DIR, { create: true }));
+  }
+
+  /** Starts writing an output; fails at once when the name is taken or invalid. */
+  async begin(name: string): Promise<OpfsOutputFolder> {
+    const problem = outputNameProblem(name);
+    if (problem) throw new Error(problem);
+    await this.checkFree(name);
+    const tempName = `${PARTIAL_PREFIX}${randomId()}`;
+    const temp = await this.root.getDirectoryHandle(tempName, { create: true });
+    return new OpfsOutputFolder(this, name, temp, tempName);
+  }
+
+  async exists(name: string): Promise<boolean> {
+    return (await this.dir(name)) !== null;
+  }
+
+  /** Committed outputs, newest first. */
+  async list(): Promise<OutputManifest[]> {
+    const out: OutputManifest[] = [];
+    for await (const [name, handle] of entries(this.root)) {
+      if (handle.kind !== 'directory' || name.startsWith('.')) continue;
+      const manifest = await this.readManifest(name);
+      if (manifest) out.push(manifest);
+    }
+    return out.sort((a, b) => compareText(b.createdAt, a.createdAt) || compareText(a.name, b.name));
+  }
+
+  async readManifest(name: string): Promise<OutputManifest | null> {
+    const dir = await this.dir(name);
+    if (!dir) return null;
+    try {
+      const handle = await dir.getFileHandle(MANIFEST_FILE);
+      return JSON.parse(await (await handle.getFile()).text()) as OutputManifest;
+    } catch {
+      return null;
+    }
+  }
+
+  async writeManifest(manifest: OutputManifest): Promise<void> {
+    const dir = await this.dir(manifest.name);
+    if (!dir) throw new Error(`no output named ${manifest.name}`);
+    await writeWholeFile(dir, MANIFEST_FILE, new TextEncoder().encode(JSON.stringify(manifest, null, 2)));
+  }
+
+  /** A disk-backed File of one output file (download it with an object URL, or upload it). */
+  async file(name: string, file: string): Promise<File> {
+    const dir = await this.dir(name);
+    if (!dir || !(await this.readManifest(name))) throw new Error(`no output named ${name}`);
+    if (file === MANIFEST_FILE || file.includes('/')) throw new Error(`no file ${file} in output ${name}`);
+    try {
+      return await (await dir.getFileHandle(file)).getFile();
+    } catch (error) {
+      if (isNamed(error, 'NotFoundError', 'TypeMismatchError')) throw new Error(`no file ${file} in output ${name}`);
+      throw error;
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await this.root.removeEntry(name, { recursive: true });
+    } catch (error) {
+      if (!isNamed(error, 'NotFoundError')) throw error;
+    }
+  }
+
+  /** Removes temporary folders left by merges that never finished (a closed tab). */
+  async removeUnfinished(keep: ReadonlySet<string> = new Set()): Promise<void> {
+    const stale: string[] = [];
+    for await (const [name, handle] of entries(this.root)) {
+      if (handle.kind !== 'directory' || keep.has(name)) continue;
+      if (name.startsWith(PARTIAL_PREFIX) || !(await this.readManifest(name))) stale.push(name);
+    }
+    for (const name of stale) await this.root.removeEntry(name, { recursive: true }).catch(() => undefined);
+  }
+
+  /** @internal used by OpfsOutputFolder */
+  async checkFree(name: string): Promise<void> {
+    if (await this.dir(name)) {
+      throw new Error(`an output named "${name}" already exists: delete it first, or choose another name`);
+    }
+  }
+
+  /** @internal */
+  get directory(): FileSystemDirectoryHandle {
+    return this.root;
+  }
+
+  private async dir(name: string): Promise<FileSystemDirectoryHandle | null> {
+    try {
+      return await this.root.getDirectoryHandle(name);
+    } catch (error) {
+      if (isNamed(error, 'NotFoundError', 'TypeMismatchError', 'TypeError')) return null;
+      throw error;
+    }
+  }
+}
+
+export class OpfsOutputFolder implements OutputFolder {
+  private readonly sinks = new Set<OpfsFileSink>();
+  private readonly written = new Map<string, number>();
+  private state: 'open' | 'committed' | 'aborted' = 'open';
+
+  constructor(
+    private readonly store: OpfsOutputStore,
+    readonly name: string,
+    private readonly temp: FileSystemDirectoryHandle,
+    readonly tempName: string,
+  ) {}
+
+  /** Files written so far, with their sizes. */
+  get files(): { name: string; size: number }[] {
+    return [...this.written].map(([name, size]) => ({ name, size })).sort((a, b) => compareText(a.name, b.name));
+  }
+
+  async create(file: string): Promise<ByteSink> {
+    this.assertOpen('write to');
+    if (file.includes('/') || file === MANIFEST_FILE || file.startsWith('.')) throw new Error(`invalid output file name ${file}`);
+    if (this.written.has(file)) throw new Error(`internal: output file ${file} written twice`);
+    this.written.set(file, 0);
+    const handle = await this.temp.getFileHandle(file, { create: true });
+    let access: FileSystemSyncAccessHandle;
+    try {
+      access = await handle.createSyncAccessHandle();
+    } catch (error) {
+      throw explainStorageError(error, `cannot write ${file} of output ${this.name}`);
+    }
+    const sink: OpfsFileSink = new OpfsFileSink(access, file, (size) => {
+      this.written.set(file, size);
+      this.sinks.delete(sink);
+    });
+    this.sinks.add(sink);
+    return sink;
+  }
+
+  async writeText(file: string, text: string): Promise<void> {
+    await this.writeBytes(file, new TextEncoder().encode(text));
+  }
+
+  async writeBytes(file: string, bytes: Uint8Array): Promise<void> {
+    const sink = await this.create(file);
+    try {
+      await sink.write(bytes);
+    } finally {
+      await sink.close();
+    }
+  }
+
+  async commit(): Promise<void> {
+    this.assertOpen('commit');
+    if (this.sinks.size > 0) throw new Error(`cannot commit output ${this.name}: ${this.sinks.size} file(s) are still being written`);
+    await this.store.checkFree(this.name);
+    const root = this.store.directory;
+    const target = await root.getDirectoryHandle(this.name, { create: true });
+    try {
+      for (const { name } of this.files) {
+        const handle = await this.temp.getFileHandle(name);
+        await moveFile(handle, this.temp, target, name);
+      }
+      const manifest: OutputManifest = { name: this.name, files: this.files, createdAt: new Date().toISOString(), warnings: [], elapsedMs: 0 };
+      await writeWholeFile(target, MANIFEST_FILE, new TextEncoder().encode(JSON.stringify(manifest, null, 2)));
+    } catch (error) {
+      await root.removeEntry(this.name, { recursive: true }).catch(() => undefined);
+      throw explainStorageError(error, `cannot finish output ${this.name}`);
+    }
+    this.state = 'committed';
+    await root.removeEntry(this.tempName, { recursive: true }).catch(() => undefined);
+  }
+
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    await Promise.allSettled([...this.sinks].map((sink) => sink.close()));
+    await this.store.directory.removeEntry(this.tempName, { recursive: true }).catch(() => undefined);
+  }
+
+  private assertOpen(action: string): void {
+    if (this.state !== 'open') throw new Error(`cannot ${action} output ${this.name}: it was already ${this.state}`);
+  }
+}
+
+class OpfsFileSink implements ByteSink {
+  private position = 0;
+  private handle: FileSystemSyncAccessHandle | null;
+
+  constructor(
+    handle: FileSystemSyncAccessHandle,
+    private readonly file: string,
+    private readonly onClose: (size: number) => void,
+  ) {
+    this.handle = handle;
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    if (!this.handle) throw new Error(`write to ${this.file} after close`);
+    try {
+      let done = 0;
+      while (done < bytes.byteLength) {
+        const n = this.handle.write(bytes.subarray(done), { at: this.position });
+        if (n <= 0) throw new Error('the file system accepted no bytes');
+        done += n;
+        this.position += n;
+      }
+    } catch (error) {
+      throw explainStorageError(error, `cannot write ${this.file}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    const handle = this.handle;
+    if (!handle) return;
+    this.handle = null;
+    try {
+      handle.flush();
+    } finally {
+      handle.close();
+      this.onClose(this.position);
+    }
+  }
+}
+
+/** Moves a file between OPFS folders (`FileSystemHandle.move`), copying where move is missing. */
+async function moveFile(handle: FileSystemFileHandle, from: FileSystemDirectoryHandle, to: FileSystemDirectoryHandle, name: string): Promise<void> {
+  const movable = handle as FileSystemFileHandle & { move?: (dir: FileSystemDirectoryHandle, name?: string) => Promise<void> };
+  if (typeof movable.move === 'function') {
+    await movable.move(to, name);
+    return;
+  }
+  const file = await handle.getFile();
+  const target = await (await to.getFileHandle(name, { create: true })).createSyncAccessHandle();
+  try {
+    const reader = file.stream().getReader();
+    let at = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      let written = 0;
+      while (written < value.byteLength) {
+        written += target.write(value.subarray(written), { at: at + written });
+      }
+      at += value.byteLength;
+    }
+    target.flush();
+  } finally {
+    target.close();
+  }
+  await from.removeEntry(name);
+}
+
+async function writeWholeFile(dir: FileSystemDirectoryHandle, name: string, bytes: Uint8Array): Promise<void> {
+  const access = await (await dir.getFileHandle(name, { create: true })).createSyncAccessHandle();
+  try {
+    access.truncate(0);
+    let done = 0;
+    while (done < bytes.byteLength) done += access.write(bytes.subarray(done), { at: done });
+    access.flush();
+  } finally {
+    access.close();
+  }
+}
+
+function explainStorageError(error: unknown, what: string): Error {
+  if (isNamed(error, 'QuotaExceededError')) {
+    return Object.assign(
+      new Error(
+        `${what}: not enough storage space (QuotaExceededError). Free space by deleting cached models or old outputs ` +
+          'in the storage view, or free disk space on this computer.',
+        { cause: error },
+      ),
+      { name: 'QuotaExceededError' },
+    );
+  }
+  if (error instanceof Error) return error;
+  return new Error(`${what}: ${String(error)}`);
+}
+
+function isNamed(error: unknown, ...names: string[]): boolean {
+  return typeof error === 'object' && error !== null && names.includes((error as { name?: string }).name ?? '');
+}
+
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

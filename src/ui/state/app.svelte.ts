@@ -1,0 +1,539 @@
+import type { MergeConfig } from '../../config';
+import { findMethod } from '../../methods';
+import type {
+  CacheEntry,
+  DemoModelInfo,
+  EngineApi,
+  MergeRequest,
+  MergeResult,
+  ModelSourceSpec,
+  ModelSummary,
+  PlanSummary,
+  RunProgress,
+} from '../../worker/api';
+import { addModel, modelKey, referencedModels, removeModel as removeFromConfig, setMethod } from '../lib/config-edit';
+import { layerLayout, outputLayers, type LayerLayout, type OutputLayer } from '../lib/layer-map';
+import { checkConfigText, editConfigText, hasYamlComment, ReadOnlyConfigError } from '../lib/config-text';
+import { connectEngine, type EngineConnection } from '../lib/engine';
+import { describeError, type UserError } from '../lib/errors';
+import { DEFAULT_HUB_URL, hubRefFromKey, normalizeHubUrl, repoKey, resolveHubUrl, suggestOutputName, type RepoInput } from '../lib/hub-repo';
+import type { LocalModelGroup } from '../lib/local-files';
+import { finishOAuth } from '../lib/oauth';
+import * as persist from '../lib/persist';
+import { recommendMethods, type Guidance, type ModelFacts } from '../lib/recommend';
+import { configFromHash, configHash } from '../lib/share-url';
+import { METHODS } from '../../methods';
+
+/**
+ * The page's state, in one place: the YAML text (the source of truth), the models and what the
+ * worker said about them, the plan, the run and the outputs. Components read it and call its
+ * methods; only this class talks to the engine.
+ */
+
+export const STEPS = [
+  { id: 'models', label: 'Models' },
+  { id: 'method', label: 'Method' },
+  { id: 'plan', label: 'Review' },
+  { id: 'run', label: 'Run' },
+  { id: 'result', label: 'Result' },
+] as const;
+export type StepId = (typeof STEPS)[number]['id'];
+
+export type Inspection =
+  | { readonly status: 'unbound' }
+  | { readonly status: 'inspecting' }
+  | { readonly status: 'ready'; readonly summary: ModelSummary }
+  | { readonly status: 'error'; readonly error: string };
+
+export interface ModelEntry {
+  readonly key: string;
+  readonly source?: ModelSourceSpec;
+  readonly inspection: Inspection;
+  /** Problems of a local folder found before inspecting it. */
+  readonly problems: readonly string[];
+  /** Still referenced by the YAML (a model the user added and the config no longer uses is not). */
+  readonly inConfig: boolean;
+}
+
+export type RunState =
+  | { readonly status: 'idle' }
+  | { readonly status: 'running'; readonly progress?: RunProgress; readonly cancelling?: boolean }
+  | { readonly status: 'done'; readonly result: MergeResult; readonly progress?: RunProgress }
+  | { readonly status: 'failed'; readonly error: UserError; readonly progress?: RunProgress };
+
+export interface Auth {
+  readonly token: string;
+  readonly via: 'token' | 'oauth';
+  readonly username?: string;
+  /** Organisations the user can push to (from the token check). */
+  readonly orgs?: readonly string[];
+  readonly remembered: boolean;
+  readonly expiresAt?: number;
+}
+
+export interface Notice {
+  readonly kind: 'info' | 'warning' | 'error';
+  readonly text: string;
+  /** YAML to restore with "Undo". */
+  readonly undoYaml?: string;
+}
+
+const OAUTH_DRAFT_KEY = 'alloy:before-oauth';
+
+function unique(keys: readonly string[]): string[] {
+  return [...new Set(keys)];
+}
+
+export class AppState {
+  connection = $state.raw<EngineConnection | null>(null);
+  connectionError = $state<string | null>(null);
+  hubUrl = $state(DEFAULT_HUB_URL);
+  /** The Hub URL came from `?hub=` (the settings field shows it but saving does not override it). */
+  hubUrlFromQuery = $state(false);
+  backend = $state<'auto' | 'webgpu' | 'cpu'>('auto');
+  memoryBudgetMiB = $state(512);
+  outShardSizeGB = $state(5);
+
+  yaml = $state('');
+  check = $derived(checkConfigText(this.yaml));
+  config = $derived<MergeConfig | null>(this.check.editable);
+  referenced = $derived<string[]>(this.config ? referencedModels(this.config) : []);
+  method = $derived(findMethod(this.config?.merge_method ?? ''));
+  baseKey = $derived(this.config?.base_model ? modelKey(this.config.base_model) : undefined);
+
+  added = $state.raw<string[]>([]);
+  sources = $state.raw<Record<string, ModelSourceSpec>>({});
+  inspections = $state.raw<Record<string, Inspection>>({});
+  localProblems = $state.raw<Record<string, readonly string[]>>({});
+
+  step = $state<StepId>('models');
+  dialog = $state<'cache' | 'settings' | null>(null);
+  notice = $state.raw<Notice | null>(null);
+
+  plan = $state.raw<PlanSummary | null>(null);
+  planStatus = $state<'idle' | 'loading' | 'ready' | 'error'>('idle');
+  planError = $state<string | null>(null);
+
+  run = $state.raw<RunState>({ status: 'idle' });
+  outputs = $state.raw<MergeResult[]>([]);
+  cache = $state.raw<CacheEntry[] | null>(null);
+  cacheError = $state<string | null>(null);
+
+  outputName = $state('');
+  randomSeed = $state<number | undefined>(undefined);
+  allowCrimes = $state(false);
+
+  auth = $state.raw<Auth | null>(null);
+  demos = $state.raw<DemoModelInfo[]>([]);
+
+  numLayers = (key: string): number | undefined => {
+    const i = this.inspections[key];
+    return i?.status === 'ready' ? i.summary.numLayers : undefined;
+  };
+
+  private planSequence = 0;
+  private inspectSequence: Record<string, number> = {};
+
+  entries = $derived<ModelEntry[]>(
+    unique([...this.added, ...this.referenced]).map((key) => ({
+      key,
+      source: this.sources[key],
+      inspection: this.inspections[key] ?? (this.sources[key] ? { status: 'inspecting' } : { status: 'unbound' }),
+      problems: this.localProblems[key] ?? [],
+      inConfig: this.referenced.includes(key),
+    })),
+  );
+
+  /** Summaries of the models the config uses, in config order. */
+  summaries = $derived<ModelSummary[]>(
+    this.referenced.flatMap((key) => {
+      const i = this.inspections[key];
+      return i?.status === 'ready' ? [i.summary] : [];
+    }),
+  );
+
+  guidance = $derived<Guidance>(recommendMethods(this.summaries.map(factsOf), METHODS));
+
+  /** Where each output layer comes from, as far as the models' layer counts are known. */
+  layout = $derived<LayerLayout>(this.config ? layerLayout(this.config, this.numLayers) : { blocks: [], totalLayers: 0, modelsSyntax: true });
+
+  /** The x axis of gradient charts: the real output layers, or 32 assumed ones until models are read. */
+  chartLayers = $derived<{ layers: OutputLayer[]; assumed: boolean }>(
+    this.layout.totalLayers > 0
+      ? { layers: outputLayers(this.layout), assumed: false }
+      : { layers: outputLayers({ blocks: [{ sliceIndex: 0, outputStart: 0, length: 32, sources: [], problems: [] }], totalLayers: 32, modelsSyntax: true }), assumed: true },
+  );
+
+  /** The output name: the user's, else one made from the method and models that no existing output has. */
+  effectiveOutputName = $derived.by(() => {
+    const typed = this.outputName.trim();
+    if (typed) return typed;
+    const base = suggestOutputName(this.config?.merge_method ?? '', this.referenced);
+    const taken = new Set(this.outputs.map((o) => o.outputName));
+    let name = base;
+    for (let n = 2; taken.has(name); n++) name = `${base}-${n}`;
+    return name;
+  });
+
+  get api(): EngineApi | null {
+    return this.connection?.api ?? null;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Start-up
+
+  async init(location: Location): Promise<void> {
+    const saved = await persist.loadSettings();
+    this.hubUrlFromQuery = new URLSearchParams(location.search).has('hub');
+    this.hubUrl = resolveHubUrl(location.search, saved?.hubUrl);
+    if (saved?.backend) this.backend = saved.backend;
+    if (saved?.memoryBudgetMiB) this.memoryBudgetMiB = saved.memoryBudgetMiB;
+    if (saved?.outShardSizeGB) this.outShardSizeGB = saved.outShardSizeGB;
+
+    try {
+      const oauth = await finishOAuth(this.hubUrl);
+      if (oauth) {
+        this.auth = { token: oauth.accessToken, via: 'oauth', username: oauth.username, remembered: false, expiresAt: oauth.expiresAt };
+        const draft = sessionStorage.getItem(OAUTH_DRAFT_KEY);
+        sessionStorage.removeItem(OAUTH_DRAFT_KEY);
+        const params = new URLSearchParams(location.search);
+        for (const key of ['code', 'state']) params.delete(key);
+        const query = params.toString();
+        history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}${location.hash}`);
+        if (draft) {
+          const { yaml, step } = JSON.parse(draft) as { yaml: string; step: StepId };
+          this.yaml = yaml;
+          this.step = step;
+        }
+      }
+    } catch (error) {
+      this.notice = { kind: 'error', text: `Sign-in with Hugging Face failed: ${(error as Error).message}` };
+    }
+    if (!this.auth) {
+      const remembered = await persist.loadToken();
+      if (remembered && remembered.hubUrl === this.hubUrl) {
+        this.auth = { token: remembered.token, via: 'token', remembered: true, ...(remembered.username ? { username: remembered.username } : {}) };
+      }
+    }
+
+    if (this.yaml === '') {
+      try {
+        const fromLink = await configFromHash(location.hash);
+        if (fromLink !== undefined) {
+          this.yaml = fromLink;
+          this.notice = { kind: 'info', text: 'Loaded the config from the link. Its models are looked up on the Hub.' };
+        } else {
+          this.yaml = (await persist.loadDraft()) ?? '';
+        }
+      } catch (error) {
+        this.notice = { kind: 'error', text: (error as Error).message };
+      }
+    }
+
+    try {
+      this.connection = await connectEngine(location.search);
+      await this.configureEngine();
+    } catch (error) {
+      this.connectionError = describeError(error).message;
+      return;
+    }
+    void this.refreshOutputs();
+    this.api?.listDemoModels().then(
+      (demos) => (this.demos = demos),
+      () => (this.demos = []),
+    );
+  }
+
+  private async configureEngine(): Promise<void> {
+    await this.api?.configure({ hubUrl: this.hubUrl, ...(this.auth ? { accessToken: this.auth.token } : {}) });
+  }
+
+  /** Writes the YAML into the page URL and keeps it as the draft for the next visit. */
+  async persistConfig(location: Location): Promise<void> {
+    const hash = await configHash(this.yaml);
+    if (hash !== location.hash && !(hash === '' && location.hash === '')) {
+      history.replaceState(null, '', `${location.pathname}${location.search}${hash}`);
+    }
+    await persist.saveDraft(this.yaml);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Settings and auth
+
+  async saveSettings(settings: { hubUrl: string; backend: AppState['backend']; memoryBudgetMiB: number; outShardSizeGB: number }): Promise<string | undefined> {
+    const hubUrl = normalizeHubUrl(settings.hubUrl);
+    if (!hubUrl) return 'The Hub URL must be an http(s) address such as https://huggingface.co.';
+    this.backend = settings.backend;
+    this.memoryBudgetMiB = settings.memoryBudgetMiB;
+    this.outShardSizeGB = settings.outShardSizeGB;
+    const changed = hubUrl !== this.hubUrl;
+    this.hubUrl = hubUrl;
+    await persist.saveSettings({ hubUrl, backend: settings.backend, memoryBudgetMiB: settings.memoryBudgetMiB, outShardSizeGB: settings.outShardSizeGB });
+    if (changed) {
+      await this.configureEngine();
+      // Summaries came from the other Hub: look the models up again.
+      for (const key of Object.keys(this.sources)) if (this.sources[key].kind === 'hub') void this.inspect(key);
+    }
+    return undefined;
+  }
+
+  /** Checks a pasted token with the Hub (who it belongs to, whether it can write) and signs in with it. */
+  async signInWithToken(token: string, remember: boolean): Promise<{ canWrite: boolean | null }> {
+    const api = this.api;
+    if (!api) throw new Error('The engine is not ready.');
+    const who = await api.checkToken(token);
+    await this.signIn({ token, via: 'token', username: who.name, orgs: who.orgs, remembered: remember });
+    return { canWrite: who.canWrite };
+  }
+
+  async signIn(auth: Auth): Promise<void> {
+    this.auth = auth;
+    await persist.saveToken(auth.remembered ? { token: auth.token, hubUrl: this.hubUrl, ...(auth.username ? { username: auth.username } : {}) } : undefined);
+    await this.configureEngine();
+  }
+
+  async signOut(): Promise<void> {
+    this.auth = null;
+    await persist.saveToken(undefined);
+    await this.configureEngine();
+  }
+
+  /** Keeps the config across the OAuth round trip (the page is reloaded by the redirect). */
+  rememberBeforeOAuth(): void {
+    sessionStorage.setItem(OAUTH_DRAFT_KEY, JSON.stringify({ yaml: this.yaml, step: this.step }));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The config
+
+  /** Applies a form edit to the YAML (parse → modify → configToYaml). */
+  edit(change: (config: MergeConfig) => void): void {
+    try {
+      const before = this.yaml;
+      this.yaml = editConfigText(before, change);
+      // The form writes the config back in mergekit's layout, which cannot keep YAML comments.
+      if (hasYamlComment(before) && !hasYamlComment(this.yaml)) {
+        this.notice = { kind: 'warning', text: 'The form rewrote the YAML and its comments were dropped.', undoYaml: before };
+      }
+    } catch (error) {
+      this.notice = { kind: 'error', text: error instanceof ReadOnlyConfigError ? error.message : `Could not apply the change: ${(error as Error).message}` };
+    }
+  }
+
+  /** Replaces the whole config (upload, paste, a model's recipe), with an undo. */
+  loadYaml(text: string, what: string): void {
+    const previous = this.yaml;
+    this.yaml = text;
+    this.notice = { kind: 'info', text: `Loaded ${what}.`, ...(previous.trim() !== '' ? { undoYaml: previous } : {}) };
+  }
+
+  undo(): void {
+    if (this.notice?.undoYaml !== undefined) this.yaml = this.notice.undoYaml;
+    this.notice = null;
+  }
+
+  chooseMethod(name: string): void {
+    this.edit((c) => setMethod(c, name, this.guidance.suggestedBase));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Models
+
+  addHubModel(input: RepoInput): string {
+    const key = repoKey(input);
+    this.sources = { ...this.sources, [key]: { kind: 'hub', repo: input.repo, ...(input.revision ? { revision: input.revision } : {}) } };
+    if (!this.added.includes(key)) this.added = [...this.added, key];
+    this.edit((c) => addModel(c, key));
+    void this.inspect(key);
+    return key;
+  }
+
+  addDemoModel(name: string): void {
+    this.sources = { ...this.sources, [name]: { kind: 'demo', name } };
+    if (!this.added.includes(name)) this.added = [...this.added, name];
+    this.edit((c) => addModel(c, name));
+    void this.inspect(name);
+  }
+
+  /** Adds picked or dropped folders; `bindTo` binds one folder to a model the YAML names but that is not loaded. */
+  addLocalModels(groups: readonly LocalModelGroup[], bindTo?: string): void {
+    const taken = new Set([...this.added, ...this.referenced]);
+    for (const group of groups) {
+      let name = bindTo ?? group.name;
+      if (!bindTo) for (let n = 2; taken.has(name) && this.sources[name]; n++) name = `${group.name}-${n}`;
+      taken.add(name);
+      this.sources = { ...this.sources, [name]: { kind: 'local', name, files: [...group.files] } };
+      this.localProblems = { ...this.localProblems, [name]: group.problems };
+      if (!this.added.includes(name)) this.added = [...this.added, name];
+      if (!bindTo) this.edit((c) => addModel(c, name));
+      if (group.problems.length === 0) void this.inspect(name);
+      else this.inspections = { ...this.inspections, [name]: { status: 'error', error: group.problems.join('; ') } };
+      if (bindTo) break;
+    }
+  }
+
+  removeModel(key: string): void {
+    this.added = this.added.filter((k) => k !== key);
+    const { [key]: _source, ...sources } = this.sources;
+    const { [key]: _inspection, ...inspections } = this.inspections;
+    this.sources = sources;
+    this.inspections = inspections;
+    if (this.referenced.includes(key)) this.edit((c) => removeFromConfig(c, key));
+  }
+
+  async inspect(key: string): Promise<void> {
+    const source = this.sources[key];
+    const api = this.api;
+    if (!source || !api) return;
+    const sequence = (this.inspectSequence[key] = (this.inspectSequence[key] ?? 0) + 1);
+    this.inspections = { ...this.inspections, [key]: { status: 'inspecting' } };
+    let next: Inspection;
+    try {
+      next = { status: 'ready', summary: await api.inspectModel(source) };
+    } catch (error) {
+      next = { status: 'error', error: describeError(error).message };
+    }
+    if (this.inspectSequence[key] === sequence && this.sources[key] === source) {
+      this.inspections = { ...this.inspections, [key]: next };
+    }
+  }
+
+  /**
+   * Binds and inspects the models the YAML names that are not loaded yet (after typing, a link or a
+   * recipe): demo models by name, else Hub repos. Other names are local folders the user must pick.
+   */
+  bindReferencedModels(): void {
+    if (!this.api) return;
+    const additions: Record<string, ModelSourceSpec> = {};
+    for (const key of this.referenced) {
+      if (this.sources[key]) continue;
+      if (this.demos.some((d) => d.name === key)) {
+        additions[key] = { kind: 'demo', name: key };
+        continue;
+      }
+      const ref = hubRefFromKey(key);
+      if (ref) additions[key] = { kind: 'hub', repo: ref.repo, ...(ref.revision ? { revision: ref.revision } : {}) };
+    }
+    if (Object.keys(additions).length === 0) return;
+    this.sources = { ...this.sources, ...additions };
+    for (const key of Object.keys(additions)) void this.inspect(key);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Plan and run
+
+  /** What blocks asking for a plan, in words; undefined when a request can be built. */
+  get requestProblem(): string | undefined {
+    if (!this.api) return 'The engine is not ready.';
+    if (this.check.empty || !this.config || this.referenced.length === 0) return 'Add models and choose a method first.';
+    if (!this.check.valid) return `The config has ${this.check.errorCount} problem${this.check.errorCount === 1 ? '' : 's'}: see the YAML panel.`;
+    const unbound = this.referenced.filter((k) => !this.sources[k]);
+    if (unbound.length > 0) return `Pick the local folder of ${unbound.join(', ')} (Models step).`;
+    const pending = this.referenced.filter((k) => this.inspections[k]?.status !== 'ready');
+    if (pending.some((k) => this.inspections[k]?.status === 'error')) return 'Some models could not be read: see the Models step.';
+    if (pending.length > 0) return 'Reading the models…';
+    return undefined;
+  }
+
+  buildRequest(): MergeRequest | null {
+    if (this.requestProblem !== undefined) return null;
+    return {
+      yaml: this.yaml,
+      models: this.referenced.map((key) => ({ key, source: this.sources[key] })),
+      outShardSize: Math.round(this.outShardSizeGB * 1e9),
+      ...(this.randomSeed !== undefined ? { randomSeed: this.randomSeed } : {}),
+      allowCrimes: this.allowCrimes,
+      backend: this.backend,
+      memoryBudgetBytes: this.memoryBudgetMiB * 2 ** 20,
+      outputName: this.effectiveOutputName,
+    };
+  }
+
+  async refreshPlan(): Promise<void> {
+    const request = this.buildRequest();
+    const sequence = ++this.planSequence;
+    if (!request || !this.api) {
+      this.plan = null;
+      this.planStatus = 'idle';
+      return;
+    }
+    this.planStatus = 'loading';
+    try {
+      const plan = await this.api.plan(request);
+      if (sequence !== this.planSequence) return;
+      this.plan = plan;
+      this.planStatus = 'ready';
+      this.planError = null;
+    } catch (error) {
+      if (sequence !== this.planSequence) return;
+      this.plan = null;
+      this.planStatus = 'error';
+      this.planError = describeError(error).message;
+    }
+  }
+
+  async startMerge(): Promise<void> {
+    const request = this.buildRequest();
+    const api = this.api;
+    if (!request || !api || this.run.status === 'running') return;
+    this.run = { status: 'running' };
+    this.step = 'run';
+    const onProgress = (progress: RunProgress) => {
+      if (this.run.status === 'running') this.run = { ...this.run, progress };
+    };
+    try {
+      const result = await api.merge(request, onProgress);
+      this.run = { status: 'done', result, ...(this.run.status === 'running' && this.run.progress ? { progress: this.run.progress } : {}) };
+      await this.refreshOutputs();
+      this.step = 'result';
+    } catch (error) {
+      const progress = this.run.status === 'running' ? this.run.progress : undefined;
+      this.run = { status: 'failed', error: describeError(error), ...(progress ? { progress } : {}) };
+    }
+  }
+
+  async cancelMerge(): Promise<void> {
+    if (this.run.status !== 'running') return;
+    this.run = { ...this.run, cancelling: true };
+    await this.api?.cancel();
+  }
+
+  async refreshOutputs(): Promise<void> {
+    try {
+      this.outputs = (await this.api?.listOutputs()) ?? [];
+    } catch (error) {
+      this.notice = { kind: 'error', text: `Could not list the outputs: ${describeError(error).message}` };
+    }
+  }
+
+  async deleteOutput(name: string): Promise<void> {
+    await this.api?.deleteOutput(name);
+    await this.refreshOutputs();
+  }
+
+  async refreshCache(): Promise<void> {
+    try {
+      this.cache = (await this.api?.listCache()) ?? [];
+      this.cacheError = null;
+    } catch (error) {
+      this.cacheError = describeError(error).message;
+    }
+  }
+
+  async deleteCached(repo: string, revision?: string): Promise<void> {
+    await this.api?.deleteCached(repo, revision);
+    await this.refreshCache();
+  }
+}
+
+export function factsOf(summary: ModelSummary): ModelFacts {
+  return {
+    key: summary.key,
+    architecture: summary.architecture,
+    numLayers: summary.numLayers,
+    ...(summary.hiddenSize !== undefined ? { hiddenSize: summary.hiddenSize } : {}),
+    ...(summary.vocabSize !== undefined ? { vocabSize: summary.vocabSize } : {}),
+    dtype: summary.dtype,
+    ...(summary.baseModels ? { baseModels: summary.baseModels } : {}),
+  };
+}

@@ -1,0 +1,216 @@
+/**
+ * The contract between the page (src/ui) and the engine worker (src/worker), exposed with comlink.
+ * Everything here is structured-clonable data or a comlink-proxied callback; the page never
+ * touches the engine, the backends or the bytes of a model directly.
+ */
+import type { ConfigIssue } from '../config';
+
+/** Where a model's files come from. */
+export type ModelSourceSpec =
+  /** A Hub repo (id `namespace/name`), read by HTTP range requests through the OPFS cache. */
+  | { readonly kind: 'hub'; readonly repo: string; readonly revision?: string }
+  /** Files the user picked or dropped (a model folder's files; paths relative to the folder). */
+  | { readonly kind: 'local'; readonly name: string; readonly files: readonly File[] }
+  /** One of the small demo models bundled under public/demo-models/. */
+  | { readonly kind: 'demo'; readonly name: string };
+
+/** What the page shows about a model once its config.json and safetensors headers are read. */
+export interface ModelSummary {
+  /** The model reference used in the YAML (`org/name`, `org/name@rev`, or the local folder name). */
+  readonly key: string;
+  readonly architecture: string;
+  readonly modelType: string;
+  readonly numLayers: number;
+  readonly hiddenSize?: number;
+  readonly vocabSize?: number;
+  readonly parameterCount: number;
+  /** The dtype most of its weights are stored in (`BF16`, `F16`, `F32`…). */
+  readonly dtype: string;
+  /** Bytes of safetensors weights (what a merge downloads). */
+  readonly weightBytes: number;
+  readonly files: readonly { readonly name: string; readonly size: number }[];
+  readonly tiedEmbeddings: boolean;
+  readonly hasTokenizer: boolean;
+  /** The `mergekit_config.yml` of the repo, when it is itself a merge (to load its recipe). */
+  readonly mergekitConfig?: string;
+  /** The `base_model` entries of the repo's model card metadata, when given (the method guide's "same base?"). */
+  readonly baseModels?: readonly string[];
+}
+
+/** One hit of a Hub model search (the model picker's search-as-you-type). */
+export interface ModelSearchHit {
+  readonly id: string;
+  readonly downloads?: number;
+  readonly likes?: number;
+  readonly pipelineTag?: string;
+  /** ISO date of the last change. */
+  readonly lastModified?: string;
+  readonly gated?: boolean;
+  readonly private?: boolean;
+}
+
+/** A model together with how to reach it; `key` must match the model reference in the YAML. */
+export interface ModelBinding {
+  readonly key: string;
+  readonly source: ModelSourceSpec;
+}
+
+export interface MergeRequest {
+  /** The mergekit YAML (the single source of truth; the form edits it). */
+  readonly yaml: string;
+  readonly models: readonly ModelBinding[];
+  readonly outShardSize?: number;
+  readonly randomSeed?: number;
+  readonly allowCrimes?: boolean;
+  /** 'auto' uses WebGPU when available and falls back to the CPU backend (with a notice). */
+  readonly backend?: 'auto' | 'webgpu' | 'cpu';
+  /** Working memory for one tensor chunk. */
+  readonly memoryBudgetBytes?: number;
+  /** Name of the output (model card title and output folder name). */
+  readonly outputName: string;
+}
+
+export interface PlanSummary {
+  readonly ok: boolean;
+  /** Problems of the YAML (same messages as `alloy validate`). */
+  readonly issues: readonly ConfigIssue[];
+  /** Planning errors (missing tensors, mismatched shapes…). */
+  readonly errors: readonly string[];
+  readonly warnings: readonly string[];
+  readonly tensorCount: number;
+  readonly downloadBytes: number;
+  readonly outputBytes: number;
+  readonly outputFiles: readonly { readonly name: string; readonly size: number }[];
+  /** Peak GPU memory the merge needs at the chosen budget. */
+  readonly gpuMemoryBytes: number;
+  /** Per output layer: which model and source layer it comes from (slice editor view). */
+  readonly layers: readonly { readonly outputLayer: number; readonly sources: readonly { model: string; layer: number }[] }[];
+}
+
+export interface DownloadProgress {
+  readonly model: string;
+  readonly file: string;
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly state: 'cached' | 'downloading' | 'verifying' | 'done' | 'retrying' | 'failed';
+  readonly message?: string;
+}
+
+export interface RunProgress {
+  readonly phase: 'preparing' | 'downloading' | 'merging' | 'writing' | 'done';
+  readonly downloads: readonly DownloadProgress[];
+  readonly tensorsDone: number;
+  readonly tensorsTotal: number;
+  readonly currentTensor: string | null;
+  readonly inputBytesDone: number;
+  readonly inputBytesTotal: number;
+  readonly bytesPerSecond: number;
+  readonly etaMs: number | null;
+  /** The backend actually used, and why when it is not the one asked for. */
+  readonly backend: 'webgpu' | 'cpu';
+  readonly backendNotice?: string;
+}
+
+export interface OutputFile {
+  readonly name: string;
+  readonly size: number;
+}
+
+export interface MergeResult {
+  readonly outputName: string;
+  readonly files: readonly OutputFile[];
+  readonly warnings: readonly string[];
+  readonly elapsedMs: number;
+}
+
+export interface CacheEntry {
+  readonly repo: string;
+  readonly revision: string;
+  readonly file: string;
+  readonly size: number;
+  /** Bytes downloaded so far (equals `size` when complete; the worker always sets it). */
+  readonly bytesDone?: number;
+  readonly complete: boolean;
+}
+
+export interface PushRequest {
+  readonly outputName: string;
+  /** `namespace/name`; the namespace defaults to the token's user. */
+  readonly repo: string;
+  readonly private: boolean;
+  readonly accessToken: string;
+}
+
+export interface PushProgress {
+  readonly phase: 'creating' | 'hashing' | 'uploading' | 'committing' | 'done';
+  readonly files: readonly { readonly path: string; readonly progress: number }[];
+}
+
+export interface EngineOptions {
+  /** Hub base URL (default https://huggingface.co; tests and mirrors use another). */
+  readonly hubUrl: string;
+  /** `hf_…` token for gated/private repos (reads). Pushing takes its own token in PushRequest. */
+  readonly accessToken?: string;
+  /** Read Xet-backed files with the Xet protocol instead of HTTP ranges (experimental; default false). */
+  readonly xet?: boolean;
+  /** Absolute URL of the demo models' folder (client.ts fills it in from the page's base URL). */
+  readonly demoBaseUrl?: string;
+  /** Download tuning (tests use tiny blocks and short retry delays). */
+  readonly download?: {
+    /** Bytes per range request and resume unit; a multiple of 64 (default 16 MiB). */
+    readonly blockBytes?: number;
+    /** Blocks of one file fetched at once (default 4). */
+    readonly concurrency?: number;
+    /** Retries of a failed block before giving up (default 5). */
+    readonly retries?: number;
+    /** First retry delay, doubling each time (default 1000 ms). */
+    readonly retryBaseDelayMs?: number;
+  };
+}
+
+/** Who a token belongs to (the push form shows it). */
+export interface TokenCheck {
+  readonly name: string;
+  readonly fullname?: string;
+  /** Organisations the user can push to. */
+  readonly orgs: readonly string[];
+  /** false for read-only tokens; null when the Hub does not say (fine-grained or OAuth tokens). */
+  readonly canWrite: boolean | null;
+  readonly role?: string;
+}
+
+/** One of the bundled demo models (usable offline, no account). */
+export interface DemoModelInfo {
+  readonly name: string;
+  readonly description: string;
+  /** Bytes of all its files. */
+  readonly size: number;
+}
+
+/** The engine worker's API (src/worker/engine-worker.ts implements it; src/ui calls it through comlink). */
+export interface EngineApi {
+  /** Hub base URL (tests and mirrors), an optional token for gated/private repos, download tuning. */
+  configure(options: EngineOptions): Promise<void>;
+  /**
+   * Checks a token with the Hub (whoami). Rejects with an actionable message: "the Hub rejected
+   * this token (401): create a token with write access at …/settings/tokens".
+   */
+  checkToken(accessToken: string): Promise<TokenCheck>;
+  /** The demo models served with the app. */
+  listDemoModels(): Promise<DemoModelInfo[]>;
+  /** Hub models whose id contains `query`, most downloaded first, at most `limit` (default 20). */
+  searchModels(query: string, limit?: number): Promise<ModelSearchHit[]>;
+  /** Reads config.json and safetensors headers only (a few KB by range requests). */
+  inspectModel(source: ModelSourceSpec): Promise<ModelSummary>;
+  plan(request: MergeRequest): Promise<PlanSummary>;
+  /** Downloads (through the OPFS cache), merges and writes the output to OPFS. */
+  merge(request: MergeRequest, onProgress: (progress: RunProgress) => void): Promise<MergeResult>;
+  cancel(): Promise<void>;
+  listOutputs(): Promise<MergeResult[]>;
+  /** A disk-backed File of an output (download with an object URL). */
+  outputFile(outputName: string, file: string): Promise<File>;
+  deleteOutput(outputName: string): Promise<void>;
+  listCache(): Promise<CacheEntry[]>;
+  deleteCached(repo: string, revision?: string): Promise<void>;
+  push(request: PushRequest, onProgress: (progress: PushProgress) => void): Promise<{ readonly url: string }>;
+}

@@ -1,0 +1,586 @@
+import { ConfigError, parseMergeConfig, type ConfigIssue } from '../config';
+import type { MergeConfig } from '../config/types';
+import { DEFAULT_BUDGET_BYTES, MergeCancelledError, runMerge, type MergeProgress, type SourceOpener } from '../engine';
+import { HubClient, HubError, isHubRepoId } from '../hub';
+import { buildPlan, needsTokenizerFiles, PlanError, type MergePlan, type PlanOptions } from '../plan';
+import { MemoryByteSource } from '../storage';
+import {
+  formatBytes,
+  OpfsOutputStore,
+  OpfsShardCache,
+  outputNameProblem,
+  ShardCacheError,
+  type ShardCacheOptions,
+  type ShardSpec,
+} from '../storage/browser';
+import type { ByteSource } from '../storage/types';
+import type {
+  CacheEntry,
+  DemoModelInfo,
+  DownloadProgress,
+  EngineApi,
+  EngineOptions,
+  MergeRequest,
+  MergeResult,
+  ModelSearchHit,
+  ModelSourceSpec,
+  ModelSummary,
+  PlanSummary,
+  PushProgress,
+  PushRequest,
+  RunProgress,
+  TokenCheck,
+} from './api';
+import { selectBackend, type GpuModuleLoader } from './backend-select';
+import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
+import { emptySummary, layerSources, outputFiles, workingMemoryBytes } from './plan-summary';
+
+/**
+ * The engine behind the worker's API (engine-worker.ts exposes it with comlink). Everything that
+ * touches the platform comes in through `EngineServiceDeps`, so the same code runs in the worker
+ * and in Node tests (against a fake hub and an in-memory OPFS).
+ */
+export interface EngineServiceDeps {
+  /** `navigator.storage.getDirectory()`. */
+  readonly storageRoot: () => Promise<FileSystemDirectoryHandle>;
+  /** Absolute URL of the folder holding the demo models' index.json. */
+  readonly demoBaseUrl: string;
+  readonly fetch?: typeof fetch;
+  /** `navigator.gpu` (undefined where WebGPU is missing). */
+  readonly gpu?: () => GPU | undefined;
+  readonly loadGpu?: GpuModuleLoader;
+  /** `navigator.storage.estimate()`, for messages about space. */
+  readonly estimateStorage?: () => Promise<{ usage?: number; quota?: number }>;
+  /** Defaults of `configure`. */
+  readonly defaults?: Partial<EngineOptions>;
+}
+
+const PROGRESS_INTERVAL_MS = 100;
+
+export class EngineService implements EngineApi {
+  private options: EngineOptions = { hubUrl: 'https://huggingface.co' };
+  private client: HubClient;
+  private readonly resolver: ModelResolver;
+  private cachePromise: Promise<OpfsShardCache> | null = null;
+  private outputsPromise: Promise<OpfsOutputStore> | null = null;
+  private running: { kind: 'merge' | 'push'; controller: AbortController } | null = null;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(private readonly deps: EngineServiceDeps) {
+    this.fetchImpl = deps.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init));
+    this.options = { ...this.options, ...deps.defaults };
+    this.client = this.newClient();
+    this.resolver = new ModelResolver(() => this.client, () => this.options.demoBaseUrl ?? deps.demoBaseUrl, this.fetchImpl);
+  }
+
+  async configure(options: EngineOptions): Promise<void> {
+    this.options = { ...this.options, ...options, download: { ...this.options.download, ...options.download } };
+    this.client = this.newClient();
+    this.resolver.clear();
+    this.cachePromise = null;
+  }
+
+  async inspectModel(source: ModelSourceSpec): Promise<ModelSummary> {
+    const key = sourceKey(source);
+    try {
+      return await summarizeModel(await this.resolver.resolve(key, source));
+    } catch (error) {
+      throw new Error(modelErrorMessage(key, error), { cause: error });
+    }
+  }
+
+  async listDemoModels(): Promise<DemoModelInfo[]> {
+    const index = await this.resolver.demos();
+    return index.models.map((m) => ({
+      name: m.name,
+      description: m.description,
+      size: m.files.reduce((s, f) => s + f.size, 0),
+    }));
+  }
+
+  async searchModels(query: string, limit = 20): Promise<ModelSearchHit[]> {
+    if (query.trim() === '') return [];
+    const hits = await this.client.searchModels(query, { limit });
+    return hits.map((h) => ({
+      id: h.id,
+      downloads: h.downloads,
+      likes: h.likes,
+      ...(h.task ? { pipelineTag: h.task } : {}),
+      ...(h.updatedAt ? { lastModified: h.updatedAt } : {}),
+      gated: h.gated !== false,
+      private: h.private,
+    }));
+  }
+
+  async checkToken(accessToken: string): Promise<TokenCheck> {
+    const identity = await this.client.checkToken(accessToken.trim());
+    return {
+      name: identity.name,
+      ...(identity.fullname ? { fullname: identity.fullname } : {}),
+      orgs: identity.orgs,
+      canWrite: identity.canWrite,
+      ...(identity.tokenRole ? { role: identity.tokenRole } : {}),
+    };
+  }
+
+  async plan(request: MergeRequest): Promise<PlanSummary> {
+    const parsed = parseConfig(request.yaml);
+    if (!parsed.config) return emptySummary({ issues: parsed.issues });
+    const prepared = await this.prepare(request, parsed.config);
+    const issues = [...parsed.issues, ...prepared.issues];
+    if (!prepared.plan) return emptySummary({ issues, errors: prepared.errors, warnings: parsed.warningTexts });
+    const plan = prepared.plan;
+    const downloads = await this.downloadSpecs(plan, prepared.models);
+    const cache = await this.cache();
+    let downloadBytes = 0;
+    for (const { spec } of downloads.files) downloadBytes += spec.size - (await cache.bytesCached(spec));
+    const files = outputFiles(plan, (model, file) => prepared.models.get(model)?.fileSize(file) ?? 0);
+    const errors = [...prepared.errors];
+    const nameProblem = outputNameProblem(request.outputName);
+    if (nameProblem) errors.push(nameProblem);
+    else if (await (await this.outputs()).exists(request.outputName)) {
+      errors.push(`an output named "${request.outputName}" already exists: delete it first, or choose another name`);
+    }
+    return {
+      ok: errors.length === 0 && !issues.some((i) => i.severity === 'error'),
+      issues,
+      errors,
+      warnings: [...parsed.warningTexts, ...plan.warnings],
+      tensorCount: plan.jobs.length,
+      downloadBytes,
+      outputBytes: files.reduce((s, f) => s + f.size, 0),
+      outputFiles: files,
+      gpuMemoryBytes: workingMemoryBytes(plan, request.memoryBudgetBytes ?? DEFAULT_BUDGET_BYTES),
+      layers: layerSources(prepared.config, plan),
+    };
+  }
+
+  async merge(request: MergeRequest, onProgress: (progress: RunProgress) => void): Promise<MergeResult> {
+    const controller = this.begin('merge');
+    const signal = controller.signal;
+    const started = Date.now();
+    const downloads = new Map<string, DownloadProgress>();
+    let backendName: RunProgress['backend'] = 'cpu';
+    let backendNotice: string | undefined;
+    let lastEmit = 0;
+    let lastPhase: RunProgress['phase'] | null = null;
+    let engine: MergeProgress | null = null;
+    let plan: MergePlan | null = null;
+    const emit = (phase: RunProgress['phase'], force = false): void => {
+      const now = Date.now();
+      if (!force && phase === lastPhase && now - lastEmit < PROGRESS_INTERVAL_MS) return;
+      lastEmit = now;
+      lastPhase = phase;
+      const progress: RunProgress = {
+        phase,
+        downloads: [...downloads.values()],
+        tensorsDone: engine?.tensorsDone ?? 0,
+        tensorsTotal: plan?.jobs.length ?? 0,
+        currentTensor: engine?.currentTensor ?? null,
+        inputBytesDone: engine?.inputBytesDone ?? 0,
+        inputBytesTotal: plan?.totalInputBytes ?? 0,
+        bytesPerSecond: engine?.bytesPerSecond ?? downloadRate(downloads, started),
+        etaMs: engine?.etaMs ?? null,
+        backend: backendName,
+        ...(backendNotice ? { backendNotice } : {}),
+      };
+      try {
+        // Through comlink this returns a promise; a page that went away must not fail the merge.
+        void Promise.resolve(onProgress(progress)).catch(() => undefined);
+      } catch {
+        // ignore
+      }
+    };
+
+    try {
+      emit('preparing', true);
+      const parsed = parseConfig(request.yaml);
+      if (!parsed.config) throw new Error(formatIssues(parsed.issues));
+      const prepared = await this.prepare(request, parsed.config, signal);
+      if (!prepared.plan) throw new Error([formatIssues(prepared.issues.filter((i) => i.severity === 'error')), ...prepared.errors].filter(Boolean).join('\n'));
+      plan = prepared.plan;
+      const models = prepared.models;
+      const outputs = await this.outputs();
+      await outputs.removeUnfinished();
+      const output = await outputs.begin(request.outputName);
+
+      const sources = new Map<string, () => Promise<ByteSource>>();
+      const cache = await this.cache();
+      try {
+        // 1. Downloads: every shard the plan reads, through the cache; small files into memory.
+        const { files: specs, bySource } = await this.downloadSpecs(plan, models);
+        for (const { model, spec } of specs) {
+          const done = await cache.bytesCached(spec);
+          downloads.set(downloadKey(model, spec.path), {
+            model,
+            file: spec.path,
+            bytesDone: done,
+            bytesTotal: spec.size,
+            state: done === spec.size ? 'cached' : 'downloading',
+          });
+        }
+        emit('downloading', true);
+        for (const { model, spec } of specs) {
+          const resolved = models.get(model)!;
+          const hub = resolved.hub!;
+          const file = hub.file(spec.path)!;
+          try {
+            await cache.ensure(spec, (start, end, o) => this.client.readRange(hub.snapshot, file, start, end, o), {
+              signal,
+              onProgress: (p) => {
+                downloads.set(downloadKey(model, spec.path), {
+                  model,
+                  file: spec.path,
+                  bytesDone: p.bytesDone,
+                  bytesTotal: p.bytesTotal,
+                  state: p.state,
+                  ...(p.message ? { message: p.message } : {}),
+                });
+                emit('downloading', p.state === 'retrying' || p.state === 'done' || p.state === 'verifying');
+              },
+            });
+          } catch (error) {
+            if (error instanceof ShardCacheError && error.kind !== 'aborted') {
+              const entry = downloads.get(downloadKey(model, spec.path))!;
+              downloads.set(downloadKey(model, spec.path), { ...entry, state: 'failed', message: error.message });
+              emit('downloading', true);
+            }
+            throw error;
+          }
+        }
+        for (const [key, spec] of bySource) sources.set(key, () => cache.openFile(spec));
+        for (const copy of plan.copyFiles) {
+          const resolved = models.get(copy.model)!;
+          if (!resolved.hub) continue;
+          const bytes = await this.client.readBytes(resolved.hub.snapshot, copy.file, signal);
+          if (bytes === null) throw new Error(`Model ${copy.model}: ${copy.file} disappeared from the Hub listing`);
+          sources.set(sourceKeyOf(copy.model, copy.file), async () => new MemoryByteSource(`${copy.model}/${copy.file}`, bytes));
+        }
+        signal.throwIfAborted();
+      } catch (error) {
+        await output.abort();
+        throw error;
+      }
+
+      // 2. The backend, then the merge itself.
+      const choice = await selectBackend(request.backend ?? 'auto', {
+        gpu: this.deps.gpu?.(),
+        budgetBytes: request.memoryBudgetBytes,
+        loadGpu: this.deps.loadGpu,
+      }).catch(async (error: unknown) => {
+        await output.abort();
+        throw error;
+      });
+      backendName = choice.name;
+      backendNotice = choice.notice;
+      emit('merging', true);
+      const opener: SourceOpener = {
+        open: async (model, file) => {
+          const fromCache = sources.get(sourceKeyOf(model, file));
+          if (fromCache) return fromCache();
+          const resolved = models.get(model);
+          const source = resolved && (await resolved.folder.open(file));
+          if (!source) throw new Error(`Model ${model}: file ${file} is missing`);
+          return source;
+        },
+      };
+      let report;
+      try {
+        report = await runMerge(plan, {
+          backend: choice.backend,
+          sources: opener,
+          output,
+          budgetBytes: request.memoryBudgetBytes,
+          signal,
+          onProgress: (p) => {
+            engine = p;
+            emit(p.phase === 'done' ? 'done' : p.phase, p.phase !== 'merging');
+          },
+          progressIntervalMs: PROGRESS_INTERVAL_MS,
+        });
+      } finally {
+        await choice.backend.dispose().catch(() => undefined);
+      }
+      const warnings = [...parsed.warningTexts, ...plan.warnings, ...report.warnings, ...(backendNotice ? [backendNotice] : [])];
+      const manifest = {
+        name: request.outputName,
+        files: output.files,
+        createdAt: new Date().toISOString(),
+        warnings,
+        elapsedMs: Date.now() - started,
+      };
+      await outputs.writeManifest(manifest);
+      emit('done', true);
+      return { outputName: manifest.name, files: manifest.files, warnings, elapsedMs: manifest.elapsedMs };
+    } catch (error) {
+      throw await this.explainMergeError(error, signal, plan, downloads);
+    } finally {
+      this.end(controller);
+    }
+  }
+
+  async cancel(): Promise<void> {
+    this.running?.controller.abort();
+  }
+
+  async listOutputs(): Promise<MergeResult[]> {
+    const outputs = await this.outputs();
+    return (await outputs.list()).map((m) => ({ outputName: m.name, files: m.files, warnings: m.warnings, elapsedMs: m.elapsedMs }));
+  }
+
+  async outputFile(outputName: string, file: string): Promise<File> {
+    return (await this.outputs()).file(outputName, file);
+  }
+
+  async deleteOutput(outputName: string): Promise<void> {
+    await (await this.outputs()).delete(outputName);
+  }
+
+  async listCache(): Promise<CacheEntry[]> {
+    const cache = await this.cache();
+    return (await cache.list()).map((f) => ({
+      repo: f.repo,
+      revision: f.commit,
+      file: f.path,
+      size: f.size,
+      bytesDone: f.bytesDone,
+      complete: f.complete,
+    }));
+  }
+
+  async deleteCached(repo: string, revision?: string): Promise<void> {
+    if (this.running?.kind === 'merge') throw new Error('cannot delete cached models while a merge runs: cancel it first');
+    await (await this.cache()).delete(repo, revision);
+  }
+
+  async push(request: PushRequest, onProgress: (progress: PushProgress) => void): Promise<{ readonly url: string }> {
+    const controller = this.begin('push');
+    const report = (progress: PushProgress): void => {
+      try {
+        void Promise.resolve(onProgress(progress)).catch(() => undefined);
+      } catch {
+        // ignore
+      }
+    };
+    try {
+      const client = new HubClient({ ...this.clientOptions(), accessToken: request.accessToken.trim() });
+      const outputs = await this.outputs();
+      const manifest = await outputs.readManifest(request.outputName);
+      if (!manifest) throw new Error(`no output named ${request.outputName}`);
+      report({ phase: 'creating', files: manifest.files.map((f) => ({ path: f.name, progress: 0 })) });
+      const identity = await client.checkToken();
+      if (identity.canWrite === false) {
+        throw new HubError(
+          `this token can only read (role "${identity.tokenRole}"): create a token with write access at ${client.hubUrl}/settings/tokens`,
+          'read-only-token',
+        );
+      }
+      const repo = request.repo.includes('/') ? request.repo : `${identity.name}/${request.repo}`;
+      if (!isHubRepoId(repo)) throw new Error(`"${repo}" is not a valid repo name: use letters, digits, '-', '_' and '.'`);
+      const created = await client.createRepo(repo, { private: request.private });
+      const files = await Promise.all(manifest.files.map(async (f) => ({ path: f.name, content: await outputs.file(request.outputName, f.name) })));
+      await client.upload(repo, files, {
+        commitTitle: `Upload ${request.outputName} (merged with Alloy)`,
+        signal: controller.signal,
+        onProgress: (p) => report({ phase: p.phase === 'preparing' ? 'hashing' : p.phase, files: [...p.files].map(([path, progress]) => ({ path, progress })) }),
+      });
+      report({ phase: 'done', files: manifest.files.map((f) => ({ path: f.name, progress: 1 })) });
+      return { url: created.url };
+    } catch (error) {
+      if (controller.signal.aborted) throw new Error('The upload was cancelled; the commit was not made.');
+      throw error instanceof Error ? new Error(error.message, { cause: error }) : error;
+    } finally {
+      this.end(controller);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private clientOptions(): ConstructorParameters<typeof HubClient>[0] {
+    return { hubUrl: this.options.hubUrl, accessToken: this.options.accessToken, fetch: this.fetchImpl, xet: this.options.xet };
+  }
+
+  private newClient(): HubClient {
+    return new HubClient(this.clientOptions());
+  }
+
+  private cache(): Promise<OpfsShardCache> {
+    if (!this.cachePromise) {
+      const d = this.options.download ?? {};
+      const options: ShardCacheOptions = {
+        ...(d.blockBytes !== undefined ? { blockBytes: d.blockBytes } : {}),
+        ...(d.concurrency !== undefined ? { concurrency: d.concurrency } : {}),
+        ...(d.retries !== undefined ? { retries: d.retries } : {}),
+        ...(d.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: d.retryBaseDelayMs } : {}),
+      };
+      this.cachePromise = this.deps.storageRoot().then((root) => OpfsShardCache.open(root, options));
+      this.cachePromise.catch(() => (this.cachePromise = null));
+    }
+    return this.cachePromise;
+  }
+
+  private outputs(): Promise<OpfsOutputStore> {
+    if (!this.outputsPromise) {
+      this.outputsPromise = this.deps.storageRoot().then((root) => OpfsOutputStore.open(root));
+      this.outputsPromise.catch(() => (this.outputsPromise = null));
+    }
+    return this.outputsPromise;
+  }
+
+  private begin(kind: 'merge' | 'push'): AbortController {
+    if (this.running) throw new Error(`a ${this.running.kind} is already running: wait for it or cancel it`);
+    const controller = new AbortController();
+    this.running = { kind, controller };
+    return controller;
+  }
+
+  private end(controller: AbortController): void {
+    if (this.running?.controller === controller) this.running = null;
+  }
+
+  /** Binds the models, reads their metadata and builds the plan, collecting every problem. */
+  private async prepare(
+    request: MergeRequest,
+    config: MergeConfig,
+    signal?: AbortSignal,
+  ): Promise<{ config: MergeConfig; plan: MergePlan | null; models: Map<string, ResolvedModel>; issues: ConfigIssue[]; errors: string[] }> {
+    const errors: string[] = [];
+    const issues: ConfigIssue[] = [];
+    const models = new Map<string, ResolvedModel>();
+    const { bound, errors: bindErrors } = await this.resolver.bind(config, request.models);
+    errors.push(...bindErrors);
+    const metadata = new Map<string, Awaited<ReturnType<ResolvedModel['metadata']>>>();
+    const tokenizer = needsTokenizerFiles(config);
+    await Promise.all(
+      bound.map(async (binding) => {
+        try {
+          const resolved = await this.resolver.resolve(binding.key, binding.source, signal);
+          models.set(binding.key, resolved);
+          metadata.set(binding.key, await resolved.metadata({ tokenizer }));
+        } catch (error) {
+          errors.push(modelErrorMessage(binding.key, error));
+        }
+      }),
+    );
+    signal?.throwIfAborted();
+    if (errors.length > 0) return { config, plan: null, models, issues, errors };
+    const options: PlanOptions = {
+      ...(request.outShardSize !== undefined ? { outShardSize: request.outShardSize } : {}),
+      allowCrimes: request.allowCrimes ?? false,
+      randomSeed: request.randomSeed ?? Math.floor(Math.random() * 2 ** 31),
+      outputName: request.outputName,
+      configText: request.yaml,
+    };
+    try {
+      return { config, plan: buildPlan(config, metadata, options), models, issues, errors };
+    } catch (error) {
+      if (error instanceof ConfigError) issues.push(...error.issues);
+      else if (error instanceof PlanError) errors.push(error.message);
+      else errors.push(error instanceof Error ? error.message : String(error));
+      return { config, plan: null, models, issues, errors };
+    }
+  }
+
+  /**
+   * The Hub shards the plan reads: one entry per distinct file (pinned to its commit), and the
+   * spec of every (model, file) the engine will open (two keys may name one repo).
+   */
+  private async downloadSpecs(
+    plan: MergePlan,
+    models: ReadonlyMap<string, ResolvedModel>,
+  ): Promise<{ files: { model: string; spec: ShardSpec }[]; bySource: Map<string, ShardSpec> }> {
+    const files = new Map<string, { model: string; spec: ShardSpec }>();
+    const bySource = new Map<string, ShardSpec>();
+    for (const job of plan.jobs) {
+      for (const input of job.inputs) {
+        const key = sourceKeyOf(input.model, input.tensor.file);
+        if (bySource.has(key)) continue;
+        const hub = models.get(input.model)?.hub;
+        if (!hub) continue;
+        const info = hub.file(input.tensor.file);
+        if (!info) throw new Error(`Model ${input.model}: ${input.tensor.file} is not in the Hub listing of ${hub.snapshot.repo}`);
+        const id = `${hub.snapshot.repo}@${hub.snapshot.commit}/${info.path}`;
+        let entry = files.get(id);
+        if (!entry) {
+          const spec: ShardSpec = {
+            repo: hub.snapshot.repo,
+            commit: hub.snapshot.commit,
+            path: info.path,
+            size: info.size,
+            ...(info.sha256 ? { sha256: info.sha256 } : {}),
+          };
+          entry = { model: input.model, spec };
+          files.set(id, entry);
+        }
+        bySource.set(key, entry.spec);
+      }
+    }
+    return { files: [...files.values()], bySource };
+  }
+
+  private async explainMergeError(error: unknown, signal: AbortSignal, plan: MergePlan | null, downloads: ReadonlyMap<string, DownloadProgress>): Promise<Error> {
+    if (signal.aborted || error instanceof MergeCancelledError || (error instanceof ShardCacheError && error.kind === 'aborted')) {
+      const kept = [...downloads.values()].some((d) => d.bytesDone > 0 && d.state !== 'cached')
+        ? ' Downloaded parts are kept in the cache: merging again resumes where it stopped.'
+        : '';
+      return new Error(`The merge was cancelled; nothing was written.${kept}`, { cause: error });
+    }
+    const quota = error instanceof ShardCacheError ? error.kind === 'quota' : hasQuotaCause(error);
+    if (quota) {
+      const missing = [...downloads.values()].reduce((s, d) => s + (d.bytesTotal - d.bytesDone), 0);
+      const output = plan?.totalOutputBytes ?? 0;
+      let estimate = '';
+      try {
+        const e = await this.deps.estimateStorage?.();
+        if (e?.usage !== undefined) estimate = ` Alloy's storage already holds ${formatBytes(e.usage)}.`;
+      } catch {
+        // no estimate
+      }
+      const base = error instanceof Error ? error.message : String(error);
+      return new Error(
+        `${base} In all this merge needs about ${formatBytes(missing + output)} of free space ` +
+          `(${formatBytes(missing)} still to download, ${formatBytes(output)} of output).${estimate}`,
+        { cause: error },
+      );
+    }
+    if (error instanceof Error) return new Error(error.message, { cause: error });
+    return new Error(String(error));
+  }
+}
+
+function parseConfig(yaml: string): { config: MergeConfig | null; issues: ConfigIssue[]; warningTexts: string[] } {
+  try {
+    const { config, warnings } = parseMergeConfig(yaml);
+    return { config, issues: warnings, warningTexts: warnings.map(issueText) };
+  } catch (error) {
+    if (error instanceof ConfigError) return { config: null, issues: [...error.issues, ...error.warnings], warningTexts: [] };
+    return { config: null, issues: [{ path: '', message: (error as Error).message, severity: 'error' }], warningTexts: [] };
+  }
+}
+
+function issueText(issue: ConfigIssue): string {
+  return `${issue.line !== undefined ? `line ${issue.line}: ` : ''}${issue.path ? `${issue.path}: ` : ''}${issue.message}`;
+}
+
+function formatIssues(issues: readonly ConfigIssue[]): string {
+  if (issues.length === 0) return '';
+  return `Invalid merge config:\n${issues.filter((i) => i.severity === 'error').map(issueText).join('\n')}`;
+}
+
+function hasQuotaCause(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { name?: string }).name === 'QuotaExceededError') return true;
+  }
+  return false;
+}
+
+const sourceKeyOf = (model: string, file: string): string => `${model}\u0000${file}`;
+const downloadKey = sourceKeyOf;
+
+function downloadRate(downloads: ReadonlyMap<string, DownloadProgress>, started: number): number {
+  const elapsed = (Date.now() - started) / 1000;
+  if (elapsed <= 0) return 0;
+  let bytes = 0;
+  for (const d of downloads.values()) if (d.state !== 'cached') bytes += d.bytesDone;
+  return bytes / elapsed;
+}

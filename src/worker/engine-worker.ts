@@ -1,0 +1,19 @@
+/// <reference lib="webworker" />
+/**
+ * The engine's Web Worker: exposes EngineService (the EngineApi of ./api.ts) to the page with
+ * comlink. Created by ./client.ts; everything heavy (downloads into OPFS, the merge, uploads)
+ * runs here so the page never blocks.
+ */
+import * as Comlink from 'comlink';
+import { EngineService } from './engine-service';
+
+declare const self: DedicatedWorkerGlobalScope;
+
+const service = new EngineService({
+  storageRoot: () => navigator.storage.getDirectory(),
+  demoBaseUrl: new URL(`${import.meta.env.BASE_URL}demo-models/`, self.location.origin).href,
+  gpu: () => (navigator as Navigator & { gpu?: GPU }).gpu,
+  estimateStorage: () => navigator.storage.estimate(),
+});
+
+Comlink.expose(service);

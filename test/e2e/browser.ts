@@ -1,0 +1,68 @@
+/**
+ * Headless Chromium for the e2e tests: Debian's /usr/bin/chromium (never a downloaded browser),
+ * driven by playwright-core, with WebGPU on SwiftShader (TESTING.md §2, BROWSER_NOTES.md §5.2) and
+ * a persistent profile so that OPFS is the real, disk-backed one.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { build } from 'vite';
+
+export const CHROMIUM = process.env.ALLOY_CHROMIUM ?? '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--use-webgpu-adapter=swiftshader',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+export function chromiumAvailable(): boolean {
+  return existsSync(CHROMIUM);
+}
+
+export interface BrowserSession {
+  readonly context: BrowserContext;
+  readonly page: Page;
+  /** Console lines and page errors, for failure messages. */
+  readonly log: string[];
+  close(): Promise<void>;
+}
+
+export async function launchBrowser(): Promise<BrowserSession> {
+  const profile = mkdtempSync(join(tmpdir(), 'alloy-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const log: string[] = [];
+  page.on('console', (m) => log.push(`console.${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
+  page.on('worker', (w) => w.on('close', () => log.push(`worker closed: ${w.url()}`)));
+  return {
+    context,
+    page,
+    log,
+    close: async () => {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+let harnessBuilt: Promise<string> | null = null;
+
+/** Builds test/e2e/harness (the engine worker behind a bare page) once per process; returns its folder. */
+export function buildHarness(): Promise<string> {
+  if (!harnessBuilt) {
+    const configFile = new URL('./vite.harness.config.ts', import.meta.url).pathname;
+    harnessBuilt = build({ configFile, logLevel: 'error' }).then(() => new URL('../../dist/e2e-harness', import.meta.url).pathname);
+  }
+  return harnessBuilt;
+}

@@ -1,0 +1,707 @@
+/**
+ * A local fake of the Hugging Face Hub: the subset of its HTTP API that `@huggingface/hub` and
+ * Alloy's range reads use (BROWSER_NOTES.md §2), on 127.0.0.1 with random ports, behaving like the
+ * real Hub where it matters: `resolve` redirects LFS files (302) to a CDN on another origin that
+ * serves `Range` with 206 and `Content-Range`; ETags, `X-Linked-Size`, CORS with exposed headers;
+ * 401 for a bad token, 404 with `X-Error-Code` for a missing repo, file or revision; repo
+ * creation, preupload, LFS batch (basic, or multipart above a size), part uploads and commits,
+ * which are recorded. Every request is logged (tests assert what was and was not fetched), and
+ * faults can be switched on: slow bodies, failing or aborted range requests.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, relative } from 'node:path';
+
+export interface RequestRecord {
+  readonly id: number;
+  readonly server: 'hub' | 'cdn';
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  readonly range: string | null;
+  readonly authorization: string | null;
+  status: number;
+  /** Body bytes written (the whole body unless aborted). */
+  bytesSent: number;
+  /** For CDN reads: the repo file served. */
+  file?: { repo: string; path: string };
+  /** Set when the fault injector aborted or failed it. */
+  fault?: 'fail' | 'abort';
+}
+
+export interface FakeRepoOptions {
+  readonly private?: boolean;
+  /** Gated: reading files needs a valid token whose user is in `grantedUsers`. */
+  readonly gated?: boolean;
+  readonly grantedUsers?: readonly string[];
+  readonly downloads?: number;
+  readonly likes?: number;
+  /** Files stored as LFS (by default: *.safetensors, *.bin, and files of 10 MB or more). */
+  readonly lfs?: (path: string, size: number) => boolean;
+  readonly owner?: string;
+}
+
+export interface FakeCommit {
+  readonly repo: string;
+  readonly oid: string;
+  readonly summary: string;
+  readonly files: ReadonlyMap<string, Uint8Array>;
+  readonly lfsFiles: readonly string[];
+  readonly deleted: readonly string[];
+}
+
+interface StoredFile {
+  bytes: Uint8Array;
+  lfs: boolean;
+  sha256: string;
+  gitOid: string;
+}
+
+interface Repo {
+  id: string;
+  commits: { oid: string; files: Map<string, StoredFile> }[];
+  branches: Map<string, string>;
+  options: FakeRepoOptions;
+  lastModified: string;
+}
+
+export interface FaultOptions {
+  /** Delay before every answer (ms). */
+  delayMs?: number;
+  /** Throttle CDN bodies to this rate (bytes per second), sent in small pieces. */
+  bytesPerSecond?: number;
+  /** Decides per CDN range request (1-based count `n` of range requests so far) whether to fail it. */
+  rangeFault?: (n: number, record: RequestRecord) => 'fail' | 'abort' | undefined;
+}
+
+export interface TokenInfo {
+  readonly user: string;
+  readonly role: 'read' | 'write' | 'fineGrained';
+  readonly orgs?: readonly string[];
+}
+
+export interface FakeHubOptions {
+  /** Entries per tree page (the real Hub uses 1000; small pages test pagination). Default 50. */
+  readonly treePageSize?: number;
+  /** LFS objects at or above this size are uploaded multipart. Default 5 MiB. */
+  readonly multipartThreshold?: number;
+  /** Part size of multipart uploads. Default 1 MiB. */
+  readonly multipartChunkSize?: number;
+}
+
+const EXPOSED = [
+  'ETag', 'Content-Range', 'Content-Length', 'Accept-Ranges', 'Link', 'X-Linked-Size', 'X-Linked-ETag',
+  'X-Error-Code', 'X-Error-Message', 'X-Repo-Commit', 'X-Request-Id', 'Location',
+].join(', ');
+
+export const WRITE_TOKEN = 'hf_fake_write_token';
+export const READ_TOKEN = 'hf_fake_read_token';
+export const FAKE_USER = 'alloy-tester';
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+const gitOid = (bytes: Uint8Array): string =>
+  createHash('sha1').update(`blob ${bytes.byteLength}\0`).update(bytes).digest('hex');
+const newCommitOid = (): string => randomBytes(20).toString('hex');
+const defaultLfs = (path: string, size: number): boolean => /\.(safetensors|bin|gguf|pt|pth)$/.test(path) || size >= 10 * 1024 * 1024;
+
+export class FakeHub {
+  readonly requests: RequestRecord[] = [];
+  readonly commits: FakeCommit[] = [];
+  readonly tokens = new Map<string, TokenInfo>([
+    [WRITE_TOKEN, { user: FAKE_USER, role: 'write', orgs: ['alloy-org'] }],
+    [READ_TOKEN, { user: FAKE_USER, role: 'read' }],
+  ]);
+  faults: FaultOptions = {};
+  /** LFS objects uploaded (oid → bytes). */
+  readonly lfsObjects = new Map<string, Uint8Array>();
+
+  private readonly repos = new Map<string, Repo>();
+  private readonly multipartParts = new Map<string, Map<number, Uint8Array>>();
+  private rangeCount = 0;
+  private nextId = 1;
+  private hubServer!: Server;
+  private cdnServer!: Server;
+  url = '';
+  cdnUrl = '';
+
+  private constructor(private readonly options: FakeHubOptions) {}
+
+  static async start(options: FakeHubOptions = {}): Promise<FakeHub> {
+    const hub = new FakeHub(options);
+    hub.hubServer = createServer((req, res) => void hub.handle('hub', req, res));
+    hub.cdnServer = createServer((req, res) => void hub.handle('cdn', req, res));
+    const listen = (server: Server): Promise<number> =>
+      new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+    hub.url = `http://127.0.0.1:${await listen(hub.hubServer)}`;
+    hub.cdnUrl = `http://127.0.0.1:${await listen(hub.cdnServer)}`;
+    return hub;
+  }
+
+  async close(): Promise<void> {
+    for (const server of [this.hubServer, this.cdnServer]) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Test API
+
+  addRepo(id: string, files: Readonly<Record<string, Uint8Array | string>>, options: FakeRepoOptions = {}): { commit: string } {
+    const lfs = options.lfs ?? defaultLfs;
+    const stored = new Map<string, StoredFile>();
+    for (const [path, content] of Object.entries(files)) {
+      const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content;
+      stored.set(path, { bytes, lfs: lfs(path, bytes.byteLength), sha256: sha256(bytes), gitOid: gitOid(bytes) });
+    }
+    const oid = newCommitOid();
+    this.repos.set(id, {
+      id,
+      commits: [{ oid, files: stored }],
+      branches: new Map([['main', oid]]),
+      options: { owner: id.split('/')[0], ...options },
+      lastModified: new Date().toISOString(),
+    });
+    return { commit: oid };
+  }
+
+  /** Serves a model folder from disk (every file below `dir`). */
+  addModelDir(id: string, dir: string, options: FakeRepoOptions = {}): { commit: string } {
+    const files: Record<string, Uint8Array> = {};
+    const walk = (d: string): void => {
+      for (const name of readdirSync(d)) {
+        const full = join(d, name);
+        if (statSync(full).isDirectory()) walk(full);
+        else files[relative(dir, full).split('\\').join('/')] = new Uint8Array(readFileSync(full));
+      }
+    };
+    walk(dir);
+    return this.addRepo(id, files, options);
+  }
+
+  /** The files of a repo at a branch or commit (tests check pushed content). */
+  repoFiles(id: string, revision = 'main'): Map<string, Uint8Array> | null {
+    const repo = this.repos.get(id);
+    const commit = repo && this.findCommit(repo, revision);
+    return commit ? new Map([...commit.files].map(([p, f]) => [p, f.bytes])) : null;
+  }
+
+  headCommit(id: string): string | undefined {
+    return this.repos.get(id)?.branches.get('main');
+  }
+
+  sha256Of(id: string, path: string): string | undefined {
+    const repo = this.repos.get(id);
+    return repo && this.findCommit(repo, 'main')?.files.get(path)?.sha256;
+  }
+
+  /** CDN range reads of one repo file, in order. */
+  rangeReads(repo: string, path: string): RequestRecord[] {
+    return this.requests.filter((r) => r.server === 'cdn' && r.file?.repo === repo && r.file.path === path && r.range !== null);
+  }
+
+  resetLog(): void {
+    this.requests.length = 0;
+    this.rangeCount = 0;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private findCommit(repo: Repo, revision: string): Repo['commits'][number] | undefined {
+    const oid = repo.branches.get(revision) ?? revision;
+    return repo.commits.find((c) => c.oid === oid);
+  }
+
+  private async handle(server: 'hub' | 'cdn', req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const record: RequestRecord = {
+      id: this.nextId++,
+      server,
+      method: req.method ?? 'GET',
+      path: decodeURIComponent(url.pathname),
+      query: url.search,
+      range: typeof req.headers.range === 'string' ? req.headers.range : null,
+      authorization: typeof req.headers.authorization === 'string' ? req.headers.authorization : null,
+      status: 0,
+      bytesSent: 0,
+    };
+    this.requests.push(record);
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    res.setHeader('Access-Control-Expose-Headers', EXPOSED);
+    res.setHeader('X-Request-Id', `fake-${record.id}`);
+    try {
+      if (record.method === 'OPTIONS') {
+        res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, DELETE, OPTIONS');
+        res.setHeader(
+          'Access-Control-Allow-Headers',
+          req.headers['access-control-request-headers'] ?? 'Authorization, Range, Content-Type, Accept, X-Request-Id',
+        );
+        res.setHeader('Access-Control-Max-Age', '600');
+        return this.send(record, res, 204);
+      }
+      if (this.faults.delayMs) await new Promise((r) => setTimeout(r, this.faults.delayMs));
+      const body = record.method === 'POST' || record.method === 'PUT' ? await readBody(req) : new Uint8Array(0);
+      if (server === 'cdn') return await this.handleCdn(record, url, res, body);
+      return await this.handleHub(record, url, req, res, body);
+    } catch (error) {
+      if (!res.headersSent) this.json(record, res, 500, { error: `fake hub: ${(error as Error).message}` });
+      else res.destroy();
+    }
+  }
+
+  private auth(record: RequestRecord): { token: TokenInfo | null; invalid: boolean } {
+    const header = record.authorization;
+    if (!header) return { token: null, invalid: false };
+    const token = header.replace(/^Bearer\s+/i, '');
+    const info = this.tokens.get(token);
+    return { token: info ?? null, invalid: !info };
+  }
+
+  private async handleHub(record: RequestRecord, url: URL, req: IncomingMessage, res: ServerResponse, body: Uint8Array): Promise<void> {
+    const path = record.path;
+    const { token, invalid } = this.auth(record);
+    if (invalid) return this.json(record, res, 401, { error: 'Invalid credentials in Authorization header' });
+    let m: RegExpExecArray | null;
+
+    if (path === '/api/whoami-v2') {
+      if (!token) return this.json(record, res, 401, { error: 'You must be logged in' });
+      return this.json(record, res, 200, {
+        type: 'user',
+        id: `id-${token.user}`,
+        name: token.user,
+        fullname: 'Alloy Tester',
+        email: 'tester@example.com',
+        emailVerified: true,
+        isPro: false,
+        canPay: false,
+        avatarUrl: '',
+        periodEnd: null,
+        billingMode: 'postpaid',
+        orgs: (token.orgs ?? []).map((name) => ({ type: 'org', id: `id-${name}`, name, fullname: name, email: null, canPay: false, avatarUrl: '', periodEnd: null })),
+        auth: { type: 'access_token', accessToken: { displayName: 'test', role: token.role, createdAt: '2025-01-01T00:00:00.000Z' } },
+      });
+    }
+
+    if (path === '/api/models' && record.method === 'GET') {
+      const query = (url.searchParams.get('search') ?? '').toLowerCase();
+      const limit = Number(url.searchParams.get('limit') ?? '1000');
+      const hits = [...this.repos.values()]
+        .filter((r) => !r.options.private || (token && r.options.owner === token.user))
+        .filter((r) => r.id.toLowerCase().includes(query))
+        .sort((a, b) => (b.options.downloads ?? 0) - (a.options.downloads ?? 0))
+        .slice(0, limit)
+        .map((r) => this.modelJson(r, this.findCommit(r, 'main')!.oid));
+      return this.json(record, res, 200, hits);
+    }
+
+    if (path === '/api/repos/create' && record.method === 'POST') {
+      if (!token) return this.json(record, res, 401, { error: 'You must be logged in' });
+      if (token.role === 'read') return this.json(record, res, 403, { error: 'You have read access but not the required permissions for this operation.' });
+      const payload = JSON.parse(new TextDecoder().decode(body)) as { name: string; organization?: string; visibility?: string; type?: string };
+      const namespace = payload.organization ?? token.user;
+      if (namespace !== token.user && !(token.orgs ?? []).includes(namespace)) {
+        return this.json(record, res, 403, { error: `You don't have the rights to create a model under the namespace "${namespace}"` });
+      }
+      const id = `${namespace}/${payload.name}`;
+      if (this.repos.has(id)) return this.json(record, res, 409, { error: 'You already created this model repo', url: `${this.url}/${id}` });
+      const oid = newCommitOid();
+      this.repos.set(id, {
+        id,
+        commits: [{ oid, files: new Map([['.gitattributes', storedText('*.safetensors filter=lfs diff=lfs merge=lfs -text\n')]]) }],
+        branches: new Map([['main', oid]]),
+        options: { owner: namespace, private: payload.visibility === 'private' },
+        lastModified: new Date().toISOString(),
+      });
+      return this.json(record, res, 200, { url: `${this.url}/${id}`, name: id, id: `id-${id}` });
+    }
+
+    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/(.+)$/.exec(path))) {
+      const repo = this.readableRepo(record, res, m[1], token);
+      if (!repo) return;
+      const commit = this.findCommit(repo, m[2]);
+      if (!commit) return this.error(record, res, 404, 'RevisionNotFound', `Invalid rev id: ${m[2]}`);
+      return this.json(record, res, 200, this.modelJson(repo, commit.oid));
+    }
+
+    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)(?:\/(.*))?$/.exec(path))) {
+      const repo = this.readableRepo(record, res, m[1], token);
+      if (!repo) return;
+      const commit = this.findCommit(repo, m[2]);
+      if (!commit) return this.error(record, res, 404, 'RevisionNotFound', `Invalid rev id: ${m[2]}`);
+      const prefix = m[3] ? `${m[3].replace(/\/$/, '')}/` : '';
+      const recursive = url.searchParams.get('recursive') === 'true';
+      const entries = this.treeEntries(commit.files, prefix, recursive);
+      const pageSize = this.options.treePageSize ?? 50;
+      const cursor = Number(url.searchParams.get('cursor') ?? '0');
+      const page = entries.slice(cursor, cursor + pageSize);
+      if (cursor + pageSize < entries.length) {
+        const next = new URL(`${this.url}${url.pathname}`);
+        url.searchParams.forEach((v, k) => next.searchParams.set(k, v));
+        next.searchParams.set('cursor', String(cursor + pageSize));
+        res.setHeader('Link', `<${next.href}>; rel="next"`);
+      }
+      return this.json(record, res, 200, page);
+    }
+
+    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/paths-info\/(.+)$/.exec(path)) && record.method === 'POST') {
+      const repo = this.readableRepo(record, res, m[1], token);
+      if (!repo) return;
+      const commit = this.findCommit(repo, m[2]);
+      if (!commit) return this.error(record, res, 404, 'RevisionNotFound', `Invalid rev id: ${m[2]}`);
+      const payload = JSON.parse(new TextDecoder().decode(body)) as { paths: string[] };
+      const found = payload.paths.filter((p) => commit.files.has(p)).map((p) => this.fileEntry(p, commit.files.get(p)!));
+      return this.json(record, res, 200, found);
+    }
+
+    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/preupload\/(.+)$/.exec(path)) && record.method === 'POST') {
+      const repo = this.writableRepo(record, res, m[1], token);
+      if (!repo) return;
+      const payload = JSON.parse(new TextDecoder().decode(body)) as { files: { path: string; size: number; sample: string }[] };
+      const lfs = repo.options.lfs ?? defaultLfs;
+      return this.json(record, res, 200, {
+        files: payload.files.map((f) => ({ path: f.path, uploadMode: lfs(f.path, f.size) ? 'lfs' : 'regular', shouldIgnore: false })),
+      });
+    }
+
+    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/commit\/(.+)$/.exec(path)) && record.method === 'POST') {
+      const repo = this.writableRepo(record, res, m[1], token);
+      if (!repo) return;
+      return this.commit(record, res, repo, m[2], body);
+    }
+
+    if ((m = /^\/api\/models\/([^/]+\/[^/]+)$/.exec(path)) && record.method === 'GET') {
+      const repo = this.readableRepo(record, res, m[1], token);
+      if (!repo) return;
+      return this.json(record, res, 200, this.modelJson(repo, this.findCommit(repo, 'main')!.oid));
+    }
+
+    if ((m = /^\/([^/]+\/[^/]+)\.git\/info\/lfs\/objects\/batch$/.exec(path)) && record.method === 'POST') {
+      const repo = this.writableRepo(record, res, m[1], token);
+      if (!repo) return;
+      const payload = JSON.parse(new TextDecoder().decode(body)) as { objects: { oid: string; size: number }[]; transfers: string[] };
+      const threshold = this.options.multipartThreshold ?? 5 * 1024 * 1024;
+      const chunk = this.options.multipartChunkSize ?? 1024 * 1024;
+      const multipart = payload.objects.some((o) => o.size >= threshold);
+      const objects = payload.objects.map((o) => {
+        if (this.lfsObjects.has(o.oid)) return { oid: o.oid, size: o.size };
+        if (o.size >= threshold) {
+          const header: Record<string, string> = { chunk_size: String(chunk) };
+          const parts = Math.ceil(o.size / chunk);
+          for (let i = 1; i <= parts; i++) header[String(i).padStart(5, '0')] = `${this.cdnUrl}/lfs-upload/${o.oid}/part/${i}`;
+          return { oid: o.oid, size: o.size, actions: { upload: { href: `${this.cdnUrl}/lfs-upload/${o.oid}/complete`, header } } };
+        }
+        return { oid: o.oid, size: o.size, actions: { upload: { href: `${this.cdnUrl}/lfs-upload/${o.oid}` } } };
+      });
+      res.setHeader('Content-Type', 'application/vnd.git-lfs+json');
+      return this.json(record, res, 200, { transfer: multipart ? 'multipart' : 'basic', objects }, 'application/vnd.git-lfs+json');
+    }
+
+    if ((m = /^\/([^/]+\/[^/]+)\/(resolve|raw)\/([^/]+)\/(.+)$/.exec(path)) && (record.method === 'GET' || record.method === 'HEAD')) {
+      const repo = this.readableRepo(record, res, m[1], token);
+      if (!repo) return;
+      if (repo.options.gated && m[2] === 'resolve') {
+        if (!token) return this.error(record, res, 401, 'GatedRepo', 'Access to this model is restricted. You must be authenticated to access it.');
+        if (!(repo.options.grantedUsers ?? []).includes(token.user)) {
+          return this.error(record, res, 403, 'GatedRepo', 'Access to this model is restricted and you are not in the authorized list.');
+        }
+      }
+      const commit = this.findCommit(repo, m[3]);
+      if (!commit) return this.error(record, res, 404, 'RevisionNotFound', `Invalid rev id: ${m[3]}`);
+      const file = commit.files.get(m[4]);
+      if (!file) return this.error(record, res, 404, 'EntryNotFound', `${m[4]} does not exist on "${m[3]}"`);
+      res.setHeader('X-Repo-Commit', commit.oid);
+      if (m[2] === 'raw' && file.lfs) {
+        const pointer = new TextEncoder().encode(`version https://git-lfs.github.com/spec/v1\noid sha256:${file.sha256}\nsize ${file.bytes.byteLength}\n`);
+        res.setHeader('ETag', `"${gitOid(pointer)}"`);
+        return this.sendBytes(record, req.method === 'HEAD', res, pointer, null);
+      }
+      if (file.lfs && m[2] === 'resolve') {
+        res.setHeader('X-Linked-Size', String(file.bytes.byteLength));
+        res.setHeader('X-Linked-ETag', `"${file.sha256}"`);
+        res.setHeader('ETag', `"${file.sha256}"`);
+        res.setHeader('Location', `${this.cdnUrl}/lfs/${file.sha256}?repo=${encodeURIComponent(repo.id)}&path=${encodeURIComponent(m[4])}`);
+        return this.send(record, res, 302);
+      }
+      res.setHeader('ETag', `"${file.gitOid}"`);
+      return this.sendBytes(record, req.method === 'HEAD', res, file.bytes, record.range);
+    }
+
+    return this.error(record, res, 404, 'NotFound', `fake hub: no route for ${record.method} ${path}`);
+  }
+
+  private async handleCdn(record: RequestRecord, url: URL, res: ServerResponse, body: Uint8Array): Promise<void> {
+    let m: RegExpExecArray | null;
+    if ((m = /^\/lfs\/([0-9a-f]{64})$/.exec(record.path)) && (record.method === 'GET' || record.method === 'HEAD')) {
+      const oid = m[1];
+      const repoId = url.searchParams.get('repo') ?? '';
+      const path = url.searchParams.get('path') ?? '';
+      const repo = this.repos.get(repoId);
+      const file = repo?.commits.flatMap((c) => [...c.files.values()]).find((f) => f.sha256 === oid) ?? null;
+      const bytes = file?.bytes ?? this.lfsObjects.get(oid);
+      if (!bytes) return this.send(record, res, 404);
+      record.file = { repo: repoId, path };
+      res.setHeader('ETag', `"${oid}"`);
+      if (record.range !== null && record.method === 'GET') {
+        const n = ++this.rangeCount;
+        const fault = this.faults.rangeFault?.(n, record);
+        if (fault === 'fail') {
+          record.fault = 'fail';
+          return this.send(record, res, 503, 'fake hub: injected failure');
+        }
+        if (fault === 'abort') {
+          record.fault = 'abort';
+          return this.sendBytes(record, false, res, bytes, record.range, true);
+        }
+      }
+      return this.sendBytes(record, record.method === 'HEAD', res, bytes, record.range);
+    }
+    if ((m = /^\/lfs-upload\/([0-9a-f]{64})$/.exec(record.path)) && record.method === 'PUT') {
+      if (sha256(body) !== m[1]) return this.send(record, res, 400, 'sha256 mismatch');
+      this.lfsObjects.set(m[1], body);
+      return this.send(record, res, 200);
+    }
+    if ((m = /^\/lfs-upload\/([0-9a-f]{64})\/part\/(\d+)$/.exec(record.path)) && record.method === 'PUT') {
+      let parts = this.multipartParts.get(m[1]);
+      if (!parts) this.multipartParts.set(m[1], (parts = new Map()));
+      parts.set(Number(m[2]), body);
+      res.setHeader('ETag', `"${createHash('md5').update(body).digest('hex')}"`);
+      return this.send(record, res, 200);
+    }
+    if ((m = /^\/lfs-upload\/([0-9a-f]{64})\/complete$/.exec(record.path)) && record.method === 'POST') {
+      const payload = JSON.parse(new TextDecoder().decode(body)) as { oid: string; parts: { partNumber: number; etag: string }[] };
+      const parts = this.multipartParts.get(m[1]);
+      if (!parts || payload.parts.some((p) => !parts.has(p.partNumber) || !p.etag)) return this.send(record, res, 400, 'missing parts or etags');
+      const total = payload.parts.reduce((s, p) => s + parts.get(p.partNumber)!.byteLength, 0);
+      const joined = new Uint8Array(total);
+      let at = 0;
+      for (const p of [...payload.parts].sort((a, b) => a.partNumber - b.partNumber)) {
+        joined.set(parts.get(p.partNumber)!, at);
+        at += parts.get(p.partNumber)!.byteLength;
+      }
+      if (sha256(joined) !== m[1]) return this.send(record, res, 400, 'sha256 mismatch');
+      this.lfsObjects.set(m[1], joined);
+      this.multipartParts.delete(m[1]);
+      return this.json(record, res, 200, {});
+    }
+    return this.send(record, res, 404);
+  }
+
+  private commit(record: RequestRecord, res: ServerResponse, repo: Repo, branch: string, body: Uint8Array): void {
+    const lines = new TextDecoder().decode(body).split('\n').filter((l) => l.trim() !== '');
+    const parent = this.findCommit(repo, branch);
+    if (!parent) return this.error(record, res, 404, 'RevisionNotFound', `Invalid rev id: ${branch}`);
+    const files = new Map(parent.files);
+    const added = new Map<string, Uint8Array>();
+    const lfsFiles: string[] = [];
+    const deleted: string[] = [];
+    let summary = '';
+    for (const line of lines) {
+      const op = JSON.parse(line) as { key: string; value: Record<string, unknown> };
+      if (op.key === 'header') summary = String(op.value.summary ?? '');
+      else if (op.key === 'file') {
+        const bytes = new Uint8Array(Buffer.from(String(op.value.content), 'base64'));
+        const path = String(op.value.path);
+        files.set(path, { bytes, lfs: false, sha256: sha256(bytes), gitOid: gitOid(bytes) });
+        added.set(path, bytes);
+      } else if (op.key === 'lfsFile') {
+        const oid = String(op.value.oid);
+        const bytes = this.lfsObjects.get(oid);
+        if (!bytes) return this.json(record, res, 422, { error: `LFS object ${oid} was not uploaded` });
+        const path = String(op.value.path);
+        files.set(path, { bytes, lfs: true, sha256: oid, gitOid: gitOid(bytes) });
+        added.set(path, bytes);
+        lfsFiles.push(path);
+      } else if (op.key === 'deletedFile') {
+        files.delete(String(op.value.path));
+        deleted.push(String(op.value.path));
+      }
+    }
+    const oid = newCommitOid();
+    repo.commits.push({ oid, files });
+    repo.branches.set(branch, oid);
+    repo.lastModified = new Date().toISOString();
+    this.commits.push({ repo: repo.id, oid, summary, files: added, lfsFiles, deleted });
+    return this.json(record, res, 200, { commitOid: oid, commitUrl: `${this.url}/${repo.id}/commit/${oid}`, success: true });
+  }
+
+  private readableRepo(record: RequestRecord, res: ServerResponse, id: string, token: TokenInfo | null): Repo | null {
+    const repo = this.repos.get(id);
+    if (!repo) {
+      this.error(record, res, 404, 'RepoNotFound', 'Repository not found');
+      return null;
+    }
+    if (repo.options.private && (!token || token.user !== repo.options.owner)) {
+      // Like the Hub: a private repo looks missing, with 401 when no token was sent.
+      this.error(record, res, token ? 404 : 401, 'RepoNotFound', 'Repository not found');
+      return null;
+    }
+    return repo;
+  }
+
+  private writableRepo(record: RequestRecord, res: ServerResponse, id: string, token: TokenInfo | null): Repo | null {
+    if (!token) {
+      this.error(record, res, 401, 'RepoNotFound', 'Repository not found');
+      return null;
+    }
+    const repo = this.readableRepo(record, res, id, token);
+    if (!repo) return null;
+    const namespace = id.split('/')[0];
+    if (token.role === 'read' || (namespace !== token.user && !(token.orgs ?? []).includes(namespace))) {
+      this.error(record, res, 403, 'Forbidden', 'You have read access but not the required permissions for this operation.');
+      return null;
+    }
+    return repo;
+  }
+
+  private modelJson(repo: Repo, commitOid: string): Record<string, unknown> {
+    const commit = repo.commits.find((c) => c.oid === commitOid)!;
+    return {
+      _id: `id-${repo.id}`,
+      id: repo.id,
+      modelId: repo.id,
+      sha: commitOid,
+      private: repo.options.private ?? false,
+      gated: repo.options.gated ? 'manual' : false,
+      downloads: repo.options.downloads ?? 0,
+      likes: repo.options.likes ?? 0,
+      lastModified: repo.lastModified,
+      pipeline_tag: 'text-generation',
+      siblings: [...commit.files.keys()].map((rfilename) => ({ rfilename })),
+    };
+  }
+
+  private fileEntry(path: string, file: StoredFile): Record<string, unknown> {
+    return {
+      type: 'file',
+      oid: file.gitOid,
+      size: file.bytes.byteLength,
+      path,
+      ...(file.lfs ? { lfs: { oid: file.sha256, size: file.bytes.byteLength, pointerSize: 134 } } : {}),
+    };
+  }
+
+  private treeEntries(files: Map<string, StoredFile>, prefix: string, recursive: boolean): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    const dirs = new Set<string>();
+    for (const [path, file] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      if (!path.startsWith(prefix)) continue;
+      const rest = path.slice(prefix.length);
+      const slash = rest.indexOf('/');
+      if (slash >= 0) {
+        const dir = prefix + rest.slice(0, slash);
+        if (!dirs.has(dir)) {
+          dirs.add(dir);
+          out.push({ type: 'directory', oid: gitOid(new TextEncoder().encode(dir)), size: 0, path: dir });
+        }
+        if (!recursive) continue;
+      }
+      out.push(this.fileEntry(path, file));
+    }
+    return out;
+  }
+
+  private error(record: RequestRecord, res: ServerResponse, status: number, code: string, message: string): void {
+    res.setHeader('X-Error-Code', code);
+    res.setHeader('X-Error-Message', message);
+    this.json(record, res, status, { error: message });
+  }
+
+  private json(record: RequestRecord, res: ServerResponse, status: number, value: unknown, type = 'application/json'): void {
+    const bytes = new TextEncoder().encode(JSON.stringify(value));
+    res.setHeader('Content-Type', `${type}; charset=utf-8`);
+    res.setHeader('Content-Length', String(bytes.byteLength));
+    record.status = status;
+    res.writeHead(status);
+    res.end(bytes);
+    record.bytesSent = bytes.byteLength;
+  }
+
+  private send(record: RequestRecord, res: ServerResponse, status: number, text?: string): void {
+    record.status = status;
+    if (text !== undefined) {
+      const bytes = new TextEncoder().encode(text);
+      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+      res.setHeader('Content-Length', String(bytes.byteLength));
+      res.writeHead(status);
+      res.end(bytes);
+      record.bytesSent = bytes.byteLength;
+      return;
+    }
+    res.setHeader('Content-Length', '0');
+    res.writeHead(status);
+    res.end();
+  }
+
+  /** Serves bytes, honouring a single `bytes=a-b` range; `abort` cuts the body in the middle. */
+  private async sendBytes(record: RequestRecord, head: boolean, res: ServerResponse, bytes: Uint8Array, range: string | null, abort = false): Promise<void> {
+    res.setHeader('Accept-Ranges', 'bytes');
+    res.setHeader('Content-Type', 'application/octet-stream');
+    let start = 0;
+    let end = bytes.byteLength; // exclusive
+    let status = 200;
+    if (range !== null) {
+      const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
+      if (!m || (m[1] === '' && m[2] === '')) {
+        res.setHeader('Content-Range', `bytes */${bytes.byteLength}`);
+        return this.send(record, res, 416);
+      }
+      if (m[1] === '') {
+        start = Math.max(0, bytes.byteLength - Number(m[2]));
+      } else {
+        start = Number(m[1]);
+        end = m[2] === '' ? bytes.byteLength : Math.min(bytes.byteLength, Number(m[2]) + 1);
+      }
+      if (start >= bytes.byteLength || start >= end) {
+        res.setHeader('Content-Range', `bytes */${bytes.byteLength}`);
+        return this.send(record, res, 416);
+      }
+      status = 206;
+      res.setHeader('Content-Range', `bytes ${start}-${end - 1}/${bytes.byteLength}`);
+    }
+    const body = bytes.subarray(start, end);
+    res.setHeader('Content-Length', String(body.byteLength));
+    record.status = status;
+    res.writeHead(status);
+    if (head) {
+      res.end();
+      return;
+    }
+    const rate = this.faults.bytesPerSecond;
+    if (!rate && !abort) {
+      res.end(body);
+      record.bytesSent = body.byteLength;
+      return;
+    }
+    const piece = rate ? Math.max(1024, Math.floor(rate / 20)) : Math.ceil(body.byteLength / 4);
+    const stopAt = abort ? Math.floor(body.byteLength / 2) : body.byteLength;
+    for (let at = 0; at < stopAt; at += piece) {
+      if (res.destroyed) return;
+      const chunk = body.subarray(at, Math.min(stopAt, at + piece));
+      res.write(chunk);
+      record.bytesSent += chunk.byteLength;
+      if (rate) await new Promise((r) => setTimeout(r, (chunk.byteLength / rate) * 1000));
+    }
+    if (abort) {
+      await new Promise((r) => setTimeout(r, 20));
+      res.destroy();
+      return;
+    }
+    res.end();
+  }
+}
+
+function storedText(text: string): StoredFile {
+  const bytes = new TextEncoder().encode(text);
+  return { bytes, lfs: false, sha256: sha256(bytes), gitOid: gitOid(bytes) };
+}
+
+function readBody(req: IncomingMessage): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
+    req.on('error', reject);
+  });
+}

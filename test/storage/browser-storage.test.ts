@@ -1,0 +1,90 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { localFilePaths, OpfsOutputStore, Sha256 } from '../../src/storage/browser';
+import { memoryOpfs } from '../helpers/memory-opfs';
+
+const file = (name: string, text: string, relative?: string): File =>
+  Object.assign(new File([text], name), relative !== undefined ? { webkitRelativePath: relative } : {}) as File;
+
+describe('Sha256 (streaming, resumable)', () => {
+  it('matches node:crypto for any split of the input, and resumes from a saved midstate', () => {
+    for (const n of [0, 1, 55, 56, 63, 64, 65, 1000, 70_000]) {
+      const data = randomBytes(n);
+      const expected = createHash('sha256').update(data).digest('hex');
+      expect(new Sha256().update(data).hex()).toBe(expected);
+      const split = new Sha256();
+      for (let at = 0; at < n; at += 37) split.update(data.subarray(at, at + 37));
+      expect(split.hex()).toBe(expected);
+      if (n >= 128) {
+        const state = JSON.parse(JSON.stringify(new Sha256().update(data.subarray(0, 128)).state()));
+        expect(Sha256.resume(state).update(data.subarray(128)).hex()).toBe(expected);
+      }
+    }
+    expect(() => new Sha256().update(new Uint8Array(3)).state()).toThrow(/64-byte boundary/);
+  });
+});
+
+describe('local files', () => {
+  it('drops the picked folder from webkitRelativePath, skips hidden entries, keeps subfolders', () => {
+    const paths = localFilePaths([
+      file('config.json', '{}', 'my-model/config.json'),
+      file('model.safetensors', 'x', 'my-model/model.safetensors'),
+      file('HEAD', 'x', 'my-model/.git/HEAD'),
+      file('a.json', '{}', 'my-model/onnx/a.json'),
+    ]);
+    expect([...paths.keys()].sort()).toEqual(['config.json', 'model.safetensors', 'onnx/a.json']);
+  });
+
+  it('takes dropped files by name, and a single wrapper folder is dropped too', () => {
+    expect([...localFilePaths([file('config.json', '{}'), file('model.safetensors', 'x')]).keys()].sort()).toEqual(['config.json', 'model.safetensors']);
+    expect([...localFilePaths([file('config.json', '{}', 'outer/inner/config.json'), file('m.safetensors', 'x', 'outer/inner/m.safetensors')]).keys()].sort()).toEqual([
+      'config.json',
+      'm.safetensors',
+    ]);
+    expect(() => localFilePaths([file('config.json', '{}', 'a/config.json'), file('config.json', '{}', 'b/x/../config.json')])).not.toThrow();
+  });
+});
+
+describe('OpfsOutputStore', () => {
+  it('shows an output only once committed; abort leaves nothing; names are checked up front', async () => {
+    const { root } = memoryOpfs();
+    const store = await OpfsOutputStore.open(root);
+    const output = await store.begin('my-merge');
+    const sink = await output.create('model.safetensors');
+    await sink.write(new Uint8Array([1, 2, 3]));
+    await sink.write(new Uint8Array([4]));
+    await sink.close();
+    await output.writeText('config.json', '{}');
+    expect(await store.list()).toEqual([]);
+    await expect(store.file('my-merge', 'config.json')).rejects.toThrow(/no output named my-merge/);
+    await output.commit();
+    const [manifest] = await store.list();
+    expect(manifest.name).toBe('my-merge');
+    expect(manifest.files).toEqual([
+      { name: 'config.json', size: 2 },
+      { name: 'model.safetensors', size: 4 },
+    ]);
+    expect(new Uint8Array(await (await store.file('my-merge', 'model.safetensors')).arrayBuffer())).toEqual(new Uint8Array([1, 2, 3, 4]));
+    await expect(store.begin('my-merge')).rejects.toThrow('an output named "my-merge" already exists: delete it first, or choose another name');
+    await expect(store.begin('user/my-merge')).rejects.toThrow(/contains a slash/);
+
+    const aborted = await store.begin('other');
+    await (await aborted.create('model.safetensors')).write(new Uint8Array(10));
+    await aborted.abort();
+    expect((await store.list()).map((m) => m.name)).toEqual(['my-merge']);
+    const names: string[] = [];
+    for await (const [name] of (store.directory as unknown as { entries(): AsyncIterable<[string, unknown]> }).entries()) names.push(name);
+    expect(names).toEqual(['my-merge']);
+    await store.delete('my-merge');
+    expect(await store.list()).toEqual([]);
+  });
+
+  it('explains a full disk while writing an output', async () => {
+    const { root } = memoryOpfs(1000);
+    const store = await OpfsOutputStore.open(root);
+    const output = await store.begin('big');
+    const sink = await output.create('model.safetensors');
+    await expect(sink.write(new Uint8Array(2000))).rejects.toThrow(/not enough storage space \(QuotaExceededError\)/);
+    await output.abort();
+  });
+});

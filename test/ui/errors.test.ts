@@ -1,0 +1,17 @@
+import { describe, expect, it } from 'vitest';
+import { describeError, isQuotaError } from '../../src/ui/lib/errors';
+
+describe('describeError', () => {
+  it('explains storage quota errors (including ones that crossed the worker as plain objects)', () => {
+    const e = describeError({ name: 'QuotaExceededError', message: 'The operation failed because it would cause the quota to be exceeded.' });
+    expect(e.kind).toBe('quota');
+    expect(e.help?.join(' ')).toMatch(/Delete cached models/);
+    expect(isQuotaError(new Error('QuotaExceededError: no space left'))).toBe(true);
+  });
+  it('recognises cancellation, auth and network failures', () => {
+    expect(describeError(Object.assign(new Error('aborted'), { name: 'AbortError' })).kind).toBe('cancelled');
+    expect(describeError(new Error('HTTP 401 Unauthorized for org/private')).kind).toBe('auth');
+    expect(describeError(new TypeError('Failed to fetch')).kind).toBe('network');
+    expect(describeError('weird').title).toBe('Something went wrong');
+  });
+});
