@@ -31,15 +31,6 @@ export { parseMergeConfig, type ParsedMergeConfig } from './parse';
 export { BUILTIN_CHAT_TEMPLATES, unsupportedByAlloy, validateConfig } from './validate';
 export { validateMethod } from './validate-method';
 export {
-  MERGEKIT_METHOD_TABLE,
-  methodRules,
-  type DensityRule,
-  type InputRule,
-  type MethodDeclaration,
-  type MethodRow,
-  type MethodRules,
-} from './method-table';
-export {
   evaluateGradient,
   evaluateSetting,
   filterMatches,

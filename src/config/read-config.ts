@@ -1,9 +1,8 @@
 import { METHODS } from '../methods/index';
 import { IssueList, describe, isMapping } from './issues';
-import { MERGEKIT_METHOD_TABLE } from './method-table';
 import { readModelReference, warnUnknownKeys } from './model-reference';
 import { childPath } from './paths';
-import { numberFromString, readParameters } from './read-parameters';
+import { readParameters, readQuotedNumber } from './read-parameters';
 import { closest } from './suggest';
 import type {
   ConfigDtype,
@@ -63,7 +62,7 @@ const DTYPE_ALIASES: Readonly<Record<string, ConfigDtype>> = {
 };
 
 /** Every parameter name of every method, to explain a parameter written outside `parameters:`. */
-const PARAMETER_NAMES = new Set([...METHODS, ...MERGEKIT_METHOD_TABLE.map((r) => r.declaration)].flatMap((m) => m.params.map((p) => p.name)));
+const PARAMETER_NAMES = new Set(METHODS.flatMap((m) => m.params.map((p) => p.name)));
 
 function parameterHint(key: string): string | undefined {
   return PARAMETER_NAMES.has(key) ? `merge parameters go under parameters: (write parameters: {${key}: …})` : undefined;
@@ -335,13 +334,7 @@ export function readDtype(value: unknown, path: string, issues: IssueList): Conf
  */
 export function readLaxInteger(value: unknown, path: string, issues: IssueList): number | undefined {
   if (typeof value === 'number' && Number.isInteger(value)) return value;
-  if (typeof value === 'string') {
-    const n = numberFromString(value);
-    if (n !== undefined && Number.isInteger(n)) {
-      issues.warning(path, `'${value}' is a quoted string; mergekit reads it as the number ${n}: write ${value.trim()} without quotes`);
-      return n;
-    }
-  }
+  if (typeof value === 'string') return readQuotedNumber(value, path, issues, Number.isInteger);
   return undefined;
 }
 
@@ -349,13 +342,7 @@ export function readLaxInteger(value: unknown, path: string, issues: IssueList):
 export function readLaxNumber(value: unknown, path: string, issues: IssueList): number | undefined {
   if (typeof value === 'number' && Number.isFinite(value)) return value;
   if (typeof value === 'boolean') return value ? 1 : 0;
-  if (typeof value === 'string') {
-    const n = numberFromString(value);
-    if (n !== undefined && Number.isFinite(n)) {
-      issues.warning(path, `'${value}' is a quoted string; mergekit reads it as the number ${n}: write ${value.trim()} without quotes`);
-      return n;
-    }
-  }
+  if (typeof value === 'string') return readQuotedNumber(value, path, issues, Number.isFinite);
   return undefined;
 }
 

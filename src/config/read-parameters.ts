@@ -83,14 +83,11 @@ function readScalar(value: unknown, path: string, issues: IssueList): number | s
     return value;
   }
   if (typeof value === 'string') {
-    const numeric = numberFromString(value);
-    if (numeric !== undefined && Number.isFinite(numeric)) {
-      issues.warning(path, `'${value}' is a quoted string; mergekit reads it as the number ${numeric}: write ${value.trim()} without quotes`);
-      return numeric;
-    }
+    const quoted = readQuotedNumber(value, path, issues, Number.isFinite);
+    if (quoted !== undefined) return quoted;
     issues.error(
       path,
-      numeric !== undefined
+      numberFromString(value) !== undefined
         ? `${value} is not a usable parameter value: give a finite number`
         : `parameter values must be numbers, booleans, gradients or {filter, value} lists; strings such as '${value}' are not allowed (mergekit rejects them too)`,
     );
@@ -111,6 +108,17 @@ export function numberFromString(text: string): number | undefined {
   if (NON_FINITE_TEXT.test(trimmed)) return Number(trimmed.replace(/inf(inity)?/i, 'Infinity').replace(/nan/i, 'NaN'));
   if (!NUMBER_TEXT.test(trimmed)) return undefined;
   return Number(trimmed.replace(/_/g, ''));
+}
+
+/**
+ * The number a quoted string holds, when `accept` takes it, with a warning that mergekit (pydantic's
+ * lax mode) reads it as that number; undefined, and nothing reported, otherwise.
+ */
+export function readQuotedNumber(text: string, path: string, issues: IssueList, accept: (n: number) => boolean): number | undefined {
+  const n = numberFromString(text);
+  if (n === undefined || !accept(n)) return undefined;
+  issues.warning(path, `'${text}' is a quoted string; mergekit reads it as the number ${n}: write ${text.trim()} without quotes`);
+  return n;
 }
 
 function readGradient(items: unknown[], path: string, issues: IssueList, mixedMessage: string): ParameterSetting {

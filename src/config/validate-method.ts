@@ -1,41 +1,41 @@
 import type { MergeMethod, ParamDecl } from '../methods/index';
 import type { ConfigIssue } from './errors';
 import { IssueList, withoutTarget, type LocatedIssue } from './issues';
-import { rulesOf, type MethodRules } from './method-table';
 import { formatModelReference, sameModel } from './model-reference';
 import { childPath } from './paths';
 import { isPlaceholderRef } from './read-config';
+import { evaluateGradient, layerT, PRE_POST_LAYER_T } from './resolve';
 import { didYouMean } from './suggest';
 import type { MergeConfig, ParameterSetting, Parameters } from './types';
 import { parameterMaps, sliceViews, type ParameterLevel, type SliceView, type SourceView } from './walk';
 
 /**
- * The merge method's rules applied to a config, driven by its declaration (src/methods, or the
- * stand-in table for methods Alloy does not implement yet) and mergekit's config rules
- * (method-table.ts): base policy, number of models, required global and per-model parameters,
- * parameter types, parameters it does not know, and the value checks mergekit makes at merge time
- * (TIES density > 0, DELLA's density ± epsilon window).
+ * The merge method's rules applied to a config, all read from its declaration in src/methods:
+ * base policy, number of models per slice (`sliceInputs`), required global and per-model
+ * parameters, parameter types (strict or lax booleans, integers), parameters it does not know, and
+ * the value checks mergekit makes at merge time (`densityCheck`: TIES density > 0, DELLA's
+ * density ± epsilon window).
  * Parameter precedence is MERGEKIT_SPEC.md §2.3: per-model [source, slice, module, top], global
  * [slice, module, top] — a global parameter set on one model is ignored, as in mergekit.
  */
 
 export function validateMethod(config: MergeConfig, method: MergeMethod): ConfigIssue[] {
-  return methodIssues(config, rulesOf(method)).map(withoutTarget);
+  return methodIssues(config, method).map(withoutTarget);
 }
 
 /** As validateMethod, keeping which issues point at a key rather than its value (for line numbers). */
-export function methodIssues(config: MergeConfig, rules: MethodRules): LocatedIssue[] {
+export function methodIssues(config: MergeConfig, method: MergeMethod): LocatedIssue[] {
   const issues = new IssueList();
   const views = sliceViews(config, sameModel);
-  checkBaseModel(views, rules, issues);
+  checkBaseModel(views, method, issues);
   for (const view of views) {
-    checkInputCount(view, rules, issues);
-    checkPerModelParams(view, rules, issues);
+    checkInputCount(view, method, issues);
+    checkPerModelParams(view, method, issues);
   }
-  checkGlobalParams(views, rules, issues);
-  checkParameterNamesAndValues(config, rules, issues);
-  if (rules.density === 'dellaWindow') checkDellaWindow(views, rules, issues);
-  checkNegativeWeights(views, rules, issues);
+  checkGlobalParams(views, method, issues);
+  checkParameterNamesAndValues(config, method, issues);
+  if (method.densityCheck === 'dellaWindow') checkDellaWindow(views, method, issues);
+  checkNegativeWeights(views, method, issues);
   return issues.issues;
 }
 
@@ -62,22 +62,22 @@ function settingNumbers(setting: ParameterSetting): number[] {
   );
 }
 
-function isTheBase(view: SliceView, source: SourceView, rules: MethodRules): boolean {
-  return rules.declaration.base !== 'member' && view.base !== undefined && sameModel(view.base, source.model);
+function isTheBase(view: SliceView, source: SourceView, method: MergeMethod): boolean {
+  return method.base !== 'member' && view.base !== undefined && sameModel(view.base, source.model);
 }
 
 function distinctModels(view: SliceView): number {
   return new Set(view.sources.map((s) => formatModelReference(s.model))).size;
 }
 
-function checkBaseModel(views: readonly SliceView[], rules: MethodRules, issues: IssueList): void {
-  const { declaration: method, inputs } = rules;
+function checkBaseModel(views: readonly SliceView[], method: MergeMethod, issues: IssueList): void {
+  const inputs = method.sliceInputs;
   if (method.base === 'required') {
     const missing = views.filter((v) => !v.base);
     const need = `merge method '${method.name}' needs a base_model`;
     if (missing.length > 0 && missing.length === views.length) {
       const where = views.some((v) => !v.modelsSyntax) ? ' (at the top level, or in every slice)' : '';
-      issues.error('base_model', `${need}: add base_model: <org/name>${where}, naming ${baseRole(rules)}`);
+      issues.error('base_model', `${need}: add base_model: <org/name>${where}, naming ${baseRole(method)}`);
     } else {
       for (const view of missing) {
         issues.error(childPath(view.path, 'base_model'), `${need}, and this slice has none (nor is there a top-level base_model)`);
@@ -98,13 +98,12 @@ function checkBaseModel(views: readonly SliceView[], rules: MethodRules, issues:
   }
 }
 
-function baseRole(rules: MethodRules): string {
-  return rules.inputs.models?.max === 2 ? 'one of the two models (the one at t = 0)' : 'the model the others were fine-tuned from';
+function baseRole(method: MergeMethod): string {
+  return method.sliceInputs.models?.max === 2 ? 'one of the two models (the one at t = 0)' : 'the model the others were fine-tuned from';
 }
 
-function checkInputCount(view: SliceView, rules: MethodRules, issues: IssueList): void {
-  const method = rules.declaration;
-  const { models: range, others: otherRange, loneSource } = rules.inputs;
+function checkInputCount(view: SliceView, method: MergeMethod, issues: IssueList): void {
+  const { models: range, others: otherRange, loneSource } = method.sliceInputs;
   const count = distinctModels(view);
   if (!view.modelsSyntax && count === 1 && loneSource !== 'counted') return;
   const where = view.modelsSyntax ? view.path : childPath(view.path, 'sources');
@@ -164,13 +163,12 @@ function checkInputCount(view: SliceView, rules: MethodRules, issues: IssueList)
   );
 }
 
-function checkPerModelParams(view: SliceView, rules: MethodRules, issues: IssueList): void {
-  const method = rules.declaration;
+function checkPerModelParams(view: SliceView, method: MergeMethod, issues: IssueList): void {
   const required = method.params.filter((d) => d.scope === 'model' && d.required);
   const perModel = new Set(method.params.filter((d) => d.scope === 'model').map((d) => d.name));
   for (const source of view.sources) {
     if (isPlaceholderRef(source.model)) continue;
-    if (isTheBase(view, source, rules)) {
+    if (isTheBase(view, source, method)) {
       for (const name of Object.keys(source.parameters ?? {})) {
         if (!perModel.has(name)) continue;
         issues.warning(
@@ -207,8 +205,7 @@ function missingPerModelMessage(view: SliceView, source: SourceView, method: str
   return `${method} needs a ${decl.name} for ${model}: add ${decl.name} to this model's parameters, or set one for all models in ${elsewhere}`;
 }
 
-function checkGlobalParams(views: readonly SliceView[], rules: MethodRules, issues: IssueList): void {
-  const method = rules.declaration;
+function checkGlobalParams(views: readonly SliceView[], method: MergeMethod, issues: IssueList): void {
   for (const decl of method.params.filter((d) => d.scope === 'global' && d.required)) {
     const missing = views.filter((v) => !v.levels.some((l) => has(l.parameters, decl.name)));
     const need = `merge method '${method.name}' needs parameter '${decl.name}' (${decl.description})`;
@@ -234,15 +231,14 @@ function checkGlobalParams(views: readonly SliceView[], rules: MethodRules, issu
   }
 }
 
-function checkParameterNamesAndValues(config: MergeConfig, rules: MethodRules, issues: IssueList): void {
-  const method = rules.declaration;
+function checkParameterNamesAndValues(config: MergeConfig, method: MergeMethod, issues: IssueList): void {
   const names = method.params.map((d) => d.name);
   const takes = names.length > 0 ? `${method.name} takes: ${names.join(', ')}` : `${method.name} takes no parameters`;
-  const positive = rules.density === 'positive' ? ['density'] : [];
+  const positive = method.densityCheck === 'positive' ? ['density'] : [];
   // The base model's per-model parameters are never used, so their values cannot fail the merge.
   const baseParameterPaths = new Set(
     sliceViews(config, sameModel).flatMap((view) =>
-      view.sources.filter((s) => isTheBase(view, s, rules)).map((s) => childPath(s.path, 'parameters')),
+      view.sources.filter((s) => isTheBase(view, s, method)).map((s) => childPath(s.path, 'parameters')),
     ),
   );
   for (const { parameters, path, level } of parameterMaps(config)) {
@@ -267,7 +263,7 @@ function checkParameterNamesAndValues(config: MergeConfig, rules: MethodRules, i
       if (decl.type === 'boolean') {
         const bad = values.find((v) => v !== 0 && v !== 1);
         if (bad !== undefined) {
-          if (rules.laxFlags?.includes(name)) {
+          if (decl.laxBoolean) {
             issues.warning(paramPath, `${name} is an on/off flag: ${bad} counts as true (write true or false)`);
           } else {
             issues.error(paramPath, `${name} is an on/off flag: write true or false (or 1/0), not ${bad} (mergekit rejects it)`);
@@ -368,22 +364,14 @@ function compatible(a: Piece, b: Piece): boolean {
   return true;
 }
 
-function gradientAt(values: readonly number[], t: number): number {
-  if (values.length === 1) return values[0];
-  const scaled = t * (values.length - 1);
-  const i0 = Math.floor(scaled);
-  const i1 = Math.min(values.length - 1, i0 + 1);
-  const frac = scaled - i0;
-  return (1 - frac) * values[i0] + frac * values[i1];
-}
-
 /** The layer positions t at which a slice evaluates gradients (MERGEKIT_SPEC.md §2.4). */
 function sliceTs(view: SliceView): number[] {
   const range = view.sources[0]?.layerRange;
   const layers = range && Number.isInteger(range[0]) && Number.isInteger(range[1]) ? range[1] - range[0] : undefined;
   if (layers !== undefined && layers >= 1 && layers <= 4096) {
-    if (layers === 1) return [0, 1];
-    return Array.from({ length: layers }, (_, i) => i / (layers - 1));
+    // Before and after the layers (embeddings, head), then each layer's own position.
+    const ts = new Set([PRE_POST_LAYER_T, ...Array.from({ length: layers }, (_, i) => layerT(i, layers))]);
+    return [...ts];
   }
   // models: syntax (the layer count is not known without the models): a fine grid of t.
   return Array.from({ length: 257 }, (_, i) => i / 256);
@@ -391,8 +379,7 @@ function sliceTs(view: SliceView): number[] {
 
 const fmt = (x: number): string => String(Number(x.toPrecision(6)));
 
-function checkDellaWindow(views: readonly SliceView[], rules: MethodRules, issues: IssueList): void {
-  const method = rules.declaration;
+function checkDellaWindow(views: readonly SliceView[], method: MergeMethod, issues: IssueList): void {
   const densityDecl = method.params.find((d) => d.name === 'density');
   const epsilonDecl = method.params.find((d) => d.name === 'epsilon');
   if (!densityDecl || !epsilonDecl) return;
@@ -400,7 +387,7 @@ function checkDellaWindow(views: readonly SliceView[], rules: MethodRules, issue
   for (const view of views) {
     const ts = sliceTs(view);
     for (const source of view.sources) {
-      if (isPlaceholderRef(source.model) || isTheBase(view, source, rules)) continue;
+      if (isPlaceholderRef(source.model) || isTheBase(view, source, method)) continue;
       const densities = effectivePieces(source, view.levels, densityDecl);
       const epsilons = effectivePieces(source, view.levels, epsilonDecl);
       for (const d of densities) {
@@ -428,8 +415,8 @@ interface DellaViolation {
 
 function findDellaViolation(d: Piece, e: Piece, ts: readonly number[]): DellaViolation | undefined {
   for (const t of ts) {
-    const density = gradientAt(d.values, t);
-    const epsilon = gradientAt(e.values, t);
+    const density = evaluateGradient(d.values, t);
+    const epsilon = evaluateGradient(e.values, t);
     if (density <= 0 || density >= 1) continue; // density ≥ 1 keeps everything, ≤ 0 nothing: no window check
     if (density + epsilon >= 1 || density - epsilon <= 0) return { density, epsilon, t };
   }
@@ -456,8 +443,7 @@ function dellaMessage(method: string, d: Piece, e: Piece, v: DellaViolation): st
 // ----- negative weights ---------------------------------------------------------------------------
 
 /** mergekit #213: with normalize on, a negative weight also shrinks the divisor (or flips its sign). */
-function checkNegativeWeights(views: readonly SliceView[], rules: MethodRules, issues: IssueList): void {
-  const method = rules.declaration;
+function checkNegativeWeights(views: readonly SliceView[], method: MergeMethod, issues: IssueList): void {
   const normalize = method.params.find((d) => d.name === 'normalize' && d.type === 'boolean');
   if (!normalize || !method.params.some((d) => d.name === 'weight' && d.scope === 'model')) return;
   const reported = new Set<string>();
@@ -466,7 +452,7 @@ function checkNegativeWeights(views: readonly SliceView[], rules: MethodRules, i
     const normalizeValues = normalizeSettings.length > 0 ? settingNumbers(normalizeSettings[0]) : [normalize.default ?? 0];
     if (!normalizeValues.some((v) => v !== 0)) continue;
     for (const source of view.sources) {
-      if (isTheBase(view, source, rules)) continue;
+      if (isTheBase(view, source, method)) continue;
       const levels = [{ parameters: source.parameters, path: childPath(source.path, 'parameters') }, ...view.levels];
       const level = levels.find((l) => has(l.parameters, 'weight'));
       if (!level) continue;

@@ -1,7 +1,6 @@
-import { METHODS, MERGEKIT_METHOD_NAMES } from '../methods/index';
+import { findMethod, METHODS, MERGEKIT_METHOD_NAMES, type MergeMethod } from '../methods/index';
 import type { ConfigIssue } from './errors';
 import { IssueList, withoutTarget, type LocatedIssue } from './issues';
-import { methodRules, type MethodRules } from './method-table';
 import { formatModelReference, LORA_UNSUPPORTED_MESSAGE, sameModel } from './model-reference';
 import { childPath } from './paths';
 import { isPlaceholderRef } from './read-config';
@@ -39,7 +38,7 @@ export interface CollectOptions {
 export function collectConfigIssues(config: MergeConfig, options: CollectOptions): LocatedIssue[] {
   const issues = new IssueList();
   checkLayout(config, issues);
-  const rules = options.methodName ? checkMethodName(config.merge_method, issues) : undefined;
+  const method = options.methodName ? checkMethodName(config.merge_method, issues) : undefined;
   checkLayerRanges(config, issues);
   checkDuplicates(config, issues);
   if (config.tokenizer_source !== undefined && config.tokenizer !== undefined) {
@@ -61,7 +60,7 @@ export function collectConfigIssues(config: MergeConfig, options: CollectOptions
       issues.warning(childPath(childPath('slices', i), 'residual_weight'), 'residual_weight has no effect (mergekit reads it but never uses it)', 'key');
     }
   });
-  if (rules && options.methodRules) issues.add(methodIssues(config, rules));
+  if (method && options.methodRules) issues.add(methodIssues(config, method));
   return issues.issues;
 }
 
@@ -72,8 +71,7 @@ export function collectConfigIssues(config: MergeConfig, options: CollectOptions
  */
 export function unsupportedByAlloy(config: MergeConfig): LocatedIssue[] {
   const issues = new IssueList();
-  const rules = config.merge_method ? methodRules(config.merge_method) : undefined;
-  if (rules && !rules.implemented) {
+  if (isUnimplementedMergekitMethod(config.merge_method)) {
     issues.error(
       'merge_method',
       `merge method '${config.merge_method}' is not supported by Alloy yet (the config is valid for mergekit; Alloy can merge with: ${METHODS.map((m) => m.name).join(', ')})`,
@@ -86,6 +84,10 @@ export function unsupportedByAlloy(config: MergeConfig): LocatedIssue[] {
     issues.warning('modules', 'multi-module (modules:) merges are not supported by Alloy yet: this config can be read and checked, but not run');
   }
   return issues.issues;
+}
+
+function isUnimplementedMergekitMethod(name: string): boolean {
+  return MERGEKIT_METHOD_NAMES.includes(name) && !findMethod(name);
 }
 
 function checkLayout(config: MergeConfig, issues: IssueList): void {
@@ -109,13 +111,18 @@ function checkLayout(config: MergeConfig, issues: IssueList): void {
   }
 }
 
-function checkMethodName(name: string, issues: IssueList): MethodRules | undefined {
+/**
+ * The declaration of merge method `name`, or undefined: with an error for a name mergekit does not
+ * register, silently for one it registers that Alloy lacks (there is no declaration to check the
+ * config against; `unsupportedByAlloy` reports it).
+ */
+function checkMethodName(name: string, issues: IssueList): MergeMethod | undefined {
   if (name === '') {
     issues.error('merge_method', 'merge_method is required (for example linear, slerp, ties or passthrough)');
     return undefined;
   }
-  const rules = methodRules(name);
-  if (rules) return rules;
+  const method = findMethod(name);
+  if (method || isUnimplementedMergekitMethod(name)) return method;
   const suggestion = closest(name, MERGEKIT_METHOD_NAMES);
   issues.error(
     'merge_method',

@@ -11,23 +11,13 @@ import type { ScalarTag, Tags } from 'yaml';
 const BOOL = 'tag:yaml.org,2002:bool';
 const TIMESTAMP = 'tag:yaml.org,2002:timestamp';
 
-const pyYamlTrue: ScalarTag = {
-  identify: (value) => value === true,
-  default: true,
-  tag: BOOL,
-  test: /^(?:[Yy]es|YES|[Tt]rue|TRUE|[Oo]n|ON)$/,
-  resolve: () => true,
-  stringify: () => 'true',
-};
+/** The boolean `value`, read from the words `test` matches and written as `true`/`false`. */
+function pyYamlBool(value: boolean, test: RegExp): ScalarTag {
+  return { identify: (v) => v === value, default: true, tag: BOOL, test, resolve: () => value, stringify: () => String(value) };
+}
 
-const pyYamlFalse: ScalarTag = {
-  identify: (value) => value === false,
-  default: true,
-  tag: BOOL,
-  test: /^(?:[Nn]o|NO|[Ff]alse|FALSE|[Oo]ff|OFF)$/,
-  resolve: () => false,
-  stringify: () => 'false',
-};
+const pyYamlTrue = pyYamlBool(true, /^(?:[Yy]es|YES|[Tt]rue|TRUE|[Oo]n|ON)$/);
+const pyYamlFalse = pyYamlBool(false, /^(?:[Nn]o|NO|[Ff]alse|FALSE|[Oo]ff|OFF)$/);
 
 /** Use as `customTags` together with `version: '1.1'`. */
 export function pyYamlTags(tags: Tags): Tags {

@@ -26,6 +26,7 @@ export const arceeFusion: MergeMethod = {
   shapes: 'rectify',
   minInputs: 1,
   maxInputs: 2,
+  sliceInputs: { models: { min: 2, max: 2 }, loneSource: 'copied', baseInSources: true },
   wholeRows: true,
   async merge(t) {
     if (t.inputs.length === 1) return t.copyInput(0);

@@ -12,7 +12,7 @@ import { slerp } from './slerp';
 import { taskArithmeticFamily } from './task-arithmetic-family';
 import type { MergeMethod } from './types';
 
-export type { MergeMethod, ParamDecl, TensorMerge, BasePolicy, ShapePolicy } from './types';
+export type { BasePolicy, DensityCheck, MergeMethod, ParamDecl, ShapePolicy, SliceInputRule, TensorMerge } from './types';
 export { slerpCoefficients } from './slerp';
 
 /** Every method Alloy implements, in the order docs and the app list them. */

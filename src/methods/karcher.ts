@@ -42,6 +42,7 @@ export const karcher: MergeMethod = {
   base: 'member',
   shapes: 'rectify',
   minInputs: 1,
+  sliceInputs: { models: { min: 1 }, loneSource: 'copied', baseInSources: false },
   async merge(t) {
     const n = t.inputs.length;
     if (n === 1) return t.copyInput(0);

@@ -17,6 +17,7 @@ export const linear: MergeMethod = {
   base: 'member',
   shapes: 'rectify',
   minInputs: 1,
+  sliceInputs: { models: { min: 1 }, loneSource: 'copied', baseInSources: false },
   async merge(t) {
     const weights = t.inputs.map((input) => input.params.weight);
     let scale = 1;

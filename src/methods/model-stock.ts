@@ -23,6 +23,7 @@ export const modelStock: MergeMethod = {
   shapes: 'rectify',
   // The base and at least two fine-tunes (the planner lets a tensor only the base has through).
   minInputs: 3,
+  sliceInputs: { others: { min: 2 }, loneSource: 'base', baseInSources: true },
   async merge(t) {
     const base = t.baseIndex;
     const others = t.inputs.map((_, i) => i).filter((i) => i !== base);

@@ -21,7 +21,7 @@ export const multislerp: MergeMethod = {
   whenToUse:
     'Three or more fine-tunes that you would slerp if slerp took more than two models; give base_model when they share one. Models whose changes point in exactly opposite directions cannot be averaged this way.',
   params: [
-    flag('normalize_weights', true, 'Divide the weights by their sum, so that only their ratios matter.'),
+    flag('normalize_weights', true, 'Divide the weights by their sum, so that only their ratios matter.', { laxBoolean: true }),
     {
       name: 'eps',
       scope: 'global',
@@ -36,6 +36,7 @@ export const multislerp: MergeMethod = {
   base: 'optional',
   shapes: 'strict',
   minInputs: 1,
+  sliceInputs: { others: { min: 1 }, loneSource: 'copied', baseInSources: false },
   async merge(t) {
     const base = t.baseIndex;
     const others = t.inputs.map((_, i) => i).filter((i) => i !== base);

@@ -26,6 +26,7 @@ export const nearswap: MergeMethod = {
   shapes: 'strict',
   minInputs: 1,
   maxInputs: 2,
+  sliceInputs: { others: { min: 1, max: 1 }, loneSource: 'base', baseInSources: true },
   async merge(t) {
     const base = t.baseIndex;
     if (t.inputs.length === 1) return t.copyInput(0);

@@ -30,6 +30,8 @@ export const nuslerp: MergeMethod = {
   shapes: 'rectify',
   minInputs: 1,
   maxInputs: 3,
+  // Two models, plus the base as a third when one is set.
+  sliceInputs: { others: { min: 2, max: 2 }, loneSource: 'copied', baseInSources: true },
   async merge(t) {
     if (t.inputs.length === 1) return t.copyInput(0);
     const base = t.baseIndex;

@@ -20,8 +20,10 @@ export const densityParam: ParamDecl = {
   description: "Fraction of this model's changes (delta from the base) that is kept; 1 keeps all.",
 };
 
-export function flag(name: string, defaultValue: boolean, description: string): ParamDecl {
-  return { name, scope: 'global', type: 'boolean', required: false, default: defaultValue ? 1 : 0, description };
+/** A global on/off parameter; `laxBoolean` where mergekit only tests it for truth (see `ParamDecl`). */
+export function flag(name: string, defaultValue: boolean, description: string, options: { laxBoolean?: boolean } = {}): ParamDecl {
+  const decl: ParamDecl = { name, scope: 'global', type: 'boolean', required: false, default: defaultValue ? 1 : 0, description };
+  return options.laxBoolean ? { ...decl, laxBoolean: true } : decl;
 }
 
 export function isSet(value: number | undefined): value is number {

@@ -22,6 +22,8 @@ export const passthrough: MergeMethod = {
   shapes: 'strict',
   minInputs: 1,
   maxInputs: 1,
+  // One source per slice: stacking layers of several models takes one slice each.
+  sliceInputs: { models: { min: 1, max: 1 }, loneSource: 'copied', baseInSources: false },
   async merge(t) {
     const scale = t.inputs[0].params.scale;
     if (!isSet(scale)) return t.copyInput(0);

@@ -1,5 +1,5 @@
 import type { ChunkOps, Vec } from '../backend/types';
-import type { MergeMethod, ParamDecl, TensorMerge } from './types';
+import type { MergeMethod, ParamDecl, SliceInputRule, TensorMerge } from './types';
 
 /**
  * Reinforced Agent Merging (MERGEKIT_SPEC.md §1.15), both variants: per position, a task-vector
@@ -21,6 +21,9 @@ const epsilonParam: ParamDecl = {
 
 const PAPER = 'https://arxiv.org/abs/2601.13572';
 
+/** The base and any number of others; a slice of the base alone returns the base. */
+const sliceInputs: SliceInputRule = { loneSource: 'base', baseInSources: true };
+
 export const ram: MergeMethod = {
   name: 'ram',
   prettyName: 'Reinforced Agent Merging',
@@ -33,6 +36,7 @@ export const ram: MergeMethod = {
   base: 'required',
   shapes: 'strict',
   minInputs: 1,
+  sliceInputs,
   merge: (t) => mergeRam(t, false),
 };
 
@@ -68,6 +72,7 @@ export const ramplusTl: MergeMethod = {
   base: 'required',
   shapes: 'strict',
   minInputs: 1,
+  sliceInputs,
   merge: (t) => mergeRam(t, true),
 };
 

@@ -18,7 +18,7 @@ export const sce: MergeMethod = {
   whenToUse:
     'Several fine-tunes of the same base (often of different sizes of training) that you want to fuse without tuning weights; lower select_topk to keep only the most contested parameters.',
   params: [
-    flag('int8_mask', false, 'Store sign masks as int8 to save memory (no effect on the numbers).'),
+    flag('int8_mask', false, 'Store sign masks as int8 to save memory (no effect on the numbers).', { laxBoolean: true }),
     {
       name: 'select_topk',
       scope: 'global',
@@ -34,6 +34,7 @@ export const sce: MergeMethod = {
   base: 'required',
   shapes: 'strict',
   minInputs: 1,
+  sliceInputs: { loneSource: 'base', baseInSources: true },
   async merge(t) {
     const base = t.baseIndex;
     const others = t.inputs.map((_, i) => i).filter((i) => i !== base);

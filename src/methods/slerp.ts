@@ -24,6 +24,7 @@ export const slerp: MergeMethod = {
   shapes: 'rectify',
   minInputs: 1,
   maxInputs: 2,
+  sliceInputs: { models: { min: 2, max: 2 }, loneSource: 'copied', baseInSources: true },
   async merge(t) {
     if (t.inputs.length === 1) return t.copyInput(0);
     const b = t.baseIndex;

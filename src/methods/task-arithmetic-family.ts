@@ -122,10 +122,15 @@ const ROWS: readonly FamilyRow[] = [
   },
 ];
 
+/**
+ * Parameters that mergekit declares but that have no effect are left out on purpose, so that the
+ * validator warns that they are ignored: `density` without a sparsifier (task_arithmetic).
+ */
 function paramsOf(row: FamilyRow): ParamDecl[] {
   return [
     flag('normalize', row.normalize, 'Divide the summed changes by the sum of the weights of the models that contributed.'),
-    flag('rescale', row.rescale, "After pruning, rescale each model's changes so that their L1 norm is unchanged."),
+    // mergekit only tests rescale for truth; the other flags are pydantic bools.
+    flag('rescale', row.rescale, "After pruning, rescale each model's changes so that their L1 norm is unchanged.", { laxBoolean: true }),
     flag('int8_mask', false, 'Store sign masks as int8 to save memory (no effect on the numbers).'),
     {
       name: 'lambda',
@@ -184,16 +189,22 @@ async function mergeFamily(row: FamilyRow, t: TensorMerge): Promise<void> {
   });
 }
 
-export const taskArithmeticFamily: readonly MergeMethod[] = ROWS.map((row) => ({
-  name: row.name,
-  prettyName: row.prettyName,
-  paperUrl: row.paperUrl,
-  description: row.description,
-  whenToUse: row.whenToUse,
-  params: paramsOf(row),
-  base: 'required',
-  shapes: 'taskVectors',
-  minInputs: 1,
-  wholeRows: row.sparsifier !== 'none' && SPARSIFIERS[row.sparsifier].wholeRows,
-  merge: (t: TensorMerge) => mergeFamily(row, t),
-}));
+export const taskArithmeticFamily: readonly MergeMethod[] = ROWS.map((row) => {
+  const sparsifier = row.sparsifier === 'none' ? undefined : SPARSIFIERS[row.sparsifier];
+  return {
+    name: row.name,
+    prettyName: row.prettyName,
+    paperUrl: row.paperUrl,
+    description: row.description,
+    whenToUse: row.whenToUse,
+    params: paramsOf(row),
+    base: 'required',
+    shapes: 'taskVectors',
+    minInputs: 1,
+    // The base and any number of others; a slice of the base alone returns the base.
+    sliceInputs: { loneSource: 'base', baseInSources: true },
+    densityCheck: sparsifier?.densityCheck,
+    wholeRows: sparsifier?.wholeRows ?? false,
+    merge: (t: TensorMerge) => mergeFamily(row, t),
+  };
+});

@@ -13,7 +13,45 @@ export interface ParamDecl {
   readonly min?: number;
   readonly max?: number;
   readonly description: string;
+  /**
+   * For a `boolean`: mergekit only tests it for truth, so any non-zero number is on and the
+   * validator merely warns about a value such as 0.5. Unset, the flag goes through a pydantic
+   * `bool` field, which rejects anything but true/false/0/1 (the validator reports an error).
+   */
+  readonly laxBoolean?: boolean;
 }
+
+/**
+ * How many models one output slice of a config takes (a `models:` list is one slice), as
+ * mergekit checks a config before merging; the validator applies it. Not the same count as
+ * `MergeMethod.minInputs`/`maxInputs`, which bound one *tensor's* inputs after the plan drops the
+ * models that lack it (slerp: a slice takes exactly two models, a tensor only one of them has is
+ * copied).
+ */
+export interface SliceInputRule {
+  /** Distinct models, the base included (`models:` counts an unlisted base_model, which mergekit appends). */
+  readonly models?: { readonly min?: number; readonly max?: number };
+  /** Distinct models other than the base (all of them when no base is set). */
+  readonly others?: { readonly min?: number; readonly max?: number };
+  /**
+   * What the method does with a slice of one source: `copied` returns any lone tensor unchanged
+   * (so the counts above do not apply to one-source slices), `base` returns a lone *base* tensor
+   * (other lone sources fail: the base is missing), `counted` applies the counts anyway.
+   */
+  readonly loneSource: 'copied' | 'base' | 'counted';
+  /** When a base is set, slices must list it among their sources (the method reads its tensors). */
+  readonly baseInSources: boolean;
+}
+
+/**
+ * A check mergekit makes on `density` while merging that a declared range cannot express; the
+ * validator makes it on the config, before any weight is read (MERGEKIT_SPEC.md §1.4).
+ */
+export type DensityCheck =
+  /** Magnitude pruning keeps floor(density·numel) elements and asserts that this is > 0: density > 0. */
+  | 'positive'
+  /** DELLA: for 0 < density < 1, needs density − epsilon > 0 and density + epsilon < 1 (ValueError). */
+  | 'dellaWindow';
 
 /** How a method treats the base model (MERGEKIT_SPEC.md §1.17). */
 export type BasePolicy =
@@ -76,6 +114,10 @@ export interface MergeMethod {
   /** Allowed number of inputs (base included) after the plan drops models that lack a tensor. */
   readonly minInputs?: number;
   readonly maxInputs?: number;
+  /** How many models one slice of a config takes (checked by the validator; see `SliceInputRule`). */
+  readonly sliceInputs: SliceInputRule;
+  /** The value check on `density` that mergekit makes while merging, for methods that prune. */
+  readonly densityCheck?: DensityCheck;
   /**
    * Chunks must hold whole rows, however long: the engine then never splits a long 1-D tensor
    * (methods that rank within rows, e.g. della). Memory for such a row exceeds the budget.

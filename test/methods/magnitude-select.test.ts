@@ -8,6 +8,7 @@ import { runMethod } from '../helpers/run-method';
 function bandMethod(k1: number, k2: number, maxPerChunkEntries: number | undefined, passes: { count: number }): MergeMethod {
   return {
     name: 'band', prettyName: 'band', description: '', whenToUse: '', params: [], base: 'optional', shapes: 'strict',
+    sliceInputs: { loneSource: 'copied', baseInSources: false },
     async merge(t: TensorMerge) {
       const counted: TensorMerge = Object.create(t, {
         reduce: { value: (...args: Parameters<TensorMerge['reduce']>) => (passes.count++, t.reduce(...args)) },

@@ -1,5 +1,5 @@
 import type { ChunkOps, Vec } from '../../backend/types';
-import type { ParamDecl, TensorMerge } from '../types';
+import type { DensityCheck, ParamDecl, TensorMerge } from '../types';
 
 /** mergekit's sparsification methods (MERGEKIT_SPEC.md §1.4), under mergekit's names. */
 export type SparsifierName = 'magnitude' | 'random' | 'magnitude_outliers' | 'della_magprune';
@@ -32,6 +32,8 @@ export interface Sparsifier {
   readonly params: readonly ParamDecl[];
   /** True when a chunk must hold whole rows, however long (per-row ranks). */
   readonly wholeRows: boolean;
+  /** The density values `prepare` refuses that a range cannot express, for the validator. */
+  readonly densityCheck?: DensityCheck;
   /**
    * Runs the statistics passes it needs, for all models in the same passes, and returns each
    * model's pruning: `null` where the delta stays unchanged (density ≥ 1, which mergekit also
