@@ -15,3 +15,4 @@ export {
   type UploadProgress,
 } from './hub-client';
 export { explainHubError, HubError, tokenSettingsUrl, type HubCallContext, type HubErrorKind } from './errors';
+export { baseModelsFromCard } from './model-card-metadata';

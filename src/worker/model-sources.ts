@@ -1,6 +1,6 @@
 import { formatModelReference } from '../config';
 import type { MergeConfig } from '../config/types';
-import { HubError, isHubRepoId, type HubClient } from '../hub';
+import { baseModelsFromCard, HubError, isHubRepoId, type HubClient } from '../hub';
 import { loadModelMetadata, loadTokenizerFiles, referencedModels, type ModelMetadata } from '../plan';
 import { DemoModelFolder, HubModelFolder, LocalFilesModelFolder, loadDemoIndex, type DemoIndex } from '../storage/browser';
 import type { ModelFolder, SafetensorsDtype } from '../storage/types';
@@ -183,6 +183,8 @@ export async function summarizeModel(model: ResolvedModel): Promise<ModelSummary
   const tie = config.tie_word_embeddings;
   const architectures = Array.isArray(config.architectures) ? config.architectures : [];
   const mergekitConfig = meta.files.includes('mergekit_config.yml') ? await model.folder.readText('mergekit_config.yml') : null;
+  const readme = meta.files.includes('README.md') ? await model.folder.readText('README.md') : null;
+  const baseModels = readme !== null ? baseModelsFromCard(readme) : undefined;
   const hidden = num('hidden_size', 'n_embd', 'd_model');
   const vocab = num('vocab_size', 'padded_vocab_size');
   return {
@@ -199,6 +201,7 @@ export async function summarizeModel(model: ResolvedModel): Promise<ModelSummary
     tiedEmbeddings: tie === true || (tie === undefined && !hasLmHead),
     hasTokenizer: TOKENIZER_MARKERS.some((f) => meta.files.includes(f)),
     ...(mergekitConfig !== null ? { mergekitConfig } : {}),
+    ...(baseModels !== undefined ? { baseModels } : {}),
   };
 }
 
