@@ -205,6 +205,7 @@ export const taskArithmeticFamily: readonly MergeMethod[] = ROWS.map((row) => {
     sliceInputs: { loneSource: 'base', baseInSources: true },
     densityCheck: sparsifier?.densityCheck,
     wholeRows: sparsifier?.wholeRows ?? false,
+    drawsRandomNumbers: sparsifier?.random ?? false,
     merge: (t: TensorMerge) => mergeFamily(row, t),
   };
 });

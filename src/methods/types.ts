@@ -118,6 +118,8 @@ export interface MergeMethod {
   readonly sliceInputs: SliceInputRule;
   /** The value check on `density` that mergekit makes while merging, for methods that prune. */
   readonly densityCheck?: DensityCheck;
+  /** True for methods that draw random numbers (DARE, DELLA): the model card records the seed. */
+  readonly drawsRandomNumbers?: boolean;
   /**
    * Chunks must hold whole rows, however long: the engine then never splits a long 1-D tensor
    * (methods that rank within rows, e.g. della). Memory for such a row exceeds the budget.

@@ -184,6 +184,7 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
       base: baseRef ? formatModelReference(baseRef) : undefined,
       models: metas.map((m) => ({ key: m.key, hubRepo: m.hubRepo })),
       configYaml,
+      randomSeed: method.drawsRandomNumbers ? options.randomSeed : undefined,
     });
   }
   Object.assign(textFiles, tokenizer.textFiles);

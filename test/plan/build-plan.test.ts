@@ -135,6 +135,14 @@ describe('buildPlan', () => {
     expect(Object.keys(index.weight_map)).toHaveLength(p.jobs.length);
   });
 
+  it('records the seed in the model card for methods that draw random numbers, and only for those', async () => {
+    const models = await metadata(dir, { base: 'base', ft: 'ft' });
+    const yaml = (method: string) =>
+      `models:\n  - {model: ft, parameters: {weight: 1, density: 0.5}}\nbase_model: base\nmerge_method: ${method}\n`;
+    expect(plan(yaml('dare_ties'), models, { randomSeed: 4242 }).textFiles['README.md']).toContain('seed 4242 (`--random-seed 4242` reproduces this merge)');
+    expect(plan(yaml('ties'), models, { randomSeed: 4242 }).textFiles['README.md']).not.toContain('4242');
+  });
+
   it('lists Hub models in the model card front matter and links them', async () => {
     const models = await metadata(dir, { 'org/base': 'base', 'org/ft': 'ft' }, { 'org/base': 'org/base', 'org/ft': 'org/ft' });
     const p = plan(

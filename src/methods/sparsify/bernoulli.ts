@@ -20,6 +20,7 @@ export const bernoulli: Sparsifier = {
   name: 'random',
   params: [],
   wholeRows: false,
+  random: true,
   async prepare({ method, tensor: t, models }) {
     return models.map((m) => {
       const density = densityOf(m);

@@ -38,6 +38,7 @@ export const dellaMagprune: Sparsifier = {
   name: 'della_magprune',
   params: [epsilonParam],
   wholeRows: true,
+  random: true,
   densityCheck: 'dellaWindow',
   async prepare({ method, tensor: t, models }) {
     return models.map((m) => {

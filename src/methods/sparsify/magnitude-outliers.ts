@@ -49,6 +49,7 @@ export const magnitudeOutliers: Sparsifier = {
   name: 'magnitude_outliers',
   params: [gammaParam],
   wholeRows: false,
+  random: false,
   async prepare({ method, tensor: t, deltas, models }) {
     const bands = models.map((m) => {
       const density = densityOf(m);

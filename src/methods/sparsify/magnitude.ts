@@ -10,6 +10,7 @@ export const magnitude: Sparsifier = {
   name: 'magnitude',
   params: [],
   wholeRows: false,
+  random: false,
   densityCheck: 'positive',
   async prepare({ method, tensor: t, deltas, models }) {
     const ks = models.map((m) => {

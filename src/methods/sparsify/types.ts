@@ -32,6 +32,8 @@ export interface Sparsifier {
   readonly params: readonly ParamDecl[];
   /** True when a chunk must hold whole rows, however long (per-row ranks). */
   readonly wholeRows: boolean;
+  /** True when it draws random numbers (its output depends on the merge's seed). */
+  readonly random: boolean;
   /** The density values `prepare` refuses that a range cannot express, for the validator. */
   readonly densityCheck?: DensityCheck;
   /**
