@@ -21,8 +21,9 @@ export const CHROMIUM_ARGS = [
   '--no-first-run',
 ];
 
+/** Whether to run browser tests: always in CI (.ci/run installs Chromium, so a missing one must fail). */
 export function chromiumAvailable(): boolean {
-  return existsSync(CHROMIUM);
+  return existsSync(CHROMIUM) || Boolean(process.env.CI);
 }
 
 export interface BrowserSession {
