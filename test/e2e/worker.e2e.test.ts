@@ -23,6 +23,11 @@ let models: HubModels;
 let site: StaticServer;
 let browser: BrowserSession;
 let cliOutput: string;
+let cliGradientOutput: string;
+
+/** TIES_YAML with a density gradient over the layers on one model (interpolated per layer, as mergekit does). */
+const GRADIENT_YAML = (ids: HubModels['ids']): string =>
+  TIES_YAML(ids).replace('{weight: 1.0, density: 0.5}', '{weight: 1.0, density: [1, 0.7, 0.1]}').replace('{weight: 0.7, density: 0.7}', '{weight: 0.7, density: 0.5}');
 
 type HarnessWindow = { alloyHarness: Harness };
 
@@ -35,8 +40,8 @@ async function openHarness(download: Record<string, number> = {}): Promise<void>
   );
 }
 
-function mergeRequest(outputName: string) {
-  return { yaml: TIES_YAML(models.ids), models: [], outputName, backend: 'cpu' as const, randomSeed: 1 };
+function mergeRequest(outputName: string, yaml = TIES_YAML(models.ids)) {
+  return { yaml, models: [], outputName, backend: 'cpu' as const, randomSeed: 1 };
 }
 
 async function outputFile(outputName: string, file: string): Promise<Buffer> {
@@ -47,9 +52,9 @@ async function outputFile(outputName: string, file: string): Promise<Buffer> {
   return Buffer.from(base64, 'base64');
 }
 
-async function expectSameAsCli(outputName: string): Promise<void> {
+async function expectSameAsCli(outputName: string, cliDir = cliOutput): Promise<void> {
   const ours = decodeSafetensors(new Uint8Array(await outputFile(outputName, 'model.safetensors')));
-  const theirs = decodeSafetensors(new Uint8Array(readFileSync(join(cliOutput, 'model.safetensors'))));
+  const theirs = decodeSafetensors(new Uint8Array(readFileSync(join(cliDir, 'model.safetensors'))));
   expect([...ours.keys()].sort()).toEqual([...theirs.keys()].sort());
   for (const [name, tensor] of theirs) {
     const mine = ours.get(name)!;
@@ -58,7 +63,7 @@ async function expectSameAsCli(outputName: string): Promise<void> {
     expect(Buffer.from(mine.raw).equals(Buffer.from(tensor.raw)), name).toBe(true);
   }
   for (const file of ['config.json', 'tokenizer.json', 'mergekit_config.yml']) {
-    expect((await outputFile(outputName, file)).equals(readFileSync(join(cliOutput, file))), file).toBe(true);
+    expect((await outputFile(outputName, file)).equals(readFileSync(join(cliDir, file))), file).toBe(true);
   }
 }
 
@@ -76,6 +81,10 @@ describe.skipIf(!chromiumAvailable())('engine worker in Chromium', () => {
     const cli = await runAlloy(['merge', 'ties.yml', 'cli-out', '--backend', 'cpu', '--random-seed', '1'], models.root);
     expect(cli.code, cli.stderr).toBe(0);
     cliOutput = join(models.root, 'cli-out');
+    writeConfig(models.root, 'ties-gradient.yml', GRADIENT_YAML(models.ids));
+    const gradient = await runAlloy(['merge', 'ties-gradient.yml', 'cli-gradient-out', '--backend', 'cpu', '--random-seed', '1'], models.root);
+    expect(gradient.code, gradient.stderr).toBe(0);
+    cliGradientOutput = join(models.root, 'cli-gradient-out');
     browser = await launchBrowser();
   });
 
@@ -131,6 +140,15 @@ describe.skipIf(!chromiumAvailable())('engine worker in Chromium', () => {
       return { outputs: outputs.map((o) => o.outputName), isFile: file instanceof File, size: file.size, cache: cache.length, after: (await engine.listOutputs()).length };
     });
     expect(listed).toMatchObject({ outputs: ['ties-1'], isFile: true, cache: 3, after: 0 });
+  });
+
+  it('merges TIES with a density gradient ([1, 0.7, 0.1] over the layers) in the worker; the OPFS output equals the CLI’s', async () => {
+    await openHarness();
+    const result = await browser.page.evaluate((r) => (window as unknown as HarnessWindow).alloyHarness.merge(r), mergeRequest('ties-gradient', GRADIENT_YAML(models.ids)));
+    expect(result, browser.log.join('\n')).not.toHaveProperty('error');
+    await expectSameAsCli('ties-gradient', cliGradientOutput);
+    // The gradient matters: the output differs from the flat-density merge.
+    expect((await outputFile('ties-gradient', 'model.safetensors')).equals(readFileSync(join(cliOutput, 'model.safetensors')))).toBe(false);
   });
 
   it('runs the same merge on WebGPU (SwiftShader) in the worker when the backend is auto: within 1 bf16 ulp of the CLI', async () => {
