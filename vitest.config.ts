@@ -38,9 +38,9 @@ export default defineConfig({
           name: 'gpu',
           include: ['test/gpu/**/*.gpu.test.ts'],
           setupFiles: ['test/gpu/setup.ts'],
-
+          isolate: true,
           fileParallelism: false,
-
+          maxWorkers: 1,
           testTimeout: 600_000,
           hookTimeout: 600_000,
           sequence: { groupOrder: 1 },

@@ -1,14 +1,19 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { DEFAULT_BUDGET_BYTES } from '../src/engine';
+import { parseShardSize } from '../src/storage';
 import { writeBenchModel, type BenchModelSpec } from './generate-models';
 
 /**
  * `npm run bench`: merges three generated bf16 Llama-layout models (≥ 1 GB of input in total) with
- * each method on the CPU backend, in a fresh process per merge, and reports MB/s of input and
- * peak RSS as JSON (printed and written to .bench/results.json).
+ * each method, in a fresh process per merge, and reports MB/s of input and peak RSS as JSON
+ * (printed and written to .bench/results.json). With `--backend webgpu` every method also runs on
+ * the CPU backend, so both figures sit side by side, and the WebGPU rows add the adapter and the
+ * GPU memory high-water mark, checked against the working-memory budget.
  *
- * Options: --backend cpu|webgpu (default cpu), --methods a,b,c, --scale N (model size multiplier).
+ * Options: --backend cpu|webgpu (default cpu), --methods a,b,c, --scale N (model size multiplier),
+ * --memory SIZE (working-memory budget passed to `alloy merge`, default the CLI's 128M).
  */
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string): string => {
@@ -16,6 +21,14 @@ const option = (name: string, fallback: string): string => {
   return i >= 0 && argv[i + 1] ? argv[i + 1] : fallback;
 };
 const backend = option('backend', 'cpu');
+if (backend !== 'cpu' && backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, not ${backend}`);
+const backends = backend === 'webgpu' ? ['cpu', 'webgpu'] : ['cpu'];
+const memory = option('memory', '');
+// Without a GPU, Dawn finds SwiftShader's Vulkan driver only through VK_ICD_FILENAMES (TESTING.md).
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+if (backend === 'webgpu' && !process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER_ICD)) {
+  process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+}
 const scale = Number(option('scale', '1'));
 const root = resolve('.bench');
 const modelsDir = join(root, 'models');
@@ -175,34 +188,61 @@ const sizes = [
 ];
 process.stderr.write(`bench models: 3 × ${(sizes[0] / 1e6).toFixed(0)} MB in ${modelsDir}\n`);
 
+/** The budget `alloy merge` uses: --memory, else the engine's default (128 MiB). */
+const budgetBytes = memory ? parseShardSize(memory) : DEFAULT_BUDGET_BYTES;
+
+interface Run {
+  code: number;
+  seconds: number;
+  peakRssBytes: number;
+  backend: string | null;
+  adapter: string | null;
+  gpuHighWaterBytes: number | null;
+  stderr: string;
+}
+
 const results = [];
 for (const method of methods) {
   const config = CONFIGS[method];
   if (!config) throw new Error(`unknown bench method ${method}`);
   writeFileSync(join(modelsDir, `${method}.yml`), config);
-  const out = join(modelsDir, `out-${method}`);
-  rmSync(out, { recursive: true, force: true });
-  const raw = execFileSync(
-    process.execPath,
-    [resolve('dist/bench/merge-once.js'), 'merge', `${method}.yml`, out, '--backend', backend, '--quiet', '--random-seed', '1'],
-    { cwd: modelsDir, encoding: 'utf8', maxBuffer: 1 << 24 },
-  );
-  const run = JSON.parse(raw.trim().split('\n').pop()!) as { code: number; seconds: number; peakRssBytes: number; stderr: string };
-  if (run.code !== 0) throw new Error(`${method} merge failed: ${run.stderr}`);
   // Every distinct model the config names is read once in full.
   const models = new Set([...config.matchAll(/model: (base|ft1|ft2)\b/g)].map((m) => m[1]));
   const inputBytes = models.size * sizes[0];
-  results.push({
-    method,
-    backend,
-    inputBytes,
-    seconds: Number(run.seconds.toFixed(3)),
-    inputMBps: Number((inputBytes / 1e6 / run.seconds).toFixed(1)),
-    peakRssMB: Number((run.peakRssBytes / 1e6).toFixed(1)),
-  });
-  rmSync(out, { recursive: true, force: true });
-  process.stderr.write(`${method}: ${JSON.stringify(results[results.length - 1])}\n`);
+  const cpuSeconds: number[] = [];
+  for (const name of backends) {
+    const out = join(modelsDir, `out-${method}-${name}`);
+    rmSync(out, { recursive: true, force: true });
+    const flags = ['--backend', name, '--quiet', '--random-seed', '1', ...(memory ? ['--memory', memory] : [])];
+    const raw = execFileSync(process.execPath, [resolve('dist/bench/merge-once.js'), 'merge', `${method}.yml`, out, ...flags], {
+      cwd: modelsDir,
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    });
+    const run = JSON.parse(raw.trim().split('\n').pop()!) as Run;
+    if (run.code !== 0) throw new Error(`${method} merge on ${name} failed: ${run.stderr}`);
+    if (name === 'cpu') cpuSeconds.push(run.seconds);
+    results.push({
+      method,
+      backend: name,
+      inputBytes,
+      seconds: Number(run.seconds.toFixed(3)),
+      inputMBps: Number((inputBytes / 1e6 / run.seconds).toFixed(1)),
+      peakRssMB: Number((run.peakRssBytes / 1e6).toFixed(1)),
+      ...(name === 'webgpu'
+        ? {
+            adapter: run.adapter,
+            gpuHighWaterMB: run.gpuHighWaterBytes === null ? null : Number((run.gpuHighWaterBytes / 1e6).toFixed(1)),
+            budgetMB: Number((budgetBytes / 1e6).toFixed(1)),
+            gpuWithinBudget: run.gpuHighWaterBytes !== null && run.gpuHighWaterBytes <= budgetBytes,
+            speedupOverCpu: cpuSeconds.length > 0 ? Number((cpuSeconds[0] / run.seconds).toFixed(2)) : null,
+          }
+        : {}),
+    });
+    rmSync(out, { recursive: true, force: true });
+    process.stderr.write(`${method}: ${JSON.stringify(results[results.length - 1])}\n`);
+  }
 }
-const report = { date: new Date().toISOString(), node: process.version, spec, results };
+const report = { date: new Date().toISOString(), node: process.version, spec, budgetBytes, results };
 writeFileSync(join(root, 'results.json'), JSON.stringify(report, null, 2));
 process.stdout.write(JSON.stringify(report, null, 2) + '\n');

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
-import { CpuBackend } from '../backend';
+import { CpuBackend, type ComputeBackend } from '../backend';
 import { ConfigError, parseMergeConfig, UnsupportedConfigError } from '../config';
 import { DEFAULT_BUDGET_BYTES, MergeCancelledError, runMerge, type MergeProgress } from '../engine';
 import { GpuDeviceLostError, GpuUnavailableError } from '../gpu';
@@ -24,6 +24,8 @@ export interface CliIo {
   readonly isTTY: boolean;
   readonly columns: number;
   readonly signal?: AbortSignal;
+  /** Told which backend a merge runs on (the benchmark reads its GPU memory statistics). */
+  readonly onBackend?: (backend: ComputeBackend) => void;
 }
 
 const USAGE = `Usage:
@@ -196,6 +198,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
   );
   if (!quiet && backendName !== 'cpu') io.stderr(`${chosen.reason}\n`);
   let backend = chosen.backend;
+  io.onBackend?.(backend);
   let output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
   const showBar = !quiet && io.isTTY;
   let lastLine = 0;
@@ -229,6 +232,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
       io.stderr(`warning: ${((error as Error).cause as Error).message} Merging again on the CPU.\n`);
       await backend.dispose().catch(() => undefined);
       backend = new CpuBackend();
+      io.onBackend?.(backend);
       output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
       result = await merge();
     }

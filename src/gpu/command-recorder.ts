@@ -99,7 +99,7 @@ export class CommandRecorder {
     if (!this.encoder) return;
     this.pass?.end();
     this.pass = null;
-    if (this.slots > 0) this.device.queue.writeBuffer(this.uniform, 0, this.arena, 0, this.slots * SLOT_BYTES);
+    if (this.slots > 0) this.device.queue.writeBuffer(this.uniform, 0, new Uint8Array(this.arena, 0, this.slots * SLOT_BYTES));
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
     this.slots = 0;

@@ -1,26 +1,22 @@
 import codecWgsl from '../shaders/codec.wgsl?raw';
 import commonWgsl from '../shaders/common.wgsl?raw';
 import elementwiseWgsl from '../shaders/elementwise.wgsl?raw';
-import histogramWgsl from '../shaders/histogram.wgsl?raw';
 import keepTopWgsl from '../shaders/keep_top.wgsl?raw';
 import periodicWgsl from '../shaders/periodic.wgsl?raw';
 import probeWgsl from '../shaders/probe.wgsl?raw';
 import rankWgsl from '../shaders/rank.wgsl?raw';
 import reduceWgsl from '../shaders/reduce.wgsl?raw';
 import signConsensusWgsl from '../shaders/sign_consensus.wgsl?raw';
-import weightedSumWgsl from '../shaders/weighted_sum.wgsl?raw';
 
 const SOURCES = {
   codec: codecWgsl,
   elementwise: elementwiseWgsl,
-  histogram: histogramWgsl,
   keepTop: keepTopWgsl,
   periodic: periodicWgsl,
   probe: probeWgsl,
   rank: rankWgsl,
   reduce: reduceWgsl,
   signConsensus: signConsensusWgsl,
-  weightedSum: weightedSumWgsl,
 } as const;
 
 export type ShaderName = keyof typeof SOURCES;
@@ -143,35 +139,15 @@ export async function probeFusedFma(device: GPUDevice): Promise<boolean> {
   device.queue.submit([encoder.finish()]);
   try {
     await staging.mapAsync(1);
-    return new Float32Array(staging.getMappedRange())[0] === 2 ** -46;
+    const result = new Float32Array(staging.getMappedRange().slice(0))[0];
+    // Unmap before destroying: dawn.node frees mapped memory that a live ArrayBuffer points at.
+    staging.unmap();
+    return result === 2 ** -46;
   } finally {
     staging.destroy();
     input.destroy();
     output.destroy();
   }
-}
-
-/** One term of weightedSum: its weight is a uniform scalar or a per-element vector. */
-export type WeightKind = 's' | 'v';
-
-/**
- * weighted_sum.wgsl for a pass over terms of the given weight kinds: term j is bound as `t<j>`
- * (and `w<j>` for a vector weight) at consecutive bindings from 2, in term order.
- */
-export function weightedSumVariant(kinds: readonly WeightKind[]): Generated {
-  const decls: string[] = [];
-  const body: string[] = [];
-  let binding = 2;
-  kinds.forEach((kind, j) => {
-    decls.push(`@group(0) @binding(${binding++}) var<storage, read> t${j}: array<f32>;`);
-    if (kind === 'v') {
-      decls.push(`@group(0) @binding(${binding++}) var<storage, read> w${j}: array<f32>;`);
-      body.push(`acc = mul_add(w${j}[i], t${j}[i], acc);`);
-    } else {
-      body.push(`acc = mul_add_split(weight_hi(${j}u), weight_lo(${j}u), t${j}[i], acc);`);
-    }
-  });
-  return { key: kinds.join(''), snippets: { DECLS: decls.join('\n'), BODY: body.join('\n  ') } };
 }
 
 /** sign_consensus.wgsl for `count` terms per pass, bound as t0… from binding 4. */
@@ -183,7 +159,7 @@ export function signConsensusVariant(count: number): Generated {
       DECLS: j.map((i) => `@group(0) @binding(${4 + i}) var<storage, read> t${i}: array<f32>;`).join('\n'),
       LOAD: j.map((i) => `let W${i} = scale(${i}u) * t${i}[i];`).join('\n  '),
       TOTAL: j.map((i) => `tot = df_add(tot, W${i});`).join('\n  '),
-      MIX: j.map((i) => `agree(&m, &d, W${i}, sgn, ${i}u);`).join('\n  '),
+      MIX: j.map((i) => `agree(&m, &d, W${i}, sgn, weight(${i}u));`).join('\n  '),
     },
   };
 }

@@ -37,9 +37,11 @@ export interface ChosenBackend {
  */
 export async function chooseNodeBackend(choice: BackendChoice, options: WebGpuBackendOptions = {}): Promise<ChosenBackend> {
   if (choice === 'cpu') return { backend: new CpuBackend(), reason: 'cpu backend (requested)' };
+  let gpu: GPU;
   let adapter: GPUAdapter;
   try {
-    adapter = await requestAdapter(await nodeGpu(), options);
+    gpu = await nodeGpu();
+    adapter = await requestAdapter(gpu, options);
   } catch (error) {
     if (choice === 'webgpu') throw error;
     return { backend: new CpuBackend(), reason: 'cpu backend (no WebGPU adapter here)' };
@@ -51,5 +53,5 @@ export async function chooseNodeBackend(choice: BackendChoice, options: WebGpuBa
     };
   }
   const { device, info } = await requestDevice(adapter, options);
-  return { backend: await WebGpuBackend.fromDevice(device, info, options), reason: `webgpu backend on ${info.description}` };
+  return { backend: await WebGpuBackend.fromDevice(device, info, options, [gpu, adapter]), reason: `webgpu backend on ${info.description}` };
 }

@@ -3,11 +3,12 @@ import { streamKey } from '../backend/random';
 import type { ReductionKind, ReductionToken } from '../backend/reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../backend/types';
 import type { FloatDtype } from '../storage/types';
-import { BufferPool } from './buffer-pool';
-import { CommandRecorder, type Binding, type ReadRegion } from './command-recorder';
+import { BufferPool, sizeClass } from './buffer-pool';
+import { CommandRecorder, type Binding, type ParamSlot, type ReadRegion } from './command-recorder';
 import { requestAdapter, requestDevice, type GpuDeviceInfo, type GpuDeviceOptions } from './device';
 import { GpuDeviceLostError, GpuOperationError } from './errors';
-import { KernelCache, probeFusedFma, signConsensusVariant, weightedSumVariant, type Kernel, type WeightKind } from './kernels';
+import { BINARY, compileFused, FUSED_HEADER_WORDS, LazyVec, UNARY, type Expr, type Operand as LazyOperand } from './fused';
+import { KernelCache, probeFusedFma, signConsensusVariant, type Kernel } from './kernels';
 
 export interface WebGpuBackendOptions extends GpuDeviceOptions {
   /**
@@ -23,6 +24,12 @@ export interface WebGpuBackendOptions extends GpuDeviceOptions {
   readonly maxStorageBuffersPerStage?: number;
   /** Longest wait for the GPU at one synchronisation point before giving up (default 120 s). */
   readonly syncTimeoutMs?: number;
+  /**
+   * How rowRanks sorts rows: `bitonic` in workgroup memory (fast on GPUs) or `serial`, one thread
+   * per row with no workgroup barriers (fast on software adapters, which run barriers very
+   * slowly). Default: serial on a software adapter, bitonic elsewhere.
+   */
+  readonly rowRanks?: 'bitonic' | 'serial';
 }
 
 /** GPU memory use of the backend's buffer pool. */
@@ -33,40 +40,52 @@ export interface GpuMemoryStats {
 
 const HISTOGRAM_BINS = 65536;
 const HISTOGRAM_BYTES = HISTOGRAM_BINS * 4;
-/** Elements per workgroup block of the segmented sums and of the tie scan (reduce.wgsl, keep_top.wgsl). */
-const REDUCE_BLOCK = 4096;
-const TIE_BLOCK = 4096;
+/** Elements one thread of a reduction sums, about (reduce.wgsl). */
+const REDUCE_PER_THREAD = 64;
+/** Partials one reduction may read back per chunk (8 bytes each). */
+const REDUCE_MAX_PARTIALS = 1 << 16;
+/** Consecutive elements one thread walks in the tie-counted top-k (keep_top.wgsl). */
+const TIE_RUN = 16;
 const WG = 256;
-/** Uniform capacity of the generated kernels (weighted_sum.wgsl: 14 vec4 of (hi, lo) pairs; sign_consensus.wgsl: 7 vec4 each). */
-const MAX_SCALAR_WEIGHTS = 28;
+/** Scalar weights of one fused weightedSum link ((hi, lo) pairs in the fused kernel's 56 words). */
+const MAX_SCALAR_WEIGHTS = 24;
 const MAX_CONSENSUS_TERMS = 28;
-/** Chunks whose GPU work may be queued without the host waiting for them. */
-const MAX_CHUNKS_IN_FLIGHT = 2;
+/** Terms of a fused signConsensus (a scale and a weight word each, of the fused kernel's 56). */
+const MAX_FUSED_CONSENSUS_TERMS = 24;
 /** Elements sorted in workgroup memory by rank.wgsl. */
 const RANK_LOCAL = 2048;
 /** Period rows summed by one thread of periodic_sums. */
 const PERIOD_ROWS_PER_GROUP = 64;
 
 /**
- * The WebGPU backend: every ChunkOps operation is one or a few compute dispatches recorded into a
- * command encoder; the chunk's commands are submitted when the engine needs numbers back
- * (reduction partials, the encoded output chunk), and read back through one mapped staging buffer.
- * Inputs are uploaded in their stored dtype and decoded on the GPU; outputs are rounded to the
- * output dtype on the GPU. Numbers agree with the CPU backend (f32 elementwise arithmetic,
- * double-float accumulation where the CPU accumulates in f64).
+ * The WebGPU backend.
+ *
+ * - Inputs are uploaded in their stored dtype (bf16/f16/f32 bytes) and decoded where kernels read
+ *   them; outputs are rounded to the output dtype on the GPU, so only output bytes come back.
+ * - Elementwise operations (arithmetic, comparisons, where, weightedSum, signConsensus, random,
+ *   perRow, periodic, the simple keepTopMagnitude) are lazy expressions (fused.ts), compiled into
+ *   one generated kernel per result that is needed; the other operations (reductions, histograms,
+ *   tie-counted top-k, row ranks, row broadcasts, many-term sign consensus) are kernels of their
+ *   own that read an expression's values from a buffer lent for the one operation.
+ * - All of a chunk's work is recorded into one command encoder and submitted when the engine needs
+ *   numbers back (reduction partials, the encoded output), read through one mapped staging buffer.
+ * - Numbers agree with the CPU backend: f32 elementwise arithmetic with the CPU's roundings (exact
+ *   products, correctly rounded division, sqrt, exp and log), double-float sums where the CPU
+ *   sums in f64.
+ * - GPU memory comes from a pool that keeps its total (in use and free) within `budgetBytes`
+ *   whenever the chunk in flight allows, and records the high-water mark (`memory`).
  */
 export class WebGpuBackend implements ComputeBackend {
   readonly name = 'webgpu' as const;
-  /** Largest chunk the bindings allow (the widest per-element buffer is 16 bytes). */
+  /** Largest chunk the bindings allow (the widest per-element buffer, sign-consensus state, is 16 bytes). */
   readonly maxChunkElements: number;
   /** Storage buffers one dispatch may bind. */
   readonly storageBuffersPerStage: number;
+  readonly rowRanksMethod: 'bitonic' | 'serial';
 
   readonly pool: BufferPool;
   readonly kernels: KernelCache;
   readonly recorder: CommandRecorder;
-  private readonly histograms: GPUBuffer[] = [];
-  private readonly inFlight: Promise<unknown>[] = [];
   private lostInfo: { reason: string; message: string } | null = null;
   private deferredError: Error | null = null;
   private readonly lostPromise: Promise<never>;
@@ -76,13 +95,22 @@ export class WebGpuBackend implements ComputeBackend {
   static async create(gpu: GPU | undefined, options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
     const adapter = await requestAdapter(gpu, options);
     const { device, info } = await requestDevice(adapter, options);
-    return WebGpuBackend.fromDevice(device, info, options);
+    return WebGpuBackend.fromDevice(device, info, options, [gpu, adapter]);
   }
 
-  /** A backend on a device from `requestDevice` (runs a start-up probe of the device's fma). */
-  static async fromDevice(device: GPUDevice, info: GpuDeviceInfo, options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
+  /**
+   * A backend on a device from `requestDevice` (runs a start-up probe of the device's fma).
+   * `owners`: the GPU and adapter objects the device came from, kept referenced for as long as
+   * the backend lives — dawn.node tears a device down when they are garbage collected.
+   */
+  static async fromDevice(
+    device: GPUDevice,
+    info: GpuDeviceInfo,
+    options: WebGpuBackendOptions = {},
+    owners: readonly unknown[] = [],
+  ): Promise<WebGpuBackend> {
     const fusedFma = await probeFusedFma(device);
-    return new WebGpuBackend(device, info, fusedFma, options);
+    return new WebGpuBackend(device, info, fusedFma, options, owners);
   }
 
   private constructor(
@@ -90,7 +118,8 @@ export class WebGpuBackend implements ComputeBackend {
     readonly info: GpuDeviceInfo,
     /** Whether the device's fma() rounds once (else kernels use Dekker products). */
     readonly fusedFma: boolean,
-    options: WebGpuBackendOptions = {},
+    options: WebGpuBackendOptions,
+    private readonly owners: readonly unknown[],
   ) {
     const budget = options.budgetBytes ?? 128 * 1024 * 1024;
     this.syncTimeoutMs = options.syncTimeoutMs ?? 120_000;
@@ -98,6 +127,7 @@ export class WebGpuBackend implements ComputeBackend {
       4,
       Math.min(info.maxStorageBuffersPerShaderStage, options.maxStorageBuffersPerStage ?? Infinity),
     );
+    this.rowRanksMethod = options.rowRanks ?? (info.isSoftware ? 'serial' : 'bitonic');
     this.maxChunkElements = Math.floor(Math.min(info.maxStorageBufferBindingSize, info.maxBufferSize) / 16);
     this.pool = new BufferPool(device, budget);
     this.kernels = new KernelCache(device, fusedFma);
@@ -129,11 +159,10 @@ export class WebGpuBackend implements ComputeBackend {
     this.disposed = true;
     this.recorder.flush();
     await Promise.race([this.device.queue.onSubmittedWorkDone(), delay(5000)]).catch(() => undefined);
-    for (const h of this.histograms) this.pool.release(h);
-    this.histograms.length = 0;
     this.recorder.dispose();
     this.pool.destroyAll();
     this.device.destroy();
+    void this.owners;
   }
 
   /** Throws if the device was lost or an earlier command failed. */
@@ -162,14 +191,6 @@ export class WebGpuBackend implements ComputeBackend {
       .finally(() => clearTimeout(timer));
   }
 
-  /** The accumulator of the `ordinal`-th histogram of a chunk (kept across a pass's chunks). */
-  histogram(ordinal: number): GPUBuffer {
-    while (this.histograms.length <= ordinal) {
-      this.histograms.push(this.pool.acquire('storage', HISTOGRAM_BYTES, 'alloy histogram'));
-    }
-    return this.histograms[ordinal];
-  }
-
   /** Records errors of a finished chunk's scopes, to be thrown at the next check. */
   watch(scopes: Promise<GPUError | null>[]): void {
     for (const scope of scopes) {
@@ -181,17 +202,6 @@ export class WebGpuBackend implements ComputeBackend {
     }
   }
 
-  /** Lets at most MAX_CHUNKS_IN_FLIGHT chunks' work queue up on the GPU while the host moves on. */
-  async throttle(): Promise<void> {
-    this.inFlight.push(this.device.queue.onSubmittedWorkDone());
-    while (this.inFlight.length > MAX_CHUNKS_IN_FLIGHT) await this.guard(this.inFlight.shift()!);
-  }
-
-  /** Forgets queued chunks the host has since waited for (a readback implies they are done). */
-  settled(): void {
-    this.inFlight.length = 0;
-  }
-
   private lostError(): GpuDeviceLostError {
     return new GpuDeviceLostError(this.lostInfo?.reason ?? 'unknown', this.lostInfo?.message ?? '');
   }
@@ -201,21 +211,9 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A chunk-sized f32 vector in a GPU buffer. */
-class GpuVec {
-  constructor(
-    readonly buffer: GPUBuffer,
-    readonly length: number,
-  ) {}
-  bind(binding: number): Binding {
-    return { binding, buffer: this.buffer, size: Math.max(4, this.length * 4) };
-  }
-}
-
 /**
  * What a reduction token holds until it is read back: double-float pairs (`outputs` results of
- * `parts` pairs each, laid out result-major or part-major), or a histogram accumulator that only
- * the pass's last chunk reads.
+ * `parts` pairs each, laid out result-major or part-major), or the chunk's 65536 histogram bins.
  */
 type GpuPartial =
   | {
@@ -225,20 +223,19 @@ type GpuPartial =
       readonly parts: number;
       readonly partMajor?: boolean;
     }
-  | { readonly type: 'histogram'; readonly buffer: GPUBuffer; readonly final: boolean };
+  | { readonly type: 'histogram'; readonly buffer: GPUBuffer };
 
-const asVec = (v: GpuVec): Vec => v as unknown as Vec;
-function gpuVec(v: Vec): GpuVec {
-  if (!(v instanceof GpuVec)) throw new Error('internal: a vector of another backend was passed to the WebGPU backend');
+const asVec = (v: LazyVec): Vec => v as unknown as Vec;
+function lazy(v: Vec): LazyVec {
+  if (!(v instanceof LazyVec)) throw new Error('internal: a vector of another backend was passed to the WebGPU backend');
   return v;
 }
+const operand = (o: Operand): LazyOperand => (typeof o === 'number' ? o : lazy(o));
 const token = <T extends number | Float64Array>(kind: ReductionKind, partial: GpuPartial): Reduction<T> =>
   ({ kind, partial }) as ReductionToken as unknown as Reduction<T>;
 
-const UNARY = { neg: 0, abs: 1, sign: 2, sqrt: 3, exp: 4, log: 5 } as const;
-const BINARY = { add: 0, sub: 1, mul: 2, div: 3, min: 4, max: 5, gt: 6, ge: 7, eq: 8 } as const;
-type BinaryOp = keyof typeof BINARY;
 const DTYPE_CODE: Readonly<Record<FloatDtype, number>> = { F32: 0, F16: 1, BF16: 2 };
+type BinaryOp = keyof typeof BINARY;
 
 /** Host value of a binary operation on two scalars, as the CPU backend computes it. */
 function scalarBinary(op: BinaryOp, a: number, b: number): number {
@@ -268,6 +265,12 @@ function bitsOf(x: number): number {
   return u32Bits[0];
 }
 
+/** A buffer lent to one operation: `release` gives it back for the chunk's later GPU outputs. */
+interface Lent {
+  readonly binding: Binding;
+  readonly release: () => void;
+}
+
 class WebGpuChunk implements BackendChunk, ChunkOps {
   readonly ops: ChunkOps = this;
   readonly chunkIndex: number;
@@ -276,13 +279,20 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
   readonly rowStart: number;
   readonly rows: number;
   readonly cols: number;
-  private readonly decoded: (GpuVec | undefined)[];
+  private readonly decoded: (LazyVec | undefined)[];
+  /** Every buffer the chunk took from the pool; all go back at release. */
   private readonly owned: GPUBuffer[] = [];
-  private histogramCount = 0;
+  /**
+   * Owned buffers no operation needs any more. They are reused only for what kernels write
+   * within this chunk, never for uploads: queue.writeBuffer runs before the chunk's recorded
+   * (not yet submitted) commands that may still read them.
+   */
+  private readonly idle: GPUBuffer[] = [];
   private released = false;
   private readonly groups: number;
   private readonly recorder: CommandRecorder;
   private readonly device: GPUDevice;
+  private readonly vectorBytes: number;
 
   constructor(
     private readonly backend: WebGpuBackend,
@@ -297,6 +307,7 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
     this.cols = spec.cols;
     this.decoded = new Array(inputs.length);
     this.groups = Math.ceil(spec.length / WG);
+    this.vectorBytes = Math.max(4, spec.length * 4);
     this.recorder = backend.recorder;
     this.device = backend.device;
     this.device.pushErrorScope('out-of-memory');
@@ -305,20 +316,28 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
 
   // ---- buffers -------------------------------------------------------------------------------
 
-  private scratch(bytes: number, label?: string): GPUBuffer {
-    const buffer = this.backend.pool.acquire('storage', Math.max(4, bytes), label);
+  /** A buffer for kernel output (an idle one of the chunk when one fits). */
+  private scratch(bytes: number, label?: string): Binding {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const want = sizeClass(size);
+    const at = this.idle.findIndex((b) => b.size === want);
+    if (at >= 0) return { binding: 0, buffer: this.idle.splice(at, 1)[0], size };
+    const buffer = this.backend.pool.acquire('storage', size, label);
     this.owned.push(buffer);
-    return buffer;
+    return { binding: 0, buffer, size };
   }
 
-  private vec(): GpuVec {
-    return new GpuVec(this.scratch(this.length * 4), this.length);
+  /** A scratch buffer that goes back to `idle` when the operation using it is recorded. */
+  private lend(bytes: number): Lent {
+    const b = this.scratch(bytes);
+    return { binding: b, release: () => this.idle.push(b.buffer) };
   }
 
-  /** Uploads bytes (any length, any alignment) into a fresh storage buffer, zero-padded to words. */
-  private upload(bytes: Uint8Array): Binding & { buffer: GPUBuffer } {
+  /** Uploads bytes (any length, any alignment) into a fresh buffer, zero-padded to whole words. */
+  private upload(bytes: Uint8Array): Binding {
     const size = Math.max(4, Math.ceil(bytes.length / 4) * 4);
-    const buffer = this.scratch(size);
+    const buffer = this.backend.pool.acquire('storage', size);
+    this.owned.push(buffer);
     const whole = bytes.length & ~3;
     if (whole > 0) this.device.queue.writeBuffer(buffer, 0, bytes as Uint8Array<ArrayBuffer>, 0, whole);
     if (whole < bytes.length || bytes.length === 0) {
@@ -331,6 +350,75 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
 
   private kernel(...args: Parameters<KernelCache['get']>): Kernel {
     return this.backend.kernels.get(...args);
+  }
+
+  private at(b: Binding, binding: number): Binding {
+    return { ...b, binding };
+  }
+
+  // ---- fused elementwise expressions --------------------------------------------------------
+
+  /** Writes the value of `v` to `out` with one fused kernel. */
+  private compute(v: LazyVec, out: Binding): void {
+    this.fused(v, 'fused', out, this.groups);
+  }
+
+  /**
+   * Dispatches the fused kernel of `v` (elementwise.wgsl entry `entry`), materializing sub-graphs
+   * first when the graph needs more bindings or scalars than one kernel has.
+   */
+  private fused(
+    v: LazyVec,
+    entry: 'fused' | 'fused_sums' | 'fused_histogram',
+    out: Binding,
+    groups: number,
+    extra?: readonly [number, number, number],
+  ): void {
+    for (;;) {
+      const compiled = compileFused(v, this.backend.storageBuffersPerStage);
+      if ('split' in compiled) {
+        this.materialize(compiled.split);
+        continue;
+      }
+      const k = compiled.kernel;
+      this.recorder.dispatch(this.kernel('elementwise', entry, {}, k.generated), [this.at(out, 1), ...k.bindings], groups, (p) => {
+        p.u32(0, this.length).u32(1, this.cols).u32(2, this.start % 2 ** 32).u32(3, Math.floor(this.start / 2 ** 32));
+        p.f32(4, 1); // `one`
+        if (extra) p.u32(5, extra[0]).u32(6, extra[1]).u32(7, extra[2]);
+        k.words.forEach((w, j) => (w.type === 'f32' ? p.f32(FUSED_HEADER_WORDS + j, w.value) : p.u32(FUSED_HEADER_WORDS + j, w.value)));
+      });
+      return;
+    }
+  }
+
+  /** `v` in a buffer for the rest of the chunk. */
+  private materialize(v: LazyVec): Binding {
+    const existing = v.buffer;
+    if (existing) return existing;
+    const out = this.scratch(this.vectorBytes);
+    this.compute(v, out);
+    v.materialized = out;
+    return out;
+  }
+
+  /** `v` in a buffer for one operation: computed into a lent buffer unless it already has one. */
+  private values(v: Vec): Lent {
+    const x = lazy(v);
+    const existing = x.buffer;
+    if (existing) return { binding: existing, release: () => undefined };
+    const lent = this.lend(this.vectorBytes);
+    this.compute(x, lent.binding);
+    return lent;
+  }
+
+  private fresh(expr: Expr): Vec {
+    this.backend.check();
+    return asVec(new LazyVec(expr));
+  }
+
+  /** A vector kernels wrote into a buffer of the chunk. */
+  private stored(b: Binding): Vec {
+    return asVec(new LazyVec({ kind: 'leaf', leaf: { kind: 'values', buffer: b.buffer, size: b.size } }));
   }
 
   // ---- inputs ------------------------------------------------------------------------------
@@ -355,15 +443,9 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
       }
     }
     const raw = this.upload(bytes);
-    const out = this.vec();
-    this.recorder.dispatch(
-      this.kernel('codec', 'decode', { DTYPE: DTYPE_CODE[input.dtype] }),
-      [{ binding: 1, buffer: raw.buffer, size: raw.size }, out.bind(2)],
-      this.groups,
-      (p) => p.u32(0, this.length),
-    );
-    this.decoded[i] = out;
-    return asVec(out);
+    const v = new LazyVec({ kind: 'leaf', leaf: { kind: 'raw', buffer: raw.buffer, size: raw.size, dtype: input.dtype } });
+    this.decoded[i] = v;
+    return asVec(v);
   }
 
   // ---- elementwise -------------------------------------------------------------------------
@@ -396,251 +478,107 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
     return this.binary('eq', a, b);
   }
   neg(a: Vec): Vec {
-    return this.unary('neg', a);
+    return this.fresh({ kind: 'unary', op: UNARY.neg, a: lazy(a) });
   }
   abs(a: Vec): Vec {
-    return this.unary('abs', a);
+    return this.fresh({ kind: 'unary', op: UNARY.abs, a: lazy(a) });
   }
   sign(a: Vec): Vec {
-    return this.unary('sign', a);
+    return this.fresh({ kind: 'unary', op: UNARY.sign, a: lazy(a) });
   }
   sqrt(a: Vec): Vec {
-    return this.unary('sqrt', a);
+    return this.fresh({ kind: 'unary', op: UNARY.sqrt, a: lazy(a) });
   }
   exp(a: Vec): Vec {
-    return this.unary('exp', a);
+    return this.fresh({ kind: 'unary', op: UNARY.exp, a: lazy(a) });
   }
   log(a: Vec): Vec {
-    return this.unary('log', a);
-  }
-
-  rowRanks(a: Vec): Vec {
-    this.backend.check();
-    const cols = this.cols;
-    const p = 2 ** Math.ceil(Math.log2(cols));
-    const total = this.rows * p;
-    const keys: Binding = { binding: 2, buffer: this.scratch(total * 8), size: total * 8 };
-    const out = this.vec();
-    const params = (k: number, j: number) => (w: { u32(word: number, v: number): unknown }) => {
-      w.u32(0, this.length);
-      w.u32(1, cols);
-      w.u32(2, p);
-      w.u32(3, total);
-      w.u32(4, k);
-      w.u32(5, j);
-    };
-    const perElement = Math.ceil(total / WG);
-    const tiles = Math.ceil(total / RANK_LOCAL);
-    this.recorder.dispatch(this.kernel('rank', 'load_keys'), [gpuVec(a).bind(1), keys], perElement, params(0, 0));
-    this.recorder.dispatch(this.kernel('rank', 'sort_local'), [keys], tiles, params(0, 0));
-    for (let k = 2 * RANK_LOCAL; k <= p; k *= 2) {
-      for (let j = k / 2; j >= RANK_LOCAL; j /= 2) {
-        this.recorder.dispatch(this.kernel('rank', 'merge_global'), [keys], Math.ceil(total / 2 / WG), params(k, j));
-      }
-      this.recorder.dispatch(this.kernel('rank', 'merge_local'), [keys], tiles, params(k, 0));
-    }
-    this.recorder.dispatch(this.kernel('rank', 'scatter'), [keys, out.bind(3)], perElement, params(0, 0));
-    return asVec(out);
+    return this.fresh({ kind: 'unary', op: UNARY.log, a: lazy(a) });
   }
 
   where(cond: Vec, a: Operand, b: Operand): Vec {
-    this.backend.check();
-    const out = this.vec();
-    const bindings: Binding[] = [gpuVec(cond).bind(3), out.bind(4)];
-    if (typeof a !== 'number') bindings.push(gpuVec(a).bind(1));
-    if (typeof b !== 'number') bindings.push(gpuVec(b).bind(2));
-    const entry = `where_${typeof a === 'number' ? 's' : 'v'}${typeof b === 'number' ? 's' : 'v'}`;
-    this.recorder.dispatch(this.kernel('elementwise', entry), bindings, this.groups, (p) => {
-      p.u32(0, this.length);
-      if (typeof a === 'number') p.f32(4, a);
-      if (typeof b === 'number') p.f32(5, b);
-    });
-    return asVec(out);
+    return this.fresh({ kind: 'where', cond: lazy(cond), a: operand(a), b: operand(b) });
   }
 
   weightedSum(terms: readonly Vec[], weights: readonly Operand[]): Vec {
     this.backend.check();
     if (terms.length !== weights.length) throw new Error('internal: weightedSum needs one weight per term');
-    if (terms.length === 0) return this.fill(0);
-    const out = this.vec();
-    // Greedy passes: as many terms as the storage-buffer limit (out takes one) and uniforms allow.
-    const capacity = this.backend.storageBuffersPerStage - 1;
+    if (terms.length === 0) return this.fresh({ kind: 'fill', value: 0 });
+    // Links of at most as many terms as one kernel can bind (out and the running sum take two),
+    // each continuing the previous link's sum: the same f32 accumulation in term order.
+    const capacity = Math.max(1, this.backend.storageBuffersPerStage - 2);
+    let sum: LazyVec | null = null;
     let first = 0;
     while (first < terms.length) {
-      const kinds: WeightKind[] = [];
       let used = 0;
-      let scalars = 0;
-      for (let j = first; j < terms.length; j++) {
-        const kind: WeightKind = typeof weights[j] === 'number' ? 's' : 'v';
-        const cost = kind === 'v' ? 2 : 1;
-        if (used + cost > capacity || (kind === 's' && scalars === MAX_SCALAR_WEIGHTS)) break;
-        kinds.push(kind);
+      let end = first;
+      while (end < terms.length && end - first < MAX_SCALAR_WEIGHTS) {
+        const cost = typeof weights[end] === 'number' ? 1 : 2;
+        if (used + cost > capacity && end > first) break;
         used += cost;
-        if (kind === 's') scalars++;
+        end++;
       }
-      const bindings: Binding[] = [out.bind(1)];
-      let binding = 2;
-      kinds.forEach((kind, k) => {
-        bindings.push(gpuVec(terms[first + k]).bind(binding++));
-        if (kind === 'v') bindings.push(gpuVec(weights[first + k] as Vec).bind(binding++));
+      sum = new LazyVec({
+        kind: 'wsum',
+        init: sum,
+        terms: terms.slice(first, end).map(lazy),
+        weights: weights.slice(first, end).map(operand),
       });
-      const from = first;
-      this.recorder.dispatch(
-        this.kernel('weightedSum', 'weighted_sum', {}, weightedSumVariant(kinds)),
-        bindings,
-        this.groups,
-        (p) => {
-          p.u32(0, this.length).u32(1, from > 0 ? 1 : 0);
-          kinds.forEach((kind, k) => {
-            if (kind !== 's') return;
-            // The CPU multiplies by the f64 weight: pass it as hi + lo.
-            const w = weights[from + k] as number;
-            const hi = Math.fround(w);
-            p.f32(4 + 2 * k, hi).f32(5 + 2 * k, Number.isFinite(hi) ? w - hi : 0);
-          });
-        },
-      );
-      first += kinds.length;
+      first = end;
     }
-    return asVec(out);
+    return asVec(sum!);
   }
 
   random(stream: number): Vec {
-    this.backend.check();
-    const key = streamKey(this.spec.seed, this.spec.tensorName, stream);
-    const out = this.vec();
-    const lo = this.start % 2 ** 32;
-    const hi = Math.floor(this.start / 2 ** 32);
-    this.recorder.dispatch(this.kernel('elementwise', 'random'), [out.bind(4)], this.groups, (p) =>
-      p.u32(0, this.length).u32(1, key).u32(2, lo).u32(3, hi),
-    );
-    return asVec(out);
+    return this.fresh({ kind: 'random', key: streamKey(this.spec.seed, this.spec.tensorName, stream) });
   }
 
   perRow(values: Float64Array): Vec {
     this.backend.check();
     const rowValues = new Float32Array(this.rows);
     for (let r = 0; r < this.rows; r++) rowValues[r] = values[this.rowStart + r];
-    const buffer = this.upload(new Uint8Array(rowValues.buffer));
-    const out = this.vec();
-    this.recorder.dispatch(
-      this.kernel('elementwise', 'per_row'),
-      [{ binding: 1, buffer: buffer.buffer, size: buffer.size }, out.bind(4)],
-      this.groups,
-      (p) => p.u32(0, this.length).u32(1, this.cols),
-    );
-    return asVec(out);
-  }
-
-  // ---- reductions ----------------------------------------------------------------------------
-
-  sum(a: Vec): Reduction<number> {
-    return token('sum', this.segments('segment_sums', a, null, this.length, 1));
-  }
-
-  rowSums(a: Vec): Reduction<Float64Array> {
-    return token('rowSums', this.segments('segment_sums', a, null, this.cols, this.rows));
-  }
-
-  chunkSums(a: Vec): Reduction<Float64Array> {
-    return token('chunkSums', this.segments('segment_sums', a, null, this.length, 1));
-  }
-
-  dot(a: Vec, b: Vec): Reduction<number> {
-    return token('sum', this.segments('segment_dots', a, b, this.length, 1));
-  }
-
-  rowMaxBroadcast(a: Vec): Vec {
-    return this.rowBroadcast('row_max_values', a);
-  }
-
-  rowSumBroadcast(a: Vec): Vec {
-    return this.rowBroadcast('row_sum_values', a);
-  }
-
-  periodicSums(a: Vec, period: number): Reduction<Float64Array> {
-    this.backend.check();
-    if (!Number.isInteger(period) || period < 1) throw new Error(`internal: periodicSums period ${period}`);
-    const periodRows = Math.ceil(this.length / period);
-    const rowsPerGroup = Math.min(periodRows, PERIOD_ROWS_PER_GROUP);
-    const parts = Math.ceil(periodRows / rowsPerGroup);
-    const groupsPerRow = Math.ceil(period / WG);
-    const buffer = this.scratch(parts * period * 8);
-    this.recorder.dispatch(
-      this.kernel('periodic', 'periodic_sums'),
-      [gpuVec(a).bind(1), { binding: 2, buffer, size: parts * period * 8 }],
-      parts * groupsPerRow,
-      (p) =>
-        p.u32(0, this.length).u32(1, period).u32(2, this.start % period).u32(3, groupsPerRow)
-          .u32(4, rowsPerGroup).u32(5, parts * groupsPerRow),
-    );
-    return token('periodicSums', { type: 'pairs', buffer, outputs: period, parts, partMajor: true });
+    const b = this.upload(new Uint8Array(rowValues.buffer));
+    return this.fresh({ kind: 'leaf', leaf: { kind: 'rows', buffer: b.buffer, size: b.size } });
   }
 
   periodic(values: Float64Array): Vec {
     this.backend.check();
     const period = values.length;
     if (period < 1) throw new Error('internal: periodic needs at least one value');
-    const upload = this.upload(new Uint8Array(Float32Array.from(values).buffer));
-    const out = this.vec();
-    this.recorder.dispatch(
-      this.kernel('periodic', 'periodic'),
-      [{ binding: 3, buffer: upload.buffer, size: upload.size }, out.bind(4)],
-      this.groups,
-      (p) => p.u32(0, this.length).u32(1, period).u32(2, this.start % period),
-    );
-    return asVec(out);
-  }
-
-  magnitudeHistogram(a: Vec, high: number | null): Reduction<Float64Array> {
-    this.backend.check();
-    const hist = this.backend.histogram(this.histogramCount++);
-    if (this.chunkIndex === 0) this.recorder.clear(hist, 0, HISTOGRAM_BYTES);
-    this.recorder.dispatch(
-      this.kernel('histogram', 'magnitude_histogram', { MODE: high === null ? 0 : 1 }),
-      [gpuVec(a).bind(1), { binding: 2, buffer: hist, size: HISTOGRAM_BYTES }],
-      this.groups,
-      (p) => p.u32(0, this.length).u32(1, high ?? 0),
-    );
-    return token('histogram', { type: 'histogram', buffer: hist, final: this.chunkIndex === this.spec.chunkCount - 1 });
+    const b = this.upload(new Uint8Array(Float32Array.from(values).buffer));
+    return this.fresh({ kind: 'leaf', leaf: { kind: 'periodic', buffer: b.buffer, size: b.size, period, startMod: this.start % period } });
   }
 
   keepTopMagnitude(a: Vec, threshold: number, tiesBefore: number, tiesAllowed: number): Vec {
     this.backend.check();
-    const x = gpuVec(a);
     const t = Math.fround(threshold);
     // Below zero every magnitude is larger: everything is kept (the CPU gives x · 1).
     if (t < 0) return a;
     const tbits = bitsOf(t) & 0x7fffffff;
     const remaining = tiesAllowed - tiesBefore;
-    const out = this.vec();
     if (remaining <= 0 || remaining >= this.length) {
-      this.recorder.dispatch(
-        this.kernel('keepTop', 'keep_simple', { KEEP_TIES: remaining > 0 ? 1 : 0 }),
-        [x.bind(1), out.bind(2)],
-        this.groups,
-        (p) => p.u32(0, this.length).u32(1, tbits),
-      );
-      return asVec(out);
+      return this.fresh({ kind: 'keep', x: lazy(a), tbits, keepTies: remaining > 0 });
     }
-    const blocks = Math.ceil(this.length / TIE_BLOCK);
-    const blockTies = this.scratch(blocks * 4);
-    const params = (p: { u32(w: number, v: number): unknown }): void => {
-      p.u32(0, this.length);
-      p.u32(1, tbits);
-      p.u32(2, remaining);
-      p.u32(3, blocks);
+    // Only the first `remaining` ties in index order: count ties per run, scan, then keep.
+    const x = this.values(a);
+    const runs = Math.ceil(this.length / TIE_RUN);
+    const counts = this.lend(runs * 4);
+    const out = this.scratch(this.vectorBytes);
+    const params = (p: ParamSlot): void => {
+      p.u32(0, this.length).u32(1, tbits).u32(2, remaining).u32(3, runs);
     };
-    const counts: Binding = { binding: 3, buffer: blockTies, size: blocks * 4 };
-    this.recorder.dispatch(this.kernel('keepTop', 'count_ties'), [x.bind(1), counts], blocks, params);
-    this.recorder.dispatch(this.kernel('keepTop', 'scan_blocks'), [counts], 1, params);
+    const threads = Math.ceil(runs / WG);
+    this.recorder.dispatch(this.kernel('keepTop', 'count_ties'), [this.at(x.binding, 1), this.at(counts.binding, 3)], threads, params);
+    this.recorder.dispatch(this.kernel('keepTop', 'scan_runs'), [this.at(counts.binding, 3)], 1, params);
     this.recorder.dispatch(
       this.kernel('keepTop', 'apply_counted'),
-      [x.bind(1), out.bind(2), { ...counts, binding: 4 }],
-      blocks,
+      [this.at(x.binding, 1), this.at(out, 2), this.at(counts.binding, 4)],
+      threads,
       params,
     );
-    return asVec(out);
+    x.release();
+    counts.release();
+    return this.stored(out);
   }
 
   signConsensus(terms: readonly Vec[], scales: readonly number[], weights: readonly number[] | null): Vec {
@@ -649,43 +587,32 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
     if (scales.length !== n || (weights && weights.length !== n)) {
       throw new Error('internal: signConsensus needs one scale (and weight) per term');
     }
-    if (n === 0) return this.fill(0);
-    const normalize = weights !== null ? 1 : 0;
-    const out = this.vec();
+    if (n === 0) return this.fresh({ kind: 'fill', value: 0 });
     const limit = this.backend.storageBuffersPerStage;
-    const params = (from: number, count: number, first: boolean, last: boolean) => (p: { u32(w: number, v: number): unknown; f32(w: number, v: number): unknown }) => {
-      p.u32(0, this.length);
-      p.u32(1, normalize);
-      p.u32(2, first ? 1 : 0);
-      p.u32(3, last ? 1 : 0);
+    if (n <= Math.min(limit - 1, MAX_FUSED_CONSENSUS_TERMS)) {
+      return this.fresh({ kind: 'consensus', terms: terms.map(lazy), scales: [...scales], weights: weights ? [...weights] : null });
+    }
+    // More terms than one kernel can bind: Σ W_j over groups of terms first, then the agreeing
+    // sums over groups, with per-element double-float state in scratch buffers.
+    const inputs = terms.map((t) => this.materialize(lazy(t)));
+    const out = this.scratch(this.vectorBytes);
+    const total = this.lend(this.length * 8);
+    const agreed = this.lend(this.length * 16);
+    const params = (from: number, count: number, first: boolean, last: boolean) => (p: ParamSlot) => {
+      p.u32(0, this.length).u32(1, weights ? 1 : 0).u32(2, first ? 1 : 0).u32(3, last ? 1 : 0);
       for (let k = 0; k < count; k++) {
         p.f32(4 + k, scales[from + k]);
         p.f32(4 + MAX_CONSENSUS_TERMS + k, weights ? weights[from + k] : 0);
       }
     };
     const termBindings = (from: number, count: number): Binding[] =>
-      Array.from({ length: count }, (_, k) => gpuVec(terms[from + k]).bind(4 + k));
-
-    const fusedMax = Math.min(limit - 1, MAX_CONSENSUS_TERMS);
-    if (n <= fusedMax) {
-      this.recorder.dispatch(
-        this.kernel('signConsensus', 'fused', {}, signConsensusVariant(n)),
-        [out.bind(1), ...termBindings(0, n)],
-        this.groups,
-        params(0, n, true, true),
-      );
-      return asVec(out);
-    }
-    // More terms than one dispatch can bind: Σ W_j over groups of terms first, then the agreeing
-    // sums over groups, with per-element double-float state in scratch buffers.
-    const total: Binding = { binding: 2, buffer: this.scratch(this.length * 8), size: this.length * 8 };
-    const agreed: Binding = { binding: 3, buffer: this.scratch(this.length * 16), size: this.length * 16 };
+      Array.from({ length: count }, (_, k) => this.at(inputs[from + k], 4 + k));
     const totalMax = Math.min(limit - 1, MAX_CONSENSUS_TERMS);
     for (let from = 0; from < n; from += totalMax) {
       const count = Math.min(totalMax, n - from);
       this.recorder.dispatch(
         this.kernel('signConsensus', 'total_pass', {}, signConsensusVariant(count)),
-        [total, ...termBindings(from, count)],
+        [this.at(total.binding, 2), ...termBindings(from, count)],
         this.groups,
         params(from, count, from === 0, false),
       );
@@ -695,12 +622,115 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
       const count = Math.min(mixMax, n - from);
       this.recorder.dispatch(
         this.kernel('signConsensus', 'mix_pass', {}, signConsensusVariant(count)),
-        [out.bind(1), total, agreed, ...termBindings(from, count)],
+        [this.at(out, 1), this.at(total.binding, 2), this.at(agreed.binding, 3), ...termBindings(from, count)],
         this.groups,
         params(from, count, from === 0, from + count === n),
       );
     }
-    return asVec(out);
+    total.release();
+    agreed.release();
+    return this.stored(out);
+  }
+
+  rowRanks(a: Vec): Vec {
+    this.backend.check();
+    if (this.backend.rowRanksMethod === 'serial') return this.serialRowRanks(a);
+    const cols = this.cols;
+    const p = 2 ** Math.ceil(Math.log2(cols));
+    const total = this.rows * p;
+    const x = this.values(a);
+    const keys = this.lend(total * 8);
+    const out = this.scratch(this.vectorBytes);
+    const params = (k: number, j: number) => (w: ParamSlot) => {
+      w.u32(0, this.length).u32(1, cols).u32(2, p).u32(3, total).u32(4, k).u32(5, j);
+    };
+    const k2 = this.at(keys.binding, 2);
+    const perElement = Math.ceil(total / WG);
+    const tiles = Math.ceil(total / RANK_LOCAL);
+    this.recorder.dispatch(this.kernel('rank', 'load_keys'), [this.at(x.binding, 1), k2], perElement, params(0, 0));
+    x.release();
+    this.recorder.dispatch(this.kernel('rank', 'sort_local'), [k2], tiles, params(0, 0));
+    for (let k = 2 * RANK_LOCAL; k <= p; k *= 2) {
+      for (let j = k / 2; j >= RANK_LOCAL; j /= 2) {
+        this.recorder.dispatch(this.kernel('rank', 'merge_global'), [k2], Math.ceil(total / 2 / WG), params(k, j));
+      }
+      this.recorder.dispatch(this.kernel('rank', 'merge_local'), [k2], tiles, params(k, 0));
+    }
+    this.recorder.dispatch(this.kernel('rank', 'scatter'), [k2, this.at(out, 3)], perElement, params(0, 0));
+    keys.release();
+    return this.stored(out);
+  }
+
+  /** rowRanks with one thread per row and no workgroup barriers (see rank.wgsl). */
+  private serialRowRanks(a: Vec): Vec {
+    const x = this.values(a);
+    const keys = this.lend(this.length * 16); // two halves of (key, column) pairs
+    const out = this.scratch(this.vectorBytes);
+    this.recorder.dispatch(
+      this.kernel('rank', 'serial_rank'),
+      [this.at(x.binding, 1), this.at(keys.binding, 2), this.at(out, 3)],
+      Math.ceil(this.rows / WG),
+      (p) => p.u32(0, this.length).u32(1, this.cols).u32(6, this.rows),
+    );
+    x.release();
+    keys.release();
+    return this.stored(out);
+  }
+
+  rowMaxBroadcast(a: Vec): Vec {
+    return this.rowBroadcast('max', a);
+  }
+
+  rowSumBroadcast(a: Vec): Vec {
+    return this.rowBroadcast('sum', a);
+  }
+
+  // ---- reductions ----------------------------------------------------------------------------
+
+  sum(a: Vec): Reduction<number> {
+    return token('sum', this.segmentSums(a, null, this.length, 1));
+  }
+
+  rowSums(a: Vec): Reduction<Float64Array> {
+    return token('rowSums', this.segmentSums(a, null, this.cols, this.rows));
+  }
+
+  chunkSums(a: Vec): Reduction<Float64Array> {
+    return token('chunkSums', this.segmentSums(a, null, this.length, 1));
+  }
+
+  dot(a: Vec, b: Vec): Reduction<number> {
+    return token('sum', this.segmentSums(a, b, this.length, 1));
+  }
+
+  periodicSums(a: Vec, period: number): Reduction<Float64Array> {
+    this.backend.check();
+    if (!Number.isInteger(period) || period < 1) throw new Error(`internal: periodicSums period ${period}`);
+    const periodRows = Math.ceil(this.length / period);
+    const rowsPerGroup = Math.min(periodRows, PERIOD_ROWS_PER_GROUP);
+    const parts = Math.ceil(periodRows / rowsPerGroup);
+    const groupsPerRow = Math.ceil(period / WG);
+    const x = this.values(a);
+    const partials = this.scratch(parts * period * 8);
+    this.recorder.dispatch(
+      this.kernel('periodic', 'periodic_sums'),
+      [this.at(x.binding, 1), this.at(partials, 2)],
+      parts * groupsPerRow,
+      (p) =>
+        p.u32(0, this.length).u32(1, period).u32(2, this.start % period).u32(3, groupsPerRow)
+          .u32(4, rowsPerGroup).u32(5, parts * groupsPerRow),
+    );
+    x.release();
+    return token('periodicSums', { type: 'pairs', buffer: partials.buffer, outputs: period, parts, partMajor: true });
+  }
+
+  magnitudeHistogram(a: Vec, high: number | null): Reduction<Float64Array> {
+    this.backend.check();
+    // Per chunk, not accumulated on the GPU: methods may use each chunk's histogram (tie counts).
+    const hist = this.scratch(HISTOGRAM_BYTES);
+    this.recorder.clear(hist.buffer, 0, HISTOGRAM_BYTES);
+    this.fused(lazy(a), 'fused_histogram', hist, this.groups, [high === null ? 0 : 1, high ?? 0, 0]);
+    return token('histogram', { type: 'histogram', buffer: hist.buffer });
   }
 
   // ---- results -------------------------------------------------------------------------------
@@ -708,25 +738,16 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
   async readPartials(tokens: readonly ReductionToken[]): Promise<(number | ArrayLike<number>)[]> {
     this.backend.check();
     const partials = tokens.map((t) => t.partial as GpuPartial);
-    const regions: ReadRegion[] = [];
-    for (const p of partials) {
-      if (p.type === 'histogram') {
-        if (p.final) regions.push({ buffer: p.buffer, offset: 0, size: HISTOGRAM_BYTES });
-      } else {
-        regions.push({ buffer: p.buffer, offset: 0, size: p.outputs * p.parts * 8 });
-      }
-    }
-    if (regions.length === 0) {
-      // Only histograms that go on accumulating on the GPU: nothing to wait for yet.
-      this.recorder.flush();
-      await this.backend.throttle();
-      return tokens.map(() => []);
-    }
+    const regions: ReadRegion[] = partials.map((p) => ({
+      buffer: p.buffer,
+      offset: 0,
+      size: p.type === 'histogram' ? HISTOGRAM_BYTES : p.outputs * p.parts * 8,
+    }));
+    if (regions.length === 0) return [];
     const data = await this.readBack(regions);
-    let next = 0;
     return partials.map((p, i) => {
-      if (p.type === 'histogram') return p.final ? new Uint32Array(data[next++].buffer) : [];
-      const values = new Float32Array(data[next++].buffer);
+      if (p.type === 'histogram') return new Uint32Array(data[i].buffer);
+      const values = new Float32Array(data[i].buffer);
       const results = new Float64Array(p.outputs);
       for (let o = 0; o < p.outputs; o++) {
         let total = 0;
@@ -744,16 +765,17 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
 
   async encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array> {
     this.backend.check();
-    const x = gpuVec(v);
+    const x = this.values(v);
     const words = dtype === 'F32' ? this.length : Math.ceil(this.length / 2);
     const encoded = this.scratch(words * 4);
     this.recorder.dispatch(
       this.kernel('codec', 'encode', { DTYPE: DTYPE_CODE[dtype] }),
-      [x.bind(3), { binding: 4, buffer: encoded, size: Math.max(4, words * 4) }],
+      [this.at(x.binding, 1), this.at(encoded, 2)],
       Math.ceil(words / WG),
       (p) => p.u32(0, this.length),
     );
-    const [bytes] = await this.readBack([{ buffer: encoded, offset: 0, size: this.length * bytesPer(dtype) }]);
+    x.release();
+    const [bytes] = await this.readBack([{ buffer: encoded.buffer, offset: 0, size: this.length * bytesPer(dtype) }]);
     return bytes;
   }
 
@@ -763,6 +785,7 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
     if (this.recorder.hasPending) this.recorder.flush();
     for (const buffer of this.owned) this.backend.pool.release(buffer);
     this.owned.length = 0;
+    this.idle.length = 0;
     this.decoded.fill(undefined);
     this.backend.watch([this.device.popErrorScope(), this.device.popErrorScope()]);
   }
@@ -777,7 +800,6 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
       this.device.pushErrorScope('out-of-memory');
       this.device.pushErrorScope('validation');
     });
-    this.backend.settled();
     for (const error of await this.backend.guard(Promise.all(scopes))) {
       if (error) throw new GpuOperationError(`WebGPU error in tensor ${this.spec.tensorName}: ${error.message}`);
     }
@@ -785,73 +807,62 @@ class WebGpuChunk implements BackendChunk, ChunkOps {
     return data;
   }
 
-  private fill(value: number): Vec {
-    const out = this.vec();
-    this.recorder.dispatch(this.kernel('elementwise', 'fill'), [out.bind(4)], this.groups, (p) =>
-      p.u32(0, this.length).f32(4, value),
-    );
-    return asVec(out);
-  }
-
-  private unary(op: keyof typeof UNARY, a: Vec): Vec {
-    this.backend.check();
-    const out = this.vec();
-    this.recorder.dispatch(
-      this.kernel('elementwise', 'unary', { OP: UNARY[op] }),
-      [gpuVec(a).bind(1), out.bind(4)],
-      this.groups,
-      (p) => p.u32(0, this.length),
-    );
-    return asVec(out);
-  }
-
   private binary(op: BinaryOp, a: Operand, b: Operand): Vec {
-    this.backend.check();
-    if (typeof a === 'number' && typeof b === 'number') return this.fill(scalarBinary(op, a, b));
-    const out = this.vec();
-    const bindings: Binding[] = [out.bind(4)];
-    if (typeof a !== 'number') bindings.push(gpuVec(a).bind(1));
-    if (typeof b !== 'number') bindings.push(gpuVec(b).bind(2));
-    const entry = typeof a === 'number' ? 'binary_sv' : typeof b === 'number' ? 'binary_vs' : 'binary_vv';
-    this.recorder.dispatch(this.kernel('elementwise', entry, { OP: BINARY[op] }), bindings, this.groups, (p) => {
-      p.u32(0, this.length);
-      if (typeof a === 'number') p.f32(4, a);
-      if (typeof b === 'number') p.f32(5, b);
-    });
-    return asVec(out);
+    if (typeof a === 'number' && typeof b === 'number') return this.fresh({ kind: 'fill', value: scalarBinary(op, a, b) });
+    return this.fresh({ kind: 'binary', op: BINARY[op], a: operand(a), b: operand(b) });
   }
 
-  /** One workgroup per block of REDUCE_BLOCK elements of each segment (the whole chunk or a row). */
-  private segments(entry: 'segment_sums' | 'segment_dots', a: Vec, b: Vec | null, segmentLength: number, segments: number): GpuPartial {
-    this.backend.check();
-    const parts = Math.max(1, Math.ceil(segmentLength / REDUCE_BLOCK));
-    const groups = segments * parts;
-    const buffer = this.scratch(groups * 8);
-    const bindings: Binding[] = [gpuVec(a).bind(1), { binding: 2, buffer, size: groups * 8 }];
-    if (b) bindings.push(gpuVec(b).bind(3));
-    this.recorder.dispatch(this.kernel('reduce', entry), bindings, groups, (p) =>
-      p.u32(0, segmentLength).u32(1, parts).u32(2, groups),
-    );
-    return { type: 'pairs', buffer, outputs: segments, parts };
+  /** Threads per segment of a reduction: about REDUCE_PER_THREAD elements each, partials bounded. */
+  private threadsPerSegment(segmentLength: number, segments: number): number {
+    const wanted = Math.ceil(segmentLength / REDUCE_PER_THREAD);
+    return Math.max(1, Math.min(wanted, Math.floor(REDUCE_MAX_PARTIALS / segments)));
   }
 
-  /** A per-row value of the chunk (one workgroup per row), broadcast over its row. */
-  private rowBroadcast(entry: 'row_max_values' | 'row_sum_values', a: Vec): Vec {
+  /**
+   * Per-thread double-float partial sums of each segment (the whole chunk or a row) of the
+   * expression `a` (times `b`, rounded, for dot), computed in place by the fused kernel.
+   */
+  private segmentSums(a: Vec, b: Vec | null, segmentLength: number, segments: number, out?: Binding): GpuPartial & { binding: Binding } {
     this.backend.check();
+    const parts = this.threadsPerSegment(segmentLength, segments);
+    const threads = segments * parts;
+    const value = b ? new LazyVec({ kind: 'binary', op: BINARY.mul, a: lazy(a), b: lazy(b) }) : lazy(a);
+    const partials = out ?? this.scratch(threads * 8);
+    this.fused(value, 'fused_sums', partials, Math.ceil(threads / WG), [segmentLength, parts, threads]);
+    return { type: 'pairs', buffer: partials.buffer, outputs: segments, parts, binding: partials };
+  }
+
+  /** A per-row value of the chunk (partials per row, then one thread per row), broadcast over its row. */
+  private rowBroadcast(kind: 'max' | 'sum', a: Vec): Vec {
+    this.backend.check();
+    const parts = this.threadsPerSegment(this.cols, this.rows);
+    const threads = this.rows * parts;
+    const params = (p: ParamSlot): void => {
+      p.u32(0, this.cols).u32(1, parts).u32(2, threads).u32(3, this.rows);
+    };
+    let partials: Lent;
+    if (kind === 'sum') {
+      partials = this.lend(threads * 8);
+      this.segmentSums(a, null, this.cols, this.rows, partials.binding);
+    } else {
+      const x = this.values(a);
+      partials = this.lend(threads * 4);
+      this.recorder.dispatch(
+        this.kernel('reduce', 'segment_maxes'),
+        [this.at(x.binding, 1), this.at(partials.binding, 5)],
+        Math.ceil(threads / WG),
+        params,
+      );
+      x.release();
+    }
     const rowValues = this.scratch(this.rows * 4);
     this.recorder.dispatch(
-      this.kernel('reduce', entry),
-      [gpuVec(a).bind(1), { binding: 4, buffer: rowValues, size: this.rows * 4 }],
-      this.rows,
-      (p) => p.u32(0, this.cols).u32(1, 1).u32(2, this.rows),
+      this.kernel('reduce', kind === 'sum' ? 'combine_row_sums' : 'combine_row_maxes'),
+      [this.at(partials.binding, kind === 'sum' ? 6 : 7), this.at(rowValues, 4)],
+      Math.ceil(this.rows / WG),
+      params,
     );
-    const out = this.vec();
-    this.recorder.dispatch(
-      this.kernel('elementwise', 'per_row'),
-      [{ binding: 1, buffer: rowValues, size: this.rows * 4 }, out.bind(4)],
-      this.groups,
-      (p) => p.u32(0, this.length).u32(1, this.cols),
-    );
-    return asVec(out);
+    partials.release();
+    return this.fresh({ kind: 'leaf', leaf: { kind: 'rows', buffer: rowValues.buffer, size: rowValues.size } });
   }
 }

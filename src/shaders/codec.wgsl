@@ -1,9 +1,7 @@
-// Stored dtype <-> f32, bit-exact with src/storage/dtype.ts.
-//
-// Inputs arrive as the raw little-endian bytes of the tensor (padded to whole u32 words on the
-// CPU) and are decoded here; outputs are rounded to the output dtype (round to nearest, ties to
-// even) here, so only output-dtype bytes travel back. Only integer operations touch the values:
-// no subnormal flushing, NaN stays NaN (made quiet, as the CPU codec does).
+// f32 -> output dtype, bit-exact with src/storage/dtype.ts: outputs are rounded to the output
+// dtype (round to nearest, ties to even) on the GPU, so only output-dtype bytes travel back.
+// Only integer operations touch the values: no subnormal flushing, NaN stays NaN (made quiet, as
+// the CPU codec does). Inputs are decoded where they are read (bf16_at / f16_at in common.wgsl).
 
 // 0 = F32, 1 = F16, 2 = BF16
 override DTYPE: u32;
@@ -16,31 +14,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> raw: array<u32>;
-@group(0) @binding(2) var<storage, read_write> decoded: array<u32>;
-@group(0) @binding(3) var<storage, read> values: array<u32>;
-@group(0) @binding(4) var<storage, read_write> encoded: array<u32>;
-
-fn f16_to_f32_bits(h: u32) -> u32 {
-  let sign = (h & 0x8000u) << 16u;
-  let e = (h >> 10u) & 0x1fu;
-  let mant = h & 0x3ffu;
-  if (e == 0x1fu) {
-    if (mant == 0u) {
-      return sign | 0x7f800000u;
-    }
-    return sign | 0x7fc00000u | (mant << 13u);
-  }
-  if (e != 0u) {
-    return sign | ((e + 112u) << 23u) | (mant << 13u);
-  }
-  if (mant == 0u) {
-    return sign;
-  }
-  // Subnormal f16: normalise the mantissa so its leading 1 becomes the implicit bit.
-  let shift = 10u - firstLeadingBit(mant);
-  return sign | ((113u - shift) << 23u) | (((mant << shift) & 0x3ffu) << 13u);
-}
+@group(0) @binding(1) var<storage, read> values: array<u32>;
+@group(0) @binding(2) var<storage, read_write> encoded: array<u32>;
 
 fn f32_to_bf16_bits(x: u32) -> u32 {
   if (is_nan_bits(x)) {
@@ -74,25 +49,6 @@ fn f32_to_f16_bits(x: u32) -> u32 {
     return sign | h;
   }
   return sign;
-}
-
-@compute @workgroup_size(256)
-fn decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-  let i = flat_index(wid, nwg, lid);
-  if (i >= P.n) {
-    return;
-  }
-  if (DTYPE == 0u) {
-    decoded[i] = raw[i];
-  } else {
-    let h = (raw[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu;
-    if (DTYPE == 1u) {
-      decoded[i] = f16_to_f32_bits(h);
-    } else {
-      decoded[i] = h << 16u;
-    }
-  }
 }
 
 fn encode_one(x: u32) -> u32 {

@@ -1,39 +1,61 @@
-// keepTopMagnitude: x where |x| > threshold; of the elements with |x| == threshold ("ties") only
-// the first `remaining` in index order within the chunk; a signed zero elsewhere. NaN is kept
-// (the CPU backend gives NaN · 0 = NaN there too). Magnitudes are compared as bit patterns.
+// keepTopMagnitude when only some of a chunk's ties fit: x where |x| > threshold; of the elements
+// with |x| == threshold ("ties") only the first `remaining` in index order within the chunk; zero
+// elsewhere (keep_magnitude in common.wgsl). When every tie is kept or none is, the fused
+// elementwise kernel does it instead.
 //
-// When every tie of the chunk is kept or none is, one pass does it (keep_simple). Otherwise the
-// chunk is cut into blocks of BLOCK elements: count_ties counts each block's ties, scan_blocks
-// turns the counts into exclusive prefix counts (one workgroup), and apply_counted walks each
-// block in ROUNDS coalesced rounds of 256 elements with a workgroup scan of the tie flags.
+// Each thread owns a run of RUN consecutive elements: count_ties counts each run's ties,
+// scan_runs (one workgroup) turns the counts into exclusive prefix counts, and apply_counted walks
+// each run in order. Only scan_runs has workgroup barriers (a handful), which software adapters
+// execute very slowly.
 
-const ROUNDS: u32 = 16u;
-const BLOCK: u32 = 4096u; // ROUNDS * WG
-
-// keep_simple: 0 drops every tie, 1 keeps every tie.
-override KEEP_TIES: u32 = 0u;
+const RUN: u32 = 16u;
 
 struct Params {
   n: u32,
   tbits: u32,
   remaining: u32,
-  blocks: u32,
+  runs: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<storage, read_write> block_ties: array<u32>;
-@group(0) @binding(4) var<storage, read> block_prefix: array<u32>;
+@group(0) @binding(3) var<storage, read_write> run_ties: array<u32>;
+@group(0) @binding(4) var<storage, read> run_prefix: array<u32>;
+
+fn is_tie(i: u32) -> bool {
+  return (bitcast<u32>(x[i]) & 0x7fffffffu) == P.tbits;
+}
+
+@compute @workgroup_size(256)
+fn count_ties(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let t = flat_index(wid, nwg, lid);
+  if (t >= P.runs) {
+    return;
+  }
+  var count = 0u;
+  for (var i = t * RUN; i < min(P.n, (t + 1u) * RUN); i = i + 1u) {
+    count = count + select(0u, 1u, is_tie(i));
+  }
+  run_ties[t] = count;
+}
 
 var<workgroup> sh: array<u32, 256>;
 
-fn signed_zero(v: f32) -> f32 {
-  return bitcast<f32>(bitcast<u32>(v) & 0x80000000u);
-}
-
-fn inclusive_scan(lid: u32, v: u32) -> u32 {
-  sh[lid] = v;
+// One workgroup: run_ties becomes its exclusive prefix sum, in place. Thread k sums a stretch of
+// consecutive runs, the 256 stretch sums are scanned in workgroup memory, and each thread then
+// writes its stretch's prefixes.
+@compute @workgroup_size(256)
+fn scan_runs(@builtin(local_invocation_index) lid: u32) {
+  let per = (P.runs + WG - 1u) / WG;
+  let first = min(P.runs, lid * per);
+  let last = min(P.runs, first + per);
+  var local = 0u;
+  for (var j = first; j < last; j = j + 1u) {
+    local = local + run_ties[j];
+  }
+  sh[lid] = local;
   workgroupBarrier();
   for (var off = 1u; off < WG; off = off << 1u) {
     var t = 0u;
@@ -44,95 +66,25 @@ fn inclusive_scan(lid: u32, v: u32) -> u32 {
     sh[lid] = sh[lid] + t;
     workgroupBarrier();
   }
-  return sh[lid];
-}
-
-@compute @workgroup_size(256)
-fn keep_simple(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-  let i = flat_index(wid, nwg, lid);
-  if (i >= P.n) {
-    return;
-  }
-  let v = x[i];
-  let m = bitcast<u32>(v) & 0x7fffffffu;
-  let keep = m > P.tbits || (KEEP_TIES == 1u && m == P.tbits);
-  out[i] = select(signed_zero(v), v, keep);
-}
-
-@compute @workgroup_size(256)
-fn count_ties(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-  let g = group_index(wid, nwg);
-  if (g >= P.blocks) {
-    return;
-  }
-  var count = 0u;
-  for (var r = 0u; r < ROUNDS; r = r + 1u) {
-    let i = g * BLOCK + r * WG + lid;
-    if (i < P.n && (bitcast<u32>(x[i]) & 0x7fffffffu) == P.tbits) {
-      count = count + 1u;
-    }
-  }
-  let total = inclusive_scan(lid, count);
-  if (lid == WG - 1u) {
-    block_ties[g] = total;
-  }
-}
-
-var<workgroup> carry: u32;
-
-// One workgroup: block_ties becomes its exclusive prefix sum, in place.
-@compute @workgroup_size(256)
-fn scan_blocks(@builtin(local_invocation_index) lid: u32) {
-  if (lid == 0u) {
-    carry = 0u;
-  }
-  workgroupBarrier();
-  for (var first = 0u; first < P.blocks; first = first + WG) {
-    let i = first + lid;
-    var v = 0u;
-    if (i < P.blocks) {
-      v = block_ties[i];
-    }
-    let incl = inclusive_scan(lid, v);
-    let before = carry;
-    if (i < P.blocks) {
-      block_ties[i] = before + incl - v;
-    }
-    workgroupBarrier();
-    if (lid == WG - 1u) {
-      carry = before + incl;
-    }
-    workgroupBarrier();
+  var offset = sh[lid] - local;
+  for (var j = first; j < last; j = j + 1u) {
+    let v = run_ties[j];
+    run_ties[j] = offset;
+    offset = offset + v;
   }
 }
 
 @compute @workgroup_size(256)
 fn apply_counted(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-  let g = group_index(wid, nwg);
-  if (g >= P.blocks) {
+  let t = flat_index(wid, nwg, lid);
+  if (t >= P.runs) {
     return;
   }
-  var seen = block_prefix[g];
-  for (var r = 0u; r < ROUNDS; r = r + 1u) {
-    let i = g * BLOCK + r * WG + lid;
-    var v = 0.0;
-    var m = 0u;
-    if (i < P.n) {
-      v = x[i];
-      m = bitcast<u32>(v) & 0x7fffffffu;
-    }
-    let tie = i < P.n && m == P.tbits;
-    let incl = inclusive_scan(lid, select(0u, 1u, tie));
-    let total = sh[WG - 1u];
-    if (i < P.n) {
-      let before = seen + incl - select(0u, 1u, tie);
-      let keep = m > P.tbits || (tie && before < P.remaining);
-      out[i] = select(signed_zero(v), v, keep);
-    }
-    seen = seen + total;
-    workgroupBarrier();
+  var seen = run_prefix[t];
+  for (var i = t * RUN; i < min(P.n, (t + 1u) * RUN); i = i + 1u) {
+    let tie = is_tie(i);
+    out[i] = keep_magnitude(x[i], P.tbits, tie && seen < P.remaining);
+    seen = seen + select(0u, 1u, tie);
   }
 }

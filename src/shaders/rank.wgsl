@@ -2,11 +2,15 @@
 // ordered by index with the earlier element ranking higher (the top-k rule: of equal magnitudes
 // the first in index order is kept). Magnitudes compare as f32 bit patterns of |x|.
 //
-// Each row is copied to `keys` as (|x| bits, column) pairs, padded to a power of two P with keys
-// that sort last, and bitonic-sorted in place: all stages up to LOCAL elements in workgroup memory
-// (sort_local), longer stages as global compare-exchange steps (merge_global) down to LOCAL, then
-// the rest of the stage in workgroup memory (merge_local). Every stage sorts ascending (a row is
-// a P-aligned block, so rows never mix); scatter writes position + 1 back at each column.
+// Two ways to sort each row's (|x| bits, column) keys; both end in the same order:
+//
+// - bitonic (GPUs): each row is copied to `keys` padded to a power of two P with keys that sort
+//   last, and bitonic-sorted in place: all stages up to LOCAL elements in workgroup memory
+//   (sort_local), longer stages as global compare-exchange steps (merge_global) down to LOCAL,
+//   then the rest of the stage in workgroup memory (merge_local). Every stage sorts ascending (a
+//   row is a P-aligned block, so rows never mix); scatter writes position + 1 at each column.
+// - serial_rank (software adapters, which execute workgroup barriers very slowly): one thread per
+//   row sorts it alone, a bottom-up merge sort between the two halves of `keys`, no barriers.
 
 const LOCAL: u32 = 2048u; // 16 KiB of workgroup memory, WebGPU's guaranteed minimum
 const PER_THREAD: u32 = 8u; // LOCAL / WG
@@ -18,8 +22,8 @@ struct Params {
   total: u32,   // rows * p
   k: u32,       // bitonic stage size
   j: u32,       // compare distance
+  rows: u32,    // serial_rank
   _pad0: u32,
-  _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -151,5 +155,64 @@ fn scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let q = i % P.p;
   if (q < P.cols) {
     ranks[row * P.cols + keys[i].y] = f32(q + 1u);
+  }
+}
+
+const RUN: u32 = 8u; // serial_rank: runs sorted by insertion before merging
+
+@compute @workgroup_size(256)
+fn serial_rank(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+  let row = flat_index(wid, nwg, lid);
+  if (row >= P.rows) {
+    return;
+  }
+  let cols = P.cols;
+  let base = row * cols;
+  // Runs of RUN keys, insertion-sorted, in the first half of `keys`.
+  for (var s = 0u; s < cols; s = s + RUN) {
+    let e = min(cols, s + RUN);
+    for (var i = s; i < e; i = i + 1u) {
+      let key = vec2<u32>(x[base + i] & 0x7fffffffu, i);
+      var j = i;
+      loop {
+        if (j == s || !before(key, keys[base + j - 1u])) {
+          break;
+        }
+        keys[base + j] = keys[base + j - 1u];
+        j = j - 1u;
+      }
+      keys[base + j] = key;
+    }
+  }
+  // Bottom-up merges, alternating between the halves.
+  var src = 0u;
+  var dst = P.n;
+  for (var w = RUN; w < cols; w = w * 2u) {
+    for (var lo = 0u; lo < cols; lo = lo + 2u * w) {
+      let mid = min(lo + w, cols);
+      let hi = min(lo + 2u * w, cols);
+      var a = lo;
+      var b = mid;
+      for (var o = lo; o < hi; o = o + 1u) {
+        var take_a = a < mid;
+        if (take_a && b < hi) {
+          take_a = !before(keys[src + base + b], keys[src + base + a]);
+        }
+        if (take_a) {
+          keys[dst + base + o] = keys[src + base + a];
+          a = a + 1u;
+        } else {
+          keys[dst + base + o] = keys[src + base + b];
+          b = b + 1u;
+        }
+      }
+    }
+    let t = src;
+    src = dst;
+    dst = t;
+  }
+  for (var q = 0u; q < cols; q = q + 1u) {
+    ranks[base + keys[src + base + q].y] = f32(q + 1u);
   }
 }

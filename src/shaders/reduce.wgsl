@@ -1,79 +1,23 @@
-// Sums over segments of a chunk: the whole chunk (sum, chunkSums) or each row (rowSums).
+// Row maxima (rowMaxBroadcast) and the combining step of the row broadcasts. The sums themselves
+// are computed by fused_sums (elementwise.wgsl) on the expression, without writing it out.
 //
-// Each workgroup sums one block of up to BLOCK elements of one segment in double-float
-// (hi, lo) pairs — per thread, then a tree in workgroup memory — and writes its pair; the host
-// adds the pairs in f64. Workgroup g covers segment g / blocks_per_seg, block g % blocks_per_seg.
-
-const BLOCK: u32 = 4096u;
+// No workgroup barriers (which software adapters execute very slowly): each of a row's T threads
+// reduces the elements j ≡ k (mod T) of the row — adjacent threads read adjacent elements — into
+// its own partial; a second kernel with one thread per row combines a row's T partials.
 
 struct Params {
   seg_len: u32,
-  blocks_per_seg: u32,
-  groups: u32,
-  _pad0: u32,
+  threads_per_seg: u32,
+  total_threads: u32,
+  segments: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> partials: array<vec2<f32>>;
-@group(0) @binding(3) var<storage, read> y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> row_values: array<f32>;
-
-var<workgroup> scratch: array<vec2<f32>, 256>;
-
-fn store_pair(lid: u32, g: u32, acc: vec2<f32>) {
-  scratch[lid] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s) {
-      scratch[lid] = df_add_df(scratch[lid], scratch[lid + s]);
-    }
-    workgroupBarrier();
-  }
-  if (lid == 0u) {
-    partials[g] = scratch[0];
-  }
-}
-
-@compute @workgroup_size(256)
-fn segment_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-  let g = group_index(wid, nwg);
-  if (g >= P.groups) {
-    return; // uniform: the whole workgroup leaves
-  }
-  let seg = g / P.blocks_per_seg;
-  let begin = (g % P.blocks_per_seg) * BLOCK;
-  let end = min(P.seg_len, begin + BLOCK);
-  let base = seg * P.seg_len;
-  var acc = vec2<f32>(0.0, 0.0);
-  for (var j = begin + lid; j < end; j = j + WG) {
-    acc = df_add(acc, x[base + j]);
-  }
-  store_pair(lid, g, acc);
-}
-
-// Σ x·y with every product rounded to f32 first (dot = sum(mul(x, y))).
-@compute @workgroup_size(256)
-fn segment_dots(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-  let g = group_index(wid, nwg);
-  if (g >= P.groups) {
-    return;
-  }
-  let begin = (g % P.blocks_per_seg) * BLOCK;
-  let end = min(P.seg_len, begin + BLOCK);
-  let base = (g / P.blocks_per_seg) * P.seg_len;
-  var acc = vec2<f32>(0.0, 0.0);
-  for (var j = begin + lid; j < end; j = j + WG) {
-    // Through the bits, so that the product is not fused into the addition.
-    let product = bitcast<f32>(bitcast<u32>(x[base + j] * y[base + j]));
-    acc = df_add(acc, product);
-  }
-  store_pair(lid, g, acc);
-}
-
-var<workgroup> max_scratch: array<f32, 256>;
+@group(0) @binding(5) var<storage, read_write> max_partials: array<f32>;
+@group(0) @binding(6) var<storage, read> pair_partials: array<vec2<f32>>;
+@group(0) @binding(7) var<storage, read> max_inputs: array<f32>;
 
 // Math.max semantics: NaN wins, and +0 is larger than -0.
 fn js_max(a: f32, b: f32) -> f32 {
@@ -86,54 +30,47 @@ fn js_max(a: f32, b: f32) -> f32 {
   return bitcast<f32>(ab & bb);
 }
 
-// One workgroup per row (segment): the row's largest element, for rowMaxBroadcast.
 @compute @workgroup_size(256)
-fn row_max_values(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                  @builtin(local_invocation_index) lid: u32) {
-  let g = group_index(wid, nwg);
-  if (g >= P.groups) {
+fn segment_maxes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+  let t = flat_index(wid, nwg, lid);
+  if (t >= P.total_threads) {
     return;
   }
-  let base = g * P.seg_len;
+  let base = (t / P.threads_per_seg) * P.seg_len;
   var m = neg_inf();
-  for (var j = lid; j < P.seg_len; j = j + WG) {
+  for (var j = t % P.threads_per_seg; j < P.seg_len; j = j + P.threads_per_seg) {
     m = js_max(m, x[base + j]);
   }
-  max_scratch[lid] = m;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s) {
-      max_scratch[lid] = js_max(max_scratch[lid], max_scratch[lid + s]);
-    }
-    workgroupBarrier();
-  }
-  if (lid == 0u) {
-    row_values[g] = max_scratch[0];
-  }
+  max_partials[t] = m;
 }
 
-// One workgroup per row: the row's sum in double-float, rounded once to f32, for rowSumBroadcast.
+// One thread per row: the row's sum (its partial pairs added in double-float, rounded once to f32).
 @compute @workgroup_size(256)
-fn row_sum_values(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                  @builtin(local_invocation_index) lid: u32) {
-  let g = group_index(wid, nwg);
-  if (g >= P.groups) {
+fn combine_row_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+  let row = flat_index(wid, nwg, lid);
+  if (row >= P.segments) {
     return;
   }
-  let base = g * P.seg_len;
   var acc = vec2<f32>(0.0, 0.0);
-  for (var j = lid; j < P.seg_len; j = j + WG) {
-    acc = df_add(acc, x[base + j]);
+  for (var k = 0u; k < P.threads_per_seg; k = k + 1u) {
+    acc = df_add_df(acc, pair_partials[row * P.threads_per_seg + k]);
   }
-  scratch[lid] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s) {
-      scratch[lid] = df_add_df(scratch[lid], scratch[lid + s]);
-    }
-    workgroupBarrier();
+  row_values[row] = df_value(acc);
+}
+
+// One thread per row: the row's largest element.
+@compute @workgroup_size(256)
+fn combine_row_maxes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let row = flat_index(wid, nwg, lid);
+  if (row >= P.segments) {
+    return;
   }
-  if (lid == 0u) {
-    row_values[g] = df_value(scratch[0]);
+  var m = neg_inf();
+  for (var k = 0u; k < P.threads_per_seg; k = k + 1u) {
+    m = js_max(m, max_inputs[row * P.threads_per_seg + k]);
   }
+  row_values[row] = m;
 }

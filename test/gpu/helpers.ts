@@ -1,11 +1,15 @@
-import { trace } from './trace';
 import type { ComputeBackend } from '../../src/backend';
 import type { WebGpuBackend, WebGpuBackendOptions } from '../../src/gpu';
 import { createNodeWebGpuBackend } from '../../src/gpu/node';
+import { TensorJobRunner } from '../../src/engine/tensor-job-runner';
+import type { TensorMerge } from '../../src/methods';
+import type { TensorJob } from '../../src/plan/types';
+import { encodeFromF32 } from '../../src/storage';
+import type { ByteSource, FloatDtype } from '../../src/storage/types';
 
 /**
- * Rules for GPU test files (BROWSER_NOTES.md §5: dawn.node on SwiftShader hangs or crashes when
- * the JS thread blocks between GPU submissions):
+ * Rules for GPU test files (BROWSER_NOTES.md §5: dawn.node on SwiftShader has hung or crashed
+ * when the JS thread blocked between GPU submissions):
  * - compute every CPU reference before the first device is created;
  * - give every await on the GPU a timeout (`within`);
  * - dispose devices in afterAll.
@@ -22,13 +26,7 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 /** A WebGPU backend on this machine's adapter (SwiftShader without a GPU). */
 export function gpuBackend(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
-  trace(`gpuBackend ${JSON.stringify(options)} rss=${(process.memoryUsage().rss / 1e6).toFixed(0)}MB`);
   return within(createNodeWebGpuBackend({ syncTimeoutMs: 120_000, ...options }), 60_000, 'creating a WebGPU device');
-}
-
-/** Lets Dawn's callbacks run (a macrotask turn). */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 export async function disposeAll(backends: (ComputeBackend | undefined)[]): Promise<void> {
@@ -58,8 +56,11 @@ export function firstBitDifference(actual: Float32Array, expected: Float32Array)
   return count === 0 ? null : `${count} of ${a.length} differ, first at ${first}: ${actual[first]} vs ${expected[first]}`;
 }
 
-/** Largest distance in f32 ulps (ordered bit patterns; NaN must match NaN). */
-export function maxUlpDistance(actual: Float32Array, expected: Float32Array): number {
+/**
+ * Largest distance in f32 ulps (ordered bit patterns; NaN must match NaN). `flushToZero`: a ±0
+ * where a subnormal is expected counts as equal (WGSL lets implementations flush subnormals).
+ */
+export function maxUlpDistance(actual: Float32Array, expected: Float32Array, flushToZero = false): number {
   const key = (b: number): number => (b & 0x80000000 ? -(b & 0x7fffffff) : b);
   const a = canonicalBits(actual);
   const e = canonicalBits(expected);
@@ -70,16 +71,11 @@ export function maxUlpDistance(actual: Float32Array, expected: Float32Array): nu
       if (an !== en) return Infinity;
       continue;
     }
+    if (flushToZero && (a[i] & 0x7fffffff) === 0 && (e[i] & 0x7fffffff) < 0x00800000) continue;
     worst = Math.max(worst, Math.abs(key(a[i]) - key(e[i])));
   }
   return worst;
 }
-
-import { TensorJobRunner } from '../../src/engine/tensor-job-runner';
-import type { TensorMerge } from '../../src/methods';
-import type { TensorJob } from '../../src/plan/types';
-import { encodeFromF32 } from '../../src/storage';
-import type { ByteSource, FloatDtype } from '../../src/storage/types';
 
 export interface JobInput {
   readonly values: Float32Array;

@@ -6,7 +6,6 @@ import type { TensorMerge } from '../../src/methods';
 import { decodeToF32 } from '../../src/storage';
 import type { FloatDtype } from '../../src/storage/types';
 import { mulberry32 } from '../fixtures/models';
-import { trace } from './trace';
 import { disposeAll, firstBitDifference, gpuBackend, maxUlpDistance, runJob, within, type JobInput, type JobSpec } from './helpers';
 
 /**
@@ -75,18 +74,24 @@ for (const op of ['add', 'sub', 'mul', 'div', 'min', 'max', 'gt', 'ge', 'eq'] as
     ['ss', () => [1 / 3, 0.1]],
   ];
   for (const [form, operands] of forms) {
-    // WGSL allows 2.5 ulp for division; SwiftShader's is exact.
-    add({ name: `${op} ${form}`, shape: SHAPE, inputs: XY, compare: op === 'div' ? { kind: 'ulps', ulps: 2 } : exact, apply: (c) => c[op](...operands(c)) });
+    // Division is corrected to the rounded quotient; subnormal quotients may be flushed to 0.
+    add({ name: `${op} ${form}`, shape: SHAPE, inputs: XY, compare: op === 'div' ? { kind: 'ulps', ulps: 0 } : exact, apply: (c) => c[op](...operands(c)) });
   }
 }
 add({ name: 'neg', shape: SHAPE, inputs: XY, apply: (c) => c.neg(c.input(0)) });
 add({ name: 'abs', shape: SHAPE, inputs: XY, apply: (c) => c.abs(c.input(0)) });
 add({ name: 'sign', shape: SHAPE, inputs: XY, apply: (c) => c.sign(c.input(0)) });
-add({ name: 'sqrt', shape: SHAPE, inputs: XY, compare: { kind: 'ulps', ulps: 1 }, apply: (c) => c.sqrt(c.input(0)) });
-add({ name: 'exp', shape: SHAPE, inputs: XY, compare: { kind: 'ulps', ulps: 8 }, apply: (c) => c.exp(c.input(0)) });
-// Away from 1 (where WGSL's log has an absolute, not relative, error bound).
-const LOG_INPUT = data(N, 3, { specials: true }).map((v) => (Math.abs(v) > 0.25 && Math.abs(v) < 4 ? v * 8 : v));
-add({ name: 'log', shape: SHAPE, inputs: [f32(LOG_INPUT)], compare: { kind: 'ulps', ulps: 8 }, apply: (c) => c.log(c.input(0)) });
+// sqrt, exp and log are correctly rounded like the CPU's f64 functions rounded to f32 (the
+// flush-to-zero allowance only matters for results below 2^-126).
+const CORRECTLY_ROUNDED: Compare = { kind: 'ulps', ulps: 0 };
+const WIDE = data(N, 3, { specials: true }).map((v, i) => v * 2 ** ((i % 61) - 30));
+add({ name: 'sqrt', shape: SHAPE, inputs: [f32(WIDE)], compare: CORRECTLY_ROUNDED, apply: (c) => c.sqrt(c.input(0)) });
+const EXP_INPUT = data(N, 4).map((v, i) => (i % 3 === 0 ? v * 48 : v * 4));
+add({ name: 'exp', shape: SHAPE, inputs: [f32(EXP_INPUT)], compare: CORRECTLY_ROUNDED, apply: (c) => c.exp(c.input(0)) });
+add({ name: 'exp of specials', shape: SHAPE, inputs: XY, compare: CORRECTLY_ROUNDED, apply: (c) => c.exp(c.input(0)) });
+add({ name: 'log', shape: SHAPE, inputs: [f32(WIDE)], compare: CORRECTLY_ROUNDED, apply: (c) => c.log(c.input(0)) });
+const NEAR_ONE = data(N, 5).map((v) => 1 + v * 2 ** -10);
+add({ name: 'log near 1', shape: SHAPE, inputs: [f32(NEAR_ONE)], compare: CORRECTLY_ROUNDED, apply: (c) => c.log(c.input(0)) });
 add({ name: 'where vv', shape: SHAPE, inputs: XY, apply: (c) => c.where(c.gt(c.input(0), 0), c.input(0), c.input(1)) });
 add({ name: 'where vs', shape: SHAPE, inputs: XY, apply: (c) => c.where(c.input(1), c.input(0), 0.25) });
 add({ name: 'where sv', shape: SHAPE, inputs: XY, apply: (c) => c.where(c.input(0), -3, c.input(1)) });
@@ -94,9 +99,12 @@ add({ name: 'where ss', shape: SHAPE, inputs: XY, apply: (c) => c.where(c.ge(c.i
 
 const TERMS = Array.from({ length: 9 }, (_, k) => f32(data(N, 10 + k)));
 for (const count of [1, 2, 3, 5, 9]) {
+  // f64 weights: the CPU's f64 product and sum rounded to f32 is a double rounding that the GPU
+  // reproduces in all but about 0.2% of steps (1 ulp of the partial sum then).
   add({
     name: `weightedSum of ${count} scalar-weighted terms`,
     shape: SHAPE,
+    compare: { kind: 'ulps', ulps: count },
     inputs: TERMS.slice(0, count),
     apply: (c) => c.weightedSum(TERMS.slice(0, count).map((_, k) => c.input(k)), TERMS.slice(0, count).map((_, k) => (k % 2 ? -1 / (k + 2) : 0.3 + k / 7))),
   });
@@ -178,6 +186,9 @@ for (const count of [1, 2, 3, 4, 7, 9]) {
     add({
       name: `signConsensus of ${count} terms${normalize ? ', normalized' : ''}`,
       shape: SHAPE,
+      // The CPU divides f64 sums and rounds to f32; the GPU's double-float quotient agrees but
+      // for rare double-rounding ties.
+      compare: normalize ? { kind: 'ulps', ulps: 1 } : exact,
       inputs: SIGNED.slice(0, count),
       apply: (c) =>
         c.signConsensus(
@@ -188,6 +199,15 @@ for (const count of [1, 2, 3, 4, 7, 9]) {
     });
   }
 }
+// 0.7·0.01953125 rounds to exactly 0.013671875 = −0.5·(−0.02734375): the elected sign depends on
+// summing the rounded products (as the CPU does), not the exact ones.
+const CANCEL = [0.01953125, -0.02734375, 0].map((v, k) => f32(Float32Array.from({ length: N }, (_, i) => (k === 2 ? (i % 5) / 256 : v * (1 + (i % 3))))));
+add({
+  name: 'signConsensus where the rounded products cancel exactly',
+  shape: SHAPE,
+  inputs: CANCEL,
+  apply: (c) => c.signConsensus([0, 1, 2].map((k) => c.input(k)), [0.7, 0.5, 0.3], [0.7, 0.5, 0.3]),
+});
 add({ name: 'signConsensus of nothing', shape: SHAPE, inputs: XY, apply: (c) => c.signConsensus([], [], [1].slice(1)) });
 
 for (const shape of [[13, 257], [3, 2048], [2, 5000], [5, 1], [9000]]) {
@@ -246,7 +266,7 @@ function compareOutcome(c: OpCase, gpu: Outcome, cpu: Outcome): void {
     if (compare.kind === 'bits' || (c.dtype && c.dtype !== 'F32')) {
       expect(firstBitDifference(gpu.values!, cpu.values), c.name).toBeNull();
     } else {
-      expect(maxUlpDistance(gpu.values!, cpu.values), c.name).toBeLessThanOrEqual(compare.ulps);
+      expect(maxUlpDistance(gpu.values!, cpu.values, true), c.name).toBeLessThanOrEqual(compare.ulps);
     }
   }
   expect(gpu.reduced.length).toBe(cpu.reduced.length);
@@ -270,7 +290,6 @@ const key = (c: OpCase, budget: string): string => `${c.name}@${budget}`;
 beforeAll(async () => {
   // CPU first, before any GPU device exists (blocking the thread while Dawn works is fragile).
   const cpu = new CpuBackend();
-  trace('cpu refs start');
   for (const c of cases) {
     for (const [budget, bytes] of Object.entries(BUDGETS)) references.set(key(c, budget), await runCase(cpu, c, bytes));
   }
@@ -278,14 +297,15 @@ beforeAll(async () => {
 
 const configs = [
   { name: 'adapter limits', options: {} },
-  { name: 'minimum limits, 4 storage buffers per stage', options: { limits: 'minimum' as const, maxStorageBuffersPerStage: 4 } },
+  // …with the other rowRanks sort than the adapter's default (bitonic here on a software adapter).
+  { name: 'minimum limits, 4 storage buffers per stage', options: { limits: 'minimum' as const, maxStorageBuffersPerStage: 4, rowRanks: 'bitonic' as const } },
 ];
 
 for (const config of configs) {
   describe(`WebGPU ops = CPU ops (${config.name})`, () => {
     let gpu: WebGpuBackend | undefined;
     beforeAll(async () => {
-      trace('device'); gpu = await gpuBackend({ ...config.options, budgetBytes: 1 << 26 }); trace('device ok');
+      gpu = await gpuBackend({ ...config.options, budgetBytes: 1 << 26 });
     });
     afterAll(async () => {
       await disposeAll([gpu]);
@@ -293,7 +313,6 @@ for (const config of configs) {
     for (const c of cases) {
       it(c.name, async () => {
         for (const [budget, bytes] of Object.entries(BUDGETS)) {
-          trace(`${c.name} ${budget}`);
           const outcome = await within(runCase(gpu!, c, bytes), 120_000, `${c.name} at the ${budget} budget`);
           compareOutcome({ ...c, name: `${c.name} (${budget} budget)` }, outcome, references.get(key(c, budget))!);
         }

@@ -312,7 +312,12 @@ class CpuChunk implements BackendChunk, ChunkOps {
     const weighted = new Float32Array(n);
     for (let i = 0; i < out.length; i++) {
       let total = 0;
-      for (let j = 0; j < n; j++) total += weighted[j] = s[j] * xs[j][i];
+      // The stored (f32-rounded) W_j, as the two-term path and mergekit use: an assignment
+      // expression's value would be the unrounded f64 product.
+      for (let j = 0; j < n; j++) {
+        weighted[j] = s[j] * xs[j][i];
+        total += weighted[j];
+      }
       const sign = +(Math.fround(total) >= 0) * 2 - 1;
       let mixed = 0;
       let divisor = 0;
