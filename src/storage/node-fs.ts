@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type FileHandle, mkdir, open, readFile, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ByteSink, ByteSource, ModelFolder, OutputFolder } from './types';
+import { writeFileThroughSink } from './write-file-through-sink';
 
 /**
  * Node implementations of the storage interfaces (CLI and tests). Kept out of `index.ts` so the
@@ -195,12 +196,7 @@ export class NodeOutputFolder implements OutputFolder {
   }
 
   async writeBytes(file: string, bytes: Uint8Array): Promise<void> {
-    const sink = await this.create(file);
-    try {
-      await sink.write(bytes);
-    } finally {
-      await sink.close();
-    }
+    await writeFileThroughSink(this, file, bytes);
   }
 
   async commit(): Promise<void> {

@@ -1,5 +1,6 @@
 import { entries } from './opfs-shard-cache';
 import type { ByteSink, OutputFolder } from './types';
+import { writeFileThroughSink } from './write-file-through-sink';
 
 /**
  * Merge outputs in the origin private file system. A merge writes into a temporary folder
@@ -177,12 +178,7 @@ export class OpfsOutputFolder implements OutputFolder {
   }
 
   async writeBytes(file: string, bytes: Uint8Array): Promise<void> {
-    const sink = await this.create(file);
-    try {
-      await sink.write(bytes);
-    } finally {
-      await sink.close();
-    }
+    await writeFileThroughSink(this, file, bytes);
   }
 
   async commit(): Promise<void> {
