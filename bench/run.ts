@@ -13,7 +13,8 @@ import { writeBenchModel, type BenchModelSpec } from './generate-models';
  * GPU memory high-water mark, checked against the working-memory budget.
  *
  * Options: --backend cpu|webgpu (default cpu), --methods a,b,c, --scale N (model size multiplier),
- * --memory SIZE (working-memory budget passed to `alloy merge`, default the CLI's 128M).
+ * --memory SIZE (working-memory budget passed to `alloy merge`, default the CLI's 128M),
+ * --dir DIR (models and results, default .bench).
  */
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string): string => {
@@ -30,7 +31,7 @@ if (backend === 'webgpu' && !process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHA
   process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
 }
 const scale = Number(option('scale', '1'));
-const root = resolve('.bench');
+const root = resolve(option('dir', '.bench'));
 const modelsDir = join(root, 'models');
 mkdirSync(modelsDir, { recursive: true });
 

@@ -30,6 +30,8 @@ export interface WebGpuBackendOptions extends GpuDeviceOptions {
    * slowly). Default: serial on a software adapter, bitonic elsewhere.
    */
   readonly rowRanks?: 'bitonic' | 'serial';
+  /** Use at most this many workgroups per grid dimension (tests of the 2-D grids on small chunks). */
+  readonly maxWorkgroupsPerDimension?: number;
 }
 
 /** GPU memory use of the backend's buffer pool. */
@@ -131,7 +133,11 @@ export class WebGpuBackend implements ComputeBackend {
     this.maxChunkElements = Math.floor(Math.min(info.maxStorageBufferBindingSize, info.maxBufferSize) / 16);
     this.pool = new BufferPool(device, budget);
     this.kernels = new KernelCache(device, fusedFma);
-    this.recorder = new CommandRecorder(device, this.pool, info.maxComputeWorkgroupsPerDimension);
+    this.recorder = new CommandRecorder(
+      device,
+      this.pool,
+      Math.max(1, Math.min(info.maxComputeWorkgroupsPerDimension, options.maxWorkgroupsPerDimension ?? Infinity)),
+    );
     this.lostPromise = device.lost.then((lost) => {
       if (!this.disposed) this.lostInfo = { reason: lost.reason ?? 'unknown', message: lost.message ?? '' };
       throw this.lostError();

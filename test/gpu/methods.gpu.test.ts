@@ -114,7 +114,7 @@ describe('every method: WebGPU = CPU', () => {
   let tiny: WebGpuBackend | undefined;
   beforeAll(async () => {
     natural = await gpuBackend({ budgetBytes: NATURAL });
-    tiny = await gpuBackend({ budgetBytes: TINY, limits: 'minimum', maxStorageBuffersPerStage: 4, rowRanks: 'bitonic' });
+    tiny = await gpuBackend({ budgetBytes: TINY, limits: 'minimum', maxStorageBuffersPerStage: 4, rowRanks: 'bitonic', maxWorkgroupsPerDimension: 3 });
   });
   afterAll(async () => {
     await disposeAll([natural, tiny]);

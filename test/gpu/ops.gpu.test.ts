@@ -297,8 +297,12 @@ beforeAll(async () => {
 
 const configs = [
   { name: 'adapter limits', options: {} },
-  // …with the other rowRanks sort than the adapter's default (bitonic here on a software adapter).
-  { name: 'minimum limits, 4 storage buffers per stage', options: { limits: 'minimum' as const, maxStorageBuffersPerStage: 4, rowRanks: 'bitonic' as const } },
+  // The other rowRanks sort than the adapter's default (bitonic here, on a software adapter), and
+  // 2-D grids even for small chunks (at most 3 workgroups per dimension).
+  {
+    name: 'minimum limits, 4 storage buffers per stage, 2-D grids',
+    options: { limits: 'minimum' as const, maxStorageBuffersPerStage: 4, rowRanks: 'bitonic' as const, maxWorkgroupsPerDimension: 3 },
+  },
 ];
 
 for (const config of configs) {
