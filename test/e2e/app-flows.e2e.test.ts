@@ -4,24 +4,21 @@
  * trip form → YAML → form, a shared link that restores the config, and the messages for a bad
  * token (401) and a missing repo (404). Complements app-ui.e2e.test.ts.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeHubModels, serveHubModels, HUB_NAMESPACE, type HubModels } from '../fakehub/models';
+import { HUB_NAMESPACE, type HubModels } from '../fakehub/models';
 import { FakeHub } from '../fakehub/server';
 import { runAlloy, writeConfig } from '../cli/run-alloy';
 import { decodeSafetensors } from '../fixtures/safetensors';
-import { chromiumAvailable, launchBrowser, type BrowserSession } from './browser';
-import { serveStatic, type StaticServer } from './static-server';
+import { chromiumAvailable, type BrowserSession } from './browser';
+import { startAppEnvironment, type AppEnvironment } from './app-environment';
+import type { StaticServer } from './static-server';
 
-const root = join(import.meta.dirname, '..', '..');
 let hub: FakeHub;
 let models: HubModels;
 let site: StaticServer;
 let browser: BrowserSession;
-let appDir: string;
 
 /** TIES over the local folders (named by their folder), with a density gradient on one model. */
 const LOCAL_YAML = [
@@ -38,22 +35,14 @@ const LOCAL_YAML = [
 ].join('\n');
 
 describe.skipIf(!chromiumAvailable())('the app, more flows (real worker, fake hub)', () => {
+  let env: AppEnvironment;
   beforeAll(async () => {
-    appDir = mkdtempSync(join(tmpdir(), 'alloy-app-'));
-    await build({ root, logLevel: 'warn', build: { outDir: appDir, emptyOutDir: true } });
-    hub = await FakeHub.start();
-    models = await makeHubModels();
-    serveHubModels(hub, models);
-    site = await serveStatic(appDir);
-    browser = await launchBrowser();
+    env = await startAppEnvironment();
+    ({ hub, models, site, browser } = env);
   }, 300_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await site?.close();
-    await hub?.close();
-    if (models) rmSync(models.root, { recursive: true, force: true });
-    if (appDir) rmSync(appDir, { recursive: true, force: true });
+    await env?.close();
   });
 
   it('merges local model folders picked through the file input; the downloaded output equals the CLI’s', async () => {

@@ -4,23 +4,20 @@
  * plan, run the merge (WebGPU on SwiftShader, or the CPU fallback), download a file, sign in with a
  * token and push. Complements worker.e2e.test.ts, which drives the worker API directly.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeDemoModels } from '../../scripts/generate-demo-models';
-import { makeHubModels, serveHubModels, type HubModels } from '../fakehub/models';
+import { type HubModels } from '../fakehub/models';
 import { FAKE_USER, FakeHub, WRITE_TOKEN } from '../fakehub/server';
-import { chromiumAvailable, launchBrowser, type BrowserSession } from './browser';
-import { serveStatic, type StaticServer } from './static-server';
+import { chromiumAvailable, type BrowserSession } from './browser';
+import { startAppEnvironment, type AppEnvironment } from './app-environment';
+import type { StaticServer } from './static-server';
 
 const root = join(import.meta.dirname, '..', '..');
 let hub: FakeHub;
 let models: HubModels;
 let site: StaticServer;
 let browser: BrowserSession;
-let appDir: string;
 /** With ALLOY_SCREENSHOTS=1, the real-worker screens are also saved (docs/screenshots/real-*.png). */
 const shots = process.env.ALLOY_SCREENSHOTS === '1';
 const shot = async (name: string) => {
@@ -28,23 +25,14 @@ const shot = async (name: string) => {
 };
 
 describe.skipIf(!chromiumAvailable())('the app, end to end (real worker, fake hub)', () => {
+  let env: AppEnvironment;
   beforeAll(async () => {
-    appDir = mkdtempSync(join(tmpdir(), 'alloy-app-'));
-    await build({ root, logLevel: 'warn', build: { outDir: appDir, emptyOutDir: true } });
-    await writeDemoModels(join(appDir, 'demo-models'));
-    hub = await FakeHub.start();
-    models = await makeHubModels();
-    serveHubModels(hub, models);
-    site = await serveStatic(appDir);
-    browser = await launchBrowser();
+    env = await startAppEnvironment({ demoModels: true });
+    ({ hub, models, site, browser } = env);
   }, 300_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await site?.close();
-    await hub?.close();
-    if (models) rmSync(models.root, { recursive: true, force: true });
-    if (appDir) rmSync(appDir, { recursive: true, force: true });
+    await env?.close();
   });
 
   it('searches, merges with TIES, downloads and pushes through the UI', async () => {
