@@ -9,6 +9,11 @@ export interface ChunkInputBytes {
   readonly dtype: FloatDtype;
   /** Row length of the input; larger than the chunk's `cols` when an embedding is cut (§1.1). */
   readonly cols: number;
+  /**
+   * The engine keeps these bytes for a later pass over the same chunk: a backend must neither
+   * modify nor transfer (detach) them. Unretained bytes belong to the backend once handed over.
+   */
+  readonly retained?: boolean;
 }
 
 /** Where a chunk sits in its tensor. */
@@ -45,6 +50,12 @@ export interface ComputeBackend {
    * chunk larger, whatever the memory budget. Undefined: no limit beyond the budget.
    */
   readonly maxChunkElements?: number;
+  /**
+   * How many chunks the engine should keep in flight (begun, not yet finished) so that the
+   * backend can overlap them: upload, compute and readback on a GPU, workers of a pool. The
+   * engine still finishes chunks in order and divides its memory budget among them. Default 1.
+   */
+  readonly chunksInFlight?: number;
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk;
   dispose(): Promise<void>;
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { CpuBackend, type ComputeBackend } from '../backend';
 import { ConfigError, parseMergeConfig, UnsupportedConfigError } from '../config';
-import { DEFAULT_BUDGET_BYTES, MergeCancelledError, runMerge, type MergeProgress } from '../engine';
+import { DEFAULT_BUDGET_BYTES, MergeCancelledError, runMerge, type MergeProgress, type StageTimes } from '../engine';
 import { GpuDeviceLostError, GpuUnavailableError } from '../gpu';
 import { chooseNodeBackend, type BackendChoice } from '../gpu/node';
 import { buildPlan, PlanError, type PlanOptions } from '../plan';
@@ -14,7 +14,7 @@ import { formatPlan } from './format-plan';
 import { methodsCommand, METHODS_USAGE } from './methods-command';
 import { validateCommand, VALIDATE_USAGE } from './validate-command';
 import { loadLocalModels, ModelNotFoundError } from './local-models';
-import { formatBytes, formatDuration, renderProgressLine } from './progress-bar';
+import { formatBytes, formatDuration, renderProgressLine, renderStageSplit } from './progress-bar';
 
 /** Where the CLI writes and what it knows of its terminal (replaced in tests). */
 export interface CliIo {
@@ -242,7 +242,8 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
       const rate = result.elapsedMs > 0 ? plan.totalInputBytes / (result.elapsedMs / 1000) : 0;
       io.stderr(
         `Wrote ${output.dir}: ${plan.jobs.length} tensors, ${formatBytes(result.bytesWritten)} in ` +
-          `${formatDuration(result.elapsedMs)} (${formatBytes(rate)}/s of input, ${backend.name} backend)\n`,
+          `${formatDuration(result.elapsedMs)} (${formatBytes(rate)}/s of input, ${backend.name} backend` +
+          `${stageSplitSuffix(result.stageTimes)})\n`,
       );
     }
     return 0;
@@ -250,4 +251,10 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
     await models.sources.closeAll();
     await backend.dispose();
   }
+}
+
+/** "; waiting: read 30% compute 65% write 5%" for the closing line (empty when nothing was timed). */
+function stageSplitSuffix(stageTimes: StageTimes): string {
+  const split = renderStageSplit(stageTimes);
+  return split ? `; waiting: ${split}` : '';
 }

@@ -1,6 +1,6 @@
 export { runMerge, DEFAULT_BUDGET_BYTES } from './merge-engine';
 export type { MergeOptions, MergeReport, SourceOpener } from './merge-engine';
 export { MergeCancelledError } from './progress';
-export type { MergeProgress } from './progress';
+export type { MergeProgress, StageTimes } from './progress';
 export { chunkRanges, rowShape } from './chunking';
 export type { ChunkRange } from './chunking';

@@ -3,7 +3,7 @@ import { findMethod } from '../methods';
 import type { MergePlan } from '../plan/types';
 import type { ByteSource, OutputFolder } from '../storage/types';
 import { ShardedOutputWriter } from './output-writer';
-import { MergeCancelledError, type MergeProgress } from './progress';
+import { MergeCancelledError, type MergeProgress, type StageTimes } from './progress';
 import { TensorJobRunner } from './tensor-job-runner';
 
 /** Opens the files of the plan's models; the engine never knows where the bytes come from. */
@@ -28,6 +28,7 @@ export interface MergeReport {
   readonly bytesRead: number;
   readonly bytesWritten: number;
   readonly elapsedMs: number;
+  readonly stageTimes: StageTimes;
 }
 
 export const DEFAULT_BUDGET_BYTES = 128 * 1024 * 1024;
@@ -56,6 +57,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
   let inputBytesDone = 0;
   let currentShare = 0;
   let currentTensor: string | null = null;
+  const stageTimes = { readMs: 0, computeMs: 0, writeMs: 0 };
   let lastReport = -Infinity;
   const interval = options.progressIntervalMs ?? 100;
   const report = (phase: MergeProgress['phase'], force = false): void => {
@@ -78,6 +80,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
       elapsedMs,
       bytesPerSecond,
       etaMs: done > 0 && elapsedMs > 500 ? ((plan.totalInputBytes - done) / done) * elapsedMs : null,
+      stageTimes: { ...stageTimes },
     });
   };
 
@@ -107,7 +110,13 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
         },
         write: async (bytes) => {
           bytesWritten += bytes.length;
+          const waited = performance.now();
           await writer.write(bytes);
+          stageTimes.writeMs += performance.now() - waited;
+        },
+        onWait: (stage, ms) => {
+          if (stage === 'read') stageTimes.readMs += ms;
+          else stageTimes.computeMs += ms;
         },
       });
       try {
@@ -124,6 +133,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
     }
     currentTensor = null;
     report('writing', true);
+    const finishing = performance.now();
     await writer.finish();
     for (const [file, text] of Object.entries(plan.textFiles)) await output.writeText(file, text);
     for (const copy of plan.copyFiles) {
@@ -132,10 +142,11 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
     }
     if (signal?.aborted) throw new MergeCancelledError();
     await output.commit();
+    stageTimes.writeMs += performance.now() - finishing;
   } catch (error) {
     await output.abort().catch(() => undefined);
     throw error;
   }
   report('done', true);
-  return { warnings, bytesRead, bytesWritten, elapsedMs: Date.now() - started };
+  return { warnings, bytesRead, bytesWritten, elapsedMs: Date.now() - started, stageTimes: { ...stageTimes } };
 }

@@ -1,3 +1,13 @@
+/**
+ * Wall time the merge loop spent waiting on each stage, in ms: for input bytes (disk, network),
+ * for the backend's arithmetic, for the output sink. The largest share is what bounds the merge.
+ */
+export interface StageTimes {
+  readonly readMs: number;
+  readonly computeMs: number;
+  readonly writeMs: number;
+}
+
 /** What a running merge reports, several times a second at most. */
 export interface MergeProgress {
   readonly phase: 'merging' | 'writing' | 'done';
@@ -15,6 +25,7 @@ export interface MergeProgress {
   readonly bytesPerSecond: number;
   /** Estimated time left, or null before there is enough to estimate. */
   readonly etaMs: number | null;
+  readonly stageTimes: StageTimes;
 }
 
 export class MergeCancelledError extends Error {

@@ -24,6 +24,8 @@ export interface JobContext {
   /** Called with the fraction of the job's output written so far. */
   readonly onOutput: (fraction: number) => void;
   readonly write: (bytes: Uint8Array) => Promise<void>;
+  /** Wall time the job spent waiting for input bytes and for the backend (ms). */
+  readonly onWait?: (stage: 'read' | 'compute', ms: number) => void;
 }
 
 /** Estimated f32 temporaries per element that a method allocates per input (kept generous). */
@@ -68,7 +70,9 @@ export class TensorJobRunner implements TensorMerge {
     this.isEmbed = job.isEmbed;
     const inputBytesPerElement = job.inputs.reduce((s, i) => s + dtypeSize(i.tensor.dtype), 0);
     const perElement = inputBytesPerElement + 4 * (TEMPORARIES_PER_INPUT * job.inputs.length + TEMPORARIES_FIXED);
-    const budgetElements = Math.max(1024, Math.floor(ctx.budgetBytes / perElement));
+    // Chunks in flight share the budget.
+    const inFlight = Math.max(1, Math.floor(ctx.backend.chunksInFlight ?? 1));
+    const budgetElements = Math.max(1024, Math.floor(ctx.budgetBytes / inFlight / perElement));
     // A backend's own ceiling (a GPU binding) wins over the budget.
     const maxElements = Math.min(budgetElements, ctx.backend.maxChunkElements ?? Infinity);
     this.chunks = chunkRanges(job.shape, maxElements, ctx.wholeRows ?? false);
@@ -94,22 +98,26 @@ export class TensorJobRunner implements TensorMerge {
     let totals: (number | Float64Array)[] = [];
     let kinds: ReductionToken['kind'][] = [];
     let isArray = true;
-    await this.forEachChunk(async (chunk, range) => {
-      const set = fn(chunk.ops);
-      if (keys === null) {
-        isArray = Array.isArray(set);
-        keys = Object.keys(set);
-      }
-      const tokens = keys.map((k) => (set as Record<string, unknown>)[k] as ReductionToken);
-      const place = this.place(range);
-      if (range.index === 0) {
-        kinds = tokens.map((t) => t.kind);
-        totals = kinds.map((k) => emptyTotal(k, place));
-      }
-      const partials = await chunk.readPartials(tokens);
-      eachChunk?.(range.index, partials);
-      totals = totals.map((total, i) => combinePartial(kinds[i], total, partials[i], place));
-    });
+    await this.forEachChunk(
+      (chunk) => {
+        const set = fn(chunk.ops);
+        if (keys === null) {
+          isArray = Array.isArray(set);
+          keys = Object.keys(set);
+        }
+        const tokens = keys.map((k) => (set as Record<string, unknown>)[k] as ReductionToken);
+        return chunk.readPartials(tokens).then((partials) => ({ kinds: tokens.map((t) => t.kind), partials }));
+      },
+      ({ kinds: chunkKinds, partials }, range) => {
+        const place = this.place(range);
+        if (range.index === 0) {
+          kinds = chunkKinds;
+          totals = kinds.map((k) => emptyTotal(k, place));
+        }
+        eachChunk?.(range.index, partials);
+        totals = totals.map((total, i) => combinePartial(kinds[i], total, partials[i], place));
+      },
+    );
     if (keys === null) return (isArray ? [] : {}) as Resolved<T>;
     if (isArray) return totals as unknown as Resolved<T>;
     const out: Record<string, number | Float64Array> = {};
@@ -120,10 +128,10 @@ export class TensorJobRunner implements TensorMerge {
   async apply(fn: (c: ChunkOps) => Vec): Promise<void> {
     this.startOutput();
     const dtype = this.job.dtype as FloatDtype;
-    await this.forEachChunk(async (chunk) => {
-      const bytes = await chunk.encode(fn(chunk.ops), dtype);
-      await this.emit(bytes);
-    });
+    await this.forEachChunk(
+      (chunk) => chunk.encode(fn(chunk.ops), dtype),
+      (bytes) => this.emit(bytes),
+    );
   }
 
   async copyInput(i: number): Promise<void> {
@@ -139,7 +147,9 @@ export class TensorJobRunner implements TensorMerge {
     for (let offset = 0; offset < input.tensor.byteLength; offset += step) {
       this.checkCancelled();
       const length = Math.min(step, input.tensor.byteLength - offset);
+      const waited = now();
       const bytes = await source.read(input.tensor.offset + offset, length);
+      this.ctx.onWait?.('read', now() - waited);
       this.ctx.onRead(length);
       await this.emit(bytes);
     }
@@ -166,32 +176,68 @@ export class TensorJobRunner implements TensorMerge {
     if (this.ctx.signal?.aborted) throw new MergeCancelledError();
   }
 
-  private async forEachChunk(body: (chunk: BackendChunk, range: ChunkRange) => Promise<void>): Promise<void> {
+  /**
+   * Streams the chunks of one pass: `launch` starts a chunk's work on the backend, `finish` takes
+   * its result. Up to `backend.chunksInFlight` chunks are launched before the oldest is finished,
+   * so a backend can overlap them; results are finished strictly in chunk order, which keeps
+   * reductions and output bytes independent of how many chunks were in flight.
+   */
+  private async forEachChunk<R>(
+    launch: (chunk: BackendChunk, range: ChunkRange) => Promise<R>,
+    finish: (result: R, range: ChunkRange) => Promise<void> | void,
+  ): Promise<void> {
+    const depth = Math.max(1, Math.floor(this.ctx.backend.chunksInFlight ?? 1));
+    const inFlight: { range: ChunkRange; result: Promise<R> }[] = [];
+    const finishOldest = async (): Promise<void> => {
+      const oldest = inFlight.shift()!;
+      const waited = now();
+      const result = await oldest.result;
+      this.ctx.onWait?.('compute', now() - waited);
+      await finish(result, oldest.range);
+    };
     let next: Promise<ChunkInputBytes[]> | null = this.chunks.length > 0 ? this.inputBytes(0) : null;
-    for (const range of this.chunks) {
-      this.checkCancelled();
-      const inputs = await next!;
-      next = range.index + 1 < this.chunks.length ? this.inputBytes(range.index + 1) : null;
-      const chunk = this.ctx.backend.beginChunk(
-        {
-          tensorName: this.name,
-          chunkIndex: range.index,
-          chunkCount: this.chunks.length,
-          start: range.start,
-          length: range.length,
-          rowStart: range.rowStart,
-          rows: range.rows,
-          cols: range.cols,
-          totalRows: this.rows,
-          seed: this.ctx.seed,
-        },
-        inputs,
-      );
-      try {
-        await body(chunk, range);
-      } finally {
-        chunk.release();
+    try {
+      for (const range of this.chunks) {
+        this.checkCancelled();
+        const waited = now();
+        const inputs = await next!;
+        this.ctx.onWait?.('read', now() - waited);
+        next = range.index + 1 < this.chunks.length ? this.inputBytes(range.index + 1) : null;
+        const chunk = this.ctx.backend.beginChunk(
+          {
+            tensorName: this.name,
+            chunkIndex: range.index,
+            chunkCount: this.chunks.length,
+            start: range.start,
+            length: range.length,
+            rowStart: range.rowStart,
+            rows: range.rows,
+            cols: range.cols,
+            totalRows: this.rows,
+            seed: this.ctx.seed,
+          },
+          inputs,
+        );
+        const launched = now();
+        let result: Promise<R>;
+        try {
+          result = launch(chunk, range);
+        } catch (error) {
+          chunk.release();
+          throw error;
+        }
+        this.ctx.onWait?.('compute', now() - launched);
+        result = result.finally(() => chunk.release());
+        // A failure is reported when the chunk is finished, not as an unhandled rejection.
+        result.catch(() => undefined);
+        inFlight.push({ range, result });
+        while (inFlight.length >= depth) await finishOldest();
       }
+      while (inFlight.length > 0) await finishOldest();
+    } finally {
+      // After a failure, let the chunks still in flight settle (and release) before leaving.
+      if (inFlight.length > 0) await Promise.allSettled(inFlight.map((c) => c.result));
+      next?.catch(() => undefined);
     }
   }
 
@@ -210,7 +256,7 @@ export class TensorJobRunner implements TensorMerge {
       this.job.inputs.map(async (input, i) => {
         if (this.aligned) {
           const bytes = await this.aligned.read(i, range.rowStart, range.rowStart + range.rows);
-          return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: this.cols };
+          return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: this.cols, retained: this.keep };
         }
         const source = await this.sources[i];
         const size = dtypeSize(input.tensor.dtype);
@@ -220,8 +266,10 @@ export class TensorJobRunner implements TensorMerge {
         const length = split ? range.length * size : range.rows * inCols * size;
         const bytes = await source.read(input.tensor.offset + offset, length);
         this.ctx.onRead(length);
-        return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: split ? range.cols : inCols };
+        return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: split ? range.cols : inCols, retained: this.keep };
       }),
     );
   }
 }
+
+const now = (): number => performance.now();

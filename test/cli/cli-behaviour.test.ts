@@ -163,10 +163,32 @@ describe('progress line', () => {
         elapsedMs: 5000,
         bytesPerSecond: 50e6,
         etaMs: 15000,
+        stageTimes: { readMs: 0, computeMs: 0, writeMs: 0 },
       },
       80,
     );
     expect(line).toMatch(/^\[#{10}\.{30}\]  25% 10\/40 tensors 50\.0 MB\/s ETA 15s$/);
     expect(line.length).toBeLessThanOrEqual(80);
+  });
+
+  it('adds where the time went when the terminal is wide enough', () => {
+    const progress = {
+      phase: 'merging' as const,
+      tensorsDone: 10,
+      tensorsTotal: 40,
+      currentTensor: 'x',
+      inputBytesDone: 250e6,
+      inputBytesTotal: 1e9,
+      bytesRead: 0,
+      bytesWritten: 0,
+      elapsedMs: 5000,
+      bytesPerSecond: 50e6,
+      etaMs: 15000,
+      stageTimes: { readMs: 1200, computeMs: 2600, writeMs: 200 },
+    };
+    const wide = renderProgressLine(progress, 120);
+    expect(wide).toMatch(/ETA 15s \(read 30% compute 65% write 5%\)$/);
+    expect(wide.length).toBeLessThanOrEqual(120);
+    expect(renderProgressLine(progress, 80)).not.toMatch(/read/);
   });
 });
