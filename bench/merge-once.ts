@@ -3,11 +3,13 @@ import { runCli } from '../src/cli/main';
 
 /**
  * Child process of the benchmark: runs one CLI merge and prints its own peak RSS (and, on the
- * WebGPU backend, the adapter and the GPU memory high-water mark), so every measurement starts
+ * WebGPU backend, the adapter, the GPU memory high-water mark and how long the GPU queue had
+ * work), so every measurement starts
  * from a fresh process. argv: the `alloy` arguments.
  */
 interface GpuStats {
   readonly memory?: { readonly highWaterBytes: number };
+  readonly queueBusyMs?: number;
   readonly info?: { readonly description: string; readonly isSoftware: boolean };
 }
 
@@ -33,6 +35,7 @@ process.stdout.write(
     backend: used?.name ?? null,
     adapter: used?.info ? `${used.info.description}${used.info.isSoftware ? ' (software)' : ''}` : null,
     gpuHighWaterBytes: used?.memory?.highWaterBytes ?? null,
+    gpuQueueBusyMs: used?.queueBusyMs ?? null,
     stderr,
   }) + '\n',
 );

@@ -199,6 +199,7 @@ interface Run {
   backend: string | null;
   adapter: string | null;
   gpuHighWaterBytes: number | null;
+  gpuQueueBusyMs: number | null;
   stderr: string;
 }
 
@@ -236,6 +237,8 @@ for (const method of methods) {
             gpuHighWaterMB: run.gpuHighWaterBytes === null ? null : Number((run.gpuHighWaterBytes / 1e6).toFixed(1)),
             budgetMB: Number((budgetBytes / 1e6).toFixed(1)),
             gpuWithinBudget: run.gpuHighWaterBytes !== null && run.gpuHighWaterBytes <= budgetBytes,
+            // Share of the merge's wall time the GPU queue had work: low means the GPU waits for the host.
+            gpuQueueBusy: run.gpuQueueBusyMs === null ? null : Number((run.gpuQueueBusyMs / 1000 / run.seconds).toFixed(2)),
             speedupOverCpu: cpuSeconds.length > 0 ? Number((cpuSeconds[0] / run.seconds).toFixed(2)) : null,
           }
         : {}),

@@ -1,5 +1,6 @@
 import type { BufferPool } from './buffer-pool';
 import type { Kernel } from './kernels';
+import { QueueActivity } from './queue-activity';
 
 /** A buffer range bound at `binding` (size in bytes, a multiple of 4). */
 export interface Binding {
@@ -52,6 +53,7 @@ export class CommandRecorder {
   private readonly uniform: GPUBuffer;
   /** Commands recorded since the last submit. */
   private pending = 0;
+  readonly activity: QueueActivity;
 
   constructor(
     private readonly device: GPUDevice,
@@ -59,6 +61,7 @@ export class CommandRecorder {
     private readonly maxGroupsPerDimension: number,
   ) {
     this.uniform = pool.acquire('uniform', SLOT_BYTES * SLOTS, 'alloy params');
+    this.activity = new QueueActivity(device.queue);
   }
 
   get hasPending(): boolean {
@@ -101,6 +104,7 @@ export class CommandRecorder {
     this.pass = null;
     if (this.slots > 0) this.device.queue.writeBuffer(this.uniform, 0, new Uint8Array(this.arena, 0, this.slots * SLOT_BYTES));
     this.device.queue.submit([this.encoder.finish()]);
+    this.activity.submitted();
     this.encoder = null;
     this.slots = 0;
     this.pending = 0;

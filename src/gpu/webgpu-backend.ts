@@ -32,6 +32,13 @@ export interface WebGpuBackendOptions extends GpuDeviceOptions {
   readonly rowRanks?: 'bitonic' | 'serial';
   /** Use at most this many workgroups per grid dimension (tests of the 2-D grids on small chunks). */
   readonly maxWorkgroupsPerDimension?: number;
+  /**
+   * Chunks the engine keeps in flight: while the host reads chunk i+1 and uploads it, the GPU
+   * computes chunk i and chunk i−1 is read back and written. They share the budget, and each
+   * has fixed costs (histograms, staging buffers), so the default is one chunk per 32 MiB of
+   * budget, from 1 to 3 (3 at the default 128 MiB).
+   */
+  readonly chunksInFlight?: number;
 }
 
 /** GPU memory use of the backend's buffer pool. */
@@ -84,6 +91,7 @@ export class WebGpuBackend implements ComputeBackend {
   /** Storage buffers one dispatch may bind. */
   readonly storageBuffersPerStage: number;
   readonly rowRanksMethod: 'bitonic' | 'serial';
+  readonly chunksInFlight: number;
 
   readonly pool: BufferPool;
   readonly kernels: KernelCache;
@@ -130,6 +138,7 @@ export class WebGpuBackend implements ComputeBackend {
       Math.min(info.maxStorageBuffersPerShaderStage, options.maxStorageBuffersPerStage ?? Infinity),
     );
     this.rowRanksMethod = options.rowRanks ?? (info.isSoftware ? 'serial' : 'bitonic');
+    this.chunksInFlight = Math.max(1, Math.floor(options.chunksInFlight ?? Math.min(3, budget / (32 * 1024 * 1024))));
     this.maxChunkElements = Math.floor(Math.min(info.maxStorageBufferBindingSize, info.maxBufferSize) / 16);
     this.pool = new BufferPool(device, budget);
     this.kernels = new KernelCache(device, fusedFma);
@@ -153,6 +162,11 @@ export class WebGpuBackend implements ComputeBackend {
 
   get memory(): GpuMemoryStats {
     return { allocatedBytes: this.pool.allocatedBytes, highWaterBytes: this.pool.highWaterBytes };
+  }
+
+  /** Milliseconds the GPU queue has had work since the backend started (see QueueActivity). */
+  get queueBusyMs(): number {
+    return this.recorder.activity.busyMs;
   }
 
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk {

@@ -62,7 +62,7 @@ export interface MergeRequest {
   readonly outShardSize?: number;
   readonly randomSeed?: number;
   readonly allowCrimes?: boolean;
-  /** 'auto' uses WebGPU when available and falls back to the CPU backend (with a notice). */
+  /** 'auto' uses WebGPU on a hardware adapter, else the CPU backend (saying why). */
   readonly backend?: 'auto' | 'webgpu' | 'cpu';
   /** Working memory for one tensor chunk. */
   readonly memoryBudgetBytes?: number;
@@ -106,8 +106,9 @@ export interface RunProgress {
   readonly inputBytesTotal: number;
   readonly bytesPerSecond: number;
   readonly etaMs: number | null;
-  /** The backend actually used, and why when it is not the one asked for. */
+  /** The backend actually used; why it runs; a warning when it is not the one asked for. */
   readonly backend: 'webgpu' | 'cpu';
+  readonly backendReason?: string;
   readonly backendNotice?: string;
 }
 

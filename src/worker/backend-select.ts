@@ -2,15 +2,20 @@ import { CpuBackend } from '../backend';
 import type { ComputeBackend } from '../backend/compute-backend';
 
 /**
- * Picks the compute backend of a merge. The WebGPU backend (src/gpu) is imported lazily, so a
- * browser without WebGPU never loads its kernels; when WebGPU is missing, has no adapter, or its
- * import or device creation fails, 'auto' falls back to the CPU backend and says why.
+ * Picks the compute backend of a merge. The rule of 'auto': WebGPU on a hardware adapter, else the
+ * CPU backend — a software adapter (SwiftShader, llvmpipe) is several times slower than the CPU
+ * backend, so it runs only when the user asks for WebGPU. The WebGPU backend (src/gpu) is
+ * imported lazily, so a browser without WebGPU never loads its kernels; when WebGPU is missing,
+ * has no adapter, or its import or device creation fails, 'auto' falls back to the CPU backend
+ * and says why.
  */
 
 export interface BackendChoice {
   readonly backend: ComputeBackend;
   readonly name: 'webgpu' | 'cpu';
-  /** Why the CPU backend runs although WebGPU was wanted (shown to the user). */
+  /** Why this backend runs, in plain words (shown in the Run step). */
+  readonly reason: string;
+  /** A warning: the CPU backend runs because WebGPU failed, or WebGPU runs on a software adapter. */
   readonly notice?: string;
 }
 
@@ -30,10 +35,11 @@ export async function selectBackend(
   preference: 'auto' | 'webgpu' | 'cpu',
   options: { gpu?: GPU | undefined; budgetBytes?: number; loadGpu?: GpuModuleLoader } = {},
 ): Promise<BackendChoice> {
-  if (preference === 'cpu') return { backend: new CpuBackend(), name: 'cpu' };
+  if (preference === 'cpu') return { backend: new CpuBackend(), name: 'cpu', reason: 'The CPU backend was chosen in Settings.' };
   const fallback = (why: string): BackendChoice => {
     if (preference === 'webgpu') throw new Error(`WebGPU was asked for, but ${why}. Choose the CPU backend (slower) or another browser.`);
-    return { backend: new CpuBackend(), name: 'cpu', notice: `Merging on the CPU (slower): ${why}.` };
+    const notice = `Merging on the CPU (slower): ${why}.`;
+    return { backend: new CpuBackend(), name: 'cpu', reason: notice, notice };
   };
   if (!options.gpu) return fallback('this browser has no WebGPU (navigator.gpu is missing; Chrome or Edge 113+ have it)');
   let module: GpuModule | null;
@@ -43,13 +49,22 @@ export async function selectBackend(
     return fallback(`the WebGPU backend could not be loaded (${(error as Error).message})`);
   }
   if (!module?.WebGpuBackend) return fallback('this build of Alloy has no WebGPU backend');
+  let backend: Awaited<ReturnType<GpuModule['WebGpuBackend']['create']>>;
   try {
-    const backend = await module.WebGpuBackend.create(options.gpu, { budgetBytes: options.budgetBytes });
-    const notice = backend.info?.isSoftware
-      ? `WebGPU runs on a software adapter (${backend.info.description || 'no GPU'}): expect CPU speed`
-      : undefined;
-    return { backend, name: 'webgpu', ...(notice ? { notice } : {}) };
+    backend = await module.WebGpuBackend.create(options.gpu, { budgetBytes: options.budgetBytes });
   } catch (error) {
     return fallback(`WebGPU could not start (${(error as Error).message})`);
   }
+  const adapter = backend.info?.description || 'no GPU';
+  if (!backend.info?.isSoftware) return { backend, name: 'webgpu', reason: `WebGPU on ${adapter}: a hardware GPU.` };
+  if (preference === 'webgpu') {
+    const notice = `WebGPU runs on a software adapter (${adapter}) because Settings ask for WebGPU: expect it to be slower than the CPU backend.`;
+    return { backend, name: 'webgpu', reason: notice, notice };
+  }
+  await backend.dispose().catch(() => undefined);
+  return {
+    backend: new CpuBackend(),
+    name: 'cpu',
+    reason: `CPU backend: the only WebGPU adapter (${adapter}) is a software renderer, slower than the CPU backend.`,
+  };
 }

@@ -161,6 +161,7 @@ export class EngineService implements EngineApi {
     const started = Date.now();
     const downloads = new Map<string, DownloadProgress>();
     let backendName: RunProgress['backend'] = 'cpu';
+    let backendReason: string | undefined;
     let backendNotice: string | undefined;
     let lastEmit = 0;
     let lastPhase: RunProgress['phase'] | null = null;
@@ -182,6 +183,7 @@ export class EngineService implements EngineApi {
         bytesPerSecond: engine?.bytesPerSecond ?? downloadRate(downloads, started),
         etaMs: engine?.etaMs ?? null,
         backend: backendName,
+        ...(backendReason ? { backendReason } : {}),
         ...(backendNotice ? { backendNotice } : {}),
       };
       try {
@@ -272,6 +274,7 @@ export class EngineService implements EngineApi {
         throw error;
       });
       backendName = choice.name;
+      backendReason = choice.reason;
       backendNotice = choice.notice;
       emit('merging', true);
       const opener: SourceOpener = {

@@ -151,9 +151,9 @@ describe.skipIf(!chromiumAvailable())('engine worker in Chromium', () => {
     expect((await outputFile('ties-gradient', 'model.safetensors')).equals(readFileSync(join(cliOutput, 'model.safetensors')))).toBe(false);
   });
 
-  it('runs the same merge on WebGPU (SwiftShader) in the worker when the backend is auto: within 1 bf16 ulp of the CLI', async () => {
+  it('runs the same merge on WebGPU (SwiftShader) in the worker when WebGPU is asked for: within 1 bf16 ulp of the CLI', async () => {
     await openHarness();
-    const result = await browser.page.evaluate((r) => (window as unknown as HarnessWindow).alloyHarness.merge(r), { ...mergeRequest('ties-gpu'), backend: 'auto' as const });
+    const result = await browser.page.evaluate((r) => (window as unknown as HarnessWindow).alloyHarness.merge(r), { ...mergeRequest('ties-gpu'), backend: 'webgpu' as const });
     expect(result, browser.log.join('\n')).not.toHaveProperty('error');
     const last = await browser.page.evaluate(() => (window as unknown as HarnessWindow).alloyHarness.events.at(-1)!);
     expect(last.backend).toBe('webgpu');
@@ -164,6 +164,17 @@ describe.skipIf(!chromiumAvailable())('engine worker in Chromium', () => {
       expect(ours.get(name)!.shape, name).toEqual(tensor.shape);
       expectWithinUlp(ours.get(name)!.values, tensor.values, 'BF16', 1, name);
     }
+  });
+
+  it('auto does not merge on the software adapter: the CPU backend runs and says why', async () => {
+    await openHarness();
+    const result = await browser.page.evaluate((r) => (window as unknown as HarnessWindow).alloyHarness.merge(r), { ...mergeRequest('ties-auto'), backend: 'auto' as const });
+    expect(result, browser.log.join('\n')).not.toHaveProperty('error');
+    const last = await browser.page.evaluate(() => (window as unknown as HarnessWindow).alloyHarness.events.at(-1)!);
+    expect(last.backend).toBe('cpu');
+    expect(last.backendReason).toMatch(/only WebGPU adapter \(.*\) is a software renderer/);
+    expect(last.backendNotice).toBeUndefined();
+    await expectSameAsCli('ties-auto');
   });
 
   it('merges the bundled demo models with no hub at all', async () => {

@@ -114,7 +114,8 @@ describe('every method: WebGPU = CPU', () => {
   let tiny: WebGpuBackend | undefined;
   beforeAll(async () => {
     natural = await gpuBackend({ budgetBytes: NATURAL });
-    tiny = await gpuBackend({ budgetBytes: TINY, limits: 'minimum', maxStorageBuffersPerStage: 4, rowRanks: 'bitonic', maxWorkgroupsPerDimension: 3 });
+    // Three chunks in flight, finishing in order: the pipelined path at the smallest limits.
+    tiny = await gpuBackend({ budgetBytes: TINY, limits: 'minimum', maxStorageBuffersPerStage: 4, rowRanks: 'bitonic', maxWorkgroupsPerDimension: 3, chunksInFlight: 3 });
   });
   afterAll(async () => {
     await disposeAll([natural, tiny]);

@@ -11,12 +11,39 @@ describe('selectBackend', () => {
     const choice = await selectBackend('cpu', { gpu: fakeGpu });
     expect(choice.name).toBe('cpu');
     expect(choice.notice).toBeUndefined();
+    expect(choice.reason).toBe('The CPU backend was chosen in Settings.');
     expect(choice.backend).toBeInstanceOf(CpuBackend);
   });
 
   it('uses WebGPU when it starts', async () => {
     const choice = await selectBackend('auto', { gpu: fakeGpu, loadGpu: async () => ({ WebGpuBackend: { create: async () => fakeBackend } }) });
-    expect(choice).toEqual({ backend: fakeBackend, name: 'webgpu' });
+    expect(choice).toEqual({ backend: fakeBackend, name: 'webgpu', reason: 'WebGPU on no GPU: a hardware GPU.' });
+  });
+
+  it('auto never picks a software adapter: the CPU backend runs and says why; an explicit webgpu request still gets it', async () => {
+    let disposed = 0;
+    const software = {
+      ...fakeBackend,
+      info: { isSoftware: true, description: 'SwiftShader Device (Subzero)' },
+      dispose: async () => void disposed++,
+    } as unknown as ComputeBackend;
+    const hardware = { ...fakeBackend, info: { isSoftware: false, description: 'NVIDIA H100' } } as unknown as ComputeBackend;
+    const loader = (b: ComputeBackend) => async () => ({ WebGpuBackend: { create: async () => b } });
+
+    const auto = await selectBackend('auto', { gpu: fakeGpu, loadGpu: loader(software) });
+    expect(auto.name).toBe('cpu');
+    expect(auto.backend).toBeInstanceOf(CpuBackend);
+    expect(auto.reason).toBe('CPU backend: the only WebGPU adapter (SwiftShader Device (Subzero)) is a software renderer, slower than the CPU backend.');
+    expect(auto.notice).toBeUndefined();
+    expect(disposed).toBe(1);
+
+    const asked = await selectBackend('webgpu', { gpu: fakeGpu, loadGpu: loader(software) });
+    expect(asked.name).toBe('webgpu');
+    expect(asked.notice).toMatch(/software adapter \(SwiftShader Device \(Subzero\)\) because Settings ask for WebGPU/);
+
+    const gpu = await selectBackend('auto', { gpu: fakeGpu, loadGpu: loader(hardware) });
+    expect(gpu).toMatchObject({ name: 'webgpu', reason: 'WebGPU on NVIDIA H100: a hardware GPU.' });
+    expect(gpu.notice).toBeUndefined();
   });
 
   it('falls back to the CPU with a notice: no navigator.gpu, no backend in the build, no adapter, a failing import', async () => {
