@@ -29,6 +29,8 @@ export function chromiumAvailable(): boolean {
 export interface BrowserSession {
   readonly context: BrowserContext;
   readonly page: Page;
+  /** The profile folder (its path is on the browser process's command line). */
+  readonly profile: string;
   /** Console lines and page errors, for failure messages. */
   readonly log: string[];
   close(): Promise<void>;
@@ -49,6 +51,7 @@ export async function launchBrowser(): Promise<BrowserSession> {
   return {
     context,
     page,
+    profile,
     log,
     close: async () => {
       await context.close();

@@ -1,0 +1,207 @@
+/**
+ * `npm run bench:browser`: the built app in headless Chromium (Debian's, driven by playwright-core)
+ * merges three generated bf16 Llama-layout models (≥ 1 GB of input at the default scale) through
+ * the app's own UI, once from local folders (the folder picker) and once from the local fake Hub,
+ * with the app's own backend choice. For each run it reports the time from "Start merge" to the
+ * Result step, MB/s of input, the read/compute/write split the Run step showed last, and the
+ * peak memory (PSS) of all browser processes together; the CLI's time on the same models sits
+ * beside it. Not a test: nothing is asserted. JSON goes to DIR/browser-results.json.
+ *
+ * Options: --methods a,b (default linear,ties), --modes local,hub, --scale N (model size
+ * multiplier, default 1 ≈ 3 × 337 MB), --dir DIR (default .bench).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { build } from 'vite';
+import { launchBrowser, type BrowserSession } from '../test/e2e/browser';
+import { serveStatic } from '../test/e2e/static-server';
+import { FakeHub } from '../test/fakehub/server';
+import { writeBenchModel, type BenchModelSpec } from './generate-models';
+
+const MODELS = ['base', 'ft1', 'ft2'] as const;
+
+const CONFIGS: Record<string, (name: (m: (typeof MODELS)[number]) => string) => string> = {
+  linear: (n) => `models:
+  - {model: ${n('base')}, parameters: {weight: 0.4}}
+  - {model: ${n('ft1')}, parameters: {weight: 0.3}}
+  - {model: ${n('ft2')}, parameters: {weight: 0.3}}
+merge_method: linear
+dtype: bfloat16
+`,
+  ties: (n) => `models:
+  - {model: ${n('ft1')}, parameters: {weight: 0.5, density: 0.5}}
+  - {model: ${n('ft2')}, parameters: {weight: 0.5, density: 0.5}}
+merge_method: ties
+base_model: ${n('base')}
+dtype: bfloat16
+`,
+};
+
+interface Options {
+  readonly methods: string[];
+  readonly modes: ('local' | 'hub')[];
+  readonly scale: number;
+  readonly dir: string;
+}
+
+function parseOptions(args: readonly string[]): Options {
+  const option = (name: string, fallback: string): string => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 && args[i + 1] ? args[i + 1] : fallback;
+  };
+  const methods = option('methods', 'linear,ties').split(',');
+  for (const m of methods) if (!CONFIGS[m]) throw new Error(`--methods: no browser bench config for ${m} (have ${Object.keys(CONFIGS).join(', ')})`);
+  const modes = option('modes', 'local,hub').split(',') as Options['modes'];
+  for (const m of modes) if (m !== 'local' && m !== 'hub') throw new Error(`--modes takes local and hub, not ${m}`);
+  return { methods, modes, scale: Number(option('scale', '1')), dir: resolve(option('dir', '.bench')) };
+}
+
+/** Sums PSS over a process and its descendants (/proc), in bytes. */
+function treePssBytes(rootPid: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry));
+      children.set(ppid, list);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  let total = 0;
+  const stack = [rootPid];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    try {
+      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+      const pss = /^Pss:\s+(\d+) kB/m.exec(rollup);
+      if (pss) total += Number(pss[1]) * 1024;
+    } catch {
+      // gone, or not readable
+    }
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return total;
+}
+
+/** The browser's main process: the chromium whose command line names this session's profile. */
+function browserPid(profileHint: string): number {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmd.includes(profileHint) && !cmd.includes('--type=')) return Number(entry);
+    } catch {
+      // gone
+    }
+  }
+  throw new Error(`no chromium process with ${profileHint} found`);
+}
+
+async function mergeInApp(
+  session: BrowserSession,
+  siteUrl: string,
+  hubUrl: string,
+  yaml: string,
+  localDirs: readonly string[],
+): Promise<{ seconds: number; split: string | null }> {
+  const page = session.page;
+  await page.setViewportSize({ width: 1440, height: 1200 });
+  await page.goto(`${siteUrl}/?hub=${encodeURIComponent(hubUrl)}`);
+  await page.getByRole('heading', { name: 'mergekit YAML' }).waitFor();
+  const confirm = page.getByRole('button', { name: /^(Use|Trust|Confirm)\b/ });
+  if (await confirm.count()) await confirm.first().click();
+  const clear = page.getByRole('button', { name: 'Clear' });
+  if (await clear.isEnabled()) await clear.click();
+  for (const dir of localDirs) await page.locator('input[webkitdirectory]').first().setInputFiles(dir);
+  await page.locator('#yaml-editor').fill(yaml);
+  await page.getByText('valid', { exact: true }).waitFor();
+  await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Review/ }).click();
+  await page.getByRole('cell', { name: 'model.safetensors', exact: true }).waitFor({ timeout: 600_000 });
+  const started = performance.now();
+  await page.getByRole('button', { name: 'Start merge' }).and(page.locator(':enabled')).click();
+  let split: string | null = null;
+  const result = page.getByRole('heading', { name: 'Push to the Hugging Face Hub' });
+  while (!(await result.isVisible())) {
+    const shown = page.getByText(/Waiting mostly on/);
+    if (await shown.count()) split = (await shown.first().textContent())?.trim() ?? split;
+    const failure = page.getByRole('alert');
+    if (await failure.count()) throw new Error(`the merge failed in the app: ${await failure.first().textContent()}\n${session.log.join('\n')}`);
+    await page.waitForTimeout(250);
+  }
+  return { seconds: (performance.now() - started) / 1000, split };
+}
+
+export async function main(args: readonly string[]): Promise<void> {
+  const options = parseOptions(args);
+  const spec: BenchModelSpec = { hidden: 2048, intermediate: 5632, layers: Math.max(1, Math.round(3 * options.scale)), vocab: 8192 };
+  const modelsDir = join(options.dir, 'models');
+  mkdirSync(modelsDir, { recursive: true });
+  const sizes = [
+    await writeBenchModel(join(modelsDir, 'base'), spec, 1),
+    await writeBenchModel(join(modelsDir, 'ft1'), spec, 2, 1),
+    await writeBenchModel(join(modelsDir, 'ft2'), spec, 3, 1),
+  ];
+  process.stderr.write(`browser bench models: 3 × ${(sizes[0] / 1e6).toFixed(0)} MB in ${modelsDir}\n`);
+
+  const root = resolve(import.meta.dirname, '..');
+  const appDir = mkdtempSync(join(tmpdir(), 'alloy-bench-app-'));
+  await build({ root, logLevel: 'warn', build: { outDir: appDir, emptyOutDir: true } });
+  const hub = await FakeHub.start();
+  for (const m of MODELS) hub.addModelDir(`bench/${m}`, join(modelsDir, m));
+  const site = await serveStatic(appDir);
+  const results = [];
+  try {
+    for (const method of options.methods) {
+      const config = CONFIGS[method];
+      const inputBytes = MODELS.length * sizes[0];
+      // The CLI on the same models, for the ratio.
+      writeFileSync(join(modelsDir, `${method}.yml`), config((m) => m));
+      const cliOut = join(modelsDir, `cli-out-${method}`);
+      rmSync(cliOut, { recursive: true, force: true });
+      const cliStarted = performance.now();
+      execFileSync(process.execPath, [join(root, 'bin/alloy.js'), 'merge', `${method}.yml`, cliOut, '--quiet'], { cwd: modelsDir });
+      const cliSeconds = (performance.now() - cliStarted) / 1000;
+      rmSync(cliOut, { recursive: true, force: true });
+      for (const mode of options.modes) {
+        const session = await launchBrowser();
+        const pid = browserPid(session.profile);
+        let peak = treePssBytes(pid);
+        const sampler = setInterval(() => (peak = Math.max(peak, treePssBytes(pid))), 200);
+        try {
+          const yaml = config((m) => (mode === 'hub' ? `bench/${m}` : m));
+          const dirs = mode === 'local' ? MODELS.map((m) => join(modelsDir, m)) : [];
+          const run = await mergeInApp(session, site.url, hub.url, yaml, dirs);
+          const row = {
+            method,
+            mode,
+            inputBytes,
+            seconds: Number(run.seconds.toFixed(2)),
+            inputMBps: Number((inputBytes / 1e6 / run.seconds).toFixed(1)),
+            cliSeconds: Number(cliSeconds.toFixed(2)),
+            appOverCli: Number((run.seconds / cliSeconds).toFixed(2)),
+            split: run.split,
+            browserPeakPssMB: Number((peak / 1e6).toFixed(0)),
+          };
+          results.push(row);
+          process.stderr.write(`${JSON.stringify(row)}\n`);
+        } finally {
+          clearInterval(sampler);
+          await session.close();
+        }
+      }
+    }
+  } finally {
+    await site.close();
+    await hub.close();
+    rmSync(appDir, { recursive: true, force: true });
+  }
+  const report = { date: new Date().toISOString(), spec, results };
+  writeFileSync(join(options.dir, 'browser-results.json'), JSON.stringify(report, null, 2));
+  process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+}
