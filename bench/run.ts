@@ -25,7 +25,7 @@ const backend = option('backend', 'cpu');
 if (backend !== 'cpu' && backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, not ${backend}`);
 const backends = backend === 'webgpu' ? ['cpu', 'webgpu'] : ['cpu'];
 const memory = option('memory', '');
-// Without a GPU, Dawn finds SwiftShader's Vulkan driver only through VK_ICD_FILENAMES (TESTING.md).
+// Without a GPU, Dawn finds SwiftShader's Vulkan driver only through VK_ICD_FILENAMES (docs/testing.md §1).
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 if (backend === 'webgpu' && !process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER_ICD)) {
   process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;

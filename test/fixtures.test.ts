@@ -1,9 +1,10 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeFineTune, makeTinyModel, TINY_ARCHS } from './fixtures/models';
+import { RUN_PYTHON_TESTS, requirePython } from './helpers/python';
 import {
   bf16BitsToF32,
   decodeSafetensors,
@@ -176,11 +177,8 @@ describe('tiny models', () => {
   });
 });
 
-const hasPythonSafetensors =
-  spawnSync('python3', ['-c', 'import safetensors, numpy'], { stdio: 'ignore' }).status === 0;
-
 // CI installs Python's safetensors (.ci/run): there the test must run, never skip.
-describe.skipIf(!hasPythonSafetensors && !process.env.CI)("python's safetensors agrees", () => {
+describe.skipIf(!RUN_PYTHON_TESTS)("python's safetensors agrees", () => {
   it('lists the same keys and values', async () => {
     const dir = join(root, 'py');
     const model = await makeTinyModel(dir, { arch: 'qwen2', dtype: 'F16', shards: 2, seed: 11 });
@@ -200,7 +198,7 @@ for path in sys.argv[1:]:
         out.append(d)
 print(json.dumps(out))`;
     const paths = [...model.files.map((f) => join(dir, f)), join(bf.dir, 'model.safetensors')];
-    const py = JSON.parse(execFileSync('python3', ['-c', script, ...paths], { encoding: 'utf8' })) as Record<string, number[] | null>[];
+    const py = JSON.parse(execFileSync(requirePython(), ['-c', script, ...paths], { encoding: 'utf8' })) as Record<string, number[] | null>[];
     const shards = py.slice(0, model.files.length);
     const merged = Object.assign({}, ...shards) as Record<string, number[] | null>;
     expect(Object.keys(merged).sort()).toEqual([...model.names].sort());

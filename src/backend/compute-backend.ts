@@ -7,7 +7,7 @@ export interface ChunkInputBytes {
   /** The chunk's rows of this input at the input's full row length (`cols`). */
   readonly bytes: Uint8Array;
   readonly dtype: FloatDtype;
-  /** Row length of the input; larger than the chunk's `cols` when an embedding is cut (§1.1). */
+  /** Row length of the input; larger than the chunk's `cols` when an embedding is cut (docs/methods.md §1). */
   readonly cols: number;
   /**
    * The engine keeps these bytes for a later pass over the same chunk: a backend must neither

@@ -80,7 +80,7 @@ export interface ChunkOps {
    */
   keepTopMagnitude(a: Vec, threshold: number, tiesBefore: number, tiesAllowed: number): Vec;
   /**
-   * TIES sign consensus (MERGEKIT_SPEC.md §1.3, §1.5), fused: with W_j = scales[j]·terms[j], the
+   * TIES sign consensus (docs/methods.md §3, §5), fused: with W_j = scales[j]·terms[j], the
    * elected sign is + where Σ_j W_j ≥ 0, else −; the result is Σ of the W_j whose sign equals it
    * (exact zeros never agree), divided — when `weights` is given — by Σ of the agreeing
    * weights[j] (a zero sum divides by 1).

@@ -1,5 +1,5 @@
 /**
- * Merge configs (mergekit YAML, MERGEKIT_SPEC.md §2) and mergekit-moe configs (§5.2): validate
+ * Merge configs (mergekit YAML, docs/config.md) and mergekit-moe configs (docs/config.md §8): validate
  * with errors that point at the YAML path and line (`validateConfigText`, what mergekit accepts),
  * parse for merging (`parseMergeConfig`, which also refuses what Alloy cannot run yet), resolve
  * parameters per tensor, turn a config into output slices, and write it back as YAML.

@@ -5,7 +5,7 @@ import { didYouMean } from './suggest';
 import type { ModelReference } from './types';
 
 /**
- * Model references (MERGEKIT_SPEC.md §2.2): `path[@revision][+lora[@revision]]`, or the dict form
+ * Model references (docs/config.md §2): `path[@revision][+lora[@revision]]`, or the dict form
  * `{model: {path, revision?}, lora?: {path, revision?}, override_architecture?}`.
  */
 

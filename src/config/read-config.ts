@@ -17,7 +17,7 @@ import type {
 } from './types';
 
 /**
- * The schema of MERGEKIT_SPEC.md §2.1 applied to parsed YAML (plain JS values): types and shapes
+ * The schema of docs/config.md §1 applied to parsed YAML (plain JS values): types and shapes
  * only. Checks that can be stated on a typed MergeConfig (exclusive keys, layer counts, the method's
  * rules…) live in validate.ts, so that the app's form gets them too.
  *

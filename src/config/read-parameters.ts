@@ -4,7 +4,7 @@ import { childPath } from './paths';
 import type { ConditionalSetting, ParameterSetting, Parameters } from './types';
 
 /**
- * Reading parameter values (MERGEKIT_SPEC.md §2.4) from parsed YAML: a number, a boolean (stored as
+ * Reading parameter values (docs/config.md §4) from parsed YAML: a number, a boolean (stored as
  * 1/0, as mergekit coerces it), a gradient (list of numbers; booleans count as numbers) or a list of
  * `{filter?, value}` entries. Strings are rejected (mergekit's validation forbids them).
  */

@@ -1,7 +1,7 @@
 import type { ConditionalSetting, ParameterSetting, Parameters } from './types';
 
 /**
- * Parameter values per tensor (MERGEKIT_SPEC.md §2.3–2.4).
+ * Parameter values per tensor (docs/config.md §3–4).
  *
  * Precedence lists callers pass to `resolveParameter` (first level with a value wins, then the
  * method's default):

@@ -3,7 +3,7 @@ import { formatModelReference } from './model-reference';
 import type { InputSliceDefinition, MergeConfig, ModelReference, OutputSliceDefinition } from './types';
 
 /**
- * The output slices a config describes (MERGEKIT_SPEC.md §0, §2.5). `models:` syntax becomes one
+ * The output slices a config describes (docs/pipeline.md §1, docs/config.md §5). `models:` syntax becomes one
  * slice over all layers whose sources are the listed models (with their parameters) plus, when it
  * is not listed, `base_model` without parameters. A model listed twice takes part once, at its first
  * position with its last entry's parameters (mergekit keys models by reference). `slices:` is

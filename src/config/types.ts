@@ -1,5 +1,5 @@
 /**
- * The mergekit YAML schema (MERGEKIT_SPEC.md §2) as plain data. Keys keep mergekit's snake_case so
+ * The mergekit YAML schema (docs/config.md §1) as plain data. Keys keep mergekit's snake_case so
  * that a config object, the YAML text and the app's form are the same thing.
  */
 

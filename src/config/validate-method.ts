@@ -15,7 +15,7 @@ import { parameterMaps, sliceViews, type ParameterLevel, type SliceView, type So
  * parameters, parameter types (strict or lax booleans, integers), parameters it does not know, and
  * the value checks mergekit makes at merge time (`densityCheck`: TIES density > 0, DELLA's
  * density ± epsilon window).
- * Parameter precedence is MERGEKIT_SPEC.md §2.3: per-model [source, slice, module, top], global
+ * Parameter precedence is docs/config.md §3: per-model [source, slice, module, top], global
  * [slice, module, top] — a global parameter set on one model is ignored, as in mergekit.
  */
 
@@ -364,7 +364,7 @@ function compatible(a: Piece, b: Piece): boolean {
   return true;
 }
 
-/** The layer positions t at which a slice evaluates gradients (MERGEKIT_SPEC.md §2.4). */
+/** The layer positions t at which a slice evaluates gradients (docs/config.md §4). */
 function sliceTs(view: SliceView): number[] {
   const range = view.sources[0]?.layerRange;
   const layers = range && Number.isInteger(range[0]) && Number.isInteger(range[1]) ? range[1] - range[0] : undefined;
@@ -409,7 +409,7 @@ function checkDellaWindow(views: readonly SliceView[], method: MergeMethod, issu
 interface DellaViolation {
   readonly density: number;
   readonly epsilon: number;
-  /** Layer position (MERGEKIT_SPEC.md §2.4) where it happens. */
+  /** Layer position (docs/config.md §4) where it happens. */
   readonly t: number;
 }
 

@@ -9,7 +9,7 @@ import type { MergeConfig } from './types';
 import { methodIssues } from './validate-method';
 import { modelReferences, sliceViews } from './walk';
 
-/** Built-in chat templates mergekit ships (MERGEKIT_SPEC.md §2.9). */
+/** Built-in chat templates mergekit ships (docs/tokenizers.md §5). */
 export const BUILTIN_CHAT_TEMPLATES = ['alpaca', 'chatml', 'llama3', 'mistral', 'exaone'] as const;
 
 /**

@@ -20,7 +20,7 @@ function lowerBound(sorted: Int32Array, value: number): number {
 }
 
 /**
- * Reads the inputs of an embedding job aligned to a new vocabulary (MERGEKIT_SPEC.md §2.8): rows
+ * Reads the inputs of an embedding job aligned to a new vocabulary (docs/tokenizers.md §3): rows
  * `[r0, r1)` of input i's aligned matrix, in that input's dtype, assembled from the plan's row
  * map. A token row the input has is copied byte for byte from its tensor; a default row is the
  * mean of other inputs' rows, computed in f32 and rounded to the input's dtype; a padding row is

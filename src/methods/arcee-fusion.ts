@@ -5,7 +5,7 @@ import type { MergeMethod } from './types';
 const SOFTMAX_FLOOR = 1e-8;
 
 /**
- * Arcee Fusion (MERGEKIT_SPEC.md §1.11): importance = |x − b| · KL(softmax(x) ‖ softmax(b)) per
+ * Arcee Fusion (docs/methods.md §11): importance = |x − b| · KL(softmax(x) ‖ softmax(b)) per
  * row; the elements whose importance reaches median + 1.5·IQR take the other model's value, the
  * rest keep the base.
  *

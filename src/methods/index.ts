@@ -21,7 +21,7 @@ export const METHODS: readonly MergeMethod[] = [
   ...taskArithmeticFamily, sce, ram, ramplusTl,
 ];
 
-/** Method names mergekit 0.1.4 registers (MERGEKIT_SPEC.md §1.0). */
+/** Method names mergekit 0.1.4 registers (docs/methods.md §0). */
 export const MERGEKIT_METHOD_NAMES: readonly string[] = [
   'linear', 'slerp', 'nuslerp', 'multislerp', 'karcher', 'passthrough', 'model_stock', 'arcee_fusion',
   'nearswap', 'task_arithmetic', 'ties', 'dare_ties', 'dare_linear', 'breadcrumbs', 'breadcrumbs_ties',

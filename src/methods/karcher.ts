@@ -2,7 +2,7 @@ import { gramMatrix } from './gram';
 import type { MergeMethod } from './types';
 
 /**
- * Karcher mean on the unit sphere (MERGEKIT_SPEC.md §1.10), times the mean norm.
+ * Karcher mean on the unit sphere (docs/methods.md §10), times the mean norm.
  *
  * The iterate u only ever combines u and the unit inputs û_i, so it stays in their span:
  * u = Σ a_i û_i, and every quantity the iteration needs (⟨u, û_i⟩, ‖T‖, ‖u‖) follows from the

@@ -1,7 +1,7 @@
 import { flag, weightParam, isTrue } from './params';
 import type { MergeMethod } from './types';
 
-/** Weighted average of the models (MERGEKIT_SPEC.md §1.6). */
+/** Weighted average of the models (docs/methods.md §6). */
 export const linear: MergeMethod = {
   name: 'linear',
   prettyName: 'Linear',

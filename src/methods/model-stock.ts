@@ -4,7 +4,7 @@ import { flag, isTrue } from './params';
 import type { MergeMethod, TensorMerge } from './types';
 
 /**
- * Model Stock (MERGEKIT_SPEC.md §1.12): interpolates between the base and the average of the
+ * Model Stock (docs/methods.md §12): interpolates between the base and the average of the
  * fine-tunes by t = N·cosθ / (1 + (N−1)·cosθ), cosθ the mean pairwise cosine of their task
  * vectors, over the whole tensor or (filter_wise) per row.
  */

@@ -4,7 +4,7 @@ import { flag, isTrue, weightParam } from './params';
 import type { MergeMethod } from './types';
 
 /**
- * Multi-SLERP (MERGEKIT_SPEC.md §1.9): the direction of the weighted mean of the unit (task)
+ * Multi-SLERP (docs/methods.md §9): the direction of the weighted mean of the unit (task)
  * vectors, scaled by the weighted mean of their norms.
  *
  * mergekit also computes the tangent T = Σ w_i (u_i − (u_i·m) m), which is exactly 0 (its sum is

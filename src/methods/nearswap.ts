@@ -1,7 +1,7 @@
 import type { MergeMethod } from './types';
 
 /**
- * NearSwap (MERGEKIT_SPEC.md §1.13): per element, w = clamp(t / max(|a − b|, 1e-6), 0, 1) and
+ * NearSwap (docs/methods.md §13): per element, w = clamp(t / max(|a − b|, 1e-6), 0, 1) and
  * result = w·b + (1 − w)·a, with a the base and b the other model.
  */
 export const nearswap: MergeMethod = {

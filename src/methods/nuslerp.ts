@@ -3,7 +3,7 @@ import { flag, isTrue, weightParam } from './params';
 import type { MergeMethod } from './types';
 
 /**
- * NuSLERP (MERGEKIT_SPEC.md §1.8): slerp of two models with t from their weights, optionally in
+ * NuSLERP (docs/methods.md §8): slerp of two models with t from their weights, optionally in
  * task-vector space around a base, over the whole tensor, its rows or its columns.
  */
 export const nuslerp: MergeMethod = {

@@ -1,7 +1,7 @@
 import { isSet } from './params';
 import type { MergeMethod } from './types';
 
-/** Copies the one input tensor, optionally scaled (MERGEKIT_SPEC.md §1.16): the frankenmerge method. */
+/** Copies the one input tensor, optionally scaled (docs/methods.md §16): the frankenmerge method. */
 export const passthrough: MergeMethod = {
   name: 'passthrough',
   prettyName: 'Passthrough',

@@ -2,7 +2,7 @@ import type { ChunkOps, Vec } from '../backend/types';
 import type { MergeMethod, ParamDecl, SliceInputRule, TensorMerge } from './types';
 
 /**
- * Reinforced Agent Merging (MERGEKIT_SPEC.md §1.15), both variants: per position, a task-vector
+ * Reinforced Agent Merging (docs/methods.md §15), both variants: per position, a task-vector
  * entry is active when |TV_i| > epsilon; an entry active in only one model is taken as is, entries
  * active in several models are averaged over those models. ramplus_tl additionally scales each
  * model's unique entries by λ_i = 1 + r·clamp(shared_i / max(unique_i, epsilon), 0, alpha), from

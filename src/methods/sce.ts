@@ -5,7 +5,7 @@ import { flag } from './params';
 import type { MergeMethod } from './types';
 
 /**
- * SCE (MERGEKIT_SPEC.md §1.14): Select the positions where the task vectors vary most across
+ * SCE (docs/methods.md §14): Select the positions where the task vectors vary most across
  * models, Calculate one weight per model from its mean squared task vector, Erase the entries
  * whose sign disagrees with the (unweighted) majority, and average what is left.
  */

@@ -1,6 +1,6 @@
 import type { MergeMethod } from './types';
 
-/** Spherical interpolation of two whole tensors (MERGEKIT_SPEC.md §1.7). */
+/** Spherical interpolation of two whole tensors (docs/methods.md §7). */
 export const slerp: MergeMethod = {
   name: 'slerp',
   prettyName: 'SLERP',

@@ -4,7 +4,7 @@ import { l1RescaleFactors, SPARSIFIERS, type Prune, type SparsifierName } from '
 import type { MergeMethod, ParamDecl, TensorMerge } from './types';
 
 /**
- * mergekit's generalized task arithmetic (MERGEKIT_SPEC.md §1.5): every method of the family is
+ * mergekit's generalized task arithmetic (docs/methods.md §5): every method of the family is
  * the same algorithm (task vectors → sparsify each → weight → optional sign consensus → normalize
  * → lambda → add to base), configured by one row of this table.
  */
@@ -153,7 +153,7 @@ async function mergeFamily(row: FamilyRow, t: TensorMerge): Promise<void> {
   const weights = others.map((i) => t.inputs[i].params.weight);
   const deltas = (c: ChunkOps): Vec[] => others.map((i) => c.sub(c.input(i), c.input(base)));
 
-  // Sparsification: each delta on its own, before weighting (§1.4); null keeps a delta whole.
+  // Sparsification: each delta on its own, before weighting (docs/methods.md §4); null keeps a delta whole.
   const prunes: (Prune | null)[] =
     row.sparsifier === 'none'
       ? others.map(() => null)
@@ -178,7 +178,7 @@ async function mergeFamily(row: FamilyRow, t: TensorMerge): Promise<void> {
     const scales = weights.map((w, j) => w * factors[j]);
     let mixed: Vec;
     if (row.consensus) {
-      // Sign election on the weighted deltas; exact zeros never vote with the majority (§1.3).
+      // Sign election on the weighted deltas; exact zeros never vote with the majority (docs/methods.md §3).
       mixed = c.signConsensus(kept, scales, normalize ? weights : null);
     } else {
       mixed = c.weightedSum(kept, scales);

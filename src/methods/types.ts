@@ -45,7 +45,7 @@ export interface SliceInputRule {
 
 /**
  * A check mergekit makes on `density` while merging that a declared range cannot express; the
- * validator makes it on the config, before any weight is read (MERGEKIT_SPEC.md §1.4).
+ * validator makes it on the config, before any weight is read (docs/methods.md §4.1, §4.4).
  */
 export type DensityCheck =
   /** Magnitude pruning keeps floor(density·numel) elements and asserts that this is > 0: density > 0. */
@@ -53,7 +53,7 @@ export type DensityCheck =
   /** DELLA: for 0 < density < 1, needs density − epsilon > 0 and density + epsilon < 1 (ValueError). */
   | 'dellaWindow';
 
-/** How a method treats the base model (MERGEKIT_SPEC.md §1.17). */
+/** How a method treats the base model (docs/methods.md §17). */
 export type BasePolicy =
   /** Needs `base_model`; it is not merged like the others. */
   | 'required'
@@ -62,7 +62,7 @@ export type BasePolicy =
   /** Treats it as an ordinary member. */
   | 'member';
 
-/** What to do when input shapes differ (§1.1, §1.2). */
+/** What to do when input shapes differ (docs/methods.md §1, §2). */
 export type ShapePolicy =
   /** Embeddings cut to the smallest rows/cols of all inputs; others must be equal. */
   | 'rectify'
@@ -102,7 +102,7 @@ export interface TensorMerge {
 export interface MergeMethod {
   /** Name in configs (`merge_method`). */
   readonly name: string;
-  /** Name and link used in model cards (MERGEKIT_SPEC.md §1.0). */
+  /** Name and link used in model cards (docs/methods.md §0). */
   readonly prettyName: string;
   readonly paperUrl?: string;
   /** One plain-language paragraph for the app and `alloy methods`. */

@@ -75,7 +75,7 @@ interface Region {
 
 /**
  * Builds the merge plan from a validated config and the metadata of every referenced model
- * (MERGEKIT_SPEC.md §0, §2.3–2.5, §3). Pure: no I/O, the same inputs give the same plan.
+ * (docs/pipeline.md §1, docs/config.md §3–5, docs/architectures.md). Pure: no I/O, the same inputs give the same plan.
  */
 export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, ModelMetadata>, options: PlanOptions = {}): MergePlan {
   const method = findMethod(config.merge_method);
@@ -272,12 +272,12 @@ function planTensor(
     }
   }
 
-  // Shapes (§1.1, §1.2).
+  // Shapes (docs/methods.md §1, §2).
   let keep = inputs.map((_, i) => i);
   let shape = [...inputs[0].tensor.shape];
   const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
   const isEmbed = outWeight.is_embed === true;
-  // With a built tokenizer every embedding input is aligned to the output vocabulary (§2.8).
+  // With a built tokenizer every embedding input is aligned to the output vocabulary (docs/tokenizers.md §3).
   const aligned =
     isEmbed && tokenizer.vocabulary
       ? alignEmbeddingInputs(name, inputs, baseIndex, tokenizer, config.tokenizer ? 'tokenizer' : 'tokenizer_source', warnings)
@@ -317,7 +317,7 @@ function planTensor(
     );
   }
   // Too few models have this tensor (a lone one is copied by every method): an optional weight is
-  // left out of the output, as mergekit does (model_stock §1.12); otherwise the merge cannot run.
+  // left out of the output, as mergekit does (docs/methods.md §12); otherwise the merge cannot run.
   if (method.minInputs !== undefined && kept.length > 1 && kept.length < method.minInputs) {
     const have = `${kept.length} (${kept.map((k) => k.meta.key).join(', ')})`;
     if (outWeight.optional) {
@@ -373,7 +373,7 @@ const VOCAB_MISMATCH =
   'The models have different vocabularies, so rows may belong to different tokens (garbled output) and tokens past ' +
   'the cut are lost; set tokenizer_source: union (or base) to merge embeddings token by token.';
 
-/** The inputs of an embedding as aligned matrices in the output vocabulary (§2.8). */
+/** The inputs of an embedding as aligned matrices in the output vocabulary (docs/tokenizers.md §3). */
 function alignEmbeddingInputs(
   name: string,
   inputs: readonly { meta: ModelMetadata; tensor: TensorInfo }[],

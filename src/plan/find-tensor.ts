@@ -2,7 +2,7 @@ import type { WeightInfo } from './architectures';
 import type { ModelMetadata } from './model-metadata';
 import type { TensorInfo } from '../storage/types';
 
-/** Whether a model stores the weight under its name or an alias (tied names not counted, §0.5). */
+/** Whether a model stores the weight under its name or an alias (tied names not counted, docs/pipeline.md §5). */
 export function hasOwnTensor(model: ModelMetadata, weight: WeightInfo): boolean {
   return [weight.name, ...(weight.aliases ?? [])].some((n) => model.tensors.tensors.has(n));
 }

@@ -21,7 +21,7 @@ function yamlScalar(s: string): string {
   return /^[A-Za-z0-9._/-]+$/.test(s) && !/^[-.]/.test(s) ? s : JSON.stringify(s);
 }
 
-/** The output README.md, in mergekit's model-card layout (MERGEKIT_SPEC.md §4.4). */
+/** The output README.md, in mergekit's model-card layout (docs/output.md §4). */
 export function renderModelCard(input: ModelCardInput): string {
   const hubModels = input.models.filter((m) => m.hubRepo);
   const front = ['---'];

@@ -22,16 +22,16 @@ function setConfigValue(config: Record<string, unknown>, key: string, value: unk
   obj[parts[parts.length - 1]] = value;
 }
 
-/** The config key of an architecture's vocabulary size (§2.8). */
+/** The config key of an architecture's vocabulary size (docs/tokenizers.md §4). */
 export function vocabSizeKey(arch: ArchitectureDefinition): string {
   return arch.vocab_size_config_key ?? 'vocab_size';
 }
 
 /**
- * The output config.json (MERGEKIT_SPEC.md §3.3): the donor's config with `torch_dtype` set to
+ * The output config.json (docs/output.md §5): the donor's config with `torch_dtype` set to
  * `out_dtype` or `dtype`, and — for `slices:` merges only — the layer count rewritten to the
  * number of output layers. When a tokenizer is built, the vocabulary size is set to the output
- * embedding rows (§2.8). Nothing else changes (`tie_word_embeddings` is kept as is).
+ * embedding rows (docs/tokenizers.md §4). Nothing else changes (`tie_word_embeddings` is kept as is).
  */
 export function outputModelConfig(
   donorConfig: Readonly<Record<string, unknown>>,

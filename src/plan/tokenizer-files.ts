@@ -1,7 +1,7 @@
 import type { ModelMetadata } from './model-metadata';
 import type { FileToCopy } from './types';
 
-/** Files mergekit copies from the donor when it copies a tokenizer (MERGEKIT_SPEC.md §4.3). */
+/** Files mergekit copies from the donor when it copies a tokenizer (docs/tokenizers.md §6). */
 export const TOKENIZER_FILES: readonly string[] = [
   'tokenizer_config.json',
   'special_tokens_map.json',

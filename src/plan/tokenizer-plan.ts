@@ -23,7 +23,7 @@ import { tokenizerFilesToCopy } from './tokenizer-files';
 import type { FileToCopy, TokenizerSummary } from './types';
 
 /**
- * What a merge does with tokenizers (MERGEKIT_SPEC.md §2.8, §2.9, §4.3): builds the output
+ * What a merge does with tokenizers (docs/tokenizers.md §1–6): builds the output
  * vocabulary when `tokenizer_source` / `tokenizer` is set, resolves `chat_template`, and lists the
  * tokenizer files to write or copy. Errors are TokenizerErrors whose `yamlPath` is set.
  */

@@ -9,7 +9,7 @@ export interface TensorInput {
   /** Per-model ("tensor") parameters of the method, resolved for this tensor (absent = unset). */
   readonly params: Readonly<Record<string, number>>;
   /**
-   * Set on an embedding aligned to a new vocabulary (MERGEKIT_SPEC.md §2.8; `TensorJob.alignment`):
+   * Set on an embedding aligned to a new vocabulary (docs/tokenizers.md §3; `TensorJob.alignment`):
    * for each token row of the aligned matrix, the row of this input's own tensor, or -1 where the
    * row is the job's default row. The input then reads as `[job.shape[0], hidden]`.
    */
@@ -40,7 +40,7 @@ export interface TensorJob {
   readonly baseIndex: number;
   /** Global parameters of the method, resolved for this tensor. */
   readonly params: Readonly<Record<string, number>>;
-  /** An embedding (embed_tokens / lm_head / wte…): rows may be cut to the smallest input (§1.1). */
+  /** An embedding (embed_tokens / lm_head / wte…): rows may be cut to the smallest input (docs/methods.md §1). */
   readonly isEmbed: boolean;
   /** Bytes of the output tensor. */
   readonly byteLength: number;

@@ -262,7 +262,7 @@ fn fused_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
   sums_out[t] = acc;
 }
 
-// magnitudeHistogram of an expression (see histogram.wgsl), each value computed in place.
+// magnitudeHistogram of an expression (the `magnitudeHistogram` op of src/backend/types.ts), each value computed in place.
 @compute @workgroup_size(256)
 fn fused_histogram(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {

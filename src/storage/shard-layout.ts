@@ -1,5 +1,5 @@
 /**
- * Output sharding exactly as mergekit's `TensorWriter` (MERGEKIT_SPEC §4.2): which tensors go in
+ * Output sharding exactly as mergekit's `TensorWriter` (docs/output.md §2): which tensors go in
  * which file, the file names, and the index. Pure functions of the plan, so the UI can show the
  * layout before anything runs.
  */

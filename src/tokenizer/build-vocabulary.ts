@@ -1,7 +1,7 @@
 import { fullVocab, TokenizerError, type AddedToken, type AddedTokenSettings, type HfTokenizer } from './hf-tokenizer';
 
 /**
- * The output vocabulary of a merge and every model's permutation into it (MERGEKIT_SPEC.md §2.8,
+ * The output vocabulary of a merge and every model's permutation into it (docs/tokenizers.md §2,
  * mergekit's `build_tokenizer`). Pure: tokenizers in, tokenizer and permutations out.
  */
 
@@ -177,7 +177,7 @@ function unionTokenizer(base: HfTokenizer, ordered: readonly { key: string; toke
   return builder.build();
 }
 
-/** Builds the output vocabulary and each model's permutation (MERGEKIT_SPEC.md §2.8). */
+/** Builds the output vocabulary and each model's permutation (docs/tokenizers.md §2). */
 export function buildOutputVocabulary(options: VocabularyOptions): OutputVocabulary {
   const warnings: string[] = [];
   const byKey = new Map(options.models.map((m) => [m.key, m]));

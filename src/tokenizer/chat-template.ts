@@ -6,7 +6,7 @@ import mistral from './chat-templates/mistral.jinja?raw';
 import { TokenizerError, type TokenizerFiles } from './hf-tokenizer';
 
 /**
- * `chat_template:` (MERGEKIT_SPEC.md §2.9). The built-in templates are mergekit's own Jinja files,
+ * `chat_template:` (docs/tokenizers.md §5). The built-in templates are mergekit's own Jinja files,
  * copied verbatim (see chat-templates/SOURCE.md).
  */
 export const BUILTIN_CHAT_TEMPLATES: Readonly<Record<string, string>> = { alpaca, chatml, exaone, llama3, mistral };

@@ -2,8 +2,8 @@ import { TokenizerError } from './hf-tokenizer';
 import type { OutputVocabulary } from './build-vocabulary';
 
 /**
- * Which rows make up each model's embedding matrix in the output vocabulary (MERGEKIT_SPEC.md
- * §2.8, mergekit's `PermutedEmbeddings`), described as data: no weights are read here. The engine
+ * Which rows make up each model's embedding matrix in the output vocabulary (docs/tokenizers.md
+ * §3, mergekit's `PermutedEmbeddings`), described as data: no weights are read here. The engine
  * assembles the rows chunk by chunk from this description.
  */
 

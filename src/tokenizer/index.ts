@@ -1,5 +1,5 @@
 /**
- * Tokenizers and vocabularies (MERGEKIT_SPEC.md §2.8, §2.9): reading Hugging Face tokenizer files,
+ * Tokenizers and vocabularies (docs/tokenizers.md §2–5): reading Hugging Face tokenizer files,
  * building the output vocabulary (base / union / a model's), each model's permutation into it,
  * the embedding alignment as data, chat templates, and writing the output tokenizer files. Pure
  * functions of file contents: no I/O, no weights.

@@ -7,7 +7,7 @@ import { expectWithinUlp, magnitudes } from '../helpers/ulp';
 import { linearRef, slerpRef, tiesRef } from './reference-math';
 import { runAlloy, tempDir, writeConfig } from './run-alloy';
 
-/** Layer-gradient value at layer idx of L (MERGEKIT_SPEC.md §2.4), written independently. */
+/** Layer-gradient value at layer idx of L (docs/config.md §4), written independently. */
 function gradient(values: number[], idx: number, layers: number): number {
   const t = layers === 1 ? 1 : idx / (layers - 1);
   const s = t * (values.length - 1);

@@ -16,7 +16,7 @@ import { expectWithinUlp, magnitudes } from '../helpers/ulp';
 import { runAlloy, tempDir, writeConfig } from './run-alloy';
 
 /**
- * One end-to-end `alloy merge` per method of MERGEKIT_SPEC.md §1.8–1.15 on tiny f32 Llama
+ * One end-to-end `alloy merge` per method of docs/methods.md §8–15 on tiny f32 Llama
  * models, every output tensor checked against the independent references in
  * test/helpers/method-references.ts.
  */

@@ -1,5 +1,5 @@
 /**
- * Independent, deliberately naive implementations of the MERGEKIT_SPEC.md formulas (f64, sort-based
+ * Independent, deliberately naive implementations of the formulas of docs/methods.md (f64, sort-based
  * top-k), used as the expected values of end-to-end tests.
  */
 

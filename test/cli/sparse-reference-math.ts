@@ -1,5 +1,5 @@
 /**
- * Independent, deliberately naive implementations of MERGEKIT_SPEC.md §1.4–1.5 for the sparse
+ * Independent, deliberately naive implementations of docs/methods.md §4–5 for the sparse
  * GTA methods (sort-based ranks, f64 sums), used as expected values of end-to-end tests. The
  * random methods use Alloy's documented random numbers (src/backend/random.ts): the mask is
  * specified as "keep where uniform(seed, tensor, stream = model index among non-base, element) < p".
@@ -78,7 +78,7 @@ export function l1RescaleRef(x: ArrayLike<number>, kept: Float64Array): Float64A
   return kept.map((v) => (v * before) / after);
 }
 
-/** Steps 3–7 of §1.5 on already sparsified (and rescaled) deltas. */
+/** Steps 3–7 of docs/methods.md §5 on already sparsified (and rescaled) deltas. */
 export function gtaMixRef(
   base: Float32Array,
   deltas: Float64Array[],

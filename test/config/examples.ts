@@ -1,4 +1,4 @@
-/** mergekit's shipped examples (MERGEKIT_SPEC.md §2.7), as written in its repository. */
+/** mergekit's shipped examples (docs/config.md §7), as written in its repository. */
 export const LINEAR_YML = `models:
   - model: psmathur/orca_mini_v3_13b
     parameters:

@@ -343,7 +343,7 @@ describe('tokenizer settings', () => {
     expect(parseMergeConfig(LINEAR('tokenizer_source: model:a/one@rev\n')).config.tokenizer_source).toEqual({ path: 'a/one', revision: 'rev' });
   });
 
-  it('tokenizer block (§2.8)', () => {
+  it('tokenizer block (docs/tokenizers.md §1)', () => {
     const { config } = parseMergeConfig(
       LINEAR(`tokenizer:
   source: union
@@ -387,7 +387,7 @@ describe('tokenizer settings', () => {
   });
 });
 
-describe('chat_template (§2.9)', () => {
+describe('chat_template (docs/tokenizers.md §5)', () => {
   it('built-in names, auto and literal Jinja templates', () => {
     for (const name of ['alpaca', 'chatml', 'llama3', 'mistral', 'exaone', 'auto']) {
       expect(parseMergeConfig(LINEAR(`chat_template: ${name}\n`)).config.chat_template).toBe(name);

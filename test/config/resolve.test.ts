@@ -4,7 +4,7 @@ import { evaluateSetting, layerT, PRE_POST_LAYER_T, resolveParameter } from '../
 const overLayers = (values: number[], layers: number) =>
   Array.from({ length: layers }, (_, i) => evaluateSetting(values, 'model.layers.0.mlp.up_proj.weight', layerT(i, layers)) as number);
 
-describe('gradients (MERGEKIT_SPEC.md §8)', () => {
+describe('gradients (docs/config.md §6)', () => {
   it('[1, 0.7, 0.1] over 4 layers', () => {
     const got = overLayers([1, 0.7, 0.1], 4);
     [1, 0.8, 0.5, 0.1].forEach((want, i) => expect(got[i]).toBeCloseTo(want, 12));

@@ -1,6 +1,6 @@
 /**
  * Headless Chromium for the e2e tests: Debian's /usr/bin/chromium (never a downloaded browser),
- * driven by playwright-core, with WebGPU on SwiftShader (TESTING.md §2, BROWSER_NOTES.md §5.2) and
+ * driven by playwright-core, with WebGPU on SwiftShader (docs/testing.md §2, docs/browser.md §5.2) and
  * a persistent profile so that OPFS is the real, disk-backed one.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';

@@ -1,6 +1,6 @@
 /**
  * A local fake of the Hugging Face Hub: the subset of its HTTP API that `@huggingface/hub` and
- * Alloy's range reads use (BROWSER_NOTES.md §2), on 127.0.0.1 with random ports, behaving like the
+ * Alloy's range reads use (docs/browser.md §2), on 127.0.0.1 with random ports, behaving like the
  * real Hub where it matters: `resolve` redirects LFS files (302) to a CDN on another origin that
  * serves `Range` with 206 and `Content-Range`; ETags, `X-Linked-Size`, CORS with exposed headers;
  * 401 for a bad token, 404 with `X-Error-Code` for a missing repo, file or revision; repo

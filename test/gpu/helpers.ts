@@ -8,7 +8,7 @@ import { encodeFromF32 } from '../../src/storage';
 import type { ByteSource, FloatDtype } from '../../src/storage/types';
 
 /**
- * Rules for GPU test files (BROWSER_NOTES.md §5: dawn.node on SwiftShader has hung or crashed
+ * Rules for GPU test files (docs/browser.md §5.1: dawn.node on SwiftShader has hung or crashed
  * when the JS thread blocked between GPU submissions):
  * - compute every CPU reference before the first device is created;
  * - give every await on the GPU a timeout (`within`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every WebGPU test file (test/gpu/*.gpu.test.ts) in a vitest process of its own, one after
 // the other. Dawn on SwiftShader sometimes dies natively (SIGSEGV, SIGABRT, futex or mutex
-// assertions) or hangs (BROWSER_NOTES.md §5.1): a file whose process crashed or hung is run again,
+// assertions) or hangs (docs/browser.md §5.1): a file whose process crashed or hung is run again,
 // up to 3 times in all. A file whose tests fail is never retried.
 //
 // Usage: node test/gpu/run-isolated.mjs [name-filter…]

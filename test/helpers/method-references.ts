@@ -1,5 +1,5 @@
 /**
- * Independent, deliberately literal f64 implementations of MERGEKIT_SPEC.md §1.8–1.15 (whole
+ * Independent, deliberately literal f64 implementations of docs/methods.md §8–15 (whole
  * tensors, the steps in mergekit's order, sort-based quantiles and top-k), used as expected values
  * by the method unit tests and the end-to-end CLI tests. Tensors are flat arrays with a shape.
  */
@@ -64,7 +64,7 @@ export function nuslerpRef(
   return out;
 }
 
-/** The literal steps of §1.9, tangent included. */
+/** The literal steps of docs/methods.md §9, tangent included. */
 export function multislerpRef(xs: Arr[], base: Arr | null, weights: number[], options: { normalize?: boolean; eps?: number } = {}): Float64Array {
   const eps = options.eps ?? 1e-8;
   if (xs.length === 1) return f64(xs[0]);
@@ -95,7 +95,7 @@ export function multislerpRef(xs: Arr[], base: Arr | null, weights: number[], op
   return out;
 }
 
-/** The literal iteration of §1.10 on whole vectors. */
+/** The literal iteration of docs/methods.md §10 on whole vectors. */
 export function karcherRef(xs: Arr[], maxIter = 10, tol = 1e-5): Float64Array {
   if (xs.length === 1) return f64(xs[0]);
   const n = xs[0].length;
@@ -159,7 +159,7 @@ export function nearswapRef(a: Arr, b: Arr, t: number): Float64Array {
   });
 }
 
-/** §1.11 with exact quantiles over all elements (no sampling). Also returns the importance and threshold. */
+/** docs/methods.md §11 with exact quantiles over all elements (no sampling). Also returns the importance and threshold. */
 export function arceeFusionRef(base: Arr, x: Arr, shape: readonly number[]): { values: Float64Array; importance: Float64Array; threshold: number } {
   const importance = new Float64Array(base.length);
   for (const row of vectorGroups(shape, 'rows')) {
@@ -183,7 +183,7 @@ export function arceeFusionRef(base: Arr, x: Arr, shape: readonly number[]): { v
   return { values, importance, threshold };
 }
 
-/** §1.14; top-k ties kept in index order (mergekit: arbitrary). */
+/** docs/methods.md §14; top-k ties kept in index order (mergekit: arbitrary). */
 export function sceRef(base: Arr, xs: Arr[], selectTopk = 1): Float64Array {
   const n = base.length;
   const m = xs.length;
@@ -217,7 +217,7 @@ export function sceRef(base: Arr, xs: Arr[], selectTopk = 1): Float64Array {
   });
 }
 
-/** §1.15, both variants (plus: ramplus_tl with r, alpha). */
+/** docs/methods.md §15, both variants (plus: ramplus_tl with r, alpha). */
 export function ramRef(base: Arr, xs: Arr[], options: { epsilon?: number; plus?: { r: number; alpha: number } } = {}): Float64Array {
   const eps = options.epsilon ?? 1e-5;
   const n = base.length;

@@ -18,8 +18,8 @@ function expectFusion(values: Float32Array, base: Float32Array, x: Float32Array,
   return taken;
 }
 
-describe('arcee_fusion (MERGEKIT_SPEC.md §1.11)', () => {
-  it('keeps the base when no importance reaches median + 1.5·IQR (§8)', async () => {
+describe('arcee_fusion (docs/methods.md §11)', () => {
+  it('keeps the base when no importance reaches median + 1.5·IQR (docs/methods.md §20)', async () => {
     const { values } = await runMethod('arcee_fusion', [{ values: [0, 0, 0, 0] }, { values: [1, 2, 3, 4] }], {
       baseIndex: 0,
       shape: [1, 4],
@@ -70,7 +70,7 @@ describe('arcee_fusion (MERGEKIT_SPEC.md §1.11)', () => {
     expectClose(values, [1, 2], 0, 0);
   });
 
-  it('cuts mismatched embeddings to the common top-left block (§1.1)', async () => {
+  it('cuts mismatched embeddings to the common top-left block (docs/methods.md §1)', async () => {
     const base = randomArray(6 * 8, 7);
     const x = perturbed(randomArray(5 * 10, 7), 8, 0.05);
     x[12] += 3;

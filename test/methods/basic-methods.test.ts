@@ -3,7 +3,7 @@ import { slerpCoefficients } from '../../src/methods';
 import { expectClose } from '../helpers/expect-close';
 import { runMethod } from '../helpers/run-method';
 
-// Worked values of MERGEKIT_SPEC.md §8.
+// Worked values of docs/methods.md §20.
 describe('linear', () => {
   const a = [1, 2, 3];
   const b = [3, 2, 1];

@@ -7,8 +7,8 @@ import { runMethod } from '../helpers/run-method';
 
 const params = { max_iter: 10, tol: 1e-5 };
 
-describe('karcher (MERGEKIT_SPEC.md §1.10)', () => {
-  it('averages directions on the sphere and scales by the mean norm (§8)', async () => {
+describe('karcher (docs/methods.md §10)', () => {
+  it('averages directions on the sphere and scales by the mean norm (docs/methods.md §20)', async () => {
     const { values } = await runMethod('karcher', [{ values: [2, 0] }, { values: [0, 1] }], { params });
     expectClose(values, [1.06066, 1.06066]);
   });
@@ -65,7 +65,7 @@ describe('karcher (MERGEKIT_SPEC.md §1.10)', () => {
     expectClose(values, karcherRef([cut, b]), 1e-5, 1e-6);
   });
 
-  it('coefficients reproduce the §8 example from a Gram matrix alone', () => {
+  it('coefficients reproduce the docs/methods.md §20 example from a Gram matrix alone', () => {
     const k = karcherCoefficients([[4, 0], [0, 1]], 10, 1e-5);
     expectClose(k, [1.06066 / 2, 1.06066]);
   });

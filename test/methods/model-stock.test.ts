@@ -4,8 +4,8 @@ import { modelStockRef } from '../helpers/method-references';
 import { perturbed, randomArray } from '../helpers/random-arrays';
 import { runMethod } from '../helpers/run-method';
 
-describe('model_stock (MERGEKIT_SPEC.md §1.12)', () => {
-  it('interpolates by t = 2c/(1+c) toward the average (§8)', async () => {
+describe('model_stock (docs/methods.md §12)', () => {
+  it('interpolates by t = 2c/(1+c) toward the average (docs/methods.md §20)', async () => {
     const { values } = await runMethod('model_stock', [{ values: [0, 0] }, { values: [1, 0] }, { values: [1, 1] }], {
       baseIndex: 0,
       params: { filter_wise: 0 },
@@ -64,7 +64,7 @@ describe('model_stock (MERGEKIT_SPEC.md §1.12)', () => {
     ).rejects.toThrow(/opposite directions/);
   });
 
-  it('cuts mismatched embeddings to the common top-left block (§1.1)', async () => {
+  it('cuts mismatched embeddings to the common top-left block (docs/methods.md §1)', async () => {
     const base = randomArray(4 * 4, 1);
     const a = perturbed(randomArray(5 * 3, 2), 3, 0.1);
     const b = randomArray(4 * 3, 4);

@@ -6,8 +6,8 @@ import { runMethod } from '../helpers/run-method';
 
 const w = (weight: number): { weight: number } => ({ weight });
 
-describe('multislerp (MERGEKIT_SPEC.md §1.9)', () => {
-  it('is the weighted unit mean direction times the weighted norm (§8)', async () => {
+describe('multislerp (docs/methods.md §9)', () => {
+  it('is the weighted unit mean direction times the weighted norm (docs/methods.md §20)', async () => {
     const { values } = await runMethod('multislerp', [{ values: [1, 0], params: w(0.75) }, { values: [0, 1], params: w(0.25) }], {
       params: { normalize_weights: 1, eps: 1e-8 },
     });

@@ -4,8 +4,8 @@ import { nearswapRef } from '../helpers/method-references';
 import { perturbed, randomArray } from '../helpers/random-arrays';
 import { runMethod } from '../helpers/run-method';
 
-describe('nearswap (MERGEKIT_SPEC.md §1.13)', () => {
-  it('takes close values and steps toward far ones (§8)', async () => {
+describe('nearswap (docs/methods.md §13)', () => {
+  it('takes close values and steps toward far ones (docs/methods.md §20)', async () => {
     const { values } = await runMethod('nearswap', [{ values: [0, 1] }, { values: [0.5, 1.00001] }], { baseIndex: 0, params: { t: 0.1 } });
     expectClose(values, [0.1, 1.00001], 1e-6, 1e-7);
   });

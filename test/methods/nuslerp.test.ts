@@ -9,8 +9,8 @@ const rows = { nuslerp_flatten: 0, nuslerp_row_wise: 0 };
 const columns = { nuslerp_flatten: 0, nuslerp_row_wise: 1 };
 const w = (weight: number): { weight: number } => ({ weight });
 
-describe('nuslerp (MERGEKIT_SPEC.md §1.8)', () => {
-  it('with weights 1/1 and no base equals slerp at t = 0.5 (§8)', async () => {
+describe('nuslerp (docs/methods.md §8)', () => {
+  it('with weights 1/1 and no base equals slerp at t = 0.5 (docs/methods.md §20)', async () => {
     const { values } = await runMethod('nuslerp', [{ values: [1, 0], params: w(1) }, { values: [0, 1], params: w(1) }], { params: flat });
     expectClose(values, [0.707107, 0.707107]);
   });
@@ -84,7 +84,7 @@ describe('nuslerp (MERGEKIT_SPEC.md §1.8)', () => {
     ).rejects.toThrow(/exactly two models plus the base/);
   });
 
-  it('cuts mismatched embeddings to the common top-left block (§1.1)', async () => {
+  it('cuts mismatched embeddings to the common top-left block (docs/methods.md §1)', async () => {
     const a = randomArray(5 * 4, 4);
     const b = randomArray(4 * 3, 5);
     const base = randomArray(4 * 4, 6);

@@ -4,15 +4,15 @@ import { ramRef } from '../helpers/method-references';
 import { randomArray } from '../helpers/random-arrays';
 import { runMethod } from '../helpers/run-method';
 
-describe('ram and ramplus_tl (MERGEKIT_SPEC.md §1.15)', () => {
+describe('ram and ramplus_tl (docs/methods.md §15)', () => {
   const base = { values: [0, 0, 0] };
   const tv1 = { values: [0, 1, 2] };
   const tv2 = { values: [0, 0, 4] };
-  it('ram: sums unique contributions and averages shared ones (§8)', async () => {
+  it('ram: sums unique contributions and averages shared ones (docs/methods.md §20)', async () => {
     const { values } = await runMethod('ram', [base, tv1, tv2], { baseIndex: 0, params: { epsilon: 1e-5 } });
     expectClose(values, [0, 1, 3]);
   });
-  it('ramplus_tl: boosts unique contributions by λ = 1 + r·clamp(shared/unique, 0, alpha) (§8)', async () => {
+  it('ramplus_tl: boosts unique contributions by λ = 1 + r·clamp(shared/unique, 0, alpha) (docs/methods.md §20)', async () => {
     const { values } = await runMethod('ramplus_tl', [base, tv1, tv2], { baseIndex: 0, params: { r: 0.1, alpha: 0.2, epsilon: 1e-5 } });
     expectClose(values, [0, 1.02, 3]);
   });

@@ -4,8 +4,8 @@ import { sceRef } from '../helpers/method-references';
 import { perturbed, randomArray } from '../helpers/random-arrays';
 import { runMethod } from '../helpers/run-method';
 
-describe('sce (MERGEKIT_SPEC.md §1.14)', () => {
-  it('weights by mean squared task vector and erases minority signs (§8)', async () => {
+describe('sce (docs/methods.md §14)', () => {
+  it('weights by mean squared task vector and erases minority signs (docs/methods.md §20)', async () => {
     const { values } = await runMethod('sce', [{ values: [0, 0] }, { values: [1, 2] }, { values: [3, -2] }], {
       baseIndex: 0,
       params: { select_topk: 1 },

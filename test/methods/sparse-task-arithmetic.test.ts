@@ -6,7 +6,7 @@ import { onCpuChunk } from '../helpers/cpu-chunk';
 import { expectClose } from '../helpers/expect-close';
 import { runMethod, type ArrayInput, type RunOptions } from '../helpers/run-method';
 
-// dare_*, breadcrumbs*, della* (MERGEKIT_SPEC.md §1.4–1.5, worked values of §8).
+// dare_*, breadcrumbs*, della* (docs/methods.md §4–5, worked values of docs/methods.md §20).
 
 const SPARSE_METHODS = ['dare_ties', 'dare_linear', 'breadcrumbs', 'breadcrumbs_ties', 'della', 'della_linear'];
 
@@ -40,7 +40,7 @@ function expectWithin4Sigma(kept: number, n: number, p: number, what: string): v
   expect(Math.abs(kept - n * p), `${what}: kept ${kept} of ${n}, expected ${n * p} ± ${4 * sigma}`).toBeLessThanOrEqual(4 * sigma);
 }
 
-describe('GTA family table (§1.5)', () => {
+describe('GTA family table (docs/methods.md §5)', () => {
   it('declares the defaults of the spec', () => {
     const expected: Record<string, { normalize: number; rescale: number; extra?: [string, number] }> = {
       dare_ties: { normalize: 0, rescale: 1 },
@@ -123,7 +123,7 @@ describe('breadcrumbs (magnitude_outliers)', () => {
   const ten = Array.from({ length: 10 }, (_, i) => i + 1);
   const zeros = { values: new Array(10).fill(0) };
 
-  it('computes the band of §1.4', () => {
+  it('computes the band of docs/methods.md §4.3', () => {
     expect(outlierBand(10, 0.5, 0.1)).toEqual({ bottom: 4, top: 1 });
     expect(outlierBand(10, 0.5, 0.01)).toEqual({ bottom: 5, top: 0 });
     expect(outlierBand(10, 0.95, 0.2)).toEqual({ bottom: 0, top: 1 }); // bottom −1 taken from top
@@ -131,12 +131,12 @@ describe('breadcrumbs (magnitude_outliers)', () => {
     expect(outlierBand(1000, 0.5, 0.01)).toEqual({ bottom: 490, top: 10 });
   });
 
-  it('§8: [1..10], density 0.5, gamma 0.1 keeps 5..9', async () => {
+  it('docs/methods.md §20: [1..10], density 0.5, gamma 0.1 keeps 5..9', async () => {
     const { values } = await runFamily('breadcrumbs', [zeros, { values: ten, params: { weight: 1, density: 0.5, gamma: 0.1 } }]);
     expect(Array.from(values)).toEqual([0, 0, 0, 0, 5, 6, 7, 8, 9, 0]);
   });
 
-  it('§8 with the default gamma 0.01: no outlier to drop, keeps the top 5 (mergekit zeroes everything)', async () => {
+  it('docs/methods.md §20 with the default gamma 0.01: no outlier to drop, keeps the top 5 (mergekit zeroes everything)', async () => {
     const { values } = await runFamily('breadcrumbs', [zeros, { values: ten, params: { weight: 1, density: 0.5 } }]);
     expect(Array.from(values)).toEqual([0, 0, 0, 0, 0, 6, 7, 8, 9, 10]);
   });
@@ -277,7 +277,7 @@ describe('dare (random)', () => {
 });
 
 describe('della (della_magprune)', () => {
-  it('§8: keep probabilities of the row [0.1, −0.4, 0.2, 0.3], density 0.5, epsilon 0.1', async () => {
+  it('docs/methods.md §20: keep probabilities of the row [0.1, −0.4, 0.2, 0.3], density 0.5, epsilon 0.1', async () => {
     const p = await onCpuChunk([[0.1, -0.4, 0.2, 0.3]], 1, 4, (c) => dellaKeepProbabilities(c, c.input(0), 0.5, 0.1));
     expectClose(p, [0.4, 0.6, 0.466667, 0.533333]);
   });

@@ -1,6 +1,6 @@
 /**
  * Interop with the reference implementation: Python `safetensors` (Rust core) + numpy.
- * Skipped when they are not installed (CI installs them: `pip install safetensors numpy`).
+ * Skipped when they are not installed, except in CI, where they must run (test/helpers/python.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -20,14 +20,12 @@ import {
   type FloatDtype,
   type SafetensorsEntry,
 } from '../../src/storage';
+import { RUN_PYTHON_TESTS, requirePython } from '../helpers/python';
 import { MALFORMED } from './helpers';
 
-const python = spawnSync('python3', ['-c', 'import safetensors, numpy'], { encoding: 'utf8' });
-const havePython = python.status === 0;
-if (!havePython) console.warn('python3 with safetensors and numpy not found: skipping the interop tests');
 
 function runPython(script: string, ...args: string[]): unknown {
-  const result = spawnSync('python3', ['-c', script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const result = spawnSync(requirePython(), ['-c', script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (result.status !== 0) throw new Error(`python failed:\n${result.stderr}`);
   return JSON.parse(result.stdout);
 }
@@ -49,7 +47,7 @@ function specialValues(count: number, seed: number): Float32Array {
 }
 
 // CI installs Python's safetensors (.ci/run): there the test must run, never skip.
-describe.skipIf(!havePython && !process.env.CI)('interop with Python safetensors', () => {
+describe.skipIf(!RUN_PYTHON_TESTS)('interop with Python safetensors', () => {
   it('Python reads our files, bit for bit', async () => {
     const tensors: { name: string; dtype: FloatDtype | 'I64'; shape: number[] }[] = [
       { name: 'model.layers.0.mlp.down_proj.weight', dtype: 'BF16', shape: [7, 13] },

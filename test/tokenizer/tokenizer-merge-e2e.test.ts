@@ -1,5 +1,5 @@
 /**
- * mergekit's tests/test_tokenizer.py and tests/test_chat_template.py (MERGEKIT_SPEC.md §6) as
+ * mergekit's tests/test_tokenizer.py and tests/test_chat_template.py (docs/testing.md §7) as
  * end-to-end CLI merges, plus exact row checks: tiny Llama models with real BPE tokenizer.json
  * files — a base (vocab 64, no added tokens), a chat model (config vocab 66, tokenizer 64 +
  * <|im_start|>, <|im_end|> at 64/65) and a padded-vocab model (config vocab 64, tokenizer 64 +

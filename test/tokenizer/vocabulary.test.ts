@@ -302,7 +302,7 @@ describe('writing tokenizer files', () => {
   });
 });
 
-describe('chat templates (MERGEKIT_SPEC.md §2.9)', () => {
+describe('chat templates (docs/tokenizers.md §5)', () => {
   it('ships mergekit\'s built-in templates', () => {
     expect(Object.keys(BUILTIN_CHAT_TEMPLATES).sort()).toEqual(['alpaca', 'chatml', 'exaone', 'llama3', 'mistral']);
     expect(BUILTIN_CHAT_TEMPLATES.chatml).toBe(

@@ -1,5 +1,5 @@
 /**
- * mergekit-moe configs (MERGEKIT_SPEC.md §5.2): `base_model`, `experts`, `gate_mode`, … and no
+ * mergekit-moe configs (docs/config.md §8): `base_model`, `experts`, `gate_mode`, … and no
  * `merge_method`. Read and validated with the same error format as merge configs; Alloy cannot
  * build MoE models yet, but `alloy validate` and the app check these configs.
  */

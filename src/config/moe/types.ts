@@ -1,7 +1,7 @@
 import type { ConfigDtype, ModelReference } from '../types';
 
 /**
- * A mergekit-moe config (MERGEKIT_SPEC.md §5.2): the base model donates attention, norms,
+ * A mergekit-moe config (docs/config.md §8): the base model donates attention, norms,
  * embeddings and lm_head; each expert donates its MLPs; the router is built from prompts (or
  * randomly). Keys keep mergekit's snake_case, like MergeConfig.
  */

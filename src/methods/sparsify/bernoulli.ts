@@ -12,7 +12,7 @@ export function keepWithProbability(c: ChunkOps, x: Vec, p: Operand, stream: num
 }
 
 /**
- * DARE pruning (MERGEKIT_SPEC.md §1.4 `random` / bernoulli): keep each element of the delta with
+ * DARE pruning (docs/methods.md §4.2, `random` / bernoulli): keep each element of the delta with
  * probability `density`. density ≥ 1 leaves it unchanged; density 0 drops everything (mergekit's
  * rescale then sees a zero norm and leaves the zeros).
  */

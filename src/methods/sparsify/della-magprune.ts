@@ -16,7 +16,7 @@ export const epsilonParam: ParamDecl = {
 };
 
 /**
- * DELLA's keep probabilities for one chunk of a delta (MERGEKIT_SPEC.md §1.4 `della_magprune`):
+ * DELLA's keep probabilities for one chunk of a delta (docs/methods.md §4.4):
  * with r the rank of |delta| within its row (1 = smallest, n = row length; see `rowRanks` for
  * equal magnitudes), p = (density − epsilon) + (r − 1)/(n − 1) · 2·epsilon. A row of a single
  * element (mergekit computes 0/0 = NaN there) gets p = density, the mean of the others.

@@ -10,7 +10,7 @@ export { dellaKeepProbabilities } from './della-magprune';
 export { outlierBand, type OutlierBand } from './magnitude-outliers';
 export { l1RescaleFactors, RESCALE_EPSILON } from './rescale';
 
-/** mergekit's four sparsification methods (MERGEKIT_SPEC.md §1.4), each implemented once. */
+/** mergekit's four sparsification methods (docs/methods.md §4), each implemented once. */
 export const SPARSIFIERS: Readonly<Record<SparsifierName, Sparsifier>> = {
   magnitude,
   random: bernoulli,

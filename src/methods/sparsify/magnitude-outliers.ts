@@ -22,7 +22,7 @@ export interface OutlierBand {
 }
 
 /**
- * MERGEKIT_SPEC.md §1.4 `magnitude_outliers`: target = ⌊density·N⌋, top = ⌊gamma·N⌋,
+ * docs/methods.md §4.3 (`magnitude_outliers`): target = ⌊density·N⌋, top = ⌊gamma·N⌋,
  * bottom = N − target − top; a negative bottom is taken from top.
  */
 export function outlierBand(numel: number, density: number, gamma: number): OutlierBand {

@@ -2,7 +2,7 @@ import { keepLargestMagnitudes, selectLargestMagnitudes } from '../magnitude-sel
 import { densityOf, type Sparsifier } from './types';
 
 /**
- * TIES pruning (MERGEKIT_SPEC.md §1.4 `magnitude`): keep the k = floor(density·N) largest |delta|
+ * TIES pruning (docs/methods.md §4.1): keep the k = floor(density·N) largest |delta|
  * of the whole tensor. mergekit asserts k > 0. Equal magnitudes at the cut: the first in index
  * order are kept (mergekit's argsort is unstable, so it picks arbitrarily).
  */

@@ -6,7 +6,7 @@ import type { Prune } from './types';
 export const RESCALE_EPSILON = 1e-7;
 
 /**
- * The L1 rescale of mergekit ≥ 0.1.0 (MERGEKIT_SPEC.md §1.4 `rescaled_masked_tensor`): per pruned
+ * The L1 rescale of mergekit ≥ 0.1.0 (docs/methods.md §4.5, mergekit's `rescaled_masked_tensor`): per pruned
  * delta, factor = Σ|delta| / Σ|kept| over the whole tensor (f64 sums), so that Σ|kept·factor| =
  * Σ|delta|; 1 when either sum is below 1e-7 or the delta was not pruned. The caller multiplies
  * the kept values by the factor in its apply pass.

@@ -1,7 +1,7 @@
 import type { ChunkOps, Vec } from '../../backend/types';
 import type { DensityCheck, ParamDecl, TensorMerge } from '../types';
 
-/** mergekit's sparsification methods (MERGEKIT_SPEC.md §1.4), under mergekit's names. */
+/** mergekit's sparsification methods (docs/methods.md §4), under mergekit's names. */
 export type SparsifierName = 'magnitude' | 'random' | 'magnitude_outliers' | 'della_magprune';
 
 /** One model's delta to sparsify. */

@@ -1,6 +1,6 @@
 import type { ArchitectureDefinition, WeightInfo } from './types';
 
-// Spec §3.2: the first `.N.` of a name is its layer index; what precedes it is the layer prefix.
+// docs/architectures.md §2: the first `.N.` of a name is its layer index; what precedes it is the layer prefix.
 const LAYER_INDEX = /\.(\d+)\./;
 
 /** Name segments of input embeddings (go before the layers) and output heads (after). */
@@ -16,7 +16,7 @@ export interface InferOptions {
 }
 
 /**
- * Builds an architecture from the tensor names of every model in a merge (spec §3.2), for models
+ * Builds an architecture from the tensor names of every model in a merge (docs/architectures.md §2), for models
  * without a JSON definition. Differences from mergekit, which cannot see configs or
  * transformers' module tree here:
  *  - `is_embed` is decided by name: a path segment `embed_tokens`, `wte`, `embed_in`,

@@ -3,7 +3,7 @@ import type { ConditionalSetting, ParameterSetting } from '../../config';
 import type { OutputLayer } from './layer-map';
 
 /**
- * Parameter values in the three shapes mergekit accepts (MERGEKIT_SPEC.md §2.4) — a value, a
+ * Parameter values in the three shapes mergekit accepts (docs/config.md §4) — a value, a
  * gradient over the layers, or a list of filtered entries — converted into each other for the
  * form, and evaluated per layer for the chart with the config's own `evaluateSetting`, so the
  * chart shows exactly what the merge will use.

@@ -4,7 +4,7 @@ import { modelKey } from './config-edit';
 
 /**
  * Where every output layer comes from (the slice editor's map and the gradient chart's x axis),
- * computed from the config alone plus each model's layer count: MERGEKIT_SPEC.md §2.5 (output
+ * computed from the config alone plus each model's layer count: docs/config.md §5 (output
  * layers numbered consecutively across slices; output layer k of a slice merges the sources'
  * layers start_j + k).
  */
