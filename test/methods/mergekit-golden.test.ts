@@ -156,7 +156,7 @@ describe(`mergekit golden outputs (mergekit ${manifest.mergekit_commit.slice(0, 
     ]);
     // A method added to Alloy needs a golden case too.
     expect(METHODS.map((m) => m.name).sort()).toEqual(methods);
-    expect(Object.keys(RANDOM_CASES).sort()).toEqual(manifest.cases.filter((c) => c.kind !== 'exact' && c.dtypes.includes('F32')).map((c) => c.name).sort());
+    expect([...Object.keys(RANDOM_CASES), ...Object.keys(MULTI_CASES)].sort()).toEqual(manifest.cases.filter((c) => c.kind !== 'exact' && c.dtypes.includes('F32')).map((c) => c.name).sort());
     expect(new Set(manifest.cases.flatMap((c) => c.dtypes))).toEqual(new Set(['F32', 'BF16']));
   });
 
@@ -271,13 +271,12 @@ describe('mergekit golden outputs: arcee_fusion', () => {
 interface RandomCase {
   readonly weight: number;
   readonly lambda: number;
-  /** Per tensor; undefined where a gradient's value is not pinned down (non-layer tensors). */
-  readonly density: (name: string) => number | undefined;
+  readonly density: (name: string) => number;
   readonly epsilon: number;
 }
 
-const layerDensity = (d0: number, d1: number) => (name: string): number | undefined =>
-  name.includes('layers.0.') ? d0 : name.includes('layers.1.') ? d1 : undefined;
+/** A two-value gradient: by layer, and its first value for tensors outside the layers. */
+const layerDensity = (d0: number, d1: number) => (name: string): number => (name.includes('layers.1.') ? d1 : d0);
 
 const RANDOM_CASES: Record<string, RandomCase> = {
   dare_linear_f32: { weight: 0.7, lambda: 0.9, density: layerDensity(0.5, 0.8), epsilon: 0 },
@@ -334,9 +333,7 @@ function checkRandomMerge(c: RandomCase, out: Map<string, ReadTensor>): MaskStat
       const err = Math.abs(o.values[i] - want) / ulp(Math.max(Math.abs(want), Math.abs(b[i]), Math.abs(x[i])), 'F32');
       if (err > st.worstUlps) Object.assign(st, { worstUlps: err, worstAt: `${name}[${i}]: ${o.values[i]} vs ${want}` });
     }
-    const density = c.density(name);
-    if (density === undefined) continue;
-    const p = keepProbabilities(delta, o.shape, density, c.epsilon);
+    const p = keepProbabilities(delta, o.shape, c.density(name), c.epsilon);
     const cols = o.shape[o.shape.length - 1];
     for (let r = 0; r < delta.length / cols; r++) {
       const row = Array.from({ length: cols }, (_, j) => r * cols + j).sort((i, j) => Math.abs(delta[j]) - Math.abs(delta[i]));
@@ -361,6 +358,123 @@ function expectMaskStatistics(st: MaskStats, who: string): void {
     .toBeLessThanOrEqual(5 * Math.sqrt(st.varianceTop));
 }
 
+// Several fine-tunes without rescale: per element, the output must equal the method's formula
+// (below, in f64) for one of the 2ⁿ keep/drop combinations. A model's mask is read off where
+// every matching combination agrees on it (not where, e.g., its delta is 0 or the sign consensus
+// drops it anyway); that does not depend on its own draw, so the kept rates stay unbiased.
+
+interface MultiCase {
+  readonly models: readonly string[];
+  readonly weight: (model: number, tensor: string) => number;
+  readonly density: readonly number[];
+  readonly epsilon: readonly number[];
+  readonly consensus: boolean;
+  readonly normalize: boolean;
+  readonly lambda: number;
+}
+
+const MULTI_CASES: Record<string, MultiCase> = {
+  dare_ties_multi_f32: {
+    models: ['ft1', 'ft2'], density: [0.5, 0.7], epsilon: [0, 0], consensus: true, normalize: true, lambda: 1.3,
+    // ft2's weight is the gradient [0.3, 0.9]: by layer, and its first value for tensors outside
+    // the layers (mergekit's rule, which the exact gradient cases above also pin down).
+    weight: (m, t) => (m === 0 ? 0.6 : t.includes('layers.1.') ? 0.9 : 0.3),
+  },
+  dare_linear_multi_f32: {
+    models: ['ft1', 'ft3'], density: [0.6, 0.5], epsilon: [0, 0], consensus: false, normalize: true, lambda: 1,
+    weight: (m) => (m === 0 ? 0.4 : 0.6),
+  },
+  della_multi_f32: {
+    models: ['ft1', 'ft2'], density: [0.4, 0.6], epsilon: [0.1, 0.3], consensus: true, normalize: true, lambda: 1,
+    weight: (m) => (m === 0 ? 0.5 : 0.8),
+  },
+};
+
+/** The merged delta of generalized task arithmetic for one element, given which deltas are kept. */
+function mergedDelta(deltas: readonly number[], weights: readonly number[], kept: readonly boolean[], c: MultiCase): number {
+  const wd = deltas.map((d, i) => (kept[i] ? d * weights[i] : 0));
+  let mixed = 0;
+  let divisor = 0;
+  if (c.consensus) {
+    const majority = wd.reduce((a, b) => a + b, 0) >= 0 ? 1 : -1;
+    wd.forEach((v, i) => {
+      if (Math.sign(v) !== majority) return;
+      mixed += v;
+      divisor += weights[i];
+    });
+    if (divisor === 0) divisor = 1;
+  } else {
+    mixed = wd.reduce((a, b) => a + b, 0);
+    divisor = weights.reduce((a, b) => a + b, 0);
+    if (Math.abs(divisor) < 1e-8) divisor = 1;
+  }
+  return (c.normalize ? mixed / divisor : mixed) * c.lambda;
+}
+
+interface MultiStats {
+  perModel: { determined: number; kept: number; expected: number; variance: number; keptTop: number; expectedTop: number; varianceTop: number }[];
+  unexplained: number;
+  firstUnexplained: string;
+}
+
+const MULTI_ULPS = 4; // at the element's scale: deltas, products, sums, the division, λ, + base
+
+function checkMultiMerge(c: MultiCase, out: Map<string, ReadTensor>): MultiStats {
+  const base = model('base-f32');
+  const fts = c.models.map((m) => model(`${m}-f32`));
+  const n = c.models.length;
+  const st: MultiStats = {
+    perModel: c.models.map(() => ({ determined: 0, kept: 0, expected: 0, variance: 0, keptTop: 0, expectedTop: 0, varianceTop: 0 })),
+    unexplained: 0,
+    firstUnexplained: '',
+  };
+  const combos = Array.from({ length: 2 ** n }, (_, k) => Array.from({ length: n }, (_, i) => ((k >> i) & 1) === 1));
+  for (const [name, o] of out) {
+    const b = base.get(name)!.values;
+    const xs = fts.map((f) => f.get(name)!.values);
+    const deltas = xs.map((x) => Float64Array.from(x, (v, i) => v - b[i]));
+    const weights = c.models.map((_, m) => c.weight(m, name));
+    const probs = deltas.map((d, m) => keepProbabilities(d, o.shape, c.density[m], c.epsilon[m]));
+    const cols = o.shape[o.shape.length - 1];
+    // Position of each element within its row's magnitude order, per model (0 = largest).
+    const order = deltas.map((d) => {
+      const pos = new Int32Array(d.length);
+      for (let r = 0; r < d.length / cols; r++) {
+        Array.from({ length: cols }, (_, j) => r * cols + j)
+          .sort((i, j) => Math.abs(d[j]) - Math.abs(d[i]))
+          .forEach((i, k) => (pos[i] = k));
+      }
+      return pos;
+    });
+    for (let i = 0; i < b.length; i++) {
+      let scale = Math.abs(b[i]);
+      for (const x of xs) scale = Math.max(scale, Math.abs(x[i]));
+      const tol = MULTI_ULPS * ulp(Math.max(scale, Math.abs(o.values[i])), 'F32');
+      const d = deltas.map((dm) => dm[i]);
+      const matching = combos.filter((kept) => Math.abs(b[i] + mergedDelta(d, weights, kept, c) - o.values[i]) <= tol);
+      if (matching.length === 0) {
+        if (st.unexplained++ === 0) st.firstUnexplained = `${name}[${i}] = ${o.values[i]}, base ${b[i]}, deltas ${d.join(', ')}`;
+        continue;
+      }
+      for (let m = 0; m < n; m++) {
+        if (!matching.every((kept) => kept[m] === matching[0][m])) continue;
+        const pm = st.perModel[m];
+        const p = probs[m][i];
+        pm.determined++;
+        pm.kept += matching[0][m] ? 1 : 0;
+        pm.expected += p;
+        pm.variance += p * (1 - p);
+        if (order[m][i] < cols / 2) {
+          pm.keptTop += matching[0][m] ? 1 : 0;
+          pm.expectedTop += p;
+          pm.varianceTop += p * (1 - p);
+        }
+      }
+    }
+  }
+  return st;
+}
+
 describe('mergekit golden outputs: random masks (DARE, DELLA)', () => {
   for (const [name, c] of Object.entries(RANDOM_CASES)) {
     it(`${name}: mergekit's and Alloy's outputs both keep, rescale and drop as the method says`, async () => {
@@ -376,6 +490,28 @@ describe('mergekit golden outputs: random masks (DARE, DELLA)', () => {
       expect(mk.worstUlps, `mergekit ${mk.worstAt}`).toBeLessThanOrEqual(6);
       expectMaskStatistics(ours, `alloy ${name}`);
       expect(ours.worstUlps, `alloy ${ours.worstAt}`).toBeLessThanOrEqual(4);
+    }, 60_000);
+  }
+
+  for (const [name, c] of Object.entries(MULTI_CASES)) {
+    it(`${name}: every element is the formula for some keep/drop choice per model, kept at the right rates`, async () => {
+      const expected = golden(name);
+      const actual = await alloyMerge(name);
+      expectSameLayout(actual, expected);
+      const mk = checkMultiMerge(c, expected);
+      const ours = checkMultiMerge(c, actual);
+      const show = (st: MultiStats): string => st.perModel.map((m, i) => `${c.models[i]} ${m.kept}/${m.expected.toFixed(1)} of ${m.determined}`).join(', ');
+      measured.push(`${name}: mergekit ${show(mk)}, unexplained ${mk.unexplained}; alloy ${show(ours)}, unexplained ${ours.unexplained} (${ours.firstUnexplained})`);
+      for (const [who, st] of [['mergekit', mk], ['alloy', ours]] as const) {
+        expect(st.unexplained, `${who} ${name}: ${st.firstUnexplained}`).toBe(0);
+        st.perModel.forEach((m, i) => {
+          expect(m.determined, `${who} ${c.models[i]}: masks read off`).toBeGreaterThan(400);
+          expect(Math.abs(m.kept - m.expected), `${who} ${c.models[i]}: kept ${m.kept}, expected ${m.expected.toFixed(1)}`)
+            .toBeLessThanOrEqual(5 * Math.sqrt(m.variance));
+          expect(Math.abs(m.keptTop - m.expectedTop), `${who} ${c.models[i]}: kept ${m.keptTop} of the larger halves, expected ${m.expectedTop.toFixed(1)}`)
+            .toBeLessThanOrEqual(5 * Math.sqrt(m.varianceTop));
+        });
+      }
     }, 60_000);
   }
 
