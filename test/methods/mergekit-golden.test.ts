@@ -77,7 +77,7 @@ interface Worst {
   expected: number;
 }
 
-/** Largest |x| per element over every fixture model's tensor of that name (empty when none has it). */
+/** Largest |x| per element over every fixture model's tensor of that name (undefined when none has it, e.g. a layer a slice added). */
 function inputScale(name: string): Float32Array | undefined {
   let out: Float32Array | undefined;
   for (const m of INPUTS) {
@@ -126,8 +126,9 @@ const INPUTS = ['base', 'ft1', 'ft2', 'ft3'].flatMap((m) => [model(`${m}-f32`), 
  * (`dtype: bfloat16`: mergekit rounds every step to bf16, Alloy computes in f32 and rounds once,
  * docs/compatibility.md "all methods"): one bf16 ulp at the element's scale (see worstUlps).
  * f32 outputs: mergekit rounds each f32 step of its formula (and sums in hash order), so it is
- * itself a few f32 ulps from the exact result; the budget is its step count for that formula, at
- * the element's scale. For linear_f32 mergekit is 1.71 ulp from the f64 result and Alloy 0.90.
+ * itself a few f32 ulps (at the element's scale) from the exact result — for linear_f32 1.71,
+ * Alloy 0.90, task_arithmetic_f32 1.58 both. The budgets are the largest differences measured
+ * when the goldens were made, so that any change in Alloy's numbers shows.
  */
 const F32_BUDGET: Record<string, number> = {
   breadcrumbs: 1, breadcrumbs_ties: 1, ram: 1, ramplus_tl: 1,
@@ -136,7 +137,14 @@ const F32_BUDGET: Record<string, number> = {
   // docs/compatibility.md; karcher: up to 10 iterations; model_stock: cosines, then t).
   karcher: 3, multislerp: 4, model_stock: 4,
 };
-const BF16_COMPUTE = new Set(['linear_bf16', 'task_arithmetic_bf16']);
+/**
+ * Cases where mergekit rounds every step to bf16: `dtype: bfloat16`, except slerp (which computes
+ * in f32 whatever the dtype) and passthrough (a copy).
+ */
+function roundsEveryStepInBf16(c: GoldenCase): boolean {
+  if (c.method === 'slerp' || c.method === 'passthrough') return false;
+  return /^dtype: bfloat16$/m.test(readFileSync(join(FIXTURES, 'configs', `${c.name}.yml`), 'utf8'));
+}
 function budget(c: GoldenCase): number {
   return c.dtypes.includes('F32') ? F32_BUDGET[c.method] : 1;
 }
@@ -170,7 +178,7 @@ describe(`mergekit golden outputs (mergekit ${manifest.mergekit_commit.slice(0, 
       measured.push(`${c.name}: raw ${raw.ulps} ulp (${raw.tensor}[${raw.index}] ${raw.got} vs ${raw.expected}); scaled ${w.ulps.toFixed(3)} (${w.tensor}[${w.index}] ${w.got} vs ${w.expected})`);
       if (c.dtypes.includes('F32')) {
         expect(w.ulps, `${w.tensor}[${w.index}]: alloy ${w.got}, mergekit ${w.expected}`).toBeLessThanOrEqual(budget(c));
-      } else if (BF16_COMPUTE.has(c.name)) {
+      } else if (roundsEveryStepInBf16(c)) {
         expect(w.ulps, `${w.tensor}[${w.index}]: alloy ${w.got}, mergekit ${w.expected}`).toBeLessThanOrEqual(1);
       } else {
         expect(raw.ulps, `${raw.tensor}[${raw.index}]: alloy ${raw.got}, mergekit ${raw.expected}`).toBeLessThanOrEqual(1);
