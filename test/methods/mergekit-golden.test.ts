@@ -62,9 +62,14 @@ function lattice(x: number): number {
   return b < 0 ? -(b & 0x7fffffff) : b;
 }
 
-/** Distance in ulps of the dtype between two values stored in that dtype (bf16 values are f32 with 16 zero low bits). */
+/**
+ * Distance in ulps of the dtype between two values stored in that dtype: steps on the f32
+ * lattice (bf16 values are f32 with 16 zero low bits); for f16 (subnormal below 6.1e-5, where an
+ * f32 step count would not do) the difference over the ulp of the smaller magnitude.
+ */
 function ulpDistance(a: number, b: number, dtype: string): number {
   if (Number.isNaN(a) || Number.isNaN(b)) return Number.isNaN(a) && Number.isNaN(b) ? 0 : Infinity;
+  if (dtype === 'F16') return Math.abs(a - b) / ulp(Math.min(Math.abs(a), Math.abs(b)), 'F16');
   const d = Math.abs(lattice(a) - lattice(b));
   return dtype === 'BF16' ? d / 65536 : d;
 }
@@ -102,7 +107,7 @@ function worstUlps(actual: Map<string, ReadTensor>, expected: Map<string, ReadTe
     const scale = scaled ? inputScale(name) : undefined;
     for (let i = 0; i < g.values.length; i++) {
       const d = scale
-        ? Math.abs(a.values[i] - g.values[i]) / ulp(Math.max(Math.abs(g.values[i]), scale[i]), g.dtype as 'F32' | 'BF16')
+        ? Math.abs(a.values[i] - g.values[i]) / ulp(Math.max(Math.abs(g.values[i]), scale[i]), g.dtype as 'F32' | 'F16' | 'BF16')
         : ulpDistance(a.values[i], g.values[i], g.dtype);
       if (d > worst.ulps) Object.assign(worst, { ulps: d, tensor: name, index: i, got: a.values[i], expected: g.values[i] });
     }
@@ -121,8 +126,8 @@ function expectSameLayout(actual: Map<string, ReadTensor>, expected: Map<string,
 const INPUTS = ['base', 'ft1', 'ft2', 'ft3'].flatMap((m) => [model(`${m}-f32`), model(`${m}-bf16`)]);
 
 /**
- * Tolerances. bf16 outputs of an f32 computation (`dtype: float32`, `out_dtype: bfloat16`): one
- * bf16 ulp of the value itself (measured: 0 — every element identical). bf16 computations
+ * Tolerances. bf16 and f16 outputs of an f32 computation (`dtype: float32`, `out_dtype`): one
+ * ulp of the output dtype of the value itself (measured: 0 — every element identical). bf16 computations
  * (`dtype: bfloat16`: mergekit rounds every step to bf16, Alloy computes in f32 and rounds once,
  * docs/compatibility.md "all methods"): one bf16 ulp at the element's scale (see worstUlps).
  * f32 outputs: mergekit rounds each f32 step of its formula (and sums in hash order), so it is
@@ -165,7 +170,7 @@ describe(`mergekit golden outputs (mergekit ${manifest.mergekit_commit.slice(0, 
     // A method added to Alloy needs a golden case too.
     expect(METHODS.map((m) => m.name).sort()).toEqual(methods);
     expect([...Object.keys(RANDOM_CASES), ...Object.keys(MULTI_CASES)].sort()).toEqual(manifest.cases.filter((c) => c.kind !== 'exact' && c.dtypes.includes('F32')).map((c) => c.name).sort());
-    expect(new Set(manifest.cases.flatMap((c) => c.dtypes))).toEqual(new Set(['F32', 'BF16']));
+    expect(new Set(manifest.cases.flatMap((c) => c.dtypes))).toEqual(new Set(['F32', 'F16', 'BF16']));
   });
 
   for (const c of manifest.cases.filter((k) => k.kind === 'exact' && k.method !== 'arcee_fusion')) {
