@@ -149,8 +149,13 @@ export interface PushProgress {
 export interface EngineOptions {
   /** Hub base URL (default https://huggingface.co; tests and mirrors use another). */
   readonly hubUrl: string;
-  /** `hf_…` token for gated/private repos (reads). Pushing takes its own token in PushRequest. */
+  /**
+   * `hf_…` token for gated/private repos (reads). Pushing takes its own token in PushRequest.
+   * Replaced by every `configure` (left out: no token), never kept from an earlier call.
+   */
   readonly accessToken?: string;
+  /** The Hub origin the token was entered for: the token is dropped when `hubUrl` is on another one. */
+  readonly tokenOrigin?: string;
   /** Read Xet-backed files with the Xet protocol instead of HTTP ranges (experimental; default false). */
   readonly xet?: boolean;
   /** Absolute URL of the demo models' folder (client.ts fills it in from the page's base URL). */
@@ -191,6 +196,8 @@ export interface DemoModelInfo {
 export interface EngineApi {
   /** Hub base URL (tests and mirrors), an optional token for gated/private repos, download tuning. */
   configure(options: EngineOptions): Promise<void>;
+  /** Sign-out: no later request carries the token given to `configure`. */
+  forgetToken(): Promise<void>;
   /**
    * Checks a token with the Hub (whoami). Rejects with an actionable message: "the Hub rejected
    * this token (401): create a token with write access at …/settings/tokens".

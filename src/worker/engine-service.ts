@@ -1,7 +1,7 @@
 import { ConfigError, parseMergeConfig, type ConfigIssue } from '../config';
 import type { MergeConfig } from '../config/types';
 import { DEFAULT_BUDGET_BYTES, MergeCancelledError, runMerge, type MergeProgress, type SourceOpener } from '../engine';
-import { HubClient, HubError, isHubRepoId } from '../hub';
+import { HubClient, HubError, hubOrigin, hubUrlProblem, isHubRepoId } from '../hub';
 import { buildPlan, needsTokenizerFiles, PlanError, type MergePlan, type PlanOptions } from '../plan';
 import { MemoryByteSource } from '../storage';
 import {
@@ -74,10 +74,22 @@ export class EngineService implements EngineApi {
   }
 
   async configure(options: EngineOptions): Promise<void> {
-    this.options = { ...this.options, ...options, download: { ...this.options.download, ...options.download } };
+    const problem = hubUrlProblem(options.hubUrl);
+    if (problem) throw new Error(problem);
+    const { accessToken, tokenOrigin, ...rest } = options;
+    // The token is replaced, never merged: a configure without one (sign-out, another Hub) must
+    // leave none behind. A token entered for another origin is not sent to this one.
+    const token = accessToken && (tokenOrigin === undefined || tokenOrigin === hubOrigin(options.hubUrl)) ? accessToken : undefined;
+    this.options = { ...this.options, ...rest, accessToken: token, download: { ...this.options.download, ...options.download } };
     this.client = this.newClient();
     this.resolver.clear();
     this.cachePromise = null;
+  }
+
+  async forgetToken(): Promise<void> {
+    this.options = { ...this.options, accessToken: undefined };
+    this.client = this.newClient();
+    this.resolver.clear();
   }
 
   async inspectModel(source: ModelSourceSpec): Promise<ModelSummary> {
