@@ -70,6 +70,15 @@ export interface MergeRequest {
   readonly outputName: string;
 }
 
+/** A Hub file checked against the hash the Hub lists for it. */
+export interface VerifiedFile {
+  /** The model key (as in the YAML). */
+  readonly model: string;
+  readonly file: string;
+  /** `sha256` for LFS files, `git-blob` (sha1 of the git blob) for the others. */
+  readonly hash: 'sha256' | 'git-blob';
+}
+
 export interface PlanSummary {
   readonly ok: boolean;
   /** Problems of the YAML (same messages as `alloy validate`). */
@@ -85,6 +94,12 @@ export interface PlanSummary {
   readonly gpuMemoryBytes: number;
   /** Per output layer: which model and source layer it comes from (slice editor view). */
   readonly layers: readonly { readonly outputLayer: number; readonly sources: readonly { model: string; layer: number }[] }[];
+  /**
+   * Integrity of the Hub files: those already read whole and verified (config.json, the shard
+   * index, tokenizer files), and the weight files that are verified when downloaded (their headers,
+   * read by range for this plan, are then compared with the verified file).
+   */
+  readonly verification?: { readonly verified: readonly VerifiedFile[]; readonly onDownload: readonly VerifiedFile[] };
 }
 
 export interface DownloadProgress {
@@ -121,6 +136,8 @@ export interface MergeResult {
   readonly files: readonly OutputFile[];
   readonly warnings: readonly string[];
   readonly elapsedMs: number;
+  /** Every Hub file the merge read, verified against the Hub's hash (none for local and demo models). */
+  readonly verified?: readonly VerifiedFile[];
 }
 
 export interface CacheEntry {
