@@ -13,7 +13,8 @@ import type {
 } from '../../worker/api';
 import { addModel, modelKey, referencedModels, removeModel as removeFromConfig, setMethod } from '../lib/config-edit';
 import { layerLayout, outputLayers, type LayerLayout, type OutputLayer } from '../lib/layer-map';
-import { checkConfigText, editConfigText, hasYamlComment, ReadOnlyConfigError } from '../lib/config-text';
+import { checkConfigText, editCheckedConfig, hasYamlComment, ReadOnlyConfigError, type ConfigCheck } from '../lib/config-text';
+import { checkOffThread, needsOffThreadCheck, PENDING_CHECK } from '../lib/off-thread-check';
 import { connectEngine, type EngineConnection } from '../lib/engine';
 import { describeError, type UserError } from '../lib/errors';
 import { hubOrigin, hubUrlProblem } from '../../hub/hub-url';
@@ -102,8 +103,26 @@ export class AppState {
   memoryBudgetMiB = $state(512);
   outShardSizeGB = $state(5);
 
-  yaml = $state('');
-  check = $derived(checkConfigText(this.yaml));
+  #yaml = $state('');
+  /** The result of the last off-thread read (see off-thread-check.ts), for the text it was read from. */
+  private offThread = $state.raw<{ readonly text: string; readonly check: ConfigCheck } | null>(null);
+  /** The YAML text: the single source of truth. Setting it reads it (off the page's thread when it could take long). */
+  get yaml(): string {
+    return this.#yaml;
+  }
+  set yaml(text: string) {
+    this.#yaml = text;
+    if (needsOffThreadCheck(text) && this.offThread?.text !== text) {
+      void checkOffThread(text).then((check) => {
+        if (check && this.#yaml === text) this.offThread = { text, check };
+      });
+    }
+  }
+  /** The text is being read off the page's thread. */
+  checking = $derived(needsOffThreadCheck(this.#yaml) && this.offThread?.text !== this.#yaml);
+  check = $derived<ConfigCheck>(
+    needsOffThreadCheck(this.#yaml) ? (this.offThread?.text === this.#yaml ? this.offThread.check : PENDING_CHECK) : checkConfigText(this.#yaml),
+  );
   config = $derived<MergeConfig | null>(this.check.editable);
   referenced = $derived<string[]>(this.config ? referencedModels(this.config) : []);
   method = $derived(findMethod(this.config?.merge_method ?? ''));
@@ -374,7 +393,8 @@ export class AppState {
   edit(change: (config: MergeConfig) => void): void {
     try {
       const before = this.yaml;
-      this.yaml = editConfigText(before, change);
+      // From the check already made (a text that needs the worker is never parsed here again).
+      this.yaml = editCheckedConfig(this.check, change);
       // The form writes the config back in mergekit's layout, which cannot keep YAML comments.
       if (hasYamlComment(before) && !hasYamlComment(this.yaml)) {
         this.notice = { kind: 'warning', text: 'The form rewrote the YAML and its comments were dropped.', undoYaml: before };
