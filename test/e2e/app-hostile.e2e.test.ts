@@ -188,6 +188,21 @@ describe.skipIf(!chromiumAvailable())('the app against hostile input (real worke
     expect(await page.getByRole('region', { name: 'Confirm the Hub' }).count()).toBe(0);
   });
 
+  it('goes back to the saved Hub when the ?hub= address is refused', async () => {
+    const page = browser.page;
+    // The Hub saved in Settings is `other` now (the test above); the link names `plain`.
+    plain.resetLog();
+    await openApp(`?hub=${encodeURIComponent(plain.url)}`);
+    const banner = page.getByRole('region', { name: 'Confirm the Hub' });
+    await banner.waitFor();
+    expect(await banner.textContent()).toContain(`This link uses another Hub: ${new URL(plain.url).host}`);
+    await banner.getByRole('button', { name: `Use ${other.url} instead` }).click();
+    await banner.waitFor({ state: 'detached' });
+    expect(new URL(page.url()).searchParams.has('hub')).toBe(false);
+    await page.getByText(`Hub: ${new URL(other.url).host}`).waitFor();
+    expect(withToken(plain)).toEqual([]);
+  });
+
   it('refuses a tampered non-LFS safetensors file with a message naming it', async () => {
     const { models } = env;
     const page = browser.page;
