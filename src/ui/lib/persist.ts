@@ -83,7 +83,7 @@ export async function saveToken(origin: string, token: RememberedToken | undefin
   const legacy = await read<RememberedToken>(LEGACY_TOKEN_KEY);
   if (legacy) {
     const legacyOrigin = originOf(legacy.hubUrl);
-    if (token === undefined && legacyOrigin !== origin && legacyOrigin !== undefined && !Object.hasOwn(tokens, legacyOrigin)) {
+    if (legacyOrigin !== origin && legacyOrigin !== undefined && !Object.hasOwn(tokens, legacyOrigin)) {
       await write(TOKENS_KEY, { ...tokens, [legacyOrigin]: legacy });
     }
     await write(LEGACY_TOKEN_KEY, undefined);
