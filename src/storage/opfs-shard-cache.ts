@@ -1,4 +1,5 @@
 import { BlobByteSource } from './blob-source';
+// The hashing helper only (no Hub client): the cache checks what the Hub's listing vouches for.
 import { gitBlobId } from '../hub/integrity';
 import { Sha256, type Sha256State } from './sha256';
 import type { ByteSource } from './types';

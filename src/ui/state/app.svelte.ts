@@ -17,6 +17,7 @@ import { checkConfigText, editCheckedConfig, hasYamlComment, ReadOnlyConfigError
 import { checkOffThread, needsOffThreadCheck, PENDING_CHECK } from '../lib/off-thread-check';
 import { connectEngine, type EngineConnection } from '../lib/engine';
 import { describeError, type UserError } from '../lib/errors';
+// The file itself, not src/hub's index: that would pull @huggingface/hub into the page's bundle.
 import { hubOrigin, hubUrlProblem } from '../../hub/hub-url';
 import { DEFAULT_HUB_URL, hubRefFromKey, normalizeHubUrl, repoKey, resolveHubUrl, suggestOutputName, type RepoInput } from '../lib/hub-repo';
 import type { LocalModelGroup } from '../lib/local-files';
