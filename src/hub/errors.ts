@@ -19,6 +19,8 @@ export type HubErrorKind =
   | 'server'
   | 'network'
   | 'aborted'
+  /** The bytes did not match the hash the Hub lists for the file. */
+  | 'integrity'
   | 'other';
 
 export class HubError extends Error {

@@ -14,6 +14,7 @@ import {
 
 type Fetch = typeof globalThis.fetch;
 import { explainHubError, FailureRecorder, HubError, tokenSettingsUrl, type HubCallContext } from './errors';
+import { verifyHubBytes, type HubHashKind } from './integrity';
 
 /**
  * Everything Alloy asks of the Hugging Face Hub, through `@huggingface/hub` only. Every call
@@ -160,15 +161,25 @@ export class HubClient {
     return `${this.hubUrl}/${snapshot.repo}/resolve/${encodeURIComponent(snapshot.commit)}/${encodedPath}`;
   }
 
-  /** A small file read whole (config.json, tokenizer files, mergekit_config.yml); null when absent. */
+  /**
+   * A small file read whole (config.json, tokenizer files, mergekit_config.yml); null when absent.
+   * Verified against the Hub's hash (LFS sha256, else the git blob id): a mismatch throws a
+   * HubError of kind `integrity`, so no unverified byte of it is ever used.
+   */
   async readBytes(snapshot: HubRepoSnapshot, path: string, signal?: AbortSignal): Promise<Uint8Array | null> {
+    return (await this.readVerified(snapshot, path, signal))?.bytes ?? null;
+  }
+
+  /** readBytes, also saying which hash vouched for the bytes. */
+  async readVerified(snapshot: HubRepoSnapshot, path: string, signal?: AbortSignal): Promise<{ bytes: Uint8Array; hash: HubHashKind } | null> {
     const file = snapshot.files.find((f) => f.path === path);
     if (!file) return null;
     const context = this.context({ repo: snapshot.repo, revision: snapshot.revision, path, action: 'download' });
-    return this.call(context, signal, async (fetch) => {
+    const bytes = await this.call(context, signal, async (fetch) => {
       const blob = await this.blobOf(snapshot, file, fetch);
       return new Uint8Array(await blob.arrayBuffer());
     });
+    return { bytes, hash: await verifyHubBytes(snapshot.repo, file, bytes) };
   }
 
   async readText(snapshot: HubRepoSnapshot, path: string, signal?: AbortSignal): Promise<string | null> {

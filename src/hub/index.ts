@@ -16,3 +16,5 @@ export {
 } from './hub-client';
 export { explainHubError, HubError, tokenSettingsUrl, type HubCallContext, type HubErrorKind } from './errors';
 export { baseModelsFromCard } from './model-card-metadata';
+export { hubOrigin, hubUrlProblem, isLoopbackHost } from './hub-url';
+export { expectedHash, gitBlobId, HASH_NAMES, sha256Hex, verifyHubBytes, type HubHashKind } from './integrity';

@@ -17,6 +17,8 @@ export interface OutputManifest {
   readonly createdAt: string;
   readonly warnings: readonly string[];
   readonly elapsedMs: number;
+  /** The Hub files the merge read, each checked against the Hub's hash (absent for older outputs). */
+  readonly verified?: readonly { readonly model: string; readonly file: string; readonly hash: 'sha256' | 'git-blob' }[];
 }
 
 const OUTPUTS_DIR = 'alloy-outputs';

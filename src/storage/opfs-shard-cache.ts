@@ -1,4 +1,6 @@
 import { BlobByteSource } from './blob-source';
+// The hashing helper only (no Hub client): the cache checks what the Hub's listing vouches for.
+import { gitBlobId } from '../hub/integrity';
 import { Sha256, type Sha256State } from './sha256';
 import type { ByteSource } from './types';
 
@@ -23,6 +25,11 @@ export interface ShardSpec {
   readonly size: number;
   /** LFS oid: the file is verified against it when complete. */
   readonly sha256?: string;
+  /**
+   * Git blob id (sha1 of `blob <size>\0` + content), for files not stored in LFS: verified, by
+   * reading the whole file once (such files are small), when there is no sha256.
+   */
+  readonly gitOid?: string;
 }
 
 /** Fetches bytes [start, end) of the file; rejects with an error whose `retryable` says whether to retry. */
@@ -191,6 +198,12 @@ export class OpfsShardCache {
       state = null;
     }
     if (state?.complete) {
+      // Cached before git blob ids were checked, or by a run that stopped between download and check.
+      if (!state.verified && !spec.sha256 && spec.gitOid) {
+        report('verifying', spec.size);
+        const file = await this.openFile(spec);
+        await this.checkGitBlob(spec, await file.read(0, spec.size));
+      }
       report('cached', spec.size);
       return;
     }
@@ -349,6 +362,20 @@ export class OpfsShardCache {
           );
         }
         current.verified = true;
+      } else if (spec.gitOid) {
+        report('verifying', spec.size);
+        const whole = new Uint8Array(spec.size);
+        if (dataHandle.read(whole, { at: 0 }) !== spec.size) throw new Error(`short read of the cached ${spec.path} while hashing it`);
+        try {
+          await this.checkGitBlob(spec, whole, false);
+        } catch (error) {
+          current.done = [];
+          done.clear();
+          current.hash = null;
+          save();
+          throw error;
+        }
+        current.verified = true;
       }
       current.complete = true;
       current.hash = null;
@@ -415,6 +442,20 @@ export class OpfsShardCache {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /** Throws a `checksum` ShardCacheError (forgetting the cached copy unless told not to) when the bytes are not the git blob. */
+  private async checkGitBlob(spec: ShardSpec, bytes: Uint8Array, forget = true): Promise<void> {
+    const actual = await gitBlobId(bytes);
+    if (actual === spec.gitOid!.toLowerCase()) return;
+    if (forget) await this.forget(spec).catch(() => undefined);
+    throw new ShardCacheError(
+      `the download of ${spec.path} from ${spec.repo} is corrupt: its git blob id is ${actual}, the Hub says ${spec.gitOid}. ` +
+        'It was discarded; merge again to download it again (if this repeats, a proxy, the network or the Hub mirror is altering the file).',
+      'checksum',
+      spec,
+      0,
+    );
+  }
 
   private async forget(spec: ShardSpec): Promise<void> {
     const dir = await this.commitDir(spec, false);

@@ -70,6 +70,15 @@ export interface MergeRequest {
   readonly outputName: string;
 }
 
+/** A Hub file checked against the hash the Hub lists for it. */
+export interface VerifiedFile {
+  /** The model key (as in the YAML). */
+  readonly model: string;
+  readonly file: string;
+  /** `sha256` for LFS files, `git-blob` (sha1 of the git blob) for the others. */
+  readonly hash: 'sha256' | 'git-blob';
+}
+
 export interface PlanSummary {
   readonly ok: boolean;
   /** Problems of the YAML (same messages as `alloy validate`). */
@@ -85,6 +94,12 @@ export interface PlanSummary {
   readonly gpuMemoryBytes: number;
   /** Per output layer: which model and source layer it comes from (slice editor view). */
   readonly layers: readonly { readonly outputLayer: number; readonly sources: readonly { model: string; layer: number }[] }[];
+  /**
+   * Integrity of the Hub files: those already read whole and verified (config.json, the shard
+   * index, tokenizer files), and the weight files that are verified when downloaded (their headers,
+   * read by range for this plan, are then compared with the verified file).
+   */
+  readonly verification?: { readonly verified: readonly VerifiedFile[]; readonly onDownload: readonly VerifiedFile[] };
 }
 
 export interface DownloadProgress {
@@ -122,6 +137,8 @@ export interface MergeResult {
   readonly files: readonly OutputFile[];
   readonly warnings: readonly string[];
   readonly elapsedMs: number;
+  /** Every Hub file the merge read, verified against the Hub's hash (none for local and demo models). */
+  readonly verified?: readonly VerifiedFile[];
 }
 
 export interface CacheEntry {
@@ -150,8 +167,13 @@ export interface PushProgress {
 export interface EngineOptions {
   /** Hub base URL (default https://huggingface.co; tests and mirrors use another). */
   readonly hubUrl: string;
-  /** `hf_…` token for gated/private repos (reads). Pushing takes its own token in PushRequest. */
+  /**
+   * `hf_…` token for gated/private repos (reads). Pushing takes its own token in PushRequest.
+   * Replaced by every `configure` (left out: no token), never kept from an earlier call.
+   */
   readonly accessToken?: string;
+  /** The Hub origin the token was entered for: the token is dropped when `hubUrl` is on another one. */
+  readonly tokenOrigin?: string;
   /** Read Xet-backed files with the Xet protocol instead of HTTP ranges (experimental; default false). */
   readonly xet?: boolean;
   /** Absolute URL of the demo models' folder (client.ts fills it in from the page's base URL). */
@@ -192,6 +214,8 @@ export interface DemoModelInfo {
 export interface EngineApi {
   /** Hub base URL (tests and mirrors), an optional token for gated/private repos, download tuning. */
   configure(options: EngineOptions): Promise<void>;
+  /** Sign-out: no later request carries the token given to `configure`. */
+  forgetToken(): Promise<void>;
   /**
    * Checks a token with the Hub (whoami). Rejects with an actionable message: "the Hub rejected
    * this token (401): create a token with write access at …/settings/tokens".

@@ -16,6 +16,7 @@ export function createEngineClient(): EngineClient {
   const remote = Comlink.wrap<EngineApi>(worker);
   return {
     configure: (options) => remote.configure({ demoBaseUrl: defaultDemoBaseUrl(), ...options }),
+    forgetToken: () => remote.forgetToken(),
     checkToken: (token) => remote.checkToken(token),
     listDemoModels: () => remote.listDemoModels(),
     searchModels: (query, limit) => remote.searchModels(query, limit),

@@ -1,7 +1,7 @@
 import { ConfigError, parseMergeConfig, type ConfigIssue } from '../config';
 import type { MergeConfig } from '../config/types';
 import { DEFAULT_BUDGET_BYTES, MergeCancelledError, runMerge, type MergeProgress, type SourceOpener } from '../engine';
-import { HubClient, HubError, isHubRepoId } from '../hub';
+import { HubClient, HubError, hubOrigin, hubUrlProblem, isHubRepoId } from '../hub';
 import { buildPlan, needsTokenizerFiles, PlanError, type MergePlan, type PlanOptions } from '../plan';
 import { MemoryByteSource } from '../storage';
 import {
@@ -30,6 +30,7 @@ import type {
   PushRequest,
   RunProgress,
   TokenCheck,
+  VerifiedFile,
 } from './api';
 import { selectBackend, type GpuModuleLoader } from './backend-select';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
@@ -74,10 +75,22 @@ export class EngineService implements EngineApi {
   }
 
   async configure(options: EngineOptions): Promise<void> {
-    this.options = { ...this.options, ...options, download: { ...this.options.download, ...options.download } };
+    const problem = hubUrlProblem(options.hubUrl);
+    if (problem) throw new Error(problem);
+    const { accessToken, tokenOrigin, ...rest } = options;
+    // The token is replaced, never merged: a configure without one (sign-out, another Hub) must
+    // leave none behind. A token entered for another origin is not sent to this one.
+    const token = accessToken && (tokenOrigin === undefined || tokenOrigin === hubOrigin(options.hubUrl)) ? accessToken : undefined;
+    this.options = { ...this.options, ...rest, accessToken: token, download: { ...this.options.download, ...options.download } };
     this.client = this.newClient();
     this.resolver.clear();
     this.cachePromise = null;
+  }
+
+  async forgetToken(): Promise<void> {
+    this.options = { ...this.options, accessToken: undefined };
+    this.client = this.newClient();
+    this.resolver.clear();
   }
 
   async inspectModel(source: ModelSourceSpec): Promise<ModelSummary> {
@@ -131,6 +144,10 @@ export class EngineService implements EngineApi {
     if (!prepared.plan) return emptySummary({ issues, errors: prepared.errors, warnings: parsed.warningTexts });
     const plan = prepared.plan;
     const downloads = await this.downloadSpecs(plan, prepared.models);
+    const verification = {
+      verified: verifiedSmallFiles(prepared.models),
+      onDownload: downloads.files.map(({ model, spec }) => ({ model, file: spec.path, hash: spec.sha256 ? ('sha256' as const) : ('git-blob' as const) })),
+    };
     const cache = await this.cache();
     let downloadBytes = 0;
     for (const { spec } of downloads.files) downloadBytes += spec.size - (await cache.bytesCached(spec));
@@ -152,6 +169,7 @@ export class EngineService implements EngineApi {
       outputFiles: files,
       gpuMemoryBytes: workingMemoryBytes(plan, request.memoryBudgetBytes ?? DEFAULT_BUDGET_BYTES),
       layers: layerSources(prepared.config, plan),
+      verification,
     };
   }
 
@@ -207,6 +225,7 @@ export class EngineService implements EngineApi {
       const output = await outputs.begin(request.outputName);
 
       const sources = new Map<string, () => Promise<ByteSource>>();
+      const verified: VerifiedFile[] = [];
       const cache = await this.cache();
       try {
         // 1. Downloads: every shard the plan reads, through the cache; small files into memory.
@@ -249,15 +268,29 @@ export class EngineService implements EngineApi {
             }
             throw error;
           }
+          verified.push({ model, file: spec.path, hash: spec.sha256 ? 'sha256' : 'git-blob' });
+          // The plan was built from headers read by range before the file could be verified: they
+          // must equal the same bytes of the verified file, or the plan is not trusted.
+          const verifiedCopy = await cache.openFile(spec);
+          for (const other of models.values()) {
+            if (other.hub && other.hub.snapshot.repo === spec.repo && other.hub.snapshot.commit === spec.commit) {
+              await other.hub.recheckRanges(spec.path, verifiedCopy).catch((error: unknown) => {
+                throw new Error(modelErrorMessage(other.key, error), { cause: error });
+              });
+            }
+          }
         }
         for (const [key, spec] of bySource) sources.set(key, () => cache.openFile(spec));
         for (const copy of plan.copyFiles) {
           const resolved = models.get(copy.model)!;
           if (!resolved.hub) continue;
-          const bytes = await this.client.readBytes(resolved.hub.snapshot, copy.file, signal);
-          if (bytes === null) throw new Error(`Model ${copy.model}: ${copy.file} disappeared from the Hub listing`);
+          const read = await this.client.readVerified(resolved.hub.snapshot, copy.file, signal);
+          if (read === null) throw new Error(`Model ${copy.model}: ${copy.file} disappeared from the Hub listing`);
+          resolved.hub.verified.set(copy.file, read.hash);
+          const bytes = read.bytes;
           sources.set(sourceKeyOf(copy.model, copy.file), async () => new MemoryByteSource(`${copy.model}/${copy.file}`, bytes));
         }
+        verified.push(...verifiedSmallFiles(models).filter((v) => !verified.some((w) => w.model === v.model && w.file === v.file)));
         signal.throwIfAborted();
       } catch (error) {
         await output.abort();
@@ -311,10 +344,11 @@ export class EngineService implements EngineApi {
         createdAt: new Date().toISOString(),
         warnings,
         elapsedMs: Date.now() - started,
+        verified,
       };
       await outputs.writeManifest(manifest);
       emit('done', true);
-      return { outputName: manifest.name, files: manifest.files, warnings, elapsedMs: manifest.elapsedMs };
+      return { outputName: manifest.name, files: manifest.files, warnings, elapsedMs: manifest.elapsedMs, verified };
     } catch (error) {
       throw await this.explainMergeError(error, signal, plan, downloads);
     } finally {
@@ -328,7 +362,13 @@ export class EngineService implements EngineApi {
 
   async listOutputs(): Promise<MergeResult[]> {
     const outputs = await this.outputs();
-    return (await outputs.list()).map((m) => ({ outputName: m.name, files: m.files, warnings: m.warnings, elapsedMs: m.elapsedMs }));
+    return (await outputs.list()).map((m) => ({
+      outputName: m.name,
+      files: m.files,
+      warnings: m.warnings,
+      elapsedMs: m.elapsedMs,
+      ...(m.verified ? { verified: m.verified } : {}),
+    }));
   }
 
   async outputFile(outputName: string, file: string): Promise<File> {
@@ -502,6 +542,9 @@ export class EngineService implements EngineApi {
         if (!hub) continue;
         const info = hub.file(input.tensor.file);
         if (!info) throw new Error(`Model ${input.model}: ${input.tensor.file} is not in the Hub listing of ${hub.snapshot.repo}`);
+        if (!info.sha256 && !info.oid) {
+          throw new Error(`Model ${input.model}: the Hub listed no hash for ${info.path} of ${hub.snapshot.repo}, so its download cannot be verified`);
+        }
         const id = `${hub.snapshot.repo}@${hub.snapshot.commit}/${info.path}`;
         let entry = files.get(id);
         if (!entry) {
@@ -510,7 +553,7 @@ export class EngineService implements EngineApi {
             commit: hub.snapshot.commit,
             path: info.path,
             size: info.size,
-            ...(info.sha256 ? { sha256: info.sha256 } : {}),
+            ...(info.sha256 ? { sha256: info.sha256 } : info.oid ? { gitOid: info.oid } : {}),
           };
           entry = { model: input.model, spec };
           files.set(id, entry);
@@ -559,6 +602,15 @@ function parseConfig(yaml: string): { config: MergeConfig | null; issues: Config
     if (error instanceof ConfigError) return { config: null, issues: [...error.issues, ...error.warnings], warningTexts: [] };
     return { config: null, issues: [{ path: '', message: (error as Error).message, severity: 'error' }], warningTexts: [] };
   }
+}
+
+/** The Hub files of the models read whole so far, each verified when read (config.json, index, tokenizer…). */
+function verifiedSmallFiles(models: ReadonlyMap<string, ResolvedModel>): VerifiedFile[] {
+  const out: VerifiedFile[] = [];
+  for (const [key, model] of models) {
+    for (const [file, hash] of model.hub?.verified ?? []) out.push({ model: key, file, hash });
+  }
+  return out.sort((a, b) => (a.model < b.model ? -1 : a.model > b.model ? 1 : a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
 }
 
 function issueText(issue: ConfigIssue): string {

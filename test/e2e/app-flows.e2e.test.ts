@@ -100,6 +100,8 @@ describe.skipIf(!chromiumAvailable())('the app, more flows (real worker, fake hu
   it('explains a bad token (401) on the page', async () => {
     // The Result step of the merge above holds the sign-in form.
     const page = browser.page;
+    // The Hub came with the address (?hub=): it must be confirmed before a token is sent to it.
+    await page.getByRole('region', { name: 'Confirm the Hub' }).getByRole('button', { name: `Use ${new URL(hub.url).host}` }).click();
     await page.locator('#hf-token').fill('hf_not_a_real_token');
     await page.getByRole('button', { name: 'Use token' }).click();
     const message = page.locator('#hf-token-help .error');

@@ -91,6 +91,8 @@ describe.skipIf(!chromiumAvailable())('the app, end to end (real worker, fake hu
     await page.getByRole('heading', { name: 'Merge Details' }).waitFor({ timeout: 30_000 });
 
     // Sign in with a token (checked with whoami) and push.
+    // The Hub came with the address (?hub=): it must be confirmed before a token is sent to it.
+    await page.getByRole('region', { name: 'Confirm the Hub' }).getByRole('button', { name: `Use ${new URL(hub.url).host}` }).click();
     await page.locator('#hf-token').fill(WRITE_TOKEN);
     await page.getByRole('button', { name: 'Use token' }).click();
     await page.getByText(`as ${FAKE_USER}`).waitFor();

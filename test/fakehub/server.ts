@@ -74,6 +74,11 @@ export interface FaultOptions {
   bytesPerSecond?: number;
   /** Decides per CDN range request (1-based count `n` of range requests so far) whether to fail it. */
   rangeFault?: (n: number, record: RequestRecord) => 'fail' | 'abort' | undefined;
+  /**
+   * Serves altered content for the files it returns true for (the last byte flipped, so headers
+   * still parse) while the listing keeps the true hashes: what a tampering proxy or mirror does.
+   */
+  tamper?: (repo: string, path: string) => boolean;
 }
 
 export interface TokenInfo {
@@ -104,6 +109,8 @@ const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes)
 const gitOid = (bytes: Uint8Array): string =>
   createHash('sha1').update(`blob ${bytes.byteLength}\0`).update(bytes).digest('hex');
 const newCommitOid = (): string => randomBytes(20).toString('hex');
+const lfsPointer = (file: { sha256: string; bytes: Uint8Array }): Uint8Array =>
+  new TextEncoder().encode(`version https://git-lfs.github.com/spec/v1\noid sha256:${file.sha256}\nsize ${file.bytes.byteLength}\n`);
 const defaultLfs = (path: string, size: number): boolean => /\.(safetensors|bin|gguf|pt|pth)$/.test(path) || size >= 10 * 1024 * 1024;
 
 export class FakeHub {
@@ -413,7 +420,7 @@ export class FakeHub {
       if (!file) return this.error(record, res, 404, 'EntryNotFound', `${m[4]} does not exist on "${m[3]}"`);
       res.setHeader('X-Repo-Commit', commit.oid);
       if (m[2] === 'raw' && file.lfs) {
-        const pointer = new TextEncoder().encode(`version https://git-lfs.github.com/spec/v1\noid sha256:${file.sha256}\nsize ${file.bytes.byteLength}\n`);
+        const pointer = lfsPointer(file);
         res.setHeader('ETag', `"${gitOid(pointer)}"`);
         return this.sendBytes(record, req.method === 'HEAD', res, pointer, null);
       }
@@ -425,7 +432,7 @@ export class FakeHub {
         return this.send(record, res, 302);
       }
       res.setHeader('ETag', `"${file.gitOid}"`);
-      return this.sendBytes(record, req.method === 'HEAD', res, file.bytes, record.range);
+      return this.sendBytes(record, req.method === 'HEAD', res, this.served(repo.id, m[4], file.bytes), record.range);
     }
 
     return this.error(record, res, 404, 'NotFound', `fake hub: no route for ${record.method} ${path}`);
@@ -439,8 +446,9 @@ export class FakeHub {
       const path = url.searchParams.get('path') ?? '';
       const repo = this.repos.get(repoId);
       const file = repo?.commits.flatMap((c) => [...c.files.values()]).find((f) => f.sha256 === oid) ?? null;
-      const bytes = file?.bytes ?? this.lfsObjects.get(oid);
-      if (!bytes) return this.send(record, res, 404);
+      const stored = file?.bytes ?? this.lfsObjects.get(oid);
+      if (!stored) return this.send(record, res, 404);
+      const bytes = this.served(repoId, path, stored);
       record.file = { repo: repoId, path };
       res.setHeader('ETag', `"${oid}"`);
       if (record.range !== null && record.method === 'GET') {
@@ -572,10 +580,19 @@ export class FakeHub {
     };
   }
 
+  /** The bytes sent for a file: the stored ones, or altered ones under the `tamper` fault. */
+  private served(repo: string, path: string, bytes: Uint8Array): Uint8Array {
+    if (!this.faults.tamper?.(repo, path) || bytes.byteLength === 0) return bytes;
+    const altered = bytes.slice();
+    altered[altered.byteLength - 1] ^= 0x01;
+    return altered;
+  }
+
   private fileEntry(path: string, file: StoredFile): Record<string, unknown> {
     return {
       type: 'file',
-      oid: file.gitOid,
+      // As the Hub: an LFS file's git object is its pointer, so `oid` is the pointer's blob id.
+      oid: file.lfs ? gitOid(lfsPointer(file)) : file.gitOid,
       size: file.bytes.byteLength,
       path,
       ...(file.lfs ? { lfs: { oid: file.sha256, size: file.bytes.byteLength, pointerSize: 134 } } : {}),

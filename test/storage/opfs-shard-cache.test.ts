@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -123,6 +124,25 @@ describe('OpfsShardCache', () => {
     expect((error as ShardCacheError).kind).toBe('checksum');
     expect((error as Error).message).toMatch(/is corrupt: its sha256 is [0-9a-f]{64}, the Hub says 0{64}\. It was discarded/);
     expect(await cache.bytesCached(wrong)).toBe(0);
+  });
+
+  it('verifies a file without sha256 (not in LFS) by its git blob id; a mismatch is discarded', async () => {
+    const { root } = memoryOpfs();
+    const cache = await OpfsShardCache.open(root, { blockBytes: BLOCK });
+    const { sha256: _lfs, ...plain } = spec;
+    const gitOid = createHash('sha1').update(`blob ${disk.byteLength}\0`).update(disk).digest('hex');
+    const wrong = { ...plain, gitOid: 'f'.repeat(40) };
+    const error = await cache.ensure(wrong, fetchRange).catch((e: unknown) => e);
+    expect((error as ShardCacheError).kind).toBe('checksum');
+    expect((error as Error).message).toMatch(/is corrupt: its git blob id is [0-9a-f]{40}, the Hub says f{40}\. It was discarded/);
+    expect((error as Error).message).toContain(gitOid);
+    expect(await cache.bytesCached(wrong)).toBe(0);
+
+    const states: string[] = [];
+    await cache.ensure({ ...plain, gitOid }, fetchRange, { onProgress: (p) => states.push(p.state) });
+    expect(states).toContain('verifying');
+    expect((await cache.list()).find((f) => f.path === spec.path)).toMatchObject({ complete: true, verified: true });
+    expect(await readAll(cache)).toEqual(disk);
   });
 
   it('explains a full disk (QuotaExceededError) with the sizes involved', async () => {

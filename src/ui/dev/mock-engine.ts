@@ -304,6 +304,8 @@ export function createMockEngine(options: MockOptions = {}): EngineApi {
       hubUrl = opts.hubUrl;
     },
 
+    async forgetToken() {},
+
     async checkToken(accessToken: string): Promise<TokenCheck> {
       await sleep(latency);
       if (!accessToken.startsWith('hf_') || accessToken.length < 8) {

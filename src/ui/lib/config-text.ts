@@ -64,9 +64,13 @@ export class ReadOnlyConfigError extends Error {
 
 /** Applies a form edit to the YAML text. Throws ReadOnlyConfigError when the text cannot be read. */
 export function editConfigText(text: string, edit: (config: MergeConfig) => void): string {
-  const { editable } = checkConfigText(text);
-  if (!editable) throw new ReadOnlyConfigError();
-  const config = structuredClone(editable);
+  return editCheckedConfig(checkConfigText(text), edit);
+}
+
+/** Applies a form edit to a text already checked (its check given). Throws ReadOnlyConfigError when it cannot be read. */
+export function editCheckedConfig(check: Pick<ConfigCheck, 'editable'>, edit: (config: MergeConfig) => void): string {
+  if (!check.editable) throw new ReadOnlyConfigError();
+  const config = structuredClone(check.editable);
   edit(config);
   return configText(config);
 }

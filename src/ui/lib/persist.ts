@@ -46,5 +46,46 @@ export interface RememberedToken {
   readonly username?: string;
   readonly hubUrl: string;
 }
-export const loadToken = () => read<RememberedToken>('hf-token');
-export const saveToken = (token: RememberedToken | undefined) => write('hf-token', token);
+
+/**
+ * Remembered tokens are kept per Hub origin: a token goes back only to the origin it was entered
+ * for, never to a Hub URL changed later in Settings or given by a link.
+ */
+const TOKENS_KEY = 'hf-tokens';
+/** Before tokens were kept per origin: one token, with the Hub URL it was entered for. */
+const LEGACY_TOKEN_KEY = 'hf-token';
+
+type TokensByOrigin = Record<string, RememberedToken>;
+
+function originOf(hubUrl: string): string | undefined {
+  try {
+    return new URL(hubUrl).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The token remembered for this Hub origin. */
+export async function loadToken(origin: string): Promise<RememberedToken | undefined> {
+  const tokens = (await read<TokensByOrigin>(TOKENS_KEY)) ?? {};
+  if (Object.hasOwn(tokens, origin)) return tokens[origin];
+  const legacy = await read<RememberedToken>(LEGACY_TOKEN_KEY);
+  return legacy && originOf(legacy.hubUrl) === origin ? legacy : undefined;
+}
+
+/** Remembers (or, with undefined, forgets) the token of one Hub origin; other origins' are kept. */
+export async function saveToken(origin: string, token: RememberedToken | undefined): Promise<void> {
+  const tokens = { ...((await read<TokensByOrigin>(TOKENS_KEY)) ?? {}) };
+  if (token === undefined) delete tokens[origin];
+  else tokens[origin] = token;
+  await write(TOKENS_KEY, Object.keys(tokens).length > 0 ? tokens : undefined);
+  // The single token of older versions is dropped either way: from now on it lives under its origin.
+  const legacy = await read<RememberedToken>(LEGACY_TOKEN_KEY);
+  if (legacy) {
+    const legacyOrigin = originOf(legacy.hubUrl);
+    if (legacyOrigin !== origin && legacyOrigin !== undefined && !Object.hasOwn(tokens, legacyOrigin)) {
+      await write(TOKENS_KEY, { ...tokens, [legacyOrigin]: legacy });
+    }
+    await write(LEGACY_TOKEN_KEY, undefined);
+  }
+}

@@ -13,9 +13,12 @@ import type {
 } from '../../worker/api';
 import { addModel, modelKey, referencedModels, removeModel as removeFromConfig, setMethod } from '../lib/config-edit';
 import { layerLayout, outputLayers, type LayerLayout, type OutputLayer } from '../lib/layer-map';
-import { checkConfigText, editConfigText, hasYamlComment, ReadOnlyConfigError } from '../lib/config-text';
+import { checkConfigText, editCheckedConfig, hasYamlComment, ReadOnlyConfigError, type ConfigCheck } from '../lib/config-text';
+import { checkOffThread, needsOffThreadCheck, PENDING_CHECK } from '../lib/off-thread-check';
 import { connectEngine, type EngineConnection } from '../lib/engine';
 import { describeError, type UserError } from '../lib/errors';
+// The file itself, not src/hub's index: that would pull @huggingface/hub into the page's bundle.
+import { hubOrigin, hubUrlProblem } from '../../hub/hub-url';
 import { DEFAULT_HUB_URL, hubRefFromKey, normalizeHubUrl, repoKey, resolveHubUrl, suggestOutputName, type RepoInput } from '../lib/hub-repo';
 import type { LocalModelGroup } from '../lib/local-files';
 import { finishOAuth } from '../lib/oauth';
@@ -63,6 +66,8 @@ export type RunState =
 
 export interface Auth {
   readonly token: string;
+  /** The Hub origin the token was entered for: it is sent to no other. */
+  readonly hubOrigin: string;
   readonly via: 'token' | 'oauth';
   readonly username?: string;
   /** Organisations the user can push to (from the token check). */
@@ -90,12 +95,35 @@ export class AppState {
   hubUrl = $state(DEFAULT_HUB_URL);
   /** The Hub URL came from `?hub=` (the settings field shows it but saving does not override it). */
   hubUrlFromQuery = $state(false);
+  /**
+   * A Hub URL that came with the page address (`?hub=`, also in shared links) and that the user has
+   * not confirmed yet: until then no request carries a token and signing in is refused.
+   */
+  hubToConfirm = $state.raw<{ readonly hubUrl: string; readonly host: string; readonly instead: string } | null>(null);
   backend = $state<'auto' | 'webgpu' | 'cpu'>('auto');
   memoryBudgetMiB = $state(512);
   outShardSizeGB = $state(5);
 
-  yaml = $state('');
-  check = $derived(checkConfigText(this.yaml));
+  #yaml = $state('');
+  /** The result of the last off-thread read (see off-thread-check.ts), for the text it was read from. */
+  private offThread = $state.raw<{ readonly text: string; readonly check: ConfigCheck } | null>(null);
+  /** The YAML text: the single source of truth. Setting it reads it (off the page's thread when it could take long). */
+  get yaml(): string {
+    return this.#yaml;
+  }
+  set yaml(text: string) {
+    this.#yaml = text;
+    if (needsOffThreadCheck(text) && this.offThread?.text !== text) {
+      void checkOffThread(text).then((check) => {
+        if (check && this.#yaml === text) this.offThread = { text, check };
+      });
+    }
+  }
+  /** The text is being read off the page's thread. */
+  checking = $derived(needsOffThreadCheck(this.#yaml) && this.offThread?.text !== this.#yaml);
+  check = $derived<ConfigCheck>(
+    needsOffThreadCheck(this.#yaml) ? (this.offThread?.text === this.#yaml ? this.offThread.check : PENDING_CHECK) : checkConfigText(this.#yaml),
+  );
   config = $derived<MergeConfig | null>(this.check.editable);
   referenced = $derived<string[]>(this.config ? referencedModels(this.config) : []);
   method = $derived(findMethod(this.config?.merge_method ?? ''));
@@ -184,8 +212,16 @@ export class AppState {
 
   async init(location: Location): Promise<void> {
     const saved = await persist.loadSettings();
-    this.hubUrlFromQuery = new URLSearchParams(location.search).has('hub');
-    this.hubUrl = resolveHubUrl(location.search, saved?.hubUrl);
+    const savedHub = saved?.hubUrl && !hubUrlProblem(saved.hubUrl) ? normalizeHubUrl(saved.hubUrl) : undefined;
+    const queryHub = new URLSearchParams(location.search).get('hub');
+    const queryProblem = queryHub !== null ? (normalizeHubUrl(queryHub) ? hubUrlProblem(queryHub) : 'it is not an https:// address') : undefined;
+    this.hubUrlFromQuery = queryHub !== null && !queryProblem;
+    this.hubUrl = queryProblem ? (savedHub ?? DEFAULT_HUB_URL) : resolveHubUrl(location.search, savedHub);
+    if (queryProblem) {
+      this.notice = { kind: 'error', text: `The Hub address in this link (?hub=${shorten(queryHub ?? '')}) was refused: ${queryProblem} Using ${this.hubUrl} instead.` };
+    } else if (this.hubUrlFromQuery && hubOrigin(this.hubUrl) !== hubOrigin(savedHub ?? DEFAULT_HUB_URL)) {
+      this.hubToConfirm = { hubUrl: this.hubUrl, host: new URL(this.hubUrl).host, instead: savedHub ?? DEFAULT_HUB_URL };
+    }
     if (saved?.backend) this.backend = saved.backend;
     if (saved?.memoryBudgetMiB) this.memoryBudgetMiB = saved.memoryBudgetMiB;
     if (saved?.outShardSizeGB) this.outShardSizeGB = saved.outShardSizeGB;
@@ -193,7 +229,7 @@ export class AppState {
     try {
       const oauth = await finishOAuth(this.hubUrl);
       if (oauth) {
-        this.auth = { token: oauth.accessToken, via: 'oauth', username: oauth.username, remembered: false, expiresAt: oauth.expiresAt };
+        this.auth = { token: oauth.accessToken, hubOrigin: hubOrigin(this.hubUrl)!, via: 'oauth', username: oauth.username, remembered: false, expiresAt: oauth.expiresAt };
         const draft = sessionStorage.getItem(OAUTH_DRAFT_KEY);
         sessionStorage.removeItem(OAUTH_DRAFT_KEY);
         const params = new URLSearchParams(location.search);
@@ -209,12 +245,7 @@ export class AppState {
     } catch (error) {
       this.notice = { kind: 'error', text: `Sign-in with Hugging Face failed: ${(error as Error).message}` };
     }
-    if (!this.auth) {
-      const remembered = await persist.loadToken();
-      if (remembered && remembered.hubUrl === this.hubUrl) {
-        this.auth = { token: remembered.token, via: 'token', remembered: true, ...(remembered.username ? { username: remembered.username } : {}) };
-      }
-    }
+    if (!this.auth && !this.hubToConfirm) await this.loadRememberedToken();
 
     if (this.yaml === '') {
       try {
@@ -244,8 +275,47 @@ export class AppState {
     );
   }
 
+  /**
+   * Tells the worker the Hub and the token. The token goes along only when it was entered for this
+   * Hub's origin and that Hub is not waiting for confirmation; the worker replaces (not merges) it.
+   */
   private async configureEngine(): Promise<void> {
-    await this.api?.configure({ hubUrl: this.hubUrl, ...(this.auth ? { accessToken: this.auth.token } : {}) });
+    const origin = hubOrigin(this.hubUrl);
+    const auth = this.auth && !this.hubToConfirm && this.auth.hubOrigin === origin ? this.auth : null;
+    await this.api?.configure({ hubUrl: this.hubUrl, ...(auth ? { accessToken: auth.token, tokenOrigin: auth.hubOrigin } : {}) });
+  }
+
+  /** The token remembered for the current Hub's origin, if any, becomes the sign-in. */
+  private async loadRememberedToken(): Promise<void> {
+    const origin = hubOrigin(this.hubUrl);
+    const remembered = origin ? await persist.loadToken(origin) : undefined;
+    this.auth = remembered
+      ? { token: remembered.token, hubOrigin: origin!, via: 'token', remembered: true, ...(remembered.username ? { username: remembered.username } : {}) }
+      : null;
+  }
+
+  /** The user accepts the Hub the page address named: from now on the token (if any) goes to it. */
+  async confirmHub(): Promise<void> {
+    if (!this.hubToConfirm) return;
+    this.hubToConfirm = null;
+    if (!this.auth) await this.loadRememberedToken();
+    await this.configureEngine();
+  }
+
+  /** The user refuses the Hub the page address named: back to the saved (or default) Hub. */
+  async rejectHub(location: Location): Promise<void> {
+    const pending = this.hubToConfirm;
+    if (!pending) return;
+    this.hubToConfirm = null;
+    this.hubUrlFromQuery = false;
+    this.hubUrl = pending.instead;
+    const params = new URLSearchParams(location.search);
+    params.delete('hub');
+    const query = params.toString();
+    history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}${location.hash}`);
+    await this.loadRememberedToken();
+    await this.configureEngine();
+    for (const key of Object.keys(this.sources)) if (this.sources[key].kind === 'hub') void this.inspect(key);
   }
 
   /** Writes the YAML into the page URL and keeps it as the draft for the next visit. */
@@ -263,6 +333,8 @@ export class AppState {
   async saveSettings(settings: { hubUrl: string; backend: AppState['backend']; memoryBudgetMiB: number; outShardSizeGB: number }): Promise<string | undefined> {
     const hubUrl = normalizeHubUrl(settings.hubUrl);
     if (!hubUrl) return 'The Hub URL must be an http(s) address such as https://huggingface.co.';
+    const problem = hubUrlProblem(hubUrl);
+    if (problem) return problem;
     this.backend = settings.backend;
     this.memoryBudgetMiB = settings.memoryBudgetMiB;
     this.outShardSizeGB = settings.outShardSizeGB;
@@ -270,6 +342,10 @@ export class AppState {
     this.hubUrl = hubUrl;
     await persist.saveSettings({ hubUrl, backend: settings.backend, memoryBudgetMiB: settings.memoryBudgetMiB, outShardSizeGB: settings.outShardSizeGB });
     if (changed) {
+      // Typed by the user: no confirmation needed. The token stays with the origin it was entered
+      // for; a token remembered for the new origin (if any) takes its place.
+      this.hubToConfirm = null;
+      if (this.auth?.hubOrigin !== hubOrigin(hubUrl)) await this.loadRememberedToken();
       await this.configureEngine();
       // Summaries came from the other Hub: look the models up again.
       for (const key of Object.keys(this.sources)) if (this.sources[key].kind === 'hub') void this.inspect(key);
@@ -281,20 +357,28 @@ export class AppState {
   async signInWithToken(token: string, remember: boolean): Promise<{ canWrite: boolean | null }> {
     const api = this.api;
     if (!api) throw new Error('The engine is not ready.');
+    if (this.hubToConfirm) throw new Error(`Confirm the Hub at ${this.hubToConfirm.host} first (the banner at the top): the token is sent to no Hub you have not confirmed.`);
+    const origin = hubOrigin(this.hubUrl)!;
     const who = await api.checkToken(token);
-    await this.signIn({ token, via: 'token', username: who.name, orgs: who.orgs, remembered: remember });
+    await this.signIn({ token, hubOrigin: origin, via: 'token', username: who.name, orgs: who.orgs, remembered: remember });
     return { canWrite: who.canWrite };
   }
 
   async signIn(auth: Auth): Promise<void> {
     this.auth = auth;
-    await persist.saveToken(auth.remembered ? { token: auth.token, hubUrl: this.hubUrl, ...(auth.username ? { username: auth.username } : {}) } : undefined);
+    await persist.saveToken(
+      auth.hubOrigin,
+      auth.remembered ? { token: auth.token, hubUrl: this.hubUrl, ...(auth.username ? { username: auth.username } : {}) } : undefined,
+    );
     await this.configureEngine();
   }
 
+  /** Forgets the token: in the page, in the worker (explicitly, not by omission) and in storage. */
   async signOut(): Promise<void> {
+    const origin = this.auth?.hubOrigin ?? hubOrigin(this.hubUrl);
     this.auth = null;
-    await persist.saveToken(undefined);
+    await this.api?.forgetToken();
+    if (origin) await persist.saveToken(origin, undefined);
     await this.configureEngine();
   }
 
@@ -310,7 +394,8 @@ export class AppState {
   edit(change: (config: MergeConfig) => void): void {
     try {
       const before = this.yaml;
-      this.yaml = editConfigText(before, change);
+      // From the check already made (a text that needs the worker is never parsed here again).
+      this.yaml = editCheckedConfig(this.check, change);
       // The form writes the config back in mergekit's layout, which cannot keep YAML comments.
       if (hasYamlComment(before) && !hasYamlComment(this.yaml)) {
         this.notice = { kind: 'warning', text: 'The form rewrote the YAML and its comments were dropped.', undoYaml: before };
@@ -536,4 +621,9 @@ export function factsOf(summary: ModelSummary): ModelFacts {
     dtype: summary.dtype,
     ...(summary.baseModels ? { baseModels: summary.baseModels } : {}),
   };
+}
+
+function shorten(text: string): string {
+  const flat = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return flat.length > 80 ? `${flat.slice(0, 77)}…` : flat;
 }
