@@ -23,6 +23,13 @@ export {
   safetensorsDtypeFromConfig,
   type ConfigDtypeName,
 } from './dtype';
+export {
+  addNonFinite,
+  countNonFinite,
+  noNonFinite,
+  nonFiniteTotal,
+  type NonFiniteCounts,
+} from './non-finite';
 export { SafetensorsError, type SafetensorsErrorLocation } from './errors';
 export {
   MAX_HEADER_BYTES,
