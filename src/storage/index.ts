@@ -29,6 +29,7 @@ export {
   noNonFinite,
   nonFiniteTotal,
   type NonFiniteCounts,
+  type NonFiniteTensor,
 } from './non-finite';
 export { SafetensorsError, type SafetensorsErrorLocation } from './errors';
 export {

@@ -156,3 +156,12 @@ function scanF8E5M2(bytes: Uint8Array, counts: NonFiniteCounts): void {
     else counts.posInf++;
   }
 }
+
+/** One tensor of a merge that holds NaN or Inf: in which inputs, and in the output. */
+export interface NonFiniteTensor {
+  /** Output tensor name. */
+  readonly tensor: string;
+  /** Inputs that hold any, by model (each input element counted once). */
+  readonly inputs: readonly { readonly model: string; readonly counts: NonFiniteCounts }[];
+  readonly output: NonFiniteCounts;
+}
