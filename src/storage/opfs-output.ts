@@ -1,4 +1,5 @@
 import { entries } from './opfs-shard-cache';
+import type { NonFiniteTensor } from './non-finite';
 import type { ByteSink, OutputFolder } from './types';
 import { writeFileThroughSink } from './write-file-through-sink';
 
@@ -17,6 +18,8 @@ export interface OutputManifest {
   readonly createdAt: string;
   readonly warnings: readonly string[];
   readonly elapsedMs: number;
+  /** Tensors whose inputs or output held NaN or Inf (absent in outputs written before it was counted). */
+  readonly nonFinite?: readonly NonFiniteTensor[];
 }
 
 const OUTPUTS_DIR = 'alloy-outputs';

@@ -4,6 +4,7 @@
  * touches the engine, the backends or the bytes of a model directly.
  */
 import type { ConfigIssue } from '../config';
+import type { NonFiniteTensor } from '../storage';
 
 /** Where a model's files come from. */
 export type ModelSourceSpec =
@@ -68,6 +69,8 @@ export interface MergeRequest {
   readonly memoryBudgetBytes?: number;
   /** Name of the output (model card title and output folder name). */
   readonly outputName: string;
+  /** Refuse a result with NaN or Inf in any input or output tensor: the merge fails and nothing is kept. */
+  readonly refuseNonFinite?: boolean;
 }
 
 export interface PlanSummary {
@@ -121,6 +124,8 @@ export interface MergeResult {
   readonly files: readonly OutputFile[];
   readonly warnings: readonly string[];
   readonly elapsedMs: number;
+  /** Tensors whose inputs or output hold NaN or Inf (absent or empty when none do). */
+  readonly nonFinite?: readonly NonFiniteTensor[];
 }
 
 export interface CacheEntry {

@@ -1,6 +1,6 @@
 import { ConfigError, parseMergeConfig, type ConfigIssue } from '../config';
 import type { MergeConfig } from '../config/types';
-import { DEFAULT_BUDGET_BYTES, MergeCancelledError, runMerge, type MergeProgress, type SourceOpener } from '../engine';
+import { DEFAULT_BUDGET_BYTES, describeNonFiniteTensor, MergeCancelledError, NonFiniteError, runMerge, type MergeProgress, type SourceOpener } from '../engine';
 import { HubClient, HubError, isHubRepoId } from '../hub';
 import { buildPlan, needsTokenizerFiles, PlanError, type MergePlan, type PlanOptions } from '../plan';
 import { MemoryByteSource } from '../storage';
@@ -297,6 +297,7 @@ export class EngineService implements EngineApi {
             emit(p.phase === 'done' ? 'done' : p.phase, p.phase !== 'merging');
           },
           progressIntervalMs: PROGRESS_INTERVAL_MS,
+          refuseNonFinite: request.refuseNonFinite === true,
         });
       } finally {
         await choice.backend.dispose().catch(() => undefined);
@@ -308,10 +309,11 @@ export class EngineService implements EngineApi {
         createdAt: new Date().toISOString(),
         warnings,
         elapsedMs: Date.now() - started,
+        nonFinite: report.nonFinite,
       };
       await outputs.writeManifest(manifest);
       emit('done', true);
-      return { outputName: manifest.name, files: manifest.files, warnings, elapsedMs: manifest.elapsedMs };
+      return { outputName: manifest.name, files: manifest.files, warnings, elapsedMs: manifest.elapsedMs, nonFinite: report.nonFinite };
     } catch (error) {
       throw await this.explainMergeError(error, signal, plan, downloads);
     } finally {
@@ -325,7 +327,7 @@ export class EngineService implements EngineApi {
 
   async listOutputs(): Promise<MergeResult[]> {
     const outputs = await this.outputs();
-    return (await outputs.list()).map((m) => ({ outputName: m.name, files: m.files, warnings: m.warnings, elapsedMs: m.elapsedMs }));
+    return (await outputs.list()).map((m) => ({ outputName: m.name, files: m.files, warnings: m.warnings, elapsedMs: m.elapsedMs, nonFinite: m.nonFinite ?? [] }));
   }
 
   async outputFile(outputName: string, file: string): Promise<File> {
@@ -524,6 +526,13 @@ export class EngineService implements EngineApi {
         ? ' Downloaded parts are kept in the cache: merging again resumes where it stopped.'
         : '';
       return new Error(`The merge was cancelled; nothing was written.${kept}`, { cause: error });
+    }
+    if (error instanceof NonFiniteError) {
+      return new Error(
+        `The merge stopped at NaN or Inf values: ${describeNonFiniteTensor(error.tensor)}. Nothing was kept. ` +
+          'Settings → "Refuse results with NaN/Inf" is on; turn it off to finish such a merge with a warning.',
+        { cause: error },
+      );
     }
     const quota = error instanceof ShardCacheError ? error.kind === 'quota' : hasQuotaCause(error);
     if (quota) {
