@@ -528,10 +528,11 @@ export class EngineService implements EngineApi {
       return new Error(`The merge was cancelled; nothing was written.${kept}`, { cause: error });
     }
     if (error instanceof NonFiniteError) {
-      return new Error(
+      // The name crosses the worker boundary and tells the page what kind of failure this is.
+      return namedError('NonFiniteError', 
         `The merge stopped at NaN or Inf values: ${describeNonFiniteTensor(error.tensor)}. Nothing was kept. ` +
           'Settings → "Refuse results with NaN/Inf" is on; turn it off to finish such a merge with a warning.',
-        { cause: error },
+        error,
       );
     }
     const quota = error instanceof ShardCacheError ? error.kind === 'quota' : hasQuotaCause(error);
@@ -555,6 +556,12 @@ export class EngineService implements EngineApi {
     if (error instanceof Error) return new Error(error.message, { cause: error });
     return new Error(String(error));
   }
+}
+
+function namedError(name: string, message: string, cause: unknown): Error {
+  const error = new Error(message, { cause });
+  error.name = name;
+  return error;
 }
 
 function parseConfig(yaml: string): { config: MergeConfig | null; issues: ConfigIssue[]; warningTexts: string[] } {

@@ -59,7 +59,9 @@ describe('EngineService and NaN/Inf', () => {
   it('refuses under refuseNonFinite: says which tensor and which setting, and keeps nothing', async () => {
     const opfs = memoryOpfs();
     const engine = service(opfs.root);
-    await expect(engine.merge(request('strict', true), () => {})).rejects.toThrow(
+    const error = (await engine.merge(request('strict', true), () => {}).catch((e: unknown) => e)) as Error;
+    expect(error.name).toBe('NonFiniteError');
+    expect(error.message).toBe(
       `The merge stopped at NaN or Inf values: ${TENSOR}: output 4,096 NaN; input my-nan 1 NaN, 1 +Inf, 1 -Inf. Nothing was kept. ` +
         'Settings → "Refuse results with NaN/Inf" is on; turn it off to finish such a merge with a warning.',
     );

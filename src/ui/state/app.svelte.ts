@@ -93,6 +93,8 @@ export class AppState {
   backend = $state<'auto' | 'webgpu' | 'cpu'>('auto');
   memoryBudgetMiB = $state(512);
   outShardSizeGB = $state(5);
+  /** Refuse a merge whose inputs or output hold NaN or Inf (the CLI's --strict). */
+  refuseNonFinite = $state(false);
 
   yaml = $state('');
   check = $derived(checkConfigText(this.yaml));
@@ -189,6 +191,7 @@ export class AppState {
     if (saved?.backend) this.backend = saved.backend;
     if (saved?.memoryBudgetMiB) this.memoryBudgetMiB = saved.memoryBudgetMiB;
     if (saved?.outShardSizeGB) this.outShardSizeGB = saved.outShardSizeGB;
+    if (saved?.refuseNonFinite !== undefined) this.refuseNonFinite = saved.refuseNonFinite;
 
     try {
       const oauth = await finishOAuth(this.hubUrl);
@@ -260,15 +263,16 @@ export class AppState {
   // -------------------------------------------------------------------------------------------
   // Settings and auth
 
-  async saveSettings(settings: { hubUrl: string; backend: AppState['backend']; memoryBudgetMiB: number; outShardSizeGB: number }): Promise<string | undefined> {
+  async saveSettings(settings: { hubUrl: string; backend: AppState['backend']; memoryBudgetMiB: number; outShardSizeGB: number; refuseNonFinite?: boolean }): Promise<string | undefined> {
     const hubUrl = normalizeHubUrl(settings.hubUrl);
     if (!hubUrl) return 'The Hub URL must be an http(s) address such as https://huggingface.co.';
     this.backend = settings.backend;
     this.memoryBudgetMiB = settings.memoryBudgetMiB;
     this.outShardSizeGB = settings.outShardSizeGB;
+    this.refuseNonFinite = settings.refuseNonFinite ?? this.refuseNonFinite;
     const changed = hubUrl !== this.hubUrl;
     this.hubUrl = hubUrl;
-    await persist.saveSettings({ hubUrl, backend: settings.backend, memoryBudgetMiB: settings.memoryBudgetMiB, outShardSizeGB: settings.outShardSizeGB });
+    await persist.saveSettings({ hubUrl, backend: settings.backend, memoryBudgetMiB: settings.memoryBudgetMiB, outShardSizeGB: settings.outShardSizeGB, refuseNonFinite: this.refuseNonFinite });
     if (changed) {
       await this.configureEngine();
       // Summaries came from the other Hub: look the models up again.
@@ -446,6 +450,7 @@ export class AppState {
       backend: this.backend,
       memoryBudgetBytes: this.memoryBudgetMiB * 2 ** 20,
       outputName: this.effectiveOutputName,
+      refuseNonFinite: this.refuseNonFinite,
     };
   }
 
