@@ -232,7 +232,7 @@ export class TensorJobRunner implements TensorMerge {
       this.job.inputs.map(async (input, i) => {
         if (this.aligned) {
           const bytes = await this.aligned.read(i, range.rowStart, range.rowStart + range.rows);
-          this.countInput(i, range.index, bytes);
+          this.countInput(i, range.index, bytes, range.rowStart);
           return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: this.cols };
         }
         const source = await this.sources[i];
@@ -250,13 +250,34 @@ export class TensorJobRunner implements TensorMerge {
   }
 
   /**
-   * Counts the NaN/Inf of input i's bytes of one chunk the first time that chunk is read. For an
-   * aligned embedding these are the aligned rows the method sees (default and padding rows too).
+   * Counts the NaN/Inf of input i's bytes of one chunk the first time that chunk is read. Of an
+   * aligned embedding (rows from `rowStart` on) only the rows that are the input's own count:
+   * default and padding rows are means of rows counted where they are the input's own, and a NaN
+   * there would otherwise be blamed on an input whose file has none.
    */
-  private countInput(i: number, chunkIndex: number, bytes: Uint8Array): void {
+  private countInput(i: number, chunkIndex: number, bytes: Uint8Array, alignedRowStart?: number): void {
     const key = i * this.chunks.length + chunkIndex;
     if (this.counted[key] !== 0) return;
     this.counted[key] = 1;
-    addNonFinite(this.inputNonFinite[i], countNonFinite(bytes, this.job.inputs[i].tensor.dtype));
+    const input = this.job.inputs[i];
+    const counts = this.inputNonFinite[i];
+    const rowMap = input.rowMap;
+    if (alignedRowStart === undefined || !rowMap) {
+      addNonFinite(counts, countNonFinite(bytes, input.tensor.dtype));
+      return;
+    }
+    const rowBytes = this.cols * dtypeSize(input.tensor.dtype);
+    const rows = bytes.byteLength / rowBytes;
+    const tokens = this.job.alignment?.tokens ?? 0;
+    // Runs of consecutive own rows, each scanned at once.
+    let run = -1;
+    for (let r = 0; r <= rows; r++) {
+      const own = r < rows && alignedRowStart + r < tokens && rowMap[alignedRowStart + r] >= 0;
+      if (own && run < 0) run = r;
+      if (!own && run >= 0) {
+        addNonFinite(counts, countNonFinite(bytes.subarray(run * rowBytes, r * rowBytes), input.tensor.dtype));
+        run = -1;
+      }
+    }
   }
 }

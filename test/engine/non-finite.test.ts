@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { NonFiniteCounts } from '../../src/storage';
+import { CpuBackend } from '../../src/backend';
+import { TensorJobRunner } from '../../src/engine/tensor-job-runner';
+import { findMethod } from '../../src/methods';
+import type { TensorJob } from '../../src/plan';
+import { decodeToF32, encodeFromF32, MemoryByteSource, type NonFiniteCounts } from '../../src/storage';
 import { mulberry32 } from '../fixtures/models';
 import { runMethod } from '../helpers/run-method';
 
@@ -83,5 +87,67 @@ describe('TensorJobRunner counts NaN and Inf on the host', () => {
     const x = [3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -1e-45, 0, -0];
     const run = await runMethod('linear', [{ values: x, params: { weight: 1 } }]);
     expect(run.nonFinite).toBeNull();
+  });
+
+  it('an embedding aligned to a new vocabulary counts only the rows each input owns', async () => {
+    const cols = 3;
+    // a: 5 rows (f32), b: 4 rows (bf16); row r is [r + 0.25, -r, 100 + r] with some replaced.
+    const rows = (n: number) => Float32Array.from({ length: n * cols }, (_, k) => [Math.floor(k / cols) + 0.25, -Math.floor(k / cols), 100 + Math.floor(k / cols)][k % cols]);
+    const a = rows(5);
+    const b = rows(4);
+    a[4 * cols + 1] = NaN; // a's row 4: its own output row 0, also b's default row 0 and both padding means
+    a[1 * cols + 0] = Infinity; // a's row 1: no output row uses it
+    b[2 * cols + 2] = -Infinity; // b's row 2: no output row uses it
+    b[3 * cols + 0] = -Infinity; // b's row 3: its own output row 5, also a's default row 5
+    const job: TensorJob = {
+      name: 'model.embed_tokens.weight',
+      shape: [8, cols],
+      dtype: 'F32',
+      method: 'linear',
+      baseIndex: -1,
+      params: { normalize: 1 },
+      isEmbed: true,
+      byteLength: 8 * cols * 4,
+      inputs: [
+        { model: 'a', tensor: { name: 'e', dtype: 'F32', shape: [5, cols], file: 'a', offset: 0, byteLength: 5 * cols * 4 }, params: { weight: 1 }, rowMap: Int32Array.from([4, 3, 2, -1, 0, -1]) },
+        { model: 'b', tensor: { name: 'e', dtype: 'BF16', shape: [4, cols], file: 'b', offset: 0, byteLength: 4 * cols * 2 }, params: { weight: 1 }, rowMap: Int32Array.from([-1, 0, 1, -1, -1, 3]) },
+      ],
+      alignment: {
+        tokens: 6,
+        defaults: {
+          rows: Int32Array.from([0, 1, 3, 4, 5]),
+          start: Int32Array.from([0, 1, 3, 3, 4, 5]),
+          input: Int32Array.from([0, 0, 1, 0, 1]),
+          row: Int32Array.from([4, 3, 0, 0, 3]),
+        },
+      },
+    };
+    const sources: Record<string, MemoryByteSource> = { a: new MemoryByteSource('a', encodeFromF32(a, 'F32')), b: new MemoryByteSource('b', encodeFromF32(b, 'BF16')) };
+    for (const budgetBytes of [64, 1 << 20]) {
+      const written: Uint8Array[] = [];
+      const runner = new TensorJobRunner(job, {
+        backend: new CpuBackend(),
+        source: async (_model, file) => sources[file],
+        seed: 1,
+        budgetBytes,
+        warn: () => undefined,
+        onRead: () => undefined,
+        onOutput: () => undefined,
+        write: async (bytes) => void written.push(bytes.slice()),
+      });
+      await findMethod('linear')!.merge(runner);
+      const output = decodeToF32(Uint8Array.from(written.flatMap((w) => [...w])), 'F32');
+      expect(runner.nonFinite(), `budget ${budgetBytes}`).toEqual({
+        tensor: 'model.embed_tokens.weight',
+        inputs: [
+          { model: 'a', counts: { nan: 1, posInf: 0, negInf: 0 } },
+          { model: 'b', counts: { nan: 0, posInf: 0, negInf: 1 } },
+        ],
+        output: classify(output),
+      });
+      // Output rows 0 (NaN in column 1), 5 (-Inf in column 0) and the padding rows 6 and 7 (a NaN
+      // column and a -Inf column each).
+      expect(classify(output)).toEqual({ nan: 3, posInf: 0, negInf: 3 });
+    }
   });
 });
