@@ -251,7 +251,7 @@ export class TensorJobRunner implements TensorMerge {
 
   /**
    * Counts the NaN/Inf of input i's bytes of one chunk the first time that chunk is read. Of an
-   * aligned embedding (rows from `rowStart` on) only the rows that are the input's own count:
+   * aligned embedding (rows from `alignedRowStart` on) only the rows that are the input's own count:
    * default and padding rows are means of rows counted where they are the input's own, and a NaN
    * there would otherwise be blamed on an input whose file has none.
    */
