@@ -3,7 +3,7 @@ import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { CpuBackend, type ComputeBackend } from '../backend';
 import { ConfigError, parseMergeConfig, UnsupportedConfigError } from '../config';
-import { DEFAULT_BUDGET_BYTES, MergeCancelledError, runMerge, type MergeProgress, type StageTimes } from '../engine';
+import { DEFAULT_BUDGET_BYTES, formatNonFiniteSummary, MergeCancelledError, NonFiniteError, runMerge, type MergeProgress, type StageTimes } from '../engine';
 import { GpuDeviceLostError, GpuUnavailableError } from '../gpu';
 import { chooseNodeBackend, type BackendChoice } from '../gpu/node';
 import { buildPlan, PlanError, type PlanOptions } from '../plan';
@@ -42,6 +42,7 @@ Options:
   --no-copy-tokenizer         do not copy the base model's tokenizer files
   --no-write-model-card       do not write README.md and mergekit_config.yml
   --memory SIZE               working memory per tensor chunk (default 128M)
+  --strict                    refuse a result with NaN or Inf values (exit 1, nothing written)
   --quiet                     no progress output
   --help, --version
 `;
@@ -56,6 +57,8 @@ const PLAN_FLAGS: FlagSpec[] = [
   { name: 'memory', type: 'string' },
   { name: 'quiet', type: 'boolean' },
 ];
+
+const MERGE_FLAGS: FlagSpec[] = [...PLAN_FLAGS, { name: 'strict', type: 'boolean' }];
 
 function defaultIo(): CliIo {
   // Ctrl-C cancels the merge cleanly: the temporary output folder is removed.
@@ -111,6 +114,13 @@ function report(error: unknown, io: CliIo): number {
   if (error instanceof PlanError) {
     io.stderr(`alloy: cannot plan this merge: ${error.message}\n`);
     return 2;
+  }
+  if (error instanceof NonFiniteError) {
+    io.stderr(
+      `alloy: --strict: ${error.message}\nNothing was written. ` +
+        'Without --strict the merge finishes, lists every such tensor and notes them in the model card.\n',
+    );
+    return 1;
   }
   if (error instanceof MergeCancelledError) {
     io.stderr(`alloy: ${error.message}\n`);
@@ -181,7 +191,7 @@ async function planCommand(argv: readonly string[], io: CliIo): Promise<number> 
 }
 
 async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, PLAN_FLAGS);
+  const { positionals, flags } = parseArgs(argv, MERGE_FLAGS);
   if (positionals.length !== 2) throw new UsageError('merge takes exactly two arguments: CONFIG OUT_DIR');
   const [configPath, outDir] = positionals;
   const backendName = String(flags.backend ?? 'auto') as BackendChoice;
@@ -222,6 +232,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
         signal: io.signal,
         onProgress,
         progressIntervalMs: showBar ? 100 : 60_000,
+        refuseNonFinite: flags.strict === true,
       });
     let result: Awaited<ReturnType<typeof runMerge>>;
     try {
@@ -238,6 +249,10 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
     }
     if (showBar) io.stderr('\n');
     for (const w of result.warnings) io.stderr(`warning: ${w}\n`);
+    if (result.nonFinite.length > 0) {
+      const [headline, ...lines] = formatNonFiniteSummary(result.nonFinite);
+      io.stderr(`warning: ${headline} (--strict refuses such results):\n${lines.map((l) => `  ${l}\n`).join('')}`);
+    }
     if (!quiet) {
       const rate = result.elapsedMs > 0 ? plan.totalInputBytes / (result.elapsedMs / 1000) : 0;
       io.stderr(

@@ -23,6 +23,14 @@ export {
   safetensorsDtypeFromConfig,
   type ConfigDtypeName,
 } from './dtype';
+export {
+  addNonFinite,
+  countNonFinite,
+  noNonFinite,
+  nonFiniteTotal,
+  type NonFiniteCounts,
+  type NonFiniteTensor,
+} from './non-finite';
 export { SafetensorsError, type SafetensorsErrorLocation } from './errors';
 export {
   MAX_HEADER_BYTES,

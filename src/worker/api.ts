@@ -4,6 +4,7 @@
  * touches the engine, the backends or the bytes of a model directly.
  */
 import type { ConfigIssue } from '../config';
+import type { NonFiniteTensor } from '../storage';
 
 /** Where a model's files come from. */
 export type ModelSourceSpec =
@@ -68,6 +69,8 @@ export interface MergeRequest {
   readonly memoryBudgetBytes?: number;
   /** Name of the output (model card title and output folder name). */
   readonly outputName: string;
+  /** Refuse a result with NaN or Inf in any input or output tensor: the merge fails and nothing is kept. */
+  readonly refuseNonFinite?: boolean;
 }
 
 /** A Hub file checked against the hash the Hub lists for it. */
@@ -139,6 +142,8 @@ export interface MergeResult {
   readonly elapsedMs: number;
   /** Every Hub file the merge read, verified against the Hub's hash (none for local and demo models). */
   readonly verified?: readonly VerifiedFile[];
+  /** Tensors whose inputs or output hold NaN or Inf (absent or empty when none do). */
+  readonly nonFinite?: readonly NonFiniteTensor[];
 }
 
 export interface CacheEntry {

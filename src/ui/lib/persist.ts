@@ -17,6 +17,7 @@ export interface SavedSettings {
   readonly backend?: 'auto' | 'webgpu' | 'cpu';
   readonly memoryBudgetMiB?: number;
   readonly outShardSizeGB?: number;
+  readonly refuseNonFinite?: boolean;
 }
 
 async function read<T>(key: string): Promise<T | undefined> {

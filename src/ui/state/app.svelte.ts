@@ -103,6 +103,8 @@ export class AppState {
   backend = $state<'auto' | 'webgpu' | 'cpu'>('auto');
   memoryBudgetMiB = $state(512);
   outShardSizeGB = $state(5);
+  /** Refuse a merge whose inputs or output hold NaN or Inf (the CLI's --strict). */
+  refuseNonFinite = $state(false);
 
   #yaml = $state('');
   /** The result of the last off-thread read (see off-thread-check.ts), for the text it was read from. */
@@ -225,6 +227,7 @@ export class AppState {
     if (saved?.backend) this.backend = saved.backend;
     if (saved?.memoryBudgetMiB) this.memoryBudgetMiB = saved.memoryBudgetMiB;
     if (saved?.outShardSizeGB) this.outShardSizeGB = saved.outShardSizeGB;
+    if (saved?.refuseNonFinite !== undefined) this.refuseNonFinite = saved.refuseNonFinite;
 
     try {
       const oauth = await finishOAuth(this.hubUrl);
@@ -330,7 +333,7 @@ export class AppState {
   // -------------------------------------------------------------------------------------------
   // Settings and auth
 
-  async saveSettings(settings: { hubUrl: string; backend: AppState['backend']; memoryBudgetMiB: number; outShardSizeGB: number }): Promise<string | undefined> {
+  async saveSettings(settings: { hubUrl: string; backend: AppState['backend']; memoryBudgetMiB: number; outShardSizeGB: number; refuseNonFinite?: boolean }): Promise<string | undefined> {
     const hubUrl = normalizeHubUrl(settings.hubUrl);
     if (!hubUrl) return 'The Hub URL must be an http(s) address such as https://huggingface.co.';
     const problem = hubUrlProblem(hubUrl);
@@ -338,9 +341,10 @@ export class AppState {
     this.backend = settings.backend;
     this.memoryBudgetMiB = settings.memoryBudgetMiB;
     this.outShardSizeGB = settings.outShardSizeGB;
+    this.refuseNonFinite = settings.refuseNonFinite ?? this.refuseNonFinite;
     const changed = hubUrl !== this.hubUrl;
     this.hubUrl = hubUrl;
-    await persist.saveSettings({ hubUrl, backend: settings.backend, memoryBudgetMiB: settings.memoryBudgetMiB, outShardSizeGB: settings.outShardSizeGB });
+    await persist.saveSettings({ hubUrl, backend: settings.backend, memoryBudgetMiB: settings.memoryBudgetMiB, outShardSizeGB: settings.outShardSizeGB, refuseNonFinite: this.refuseNonFinite });
     if (changed) {
       // Typed by the user: no confirmation needed. The token stays with the origin it was entered
       // for; a token remembered for the new origin (if any) takes its place.
@@ -531,6 +535,7 @@ export class AppState {
       backend: this.backend,
       memoryBudgetBytes: this.memoryBudgetMiB * 2 ** 20,
       outputName: this.effectiveOutputName,
+      refuseNonFinite: this.refuseNonFinite,
     };
   }
 
