@@ -39,3 +39,30 @@ describe('alloy merge --backend webgpu with NaN inputs', () => {
     expect(existsSync(join(dir, 'strict'))).toBe(false);
   });
 });
+
+describe('overflow on WebGPU', () => {
+  it('weights of 1e38 with f16 output: the same ±Inf as the CPU, byte for byte (no NaN from the product of huge values)', async () => {
+    const base = await makeTinyModel(join(dir, 'f32-base'), { seed: 41, dtype: 'F32', hiddenSize: 64, numLayers: 1 });
+    await makeFineTune(join(dir, 'f32-a'), base, { seed: 42, deltaScale: 0.02 });
+    await makeFineTune(join(dir, 'f32-b'), base, { seed: 43, deltaScale: 0.02 });
+    writeConfig(dir, 'overflow.yml', [
+      'models:',
+      '  - {model: ./f32-a, parameters: {weight: 1.0e+38}}',
+      '  - {model: ./f32-b, parameters: {weight: 1.0e+38}}',
+      'merge_method: linear',
+      'parameters: {normalize: false}',
+      'dtype: float16',
+    ].join('\n'));
+    const cpu = await runAlloy(['merge', 'overflow.yml', 'overflow-cpu', '--backend', 'cpu', '--quiet'], dir);
+    expect(cpu.code, cpu.stderr).toBe(0);
+    const gpu = await within(runAlloy(['merge', 'overflow.yml', 'overflow-gpu', '--backend', 'webgpu', '--quiet'], dir), 300_000, 'linear on WebGPU');
+    expect(gpu.code, gpu.stderr).toBe(0);
+    const ours = readModelDir(join(dir, 'overflow-gpu')).tensors;
+    for (const [name, t] of readModelDir(join(dir, 'overflow-cpu')).tensors) {
+      const g = ours.get(name)!.values;
+      expect(g.filter((v) => Number.isNaN(v)).length, name).toBe(t.values.filter((v) => Number.isNaN(v)).length);
+      expect(Array.from(g), name).toEqual(Array.from(t.values));
+    }
+    expect(gpu.stderr).toBe(cpu.stderr);
+  });
+});
