@@ -66,7 +66,8 @@ export class TensorJobRunner implements TensorMerge {
     this.baseIndex = job.baseIndex;
     this.params = job.params;
     this.isEmbed = job.isEmbed;
-    const inputBytesPerElement = job.inputs.reduce((s, i) => s + dtypeSize(i.tensor.dtype), 0);
+    // Aligned embeddings may arrive in f32 (substituted and padding rows, see AlignedEmbeddingReader).
+    const inputBytesPerElement = job.inputs.reduce((s, i) => s + (job.alignment ? 4 : dtypeSize(i.tensor.dtype)), 0);
     const perElement = inputBytesPerElement + 4 * (TEMPORARIES_PER_INPUT * job.inputs.length + TEMPORARIES_FIXED);
     const budgetElements = Math.max(1024, Math.floor(ctx.budgetBytes / perElement));
     // A backend's own ceiling (a GPU binding) wins over the budget.
@@ -209,8 +210,8 @@ export class TensorJobRunner implements TensorMerge {
     return Promise.all(
       this.job.inputs.map(async (input, i) => {
         if (this.aligned) {
-          const bytes = await this.aligned.read(i, range.rowStart, range.rowStart + range.rows);
-          return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: this.cols };
+          const rows = await this.aligned.read(i, range.rowStart, range.rowStart + range.rows);
+          return { bytes: rows.bytes, dtype: rows.dtype, cols: this.cols };
         }
         const source = await this.sources[i];
         const size = dtypeSize(input.tensor.dtype);
