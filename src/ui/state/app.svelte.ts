@@ -14,7 +14,7 @@ import type {
 import { addModel, modelKey, referencedModels, removeModel as removeFromConfig, setMethod } from '../lib/config-edit';
 import { layerLayout, outputLayers, type LayerLayout, type OutputLayer } from '../lib/layer-map';
 import { checkConfigText, editConfigText, hasYamlComment, ReadOnlyConfigError } from '../lib/config-text';
-import { connectEngine, type EngineConnection } from '../lib/engine';
+import type { ConnectEngine, EngineConnection } from '../lib/engine';
 import { describeError, type UserError } from '../lib/errors';
 import { DEFAULT_HUB_URL, hubRefFromKey, normalizeHubUrl, repoKey, resolveHubUrl, suggestOutputName, type RepoInput } from '../lib/hub-repo';
 import type { LocalModelGroup } from '../lib/local-files';
@@ -85,6 +85,8 @@ function unique(keys: readonly string[]): string[] {
 }
 
 export class AppState {
+  constructor(private readonly connect: ConnectEngine) {}
+
   connection = $state.raw<EngineConnection | null>(null);
   connectionError = $state<string | null>(null);
   hubUrl = $state(DEFAULT_HUB_URL);
@@ -231,7 +233,7 @@ export class AppState {
     }
 
     try {
-      this.connection = await connectEngine(location.search);
+      this.connection = await this.connect();
       await this.configureEngine();
     } catch (error) {
       this.connectionError = describeError(error).message;
