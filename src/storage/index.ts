@@ -24,6 +24,7 @@ export {
   type ConfigDtypeName,
 } from './dtype';
 export { SafetensorsError, type SafetensorsErrorLocation } from './errors';
+export { formatBytes } from './format-bytes';
 export {
   MAX_HEADER_BYTES,
   parseSafetensorsHeader,
