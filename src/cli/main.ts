@@ -7,14 +7,14 @@ import { DEFAULT_BUDGET_BYTES, formatNonFiniteSummary, MergeCancelledError, NonF
 import { GpuDeviceLostError, GpuUnavailableError } from '../gpu';
 import { chooseNodeBackend, type BackendChoice } from '../gpu/node';
 import { buildPlan, PlanError, type PlanOptions } from '../plan';
-import { parseShardSize, SafetensorsError } from '../storage';
+import { formatBytes, parseShardSize, SafetensorsError } from '../storage';
 import { NodeOutputFolder } from '../storage/node-fs';
 import { parseArgs, UsageError, type FlagSpec } from './args';
 import { formatPlan } from './format-plan';
 import { methodsCommand, METHODS_USAGE } from './methods-command';
 import { validateCommand, VALIDATE_USAGE } from './validate-command';
 import { loadLocalModels, ModelNotFoundError } from './local-models';
-import { formatBytes, formatDuration, renderProgressLine, renderStageSplit } from './progress-bar';
+import { formatDuration, renderProgressLine, renderStageSplit } from './progress-bar';
 
 /** Where the CLI writes and what it knows of its terminal (replaced in tests). */
 export interface CliIo {

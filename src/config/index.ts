@@ -39,6 +39,7 @@ export {
   resolveParameter,
 } from './resolve';
 export { toOutputSlices } from './slices';
+export { layerRangeProblems, type LayerRangeProblem, type SourceRange } from './layer-ranges';
 export { configToYaml } from './serialize';
 export { DTYPES } from './read-config';
 export { closest, didYouMean } from './suggest';

@@ -1,6 +1,7 @@
 import { findMethod, METHODS, MERGEKIT_METHOD_NAMES, type MergeMethod } from '../methods/index';
 import type { ConfigIssue } from './errors';
 import { IssueList, withoutTarget, type LocatedIssue } from './issues';
+import { layerRangeProblems } from './layer-ranges';
 import { formatModelReference, LORA_UNSUPPORTED_MESSAGE, sameModel } from './model-reference';
 import { childPath } from './paths';
 import { isPlaceholderRef } from './read-config';
@@ -134,27 +135,25 @@ function checkMethodName(name: string, issues: IssueList): MergeMethod | undefin
 function checkLayerRanges(config: MergeConfig, issues: IssueList): void {
   for (const view of sliceViews(config, sameModel)) {
     if (view.modelsSyntax) continue;
-    const counts: { count: number; path: string; model: string }[] = [];
-    for (const source of view.sources) {
-      const range = source.layerRange;
-      if (!range || Number.isNaN(range[0]) || Number.isNaN(range[1])) continue;
-      const path = childPath(source.path, 'layer_range');
-      const [start, end] = range;
-      if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start) {
-        issues.error(path, `layer_range [${start}, ${end}] is not a valid range [start, end): it needs 0 ≤ start ≤ end (end is exclusive)`);
-        continue;
-      }
-      const model = isPlaceholderRef(source.model) ? source.path : formatModelReference(source.model);
-      counts.push({ count: end - start, path, model });
+    const ranges = view.sources.map((s) => ({ start: s.layerRange?.[0] ?? NaN, end: s.layerRange?.[1] ?? NaN }));
+    const pathOf = (source: number) => childPath(view.sources[source].path, 'layer_range');
+    const modelOf = (source: number) => {
+      const s = view.sources[source];
+      return isPlaceholderRef(s.model) ? s.path : formatModelReference(s.model);
+    };
+    // Invalid ranges first, then unequal lengths: the order the YAML panel lists them in.
+    const problems = layerRangeProblems(ranges);
+    for (const p of problems) {
+      if (p.kind !== 'invalid') continue;
+      const { start, end } = ranges[p.source];
+      issues.error(pathOf(p.source), `layer_range [${start}, ${end}] is not a valid range [start, end): it needs 0 ≤ start ≤ end (end is exclusive)`);
     }
-    const first = counts[0];
-    for (const other of counts.slice(1)) {
-      if (other.count !== first.count) {
-        issues.error(
-          other.path,
-          `All inputs to a slice must contain the same number of layers: this source has ${other.count}, but the first (${first.model}) has ${first.count}`,
-        );
-      }
+    for (const p of problems) {
+      if (p.kind !== 'length') continue;
+      issues.error(
+        pathOf(p.source),
+        `All inputs to a slice must contain the same number of layers: this source has ${p.count}, but the first (${modelOf(p.first)}) has ${p.firstCount}`,
+      );
     }
   }
 }

@@ -4,7 +4,7 @@ import type { ChunkOps, ReductionSet, Resolved, Vec } from '../backend/types';
 import type { TensorMerge } from '../methods/types';
 import type { TensorJob } from '../plan/types';
 import { addNonFinite, countNonFinite, dtypeSize, noNonFinite, nonFiniteTotal, type NonFiniteCounts, type NonFiniteTensor } from '../storage';
-import type { ByteSource, FloatDtype } from '../storage/types';
+import type { ByteSource, FloatDtype, SafetensorsDtype } from '../storage/types';
 import { chunkRanges, rowShape, type ChunkRange } from './chunking';
 import { MergeCancelledError } from './progress';
 import { AlignedEmbeddingReader } from './aligned-embedding';
@@ -73,7 +73,8 @@ export class TensorJobRunner implements TensorMerge {
     this.baseIndex = job.baseIndex;
     this.params = job.params;
     this.isEmbed = job.isEmbed;
-    const inputBytesPerElement = job.inputs.reduce((s, i) => s + dtypeSize(i.tensor.dtype), 0);
+    // Aligned embeddings may arrive in f32 (substituted and padding rows, see AlignedEmbeddingReader).
+    const inputBytesPerElement = job.inputs.reduce((s, i) => s + (job.alignment ? 4 : dtypeSize(i.tensor.dtype)), 0);
     const perElement = inputBytesPerElement + 4 * (TEMPORARIES_PER_INPUT * job.inputs.length + TEMPORARIES_FIXED);
     // Chunks in flight share the budget.
     const inFlight = Math.max(1, Math.floor(ctx.backend.chunksInFlight ?? 1));
@@ -277,9 +278,9 @@ export class TensorJobRunner implements TensorMerge {
     return Promise.all(
       this.job.inputs.map(async (input, i) => {
         if (this.aligned) {
-          const bytes = await this.aligned.read(i, range.rowStart, range.rowStart + range.rows);
-          this.countInput(i, range.index, bytes, range.rowStart);
-          return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: this.cols, retained: this.keep };
+          const rows = await this.aligned.read(i, range.rowStart, range.rowStart + range.rows);
+          this.countInput(i, range.index, rows.bytes, rows.dtype, range.rowStart);
+          return { bytes: rows.bytes, dtype: rows.dtype, cols: this.cols, retained: this.keep };
         }
         const source = await this.sources[i];
         const size = dtypeSize(input.tensor.dtype);
@@ -289,7 +290,7 @@ export class TensorJobRunner implements TensorMerge {
         const length = split ? range.length * size : range.rows * inCols * size;
         const bytes = await source.read(input.tensor.offset + offset, length);
         this.ctx.onRead(length);
-        this.countInput(i, range.index, bytes);
+        this.countInput(i, range.index, bytes, input.tensor.dtype);
         return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: split ? range.cols : inCols, retained: this.keep };
       }),
     );
@@ -301,7 +302,7 @@ export class TensorJobRunner implements TensorMerge {
    * default and padding rows are means of rows counted where they are the input's own, and a NaN
    * there would otherwise be blamed on an input whose file has none.
    */
-  private countInput(i: number, chunkIndex: number, bytes: Uint8Array, alignedRowStart?: number): void {
+  private countInput(i: number, chunkIndex: number, bytes: Uint8Array, dtype: SafetensorsDtype, alignedRowStart?: number): void {
     const key = i * this.chunks.length + chunkIndex;
     if (this.counted[key] !== 0) return;
     this.counted[key] = 1;
@@ -309,10 +310,10 @@ export class TensorJobRunner implements TensorMerge {
     const counts = this.inputNonFinite[i];
     const rowMap = input.rowMap;
     if (alignedRowStart === undefined || !rowMap) {
-      addNonFinite(counts, countNonFinite(bytes, input.tensor.dtype));
+      addNonFinite(counts, countNonFinite(bytes, dtype));
       return;
     }
-    const rowBytes = this.cols * dtypeSize(input.tensor.dtype);
+    const rowBytes = this.cols * dtypeSize(dtype);
     const rows = bytes.byteLength / rowBytes;
     const tokens = this.job.alignment?.tokens ?? 0;
     // Runs of consecutive own rows, each scanned at once.
@@ -321,7 +322,7 @@ export class TensorJobRunner implements TensorMerge {
       const own = r < rows && alignedRowStart + r < tokens && rowMap[alignedRowStart + r] >= 0;
       if (own && run < 0) run = r;
       if (!own && run >= 0) {
-        addNonFinite(counts, countNonFinite(bytes.subarray(run * rowBytes, r * rowBytes), input.tensor.dtype));
+        addNonFinite(counts, countNonFinite(bytes.subarray(run * rowBytes, r * rowBytes), dtype));
         run = -1;
       }
     }

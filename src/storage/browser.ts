@@ -9,7 +9,6 @@ export {
   DEFAULT_BLOCK_BYTES,
   OpfsShardCache,
   ShardCacheError,
-  formatBytes,
   type CachedFileInfo,
   type RangeFetch,
   type ShardCacheErrorKind,
@@ -22,3 +21,4 @@ export { MANIFEST_FILE, OpfsOutputFolder, OpfsOutputStore, outputNameProblem, ty
 export { LocalFilesModelFolder, localFilePaths } from './local-files-folder';
 export { DEMO_INDEX_FILE, DemoModelFolder, loadDemoIndex, type DemoIndex, type DemoModelEntry } from './demo-model-folder';
 export { Sha256, type Sha256State } from './sha256';
+export { formatBytes } from './format-bytes';

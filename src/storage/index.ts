@@ -32,6 +32,7 @@ export {
   type NonFiniteTensor,
 } from './non-finite';
 export { SafetensorsError, type SafetensorsErrorLocation } from './errors';
+export { formatBytes } from './format-bytes';
 export {
   MAX_HEADER_BYTES,
   parseSafetensorsHeader,

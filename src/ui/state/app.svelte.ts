@@ -15,7 +15,7 @@ import { addModel, modelKey, referencedModels, removeModel as removeFromConfig, 
 import { layerLayout, outputLayers, type LayerLayout, type OutputLayer } from '../lib/layer-map';
 import { checkConfigText, editCheckedConfig, hasYamlComment, ReadOnlyConfigError, type ConfigCheck } from '../lib/config-text';
 import { checkOffThread, needsOffThreadCheck, PENDING_CHECK } from '../lib/off-thread-check';
-import { connectEngine, type EngineConnection } from '../lib/engine';
+import type { ConnectEngine, EngineConnection } from '../lib/engine';
 import { describeError, type UserError } from '../lib/errors';
 // The file itself, not src/hub's index: that would pull @huggingface/hub into the page's bundle.
 import { hubOrigin, hubUrlProblem } from '../../hub/hub-url';
@@ -90,6 +90,8 @@ function unique(keys: readonly string[]): string[] {
 }
 
 export class AppState {
+  constructor(private readonly connect: ConnectEngine) {}
+
   connection = $state.raw<EngineConnection | null>(null);
   connectionError = $state<string | null>(null);
   hubUrl = $state(DEFAULT_HUB_URL);
@@ -265,7 +267,7 @@ export class AppState {
     }
 
     try {
-      this.connection = await connectEngine(location.search);
+      this.connection = await this.connect();
       await this.configureEngine();
     } catch (error) {
       this.connectionError = describeError(error).message;
