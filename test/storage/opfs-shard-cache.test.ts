@@ -151,7 +151,7 @@ describe('OpfsShardCache', () => {
     const error = await cache.ensure(spec, fetchRange).catch((e: unknown) => e);
     expect((error as ShardCacheError).kind).toBe('quota');
     expect((error as Error).message).toMatch(
-      /not enough storage space to download model.safetensors of alloy-test\/ft-a \(\d+ KB; \d+ KB still to fetch\).*QuotaExceededError.*deleting cached models or old outputs/,
+      /not enough storage space to download model.safetensors of alloy-test\/ft-a \(\d+ kB; \d+ kB still to fetch\).*QuotaExceededError.*deleting cached models or old outputs/,
     );
   });
 
