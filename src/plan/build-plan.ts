@@ -18,6 +18,9 @@ import { configValue, outputModelConfig, vocabSizeKey } from './output-config';
 import { planEmbeddingAlignment, planTokenizer, TokenizerConfigError, type TokenizerPlan } from './tokenizer-plan';
 import type { EmbeddingAlignment } from '../tokenizer';
 import type { FileToCopy, MergePlan, TensorInput, TensorJob } from './types';
+import { PlanError } from './plan-error';
+
+export { PlanError };
 
 export interface PlanOptions {
   /** Maximum bytes of tensor data per output shard (mergekit `--out-shard-size`, default 5B). */
@@ -34,16 +37,6 @@ export interface PlanOptions {
   readonly configText?: string;
 }
 
-/** A planning failure the user can act on; `yamlPath` points into the config where relevant. */
-export class PlanError extends Error {
-  constructor(
-    message: string,
-    readonly yamlPath?: string,
-  ) {
-    super(yamlPath ? `${yamlPath}: ${message}` : message);
-    this.name = 'PlanError';
-  }
-}
 
 /** Every model the config refers to, in order of first mention (mergekit picks a random order). */
 export function referencedModels(config: MergeConfig): ModelReference[] {

@@ -24,6 +24,7 @@ export {
   type ConfigDtypeName,
 } from './dtype';
 export { SafetensorsError, type SafetensorsErrorLocation } from './errors';
+export { escapeMessage, UNTRUSTED_MAX_CHARS, untrustedText } from './untrusted-text';
 export {
   MAX_HEADER_BYTES,
   parseSafetensorsHeader,
