@@ -44,6 +44,7 @@ const SLICE_KEYS = ['sources', 'base_model', 'parameters', 'residual_weight'];
 const SOURCE_KEYS = ['model', 'layer_range', 'parameters'];
 const MODULE_KEYS = ['models', 'slices', 'parameters'];
 const TOKENIZER_KEYS = ['source', 'tokens', 'pad_to_multiple_of'];
+const MAX_PAD_TO_MULTIPLE_OF = 65_536;
 const TOKEN_KEYS = ['source', 'force'];
 
 export const DTYPES: readonly ConfigDtype[] = ['bfloat16', 'float16', 'float32', 'int64'];
@@ -395,7 +396,11 @@ function readTokenizer(value: unknown, path: string, issues: IssueList): Tokeniz
   if (pad !== undefined && pad !== null) {
     const padPath = childPath(path, 'pad_to_multiple_of');
     const n = readLaxInteger(pad, padPath, issues);
-    if (n !== undefined && n > 0) tokenizer.pad_to_multiple_of = n;
+    if (n !== undefined && n > MAX_PAD_TO_MULTIPLE_OF) {
+      // Every embedding would get up to that many rows (and the planner a row map of that size).
+      issues.error(padPath, `pad_to_multiple_of ${n} is larger than any vocabulary needs (at most ${MAX_PAD_TO_MULTIPLE_OF}): use a small power of two such as 64`);
+      ok = false;
+    } else if (n !== undefined && n > 0) tokenizer.pad_to_multiple_of = n;
     else if (n === 0) issues.warning(padPath, 'pad_to_multiple_of: 0 means no padding (mergekit skips it); remove it or give a positive integer such as 64');
     else {
       issues.error(padPath, `pad_to_multiple_of must be a positive integer such as 64; got ${describe(pad)}`);

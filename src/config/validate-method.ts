@@ -501,8 +501,8 @@ function checkZeroWeightSum(views: readonly SliceView[], method: MergeMethod, is
     }
     if (!pieces.every((p) => p.length === 1 && p[0].filter === null)) continue;
     const zeroAt = sliceTs(view).find((t) => pieces.reduce((sum, p) => sum + evaluateGradient(p[0].values, t), 0) === 0);
-    if (zeroAt !== undefined) {
-      issues.error(path, `${method.name}: the weights sum to 0 (at layer position t = ${fmt(zeroAt)}), ${fix}`);
-    }
+    if (zeroAt === undefined) continue;
+    const constant = pieces.every((p) => p[0].values.length === 1);
+    issues.error(path, `${method.name}: the weights sum to 0${constant ? '' : ` (at layer position t = ${fmt(zeroAt)})`}, ${fix}`);
   }
 }

@@ -131,6 +131,9 @@ function checkMethodName(name: string, issues: IssueList): MergeMethod | undefin
   return undefined;
 }
 
+/** No model has more layers; a range past it is a typo or an attack, not a model. */
+const MAX_LAYERS = 100_000;
+
 function checkLayerRanges(config: MergeConfig, issues: IssueList): void {
   for (const view of sliceViews(config, sameModel)) {
     if (view.modelsSyntax) continue;
@@ -142,6 +145,11 @@ function checkLayerRanges(config: MergeConfig, issues: IssueList): void {
       const [start, end] = range;
       if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start) {
         issues.error(path, `layer_range [${start}, ${end}] is not a valid range [start, end): it needs 0 ≤ start ≤ end (end is exclusive)`);
+        continue;
+      }
+      // Checked against each model's real layer count when planning; no model comes near this.
+      if (end > MAX_LAYERS) {
+        issues.error(path, `layer_range [${start}, ${end}] goes past layer ${MAX_LAYERS}, more than any model has: use the model's layer count (num_hidden_layers in its config.json) as the end`);
         continue;
       }
       const model = isPlaceholderRef(source.model) ? source.path : formatModelReference(source.model);

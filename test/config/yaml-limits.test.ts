@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseMergeConfig, readYamlDocument, validateConfigText, YAML_LIMITS } from '../../src/config';
 import { errorsOf } from './helpers';
+import { BILLION_LAUGHS } from './hostile-yaml';
 
 const LINEAR = 'models:\n  - {model: a/one, parameters: {weight: 1}}\n  - {model: b/two, parameters: {weight: 1}}\nmerge_method: linear\n';
-
-/** The classic "billion laughs": nine levels of nine aliases each, 9^9 values once expanded. */
-export const BILLION_LAUGHS =
-  'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' +
-  ['b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']
-    .map((name, i) => {
-      const prev = 'abcdefghi'[i];
-      return `${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]\n`;
-    })
-    .join('') +
-  'merge_method: linear\n';
 
 function nested(levels: number): string {
   return `${'['.repeat(levels)}${']'.repeat(levels)}`;
