@@ -15,6 +15,7 @@ import type {
   TokenSource,
   TokenizerConfig,
 } from './types';
+import { untrustedText as quoted } from '../storage';
 
 /**
  * The schema of MERGEKIT_SPEC.md §2.1 applied to parsed YAML (plain JS values): types and shapes
@@ -271,7 +272,7 @@ function readLayerRange(value: unknown, path: string, issues: IssueList): [numbe
   }
   const [start, end] = value.map((v, i) => readLaxInteger(v, childPath(path, i), issues));
   if (start === undefined || end === undefined) {
-    issues.error(path, `${shape}; got [${value.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(', ')}]`);
+    issues.error(path, `${shape}; got [${value.map((v) => (typeof v === 'string' ? `'${quoted(v, 40)}'` : quoted(String(v), 40))).join(', ')}]`);
     return [NaN, NaN];
   }
   return [start, end];
@@ -324,7 +325,7 @@ export function readDtype(value: unknown, path: string, issues: IssueList): Conf
   const suggestion = DTYPE_ALIASES[name.toLowerCase()] ?? closest(name, DTYPES);
   issues.error(
     path,
-    `unknown dtype '${value}'${suggestion ? `: write ${suggestion}` : ''} (mergekit accepts ${allowed}, optionally prefixed with torch.)`,
+    `unknown dtype '${quoted(value, 40)}'${suggestion ? `: write ${suggestion}` : ''} (mergekit accepts ${allowed}, optionally prefixed with torch.)`,
   );
   return undefined;
 }
@@ -354,7 +355,7 @@ function readTokenizerSource(value: unknown, path: string, issues: IssueList): '
     const model = value.slice('model:'.length);
     issues.warning(
       path,
-      `the 'model:' prefix is the spelling of mergekit ≤ 0.0.4; mergekit 0.1 reads '${value}' as a model path and cannot find it: write ${model}`,
+      `the 'model:' prefix is the spelling of mergekit ≤ 0.0.4; mergekit 0.1 reads '${quoted(value, 80)}' as a model path and cannot find it: write ${quoted(model, 80)}`,
     );
     return readModelReference(model, path, issues);
   }

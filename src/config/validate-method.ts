@@ -8,6 +8,7 @@ import { evaluateGradient, layerT, PRE_POST_LAYER_T } from './resolve';
 import { didYouMean } from './suggest';
 import type { MergeConfig, ParameterSetting, Parameters } from './types';
 import { parameterMaps, sliceViews, type ParameterLevel, type SliceView, type SourceView } from './walk';
+import { untrustedText as quoted } from '../storage';
 
 /**
  * The merge method's rules applied to a config, all read from its declaration in src/methods:
@@ -174,7 +175,7 @@ function checkPerModelParams(view: SliceView, method: MergeMethod, issues: Issue
         if (!perModel.has(name)) continue;
         issues.warning(
           childPath(childPath(source.path, 'parameters'), name),
-          `'${name}' on the base model is ignored by ${method.name}: only the other models' values are used`,
+          `'${quoted(name, 80)}' on the base model is ignored by ${method.name}: only the other models' values are used`,
           'key',
         );
       }
@@ -248,13 +249,13 @@ function checkParameterNamesAndValues(config: MergeConfig, method: MergeMethod, 
       const paramPath = childPath(path, name);
       const decl = method.params.find((d) => d.name === name);
       if (!decl) {
-        issues.warning(paramPath, `parameter '${name}' is ignored by ${method.name}${didYouMean(name, names)} (${takes})`, 'key');
+        issues.warning(paramPath, `parameter '${quoted(name, 80)}' is ignored by ${method.name}${didYouMean(name, names)} (${takes})`, 'key');
         continue;
       }
       if (decl.scope === 'global' && level === 'source') {
         issues.warning(
           paramPath,
-          `'${name}' is a global parameter of ${method.name}: set on one model it is ignored (as in mergekit); move it to the slice's or the top-level parameters`,
+          `'${quoted(name, 80)}' is a global parameter of ${method.name}: set on one model it is ignored (as in mergekit); move it to the slice's or the top-level parameters`,
           'key',
         );
         continue;

@@ -8,6 +8,7 @@ import { closest } from './suggest';
 import type { MergeConfig } from './types';
 import { methodIssues } from './validate-method';
 import { modelReferences, sliceViews } from './walk';
+import { untrustedText as quoted } from '../storage';
 
 /** Built-in chat templates mergekit ships (MERGEKIT_SPEC.md §2.9). */
 export const BUILTIN_CHAT_TEMPLATES = ['alpaca', 'chatml', 'llama3', 'mistral', 'exaone'] as const;
@@ -107,7 +108,7 @@ function checkLayout(config: MergeConfig, issues: IssueList): void {
   for (const [name, module] of Object.entries(config.modules ?? {})) {
     const path = childPath('modules', name);
     const count = (module.models ? 1 : 0) + (module.slices ? 1 : 0);
-    if (count !== 1) issues.error(path, `module '${name}' needs exactly one of models or slices`);
+    if (count !== 1) issues.error(path, `module '${quoted(name, 80)}' needs exactly one of models or slices`);
   }
 }
 
@@ -126,7 +127,7 @@ function checkMethodName(name: string, issues: IssueList): MergeMethod | undefin
   const suggestion = closest(name, MERGEKIT_METHOD_NAMES);
   issues.error(
     'merge_method',
-    `unknown merge method '${name}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}; mergekit's methods are ${MERGEKIT_METHOD_NAMES.join(', ')}`,
+    `unknown merge method '${quoted(name, 80)}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}; mergekit's methods are ${MERGEKIT_METHOD_NAMES.join(', ')}`,
   );
   return undefined;
 }
@@ -194,6 +195,6 @@ function checkChatTemplate(template: string, issues: IssueList): void {
   const suggestion = closest(template, [...BUILTIN_CHAT_TEMPLATES, 'auto']);
   issues.error(
     'chat_template',
-    `Invalid chat template '${template.length > 40 ? `${template.slice(0, 37)}...` : template}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}: use auto, a built-in name (${BUILTIN_CHAT_TEMPLATES.join(', ')}) or a Jinja template (at least 20 characters, containing '{')`,
+    `Invalid chat template '${quoted(template, 40)}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}: use auto, a built-in name (${BUILTIN_CHAT_TEMPLATES.join(', ')}) or a Jinja template (at least 20 characters, containing '{')`,
   );
 }
