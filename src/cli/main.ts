@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { CpuBackend, type ComputeBackend } from '../backend';
@@ -10,6 +9,7 @@ import { buildPlan, PlanError, type PlanOptions } from '../plan';
 import { escapeMessage, parseShardSize, SafetensorsError } from '../storage';
 import { checkOutputTarget, NodeOutputFolder, NotARegularFileError, OutputTargetError } from '../storage/node-fs';
 import { parseArgs, UsageError, type FlagSpec } from './args';
+import { readConfigFile } from './read-config-file';
 import { formatPlan } from './format-plan';
 import { methodsCommand, METHODS_USAGE } from './methods-command';
 import { validateCommand, VALIDATE_USAGE } from './validate-command';
@@ -149,12 +149,14 @@ interface Prepared {
 
 async function prepare(configPath: string, flags: Record<string, string | boolean>, io: CliIo, outDir?: string): Promise<Prepared> {
   const file = path.resolve(io.cwd, configPath);
-  let text: string;
+  let read: Awaited<ReturnType<typeof readConfigFile>>;
   try {
-    text = await readFile(file, 'utf8');
+    read = await readConfigFile(file);
   } catch {
     throw new UsageError(`cannot read config file ${file}`);
   }
+  if ('issue' in read) throw new ConfigError([read.issue], configPath);
+  const text = read.text;
   const { config, warnings } = parseMergeConfig(text, configPath);
   for (const w of warnings) io.stderr(`warning: ${configPath}: ${w.path ? w.path + ': ' : ''}${w.message}\n`);
   const models = await loadLocalModels(config, io.cwd);

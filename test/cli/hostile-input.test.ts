@@ -4,7 +4,7 @@
  * looks like output is left behind.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeFineTune, makeTinyModel } from '../fixtures/models';
@@ -41,6 +41,19 @@ describe('hostile configs are refused with exit 2, file:line:col and no output',
     const r = await runAlloy(['validate', 'aliases.yml'], dir);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^aliases\.yml:1:1: error: the file is 400\d+ characters long, more than the 262144/m);
+  });
+
+  it('a file far past the size limit is refused from its size, without being read', async () => {
+    const dir = tempDir();
+    // Sparse: 2 GB that take no disk and would take seconds to read.
+    writeFileSync(join(dir, 'huge.yml'), '');
+    truncateSync(join(dir, 'huge.yml'), 2 ** 31);
+    const validate = await runAlloy(['validate', 'huge.yml'], dir);
+    expect(validate.code).toBe(2);
+    expect(validate.stderr).toContain('huge.yml:1:1: error: the file is 2147483648 bytes long, more than a config may have (262144 characters)');
+    const merge = await runAlloy(['merge', 'huge.yml', 'out'], dir);
+    expect(merge.code).toBe(2);
+    expect(merge.stderr).toContain('huge.yml:1:1: the file is 2147483648 bytes long');
   });
 
   it('weights that sum to 0 with normalize: validate refuses what merge would', async () => {

@@ -34,11 +34,21 @@ describe('the planner checks counts against the models before sizing anything by
     `slices:\n  - sources:\n      - {model: base, layer_range: ${first}}\n      - {model: ft, layer_range: ${second}}\nmerge_method: slerp\nbase_model: base\nparameters: {t: 0.5}\n`;
 
   it('refuses layer_range [0, 100000000] on a 4-layer model with the YAML path', () => {
-    const error = planError(slices('[0, 100000000]', '[0, 100000000]'), models);
-    expect(error.yamlPath).toBe('slices[0].sources[0].layer_range');
-    expect(error.message).toBe(
-      'slices[0].sources[0].layer_range: layer_range [0, 100000000] is outside model base, which has 4 layers: use 0 ≤ start ≤ end ≤ 4 (end is exclusive)',
+    // The validator already refuses a range past any model; the planner does not rely on it.
+    const config = parseMergeConfig(slices('[0, 4]', '[0, 4]')).config;
+    config.slices![0].sources[1].layer_range = [0, 100_000_000];
+    let error: unknown;
+    try {
+      buildPlan(config, models);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(PlanError);
+    expect((error as PlanError).yamlPath).toBe('slices[0].sources[1].layer_range');
+    expect((error as PlanError).message).toBe(
+      'slices[0].sources[1].layer_range: layer_range [0, 100000000] is outside model ft, which has 4 layers: use 0 ≤ start ≤ end ≤ 4 (end is exclusive)',
     );
+    expect(planError(slices('[0, 90000]', '[0, 90000]'), models).message).toContain('layer_range [0, 90000] is outside model base, which has 4 layers');
     expect(planError(slices('[3, 5]', '[3, 5]'), models).message).toContain('layer_range [3, 5] is outside model base, which has 4 layers');
     // The boundary itself is fine: [0, 4] and an empty [4, 4].
     const plan = buildPlan(parseMergeConfig(slices('[0, 4]', '[0, 4]')).config, models);
