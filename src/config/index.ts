@@ -21,6 +21,7 @@ export type {
 export { ConfigError, formatIssue, UnsupportedConfigError, type ConfigIssue } from './errors';
 export { detectConfigKind, type ConfigKind } from './config-kind';
 export { validateConfigText, type ConfigValidation } from './validate-text';
+export { readYamlDocument, YAML_LIMITS, type YamlDocument } from './yaml-document';
 export {
   formatModelReference,
   LORA_UNSUPPORTED_MESSAGE,

@@ -9,6 +9,7 @@ import { closest } from './suggest';
 import type { MergeConfig } from './types';
 import { methodIssues } from './validate-method';
 import { modelReferences, sliceViews } from './walk';
+import { untrustedText as quoted } from '../storage';
 
 /** Built-in chat templates mergekit ships (docs/tokenizers.md §5). */
 export const BUILTIN_CHAT_TEMPLATES = ['alpaca', 'chatml', 'llama3', 'mistral', 'exaone'] as const;
@@ -108,7 +109,7 @@ function checkLayout(config: MergeConfig, issues: IssueList): void {
   for (const [name, module] of Object.entries(config.modules ?? {})) {
     const path = childPath('modules', name);
     const count = (module.models ? 1 : 0) + (module.slices ? 1 : 0);
-    if (count !== 1) issues.error(path, `module '${name}' needs exactly one of models or slices`);
+    if (count !== 1) issues.error(path, `module '${quoted(name, 80)}' needs exactly one of models or slices`);
   }
 }
 
@@ -127,16 +128,25 @@ function checkMethodName(name: string, issues: IssueList): MergeMethod | undefin
   const suggestion = closest(name, MERGEKIT_METHOD_NAMES);
   issues.error(
     'merge_method',
-    `unknown merge method '${name}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}; mergekit's methods are ${MERGEKIT_METHOD_NAMES.join(', ')}`,
+    `unknown merge method '${quoted(name, 80)}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}; mergekit's methods are ${MERGEKIT_METHOD_NAMES.join(', ')}`,
   );
   return undefined;
 }
+
+/** No model has more layers; a range past it is a typo or an attack, not a model. */
+const MAX_LAYERS = 100_000;
 
 function checkLayerRanges(config: MergeConfig, issues: IssueList): void {
   for (const view of sliceViews(config, sameModel)) {
     if (view.modelsSyntax) continue;
     const ranges = view.sources.map((s) => ({ start: s.layerRange?.[0] ?? NaN, end: s.layerRange?.[1] ?? NaN }));
     const pathOf = (source: number) => childPath(view.sources[source].path, 'layer_range');
+    // Checked against each model's real layer count when planning; no model comes near this.
+    ranges.forEach(({ start, end }, source) => {
+      if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end <= MAX_LAYERS) return;
+      issues.error(pathOf(source), `layer_range [${start}, ${end}] goes past layer ${MAX_LAYERS}, more than any model has: use the model's layer count (num_hidden_layers in its config.json) as the end`);
+      ranges[source] = { start: NaN, end: NaN };
+    });
     const modelOf = (source: number) => {
       const s = view.sources[source];
       return isPlaceholderRef(s.model) ? s.path : formatModelReference(s.model);
@@ -185,6 +195,6 @@ function checkChatTemplate(template: string, issues: IssueList): void {
   const suggestion = closest(template, [...BUILTIN_CHAT_TEMPLATES, 'auto']);
   issues.error(
     'chat_template',
-    `Invalid chat template '${template.length > 40 ? `${template.slice(0, 37)}...` : template}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}: use auto, a built-in name (${BUILTIN_CHAT_TEMPLATES.join(', ')}) or a Jinja template (at least 20 characters, containing '{')`,
+    `Invalid chat template '${quoted(template, 40)}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}: use auto, a built-in name (${BUILTIN_CHAT_TEMPLATES.join(', ')}) or a Jinja template (at least 20 characters, containing '{')`,
   );
 }
