@@ -1,4 +1,4 @@
-import { CpuBackend } from '../backend';
+import { createCpuBackend } from '../backend';
 import type { ComputeBackend } from '../backend/compute-backend';
 
 /**
@@ -30,10 +30,11 @@ export async function selectBackend(
   preference: 'auto' | 'webgpu' | 'cpu',
   options: { gpu?: GPU | undefined; budgetBytes?: number; loadGpu?: GpuModuleLoader } = {},
 ): Promise<BackendChoice> {
-  if (preference === 'cpu') return { backend: new CpuBackend(), name: 'cpu' };
-  const fallback = (why: string): BackendChoice => {
+  // The CPU backend runs on WebAssembly SIMD kernels, or the JavaScript reference without them.
+  if (preference === 'cpu') return { backend: await createCpuBackend(), name: 'cpu' };
+  const fallback = async (why: string): Promise<BackendChoice> => {
     if (preference === 'webgpu') throw new Error(`WebGPU was asked for, but ${why}. Choose the CPU backend (slower) or another browser.`);
-    return { backend: new CpuBackend(), name: 'cpu', notice: `Merging on the CPU (slower): ${why}.` };
+    return { backend: await createCpuBackend(), name: 'cpu', notice: `Merging on the CPU (slower): ${why}.` };
   };
   if (!options.gpu) return fallback('this browser has no WebGPU (navigator.gpu is missing; Chrome or Edge 113+ have it)');
   let module: GpuModule | null;

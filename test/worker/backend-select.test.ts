@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CpuBackend } from '../../src/backend';
+import { SimdCpuBackend } from '../../src/backend';
 import type { ComputeBackend } from '../../src/backend/compute-backend';
 import { selectBackend } from '../../src/worker/backend-select';
 
@@ -11,7 +11,7 @@ describe('selectBackend', () => {
     const choice = await selectBackend('cpu', { gpu: fakeGpu });
     expect(choice.name).toBe('cpu');
     expect(choice.notice).toBeUndefined();
-    expect(choice.backend).toBeInstanceOf(CpuBackend);
+    expect(choice.backend).toBeInstanceOf(SimdCpuBackend); // the SIMD kernels, as Node has WebAssembly SIMD
   });
 
   it('uses WebGPU when it starts', async () => {
