@@ -22,11 +22,6 @@ export class SimdCpuBackend implements ComputeBackend {
     this.heap = new WasmHeap(kernels.memory, kernels.heapBase());
   }
 
-  /** Bytes of WebAssembly memory below the allocator's high-water mark (for tests and benches). */
-  get memoryBytes(): number {
-    return this.kernels.memory.buffer.byteLength;
-  }
-
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk {
     return new SimdChunk(spec, inputs, this.kernels, this.heap);
   }

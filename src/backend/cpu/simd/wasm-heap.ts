@@ -25,11 +25,6 @@ export class WasmHeap {
     this.top = roundUp(base, BLOCK_ALIGN);
   }
 
-  /** Bytes in use or free below the high-water mark. */
-  get highWater(): number {
-    return this.top;
-  }
-
   /** A block of at least `bytes` bytes (its size, a multiple of 64, is `blockSize(bytes)`). */
   alloc(bytes: number): number {
     const size = blockSize(bytes);
