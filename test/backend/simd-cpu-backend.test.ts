@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { CpuBackend, createSimdCpuBackend, type BackendChunk, type ChunkOps, type ComputeBackend, type Operand, type Reduction, type Vec } from '../../src/backend';
 import type { ChunkInputBytes, ChunkSpec } from '../../src/backend';
 import type { ReductionToken } from '../../src/backend';
@@ -338,3 +338,19 @@ async function encodeRef(spec: ChunkSpec, inputs: readonly ChunkInputBytes[], op
   chunk.release();
   return bytes;
 }
+
+describe('createCpuBackend', () => {
+  it('runs the SIMD kernels where WebAssembly SIMD exists, else the JavaScript reference', async () => {
+    const { createCpuBackend, SimdCpuBackend, hasWasmSimd } = await import('../../src/backend');
+    expect(hasWasmSimd()).toBe(true); // Node 20+ has it
+    expect(await createCpuBackend()).toBeInstanceOf(SimdCpuBackend);
+    const validate = vi.spyOn(WebAssembly, 'validate').mockReturnValue(false);
+    try {
+      expect(hasWasmSimd()).toBe(false);
+      expect(await createCpuBackend()).toBeInstanceOf(CpuBackend);
+      await expect(createSimdCpuBackend()).rejects.toThrow(/no WebAssembly SIMD/);
+    } finally {
+      validate.mockRestore();
+    }
+  });
+});
