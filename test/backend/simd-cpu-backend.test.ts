@@ -222,8 +222,15 @@ async function results(chunk: BackendChunk, r: OpResult): Promise<Record<string,
   return { [(r as unknown as ReductionToken).kind]: { words: new Uint32Array(Float64Array.from(values).buffer) } };
 }
 
-/** '' when equal, else the first differences with the inputs' f32 bits at those elements. */
-function differences(name: string, expected: Record<string, Outcome>, actual: Record<string, Outcome>, inputs: Float32Array[]): string {
+const isNaNBits = (v: number): boolean => (v & 0x7fffffff) > 0x7f800000;
+
+/**
+ * '' when equal, else the first differences with the inputs' f32 bits at those elements.
+ * `quietInsensitive`: a signalling NaN may come out quieted. The reference's `where` passes a
+ * signalling NaN through unchanged once V8 optimises it but quiets it while interpreted, so no
+ * implementation can match both; only the F32 bytes can show it (BF16/F16 encoding sets the bit).
+ */
+function differences(name: string, expected: Record<string, Outcome>, actual: Record<string, Outcome>, inputs: Float32Array[], quietInsensitive = false): string {
   const lines: string[] = [];
   for (const key of Object.keys(expected)) {
     const e = expected[key].words;
@@ -234,6 +241,7 @@ function differences(name: string, expected: Record<string, Outcome>, actual: Re
     }
     for (let i = 0; i < e.length && lines.length < 6; i++) {
       if (e[i] === a[i]) continue;
+      if (quietInsensitive && key === 'F32' && isNaNBits(e[i]) && isNaNBits(a[i]) && (e[i] | 0x400000) === (a[i] | 0x400000)) continue;
       const at = key === 'F32' || key === 'BF16' || key === 'F16' ? i : -1;
       const ins = at >= 0 ? inputs.map((x) => hex(new Uint32Array(x.buffer)[at])).join(' ') : '';
       lines.push(`${name} ${key}[${i}]: ${hex(a[i])} instead of ${hex(e[i])}  inputs ${ins}`);
@@ -260,7 +268,7 @@ describe('SimdCpuBackend equals CpuBackend byte for byte', () => {
           for (let i = 0; i < INPUTS; i++) decoded.push(new Float32Array((await a.encode(a.ops.input(i), 'F32')).slice().buffer));
           a.release();
           b.release();
-          failures.push(differences(name, expected, actual, decoded));
+          failures.push(differences(name, expected, actual, decoded, name.startsWith('where')));
         }
         expect(failures.filter((f) => f).join('\n')).toBe('');
       });

@@ -218,7 +218,11 @@ export function unary(op: i32, a: usize, o: usize, n: i32): void {
   }
 }
 
-/** cond ≠ 0 ? a : b; `aPtr`/`bPtr` 0 means the scalar `as`/`bs`. */
+/**
+ * cond ≠ 0 ? a : b; `aPtr`/`bPtr` 0 means the scalar `as`/`bs`. Not quieted: V8's optimised code
+ * for the reference's select moves the f32 bits unchanged (only its interpreter quiets a
+ * signalling NaN), and the optimised code is what runs on real tensors.
+ */
 export function where(c: usize, aPtr: usize, as: f32, bPtr: usize, bs: f32, o: usize, n: i32): void {
   const end = (<usize>n) << 2;
   const zero = f32x4.splat(0);
@@ -227,7 +231,7 @@ export function where(c: usize, aPtr: usize, as: f32, bPtr: usize, bs: f32, o: u
   for (let i: usize = 0; i < end; i += 16) {
     const x = aPtr ? v128.load(aPtr + i) : av;
     const y = bPtr ? v128.load(bPtr + i) : bv;
-    v128.store(o + i, quiet(v128.bitselect(x, y, f32x4.ne(v128.load(c + i), zero))));
+    v128.store(o + i, v128.bitselect(x, y, f32x4.ne(v128.load(c + i), zero)));
   }
 }
 
