@@ -29,16 +29,20 @@ export class SimdCpuBackend implements ComputeBackend {
   async dispose(): Promise<void> {}
 }
 
-/** A chunk-sized f32 vector at `ptr` in the kernels' memory. */
+/**
+ * A chunk-sized f32 vector at `ptr` in the kernels' memory. A bf16 input starts as its raw bytes
+ * at `raw` (ptr −1): weightedSum reads them directly, decoding on the fly, and any other op decodes
+ * them once into f32 first (SimdChunk.p).
+ */
 class WasmVec {
   constructor(
-    readonly ptr: number,
-    readonly length: number,
+    public ptr: number,
+    readonly raw = -1,
   ) {}
 }
 
 const asVec = (v: WasmVec): Vec => v as unknown as Vec;
-const ptrOf = (v: Vec): number => (v as unknown as WasmVec).ptr;
+const wasmVec = (v: Vec): WasmVec => v as unknown as WasmVec;
 const token = <T extends number | Float64Array>(kind: ReductionKind, partial: unknown): Reduction<T> =>
   ({ kind, partial }) as ReductionToken as unknown as Reduction<T>;
 
@@ -77,12 +81,29 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   // ---- memory ----------------------------------------------------------------------------------
 
-  private alloc(): WasmVec {
+  private allocBlock(bytes: number): number {
     if (this.released) throw new Error(`internal: chunk ${this.chunkIndex} of ${this.spec.tensorName} used after release`);
-    const bytes = this.length * 4;
     const ptr = this.heap.alloc(bytes);
     this.owned.push({ ptr, bytes });
-    return new WasmVec(ptr, this.length);
+    return ptr;
+  }
+
+  private alloc(): WasmVec {
+    return new WasmVec(this.allocBlock(this.length * 4));
+  }
+
+  /**
+   * The f32 address of `v`, decoding a raw bf16 input first. May grow the memory, which detaches
+   * views of it: take every operand's address before making a view.
+   */
+  private p(v: Vec): number {
+    const w = wasmVec(v);
+    if (w.ptr < 0) {
+      const ptr = this.allocBlock(this.length * 4);
+      this.k.decodeBf16(w.raw, ptr, this.length);
+      w.ptr = ptr;
+    }
+    return w.ptr;
   }
 
   /** Runs `fn` with a temporary block of `bytes` bytes, freed afterwards. */
@@ -99,8 +120,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return this.k.memory.buffer;
   }
 
-  private f32(v: WasmVec | Vec): Float32Array {
-    return new Float32Array(this.buffer, ptrOf(v as Vec), this.length);
+  private f32(ptr: number): Float32Array {
+    return new Float32Array(this.buffer, ptr, this.length);
   }
 
   // ---- inputs and output ---------------------------------------------------------------------
@@ -114,7 +135,6 @@ class SimdChunk implements BackendChunk, ChunkOps {
     if (input.dtype !== 'F32' && input.dtype !== 'F16' && input.dtype !== 'BF16') {
       throw new Error(`cannot decode dtype ${String(input.dtype)} to f32`);
     }
-    const out = this.alloc();
     const narrow = !(input.cols === this.cols || this.rows <= 1);
     const src = narrow ? input.bytes : input.bytes.subarray(0, this.length * size);
     if (!narrow && src.byteLength % size !== 0) {
@@ -132,8 +152,17 @@ class SimdChunk implements BackendChunk, ChunkOps {
         for (let r = 0; r < this.rows; r++) dst.set(src.subarray(r * rowBytes, r * rowBytes + keepBytes), r * keepBytes);
       }
     };
-    if (input.dtype === 'F32') copyInto(out.ptr);
-    else {
+    let out: WasmVec;
+    if (input.dtype === 'F32') {
+      out = this.alloc();
+      copyInto(out.ptr);
+    } else if (input.dtype === 'BF16' && n === this.length) {
+      // Kept raw: weightedSum decodes it on the fly, other ops through p().
+      const raw = this.allocBlock(n * 2);
+      copyInto(raw);
+      out = new WasmVec(-1, raw);
+    } else {
+      out = this.alloc();
       this.scratch(n * 2, (raw) => {
         copyInto(raw);
         if (input.dtype === 'BF16') this.k.decodeBf16(raw, out.ptr, n);
@@ -151,10 +180,11 @@ class SimdChunk implements BackendChunk, ChunkOps {
   async encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array> {
     if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new Error(`cannot encode f32 values as dtype ${String(dtype)}`);
     const n = this.length;
-    if (dtype === 'F32') return new Uint8Array(this.buffer, ptrOf(v), n * 4).slice();
+    const ptr = this.p(v);
+    if (dtype === 'F32') return new Uint8Array(this.buffer, ptr, n * 4).slice();
     return this.scratch(n * 2, (dst) => {
-      if (dtype === 'BF16') this.k.encodeBf16(ptrOf(v), dst, n);
-      else this.k.encodeF16(ptrOf(v), dst, n);
+      if (dtype === 'BF16') this.k.encodeBf16(ptr, dst, n);
+      else this.k.encodeF16(ptr, dst, n);
       return new Uint8Array(this.buffer, dst, n * 2).slice();
     });
   }
@@ -210,7 +240,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   private unary(a: Vec, op: number): Vec {
     const o = this.alloc();
-    this.k.unary(op, ptrOf(a), o.ptr, this.length);
+    this.k.unary(op, this.p(a), o.ptr, this.length);
     return asVec(o);
   }
 
@@ -221,10 +251,10 @@ class SimdChunk implements BackendChunk, ChunkOps {
       // The reference rounds the scalar-scalar result once, from f64.
       if (typeof b === 'number') this.k.fill(o.ptr, n, Math.fround(scalar(a, b)));
       // add/mul with the scalar first compute vector ∘ scalar, as the reference does.
-      else if (op === ADD || op === MUL) this.k.binaryVS(op, ptrOf(b), Math.fround(a), o.ptr, n);
-      else this.k.binarySV(op, Math.fround(a), ptrOf(b), o.ptr, n);
-    } else if (typeof b === 'number') this.k.binaryVS(op, ptrOf(a), Math.fround(b), o.ptr, n);
-    else this.k.binaryVV(op, ptrOf(a), ptrOf(b), o.ptr, n);
+      else if (op === ADD || op === MUL) this.k.binaryVS(op, this.p(b), Math.fround(a), o.ptr, n);
+      else this.k.binarySV(op, Math.fround(a), this.p(b), o.ptr, n);
+    } else if (typeof b === 'number') this.k.binaryVS(op, this.p(a), Math.fround(b), o.ptr, n);
+    else this.k.binaryVV(op, this.p(a), this.p(b), o.ptr, n);
     return asVec(o);
   }
 
@@ -236,17 +266,17 @@ class SimdChunk implements BackendChunk, ChunkOps {
     if (typeof a === 'number') {
       this.k.fill(o.ptr, n, Math.fround(a));
       x = o.ptr;
-    } else x = ptrOf(a);
+    } else x = this.p(a);
     if (typeof b === 'number') this.k.compareVS(op, x, Math.fround(b), o.ptr, n);
-    else this.k.compareVV(op, x, ptrOf(b), o.ptr, n);
+    else this.k.compareVV(op, x, this.p(b), o.ptr, n);
     return asVec(o);
   }
 
   where(cond: Vec, a: Operand, b: Operand): Vec {
     const o = this.alloc();
-    const [ap, as] = typeof a === 'number' ? [0, Math.fround(a)] : [ptrOf(a), 0];
-    const [bp, bs] = typeof b === 'number' ? [0, Math.fround(b)] : [ptrOf(b), 0];
-    this.k.where(ptrOf(cond), ap, as, bp, bs, o.ptr, this.length);
+    const [ap, as] = typeof a === 'number' ? [0, Math.fround(a)] : [this.p(a), 0];
+    const [bp, bs] = typeof b === 'number' ? [0, Math.fround(b)] : [this.p(b), 0];
+    this.k.where(this.p(cond), ap, as, bp, bs, o.ptr, this.length);
     return asVec(o);
   }
 
@@ -256,16 +286,23 @@ class SimdChunk implements BackendChunk, ChunkOps {
     // f32 sums in term order, each step fround(o + w·x) with the product and sum in f64, two
     // terms per sweep: the reference's accumulation exactly.
     if (terms.length === 0) this.k.fill(o.ptr, n, 0);
-    const weight = (w: Operand): [number, number] => (typeof w === 'number' ? [0, w] : [ptrOf(w), 0]);
+    const weight = (w: Operand): [number, number] => (typeof w === 'number' ? [0, w] : [this.p(w), 0]);
+    // A raw bf16 input is read as it is (flag 1): no separate decoding pass over memory.
+    const term = (v: Vec): [number, number] => {
+      const w = wasmVec(v);
+      return w.ptr < 0 ? [w.raw, 1] : [w.ptr, 0];
+    };
     for (let t = 0; t < terms.length; t += 2) {
       const first = t === 0 ? 1 : 0;
       const [wxp, wx] = weight(weights[t]);
+      const [xp, xRaw] = term(terms[t]);
       if (t + 1 === terms.length) {
-        this.k.accumulate1(o.ptr, first, ptrOf(terms[t]), wxp, wx, n);
+        this.k.accumulate1(o.ptr, first, xp, xRaw, wxp, wx, n);
         continue;
       }
       const [wyp, wy] = weight(weights[t + 1]);
-      this.k.accumulate2(o.ptr, first, ptrOf(terms[t]), wxp, wx, ptrOf(terms[t + 1]), wyp, wy, n);
+      const [yp, yRaw] = term(terms[t + 1]);
+      this.k.accumulate2(o.ptr, first, xp, xRaw, wxp, wx, yp, yRaw, wyp, wy, n);
     }
     return asVec(o);
   }
@@ -308,20 +345,20 @@ class SimdChunk implements BackendChunk, ChunkOps {
   // ---- reductions ----------------------------------------------------------------------------
 
   sum(a: Vec): Reduction<number> {
-    return token('sum', this.k.sum(ptrOf(a), this.length));
+    return token('sum', this.k.sum(this.p(a), this.length));
   }
 
   chunkSums(a: Vec): Reduction<Float64Array> {
-    return token('chunkSums', this.k.sum(ptrOf(a), this.length));
+    return token('chunkSums', this.k.sum(this.p(a), this.length));
   }
 
   dot(a: Vec, b: Vec): Reduction<number> {
-    return token('sum', this.k.dot(ptrOf(a), ptrOf(b), this.length));
+    return token('sum', this.k.dot(this.p(a), this.p(b), this.length));
   }
 
   rowSums(a: Vec): Reduction<Float64Array> {
     const sums = this.scratch(this.rows * 8, (ptr) => {
-      this.k.rowSums(ptrOf(a), this.rows, this.cols, ptr);
+      this.k.rowSums(this.p(a), this.rows, this.cols, ptr);
       return new Float64Array(this.buffer, ptr, this.rows).slice();
     });
     return token('rowSums', sums);
@@ -329,7 +366,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   periodicSums(a: Vec, period: number): Reduction<Float64Array> {
     const sums = this.scratch(period * 8, (ptr) => {
-      this.k.periodicSums(ptrOf(a), this.length, this.start % period, period, ptr);
+      this.k.periodicSums(this.p(a), this.length, this.start % period, period, ptr);
       return new Float64Array(this.buffer, ptr, period).slice();
     });
     return token('periodicSums', sums);
@@ -337,7 +374,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   magnitudeHistogram(a: Vec, high: number | null): Reduction<Float64Array> {
     const hist = this.scratch(65536 * 4, (ptr) => {
-      this.k.magnitudeHistogram(ptrOf(a), this.length, high === null ? -1 : high, ptr);
+      this.k.magnitudeHistogram(this.p(a), this.length, high === null ? -1 : high, ptr);
       return new Uint32Array(this.buffer, ptr, 65536).slice();
     });
     return token('histogram', hist);
@@ -345,7 +382,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   rowSumBroadcast(a: Vec): Vec {
     const o = this.alloc();
-    this.k.rowSumBroadcast(ptrOf(a), this.rows, this.cols, o.ptr);
+    this.k.rowSumBroadcast(this.p(a), this.rows, this.cols, o.ptr);
     return asVec(o);
   }
 
@@ -353,7 +390,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   keepTopMagnitude(a: Vec, threshold: number, tiesBefore: number, tiesAllowed: number): Vec {
     const o = this.alloc();
-    this.k.keepTop(ptrOf(a), o.ptr, this.length, Math.fround(threshold), tiesBefore, tiesAllowed);
+    this.k.keepTop(this.p(a), o.ptr, this.length, Math.fround(threshold), tiesBefore, tiesAllowed);
     return asVec(o);
   }
 
@@ -364,15 +401,16 @@ class SimdChunk implements BackendChunk, ChunkOps {
     const w = weights ? weights.map(Math.fround) : scales.map(() => 0);
     const normalize = weights !== null ? 1 : 0;
     if (terms.length === 2) {
-      this.k.signConsensus2(ptrOf(terms[0]), ptrOf(terms[1]), o.ptr, n, s[0], s[1], w[0], w[1], normalize);
+      this.k.signConsensus2(this.p(terms[0]), this.p(terms[1]), o.ptr, n, s[0], s[1], w[0], w[1], normalize);
       return asVec(o);
     }
     const count = terms.length;
+    const ptrs = terms.map((t) => this.p(t));
     this.scratch(count * 12, (ptr) => {
       const table = new Uint32Array(this.buffer, ptr, count * 3);
       const floats = new Float32Array(this.buffer, ptr, count * 3);
       for (let j = 0; j < count; j++) {
-        table[j] = ptrOf(terms[j]);
+        table[j] = ptrs[j];
         floats[count + j] = s[j];
         floats[2 * count + j] = w[j];
       }
@@ -384,18 +422,20 @@ class SimdChunk implements BackendChunk, ChunkOps {
   // ---- in JavaScript over views of wasm memory (rare or sort-like: the reference's loops) ---------
 
   rowRanks(a: Vec): Vec {
+    const ap = this.p(a);
     const o = this.alloc();
-    const out = this.f32(o);
-    const bits = new Uint32Array(this.buffer, ptrOf(a), this.length);
+    const out = this.f32(o.ptr);
+    const bits = new Uint32Array(this.buffer, ap, this.length);
     const scratch = new RankScratch(this.cols);
     for (let r = 0; r < this.rows; r++) rankRow(bits, out, r * this.cols, this.cols, scratch);
     return asVec(o);
   }
 
   rowMaxBroadcast(a: Vec): Vec {
+    const ap = this.p(a);
     const o = this.alloc();
-    const x = this.f32(a);
-    const out = this.f32(o);
+    const x = this.f32(ap);
+    const out = this.f32(o.ptr);
     for (let r = 0; r < this.rows; r++) {
       let m = -Infinity;
       for (let i = r * this.cols; i < (r + 1) * this.cols; i++) m = Math.max(m, x[i]); // NaN propagates
@@ -405,17 +445,19 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   exp(a: Vec): Vec {
+    const ap = this.p(a);
     const o = this.alloc();
-    const x = this.f32(a);
-    const out = this.f32(o);
+    const x = this.f32(ap);
+    const out = this.f32(o.ptr);
     for (let i = 0; i < out.length; i++) out[i] = Math.exp(x[i]);
     return asVec(o);
   }
 
   log(a: Vec): Vec {
+    const ap = this.p(a);
     const o = this.alloc();
-    const x = this.f32(a);
-    const out = this.f32(o);
+    const x = this.f32(ap);
+    const out = this.f32(o.ptr);
     for (let i = 0; i < out.length; i++) out[i] = Math.log(x[i]);
     return asVec(o);
   }

@@ -243,13 +243,21 @@ export function fill(o: usize, n: i32, value: f32): void {
 
 // ---- weightedSum: f64 lanes, as the reference's `o[i] += w * x[i]` ------------------------------
 
-/** o = fround(o + w·x) (o = +0 when `first`); the weight is a scalar (f64) when `wPtr` is 0. */
-export function accumulate1(o: usize, first: bool, x: usize, wPtr: usize, w: f64, n: i32): void {
+/** Four f32 at byte offset `i` of an f32 vector, or decoded from the bf16 vector at `p` (`bf16`). */
+@inline function loadTerm(p: usize, i: usize, bf16: bool): v128 {
+  return bf16 ? i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p + (i >> 1))), 16) : v128.load(p + i);
+}
+
+/**
+ * o = fround(o + w·x) (o = +0 when `first`); the weight is a scalar (f64) when `wPtr` is 0. A term
+ * flagged bf16 is read as the raw input and decoded on the fly (bf16 is the top half of an f32).
+ */
+export function accumulate1(o: usize, first: bool, x: usize, xBf16: bool, wPtr: usize, w: f64, n: i32): void {
   const end = (<usize>n) << 2;
   const ws = f64x2.splat(w);
   const zero = f64x2.splat(0);
   for (let i: usize = 0; i < end; i += 16) {
-    const xv = v128.load(x + i);
+    const xv = loadTerm(x, i, xBf16);
     let wl = ws, wh = ws;
     if (wPtr) {
       const wv = v128.load(wPtr + i);
@@ -267,14 +275,14 @@ export function accumulate1(o: usize, first: bool, x: usize, wPtr: usize, w: f64
 }
 
 /** o = fround(fround(o + wx·x) + wy·y), two terms per sweep. */
-export function accumulate2(o: usize, first: bool, x: usize, wxPtr: usize, wx: f64, y: usize, wyPtr: usize, wy: f64, n: i32): void {
+export function accumulate2(o: usize, first: bool, x: usize, xBf16: bool, wxPtr: usize, wx: f64, y: usize, yBf16: bool, wyPtr: usize, wy: f64, n: i32): void {
   const end = (<usize>n) << 2;
   const wxs = f64x2.splat(wx);
   const wys = f64x2.splat(wy);
   const zero = f64x2.splat(0);
   for (let i: usize = 0; i < end; i += 16) {
-    const xv = v128.load(x + i);
-    const yv = v128.load(y + i);
+    const xv = loadTerm(x, i, xBf16);
+    const yv = loadTerm(y, i, yBf16);
     let wxl = wxs, wxh = wxs, wyl = wys, wyh = wys;
     if (wxPtr) {
       const wv = v128.load(wxPtr + i);
