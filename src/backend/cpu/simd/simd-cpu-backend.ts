@@ -120,6 +120,15 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return this.k.memory.buffer;
   }
 
+  /**
+   * For kernels that decode bf16 in their sweep: a raw bf16 input as it is (flag 1), so it needs
+   * no decoding pass over memory; anything else as its f32 address (flag 0).
+   */
+  private term(v: Vec): [number, number] {
+    const w = wasmVec(v);
+    return w.ptr < 0 ? [w.raw, 1] : [w.ptr, 0];
+  }
+
   private f32(ptr: number): Float32Array {
     return new Float32Array(this.buffer, ptr, this.length);
   }
@@ -254,7 +263,11 @@ class SimdChunk implements BackendChunk, ChunkOps {
       else if (op === ADD || op === MUL) this.k.binaryVS(op, this.p(b), Math.fround(a), o.ptr, n);
       else this.k.binarySV(op, Math.fround(a), this.p(b), o.ptr, n);
     } else if (typeof b === 'number') this.k.binaryVS(op, this.p(a), Math.fround(b), o.ptr, n);
-    else this.k.binaryVV(op, this.p(a), this.p(b), o.ptr, n);
+    else {
+      const [ap, aRaw] = this.term(a);
+      const [bp, bRaw] = this.term(b);
+      this.k.binaryVV(op, ap, aRaw, bp, bRaw, o.ptr, n);
+    }
     return asVec(o);
   }
 
@@ -287,21 +300,16 @@ class SimdChunk implements BackendChunk, ChunkOps {
     // terms per sweep: the reference's accumulation exactly.
     if (terms.length === 0) this.k.fill(o.ptr, n, 0);
     const weight = (w: Operand): [number, number] => (typeof w === 'number' ? [0, w] : [this.p(w), 0]);
-    // A raw bf16 input is read as it is (flag 1): no separate decoding pass over memory.
-    const term = (v: Vec): [number, number] => {
-      const w = wasmVec(v);
-      return w.ptr < 0 ? [w.raw, 1] : [w.ptr, 0];
-    };
     for (let t = 0; t < terms.length; t += 2) {
       const first = t === 0 ? 1 : 0;
       const [wxp, wx] = weight(weights[t]);
-      const [xp, xRaw] = term(terms[t]);
+      const [xp, xRaw] = this.term(terms[t]);
       if (t + 1 === terms.length) {
         this.k.accumulate1(o.ptr, first, xp, xRaw, wxp, wx, n);
         continue;
       }
       const [wyp, wy] = weight(weights[t + 1]);
-      const [yp, yRaw] = term(terms[t + 1]);
+      const [yp, yRaw] = this.term(terms[t + 1]);
       this.k.accumulate2(o.ptr, first, xp, xRaw, wxp, wx, yp, yRaw, wyp, wy, n);
     }
     return asVec(o);

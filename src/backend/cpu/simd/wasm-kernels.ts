@@ -6,7 +6,7 @@ export interface Kernels {
   decodeF16(src: number, dst: number, n: number): void;
   encodeBf16(src: number, dst: number, n: number): void;
   encodeF16(src: number, dst: number, n: number): void;
-  binaryVV(op: number, a: number, b: number, o: number, n: number): void;
+  binaryVV(op: number, a: number, aBf16: number, b: number, bBf16: number, o: number, n: number): void;
   binaryVS(op: number, a: number, s: number, o: number, n: number): void;
   binarySV(op: number, s: number, b: number, o: number, n: number): void;
   compareVV(op: number, a: number, b: number, o: number, n: number): void;

@@ -33,6 +33,11 @@
   return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(v));
 }
 
+/** Four f32 at byte offset `i` of an f32 vector, or decoded from the bf16 vector at `p` (`bf16`). */
+@inline function loadTerm(p: usize, i: usize, bf16: bool): v128 {
+  return bf16 ? i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p + (i >> 1))), 16) : v128.load(p + i);
+}
+
 export function heapBase(): usize {
   return __heap_base;
 }
@@ -141,12 +146,13 @@ const ADD = 0, SUB = 1, MUL = 2, DIV = 3;
 }
 
 // One loop per operation (the `op` test is hoisted by hand: -O3 does not unswitch loops).
-export function binaryVV(op: i32, a: usize, b: usize, o: usize, n: i32): void {
+// `aBf16`/`bBf16`: the operand is a raw bf16 input, decoded in the sweep (see loadTerm).
+export function binaryVV(op: i32, a: usize, aBf16: bool, b: usize, bBf16: bool, o: usize, n: i32): void {
   const end = (<usize>n) << 2;
-  if (op == ADD) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(ADD, v128.load(a + i), v128.load(b + i)));
-  else if (op == SUB) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(SUB, v128.load(a + i), v128.load(b + i)));
-  else if (op == MUL) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(MUL, v128.load(a + i), v128.load(b + i)));
-  else for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(DIV, v128.load(a + i), v128.load(b + i)));
+  if (op == ADD) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(ADD, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
+  else if (op == SUB) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(SUB, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
+  else if (op == MUL) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(MUL, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
+  else for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(DIV, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
 }
 
 /** vector (op) scalar */
@@ -242,11 +248,6 @@ export function fill(o: usize, n: i32, value: f32): void {
 }
 
 // ---- weightedSum: f64 lanes, as the reference's `o[i] += w * x[i]` ------------------------------
-
-/** Four f32 at byte offset `i` of an f32 vector, or decoded from the bf16 vector at `p` (`bf16`). */
-@inline function loadTerm(p: usize, i: usize, bf16: bool): v128 {
-  return bf16 ? i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p + (i >> 1))), 16) : v128.load(p + i);
-}
 
 /**
  * o = fround(o + w·x) (o = +0 when `first`); the weight is a scalar (f64) when `wPtr` is 0. A term
