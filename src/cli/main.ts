@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
-import { CpuBackend, type ComputeBackend } from '../backend';
+import { CpuBackend, createCpuBackend, type ComputeBackend } from '../backend';
 import { ConfigError, parseMergeConfig, UnsupportedConfigError } from '../config';
 import { DEFAULT_BUDGET_BYTES, formatNonFiniteSummary, MergeCancelledError, NonFiniteError, runMerge, type MergeProgress, type StageTimes } from '../engine';
 import { GpuDeviceLostError, GpuUnavailableError } from '../gpu';
@@ -227,7 +227,8 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
     },
   );
   if (!quiet && backendName !== 'cpu') io.stderr(`${chosen.reason}\n`);
-  let backend = chosen.backend;
+  // The CPU choice runs on the SIMD kernels (same bytes as the JavaScript reference, faster).
+  let backend = chosen.backend instanceof CpuBackend ? await createCpuBackend() : chosen.backend;
   io.onBackend?.(backend);
   let output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir)).catch(async (error: unknown) => {
     await models.sources.closeAll();
@@ -267,7 +268,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
       if (backendName !== 'auto' || !((error as Error).cause instanceof GpuDeviceLostError)) throw error;
       io.stderr(`warning: ${((error as Error).cause as Error).message} Merging again on the CPU.\n`);
       await backend.dispose().catch(() => undefined);
-      backend = new CpuBackend();
+      backend = await createCpuBackend();
       io.onBackend?.(backend);
       output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
       result = await merge();
