@@ -55,6 +55,8 @@ export class TensorJobRunner implements TensorMerge {
   private readonly keep: boolean;
   private readonly kept = new Map<number, Promise<ChunkInputBytes[]>>();
   private bytesWritten = 0;
+  /** ChunkSpec.jobId: one value for all passes over this tensor, unique in the process. */
+  private readonly jobId = nextJobId++;
 
   constructor(
     private readonly job: TensorJob,
@@ -215,6 +217,7 @@ export class TensorJobRunner implements TensorMerge {
             cols: range.cols,
             totalRows: this.rows,
             seed: this.ctx.seed,
+            jobId: this.jobId,
           },
           inputs,
         );
@@ -273,3 +276,4 @@ export class TensorJobRunner implements TensorMerge {
 }
 
 const now = (): number => performance.now();
+let nextJobId = 1;
