@@ -9,6 +9,8 @@ import { chooseNodeBackend, type BackendChoice } from '../gpu/node';
 import { buildPlan, PlanError, type PlanOptions } from '../plan';
 import { parseShardSize, SafetensorsError } from '../storage';
 import { NodeOutputFolder } from '../storage/node-fs';
+import { createNodeWorkerPool, defaultThreadCount } from '../backend/pool/node';
+import { WorkerPoolBackend } from '../backend/pool';
 import { parseArgs, UsageError, type FlagSpec } from './args';
 import { formatPlan } from './format-plan';
 import { methodsCommand, METHODS_USAGE } from './methods-command';
@@ -26,6 +28,8 @@ export interface CliIo {
   readonly signal?: AbortSignal;
   /** Told which backend a merge runs on (the benchmark reads its GPU memory statistics). */
   readonly onBackend?: (backend: ComputeBackend) => void;
+  /** The CPU pool's worker bundle; default pool-worker.js beside the CLI's bundle (tests running sources build one). */
+  readonly poolWorkerUrl?: URL;
 }
 
 const USAGE = `Usage:
@@ -42,6 +46,7 @@ Options:
   --no-copy-tokenizer         do not copy the base model's tokenizer files
   --no-write-model-card       do not write README.md and mergekit_config.yml
   --memory SIZE               working memory per tensor chunk (default 128M)
+  --threads N                 CPU backend: threads to compute on (default: all cores; 1: no workers)
   --quiet                     no progress output
   --help, --version
 `;
@@ -54,6 +59,7 @@ const PLAN_FLAGS: FlagSpec[] = [
   { name: 'copy-tokenizer', type: 'boolean' },
   { name: 'write-model-card', type: 'boolean' },
   { name: 'memory', type: 'string' },
+  { name: 'threads', type: 'string' },
   { name: 'quiet', type: 'boolean' },
 ];
 
@@ -186,6 +192,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
   const [configPath, outDir] = positionals;
   const backendName = String(flags.backend ?? 'auto') as BackendChoice;
   const budgetBytes = flags.memory !== undefined ? sizeFlag('memory', String(flags.memory)) : undefined;
+  const threads = threadsFlag(flags.threads);
   const { plan, models } = await prepare(configPath, flags, io, outDir);
   for (const w of plan.warnings) io.stderr(`warning: ${w}\n`);
   const quiet = flags.quiet === true;
@@ -197,9 +204,22 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
     },
   );
   if (!quiet && backendName !== 'cpu') io.stderr(`${chosen.reason}\n`);
-  let backend = chosen.backend;
+  const cpuBackend = async (single: ComputeBackend): Promise<ComputeBackend> => {
+    if (threads <= 1) return single;
+    await single.dispose();
+    return createNodeWorkerPool({ threads, workerUrl: io.poolWorkerUrl });
+  };
+  let backend = chosen.backend.name === 'cpu' ? await cpuBackend(chosen.backend).catch(async (error: unknown) => {
+    await models.sources.closeAll();
+    throw error;
+  }) : chosen.backend;
   io.onBackend?.(backend);
-  let output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
+  let output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir)).catch(async (error: unknown) => {
+    // Worker threads would keep the process alive.
+    await backend.dispose().catch(() => undefined);
+    await models.sources.closeAll();
+    throw error;
+  });
   const showBar = !quiet && io.isTTY;
   let lastLine = 0;
   const onProgress = (p: MergeProgress): void => {
@@ -231,7 +251,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
       if (backendName !== 'auto' || !((error as Error).cause instanceof GpuDeviceLostError)) throw error;
       io.stderr(`warning: ${((error as Error).cause as Error).message} Merging again on the CPU.\n`);
       await backend.dispose().catch(() => undefined);
-      backend = new CpuBackend();
+      backend = await cpuBackend(new CpuBackend());
       io.onBackend?.(backend);
       output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
       result = await merge();
@@ -243,6 +263,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
       io.stderr(
         `Wrote ${output.dir}: ${plan.jobs.length} tensors, ${formatBytes(result.bytesWritten)} in ` +
           `${formatDuration(result.elapsedMs)} (${formatBytes(rate)}/s of input, ${backend.name} backend` +
+          `${backend instanceof WorkerPoolBackend ? ` on ${backend.threads} threads` : ''}` +
           `${stageSplitSuffix(result.stageTimes)})\n`,
       );
     }
@@ -251,6 +272,13 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
     await models.sources.closeAll();
     await backend.dispose();
   }
+}
+
+function threadsFlag(value: string | boolean | undefined): number {
+  if (value === undefined) return defaultThreadCount();
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new UsageError(`--threads must be a whole number from 1 to 1024, not '${value}'`);
+  return n;
 }
 
 /** "; waiting: read 30% compute 65% write 5%" for the closing line (empty when nothing was timed). */

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createInThreadBackend } from './in-thread-backend';
 import type { WorkerPort } from './protocol';
@@ -41,6 +43,11 @@ export async function createNodeWorkerPool(options: { threads: number; workerUrl
   // A variable, not a literal: bundlers must leave this URL alone (the file is a separate entry).
   const file = WORKER_FILE;
   const url = options.workerUrl ?? new URL(file, import.meta.url);
+  if (url.protocol === 'file:' && !existsSync(url)) {
+    throw new Error(
+      `the CPU worker bundle ${fileURLToPath(url)} is missing (running from sources?): build it with \`npm run build:cli\`, or use --threads 1`,
+    );
+  }
   const local = (await createInThreadBackend()).backend;
   return new WorkerPoolBackend({ workers: options.threads, spawn: () => nodeWorkerPort(url), local, cacheBytes: options.cacheBytes });
 }

@@ -17,6 +17,8 @@ export interface SavedSettings {
   readonly backend?: 'auto' | 'webgpu' | 'cpu';
   readonly memoryBudgetMiB?: number;
   readonly outShardSizeGB?: number;
+  /** Threads of the CPU backend; absent: all cores. */
+  readonly cpuThreads?: number;
 }
 
 async function read<T>(key: string): Promise<T | undefined> {

@@ -80,6 +80,11 @@ export interface Notice {
 
 const OAUTH_DRAFT_KEY = 'alloy:before-oauth';
 
+/** The CPU backend's default thread count: every core the browser reports. */
+export function defaultCpuThreads(): number {
+  return Math.max(1, (typeof navigator !== 'undefined' && navigator.hardwareConcurrency) || 1);
+}
+
 function unique(keys: readonly string[]): string[] {
   return [...new Set(keys)];
 }
@@ -93,6 +98,8 @@ export class AppState {
   backend = $state<'auto' | 'webgpu' | 'cpu'>('auto');
   memoryBudgetMiB = $state(512);
   outShardSizeGB = $state(5);
+  /** Threads of the CPU backend: all cores unless the user chose fewer. */
+  cpuThreads = $state(defaultCpuThreads());
 
   yaml = $state('');
   check = $derived(checkConfigText(this.yaml));
@@ -189,6 +196,7 @@ export class AppState {
     if (saved?.backend) this.backend = saved.backend;
     if (saved?.memoryBudgetMiB) this.memoryBudgetMiB = saved.memoryBudgetMiB;
     if (saved?.outShardSizeGB) this.outShardSizeGB = saved.outShardSizeGB;
+    if (saved?.cpuThreads) this.cpuThreads = saved.cpuThreads;
 
     try {
       const oauth = await finishOAuth(this.hubUrl);
@@ -260,15 +268,22 @@ export class AppState {
   // -------------------------------------------------------------------------------------------
   // Settings and auth
 
-  async saveSettings(settings: { hubUrl: string; backend: AppState['backend']; memoryBudgetMiB: number; outShardSizeGB: number }): Promise<string | undefined> {
+  async saveSettings(settings: { hubUrl: string; backend: AppState['backend']; memoryBudgetMiB: number; outShardSizeGB: number; cpuThreads?: number }): Promise<string | undefined> {
     const hubUrl = normalizeHubUrl(settings.hubUrl);
     if (!hubUrl) return 'The Hub URL must be an http(s) address such as https://huggingface.co.';
     this.backend = settings.backend;
     this.memoryBudgetMiB = settings.memoryBudgetMiB;
     this.outShardSizeGB = settings.outShardSizeGB;
+    if (settings.cpuThreads !== undefined) this.cpuThreads = Math.max(1, Math.floor(settings.cpuThreads));
     const changed = hubUrl !== this.hubUrl;
     this.hubUrl = hubUrl;
-    await persist.saveSettings({ hubUrl, backend: settings.backend, memoryBudgetMiB: settings.memoryBudgetMiB, outShardSizeGB: settings.outShardSizeGB });
+    await persist.saveSettings({
+      hubUrl,
+      backend: settings.backend,
+      memoryBudgetMiB: settings.memoryBudgetMiB,
+      outShardSizeGB: settings.outShardSizeGB,
+      ...(this.cpuThreads !== defaultCpuThreads() ? { cpuThreads: this.cpuThreads } : {}),
+    });
     if (changed) {
       await this.configureEngine();
       // Summaries came from the other Hub: look the models up again.
@@ -445,6 +460,7 @@ export class AppState {
       allowCrimes: this.allowCrimes,
       backend: this.backend,
       memoryBudgetBytes: this.memoryBudgetMiB * 2 ** 20,
+      threads: this.cpuThreads,
       outputName: this.effectiveOutputName,
     };
   }
