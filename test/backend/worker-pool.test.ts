@@ -188,6 +188,23 @@ describe('cross-pass cache', () => {
   });
 });
 
+describe('cross-pass cache of single-pass methods', () => {
+  it('an output pass stores nothing: it is the last pass over its tensor', async () => {
+    const sent: ChunkRequest[] = [];
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: new CpuBackend(), inThreadBelow: 0 });
+    try {
+      for (const method of ['linear', 'task_arithmetic']) {
+        const c = CASES.find((x) => x.name === `${method} BF16 [64, 96] tiny`)!;
+        expect(Buffer.from((await outcome(c, pool) as { bytes: Uint8Array }).bytes).equals(Buffer.from((references.get(c.name) as { bytes: Uint8Array }).bytes))).toBe(true);
+      }
+      expect(sent.length).toBeGreaterThan(4);
+      expect(sent.every((r) => r.stores.length === 0 && r.hits.length === 0 && r.inputs.every((i) => i !== null))).toBe(true);
+    } finally {
+      await pool.dispose();
+    }
+  });
+});
+
 describe('worker failures', () => {
   let dir: string;
   beforeAll(() => {

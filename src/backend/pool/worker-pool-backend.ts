@@ -101,7 +101,9 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     if (this.failure) return Promise.reject(this.failure);
     if (this.disposed) return Promise.reject(new Error('internal: the CPU worker pool was used after it was closed'));
     const worker = this.workers[this.route(spec)];
-    const plan = this.planCache(worker.ledger, spec, nodes, roots);
+    // Only a statistics pass stores: another pass always follows it (the output pass at least),
+    // while the output pass is a job's last, so what it would store is never used.
+    const plan = this.planCache(worker.ledger, spec, nodes, roots, result.kind === 'partials');
     const transfer = new Set<ArrayBuffer>();
     const wire: (WireInput | null)[] = inputs.map((input, i) => {
       if (!plan.inputsNeeded.has(i)) return null;
@@ -166,7 +168,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
    * and so which inputs it needs. Cached are the outermost nodes of the input-only part of the
    * graph that the rest of it uses (cacheKey), first come first kept within the worker's share.
    */
-  private planCache(ledger: Ledger, spec: ChunkSpec, nodes: readonly GraphNode[], roots: readonly number[]) {
+  private planCache(ledger: Ledger, spec: ChunkSpec, nodes: readonly GraphNode[], roots: readonly number[], store: boolean) {
     const job = this.cachePerWorker > 0 && spec.jobId !== undefined ? spec.jobId : null;
     let clear = false;
     if (ledger.job !== job || job === null) {
@@ -195,7 +197,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     }
     const stores: [number, string][] = [];
     const size = spec.length * 4;
-    for (let id = 0; id < nodes.length; id++) {
+    for (let id = 0; store && id < nodes.length; id++) {
       const key = keys[id];
       if (key === null || !needed[id] || !frontier[id] || hitIds.has(id)) continue;
       if (ledger.bytes + size > this.cachePerWorker || ledger.keys.has(full(key))) continue;
