@@ -207,7 +207,8 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
   const cpuBackend = async (single: ComputeBackend): Promise<ComputeBackend> => {
     if (threads <= 1) return single;
     await single.dispose();
-    return createNodeWorkerPool({ threads, workerUrl: io.poolWorkerUrl });
+    // The workers' cross-pass cache gets as much memory as the chunks: --memory bounds both.
+    return createNodeWorkerPool({ threads, workerUrl: io.poolWorkerUrl, cacheBytes: budgetBytes ?? DEFAULT_BUDGET_BYTES });
   };
   let backend = chosen.backend.name === 'cpu' ? await cpuBackend(chosen.backend).catch(async (error: unknown) => {
     await models.sources.closeAll();

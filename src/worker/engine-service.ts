@@ -54,8 +54,11 @@ export interface EngineServiceDeps {
   readonly estimateStorage?: () => Promise<{ usage?: number; quota?: number }>;
   /** Defaults of `configure`. */
   readonly defaults?: Partial<EngineOptions>;
-  /** The CPU backend on several threads (Web Workers); without it the CPU backend runs in this thread. */
-  readonly cpuPool?: (threads: number) => Promise<ComputeBackend>;
+  /**
+   * The CPU backend on several threads (Web Workers), whose cross-pass cache may hold `cacheBytes`;
+   * without it the CPU backend runs in this thread.
+   */
+  readonly cpuPool?: (threads: number, cacheBytes: number) => Promise<ComputeBackend>;
   /** Threads a merge uses when its request does not say (the browser: navigator.hardwareConcurrency). */
   readonly defaultThreads?: () => number;
 }
@@ -286,7 +289,7 @@ export class EngineService implements EngineApi {
         threads = Math.max(1, Math.floor(request.threads ?? this.deps.defaultThreads?.() ?? 1));
         if (threads > 1 && this.deps.cpuPool) {
           await backend.dispose();
-          backend = await this.deps.cpuPool(threads).catch(async (error: unknown) => {
+          backend = await this.deps.cpuPool(threads, request.memoryBudgetBytes ?? DEFAULT_BUDGET_BYTES).catch(async (error: unknown) => {
             await output.abort();
             throw error;
           });

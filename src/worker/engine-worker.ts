@@ -16,7 +16,7 @@ const service = new EngineService({
   gpu: () => (navigator as Navigator & { gpu?: GPU }).gpu,
   estimateStorage: () => navigator.storage.estimate(),
   // The CPU backend's workers are nested workers of this one (module workers, no SharedArrayBuffer).
-  cpuPool: (threads) => createBrowserWorkerPool({ threads }),
+  cpuPool: (threads, cacheBytes) => createBrowserWorkerPool({ threads, cacheBytes }),
   defaultThreads: defaultBrowserThreads,
 });
 
