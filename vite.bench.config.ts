@@ -11,9 +11,9 @@ export default defineConfig({
     emptyOutDir: true,
     minify: false,
     rollupOptions: {
-      input: { run: 'bench/run.ts', 'merge-once': 'bench/merge-once.ts' },
+      input: { run: 'bench/run.ts', 'merge-once': 'bench/merge-once.ts', 'pool-worker': 'src/backend/pool/node-worker.ts' },
       external: [...builtinModules, ...builtinModules.map((m) => `node:${m}`), 'webgpu'],
-      output: { entryFileNames: '[name].js', format: 'es' },
+      output: { entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js', format: 'es' },
     },
   },
   ssr: { noExternal: true, external: ['webgpu'] },

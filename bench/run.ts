@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DEFAULT_BUDGET_BYTES } from '../src/engine';
 import { parseShardSize } from '../src/storage';
@@ -8,13 +9,16 @@ import { writeBenchModel, type BenchModelSpec } from './generate-models';
 /**
  * `npm run bench`: merges three generated bf16 Llama-layout models (≥ 1 GB of input in total) with
  * each method, in a fresh process per merge, and reports MB/s of input and peak RSS as JSON
- * (printed and written to .bench/results.json). With `--backend webgpu` every method also runs on
+ * (printed and written to .bench/results.json). The CPU backend runs twice: on one thread and on
+ * all cores (the worker pool; peak RSS counts the workers, which are threads of the process).
+ * With `--backend webgpu` every method also runs on
  * the CPU backend, so both figures sit side by side, and the WebGPU rows add the adapter and the
  * GPU memory high-water mark, checked against the working-memory budget.
  *
  * Options: --backend cpu|webgpu (default cpu), --methods a,b,c, --scale N (model size multiplier),
  * --memory SIZE (working-memory budget passed to `alloy merge`, default the CLI's 128M),
- * --dir DIR (models and results, default .bench).
+ * --dir DIR (models and results, default .bench), --threads N (the "all cores" run's thread
+ * count, default os.availableParallelism()).
  */
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string): string => {
@@ -23,7 +27,13 @@ const option = (name: string, fallback: string): string => {
 };
 const backend = option('backend', 'cpu');
 if (backend !== 'cpu' && backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, not ${backend}`);
-const backends = backend === 'webgpu' ? ['cpu', 'webgpu'] : ['cpu'];
+const allThreads = Number(option('threads', String(availableParallelism())));
+/** What each method runs on: the CPU backend on one thread and on all cores, then WebGPU when asked. */
+const runs: { backend: 'cpu' | 'webgpu'; threads: number | null }[] = [
+  { backend: 'cpu', threads: 1 },
+  ...(allThreads > 1 ? [{ backend: 'cpu' as const, threads: allThreads }] : []),
+  ...(backend === 'webgpu' ? [{ backend: 'webgpu' as const, threads: null }] : []),
+];
 const memory = option('memory', '');
 // Without a GPU, Dawn finds SwiftShader's Vulkan driver only through VK_ICD_FILENAMES (docs/testing.md §1).
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -212,10 +222,10 @@ for (const method of methods) {
   const models = new Set([...config.matchAll(/model: (base|ft1|ft2)\b/g)].map((m) => m[1]));
   const inputBytes = models.size * sizes[0];
   const cpuSeconds: number[] = [];
-  for (const name of backends) {
+  for (const { backend: name, threads } of runs) {
     const out = join(modelsDir, `out-${method}-${name}`);
     rmSync(out, { recursive: true, force: true });
-    const flags = ['--backend', name, '--quiet', '--random-seed', '1', ...(memory ? ['--memory', memory] : [])];
+    const flags = ['--backend', name, '--quiet', '--random-seed', '1', ...(memory ? ['--memory', memory] : []), ...(threads ? ['--threads', String(threads)] : [])];
     const raw = execFileSync(process.execPath, [resolve('dist/bench/merge-once.js'), 'merge', `${method}.yml`, out, ...flags], {
       cwd: modelsDir,
       encoding: 'utf8',
@@ -227,6 +237,7 @@ for (const method of methods) {
     results.push({
       method,
       backend: name,
+      ...(threads ? { threads } : {}),
       inputBytes,
       seconds: Number(run.seconds.toFixed(3)),
       inputMBps: Number((inputBytes / 1e6 / run.seconds).toFixed(1)),
@@ -241,7 +252,9 @@ for (const method of methods) {
             gpuQueueBusy: run.gpuQueueBusyMs === null ? null : Number((run.gpuQueueBusyMs / 1000 / run.seconds).toFixed(2)),
             speedupOverCpu: cpuSeconds.length > 0 ? Number((cpuSeconds[0] / run.seconds).toFixed(2)) : null,
           }
-        : {}),
+        : threads && threads > 1 && cpuSeconds.length > 1
+          ? { speedupOverOneThread: Number((cpuSeconds[0] / run.seconds).toFixed(2)) }
+          : {}),
     });
     rmSync(out, { recursive: true, force: true });
     process.stderr.write(`${method}: ${JSON.stringify(results[results.length - 1])}\n`);

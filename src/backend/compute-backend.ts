@@ -29,6 +29,11 @@ export interface ChunkSpec {
   readonly totalRows: number;
   /** Seed of the merge's random numbers (DARE, DELLA…). */
   readonly seed: number;
+  /**
+   * Identifies the tensor job within the process: every pass over one tensor has the same value,
+   * and no other job has it (a backend may keep per-chunk data between passes under it).
+   */
+  readonly jobId?: number;
 }
 
 /** One chunk being computed: the ops methods use, plus what the engine needs to finish it. */

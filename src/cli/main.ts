@@ -8,6 +8,8 @@ import { chooseNodeBackend, type BackendChoice } from '../gpu/node';
 import { buildPlan, PlanError, type PlanOptions } from '../plan';
 import { escapeMessage, formatBytes, parseShardSize, SafetensorsError } from '../storage';
 import { checkOutputTarget, NodeOutputFolder, NotARegularFileError, OutputTargetError } from '../storage/node-fs';
+import { createNodeWorkerPool, defaultThreadCount } from '../backend/pool/node';
+import { WorkerPoolBackend } from '../backend/pool';
 import { parseArgs, UsageError, type FlagSpec } from './args';
 import { readConfigFile } from './read-config-file';
 import { formatPlan } from './format-plan';
@@ -26,6 +28,8 @@ export interface CliIo {
   readonly signal?: AbortSignal;
   /** Told which backend a merge runs on (the benchmark reads its GPU memory statistics). */
   readonly onBackend?: (backend: ComputeBackend) => void;
+  /** The CPU pool's worker bundle; default pool-worker.js beside the CLI's bundle (tests running sources build one). */
+  readonly poolWorkerUrl?: URL;
 }
 
 const USAGE = `Usage:
@@ -44,6 +48,7 @@ Options:
   --no-write-model-card       do not write README.md and mergekit_config.yml
   --memory SIZE               working memory per tensor chunk (default 128M)
   --strict                    refuse a result with NaN or Inf values (exit 1, nothing written)
+  --threads N                 CPU backend: threads to compute on (default: all cores; 1: no workers)
   --quiet                     no progress output
   --help, --version
 `;
@@ -56,6 +61,7 @@ const PLAN_FLAGS: FlagSpec[] = [
   { name: 'copy-tokenizer', type: 'boolean' },
   { name: 'write-model-card', type: 'boolean' },
   { name: 'memory', type: 'string' },
+  { name: 'threads', type: 'string' },
   { name: 'quiet', type: 'boolean' },
 ];
 
@@ -216,6 +222,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
   const budgetBytes = flags.memory !== undefined ? sizeFlag('memory', String(flags.memory)) : undefined;
   // Before any work: an output path the merge could not end in is refused now, not after an hour.
   await checkOutputTarget(path.resolve(io.cwd, outDir));
+  const threads = threadsFlag(flags.threads);
   const { plan, models } = await prepare(configPath, flags, io, outDir);
   for (const w of plan.warnings) io.stderr(`warning: ${w}\n`);
   const quiet = flags.quiet === true;
@@ -227,12 +234,26 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
     },
   );
   if (!quiet && backendName !== 'cpu') io.stderr(`${chosen.reason}\n`);
-  // The CPU choice runs on the SIMD kernels (same bytes as the JavaScript reference, faster).
-  let backend = chosen.backend instanceof CpuBackend ? await createCpuBackend() : chosen.backend;
+  const cpuBackend = async (single: ComputeBackend): Promise<ComputeBackend> => {
+    if (threads <= 1) return single;
+    await single.dispose();
+    // The workers' cross-pass cache gets as much memory as the chunks: --memory bounds both.
+    return createNodeWorkerPool({ threads, workerUrl: io.poolWorkerUrl, cacheBytes: budgetBytes ?? DEFAULT_BUDGET_BYTES });
+  };
+  // The CPU choice runs on the SIMD kernels (same bytes as the JavaScript reference, faster), on
+  // `threads` workers.
+  let backend =
+    chosen.backend.name === 'cpu'
+      ? await cpuBackend(chosen.backend instanceof CpuBackend ? await createCpuBackend() : chosen.backend).catch(async (error: unknown) => {
+          await models.sources.closeAll();
+          throw error;
+        })
+      : chosen.backend;
   io.onBackend?.(backend);
   let output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir)).catch(async (error: unknown) => {
+    // Worker threads would keep the process alive.
+    await backend.dispose().catch(() => undefined);
     await models.sources.closeAll();
-    await backend.dispose();
     throw error;
   });
   for (const stale of output.removedStale) io.stderr(`warning: removed ${stale}, left behind by an interrupted merge\n`);
@@ -268,7 +289,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
       if (backendName !== 'auto' || !((error as Error).cause instanceof GpuDeviceLostError)) throw error;
       io.stderr(`warning: ${((error as Error).cause as Error).message} Merging again on the CPU.\n`);
       await backend.dispose().catch(() => undefined);
-      backend = await createCpuBackend();
+      backend = await cpuBackend(await createCpuBackend());
       io.onBackend?.(backend);
       output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
       result = await merge();
@@ -284,6 +305,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
       io.stderr(
         `Wrote ${output.dir}: ${plan.jobs.length} tensors, ${formatBytes(result.bytesWritten)} in ` +
           `${formatDuration(result.elapsedMs)} (${formatBytes(rate)}/s of input, ${backend.name} backend` +
+          `${backend instanceof WorkerPoolBackend ? ` on ${backend.threads} threads` : ''}` +
           `${stageSplitSuffix(result.stageTimes)})\n`,
       );
     }
@@ -292,6 +314,13 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
     await models.sources.closeAll();
     await backend.dispose();
   }
+}
+
+function threadsFlag(value: string | boolean | undefined): number {
+  if (value === undefined) return defaultThreadCount();
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new UsageError(`--threads must be a whole number from 1 to 1024, not '${value}'`);
+  return n;
 }
 
 /** "; waiting: read 30% compute 65% write 5%" for the closing line (empty when nothing was timed). */

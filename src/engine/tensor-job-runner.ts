@@ -60,6 +60,8 @@ export class TensorJobRunner implements TensorMerge {
   private readonly outputNonFinite = noNonFinite();
   /** Chunk × input pairs already counted: the runner reads a chunk again in later passes unless it keeps it. */
   private readonly counted: Uint8Array;
+  /** ChunkSpec.jobId: one value for all passes over this tensor, unique in the process. */
+  private readonly jobId = nextJobId++;
 
   constructor(
     private readonly job: TensorJob,
@@ -238,6 +240,7 @@ export class TensorJobRunner implements TensorMerge {
             cols: range.cols,
             totalRows: this.rows,
             seed: this.ctx.seed,
+            jobId: this.jobId,
           },
           inputs,
         );
@@ -330,3 +333,4 @@ export class TensorJobRunner implements TensorMerge {
 }
 
 const now = (): number => performance.now();
+let nextJobId = 1;

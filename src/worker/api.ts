@@ -67,6 +67,8 @@ export interface MergeRequest {
   readonly backend?: 'auto' | 'webgpu' | 'cpu';
   /** Working memory for one tensor chunk. */
   readonly memoryBudgetBytes?: number;
+  /** Threads the CPU backend computes on (Web Workers); default all cores, 1: the engine worker alone. */
+  readonly threads?: number;
   /** Name of the output (model card title and output folder name). */
   readonly outputName: string;
   /** Refuse a result with NaN or Inf in any input or output tensor: the merge fails and nothing is kept. */
@@ -128,6 +130,10 @@ export interface RunProgress {
   readonly backend: 'webgpu' | 'cpu';
   readonly backendReason?: string;
   readonly backendNotice?: string;
+  /** Threads the CPU backend computes on (1 without workers); absent on WebGPU. */
+  readonly threads?: number;
+  /** Wall time so far spent waiting on reading inputs, on computing and on writing the output (ms). */
+  readonly stageTimes?: { readonly readMs: number; readonly computeMs: number; readonly writeMs: number };
 }
 
 export interface OutputFile {

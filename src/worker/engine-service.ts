@@ -14,6 +14,7 @@ import {
   type ShardSpec,
 } from '../storage/browser';
 import type { ByteSource } from '../storage/types';
+import type { ComputeBackend } from '../backend';
 import type {
   CacheEntry,
   DemoModelInfo,
@@ -54,6 +55,13 @@ export interface EngineServiceDeps {
   readonly estimateStorage?: () => Promise<{ usage?: number; quota?: number }>;
   /** Defaults of `configure`. */
   readonly defaults?: Partial<EngineOptions>;
+  /**
+   * The CPU backend on several threads (Web Workers), whose cross-pass cache may hold `cacheBytes`;
+   * without it the CPU backend runs in this thread.
+   */
+  readonly cpuPool?: (threads: number, cacheBytes: number) => Promise<ComputeBackend>;
+  /** Threads a merge uses when its request does not say (the browser: navigator.hardwareConcurrency). */
+  readonly defaultThreads?: () => number;
 }
 
 const PROGRESS_INTERVAL_MS = 100;
@@ -181,6 +189,7 @@ export class EngineService implements EngineApi {
     let backendName: RunProgress['backend'] = 'cpu';
     let backendReason: string | undefined;
     let backendNotice: string | undefined;
+    let threads: number | undefined;
     let lastEmit = 0;
     let lastPhase: RunProgress['phase'] | null = null;
     let engine: MergeProgress | null = null;
@@ -203,6 +212,8 @@ export class EngineService implements EngineApi {
         backend: backendName,
         ...(backendReason ? { backendReason } : {}),
         ...(backendNotice ? { backendNotice } : {}),
+        ...(threads !== undefined ? { threads } : {}),
+        ...(engine ? { stageTimes: engine.stageTimes } : {}),
       };
       try {
         // Through comlink this returns a promise; a page that went away must not fail the merge.
@@ -309,6 +320,17 @@ export class EngineService implements EngineApi {
       backendName = choice.name;
       backendReason = choice.reason;
       backendNotice = choice.notice;
+      let backend = choice.backend;
+      if (choice.name === 'cpu') {
+        threads = Math.max(1, Math.floor(request.threads ?? this.deps.defaultThreads?.() ?? 1));
+        if (threads > 1 && this.deps.cpuPool) {
+          await backend.dispose();
+          backend = await this.deps.cpuPool(threads, request.memoryBudgetBytes ?? DEFAULT_BUDGET_BYTES).catch(async (error: unknown) => {
+            await output.abort();
+            throw error;
+          });
+        } else threads = 1;
+      }
       emit('merging', true);
       const opener: SourceOpener = {
         open: async (model, file) => {
@@ -323,7 +345,7 @@ export class EngineService implements EngineApi {
       let report;
       try {
         report = await runMerge(plan, {
-          backend: choice.backend,
+          backend,
           sources: opener,
           output,
           budgetBytes: request.memoryBudgetBytes,
@@ -336,7 +358,7 @@ export class EngineService implements EngineApi {
           refuseNonFinite: request.refuseNonFinite === true,
         });
       } finally {
-        await choice.backend.dispose().catch(() => undefined);
+        await backend.dispose().catch(() => undefined);
       }
       const warnings = [...parsed.warningTexts, ...plan.warnings, ...report.warnings, ...(backendNotice ? [backendNotice] : [])];
       const manifest = {

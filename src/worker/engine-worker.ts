@@ -5,6 +5,7 @@
  * runs here so the page never blocks.
  */
 import * as Comlink from 'comlink';
+import { createBrowserWorkerPool, defaultBrowserThreads } from '../backend/pool/browser';
 import { EngineService } from './engine-service';
 
 declare const self: DedicatedWorkerGlobalScope;
@@ -14,6 +15,9 @@ const service = new EngineService({
   demoBaseUrl: new URL(`${import.meta.env.BASE_URL}demo-models/`, self.location.origin).href,
   gpu: () => (navigator as Navigator & { gpu?: GPU }).gpu,
   estimateStorage: () => navigator.storage.estimate(),
+  // The CPU backend's workers are nested workers of this one (module workers, no SharedArrayBuffer).
+  cpuPool: (threads, cacheBytes) => createBrowserWorkerPool({ threads, cacheBytes }),
+  defaultThreads: defaultBrowserThreads,
 });
 
 Comlink.expose(service);

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../src/cli/main';
+import { poolWorkerUrl } from '../helpers/pool-worker';
 
 export interface CliResult {
   code: number;
@@ -19,6 +20,7 @@ export async function runAlloy(args: string[], cwd: string): Promise<CliResult> 
     cwd,
     isTTY: false,
     columns: 80,
+    poolWorkerUrl: await poolWorkerUrl(),
   });
   return { code, stdout, stderr };
 }

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, formatDuration, formatNumber, formatParameterCount, formatRate, percent } from '../../src/ui/lib/format';
+import { formatBytes, formatDuration, formatNumber, formatParameterCount, formatRate, formatStageSplit, percent } from '../../src/ui/lib/format';
 
 describe('format', () => {
+  it('says in words where the merge time went, largest share first', () => {
+    expect(formatStageSplit({ readMs: 620, computeMs: 300, writeMs: 80 })).toBe('Waiting mostly on: reading (disk/network) 62%, computing 30%, writing 8%');
+    expect(formatStageSplit({ readMs: 10, computeMs: 85, writeMs: 5 })).toBe('Waiting mostly on: computing 85%, reading (disk/network) 10%, writing 5%');
+    expect(formatStageSplit({ readMs: 0, computeMs: 0, writeMs: 0 })).toBe('');
+    expect(formatStageSplit(undefined)).toBe('');
+  });
   it('formats byte sizes in decimal units', () => {
     expect(formatBytes(0)).toBe('0 B');
     expect(formatBytes(999)).toBe('999 B');

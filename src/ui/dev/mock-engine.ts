@@ -393,6 +393,9 @@ export function createMockEngine(options: MockOptions = {}): EngineApi {
           etaMs: rate > 0 ? ((inputTotal - inputDone) / rate) * 1000 : null,
           backend: webgpu ? 'webgpu' : 'cpu',
           ...(backendNotice ? { backendNotice } : {}),
+          ...(webgpu ? {} : { threads: request.threads ?? 8 }),
+          // A plausible split once merging has started: mostly reading (a download-bound merge).
+          ...(inputDone > 0 ? { stageTimes: { readMs: inputDone / simulatedRate * 620, computeMs: inputDone / simulatedRate * 300, writeMs: inputDone / simulatedRate * 80 } } : {}),
         });
       };
       try {

@@ -50,3 +50,20 @@ export function formatNumber(value: number): string {
   if (value !== 0 && Math.abs(value) < 1e-4) return value.toExponential(2).replace(/\.?0+e/, 'e');
   return String(Number(value.toPrecision(6)));
 }
+
+/**
+ * Where a merge's wall time went, in plain words, largest share first: "Waiting mostly on:
+ * reading (disk/network) 62%, computing 30%, writing 8%". Empty before anything was timed.
+ */
+export function formatStageSplit(times: { readonly readMs: number; readonly computeMs: number; readonly writeMs: number } | undefined): string {
+  if (!times) return '';
+  const total = times.readMs + times.computeMs + times.writeMs;
+  if (!(total > 0)) return '';
+  const parts: [string, number][] = [
+    ['reading (disk/network)', times.readMs],
+    ['computing', times.computeMs],
+    ['writing', times.writeMs],
+  ];
+  parts.sort((a, b) => b[1] - a[1]);
+  return `Waiting mostly on: ${parts.map(([name, ms]) => `${name} ${Math.round((ms / total) * 100)}%`).join(', ')}`;
+}

@@ -18,6 +18,8 @@ export interface SavedSettings {
   readonly memoryBudgetMiB?: number;
   readonly outShardSizeGB?: number;
   readonly refuseNonFinite?: boolean;
+  /** Threads of the CPU backend; absent: all cores. */
+  readonly cpuThreads?: number;
 }
 
 async function read<T>(key: string): Promise<T | undefined> {

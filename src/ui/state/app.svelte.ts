@@ -85,6 +85,11 @@ export interface Notice {
 
 const OAUTH_DRAFT_KEY = 'alloy:before-oauth';
 
+/** The CPU backend's default thread count: every core the browser reports. */
+export function defaultCpuThreads(): number {
+  return Math.max(1, (typeof navigator !== 'undefined' && navigator.hardwareConcurrency) || 1);
+}
+
 function unique(keys: readonly string[]): string[] {
   return [...new Set(keys)];
 }
@@ -107,6 +112,8 @@ export class AppState {
   outShardSizeGB = $state(5);
   /** Refuse a merge whose inputs or output hold NaN or Inf (the CLI's --strict). */
   refuseNonFinite = $state(false);
+  /** Threads of the CPU backend: all cores unless the user chose fewer. */
+  cpuThreads = $state(defaultCpuThreads());
 
   #yaml = $state('');
   /** The result of the last off-thread read (see off-thread-check.ts), for the text it was read from. */
@@ -230,6 +237,7 @@ export class AppState {
     if (saved?.memoryBudgetMiB) this.memoryBudgetMiB = saved.memoryBudgetMiB;
     if (saved?.outShardSizeGB) this.outShardSizeGB = saved.outShardSizeGB;
     if (saved?.refuseNonFinite !== undefined) this.refuseNonFinite = saved.refuseNonFinite;
+    if (saved?.cpuThreads) this.cpuThreads = saved.cpuThreads;
 
     try {
       const oauth = await finishOAuth(this.hubUrl);
@@ -335,7 +343,7 @@ export class AppState {
   // -------------------------------------------------------------------------------------------
   // Settings and auth
 
-  async saveSettings(settings: { hubUrl: string; backend: AppState['backend']; memoryBudgetMiB: number; outShardSizeGB: number; refuseNonFinite?: boolean }): Promise<string | undefined> {
+  async saveSettings(settings: { hubUrl: string; backend: AppState['backend']; memoryBudgetMiB: number; outShardSizeGB: number; refuseNonFinite?: boolean; cpuThreads?: number }): Promise<string | undefined> {
     const hubUrl = normalizeHubUrl(settings.hubUrl);
     if (!hubUrl) return 'The Hub URL must be an http(s) address such as https://huggingface.co.';
     const problem = hubUrlProblem(hubUrl);
@@ -344,9 +352,17 @@ export class AppState {
     this.memoryBudgetMiB = settings.memoryBudgetMiB;
     this.outShardSizeGB = settings.outShardSizeGB;
     this.refuseNonFinite = settings.refuseNonFinite ?? this.refuseNonFinite;
+    if (settings.cpuThreads !== undefined) this.cpuThreads = Math.max(1, Math.floor(settings.cpuThreads));
     const changed = hubUrl !== this.hubUrl;
     this.hubUrl = hubUrl;
-    await persist.saveSettings({ hubUrl, backend: settings.backend, memoryBudgetMiB: settings.memoryBudgetMiB, outShardSizeGB: settings.outShardSizeGB, refuseNonFinite: this.refuseNonFinite });
+    await persist.saveSettings({
+      hubUrl,
+      backend: settings.backend,
+      memoryBudgetMiB: settings.memoryBudgetMiB,
+      outShardSizeGB: settings.outShardSizeGB,
+      refuseNonFinite: this.refuseNonFinite,
+      ...(this.cpuThreads !== defaultCpuThreads() ? { cpuThreads: this.cpuThreads } : {}),
+    });
     if (changed) {
       // Typed by the user: no confirmation needed. The token stays with the origin it was entered
       // for; a token remembered for the new origin (if any) takes its place.
@@ -536,6 +552,7 @@ export class AppState {
       allowCrimes: this.allowCrimes,
       backend: this.backend,
       memoryBudgetBytes: this.memoryBudgetMiB * 2 ** 20,
+      threads: this.cpuThreads,
       outputName: this.effectiveOutputName,
       refuseNonFinite: this.refuseNonFinite,
     };

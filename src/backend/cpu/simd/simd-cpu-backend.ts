@@ -133,6 +133,19 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return new Float32Array(this.buffer, ptr, this.length);
   }
 
+  /** The values of `v` (a view of wasm memory, valid until the next op of this chunk). */
+  valuesOf(v: Vec): Float32Array {
+    return this.f32(this.p(v));
+  }
+
+  /** A vector of this chunk holding a copy of `values` (a cached vector from an earlier pass). */
+  vectorOf(values: Float32Array): Vec {
+    if (values.length !== this.length) throw new Error(`internal: ${values.length} values for a chunk of ${this.length}`);
+    const out = this.alloc();
+    this.f32(out.ptr).set(values);
+    return asVec(out);
+  }
+
   // ---- inputs and output ---------------------------------------------------------------------
 
   input(i: number): Vec {

@@ -1,0 +1,19 @@
+/// <reference lib="webworker" />
+/**
+ * Entry of a CPU pool worker in the browser: a module Web Worker that the app's engine worker
+ * starts (./browser.ts).
+ */
+import { ChunkServer } from './chunk-server';
+import { createInThreadBackend } from './in-thread-backend';
+import type { ChunkRequest } from './protocol';
+
+declare const self: DedicatedWorkerGlobalScope;
+
+const queued: ChunkRequest[] = [];
+let server: ChunkServer | null = null;
+const reply = (request: ChunkRequest): void =>
+  server!.receive(request, (response, transfer) => self.postMessage(response, transfer));
+// Messages that arrive while the backend starts wait for it.
+self.onmessage = (event: MessageEvent<ChunkRequest>) => (server ? reply(event.data) : queued.push(event.data));
+server = new ChunkServer(await createInThreadBackend());
+for (const request of queued.splice(0)) reply(request);

@@ -1,0 +1,103 @@
+import type { ChunkInputBytes } from '../compute-backend';
+import type { ReductionToken } from '../reduction';
+import type { ChunkOps, Vec } from '../types';
+import { isRef, neededNodes } from './graph';
+import type { InThreadBackend } from './in-thread-backend';
+import { isNaNBits, wholeBuffer, wireNumber, type Arg, type ChunkRequest, type ChunkResponse, type GraphNode } from './protocol';
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The worker side of the pool: replays each chunk's graph on the in-thread backend, in the
+ * order the requests arrive, and keeps the vectors the pool told it to keep for later passes.
+ * What it holds is exactly what the pool's ledger says, because only the pool decides.
+ */
+export class ChunkServer {
+  private readonly cache = new Map<string, Float32Array>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly local: InThreadBackend) {}
+
+  /** Handles requests one after another; `reply` gets each answer and the buffers to transfer. */
+  receive(request: ChunkRequest, reply: (response: ChunkResponse, transfer: ArrayBuffer[]) => void): void {
+    this.queue = this.queue.then(async () => {
+      try {
+        const { response, transfer } = await this.handle(request);
+        reply(response, transfer);
+      } catch (error) {
+        // A failed chunk may have left the cache half-updated: the pool fails the merge anyway.
+        this.cache.clear();
+        reply({ type: 'error', id: request.id, message: error instanceof Error ? error.message : String(error) }, []);
+      }
+    });
+  }
+
+  private async handle(request: ChunkRequest): Promise<{ response: ChunkResponse; transfer: ArrayBuffer[] }> {
+    if (request.clearCache) this.cache.clear();
+    const inputs: ChunkInputBytes[] = request.inputs.map((input) => input ?? { bytes: EMPTY, dtype: 'F32', cols: request.spec.cols });
+    const chunk = this.local.backend.beginChunk(request.spec, inputs);
+    try {
+      const values = this.evaluate(chunk.ops, request);
+      if (request.result.kind === 'encode') {
+        const bytes = await chunk.encode(values[request.roots[0]] as Vec, request.result.dtype);
+        const owned = wholeBuffer(bytes) ? bytes : bytes.slice();
+        return { response: { type: 'result', id: request.id, bytes: owned }, transfer: [owned.buffer as ArrayBuffer] };
+      }
+      const partials = await chunk.readPartials(request.roots.map((id) => values[id] as ReductionToken));
+      const transfer: ArrayBuffer[] = [];
+      const owned = partials.map((p) => {
+        if (typeof p === 'number') return wireNumber(p);
+        const copy = ArrayBuffer.isView(p) && wholeBuffer(p as unknown as ArrayBufferView) ? p : Float64Array.from(p);
+        transfer.push((copy as unknown as ArrayBufferView).buffer as ArrayBuffer);
+        return copy;
+      });
+      return { response: { type: 'result', id: request.id, partials: owned }, transfer };
+    } finally {
+      chunk.release();
+    }
+  }
+
+  /** Evaluates the nodes the roots need, in id order (arguments come first), using cached values. */
+  private evaluate(ops: ChunkOps, request: ChunkRequest): unknown[] {
+    const { nodes } = request;
+    const hits = new Map(request.hits);
+    const needed = neededNodes(nodes, request.roots, new Set(hits.keys()));
+    const values: unknown[] = new Array(nodes.length);
+    for (let id = 0; id < nodes.length; id++) {
+      if (!needed[id]) continue;
+      const key = hits.get(id);
+      if (key !== undefined) {
+        const cached = this.cache.get(key);
+        if (!cached) throw new Error(`internal: pool worker lost cached vector ${key}`);
+        values[id] = this.local.fromArray(ops, cached);
+      } else {
+        values[id] = call(ops, nodes[id], values);
+      }
+    }
+    for (const [id, key] of request.stores) {
+      if (needed[id]) this.cache.set(key, this.local.toArray(ops, values[id] as Vec).slice());
+    }
+    return values;
+  }
+}
+
+function call(ops: ChunkOps, node: GraphNode, values: unknown[]): unknown {
+  const args = node.args.map((a) => resolve(a, values));
+  if (node.op === 'perRow') {
+    // The pool sent only this chunk's rows; the op indexes by global row.
+    const rows = args[0] as Float64Array;
+    const full = new Float64Array(ops.rowStart + rows.length);
+    full.set(rows, ops.rowStart);
+    return ops.perRow(full);
+  }
+  const fn = (ops as unknown as Record<string, (...a: unknown[]) => unknown>)[node.op];
+  if (typeof fn !== 'function') throw new Error(`internal: pool worker got an unknown op ${node.op}`);
+  return fn.apply(ops, args);
+}
+
+function resolve(arg: Arg, values: unknown[]): unknown {
+  if (isRef(arg)) return values[arg.v];
+  if (isNaNBits(arg)) return arg.nan[0];
+  if (Array.isArray(arg)) return arg.map((a) => resolve(a, values));
+  return arg;
+}

@@ -1,0 +1,88 @@
+import type { FloatDtype } from '../../storage/types';
+import type { ChunkSpec } from '../compute-backend';
+
+/**
+ * The messages between a WorkerPoolBackend (main side) and its workers. A chunk travels as the
+ * small expression graph its method's callback recorded, plus the input bytes the worker does
+ * not already hold; the worker replays the graph on its own in-thread backend and answers with
+ * the partials or the encoded bytes (as transferred buffers). No SharedArrayBuffer anywhere.
+ */
+
+/** The ChunkOps operations a graph node can be (names of the ChunkOps methods). */
+export const VECTOR_OPS = [
+  'input', 'add', 'sub', 'mul', 'div', 'min', 'max', 'neg', 'abs', 'sign', 'sqrt', 'gt', 'ge', 'eq', 'where',
+  'weightedSum', 'random', 'perRow', 'keepTopMagnitude', 'signConsensus', 'rowRanks', 'exp', 'log',
+  'rowMaxBroadcast', 'rowSumBroadcast', 'periodic',
+] as const;
+export const REDUCTION_OPS = ['sum', 'rowSums', 'chunkSums', 'magnitudeHistogram', 'dot', 'periodicSums'] as const;
+export type OpName = (typeof VECTOR_OPS)[number] | (typeof REDUCTION_OPS)[number];
+
+/**
+ * An argument of a node: a scalar, a reference to an earlier node (`{ v: id }`), null, a
+ * Float64Array of values (perRow / periodic), or an array of those (weightedSum terms…).
+ */
+export type Arg = number | null | { readonly v: number } | NaNBits | Float64Array | readonly Arg[];
+
+/**
+ * A NaN scalar with its bit pattern: structured cloning does not keep a NaN's sign and payload,
+ * which reach the output through f32 arithmetic (a NaN of a different sign is a different byte).
+ */
+export interface NaNBits {
+  readonly nan: Float64Array;
+}
+
+/** A number as it travels: NaNs keep their bits. */
+export function wireNumber(x: number): number | NaNBits {
+  return x === x ? x : { nan: Float64Array.of(x) };
+}
+export function isNaNBits(x: unknown): x is NaNBits {
+  return typeof x === 'object' && x !== null && 'nan' in x;
+}
+
+export interface GraphNode {
+  readonly op: OpName;
+  readonly args: readonly Arg[];
+}
+
+/** One input's bytes for the worker; null where the worker holds everything derived from it. */
+export interface WireInput {
+  readonly bytes: Uint8Array;
+  readonly dtype: FloatDtype;
+  readonly cols: number;
+}
+
+export interface ChunkRequest {
+  readonly type: 'chunk';
+  readonly id: number;
+  /** Forget every cached vector first (a new tensor job reached this worker). */
+  readonly clearCache: boolean;
+  readonly spec: ChunkSpec;
+  readonly inputs: readonly (WireInput | null)[];
+  readonly nodes: readonly GraphNode[];
+  /** Reduction nodes whose partials to return, or the one vector node to encode. */
+  readonly roots: readonly number[];
+  readonly result: { readonly kind: 'partials' } | { readonly kind: 'encode'; readonly dtype: FloatDtype };
+  /** Nodes whose value the worker takes from its cache (node id, cache key). */
+  readonly hits: readonly (readonly [number, string])[];
+  /** Nodes whose value the worker keeps in its cache after this chunk (node id, cache key). */
+  readonly stores: readonly (readonly [number, string])[];
+}
+
+export type ChunkResponse =
+  | { readonly type: 'result'; readonly id: number; readonly partials?: (number | NaNBits | ArrayLike<number>)[]; readonly bytes?: Uint8Array }
+  | { readonly type: 'error'; readonly id: number; readonly message: string };
+
+/** The two ends of a worker as the pool sees them (worker_threads or a Web Worker). */
+export interface WorkerPort {
+  post(message: ChunkRequest, transfer: ArrayBuffer[]): void;
+  /** Registers the handlers once: answers, and a failure after which the worker is gone. */
+  listen(onMessage: (message: ChunkResponse) => void, onFailure: (error: Error) => void): void;
+  terminate(): Promise<void> | void;
+}
+
+/** The buffer of a typed array when the view covers all of it (then it can be transferred). */
+export function wholeBuffer(view: ArrayBufferView): ArrayBuffer | null {
+  const buffer = view.buffer;
+  if (!(buffer instanceof ArrayBuffer)) return null;
+  return view.byteOffset === 0 && view.byteLength === buffer.byteLength ? buffer : null;
+}

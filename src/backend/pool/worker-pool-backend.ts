@@ -1,0 +1,241 @@
+import type { FloatDtype } from '../../storage/types';
+import type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from '../compute-backend';
+import { cacheKey, forEachRef, neededNodes } from './graph';
+import { RecordingChunk, type ChunkRunner } from './recording-chunk';
+import { isNaNBits, wholeBuffer, type ChunkRequest, type ChunkResponse, type GraphNode, type WireInput, type WorkerPort } from './protocol';
+
+export interface WorkerPoolOptions {
+  /** Number of workers (at least 1). */
+  readonly workers: number;
+  /** Starts worker `index` (worker_threads in Node, a module Web Worker in the browser). */
+  readonly spawn: (index: number) => WorkerPort;
+  /** Computes chunks too small to be worth a message, on the calling thread (same code as the workers). */
+  readonly local: ComputeBackend;
+  /**
+   * Memory all workers together may keep for later passes over a tensor (decoded inputs, task
+   * vectors, random streams), in bytes. 0 turns the cache off. Default 128 MiB.
+   */
+  readonly cacheBytes?: number;
+  /** Chunks of fewer elements run on the calling thread. Default 65536. */
+  readonly inThreadBelow?: number;
+}
+
+interface Pending {
+  resolve(value: { partials?: (number | ArrayLike<number>)[]; bytes?: Uint8Array }): void;
+  reject(error: Error): void;
+}
+
+/** What the pool knows a worker's cache holds: it alone decides, so no question is ever asked. */
+interface Ledger {
+  job: number | null;
+  bytes: number;
+  readonly keys: Set<string>;
+}
+
+interface PoolWorker {
+  readonly port: WorkerPort;
+  readonly pending: Map<number, Pending>;
+  readonly ledger: Ledger;
+}
+
+export const DEFAULT_POOL_CACHE_BYTES = 128 * 1024 * 1024;
+
+/**
+ * The CPU backend on several cores. Methods' per-chunk callbacks are closures on the calling
+ * thread, so a chunk is recorded there as a small graph of ops (RecordingChunk) and computed by a
+ * worker that replays it on its in-thread backend. The engine keeps `workers + 1` chunks in
+ * flight and finishes them in order; every op is computed by the same code as on one thread, so
+ * the output bytes do not depend on the number of workers or the chunk size.
+ *
+ * Chunk k of a tensor goes to the same worker in every pass, and the worker keeps what does not
+ * change between passes (decoded inputs, task vectors, random streams) within `cacheBytes`, so a
+ * multi-pass method decodes and differences its inputs once, and their bytes travel once.
+ */
+export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
+  readonly name = 'cpu' as const;
+  readonly chunksInFlight: number;
+  private readonly workers: PoolWorker[];
+  private readonly cachePerWorker: number;
+  private readonly inThreadBelow: number;
+  private nextId = 1;
+  private failure: Error | null = null;
+  private disposed = false;
+  private job: number | undefined;
+  private jobOffset = 0;
+  private jobsSeen = 0;
+
+  constructor(private readonly options: WorkerPoolOptions) {
+    const count = Math.max(1, Math.floor(options.workers));
+    this.chunksInFlight = count + 1;
+    this.cachePerWorker = Math.floor((options.cacheBytes ?? DEFAULT_POOL_CACHE_BYTES) / count);
+    this.inThreadBelow = options.inThreadBelow ?? 65536;
+    this.workers = [];
+    for (let i = 0; i < count; i++) {
+      const worker: PoolWorker = { port: options.spawn(i), pending: new Map(), ledger: { job: null, bytes: 0, keys: new Set() } };
+      worker.port.listen(
+        (message) => this.answer(worker, message),
+        (error) => this.fail(new Error(`CPU worker ${i + 1} of ${count} stopped: ${error.message}. The merge cannot go on; try again with --threads 1 (CLI) or one thread (app settings).`, { cause: error })),
+      );
+      this.workers.push(worker);
+    }
+  }
+
+  /** Number of workers. */
+  get threads(): number {
+    return this.workers.length;
+  }
+
+  beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk {
+    if (this.failure) throw this.failure;
+    if (spec.length < this.inThreadBelow) return this.options.local.beginChunk(spec, inputs);
+    return new RecordingChunk(spec, inputs, this);
+  }
+
+  run(
+    spec: ChunkSpec,
+    inputs: readonly ChunkInputBytes[],
+    nodes: readonly GraphNode[],
+    roots: readonly number[],
+    result: { kind: 'partials' } | { kind: 'encode'; dtype: FloatDtype },
+  ): Promise<{ partials?: (number | ArrayLike<number>)[]; bytes?: Uint8Array }> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.disposed) return Promise.reject(new Error('internal: the CPU worker pool was used after it was closed'));
+    const worker = this.workers[this.route(spec)];
+    // Only a statistics pass stores: another pass always follows it (the output pass at least),
+    // while the output pass is a job's last, so what it would store is never used.
+    const plan = this.planCache(worker.ledger, spec, nodes, roots, result.kind === 'partials');
+    const transfer = new Set<ArrayBuffer>();
+    const wire: (WireInput | null)[] = inputs.map((input, i) => {
+      if (!plan.inputsNeeded.has(i)) return null;
+      // Bytes the engine keeps for a later pass must stay usable: those are copied.
+      const whole = input.retained ? null : wholeBuffer(input.bytes);
+      const bytes = whole ? input.bytes : input.bytes.slice();
+      transfer.add(bytes.buffer as ArrayBuffer);
+      return { bytes, dtype: input.dtype, cols: input.cols };
+    });
+    const id = this.nextId++;
+    const request: ChunkRequest = {
+      type: 'chunk',
+      id,
+      clearCache: plan.clear,
+      spec,
+      inputs: wire,
+      nodes,
+      roots,
+      result,
+      hits: plan.hits,
+      stores: plan.stores,
+    };
+    return new Promise((resolve, reject) => {
+      worker.pending.set(id, { resolve, reject });
+      try {
+        worker.port.post(request, [...transfer]);
+      } catch (error) {
+        worker.pending.delete(id);
+        reject(new Error(`internal: could not send a chunk of ${spec.tensorName} to a CPU worker: ${(error as Error).message}`));
+      }
+    });
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    const closed = new Error('the CPU worker pool was closed while a chunk was being computed');
+    for (const worker of this.workers) {
+      for (const p of worker.pending.values()) p.reject(closed);
+      worker.pending.clear();
+    }
+    await Promise.all(this.workers.map((w) => w.port.terminate()));
+    await this.options.local.dispose();
+  }
+
+  /**
+   * Chunk k of a job goes to worker (offset + k) mod n in every pass; each job starts one worker
+   * further, so tensors of a single chunk spread over the workers too.
+   */
+  private route(spec: ChunkSpec): number {
+    const n = this.workers.length;
+    if (spec.jobId === undefined) return (hashName(spec.tensorName) + spec.chunkIndex) % n;
+    if (spec.jobId !== this.job) {
+      this.job = spec.jobId;
+      this.jobOffset = this.jobsSeen++ % n;
+    }
+    return (this.jobOffset + spec.chunkIndex) % n;
+  }
+
+  /**
+   * Decides, for one request, which nodes the worker takes from its cache and which it stores,
+   * and so which inputs it needs. Cached are the outermost nodes of the input-only part of the
+   * graph that the rest of it uses (cacheKey), first come first kept within the worker's share.
+   */
+  private planCache(ledger: Ledger, spec: ChunkSpec, nodes: readonly GraphNode[], roots: readonly number[], store: boolean) {
+    const job = this.cachePerWorker > 0 && spec.jobId !== undefined ? spec.jobId : null;
+    let clear = false;
+    if (ledger.job !== job || job === null) {
+      clear = ledger.keys.size > 0;
+      ledger.job = job;
+      ledger.bytes = 0;
+      ledger.keys.clear();
+    }
+    const keys = nodes.map((_, id) => (job === null ? null : cacheKey(nodes, id)));
+    const full = (key: string): string => `${spec.chunkIndex}|${key}`;
+    const hitIds = new Set<number>();
+    keys.forEach((key, id) => key !== null && ledger.keys.has(full(key)) && hitIds.add(id));
+    const needed = neededNodes(nodes, roots, hitIds);
+    const hits: [number, string][] = [];
+    const frontier = new Uint8Array(nodes.length);
+    const inputsNeeded = new Set<number>();
+    for (const root of roots) frontier[root] = 1;
+    for (let id = 0; id < nodes.length; id++) {
+      if (!needed[id]) continue;
+      if (hitIds.has(id)) {
+        hits.push([id, full(keys[id]!)]);
+        continue;
+      }
+      if (nodes[id].op === 'input') inputsNeeded.add(nodes[id].args[0] as number);
+      if (keys[id] === null) forEachRef(nodes[id].args, (ref) => (frontier[ref] = 1));
+    }
+    const stores: [number, string][] = [];
+    const size = spec.length * 4;
+    for (let id = 0; store && id < nodes.length; id++) {
+      const key = keys[id];
+      if (key === null || !needed[id] || !frontier[id] || hitIds.has(id)) continue;
+      if (ledger.bytes + size > this.cachePerWorker || ledger.keys.has(full(key))) continue;
+      ledger.keys.add(full(key));
+      ledger.bytes += size;
+      stores.push([id, full(key)]);
+    }
+    return { clear, hits, stores, inputsNeeded };
+  }
+
+  private answer(worker: PoolWorker, message: ChunkResponse): void {
+    const pending = worker.pending.get(message.id);
+    if (!pending) return;
+    worker.pending.delete(message.id);
+    if (message.type === 'error') {
+      // The worker dropped its cache: so does the ledger (the merge fails anyway).
+      worker.ledger.job = null;
+      worker.ledger.keys.clear();
+      worker.ledger.bytes = 0;
+      pending.reject(new Error(message.message));
+    } else {
+      const partials = message.partials?.map((p) => (isNaNBits(p) ? p.nan[0] : p));
+      pending.resolve({ partials, bytes: message.bytes });
+    }
+  }
+
+  private fail(error: Error): void {
+    if (this.disposed || this.failure) return;
+    this.failure = error;
+    for (const worker of this.workers) {
+      for (const p of worker.pending.values()) p.reject(error);
+      worker.pending.clear();
+    }
+  }
+}
+
+function hashName(name: string): number {
+  let h = 0;
+  for (let i = 0; i < name.length; i++) h = (Math.imul(h, 31) + name.charCodeAt(i)) >>> 0;
+  return h;
+}

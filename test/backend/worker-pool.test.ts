@@ -1,0 +1,277 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCpuBackend, type ComputeBackend } from '../../src/backend';
+import { WorkerPoolBackend, type ChunkRequest, type WorkerPort } from '../../src/backend/pool';
+import { nodeWorkerPort } from '../../src/backend/pool/node';
+import { METHODS, type MergeMethod } from '../../src/methods';
+import { decodeToF32 } from '../../src/storage';
+import type { FloatDtype } from '../../src/storage/types';
+import { poolWorkerUrl } from '../helpers/pool-worker';
+import { perturbed, randomArray } from '../helpers/random-arrays';
+import { runMethod, type ArrayInput, type RunOptions } from '../helpers/run-method';
+
+/**
+ * Every merge method on the worker pool against the CPU backend on one thread, through the real
+ * job runner: the output bytes must be identical for 1, 2 and 3 workers, with and without the
+ * cross-pass cache (and with a cache too small for all chunks), at a natural chunk size and at a
+ * 64 KiB budget (many chunks per tensor, several in flight).
+ */
+
+const NATURAL = 1 << 24;
+const TINY = 64 * 1024;
+
+const GLOBALS: Record<string, Record<string, number>> = {
+  slerp: { t: 0.4 },
+  nearswap: { t: 0.002 },
+  sce: { select_topk: 0.5 },
+  ram: { epsilon: 0.003 },
+  ramplus_tl: { r: 0.3, alpha: 0.5, epsilon: 0.003 },
+  ties: { normalize: 1 },
+  della: { normalize: 1 },
+  task_arithmetic: { lambda: 0.8 },
+  karcher: { max_iter: 10, tol: 1e-5 },
+};
+function modelParams(method: MergeMethod, k: number): Record<string, number> {
+  const names = new Set(method.params.filter((p) => p.scope === 'model').map((p) => p.name));
+  const params: Record<string, number> = {};
+  if (names.has('weight')) params.weight = [0.6, 0.3, 0.5, 0.2][k % 4];
+  if (names.has('density')) params.density = [0.5, 0.7, 0.3][k % 3];
+  if (names.has('epsilon')) params.epsilon = 0.1;
+  if (names.has('gamma')) params.gamma = 0.05;
+  if (names.has('scale')) params.scale = 0.5;
+  return params;
+}
+
+/** Awkward values in one model: NaN, ±Inf, subnormals, ±0, a bf16 rounding tie. */
+function withSpecials(values: Float32Array): Float32Array {
+  const out = values.slice();
+  const specials = [NaN, Infinity, -Infinity, 1e-40, -1e-40, 0, -0, 1.00390625];
+  specials.forEach((v, i) => (out[(i * 977 + 13) % out.length] = v));
+  return out;
+}
+
+interface Case {
+  readonly name: string;
+  readonly inputs: ArrayInput[];
+  readonly options: RunOptions;
+}
+
+function casesFor(method: MergeMethod): Case[] {
+  const hasBase = method.base !== 'member';
+  const count = Math.max(method.minInputs ?? 1, Math.min(method.maxInputs ?? 4, hasBase ? 4 : 3));
+  const out: Case[] = [];
+  for (const [shape, dtype, specials] of [[[64, 96], 'BF16', false], [[3000], 'F32', true]] as const) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const base = randomArray(n, 1, 0.02);
+    const models = Array.from({ length: count }, (_, k) => (hasBase && k === 1 ? base : perturbed(base, k + 2, 0.005)));
+    if (specials) models[0] = withSpecials(models[0]);
+    for (const budget of [NATURAL, TINY]) {
+      out.push({
+        name: `${method.name} ${dtype} [${shape.join(', ')}] ${budget === NATURAL ? 'natural' : 'tiny'}${specials ? ' with NaN/Inf' : ''}`,
+        inputs: models.map((values, k) => ({ values, params: modelParams(method, k), dtype: dtype as FloatDtype })),
+        options: {
+          baseIndex: hasBase && count > 1 ? 1 : hasBase ? 0 : -1,
+          shape: [...shape],
+          dtype: dtype as FloatDtype,
+          params: GLOBALS[method.name] ?? {},
+          budgetBytes: budget,
+          seed: 4242,
+        },
+      });
+    }
+  }
+  return out;
+}
+
+const CASES = METHODS.flatMap(casesFor);
+
+type Outcome = { bytes: Uint8Array } | { error: string };
+async function outcome(c: Case, backend?: ComputeBackend): Promise<Outcome> {
+  try {
+    return { bytes: (await runMethod(c.inputs[0] && c.name.split(' ')[0], c.inputs, { ...c.options, backend })).bytes };
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
+}
+
+/**
+ * Output bytes equal, except that two NaNs may differ in payload: a NaN that comes from a scalar
+ * the method computes in JavaScript on the main thread (slerp's angle of a NaN dot product) has the
+ * payload V8 gives it, which depends on how far V8 has optimised that code, in any backend.
+ */
+function expectSameBytes(got: Uint8Array, want: Uint8Array, dtype: FloatDtype): void {
+  if (Buffer.from(got).equals(Buffer.from(want))) return;
+  expect(got.length).toBe(want.length);
+  const a = decodeToF32(got, dtype);
+  const b = decodeToF32(want, dtype);
+  const bitsA = new Uint32Array(a.buffer);
+  const bitsB = new Uint32Array(b.buffer);
+  for (let i = 0; i < a.length; i++) {
+    if (Number.isNaN(a[i]) && Number.isNaN(b[i])) continue;
+    expect(bitsA[i], `element ${i}`).toBe(bitsB[i]);
+  }
+}
+
+const references = new Map<string, Outcome>();
+let inThread: ComputeBackend;
+let workerUrl: URL;
+
+beforeAll(async () => {
+  workerUrl = await poolWorkerUrl();
+  // The reference is the in-thread CPU backend the workers run (the SIMD kernels, which
+  // test/backend/simd-*.test.ts compare with the JavaScript loops): outputs must not depend on the
+  // number of workers. (The JavaScript loops' NaN payloads vary with V8's optimisation tier.)
+  inThread = await createCpuBackend();
+  for (const c of CASES) references.set(c.name, await outcome(c, inThread));
+});
+
+it('covers every registered method and most succeed on awkward data', () => {
+  expect(new Set(CASES.map((c) => c.name.split(' ')[0])).size).toBe(METHODS.length);
+  expect(METHODS.length).toBeGreaterThanOrEqual(20);
+  const failed = [...references.values()].filter((o) => 'error' in o).length;
+  expect(failed).toBeLessThan(CASES.length / 4);
+});
+
+const VARIANTS = [
+  { workers: 1, cacheBytes: 0 },
+  { workers: 2, cacheBytes: 40_000 }, // room for a few chunks' vectors only
+  { workers: 3, cacheBytes: undefined }, // the default: everything fits
+];
+
+for (const variant of VARIANTS) {
+  describe(`pool of ${variant.workers} worker(s), cache ${variant.cacheBytes ?? 'default'}: bytes = CPU backend`, () => {
+    let pool: WorkerPoolBackend;
+    beforeAll(() => {
+      pool = new WorkerPoolBackend({
+        workers: variant.workers,
+        spawn: () => nodeWorkerPort(workerUrl),
+        local: inThread,
+        cacheBytes: variant.cacheBytes,
+        inThreadBelow: 0, // every chunk through a worker
+      });
+    });
+    afterAll(() => pool.dispose());
+    for (const c of CASES) {
+      it(c.name, async () => {
+        const got = await outcome(c, pool);
+        const want = references.get(c.name)!;
+        if ('error' in want) expect(got).toEqual(want);
+        else {
+          expect('bytes' in got ? undefined : got).toBeUndefined();
+          expectSameBytes((got as { bytes: Uint8Array }).bytes, want.bytes, c.options.dtype ?? 'F32');
+        }
+      });
+    }
+  });
+}
+
+/** A port that records what the pool sends (and otherwise is the real worker). */
+function recordingPort(url: URL, sent: ChunkRequest[]): WorkerPort {
+  const port = nodeWorkerPort(url);
+  return { ...port, post: (m, t) => (sent.push(m), port.post(m, t)), listen: port.listen, terminate: port.terminate };
+}
+
+describe('cross-pass cache', () => {
+  it('TIES decodes and differences its inputs once: later passes get no input bytes', async () => {
+    const sent: ChunkRequest[] = [];
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+    try {
+      const c = CASES.find((x) => x.name === 'ties BF16 [64, 96] tiny')!;
+      const got = await outcome(c, pool);
+      expect(Buffer.from((got as { bytes: Uint8Array }).bytes).equals(Buffer.from((references.get(c.name) as { bytes: Uint8Array }).bytes))).toBe(true);
+      const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
+      expect(chunks).toBeGreaterThan(2);
+      const passes = sent.length / chunks;
+      expect(passes).toBeGreaterThanOrEqual(3); // histogram pass(es), then the output pass
+      const firstPass = sent.slice(0, chunks);
+      const lastPass = sent.slice(-chunks);
+      // First pass: all four inputs travel, and the three task vectors are kept.
+      for (const r of firstPass) {
+        expect(r.inputs.filter((i) => i !== null).length).toBe(4);
+        expect(r.stores.map(([, key]) => key.split('|')[1]).sort()).toEqual(['sub(input0,input1)', 'sub(input2,input1)', 'sub(input3,input1)']);
+        expect(r.hits).toEqual([]);
+      }
+      // Middle passes: nothing travels but the graph.
+      for (const r of sent.slice(chunks, -chunks)) {
+        expect(r.inputs.every((i) => i === null)).toBe(true);
+        expect(r.hits.length).toBe(3);
+      }
+      // Output pass: the task vectors come from the cache; only the base's bytes travel.
+      for (const r of lastPass) {
+        expect(r.inputs.map((i) => i !== null)).toEqual([false, true, false, false]);
+        expect(r.hits.length).toBe(3);
+      }
+      // Each chunk goes to one worker in every pass: the worker's cache is the one that holds it.
+      expect(sent.filter((r) => r.clearCache).length).toBeLessThanOrEqual(2);
+    } finally {
+      await pool.dispose();
+    }
+  });
+});
+
+describe('cross-pass cache of single-pass methods', () => {
+  it('an output pass stores nothing: it is the last pass over its tensor', async () => {
+    const sent: ChunkRequest[] = [];
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+    try {
+      for (const method of ['linear', 'task_arithmetic']) {
+        const c = CASES.find((x) => x.name === `${method} BF16 [64, 96] tiny`)!;
+        expect(Buffer.from((await outcome(c, pool) as { bytes: Uint8Array }).bytes).equals(Buffer.from((references.get(c.name) as { bytes: Uint8Array }).bytes))).toBe(true);
+      }
+      expect(sent.length).toBeGreaterThan(4);
+      expect(sent.every((r) => r.stores.length === 0 && r.hits.length === 0 && r.inputs.every((i) => i !== null))).toBe(true);
+    } finally {
+      await pool.dispose();
+    }
+  });
+});
+
+describe('worker failures', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'alloy-crash-'));
+    writeFileSync(join(dir, 'throws.mjs'), `import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => { throw new Error('boom in worker'); });\n`);
+    writeFileSync(join(dir, 'exits.mjs'), `import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => process.exit(7));\n`);
+    writeFileSync(join(dir, 'syntax.mjs'), `this is not javascript\n`);
+  });
+
+  for (const [file, message] of [
+    ['throws.mjs', /CPU worker 1 of 2 stopped: boom in worker/],
+    ['exits.mjs', /CPU worker 1 of 2 stopped: it exited with code 7/],
+    ['syntax.mjs', /CPU worker \d of 2 stopped/],
+  ] as const) {
+    it(`a worker that ${file.replace('.mjs', '')} fails the merge with a clear error, no hang`, async () => {
+      const pool = new WorkerPoolBackend({
+        workers: 2,
+        spawn: (i) => nodeWorkerPort(i === 0 || file === 'syntax.mjs' ? pathToFileURL(join(dir, file)) : workerUrl),
+        local: inThread,
+        inThreadBelow: 0,
+      });
+      try {
+        const c = CASES.find((x) => x.name === 'linear BF16 [64, 96] tiny')!;
+        await expect(runMethod('linear', c.inputs, { ...c.options, backend: pool })).rejects.toThrow(message);
+        // The pool stays failed: later chunks are refused at once.
+        await expect(runMethod('linear', c.inputs, { ...c.options, backend: pool })).rejects.toThrow(/CPU worker/);
+      } finally {
+        await pool.dispose();
+      }
+    });
+  }
+
+  it('a failing op in a worker rejects that chunk with its message', async () => {
+    const pool = new WorkerPoolBackend({ workers: 1, spawn: () => nodeWorkerPort(workerUrl), local: inThread, inThreadBelow: 0 });
+    try {
+      const chunk = pool.beginChunk(
+        { tensorName: 't', chunkIndex: 0, chunkCount: 1, start: 0, length: 4, rowStart: 0, rows: 1, cols: 4, totalRows: 1, seed: 1 },
+        [{ bytes: new Uint8Array(16), dtype: 'F32', cols: 4 }],
+      );
+      const bogus = { kind: 'sum' as const, partial: 99 };
+      await expect(chunk.readPartials([bogus])).rejects.toThrow();
+    } finally {
+      await pool.dispose();
+    }
+  });
+});
