@@ -11,6 +11,7 @@ import { parseShardSize, SafetensorsError } from '../storage';
 import { NodeOutputFolder } from '../storage/node-fs';
 import { parseArgs, UsageError, type FlagSpec } from './args';
 import { formatPlan } from './format-plan';
+import { evalCommand, EVAL_USAGE } from './eval-command';
 import { methodsCommand, METHODS_USAGE } from './methods-command';
 import { validateCommand, VALIDATE_USAGE } from './validate-command';
 import { loadLocalModels, ModelNotFoundError } from './local-models';
@@ -33,6 +34,7 @@ const USAGE = `Usage:
   alloy plan CONFIG [options]            print what a merge would do, without reading any weight
 ${VALIDATE_USAGE}
 ${METHODS_USAGE}
+${EVAL_USAGE}
 
 Options:
   --backend auto|cpu|webgpu   where the arithmetic runs (default auto)
@@ -87,6 +89,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
     if (command === 'plan') return await planCommand(rest, io);
     if (command === 'validate') return await validateCommand(rest, io);
     if (command === 'methods') return await methodsCommand(rest, io);
+    if (command === 'eval') return await evalCommand(rest, io);
     throw new UsageError(`unknown command '${command}'`);
   } catch (error) {
     return report(error, io);

@@ -9,3 +9,7 @@ export { FORWARD_FAMILIES, modelSpecFromConfig, type Activation, type ForwardFam
 export { ModelWeights } from './model-weights';
 export { SUPPORTED_ROPE_TYPES, ropeFrequencies, ropeSpecFromConfig, type RopeFrequencies, type RopeSpec, type RopeType } from './rope';
 export * as ops from './ops';
+export { EVAL_TEXT, EVAL_TEXT_SOURCE } from './eval-text';
+export { loadTextTokenizer, type TextTokenizer } from './text-tokenizer';
+export { modelContext, perplexity, perplexityWindows, type PerplexityOptions, type PerplexityResult } from './perplexity';
+export { FLAG_RATIO, explainFlag, flagWorseModels, formatPerplexity, type PerplexityFlag, type ScoredModel } from './compare-perplexity';

@@ -8,6 +8,7 @@ TypeScript loops it checks. Reads safetensors with its own parser (numpy only).
 
 stdin: JSON {"model": DIR, "sequences": [[ids]], "padding": "right"|"left",
              "positions": "from-first-token"|"absolute", "targets": [[ids]] (optional)}
+   or {"model": DIR, "ids": [ids], "window": W} for a strided perplexity (reply {"perplexity", "scored"})
 stdout: JSON {"hidden_states": [[B][T][H] per entry], "logits": [B][T][V],
               "target_log_probs": [B][T] (null where no target)}
 """
@@ -279,5 +280,30 @@ def forward(req):
     }
 
 
+def perplexity(req):
+    """Strided perplexity as in Hugging Face's perplexity guide: windows of `window` tokens moved
+    by window // 2; each window's labels before the previous window's end are ignored."""
+    ids = req["ids"]
+    window = min(req["window"], len(ids))
+    stride = max(1, window // 2)
+    nll, count, prev_end = 0.0, 0, 0
+    for begin in range(0, len(ids), stride):
+        end = min(begin + window, len(ids))
+        chunk = ids[begin:end]
+        # labels = chunk with the first len - (end - prev_end) masked; position j predicts j + 1.
+        first_label = max(len(chunk) - (end - prev_end), 1)
+        targets = [chunk[j + 1] if j + 1 < len(chunk) and j + 1 >= first_label else -1 for j in range(len(chunk))]
+        out = forward({"model": req["model"], "sequences": [chunk], "targets": [targets]})
+        for lp in out["target_log_probs"][0]:
+            if lp is not None:
+                nll -= lp
+                count += 1
+        prev_end = end
+        if end == len(ids):
+            break
+    return {"perplexity": math.exp(nll / count), "scored": count}
+
+
 if __name__ == "__main__":
-    json.dump(forward(json.load(sys.stdin)), sys.stdout)
+    request = json.load(sys.stdin)
+    json.dump(perplexity(request) if "ids" in request else forward(request), sys.stdout)
