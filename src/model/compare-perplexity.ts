@@ -38,7 +38,7 @@ export function flagWorseModels(models: readonly ScoredModel[], ratio = FLAG_RAT
 
 /** The plain-words explanation shown under a flag. */
 export function explainFlag(flag: PerplexityFlag): string {
-  const times = Number.isFinite(flag.ratio) ? `${flag.ratio.toFixed(1)}×` : 'far';
+  const times = !Number.isFinite(flag.ratio) ? 'far' : flag.ratio >= 1000 ? 'over 1000×' : `${flag.ratio.toFixed(1)}×`;
   return (
     `${flag.name} is ${times} more perplexed by this text than ${flag.bestOther} ` +
     `(${formatPerplexity(flag.perplexity)} vs ${formatPerplexity(flag.bestOtherPerplexity)}): it predicts ordinary text much worse, ` +

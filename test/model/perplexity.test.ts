@@ -5,10 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVAL_TEXT, ForwardModel, explainFlag, flagWorseModels, loadTextTokenizer, perplexity, perplexityWindows, type TextTokenizer } from '../../src/model';
 import { nodeModelFolder } from '../../src/storage/node-fs';
-import { makeTinyModel } from '../fixtures/models';
+import { makeTinyModel, TEXT_CHARACTERS as CHARACTERS } from '../fixtures/models';
 import { RUN_NUMPY_TESTS, requireNumpyPython } from '../helpers/python';
-
-export const CHARACTERS = ' abcdefghijklmnopqrstuvwxyz.,;!?"\'-\nABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
 const root = mkdtempSync(join(tmpdir(), 'alloy-perplexity-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
