@@ -11,7 +11,7 @@ export default defineConfig({
     emptyOutDir: true,
     minify: false,
     rollupOptions: {
-      input: { run: 'bench/run.ts', 'merge-once': 'bench/merge-once.ts' },
+      input: { run: 'bench/run.ts', 'merge-once': 'bench/merge-once.ts', 'forward-once': 'bench/forward-once.ts' },
       external: [...builtinModules, ...builtinModules.map((m) => `node:${m}`), 'webgpu'],
       output: { entryFileNames: '[name].js', format: 'es' },
     },

@@ -72,6 +72,8 @@ export const DEFAULT_BLOCK_BYTES = 32 * 1024 * 1024;
 export class ForwardModel {
   readonly spec: ModelSpec;
   readonly weights: ModelWeights;
+  /** The one buffer weight blocks are decoded into (grown to the largest block, at most blockBytes). */
+  private block: Float32Array | null = null;
 
   private constructor(spec: ModelSpec, weights: ModelWeights) {
     this.spec = spec;
@@ -122,8 +124,23 @@ export class ForwardModel {
     return this.weights.info(name, [s.vocab, s.hidden]);
   }
 
-  /** Runs the batch of token-id sequences through the model. */
+  private running = false;
+
+  /**
+   * Runs the batch of token-id sequences through the model. One run at a time per ForwardModel
+   * (runs share the weight block buffer); batch prompts instead, which also reads the weights once.
+   */
   async run(sequences: readonly (readonly number[])[], options: ForwardOptions = {}): Promise<ForwardResult> {
+    if (this.running) throw new Error('forward: this model is already running a batch; await it first (or put the prompts in one batch)');
+    this.running = true;
+    try {
+      return await this.runBatch(sequences, options);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async runBatch(sequences: readonly (readonly number[])[], options: ForwardOptions): Promise<ForwardResult> {
     const s = this.spec;
     const padding = options.padding ?? 'right';
     const batch = sequences.length;
@@ -246,7 +263,7 @@ export class ForwardModel {
     const step = Math.max(1, Math.floor(blockBytes / (4 * inDim)));
     for (let r = rowStart; r < rowEnd; r += step) {
       const end = Math.min(rowEnd, r + step);
-      const w = await this.weights.readRows(info, r, end);
+      const w = await this.weights.readRows(info, r, end, this.blockBuffer((end - r) * inDim));
       matmulTransposed(x, rows, inDim, w, end - r, y, outDim, r - rowStart, bias?.subarray(r - rowStart, end - rowStart));
     }
     return y;
@@ -374,12 +391,17 @@ export class ForwardModel {
     return out;
   }
 
+  private blockBuffer(elements: number): Float32Array {
+    if (!this.block || this.block.length < elements) this.block = new Float32Array(elements);
+    return this.block.subarray(0, elements);
+  }
+
   private async forVocabBlocks(info: TensorInfo, blockBytes: number, use: (w: Float32Array, start: number, count: number) => void): Promise<void> {
     const V = this.spec.vocab;
     const step = Math.max(1, Math.floor(blockBytes / (4 * this.spec.hidden)));
     for (let start = 0; start < V; start += step) {
       const end = Math.min(V, start + step);
-      use(await this.weights.readRows(info, start, end), start, end - start);
+      use(await this.weights.readRows(info, start, end, this.blockBuffer((end - start) * this.spec.hidden)), start, end - start);
     }
   }
 }

@@ -52,12 +52,15 @@ export class ModelWeights {
     return this.readRows(info, 0, shape[0] ?? 1);
   }
 
-  /** Rows [start, end) of a 1-D or 2-D tensor (a 1-D tensor has rows of one value) as f32. */
-  async readRows(info: TensorInfo, start: number, end: number): Promise<Float32Array> {
+  /**
+   * Rows [start, end) of a 1-D or 2-D tensor (a 1-D tensor has rows of one value) as f32, decoded
+   * into `out` when given (a reused block buffer keeps the heap flat while a model streams by).
+   */
+  async readRows(info: TensorInfo, start: number, end: number, out?: Float32Array): Promise<Float32Array> {
     const rowElements = info.shape.slice(1).reduce((a, b) => a * b, 1);
     const size = dtypeSize(info.dtype);
     const bytes = await (await this.source(info.file)).read(info.offset + start * rowElements * size, (end - start) * rowElements * size);
-    return decodeToF32(bytes, info.dtype as 'F32' | 'F16' | 'BF16');
+    return decodeToF32(bytes, info.dtype as 'F32' | 'F16' | 'BF16', out);
   }
 
   private source(file: string): Promise<ByteSource> {

@@ -9,7 +9,8 @@
  * y[r, o] = Σ_i x[r, i] · w[o, i] (+ bias[o]) for `rows` rows of x [rows, inDim] and a weight
  * block w [outDim, inDim] in the PyTorch `nn.Linear` layout. Writes `y` as [rows, yStride] starting
  * at column `yOffset`, so a weight streamed in row blocks fills its slice of the output.
- * Loop order: four weight rows at a time against one x row, all contiguous reads.
+ * Loop order: four weight rows at a time (they stay in L1) against every x row (x is the small
+ * activation matrix, kept in L2), so each weight block is read from memory once, not once per row.
  */
 export function matmulTransposed(
   x: Float32Array,
@@ -25,15 +26,18 @@ export function matmulTransposed(
   if (x.length < rows * inDim) throw new RangeError(`matmul: x holds ${x.length} values, ${rows}×${inDim} needed`);
   if (w.length < outDim * inDim) throw new RangeError(`matmul: w holds ${w.length} values, ${outDim}×${inDim} needed`);
   if (y.length < (rows - 1) * yStride + yOffset + outDim) throw new RangeError('matmul: output too small');
-  for (let r = 0; r < rows; r++) {
-    const xBase = r * inDim;
-    const yBase = r * yStride + yOffset;
-    let o = 0;
-    for (; o + 4 <= outDim; o += 4) {
-      const w0 = o * inDim;
-      const w1 = w0 + inDim;
-      const w2 = w1 + inDim;
-      const w3 = w2 + inDim;
+  let o = 0;
+  for (; o + 4 <= outDim; o += 4) {
+    const w0 = o * inDim;
+    const w1 = w0 + inDim;
+    const w2 = w1 + inDim;
+    const w3 = w2 + inDim;
+    const b0 = bias ? bias[o] : 0;
+    const b1 = bias ? bias[o + 1] : 0;
+    const b2 = bias ? bias[o + 2] : 0;
+    const b3 = bias ? bias[o + 3] : 0;
+    for (let r = 0; r < rows; r++) {
+      const xBase = r * inDim;
       let s0 = 0;
       let s1 = 0;
       let s2 = 0;
@@ -45,16 +49,21 @@ export function matmulTransposed(
         s2 += xi * w[w2 + i];
         s3 += xi * w[w3 + i];
       }
-      y[yBase + o] = bias ? s0 + bias[o] : s0;
-      y[yBase + o + 1] = bias ? s1 + bias[o + 1] : s1;
-      y[yBase + o + 2] = bias ? s2 + bias[o + 2] : s2;
-      y[yBase + o + 3] = bias ? s3 + bias[o + 3] : s3;
+      const yBase = r * yStride + yOffset + o;
+      y[yBase] = s0 + b0;
+      y[yBase + 1] = s1 + b1;
+      y[yBase + 2] = s2 + b2;
+      y[yBase + 3] = s3 + b3;
     }
-    for (; o < outDim; o++) {
-      const w0 = o * inDim;
+  }
+  for (; o < outDim; o++) {
+    const w0 = o * inDim;
+    const b0 = bias ? bias[o] : 0;
+    for (let r = 0; r < rows; r++) {
+      const xBase = r * inDim;
       let s = 0;
       for (let i = 0; i < inDim; i++) s += x[xBase + i] * w[w0 + i];
-      y[yBase + o] = bias ? s + bias[o] : s;
+      y[r * yStride + yOffset + o] = s + b0;
     }
   }
 }

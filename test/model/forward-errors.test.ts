@@ -51,6 +51,9 @@ describe('the forward pass refuses what it cannot run, before any arithmetic', (
       await expect(model.run([])).rejects.toThrow(/batch is empty/);
       await expect(model.run([[1], []])).rejects.toThrow(/empty/);
       expect((await model.run([[1, 2, 3, 4]], { logits: 'last' })).logits!.length).toBe(64);
+      const first = model.run([[1, 2]]);
+      await expect(model.run([[1, 2]])).rejects.toThrow(/already running a batch/);
+      await first;
     } finally {
       await model.close();
     }
