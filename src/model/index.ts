@@ -1,5 +1,5 @@
 /**
- * The forward pass (docs/model.md): decoder-only transformers run from their safetensors files,
+ * The forward pass (docs/model.md §1–6): decoder-only transformers run from their safetensors files,
  * streamed layer by layer, in f32 on the CPU. Mixture-of-experts gates and `alloy eval` both
  * call it. `./ops` holds the arithmetic that faster backends are tested against.
  */
