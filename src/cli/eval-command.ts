@@ -121,7 +121,13 @@ export async function evalCommand(argv: readonly string[], io: CliIo): Promise<n
       io.stderr(`alloy: ${error.message}\n`);
       return 1;
     }
-    throw error;
+    if (io.signal?.aborted) {
+      io.stderr('alloy: eval cancelled\n');
+      return 1;
+    }
+    if (error instanceof UsageError) throw error;
+    io.stderr(`alloy: eval failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
   } finally {
     await Promise.allSettled(models.map((m) => m.model.close()));
   }
