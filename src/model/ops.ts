@@ -167,9 +167,11 @@ export function geluExact(x: number): number {
   return 0.5 * x * (1 + erf(x / Math.SQRT2));
 }
 
-/** erf to about 1e-7 relative (Abramowitz & Stegun 7.1.26 is too coarse; this is W. J. Cody's rational fit via erfc). */
+/**
+ * erf through the Chebyshev-fitted erfc of Numerical Recipes (fractional error below 1.2e-7
+ * everywhere): JavaScript has no Math.erf, and Abramowitz & Stegun 7.1.26 (2.5e-5) is too coarse.
+ */
 function erf(x: number): number {
-  // Numerical Recipes' erfc with Chebyshev coefficients: fractional error below 1.2e-7 everywhere.
   const z = Math.abs(x);
   const t = 1 / (1 + 0.5 * z);
   const r =
