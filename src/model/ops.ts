@@ -9,8 +9,9 @@
  * y[r, o] = Σ_i x[r, i] · w[o, i] (+ bias[o]) for `rows` rows of x [rows, inDim] and a weight
  * block w [outDim, inDim] in the PyTorch `nn.Linear` layout. Writes `y` as [rows, yStride] starting
  * at column `yOffset`, so a weight streamed in row blocks fills its slice of the output.
- * Loop order: four weight rows at a time (they stay in L1) against every x row (x is the small
- * activation matrix, kept in L2), so each weight block is read from memory once, not once per row.
+ * Loop order: four weight rows at a time (they stay in L1) against every x row, two x rows at a
+ * time (x is the small activation matrix, kept in L2), so each weight block is read from memory
+ * once, not once per row.
  */
 export function matmulTransposed(
   x: Float32Array,
@@ -36,7 +37,47 @@ export function matmulTransposed(
     const b1 = bias ? bias[o + 1] : 0;
     const b2 = bias ? bias[o + 2] : 0;
     const b3 = bias ? bias[o + 3] : 0;
-    for (let r = 0; r < rows; r++) {
+    let r = 0;
+    // Two activation rows at a time: each weight value loaded feeds two sums.
+    for (; r + 2 <= rows; r += 2) {
+      const xa = r * inDim;
+      const xb = xa + inDim;
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      let c0 = 0;
+      let c1 = 0;
+      let c2 = 0;
+      let c3 = 0;
+      for (let i = 0; i < inDim; i++) {
+        const u = x[xa + i];
+        const v = x[xb + i];
+        const q0 = w[w0 + i];
+        const q1 = w[w1 + i];
+        const q2 = w[w2 + i];
+        const q3 = w[w3 + i];
+        a0 += u * q0;
+        a1 += u * q1;
+        a2 += u * q2;
+        a3 += u * q3;
+        c0 += v * q0;
+        c1 += v * q1;
+        c2 += v * q2;
+        c3 += v * q3;
+      }
+      const ya = r * yStride + yOffset + o;
+      const yb = ya + yStride;
+      y[ya] = a0 + b0;
+      y[ya + 1] = a1 + b1;
+      y[ya + 2] = a2 + b2;
+      y[ya + 3] = a3 + b3;
+      y[yb] = c0 + b0;
+      y[yb + 1] = c1 + b1;
+      y[yb + 2] = c2 + b2;
+      y[yb + 3] = c3 + b3;
+    }
+    for (; r < rows; r++) {
       const xBase = r * inDim;
       let s0 = 0;
       let s1 = 0;

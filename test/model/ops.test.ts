@@ -23,6 +23,26 @@ describe('forward-pass ops, hand-worked', () => {
     expect(Array.from(y)).toEqual([3, 12, 21, 30, 39]);
   });
 
+  it('matmulTransposed: every tiling path (2-row and 1-row, 4-column and leftover) equals the plain triple loop', () => {
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+    for (const [rows, inDim, outDim] of [[5, 9, 11], [4, 3, 8], [1, 1, 1], [3, 16, 6]]) {
+      const x = Float32Array.from({ length: rows * inDim }, rand);
+      const w = Float32Array.from({ length: outDim * inDim }, rand);
+      const bias = Float32Array.from({ length: outDim }, rand);
+      const stride = outDim + 3;
+      const y = new Float32Array(rows * stride);
+      ops.matmulTransposed(x, rows, inDim, w, outDim, y, stride, 2, bias);
+      for (let r = 0; r < rows; r++) {
+        for (let o = 0; o < outDim; o++) {
+          let sum = 0;
+          for (let i = 0; i < inDim; i++) sum += x[r * inDim + i] * w[o * inDim + i];
+          expect(y[r * stride + 2 + o], `${rows}×${inDim}×${outDim} at ${r},${o}`).toBe(Math.fround(sum + bias[o]));
+        }
+      }
+    }
+  });
+
   it('rmsNorm: x / sqrt(mean x² + eps) · (offset + w)', () => {
     // x = [3, 4]: mean x² = 12.5, with eps 0.5 → sqrt(13) ; w = [1, 2].
     const out = ops.rmsNorm(Float32Array.from([3, 4]), 1, 2, Float32Array.from([1, 2]), 0.5, 0);
