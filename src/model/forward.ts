@@ -38,8 +38,10 @@ export interface ForwardOptions {
    * Return the hidden states in transformers' `output_hidden_states` convention: entry i < layers is
    * the input of layer i (entry 0 the embeddings), the last entry the output of the final norm.
    * Each is [batch, tokens, hidden]. Rows of padding hold zeros-derived values with no meaning.
+   * 'last': only the last real token of each sequence, [batch, hidden] per entry (what a gate
+   * built from each prompt's last position needs, at a fraction of the memory).
    */
-  readonly hiddenStates?: boolean;
+  readonly hiddenStates?: boolean | 'last';
   /** Default 'none'. 'all': [batch, tokens, vocab]; 'last': the last real token of each sequence, [batch, vocab]. */
   readonly logits?: 'all' | 'last' | 'none';
   /**
@@ -184,29 +186,30 @@ export class ForwardModel {
     const rope = ropeFrequencies(s.rope, maxPosition + 1, this.weights.model);
     const blockBytes = options.blockBytes ?? DEFAULT_BLOCK_BYTES;
 
+    const lastCells = lengths.map((n, b) => (padding === 'right' ? b * T + n - 1 : b * T + T - 1));
+    const lastRows = (h: Float32Array): Float32Array => {
+      const rows = new Float32Array(batch * H);
+      lastCells.forEach((cell, b) => rows.set(h.subarray(cell * H, cell * H + H), b * H));
+      return rows;
+    };
+    const keep = (h: Float32Array): Float32Array => (options.hiddenStates === 'last' ? lastRows(h) : h.slice());
+
     const x = await this.embed(ids);
     const hidden: Float32Array[] = [];
     for (let layer = 0; layer < s.layers; layer++) {
       if (options.signal?.aborted) throw options.signal.reason ?? new Error('forward pass cancelled');
-      if (options.hiddenStates) hidden.push(x.slice());
+      if (options.hiddenStates) hidden.push(keep(x));
       await this.layer(layer, x, batch, T, valid, positions, rope.invFreq, rope.attentionScaling, blockBytes);
       options.onLayer?.(layer + 1, s.layers);
     }
     const normed = rmsNorm(x, N, H, await this.weights.read('model.norm.weight', [H]), s.eps, s.normOffset, x);
-    if (options.hiddenStates) hidden.push(normed.slice());
+    if (options.hiddenStates) hidden.push(keep(normed));
 
     const result: { -readonly [K in keyof ForwardResult]: ForwardResult[K] } = { batch, tokens: T, lengths, padding };
     if (options.hiddenStates) result.hiddenStates = hidden;
     const mode = options.logits ?? 'none';
     if (mode === 'all') result.logits = await this.logits(normed, N, blockBytes);
-    if (mode === 'last') {
-      const rows = new Float32Array(batch * H);
-      for (let b = 0; b < batch; b++) {
-        const cell = padding === 'right' ? b * T + lengths[b] - 1 : b * T + T - 1;
-        rows.set(normed.subarray(cell * H, cell * H + H), b * H);
-      }
-      result.logits = await this.logits(rows, batch, blockBytes);
-    }
+    if (mode === 'last') result.logits = await this.logits(lastRows(normed), batch, blockBytes);
     if (options.targets) {
       const targets = new Int32Array(N).fill(-1);
       options.targets.forEach((list, b) => {

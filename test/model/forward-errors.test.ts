@@ -59,7 +59,7 @@ describe('the forward pass refuses what it cannot run, before any arithmetic', (
     }
   });
 
-  it("'last' logits are the last real token's row of 'all', on either padding side", async () => {
+  it("'last' logits and hidden states are the last real token's rows of 'all', on either padding side", async () => {
     const model = await open({ arch: 'qwen2', weightStd: 0.2 });
     try {
       const seqs = [[1, 2, 3], [4, 5, 6, 7, 8]];
@@ -69,6 +69,19 @@ describe('the forward pass refuses what it cannot run, before any arithmetic', (
         seqs.forEach((seq, b) => {
           const t = padding === 'right' ? seq.length - 1 : all.tokens - 1;
           expect(Array.from(last.logits!.subarray(b * 64, b * 64 + 64))).toEqual(Array.from(all.logits!.subarray((b * all.tokens + t) * 64, (b * all.tokens + t + 1) * 64)));
+        });
+      }
+      // hiddenStates 'last' keeps exactly the last real token's row of every entry.
+      for (const padding of ['left', 'right'] as const) {
+        const all = await model.run(seqs, { padding, hiddenStates: true });
+        const last = await model.run(seqs, { padding, hiddenStates: 'last' });
+        expect(last.hiddenStates!.length).toBe(all.hiddenStates!.length);
+        last.hiddenStates!.forEach((h, i) => {
+          expect(h.length).toBe(2 * 32);
+          seqs.forEach((seq, b) => {
+            const t = padding === 'right' ? seq.length - 1 : all.tokens - 1;
+            expect(Array.from(h.subarray(b * 32, b * 32 + 32))).toEqual(Array.from(all.hiddenStates![i].subarray((b * all.tokens + t) * 32, (b * all.tokens + t + 1) * 32)));
+          });
         });
       }
       // A sequence alone gives the same numbers as in a padded batch (padding never leaks in).
