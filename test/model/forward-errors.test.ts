@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ForwardModel } from '../../src/model';
+import type { ModelFolder } from '../../src/storage';
 import { nodeModelFolder } from '../../src/storage/node-fs';
 import { makeTinyModel, type TinyModelOptions } from '../fixtures/models';
 
@@ -91,5 +92,38 @@ describe('the forward pass refuses what it cannot run, before any arithmetic', (
     } finally {
       await model.close();
     }
+  });
+});
+
+describe('streaming: what the forward pass reads', () => {
+  it('never reads more than one weight block at a time, and only the embedding rows of the tokens present', async () => {
+    const dir = join(root, 'streamed');
+    const made = await makeTinyModel(dir, { tokenizer: false, numLayers: 3 });
+    const reads: number[] = [];
+    const inner = nodeModelFolder(dir, 'streamed');
+    const folder: ModelFolder = {
+      ...inner,
+      id: inner.id,
+      listFiles: () => inner.listFiles(),
+      readText: (file) => inner.readText(file),
+      async open(file) {
+        const source = await inner.open(file);
+        if (!source) return null;
+        return { name: source.name, size: source.size, read: (offset, length) => (reads.push(length), source.read(offset, length)), close: () => source.close?.() ?? Promise.resolve() };
+      },
+    };
+    const model = await ForwardModel.open(folder);
+    reads.length = 0; // the header reads of open()
+    const block = 1024;
+    try {
+      await model.run([[5, 9, 5, 17]], { blockBytes: block, logits: 'all' });
+    } finally {
+      await model.close();
+    }
+    expect(Math.max(...reads)).toBeLessThanOrEqual(block);
+    // Every weight is read once, except the embedding: 3 distinct token rows of 32 f32 values.
+    const total = [...made.values.entries()].reduce((sum, [, v]) => sum + v.length * 4, 0);
+    const embedBytes = 64 * 32 * 4;
+    expect(reads.reduce((a, b) => a + b, 0)).toBe(total - embedBytes + 3 * 32 * 4);
   });
 });
