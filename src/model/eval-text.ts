@@ -1,6 +1,7 @@
 /**
  * The text `alloy eval` scores when no other is given: the opening of Jane Austen's *Pride and
- * Prejudice* (1813), chapter 1 — public domain; the wording follows Project Gutenberg eBook #1342.
+ * Prejudice* (1813), chapter 1 — public domain; the wording follows Project Gutenberg eBook #1342,
+ * with its underscore italics (_You_, _may_) as plain words and straight quotes.
  * Plain, well-known English prose that any general language model has seen in many forms, so
  * a healthy model scores it low and a broken merge stands out. About 450 words.
  */
