@@ -11,7 +11,7 @@ export default defineConfig({
     emptyOutDir: true,
     minify: false,
     rollupOptions: {
-      input: { run: 'bench/run.ts', 'merge-once': 'bench/merge-once.ts', 'pool-worker': 'src/backend/pool/node-worker.ts' },
+      input: { run: 'bench/run.ts', 'merge-once': 'bench/merge-once.ts', 'forward-once': 'bench/forward-once.ts', 'pool-worker': 'src/backend/pool/node-worker.ts' },
       external: [...builtinModules, ...builtinModules.map((m) => `node:${m}`), 'webgpu'],
       output: { entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js', format: 'es' },
     },

@@ -18,7 +18,12 @@ import { writeBenchModel, type BenchModelSpec } from './generate-models';
  * Options: --backend cpu|webgpu (default cpu), --methods a,b,c, --scale N (model size multiplier),
  * --memory SIZE (working-memory budget passed to `alloy merge`, default the CLI's 128M),
  * --dir DIR (models and results, default .bench), --threads N (the "all cores" run's thread
- * count, default os.availableParallelism()).
+ * count, default os.availableParallelism()), --forward on|off|only (default on).
+ *
+ * The forward-pass rows (src/model/, what `alloy eval` and MoE gates run): prompt tokens/s on the
+ * CPU for 4 prompts × 32 tokens through a generated bf16 Llama-layout model (hidden 1024, 8192
+ * vocabulary, ≈ 68 M parameters at 4 layers) at two layer counts, each in a fresh process, with
+ * peak RSS: the weights are streamed, so peak memory must not grow with the number of layers.
  */
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string): string => {
@@ -190,14 +195,19 @@ merge_method: passthrough
 dtype: bfloat16
 `,
 };
-const methods = option('methods', Object.keys(CONFIGS).join(',')).split(',');
+const forwardMode = option('forward', 'on');
+if (!['on', 'off', 'only'].includes(forwardMode)) throw new Error(`--forward must be on, off or only, not ${forwardMode}`);
+const methods = forwardMode === 'only' ? [] : option('methods', Object.keys(CONFIGS).join(',')).split(',');
 
-const sizes = [
-  await writeBenchModel(join(modelsDir, 'base'), spec, 1),
-  await writeBenchModel(join(modelsDir, 'ft1'), spec, 2, 1),
-  await writeBenchModel(join(modelsDir, 'ft2'), spec, 3, 1),
-];
-process.stderr.write(`bench models: 3 × ${(sizes[0] / 1e6).toFixed(0)} MB in ${modelsDir}\n`);
+const sizes =
+  methods.length === 0
+    ? [0]
+    : [
+        await writeBenchModel(join(modelsDir, 'base'), spec, 1),
+        await writeBenchModel(join(modelsDir, 'ft1'), spec, 2, 1),
+        await writeBenchModel(join(modelsDir, 'ft2'), spec, 3, 1),
+      ];
+if (methods.length > 0) process.stderr.write(`bench models: 3 × ${(sizes[0] / 1e6).toFixed(0)} MB in ${modelsDir}\n`);
 
 /** The budget `alloy merge` uses: --memory, else the engine's default (128 MiB). */
 const budgetBytes = memory ? parseShardSize(memory) : DEFAULT_BUDGET_BYTES;
@@ -260,6 +270,32 @@ for (const method of methods) {
     process.stderr.write(`${method}: ${JSON.stringify(results[results.length - 1])}\n`);
   }
 }
-const report = { date: new Date().toISOString(), node: process.version, spec, budgetBytes, results };
+const FORWARD_PROMPTS = 4;
+const FORWARD_TOKENS = 32;
+const forward = [];
+if (forwardMode !== 'off') {
+  for (const layers of [4, 8]) {
+    const forwardSpec: BenchModelSpec = { hidden: 1024, intermediate: 2816, layers, vocab: 8192 };
+    const dir = join(modelsDir, `forward-${layers}`);
+    const bytes = await writeBenchModel(dir, forwardSpec, 7);
+    const raw = execFileSync(process.execPath, [resolve('dist/bench/forward-once.js'), dir, String(FORWARD_PROMPTS), String(FORWARD_TOKENS)], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    });
+    const run = JSON.parse(raw.trim().split('\n').pop()!) as { seconds: number; cpuSeconds: number; promptTokens: number; peakRssBytes: number };
+    forward.push({
+      layers,
+      modelMB: Number((bytes / 1e6).toFixed(1)),
+      parametersM: Number((bytes / 2 / 1e6).toFixed(1)),
+      promptTokens: run.promptTokens,
+      seconds: Number(run.seconds.toFixed(2)),
+      tokensPerSecond: Number((run.promptTokens / run.seconds).toFixed(1)),
+      tokensPerCpuSecond: Number((run.promptTokens / run.cpuSeconds).toFixed(1)),
+      peakRssMB: Number((run.peakRssBytes / 1e6).toFixed(1)),
+    });
+    process.stderr.write(`forward pass: ${JSON.stringify(forward[forward.length - 1])}\n`);
+  }
+}
+const report = { date: new Date().toISOString(), node: process.version, spec, budgetBytes, results, forward };
 writeFileSync(join(root, 'results.json'), JSON.stringify(report, null, 2));
 process.stdout.write(JSON.stringify(report, null, 2) + '\n');

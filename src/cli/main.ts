@@ -13,6 +13,7 @@ import { WorkerPoolBackend } from '../backend/pool';
 import { parseArgs, UsageError, type FlagSpec } from './args';
 import { readConfigFile } from './read-config-file';
 import { formatPlan } from './format-plan';
+import { evalCommand, EVAL_USAGE } from './eval-command';
 import { methodsCommand, METHODS_USAGE } from './methods-command';
 import { validateCommand, VALIDATE_USAGE } from './validate-command';
 import { loadLocalModels, ModelNotFoundError } from './local-models';
@@ -37,6 +38,7 @@ const USAGE = `Usage:
   alloy plan CONFIG [options]            print what a merge would do, without reading any weight
 ${VALIDATE_USAGE}
 ${METHODS_USAGE}
+${EVAL_USAGE}
 
 Options:
   --backend auto|cpu|webgpu   where the arithmetic runs (default auto)
@@ -108,6 +110,7 @@ export async function runCli(argv: readonly string[], terminal: CliIo = defaultI
     if (command === 'plan') return await planCommand(rest, io);
     if (command === 'validate') return await validateCommand(rest, io);
     if (command === 'methods') return await methodsCommand(rest, io);
+    if (command === 'eval') return await evalCommand(rest, io);
     throw new UsageError(`unknown command '${command}'`);
   } catch (error) {
     return report(error, io);

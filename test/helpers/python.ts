@@ -29,3 +29,21 @@ export function requirePython(): string {
       '.ci/run installs them (Debian python3-numpy, pip safetensors) and sets ALLOY_PYTHON; run it, or install them by hand.',
   );
 }
+
+/**
+ * The interpreter for the numpy-only references (the forward pass, perplexity): Debian's
+ * python3-numpy is enough, safetensors is not needed. Same rules: skipped outside CI when missing,
+ * a failure in CI.
+ */
+export const NUMPY_PYTHON: string | null =
+  CANDIDATES.find((python) => spawnSync(python, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0) ?? null;
+
+export const RUN_NUMPY_TESTS = NUMPY_PYTHON !== null || Boolean(process.env.CI);
+
+/** The numpy interpreter, or an error saying what to install (call it inside a test). */
+export function requireNumpyPython(): string {
+  if (NUMPY_PYTHON) return NUMPY_PYTHON;
+  throw new Error(
+    `CI=${process.env.CI ?? ''}: no Python with numpy (tried ${CANDIDATES.join(', ')}). Install Debian's python3-numpy (.ci/run does).`,
+  );
+}

@@ -1,0 +1,15 @@
+/**
+ * The forward pass (docs/model.md §1–6): decoder-only transformers run from their safetensors files,
+ * streamed layer by layer, in f32 on the CPU. Mixture-of-experts gates and `alloy eval` both
+ * call it. `./ops` holds the arithmetic that faster backends are tested against.
+ */
+export { ForwardModelError } from './errors';
+export { DEFAULT_BLOCK_BYTES, ForwardModel, type ForwardOptions, type ForwardResult, type PaddingSide } from './forward';
+export { FORWARD_FAMILIES, modelSpecFromConfig, type Activation, type ForwardFamily, type ModelSpec } from './model-spec';
+export { ModelWeights } from './model-weights';
+export { SUPPORTED_ROPE_TYPES, ropeFrequencies, ropeSpecFromConfig, type RopeFrequencies, type RopeSpec, type RopeType } from './rope';
+export * as ops from './ops';
+export { EVAL_TEXT, EVAL_TEXT_SOURCE } from './eval-text';
+export { loadTextTokenizer, type TextTokenizer } from './text-tokenizer';
+export { modelContext, perplexity, perplexityWindows, type PerplexityOptions, type PerplexityResult } from './perplexity';
+export { FLAG_RATIO, explainFlag, flagWorseModels, formatPerplexity, type PerplexityFlag, type ScoredModel } from './compare-perplexity';
