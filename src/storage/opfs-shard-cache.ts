@@ -109,7 +109,10 @@ interface StoredState {
   blockBytes: number;
   /** Indices of the blocks written and flushed. */
   done: number[];
-  /** SHA-256 midstate over blocks 0..n-1 (n = hash.bytes / blockBytes). */
+  /**
+   * SHA-256 midstate over blocks 0..n-1 (n = hash.bytes / blockBytes). Files written by earlier
+   * versions hold the JavaScript SHA-256's `{ h, bytes }` here, which Sha256.resume refuses.
+   */
   hash: Sha256State | null;
   complete: boolean;
   verified: boolean;
@@ -256,10 +259,14 @@ export class OpfsShardCache {
       };
 
       // The hash covers blocks [0, hashed) and advances as the prefix of finished blocks grows.
-      let hasher = current.hash ? Sha256.resume(current.hash) : new Sha256();
-      let hashed = current.hash ? current.hash.bytes / blockBytes : 0;
+      // A state that cannot be resumed (one saved by the JavaScript SHA-256 of earlier versions, or
+      // by another hash-wasm build) restarts the hash at block 0: the finished blocks are read
+      // back from the file and hashed again, none is downloaded again.
+      const resumed = current.hash ? await Sha256.resume(current.hash).catch(() => null) : null;
+      let hasher = resumed ?? (await Sha256.create());
+      let hashed = resumed ? resumed.bytes / blockBytes : 0;
       if (!Number.isInteger(hashed) || hashed > blockCount || [...Array(hashed).keys()].some((i) => !done.has(i))) {
-        hasher = new Sha256();
+        hasher = await Sha256.create();
         hashed = 0;
       }
       const advanceHash = (justWritten?: { index: number; bytes: Uint8Array }): void => {
