@@ -5,10 +5,10 @@ import { createSHA256, type IHasher } from 'hash-wasm';
  * cache hashes a multi-GB file block by block as it downloads and stores the state with its block
  * map, so a download resumed after a reload does not read the file again to verify it. (WebCrypto
  * cannot stream.) The hashing is hash-wasm's WebAssembly SHA-256, whose `save()`/`load()` give the
- * midstate. It is 1.3–4× as fast as the JavaScript implementation it replaced (median 50 against
- * 19 MB/s over five interleaved runs on a 256 MB buffer in 4 MiB updates, Node 20 on a shared,
- * heavily loaded 2-core machine; node:crypto did about 250 MB/s there). Browsers run the same
- * WebAssembly, and the CSP allows it ('wasm-unsafe-eval' in index.html).
+ * midstate. It is about 3× as fast as the JavaScript implementation it replaced: median 123 against
+ * 41 MB/s over five interleaved runs on a 256 MB buffer in 4 MiB updates (Node 20 on a shared
+ * 2-core machine at load ~8; node:crypto did ~700 MB/s), and 50 against 19 MB/s at load ~18.
+ * Browsers run the same WebAssembly, and the CSP allows it ('wasm-unsafe-eval' in index.html).
  */
 
 /** The state between blocks: hash-wasm's saved state, and the number of bytes hashed (a multiple of 64). */
