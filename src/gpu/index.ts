@@ -1,6 +1,7 @@
 /**
- * The WebGPU backend (see webgpu-backend.ts for how operations map to kernels and fused.ts for
- * the lazy elementwise expressions). Browser code creates it with
+ * The WebGPU backend (see webgpu-backend.ts for the device lifecycle, webgpu-chunk.ts for how
+ * operations map to kernels and fused.ts for the lazy elementwise expressions). Browser code
+ * creates it with
  * `WebGpuBackend.create(navigator.gpu)`; Node code goes through `./node`, which alone imports
  * Dawn (the `webgpu` package), so browser bundles never reference it.
  */

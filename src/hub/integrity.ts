@@ -1,5 +1,5 @@
 import { HubError } from './errors';
-import type { HubFile } from './hub-client';
+import type { HubFile } from './types';
 
 /**
  * Checks downloaded bytes against the hash the Hub lists for the file: the LFS sha256 for LFS

@@ -20,5 +20,5 @@ export {
 export { MANIFEST_FILE, OpfsOutputFolder, OpfsOutputStore, outputNameProblem, type OutputManifest } from './opfs-output';
 export { LocalFilesModelFolder, localFilePaths } from './local-files-folder';
 export { DEMO_INDEX_FILE, DemoModelFolder, loadDemoIndex, type DemoIndex, type DemoModelEntry } from './demo-model-folder';
-export { Sha256, type Sha256State } from './sha256';
+export { Sha256, Sha256StateError, type Sha256State } from './sha256';
 export { formatBytes } from './format-bytes';

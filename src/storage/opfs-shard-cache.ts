@@ -109,7 +109,10 @@ interface StoredState {
   blockBytes: number;
   /** Indices of the blocks written and flushed. */
   done: number[];
-  /** SHA-256 midstate over blocks 0..n-1 (n = hash.bytes / blockBytes). */
+  /**
+   * SHA-256 midstate over blocks 0..n-1 (n = hash.bytes / blockBytes). Files written by earlier
+   * versions hold the JavaScript SHA-256's `{ h, bytes }` here, which Sha256.resume refuses.
+   */
   hash: Sha256State | null;
   complete: boolean;
   verified: boolean;
@@ -189,30 +192,59 @@ export class OpfsShardCache {
     fetchRange: RangeFetch,
     options: { signal?: AbortSignal; onProgress?: (progress: ShardProgress) => void } = {},
   ): Promise<void> {
-    const report = (state: ShardState, bytesDone: number, message?: string): void =>
+    const report: Report = (state, bytesDone, message) =>
       options.onProgress?.({ spec, bytesDone, bytesTotal: spec.size, state, ...(message ? { message } : {}) });
     const signal = options.signal;
 
-    let state = await this.readState(spec);
-    if (state && (state.size !== spec.size || state.sha256 !== (spec.sha256 ?? null))) {
-      await this.forget(spec);
-      state = null;
-    }
+    const state = await this.stateFor(spec);
     if (state?.complete) {
-      // Cached before git blob ids were checked, or by a run that stopped between download and check.
-      if (!state.verified && !spec.sha256 && spec.gitOid) {
-        report('verifying', spec.size);
-        const file = await this.openFile(spec);
-        await this.checkGitBlob(spec, await file.read(0, spec.size));
-      }
-      report('cached', spec.size);
+      await this.confirmCached(spec, state, report);
       return;
     }
     signal?.throwIfAborted();
     const dir = await this.commitDir(spec, true);
     const filesDir = await dir.getDirectoryHandle('files', { create: true });
     const stateDir = await dir.getDirectoryHandle('state', { create: true });
-    const fresh: StoredState = {
+    const file = new PartialFile(spec, state ?? this.freshState(spec));
+    try {
+      await file.open(filesDir, stateDir, signal);
+      await file.resumeHash();
+      await this.fetchMissing(file, fetchRange, signal, report);
+      // Everything is here: finish the hash and compare it with the Hub's.
+      file.advanceHash();
+      await this.verify(file, report);
+      file.markComplete();
+      report('done', spec.size);
+    } catch (error) {
+      throw this.explain(error, spec, file.bytesDone());
+    } finally {
+      file.close();
+    }
+  }
+
+  /** The saved state of the file, unless it describes another version of it (then forgotten). */
+  private async stateFor(spec: ShardSpec): Promise<StoredState | null> {
+    const state = await this.readState(spec);
+    if (state && (state.size !== spec.size || state.sha256 !== (spec.sha256 ?? null))) {
+      await this.forget(spec);
+      return null;
+    }
+    return state;
+  }
+
+  /** A complete file: checks its git blob id if that was never done, and reports it cached. */
+  private async confirmCached(spec: ShardSpec, state: StoredState, report: Report): Promise<void> {
+    // Cached before git blob ids were checked, or by a run that stopped between download and check.
+    if (!state.verified && !spec.sha256 && spec.gitOid) {
+      report('verifying', spec.size);
+      const file = await this.openFile(spec);
+      await this.checkGitBlob(spec, await file.read(0, spec.size));
+    }
+    report('cached', spec.size);
+  }
+
+  private freshState(spec: ShardSpec): StoredState {
+    return {
       version: STATE_VERSION,
       repo: spec.repo,
       commit: spec.commit,
@@ -225,169 +257,92 @@ export class OpfsShardCache {
       complete: false,
       verified: false,
     };
-    const current: StoredState = state ?? fresh;
-    const blockBytes = current.blockBytes;
-    const blockCount = Math.ceil(spec.size / blockBytes);
-    const blockLength = (i: number): number => Math.min(blockBytes, spec.size - i * blockBytes);
-    const done = new Set(current.done);
+  }
 
-    let data: FileSystemSyncAccessHandle | null = null;
-    let stateFile: FileSystemSyncAccessHandle | null = null;
-    const bytesDoneNow = (): number => [...done].reduce((sum, i) => sum + blockLength(i), 0);
-    const fail = (error: unknown): ShardCacheError => this.explain(error, spec, bytesDoneNow());
-    try {
-      try {
-        // A worker that was just terminated (a reload) may still hold the lock for a moment.
-        data = await openExclusive(await filesDir.getFileHandle(enc(spec.path), { create: true }), signal);
-        stateFile = await openExclusive(await stateDir.getFileHandle(`${enc(spec.path)}.json`, { create: true }), signal);
-        // Reserve the whole file now: a disk or quota too small fails here, not after an hour.
-        if (data.getSize() !== spec.size) data.truncate(spec.size);
-      } catch (error) {
-        throw fail(error);
-      }
-      const dataHandle = data;
-      const stateHandle = stateFile;
-      const save = (): void => {
-        current.done = [...done].sort((a, b) => a - b);
-        const bytes = new TextEncoder().encode(JSON.stringify(current));
-        stateHandle.truncate(0);
-        writeAll(stateHandle, bytes, 0);
-        stateHandle.flush();
-      };
-
-      // The hash covers blocks [0, hashed) and advances as the prefix of finished blocks grows.
-      let hasher = current.hash ? Sha256.resume(current.hash) : new Sha256();
-      let hashed = current.hash ? current.hash.bytes / blockBytes : 0;
-      if (!Number.isInteger(hashed) || hashed > blockCount || [...Array(hashed).keys()].some((i) => !done.has(i))) {
-        hasher = new Sha256();
-        hashed = 0;
-      }
-      const advanceHash = (justWritten?: { index: number; bytes: Uint8Array }): void => {
-        while (hashed < blockCount && done.has(hashed)) {
-          let bytes: Uint8Array;
-          if (justWritten && justWritten.index === hashed) bytes = justWritten.bytes;
-          else {
-            bytes = new Uint8Array(blockLength(hashed));
-            const read = dataHandle.read(bytes, { at: hashed * blockBytes });
-            if (read !== bytes.byteLength) throw new Error(`short read of the cached ${spec.path} while hashing it`);
-          }
-          hasher.update(bytes);
-          hashed++;
-        }
-        current.hash = hashed < blockCount ? hasher.state() : null;
-      };
-
-      const inFlight = new Map<number, number>();
-      const progressBytes = (): number => bytesDoneNow() + [...inFlight.values()].reduce((a, b) => a + b, 0);
-      report('downloading', progressBytes());
-
-      const pending = [...Array(blockCount).keys()].filter((i) => !done.has(i));
-      const internal = new AbortController();
-      const linked = signal ? AbortSignal.any([signal, internal.signal]) : internal.signal;
-      let firstError: unknown = null;
-
-      const fetchBlock = async (index: number): Promise<void> => {
-        const start = index * blockBytes;
-        const end = start + blockLength(index);
-        for (let attempt = 0; ; attempt++) {
-          linked.throwIfAborted();
-          inFlight.set(index, 0);
-          try {
-            const bytes = await fetchRange(start, end, {
-              signal: linked,
-              onBytes: (n) => {
-                inFlight.set(index, (inFlight.get(index) ?? 0) + n);
-                report('downloading', progressBytes());
-              },
-            });
-            if (bytes.byteLength !== end - start) {
-              throw Object.assign(new Error(`got ${bytes.byteLength} bytes instead of ${end - start}`), { retryable: true });
-            }
-            inFlight.delete(index);
-            writeAll(dataHandle, bytes, start);
-            dataHandle.flush();
-            done.add(index);
-            advanceHash({ index, bytes });
-            save();
-            report('downloading', progressBytes());
-            return;
-          } catch (error) {
-            inFlight.delete(index);
-            if (linked.aborted || !this.isRetryable(error) || attempt >= this.retries) throw error;
-            const delay = this.retryBaseDelayMs * 2 ** attempt;
-            report(
-              'retrying',
-              progressBytes(),
-              `${describe(error)}; retrying in ${formatDelay(delay)} (try ${attempt + 2} of ${this.retries + 1})`,
-            );
-            await sleep(delay, linked);
-          }
-        }
-      };
-
-      let next = 0;
-      const lane = async (): Promise<void> => {
-        while (next < pending.length && firstError === null) {
-          const index = pending[next++];
-          try {
-            await fetchBlock(index);
-          } catch (error) {
-            if (firstError === null) firstError = error;
-            internal.abort();
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(this.concurrency, pending.length) }, lane));
-      if (firstError !== null) {
-        save();
-        if (signal?.aborted) throw new ShardCacheError('cancelled', 'aborted', spec, bytesDoneNow(), { cause: signal.reason });
-        throw fail(firstError);
-      }
-
-      // Everything is here: finish the hash and compare it with the Hub's.
-      advanceHash();
-      if (spec.sha256) {
-        report('verifying', spec.size);
-        const actual = hasher.hex();
-        if (actual !== spec.sha256.toLowerCase()) {
-          current.done = [];
-          done.clear();
-          current.hash = null;
-          save();
-          throw new ShardCacheError(
-            `the download of ${spec.path} from ${spec.repo} is corrupt: its sha256 is ${actual}, the Hub says ${spec.sha256}. ` +
-              'It was discarded; merge again to download it again (if this repeats, a proxy or the network is altering the download).',
-            'checksum',
-            spec,
-            0,
-          );
-        }
-        current.verified = true;
-      } else if (spec.gitOid) {
-        report('verifying', spec.size);
-        const whole = new Uint8Array(spec.size);
-        if (dataHandle.read(whole, { at: 0 }) !== spec.size) throw new Error(`short read of the cached ${spec.path} while hashing it`);
+  /**
+   * Fetches the blocks the file lacks, `concurrency` at a time; the first failure (after its
+   * retries) stops the others, and the blocks finished so far stay saved.
+   */
+  private async fetchMissing(file: PartialFile, fetchRange: RangeFetch, signal: AbortSignal | undefined, report: Report): Promise<void> {
+    const progress = new BlockProgress(file, report);
+    progress.report('downloading');
+    const pending = file.missingBlocks();
+    const internal = new AbortController();
+    const linked = signal ? AbortSignal.any([signal, internal.signal]) : internal.signal;
+    let firstError: unknown = null;
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < pending.length && firstError === null) {
+        const index = pending[next++];
         try {
-          await this.checkGitBlob(spec, whole, false);
+          await this.fetchBlock(file, index, fetchRange, linked, progress);
         } catch (error) {
-          current.done = [];
-          done.clear();
-          current.hash = null;
-          save();
-          throw error;
+          if (firstError === null) firstError = error;
+          internal.abort();
         }
-        current.verified = true;
       }
-      current.complete = true;
-      current.hash = null;
-      save();
-      report('done', spec.size);
-    } catch (error) {
-      if (error instanceof ShardCacheError) throw error;
-      throw fail(error);
-    } finally {
-      data?.close();
-      stateFile?.close();
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, pending.length) }, lane));
+    if (firstError !== null) {
+      file.save();
+      if (signal?.aborted) throw new ShardCacheError('cancelled', 'aborted', file.spec, file.bytesDone(), { cause: signal.reason });
+      throw firstError;
+    }
+  }
+
+  /** Fetches one block and writes it, retrying retryable failures with exponential backoff. */
+  private async fetchBlock(file: PartialFile, index: number, fetchRange: RangeFetch, signal: AbortSignal, progress: BlockProgress): Promise<void> {
+    const start = index * file.blockBytes;
+    const end = start + file.blockLength(index);
+    for (let attempt = 0; ; attempt++) {
+      signal.throwIfAborted();
+      progress.start(index);
+      try {
+        const bytes = await fetchRange(start, end, { signal, onBytes: (n) => progress.add(index, n) });
+        if (bytes.byteLength !== end - start) {
+          throw Object.assign(new Error(`got ${bytes.byteLength} bytes instead of ${end - start}`), { retryable: true });
+        }
+        progress.end(index);
+        file.writeBlock(index, bytes);
+        progress.report('downloading');
+        return;
+      } catch (error) {
+        progress.end(index);
+        if (signal.aborted || !this.isRetryable(error) || attempt >= this.retries) throw error;
+        const delay = this.retryBaseDelayMs * 2 ** attempt;
+        progress.report('retrying', `${describe(error)}; retrying in ${formatDelay(delay)} (try ${attempt + 2} of ${this.retries + 1})`);
+        await sleep(delay, signal);
+      }
+    }
+  }
+
+  /** Checks the whole file against the Hub's sha256, else its git blob id; a mismatch discards it. */
+  private async verify(file: PartialFile, report: Report): Promise<void> {
+    const spec = file.spec;
+    if (spec.sha256) {
+      report('verifying', spec.size);
+      const actual = file.hex();
+      if (actual !== spec.sha256.toLowerCase()) {
+        file.discard();
+        throw new ShardCacheError(
+          `the download of ${spec.path} from ${spec.repo} is corrupt: its sha256 is ${actual}, the Hub says ${spec.sha256}. ` +
+            'It was discarded; merge again to download it again (if this repeats, a proxy or the network is altering the download).',
+          'checksum',
+          spec,
+          0,
+        );
+      }
+      file.verified();
+    } else if (spec.gitOid) {
+      report('verifying', spec.size);
+      const whole = file.readAll();
+      try {
+        await this.checkGitBlob(spec, whole, false);
+      } catch (error) {
+        file.discard();
+        throw error;
+      }
+      file.verified();
     }
   }
 
@@ -534,6 +489,177 @@ export class OpfsShardCache {
       );
     }
     return new ShardCacheError(`downloading ${what} failed: ${describe(error)}.${kept}`, 'other', spec, bytesDone, { cause: error });
+  }
+}
+
+type Report = (state: ShardState, bytesDone: number, message?: string) => void;
+
+/**
+ * A file being downloaded into the cache: its open data and state files, its block map, and the
+ * SHA-256 over the prefix of finished blocks (which advances as that prefix grows).
+ */
+class PartialFile {
+  readonly blockBytes: number;
+  readonly blockCount: number;
+  private readonly done: Set<number>;
+  private data: FileSystemSyncAccessHandle | null = null;
+  private stateFile: FileSystemSyncAccessHandle | null = null;
+  private hasher: Sha256 | null = null;
+  /** Blocks [0, hashed) are in the hash. */
+  private hashed = 0;
+
+  constructor(
+    readonly spec: ShardSpec,
+    private readonly current: StoredState,
+  ) {
+    this.blockBytes = current.blockBytes;
+    this.blockCount = Math.ceil(spec.size / this.blockBytes);
+    this.done = new Set(current.done);
+  }
+
+  blockLength(i: number): number {
+    return Math.min(this.blockBytes, this.spec.size - i * this.blockBytes);
+  }
+
+  bytesDone(): number {
+    return [...this.done].reduce((sum, i) => sum + this.blockLength(i), 0);
+  }
+
+  missingBlocks(): number[] {
+    return [...Array(this.blockCount).keys()].filter((i) => !this.done.has(i));
+  }
+
+  async open(filesDir: FileSystemDirectoryHandle, stateDir: FileSystemDirectoryHandle, signal: AbortSignal | undefined): Promise<void> {
+    const name = enc(this.spec.path);
+    // A worker that was just terminated (a reload) may still hold the lock for a moment.
+    this.data = await openExclusive(await filesDir.getFileHandle(name, { create: true }), signal);
+    this.stateFile = await openExclusive(await stateDir.getFileHandle(`${name}.json`, { create: true }), signal);
+    // Reserve the whole file now: a disk or quota too small fails here, not after an hour.
+    if (this.data.getSize() !== this.spec.size) this.data.truncate(this.spec.size);
+  }
+
+  /**
+   * Continues the saved hash, or starts it over at block 0 when the saved one is unusable: one
+   * that cannot be resumed (saved by the JavaScript SHA-256 of earlier versions, or by another
+   * hash-wasm build), or that covers blocks not finished. Finished blocks are then read back
+   * from the file and hashed again; none is downloaded again.
+   */
+  async resumeHash(): Promise<void> {
+    const saved = this.current.hash;
+    const resumed = saved ? await Sha256.resume(saved).catch(() => null) : null;
+    const hashed = resumed ? resumed.bytes / this.blockBytes : 0;
+    if (resumed && Number.isInteger(hashed) && hashed <= this.blockCount && [...Array(hashed).keys()].every((i) => this.done.has(i))) {
+      this.hasher = resumed;
+      this.hashed = hashed;
+    } else {
+      this.hasher = await Sha256.create();
+      this.hashed = 0;
+    }
+  }
+
+  /** Hashes the finished blocks that now continue the hashed prefix (`justWritten` saves reading one back). */
+  advanceHash(justWritten?: { index: number; bytes: Uint8Array }): void {
+    const hasher = this.opened(this.hasher);
+    while (this.hashed < this.blockCount && this.done.has(this.hashed)) {
+      let bytes: Uint8Array;
+      if (justWritten && justWritten.index === this.hashed) bytes = justWritten.bytes;
+      else {
+        bytes = new Uint8Array(this.blockLength(this.hashed));
+        const read = this.opened(this.data).read(bytes, { at: this.hashed * this.blockBytes });
+        if (read !== bytes.byteLength) throw new Error(`short read of the cached ${this.spec.path} while hashing it`);
+      }
+      hasher.update(bytes);
+      this.hashed++;
+    }
+    this.current.hash = this.hashed < this.blockCount ? hasher.state() : null;
+  }
+
+  /** Writes and flushes a fetched block, then records it (hash and block map) as finished. */
+  writeBlock(index: number, bytes: Uint8Array): void {
+    const data = this.opened(this.data);
+    writeAll(data, bytes, index * this.blockBytes);
+    data.flush();
+    this.done.add(index);
+    this.advanceHash({ index, bytes });
+    this.save();
+  }
+
+  /** The finished hash (call once every block is hashed). */
+  hex(): string {
+    return this.opened(this.hasher).hex();
+  }
+
+  readAll(): Uint8Array {
+    const whole = new Uint8Array(this.spec.size);
+    if (this.opened(this.data).read(whole, { at: 0 }) !== this.spec.size) {
+      throw new Error(`short read of the cached ${this.spec.path} while hashing it`);
+    }
+    return whole;
+  }
+
+  /** Forgets every block (a download that failed its check is fetched again from the start). */
+  discard(): void {
+    this.current.done = [];
+    this.done.clear();
+    this.current.hash = null;
+    this.save();
+  }
+
+  verified(): void {
+    this.current.verified = true;
+  }
+
+  markComplete(): void {
+    this.current.complete = true;
+    this.current.hash = null;
+    this.save();
+  }
+
+  /** Saves the block map (and the hash state) over the state file. */
+  save(): void {
+    const stateFile = this.opened(this.stateFile);
+    this.current.done = [...this.done].sort((a, b) => a - b);
+    const bytes = new TextEncoder().encode(JSON.stringify(this.current));
+    stateFile.truncate(0);
+    writeAll(stateFile, bytes, 0);
+    stateFile.flush();
+  }
+
+  close(): void {
+    this.data?.close();
+    this.stateFile?.close();
+  }
+
+  private opened<T>(value: T | null): T {
+    if (value === null) throw new Error(`internal: the cached ${this.spec.path} is not open`);
+    return value;
+  }
+}
+
+/** Bytes of a file done: finished blocks plus the bodies of the blocks in flight so far. */
+class BlockProgress {
+  private readonly inFlight = new Map<number, number>();
+
+  constructor(
+    private readonly file: PartialFile,
+    private readonly onReport: Report,
+  ) {}
+
+  start(index: number): void {
+    this.inFlight.set(index, 0);
+  }
+
+  add(index: number, bytes: number): void {
+    this.inFlight.set(index, (this.inFlight.get(index) ?? 0) + bytes);
+    this.report('downloading');
+  }
+
+  end(index: number): void {
+    this.inFlight.delete(index);
+  }
+
+  report(state: ShardState, message?: string): void {
+    this.onReport(state, this.file.bytesDone() + [...this.inFlight.values()].reduce((a, b) => a + b, 0), message);
   }
 }
 

@@ -1,145 +1,111 @@
+import { createSHA256, type IHasher } from 'hash-wasm';
+
 /**
- * Streaming SHA-256 (FIPS 180-4) whose state can be saved and restored at any 64-byte boundary.
- * The shard cache hashes a multi-GB file block by block as it downloads and stores the midstate
- * with its block map, so a download resumed after a reload does not read the file again to
- * verify it. (WebCrypto cannot stream, and hashing libraries do not expose their midstate.)
+ * Streaming SHA-256 whose state can be saved and restored at any 64-byte boundary. The shard
+ * cache hashes a multi-GB file block by block as it downloads and stores the state with its block
+ * map, so a download resumed after a reload does not read the file again to verify it. (WebCrypto
+ * cannot stream.) The hashing is hash-wasm's WebAssembly SHA-256, whose `save()`/`load()` give the
+ * midstate. It is about 3× as fast as the JavaScript implementation it replaced: median 123 against
+ * 41 MB/s over five interleaved runs on a 256 MB buffer in 4 MiB updates (Node 20 on a shared
+ * 2-core machine at load ~8; node:crypto did ~700 MB/s), and 50 against 19 MB/s at load ~18.
+ * Browsers run the same WebAssembly, and the CSP allows it ('wasm-unsafe-eval' in index.html).
  */
 
-const K = new Uint32Array([
-  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-]);
-
-const INITIAL = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
-
-/** The state between blocks: eight chaining words and the number of bytes hashed (a multiple of 64). */
+/** The state between blocks: hash-wasm's saved state, and the number of bytes hashed (a multiple of 64). */
 export interface Sha256State {
-  readonly h: readonly number[];
+  /** The format: states of earlier formats (the JavaScript implementation's) are not resumable. */
+  readonly kind: 'hash-wasm';
+  /** `IHasher.save()`, base64: its first 4 bytes identify the WebAssembly build that wrote it. */
+  readonly saved: string;
   readonly bytes: number;
 }
 
+/** A saved state that cannot be resumed (another format, another hash-wasm build, damaged). */
+export class Sha256StateError extends Error {
+  override readonly name = 'Sha256StateError';
+}
+
 export class Sha256 {
-  private readonly h = new Uint32Array(INITIAL);
-  private readonly w = new Uint32Array(64);
-  private readonly pending = new Uint8Array(64);
-  private pendingLength = 0;
   private total = 0;
   private finished = false;
 
-  /** Continues from a saved state. */
-  static resume(state: Sha256State): Sha256 {
-    if (state.h.length !== 8 || state.bytes % 64 !== 0 || !Number.isSafeInteger(state.bytes) || state.bytes < 0) {
-      throw new Error('invalid SHA-256 state');
+  private constructor(private readonly hasher: IHasher) {}
+
+  static async create(): Promise<Sha256> {
+    const hasher = await createSHA256();
+    hasher.init();
+    return new Sha256(hasher);
+  }
+
+  /** Continues from a saved state; throws a Sha256StateError for a state it cannot continue. */
+  static async resume(state: unknown): Promise<Sha256> {
+    if (!isSha256State(state)) throw new Sha256StateError('not a SHA-256 state of this version');
+    const hasher = await createSHA256();
+    try {
+      hasher.load(fromBase64(state.saved));
+    } catch (error) {
+      throw new Sha256StateError(`the saved SHA-256 state cannot be resumed: ${(error as Error).message}`, { cause: error });
     }
-    const hasher = new Sha256();
-    hasher.h.set(state.h.map((x) => x >>> 0));
-    hasher.total = state.bytes;
-    return hasher;
+    const resumed = new Sha256(hasher);
+    resumed.total = state.bytes;
+    return resumed;
   }
 
   /** Bytes hashed so far. */
   get bytes(): number {
-    return this.total + this.pendingLength;
+    return this.total;
   }
 
   /** The state to save; only at a 64-byte boundary (nothing buffered). */
   state(): Sha256State {
-    if (this.pendingLength !== 0) throw new Error('SHA-256 state can only be saved at a 64-byte boundary');
-    return { h: Array.from(this.h), bytes: this.total };
+    if (this.total % 64 !== 0) throw new Error('SHA-256 state can only be saved at a 64-byte boundary');
+    return { kind: 'hash-wasm', saved: toBase64(this.hasher.save()), bytes: this.total };
   }
 
   update(data: Uint8Array): this {
     if (this.finished) throw new Error('SHA-256 already finished');
-    let offset = 0;
-    if (this.pendingLength > 0) {
-      const take = Math.min(64 - this.pendingLength, data.byteLength);
-      this.pending.set(data.subarray(0, take), this.pendingLength);
-      this.pendingLength += take;
-      offset = take;
-      if (this.pendingLength < 64) return this;
-      this.compress(this.pending, 0);
-      this.total += 64;
-      this.pendingLength = 0;
-    }
-    const end = offset + Math.floor((data.byteLength - offset) / 64) * 64;
-    for (let at = offset; at < end; at += 64) this.compress(data, at);
-    this.total += end - offset;
-    if (end < data.byteLength) {
-      this.pending.set(data.subarray(end), 0);
-      this.pendingLength = data.byteLength - end;
-    }
+    this.hasher.update(data);
+    this.total += data.byteLength;
     return this;
   }
 
   /** Finishes and returns the digest as lowercase hex. */
   hex(): string {
-    const digest = this.digest();
-    let out = '';
-    for (const byte of digest) out += byte.toString(16).padStart(2, '0');
-    return out;
+    this.finish();
+    return this.hasher.digest('hex');
   }
 
   digest(): Uint8Array {
-    if (this.finished) throw new Error('SHA-256 already finished');
-    const bitLength = (this.total + this.pendingLength) * 8;
-    const padding = new Uint8Array(this.pendingLength < 56 ? 64 - this.pendingLength : 128 - this.pendingLength);
-    padding[0] = 0x80;
-    const view = new DataView(padding.buffer);
-    // 64-bit big-endian length; file sizes stay far below 2^53 bits.
-    view.setUint32(padding.length - 8, Math.floor(bitLength / 2 ** 32));
-    view.setUint32(padding.length - 4, bitLength >>> 0);
-    this.update(padding);
-    this.finished = true;
-    const out = new Uint8Array(32);
-    const outView = new DataView(out.buffer);
-    for (let i = 0; i < 8; i++) outView.setUint32(i * 4, this.h[i]);
-    return out;
+    this.finish();
+    return this.hasher.digest('binary');
   }
 
-  private compress(data: Uint8Array, offset: number): void {
-    const w = this.w;
-    for (let i = 0; i < 16; i++) {
-      const j = offset + i * 4;
-      w[i] = (data[j] << 24) | (data[j + 1] << 16) | (data[j + 2] << 8) | data[j + 3];
-    }
-    for (let i = 16; i < 64; i++) {
-      const a = w[i - 15];
-      const b = w[i - 2];
-      const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
-      const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10);
-      w[i] = (w[i - 16] + s0 + w[i - 7] + s1) | 0;
-    }
-    const h = this.h;
-    let a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
-    for (let i = 0; i < 64; i++) {
-      const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
-      const ch = (e & f) ^ (~e & g);
-      const t1 = (hh + S1 + ch + K[i] + w[i]) | 0;
-      const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
-      const maj = (a & b) ^ (a & c) ^ (b & c);
-      const t2 = (S0 + maj) | 0;
-      hh = g;
-      g = f;
-      f = e;
-      e = (d + t1) | 0;
-      d = c;
-      c = b;
-      b = a;
-      a = (t1 + t2) | 0;
-    }
-    h[0] = (h[0] + a) | 0;
-    h[1] = (h[1] + b) | 0;
-    h[2] = (h[2] + c) | 0;
-    h[3] = (h[3] + d) | 0;
-    h[4] = (h[4] + e) | 0;
-    h[5] = (h[5] + f) | 0;
-    h[6] = (h[6] + g) | 0;
-    h[7] = (h[7] + hh) | 0;
+  private finish(): void {
+    if (this.finished) throw new Error('SHA-256 already finished');
+    this.finished = true;
   }
+}
+
+function isSha256State(state: unknown): state is Sha256State {
+  if (typeof state !== 'object' || state === null) return false;
+  const { kind, saved, bytes } = state as Partial<Record<keyof Sha256State, unknown>>;
+  return (
+    kind === 'hash-wasm' &&
+    typeof saved === 'string' &&
+    typeof bytes === 'number' &&
+    Number.isSafeInteger(bytes) &&
+    bytes >= 0 &&
+    bytes % 64 === 0
+  );
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let text = '';
+  for (const byte of bytes) text += String.fromCharCode(byte);
+  return btoa(text);
+}
+
+function fromBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
 }

@@ -1,26 +1,42 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { localFilePaths, OpfsOutputStore, Sha256 } from '../../src/storage/browser';
+import { localFilePaths, OpfsOutputStore, Sha256, Sha256StateError } from '../../src/storage/browser';
 import { memoryOpfs } from '../helpers/memory-opfs';
 
 const file = (name: string, text: string, relative?: string): File =>
   Object.assign(new File([text], name), relative !== undefined ? { webkitRelativePath: relative } : {}) as File;
 
 describe('Sha256 (streaming, resumable)', () => {
-  it('matches node:crypto for any split of the input, and resumes from a saved midstate', () => {
+  it('matches node:crypto for any split of the input, and resumes from a saved midstate', async () => {
     for (const n of [0, 1, 55, 56, 63, 64, 65, 1000, 70_000]) {
       const data = randomBytes(n);
       const expected = createHash('sha256').update(data).digest('hex');
-      expect(new Sha256().update(data).hex()).toBe(expected);
-      const split = new Sha256();
+      expect((await Sha256.create()).update(data).hex()).toBe(expected);
+      const split = await Sha256.create();
       for (let at = 0; at < n; at += 37) split.update(data.subarray(at, at + 37));
       expect(split.hex()).toBe(expected);
       if (n >= 128) {
-        const state = JSON.parse(JSON.stringify(new Sha256().update(data.subarray(0, 128)).state()));
-        expect(Sha256.resume(state).update(data.subarray(128)).hex()).toBe(expected);
+        const state = JSON.parse(JSON.stringify((await Sha256.create()).update(data.subarray(0, 128)).state()));
+        expect((await Sha256.resume(state)).update(data.subarray(128)).hex()).toBe(expected);
       }
     }
-    expect(() => new Sha256().update(new Uint8Array(3)).state()).toThrow(/64-byte boundary/);
+    expect((await Sha256.create()).update(new Uint8Array(3)).bytes).toBe(3);
+    await expect(Sha256.create().then((h) => h.update(new Uint8Array(3)).state())).rejects.toThrow(/64-byte boundary/);
+  });
+
+  it('refuses states it cannot continue: the earlier JavaScript format, another build, damaged ones', async () => {
+    const good = (await Sha256.create()).update(new Uint8Array(64)).state();
+    const other = Buffer.from(good.saved, 'base64');
+    other[0] ^= 1;
+    for (const bad of [
+      { h: [1, 2, 3, 4, 5, 6, 7, 8], bytes: 64 },
+      { ...good, saved: other.toString('base64') },
+      { ...good, saved: good.saved.slice(0, 20) },
+      { ...good, bytes: 65 },
+      null,
+    ]) {
+      await expect(Sha256.resume(bad)).rejects.toBeInstanceOf(Sha256StateError);
+    }
   });
 });
 

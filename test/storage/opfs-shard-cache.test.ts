@@ -94,6 +94,45 @@ describe('OpfsShardCache', () => {
     expect((await second.list())[0]).toMatchObject({ complete: true, verified: true });
   });
 
+  it('resumes a download whose saved hash state it cannot continue by hashing the finished blocks again, fetching none of them', async () => {
+    // States saved by the JavaScript SHA-256 of earlier versions, and by another hash-wasm build.
+    const oldStates: unknown[] = [
+      { h: [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19], bytes: 3 * BLOCK },
+      null,
+    ];
+    for (const oldState of oldStates) {
+      const { root } = memoryOpfs();
+      hub.resetLog();
+      hub.faults = { rangeFault: (n) => (n === 4 ? 'abort' : undefined) };
+      const first = await OpfsShardCache.open(root, { blockBytes: BLOCK, concurrency: 1, retries: 0 });
+      await expect(first.ensure(spec, fetchRange)).rejects.toBeInstanceOf(ShardCacheError);
+      const stateFile = await (await (await (await root.getDirectoryHandle('alloy-cache')).getDirectoryHandle(encodeURIComponent(spec.repo)))
+        .getDirectoryHandle(encodeURIComponent(spec.commit)))
+        .getDirectoryHandle('state')
+        .then((dir) => dir.getFileHandle(`${encodeURIComponent(spec.path)}.json`));
+      const saved = JSON.parse(await (await stateFile.getFile()).text()) as { hash: { kind: string; saved: string; bytes: number } };
+      expect(saved.hash).toMatchObject({ kind: 'hash-wasm', bytes: 3 * BLOCK });
+      // null: the same state with its first bytes (the WebAssembly build's id) changed.
+      const foreign = Buffer.from(saved.hash.saved, 'base64');
+      foreign[0] ^= 0xff;
+      const replaced = oldState ?? { ...saved.hash, saved: foreign.toString('base64') };
+      const handle = await stateFile.createSyncAccessHandle();
+      const text = new TextEncoder().encode(JSON.stringify({ ...saved, hash: replaced }));
+      handle.truncate(0);
+      handle.write(text, { at: 0 });
+      handle.close();
+
+      hub.resetLog();
+      hub.faults = {};
+      const second = await OpfsShardCache.open(root, { blockBytes: BLOCK, concurrency: 2 });
+      await second.ensure(spec, fetchRange);
+      const after = hub.rangeReads(spec.repo, spec.path).map((r) => r.range);
+      expect(after.sort()).toEqual([...Array(blocks(spec.size)).keys()].slice(3).map(rangeOf).sort());
+      expect((await readAll(second)).equals(disk)).toBe(true);
+      expect((await second.list())[0]).toMatchObject({ complete: true, verified: true });
+    }
+  });
+
   it('retries network failures with backoff, reporting them, then succeeds', async () => {
     const { root } = memoryOpfs();
     hub.faults = { rangeFault: (n) => (n === 2 ? 'fail' : n === 3 ? 'abort' : undefined) };

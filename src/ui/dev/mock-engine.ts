@@ -190,319 +190,415 @@ interface StoredOutput {
   texts: Map<string, string>;
 }
 
+/** What the mock remembers between calls. */
+interface MockState {
+  readonly options: MockOptions;
+  readonly slowdown: number;
+  readonly latency: number;
+  hubUrl: string;
+  abort: AbortController | null;
+  readonly summaries: Map<string, ModelSummary>;
+  readonly outputs: Map<string, StoredOutput>;
+  readonly cache: Map<string, CacheEntry>;
+}
+
 export function createMockEngine(options: MockOptions = {}): EngineApi {
-  const slowdown = options.slowdown ?? 1;
-  const latency = options.latencyMs ?? 250;
-  let hubUrl = 'https://huggingface.co';
-  let abort: AbortController | null = null;
-  const summaries = new Map<string, ModelSummary>();
-  const outputs = new Map<string, StoredOutput>();
-  const cache = new Map<string, CacheEntry>();
-  // A previous session's downloads, so the cache view has something to show.
-  for (const file of summaryOf(CATALOGUE[0], CATALOGUE[0].id).files) {
-    cache.set(`${CATALOGUE[0].id}@main/${file.name}`, { repo: CATALOGUE[0].id, revision: 'main', file: file.name, size: file.size, bytesDone: file.size, complete: true });
-  }
-
-  const find = (repo: string) => CATALOGUE.find((m) => m.id.toLowerCase() === repo.toLowerCase());
-  const demoOf = (name: string) => DEMOS.find((d) => d.name === name);
-
-  function summaryFor(ref: ModelReference, request: MergeRequest): ModelSummary {
-    const key = formatModelReference(ref);
-    const known = summaries.get(key);
-    if (known) return known;
-    const binding = request.models.find((m) => m.key === key);
-    if (binding?.source.kind === 'hub') {
-      const model = find(binding.source.repo);
-      if (model) return summaryOf(model, key);
-    }
-    const demo = demoOf(key);
-    if (demo) return summaryOf(demo.model, key);
-    throw new Error(`model ${key} has not been inspected (no binding or unknown repo)`);
-  }
-
-  function planOf(request: MergeRequest): { summary: PlanSummary; config?: MergeConfig } {
-    const empty = { tensorCount: 0, downloadBytes: 0, outputBytes: 0, outputFiles: [], gpuMemoryBytes: 0, layers: [] };
-    let config: MergeConfig;
-    let warnings: string[];
-    try {
-      const parsed = parseMergeConfig(request.yaml);
-      config = parsed.config;
-      warnings = parsed.warnings.map((w) => `${w.path ? `${w.path}: ` : ''}${w.message}`);
-    } catch (error) {
-      if (error instanceof ConfigError) return { summary: { ok: false, issues: error.issues, errors: [], warnings: [], ...empty } };
-      throw error;
-    }
-    const errors: string[] = [];
-    let slices;
-    try {
-      slices = toOutputSlices(config, (ref) => summaryFor(ref, request).numLayers);
-    } catch (error) {
-      return { summary: { ok: false, issues: error instanceof ConfigError ? error.issues : [], errors: [(error as Error).message], warnings, ...empty } };
-    }
-    const models = new Map<string, ModelSummary>();
-    for (const slice of slices) for (const s of slice.sources) models.set(formatModelReference(s.model), summaryFor(s.model, request));
-    if (config.base_model) models.set(formatModelReference(config.base_model), summaryFor(config.base_model, request));
-    const all = [...models.values()];
-    const reference = all[0];
-    if (!request.allowCrimes && all.some((m) => m.architecture !== reference.architecture || m.hiddenSize !== reference.hiddenSize)) {
-      errors.push(
-        `the models have different architectures or sizes (${all.map((m) => `${m.key}: ${m.architecture}, hidden ${m.hiddenSize}`).join('; ')}); their tensors cannot be merged`,
-      );
-    }
-    const vocab = new Set(all.map((m) => m.vocabSize));
-    if (vocab.size > 1 && !config.tokenizer && !config.tokenizer_source) {
-      warnings.push(
-        `the vocabularies differ (${all.map((m) => `${m.key}: ${m.vocabSize}`).join(', ')}); embeddings are cut to the smallest (${Math.min(...all.map((m) => m.vocabSize ?? 0))} rows). Set tokenizer: {source: union} to keep every token.`,
-      );
-    }
-    const cached = (key: string) => [...cache.values()].some((e) => e.repo === key.split('@')[0]);
-    const downloadBytes = all.filter((m) => !cached(m.key)).reduce((a, m) => a + m.weightBytes, 0);
-    const totalLayers = slices.reduce((a, s) => a + (s.sources[0] ? s.sources[0].layer_range[1] - s.sources[0].layer_range[0] : 0), 0);
-    const perLayer = reference.weightBytes / Math.max(1, reference.numLayers + 2);
-    const outDtype = config.out_dtype ?? config.dtype;
-    const scale = outDtype ? (BYTES_PER[outDtype] ?? 2) / (BYTES_PER[reference.dtype] ?? 2) : 1;
-    const outputBytes = Math.round(perLayer * (totalLayers + 2) * scale);
-    const shardSize = request.outShardSize ?? SHARD_BYTES;
-    const shards = shardNames(outputBytes, Math.max(1, Math.ceil(outputBytes / shardSize)));
-    const layers: PlanSummary['layers'][number][] = [];
-    let out = 0;
-    for (const slice of slices) {
-      const length = slice.sources[0] ? slice.sources[0].layer_range[1] - slice.sources[0].layer_range[0] : 0;
-      for (let i = 0; i < length; i++) {
-        layers.push({ outputLayer: out++, sources: slice.sources.map((s) => ({ model: formatModelReference(s.model), layer: s.layer_range[0] + i })) });
-      }
-    }
-    const inputs = Math.max(1, ...slices.map((s) => s.sources.length + (config.base_model ? 1 : 0)));
-    const budget = request.memoryBudgetBytes ?? 512 * 2 ** 20;
-    return {
-      config,
-      summary: {
-        ok: errors.length === 0,
-        issues: [],
-        errors,
-        warnings,
-        tensorCount: totalLayers * 9 + 3,
-        downloadBytes,
-        outputBytes,
-        outputFiles: [
-          { name: 'config.json', size: 640 },
-          ...shards,
-          ...(shards.length > 1 ? [{ name: 'model.safetensors.index.json', size: 23_950 }] : []),
-          { name: 'tokenizer.json', size: 1_795_303 },
-          { name: 'tokenizer_config.json', size: 1_460 },
-          { name: 'mergekit_config.yml', size: request.yaml.length },
-          { name: 'README.md', size: 1_800 },
-        ],
-        gpuMemoryBytes: Math.min(budget, perLayer / 4) * (inputs + 2),
-        layers,
-      },
-    };
-  }
-
-  const api: EngineApi = {
+  const state: MockState = {
+    options,
+    slowdown: options.slowdown ?? 1,
+    latency: options.latencyMs ?? 250,
+    hubUrl: 'https://huggingface.co',
+    abort: null,
+    summaries: new Map(),
+    outputs: new Map(),
+    cache: previousSessionCache(),
+  };
+  return {
     async configure(opts) {
-      hubUrl = opts.hubUrl;
+      state.hubUrl = opts.hubUrl;
     },
-
     async forgetToken() {},
-
-    async checkToken(accessToken: string): Promise<TokenCheck> {
-      await sleep(latency);
-      if (!accessToken.startsWith('hf_') || accessToken.length < 8) {
-        throw Object.assign(new Error('the Hub rejected this token (401): create a token with write access at https://huggingface.co/settings/tokens'), {
-          name: 'HubAuthError',
-        });
-      }
-      return { name: 'you', fullname: 'Demo User', orgs: ['alloy-demo'], canWrite: !accessToken.includes('read') };
-    },
-
+    checkToken: (accessToken) => checkToken(state, accessToken),
     async listDemoModels(): Promise<DemoModelInfo[]> {
       return DEMOS.map(({ name, description, size }) => ({ name, description, size }));
     },
-
-    async searchModels(query: string, limit = 20): Promise<ModelSearchHit[]> {
-      await sleep(latency / 2);
-      const q = query.trim().toLowerCase();
-      if (q === '') return [];
-      return CATALOGUE.filter((m) => m.id.toLowerCase().includes(q))
-        .sort((a, b) => b.downloads - a.downloads)
-        .slice(0, limit)
-        .map((m) => ({ id: m.id, downloads: m.downloads, likes: m.likes, pipelineTag: 'text-generation', lastModified: '2024-05-01T00:00:00Z' }));
-    },
-
-    async inspectModel(source: ModelSourceSpec): Promise<ModelSummary> {
-      await sleep(latency);
-      let summary: ModelSummary;
-      if (source.kind === 'hub') {
-        const model = find(source.repo);
-        if (!model) {
-          throw Object.assign(new Error(`${source.repo} was not found on ${hubUrl} (404). Check the spelling, or sign in for private and gated models.`), { name: 'NotFoundError' });
-        }
-        summary = summaryOf(model, source.revision ? `${source.repo}@${source.revision}` : source.repo);
-      } else if (source.kind === 'local') {
-        summary = await localSummary(source.name, source.files);
-      } else {
-        const demo = demoOf(source.name);
-        if (!demo) throw new Error(`there is no demo model "${source.name}"`);
-        summary = { ...summaryOf(demo.model, source.name), weightBytes: demo.size, files: [{ name: 'config.json', size: 612 }, { name: 'model.safetensors', size: demo.size - 612 }] };
-      }
-      summaries.set(summary.key, summary);
-      return summary;
-    },
-
+    searchModels: (query, limit = 20) => searchModels(state, query, limit),
+    inspectModel: (source) => inspectModel(state, source),
     async plan(request) {
-      await sleep(latency);
-      return planOf(request).summary;
+      await sleep(state.latency);
+      return planOf(state, request).summary;
     },
-
-    async merge(request, onProgress) {
-      const { summary, config } = planOf(request);
-      if (!summary.ok || !config) throw new Error(summary.errors[0] ?? 'the config is not valid');
-      abort = new AbortController();
-      const signal = abort.signal;
-      const start = Date.now();
-      const webgpu = !options.cpuFallback && request.backend !== 'cpu';
-      const backendNotice = options.cpuFallback
-        ? 'WebGPU is not available in this browser (no adapter was found), so the merge runs on the CPU backend. It gives the same result, several times slower.'
-        : undefined;
-      const referenced = new Set<string>();
-      for (const l of summary.layers) for (const s of l.sources) referenced.add(s.model);
-      if (config.base_model) referenced.add(formatModelReference(config.base_model));
-      const downloads: DownloadProgress[] = [];
-      for (const key of referenced) {
-        const s = summaries.get(key);
-        const isCached = [...cache.values()].some((e) => e.repo === key.split('@')[0]);
-        for (const f of s?.files ?? []) {
-          downloads.push({ model: key, file: f.name, bytesDone: isCached ? f.size : 0, bytesTotal: f.size, state: isCached ? 'cached' : 'downloading' });
-        }
-      }
-      const inputTotal = downloads.reduce((a, d) => a + d.bytesTotal, 0);
-      // Plausible numbers for a screenshot, not a measurement: a steady simulated read rate.
-      const simulatedRate = webgpu ? 182_000_000 : 46_000_000;
-      const report = (phase: RunProgress['phase'], tensorsDone: number, inputDone: number, current: string | null) => {
-        const rate = phase === 'preparing' || phase === 'done' ? 0 : simulatedRate * (0.95 + 0.1 * Math.random());
-        onProgress({
-          phase,
-          downloads: downloads.map((d) => ({ ...d })),
-          tensorsDone,
-          tensorsTotal: summary.tensorCount,
-          currentTensor: current,
-          inputBytesDone: inputDone,
-          inputBytesTotal: inputTotal,
-          bytesPerSecond: rate,
-          etaMs: rate > 0 ? ((inputTotal - inputDone) / rate) * 1000 : null,
-          backend: webgpu ? 'webgpu' : 'cpu',
-          ...(backendNotice ? { backendNotice } : {}),
-          ...(webgpu ? {} : { threads: request.threads ?? 8 }),
-          // A plausible split once merging has started: mostly reading (a download-bound merge).
-          ...(inputDone > 0 ? { stageTimes: { readMs: inputDone / simulatedRate * 620, computeMs: inputDone / simulatedRate * 300, writeMs: inputDone / simulatedRate * 80 } } : {}),
-        });
-      };
-      try {
-        report('preparing', 0, 0, null);
-        await sleep(300 * slowdown, signal);
-        const steps = 40;
-        for (let step = 1; step <= steps; step++) {
-          for (const d of downloads) {
-            if (d.state === 'cached') continue;
-            const i = downloads.indexOf(d);
-            const done = Math.min(d.bytesTotal, Math.round((d.bytesTotal * step * (1 + (i % 3) * 0.4)) / steps));
-            downloads[i] = { ...d, bytesDone: done, state: done >= d.bytesTotal ? 'done' : 'downloading' };
-          }
-          if (options.quotaError && step === steps / 2) {
-            throw Object.assign(new Error('Failed to write model-00002-of-00002.safetensors: the storage quota of this site is exceeded.'), {
-              name: 'QuotaExceededError',
-            });
-          }
-          const tensorsDone = Math.floor((summary.tensorCount * step) / steps);
-          const layer = Math.floor((summary.layers.length * step) / steps);
-          const inputDone = downloads.reduce((a, d) => a + d.bytesDone, 0);
-          report(step < steps ? 'merging' : 'writing', tensorsDone, Math.min(inputTotal, inputDone), `model.layers.${Math.min(layer, Math.max(0, summary.layers.length - 1))}.mlp.down_proj.weight`);
-          await sleep(120 * slowdown, signal);
-        }
-        for (const d of downloads) {
-          const [repo, revision = 'main'] = d.model.split('@');
-          if (demoOf(d.model)) continue;
-          cache.set(`${repo}@${revision}/${d.file}`, { repo, revision, file: d.file, size: d.bytesTotal, bytesDone: d.bytesTotal, complete: true });
-        }
-        report('done', summary.tensorCount, inputTotal, null);
-        const method = findMethod(config.merge_method)!;
-        const models = [...referenced].map((key) => ({ key, ...(request.models.find((m) => m.key === key)?.source.kind === 'hub' ? { hubRepo: key.split('@')[0] } : {}) }));
-        const readme = renderModelCard({
-          title: request.outputName,
-          method,
-          ...(config.base_model ? { base: formatModelReference(config.base_model) } : {}),
-          models,
-          configYaml: request.yaml,
-          ...(request.randomSeed !== undefined ? { randomSeed: request.randomSeed } : {}),
-        });
-        const texts = new Map<string, string>([
-          ['README.md', readme],
-          ['mergekit_config.yml', request.yaml],
-          ['config.json', JSON.stringify({ architectures: [summaries.get([...referenced][0])?.architecture], torch_dtype: config.out_dtype ?? config.dtype ?? 'bfloat16' }, null, 2)],
-        ]);
-        const result: MergeResult = {
-          outputName: request.outputName,
-          files: summary.outputFiles.map((f) => ({ name: f.name, size: texts.get(f.name)?.length ?? f.size })),
-          warnings: summary.warnings,
-          elapsedMs: Date.now() - start,
-        };
-        outputs.set(request.outputName, { result, texts });
-        return result;
-      } finally {
-        abort = null;
-      }
-    },
-
+    merge: (request, onProgress) => simulateMerge(state, request, onProgress),
     async cancel() {
-      abort?.abort();
+      state.abort?.abort();
     },
-
     async listOutputs() {
-      return [...outputs.values()].map((o) => o.result).reverse();
+      return [...state.outputs.values()].map((o) => o.result).reverse();
     },
-
     async outputFile(outputName, file) {
-      const output = outputs.get(outputName);
+      const output = state.outputs.get(outputName);
       if (!output) throw new Error(`no output named ${outputName}`);
       const text = output.texts.get(file) ?? `mock engine: placeholder for ${file}\n`;
       return new File([text], file, { type: file.endsWith('.md') ? 'text/markdown' : 'application/octet-stream' });
     },
-
     async deleteOutput(outputName) {
-      outputs.delete(outputName);
+      state.outputs.delete(outputName);
     },
-
     async listCache() {
-      return [...cache.values()];
+      return [...state.cache.values()];
     },
-
     async deleteCached(repo, revision) {
-      for (const [key, entry] of cache) if (entry.repo === repo && (revision === undefined || entry.revision === revision)) cache.delete(key);
-    },
-
-    async push(request: PushRequest, onProgress: (progress: PushProgress) => void) {
-      if (!request.accessToken.startsWith('hf_')) {
-        throw Object.assign(new Error('401 Unauthorized: the access token was refused by the Hub.'), { name: 'HubAuthError' });
+      for (const [key, entry] of state.cache) {
+        if (entry.repo === repo && (revision === undefined || entry.revision === revision)) state.cache.delete(key);
       }
-      const output = outputs.get(request.outputName);
-      if (!output) throw new Error(`no output named ${request.outputName}`);
-      const files = output.result.files.map((f) => ({ path: f.name, progress: 0 }));
-      onProgress({ phase: 'creating', files });
-      await sleep(400 * slowdown);
-      for (let step = 1; step <= 20; step++) {
-        files.forEach((f, i) => (f.progress = Math.min(1, (step / 20) * (1 + (i % 4) * 0.3))));
-        onProgress({ phase: step < 5 ? 'hashing' : 'uploading', files: files.map((f) => ({ ...f })) });
-        await sleep(100 * slowdown);
-      }
-      onProgress({ phase: 'committing', files: files.map((f) => ({ ...f, progress: 1 })) });
-      await sleep(300 * slowdown);
-      onProgress({ phase: 'done', files: files.map((f) => ({ ...f, progress: 1 })) });
-      const repo = request.repo.includes('/') ? request.repo : `you/${request.repo}`;
-      return { url: `${hubUrl}/${repo}` };
     },
+    push: (request, onProgress) => simulatePush(state, request, onProgress),
   };
-  return api;
+}
+
+/** A previous session's downloads, so the cache view has something to show. */
+function previousSessionCache(): Map<string, CacheEntry> {
+  const cache = new Map<string, CacheEntry>();
+  const model = CATALOGUE[0];
+  for (const file of summaryOf(model, model.id).files) {
+    cache.set(`${model.id}@main/${file.name}`, { repo: model.id, revision: 'main', file: file.name, size: file.size, bytesDone: file.size, complete: true });
+  }
+  return cache;
+}
+
+const findCatalogued = (repo: string): CatalogueModel | undefined => CATALOGUE.find((m) => m.id.toLowerCase() === repo.toLowerCase());
+const demoOf = (name: string) => DEMOS.find((d) => d.name === name);
+const isCached = (state: MockState, key: string): boolean => [...state.cache.values()].some((e) => e.repo === key.split('@')[0]);
+
+// ---- metadata --------------------------------------------------------------------------------
+
+async function checkToken(state: MockState, accessToken: string): Promise<TokenCheck> {
+  await sleep(state.latency);
+  if (!accessToken.startsWith('hf_') || accessToken.length < 8) {
+    throw Object.assign(new Error('the Hub rejected this token (401): create a token with write access at https://huggingface.co/settings/tokens'), {
+      name: 'HubAuthError',
+    });
+  }
+  return { name: 'you', fullname: 'Demo User', orgs: ['alloy-demo'], canWrite: !accessToken.includes('read') };
+}
+
+async function searchModels(state: MockState, query: string, limit: number): Promise<ModelSearchHit[]> {
+  await sleep(state.latency / 2);
+  const q = query.trim().toLowerCase();
+  if (q === '') return [];
+  return CATALOGUE.filter((m) => m.id.toLowerCase().includes(q))
+    .sort((a, b) => b.downloads - a.downloads)
+    .slice(0, limit)
+    .map((m) => ({ id: m.id, downloads: m.downloads, likes: m.likes, pipelineTag: 'text-generation', lastModified: '2024-05-01T00:00:00Z' }));
+}
+
+async function inspectModel(state: MockState, source: ModelSourceSpec): Promise<ModelSummary> {
+  await sleep(state.latency);
+  let summary: ModelSummary;
+  if (source.kind === 'hub') {
+    const model = findCatalogued(source.repo);
+    if (!model) {
+      throw Object.assign(new Error(`${source.repo} was not found on ${state.hubUrl} (404). Check the spelling, or sign in for private and gated models.`), {
+        name: 'NotFoundError',
+      });
+    }
+    summary = summaryOf(model, source.revision ? `${source.repo}@${source.revision}` : source.repo);
+  } else if (source.kind === 'local') {
+    summary = await localSummary(source.name, source.files);
+  } else {
+    const demo = demoOf(source.name);
+    if (!demo) throw new Error(`there is no demo model "${source.name}"`);
+    summary = {
+      ...summaryOf(demo.model, source.name),
+      weightBytes: demo.size,
+      files: [{ name: 'config.json', size: 612 }, { name: 'model.safetensors', size: demo.size - 612 }],
+    };
+  }
+  state.summaries.set(summary.key, summary);
+  return summary;
+}
+
+function summaryFor(state: MockState, ref: ModelReference, request: MergeRequest): ModelSummary {
+  const key = formatModelReference(ref);
+  const known = state.summaries.get(key);
+  if (known) return known;
+  const binding = request.models.find((m) => m.key === key);
+  if (binding?.source.kind === 'hub') {
+    const model = findCatalogued(binding.source.repo);
+    if (model) return summaryOf(model, key);
+  }
+  const demo = demoOf(key);
+  if (demo) return summaryOf(demo.model, key);
+  throw new Error(`model ${key} has not been inspected (no binding or unknown repo)`);
+}
+
+// ---- plans -----------------------------------------------------------------------------------
+
+type OutputSlices = ReturnType<typeof toOutputSlices>;
+type PlanLayer = PlanSummary['layers'][number];
+
+const emptyPlan = () => ({ tensorCount: 0, downloadBytes: 0, outputBytes: 0, outputFiles: [], gpuMemoryBytes: 0, layers: [] });
+
+/** The plan of a request: the config's checks, then estimated sizes from the catalogue. */
+function planOf(state: MockState, request: MergeRequest): { summary: PlanSummary; config?: MergeConfig } {
+  let config: MergeConfig;
+  let warnings: string[];
+  try {
+    const parsed = parseMergeConfig(request.yaml);
+    config = parsed.config;
+    warnings = parsed.warnings.map((w) => `${w.path ? `${w.path}: ` : ''}${w.message}`);
+  } catch (error) {
+    if (error instanceof ConfigError) return { summary: { ok: false, issues: error.issues, errors: [], warnings: [], ...emptyPlan() } };
+    throw error;
+  }
+  let slices: OutputSlices;
+  try {
+    slices = toOutputSlices(config, (ref) => summaryFor(state, ref, request).numLayers);
+  } catch (error) {
+    return {
+      summary: { ok: false, issues: error instanceof ConfigError ? error.issues : [], errors: [(error as Error).message], warnings, ...emptyPlan() },
+    };
+  }
+  const all = modelsOf(state, config, slices, request);
+  const errors = request.allowCrimes ? [] : compatibilityErrors(all);
+  const vocabulary = vocabularyWarning(config, all);
+  if (vocabulary) warnings.push(vocabulary);
+  return { config, summary: { ok: errors.length === 0, issues: [], errors, warnings, ...estimates(state, config, slices, all, request) } };
+}
+
+/** The summaries of every model the slices and the base model use, in order of first use. */
+function modelsOf(state: MockState, config: MergeConfig, slices: OutputSlices, request: MergeRequest): ModelSummary[] {
+  const models = new Map<string, ModelSummary>();
+  for (const slice of slices) for (const s of slice.sources) models.set(formatModelReference(s.model), summaryFor(state, s.model, request));
+  if (config.base_model) models.set(formatModelReference(config.base_model), summaryFor(state, config.base_model, request));
+  return [...models.values()];
+}
+
+function compatibilityErrors(all: readonly ModelSummary[]): string[] {
+  const reference = all[0];
+  if (!all.some((m) => m.architecture !== reference.architecture || m.hiddenSize !== reference.hiddenSize)) return [];
+  return [
+    `the models have different architectures or sizes (${all.map((m) => `${m.key}: ${m.architecture}, hidden ${m.hiddenSize}`).join('; ')}); their tensors cannot be merged`,
+  ];
+}
+
+function vocabularyWarning(config: MergeConfig, all: readonly ModelSummary[]): string | null {
+  const vocab = new Set(all.map((m) => m.vocabSize));
+  if (vocab.size <= 1 || config.tokenizer || config.tokenizer_source) return null;
+  return `the vocabularies differ (${all.map((m) => `${m.key}: ${m.vocabSize}`).join(', ')}); embeddings are cut to the smallest (${Math.min(...all.map((m) => m.vocabSize ?? 0))} rows). Set tokenizer: {source: union} to keep every token.`;
+}
+
+const sliceLength = (slice: OutputSlices[number]): number => (slice.sources[0] ? slice.sources[0].layer_range[1] - slice.sources[0].layer_range[0] : 0);
+
+/** Sizes, files, memory and the layer map of a valid plan, scaled from the first model's size. */
+function estimates(
+  state: MockState,
+  config: MergeConfig,
+  slices: OutputSlices,
+  all: readonly ModelSummary[],
+  request: MergeRequest,
+): Omit<PlanSummary, 'ok' | 'issues' | 'errors' | 'warnings'> {
+  const reference = all[0];
+  const downloadBytes = all.filter((m) => !isCached(state, m.key)).reduce((a, m) => a + m.weightBytes, 0);
+  const totalLayers = slices.reduce((a, s) => a + sliceLength(s), 0);
+  const perLayer = reference.weightBytes / Math.max(1, reference.numLayers + 2);
+  const outDtype = config.out_dtype ?? config.dtype;
+  const scale = outDtype ? (BYTES_PER[outDtype] ?? 2) / (BYTES_PER[reference.dtype] ?? 2) : 1;
+  const outputBytes = Math.round(perLayer * (totalLayers + 2) * scale);
+  const shardSize = request.outShardSize ?? SHARD_BYTES;
+  const shards = shardNames(outputBytes, Math.max(1, Math.ceil(outputBytes / shardSize)));
+  const inputs = Math.max(1, ...slices.map((s) => s.sources.length + (config.base_model ? 1 : 0)));
+  const budget = request.memoryBudgetBytes ?? 512 * 2 ** 20;
+  return {
+    tensorCount: totalLayers * 9 + 3,
+    downloadBytes,
+    outputBytes,
+    outputFiles: [
+      { name: 'config.json', size: 640 },
+      ...shards,
+      ...(shards.length > 1 ? [{ name: 'model.safetensors.index.json', size: 23_950 }] : []),
+      { name: 'tokenizer.json', size: 1_795_303 },
+      { name: 'tokenizer_config.json', size: 1_460 },
+      { name: 'mergekit_config.yml', size: request.yaml.length },
+      { name: 'README.md', size: 1_800 },
+    ],
+    gpuMemoryBytes: Math.min(budget, perLayer / 4) * (inputs + 2),
+    layers: layerMap(slices),
+  };
+}
+
+function layerMap(slices: OutputSlices): PlanLayer[] {
+  const layers: PlanLayer[] = [];
+  let out = 0;
+  for (const slice of slices) {
+    for (let i = 0; i < sliceLength(slice); i++) {
+      layers.push({ outputLayer: out++, sources: slice.sources.map((s) => ({ model: formatModelReference(s.model), layer: s.layer_range[0] + i })) });
+    }
+  }
+  return layers;
+}
+
+// ---- merges ----------------------------------------------------------------------------------
+
+const MERGE_STEPS = 40;
+
+/** A merge that only advances its counters on timers, then stores an output with real texts. */
+async function simulateMerge(state: MockState, request: MergeRequest, onProgress: (progress: RunProgress) => void): Promise<MergeResult> {
+  const { summary, config } = planOf(state, request);
+  if (!summary.ok || !config) throw new Error(summary.errors[0] ?? 'the config is not valid');
+  state.abort = new AbortController();
+  const signal = state.abort.signal;
+  const start = Date.now();
+  const referenced = referencedModels(summary, config);
+  const downloads = downloadsOf(state, referenced);
+  const report = progressReporter(state.options, request, summary, downloads, onProgress);
+  try {
+    report('preparing', 0, null);
+    await sleep(300 * state.slowdown, signal);
+    for (let step = 1; step <= MERGE_STEPS; step++) {
+      advanceDownloads(downloads, step);
+      if (state.options.quotaError && step === MERGE_STEPS / 2) {
+        throw Object.assign(new Error('Failed to write model-00002-of-00002.safetensors: the storage quota of this site is exceeded.'), {
+          name: 'QuotaExceededError',
+        });
+      }
+      const tensorsDone = Math.floor((summary.tensorCount * step) / MERGE_STEPS);
+      const layer = Math.floor((summary.layers.length * step) / MERGE_STEPS);
+      report(step < MERGE_STEPS ? 'merging' : 'writing', tensorsDone, `model.layers.${Math.min(layer, Math.max(0, summary.layers.length - 1))}.mlp.down_proj.weight`);
+      await sleep(120 * state.slowdown, signal);
+    }
+    cacheDownloads(state, downloads);
+    report('done', summary.tensorCount, null);
+    const texts = outputTexts(state, request, config, referenced);
+    const result: MergeResult = {
+      outputName: request.outputName,
+      files: summary.outputFiles.map((f) => ({ name: f.name, size: texts.get(f.name)?.length ?? f.size })),
+      warnings: summary.warnings,
+      elapsedMs: Date.now() - start,
+    };
+    state.outputs.set(request.outputName, { result, texts });
+    return result;
+  } finally {
+    state.abort = null;
+  }
+}
+
+function referencedModels(summary: PlanSummary, config: MergeConfig): Set<string> {
+  const referenced = new Set<string>();
+  for (const l of summary.layers) for (const s of l.sources) referenced.add(s.model);
+  if (config.base_model) referenced.add(formatModelReference(config.base_model));
+  return referenced;
+}
+
+function downloadsOf(state: MockState, referenced: ReadonlySet<string>): DownloadProgress[] {
+  const downloads: DownloadProgress[] = [];
+  for (const key of referenced) {
+    const cached = isCached(state, key);
+    for (const f of state.summaries.get(key)?.files ?? []) {
+      downloads.push({ model: key, file: f.name, bytesDone: cached ? f.size : 0, bytesTotal: f.size, state: cached ? 'cached' : 'downloading' });
+    }
+  }
+  return downloads;
+}
+
+/** Moves the downloads on to `step` of MERGE_STEPS, some files faster than others. */
+function advanceDownloads(downloads: DownloadProgress[], step: number): void {
+  downloads.forEach((d, i) => {
+    if (d.state === 'cached') return;
+    const done = Math.min(d.bytesTotal, Math.round((d.bytesTotal * step * (1 + (i % 3) * 0.4)) / MERGE_STEPS));
+    downloads[i] = { ...d, bytesDone: done, state: done >= d.bytesTotal ? 'done' : 'downloading' };
+  });
+}
+
+function cacheDownloads(state: MockState, downloads: readonly DownloadProgress[]): void {
+  for (const d of downloads) {
+    const [repo, revision = 'main'] = d.model.split('@');
+    if (demoOf(d.model)) continue;
+    state.cache.set(`${repo}@${revision}/${d.file}`, { repo, revision, file: d.file, size: d.bytesTotal, bytesDone: d.bytesTotal, complete: true });
+  }
+}
+
+/** Reports a merge's progress: the downloads as they are now, and a simulated read rate. */
+function progressReporter(
+  options: MockOptions,
+  request: MergeRequest,
+  summary: PlanSummary,
+  downloads: readonly DownloadProgress[],
+  onProgress: (progress: RunProgress) => void,
+): (phase: RunProgress['phase'], tensorsDone: number, current: string | null) => void {
+  const webgpu = !options.cpuFallback && request.backend !== 'cpu';
+  const backendNotice = options.cpuFallback
+    ? 'WebGPU is not available in this browser (no adapter was found), so the merge runs on the CPU backend. It gives the same result, several times slower.'
+    : undefined;
+  const inputTotal = downloads.reduce((a, d) => a + d.bytesTotal, 0);
+  // Plausible numbers for a screenshot, not a measurement: a steady simulated read rate.
+  const simulatedRate = webgpu ? 182_000_000 : 46_000_000;
+  return (phase, tensorsDone, current) => {
+    const inputDone = phase === 'preparing' ? 0 : phase === 'done' ? inputTotal : Math.min(inputTotal, downloads.reduce((a, d) => a + d.bytesDone, 0));
+    const rate = phase === 'preparing' || phase === 'done' ? 0 : simulatedRate * (0.95 + 0.1 * Math.random());
+    onProgress({
+      phase,
+      downloads: downloads.map((d) => ({ ...d })),
+      tensorsDone,
+      tensorsTotal: summary.tensorCount,
+      currentTensor: current,
+      inputBytesDone: inputDone,
+      inputBytesTotal: inputTotal,
+      bytesPerSecond: rate,
+      etaMs: rate > 0 ? ((inputTotal - inputDone) / rate) * 1000 : null,
+      backend: webgpu ? 'webgpu' : 'cpu',
+      ...(backendNotice ? { backendNotice } : {}),
+      ...(webgpu ? {} : { threads: request.threads ?? 8 }),
+      // A plausible split once merging has started: mostly reading (a download-bound merge).
+      ...(inputDone > 0 ? { stageTimes: { readMs: (inputDone / simulatedRate) * 620, computeMs: (inputDone / simulatedRate) * 300, writeMs: (inputDone / simulatedRate) * 80 } } : {}),
+    });
+  };
+}
+
+/** The output's real texts: model card, the config as given, and a small config.json. */
+function outputTexts(state: MockState, request: MergeRequest, config: MergeConfig, referenced: ReadonlySet<string>): Map<string, string> {
+  const method = findMethod(config.merge_method)!;
+  const models = [...referenced].map((key) => ({
+    key,
+    ...(request.models.find((m) => m.key === key)?.source.kind === 'hub' ? { hubRepo: key.split('@')[0] } : {}),
+  }));
+  const readme = renderModelCard({
+    title: request.outputName,
+    method,
+    ...(config.base_model ? { base: formatModelReference(config.base_model) } : {}),
+    models,
+    configYaml: request.yaml,
+    ...(request.randomSeed !== undefined ? { randomSeed: request.randomSeed } : {}),
+  });
+  const architecture = state.summaries.get([...referenced][0])?.architecture;
+  return new Map<string, string>([
+    ['README.md', readme],
+    ['mergekit_config.yml', request.yaml],
+    ['config.json', JSON.stringify({ architectures: [architecture], torch_dtype: config.out_dtype ?? config.dtype ?? 'bfloat16' }, null, 2)],
+  ]);
+}
+
+// ---- pushes ----------------------------------------------------------------------------------
+
+async function simulatePush(state: MockState, request: PushRequest, onProgress: (progress: PushProgress) => void): Promise<{ url: string }> {
+  if (!request.accessToken.startsWith('hf_')) {
+    throw Object.assign(new Error('401 Unauthorized: the access token was refused by the Hub.'), { name: 'HubAuthError' });
+  }
+  const output = state.outputs.get(request.outputName);
+  if (!output) throw new Error(`no output named ${request.outputName}`);
+  const files = output.result.files.map((f) => ({ path: f.name, progress: 0 }));
+  onProgress({ phase: 'creating', files });
+  await sleep(400 * state.slowdown);
+  for (let step = 1; step <= 20; step++) {
+    files.forEach((f, i) => (f.progress = Math.min(1, (step / 20) * (1 + (i % 4) * 0.3))));
+    onProgress({ phase: step < 5 ? 'hashing' : 'uploading', files: files.map((f) => ({ ...f })) });
+    await sleep(100 * state.slowdown);
+  }
+  onProgress({ phase: 'committing', files: files.map((f) => ({ ...f, progress: 1 })) });
+  await sleep(300 * state.slowdown);
+  onProgress({ phase: 'done', files: files.map((f) => ({ ...f, progress: 1 })) });
+  const repo = request.repo.includes('/') ? request.repo : `you/${request.repo}`;
+  return { url: `${state.hubUrl}/${repo}` };
 }
 
 /** The mock's options from the page's query: `?mock=slow|fast,cpu,quota`. */
