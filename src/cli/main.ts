@@ -7,6 +7,7 @@ import { DEFAULT_BUDGET_BYTES, MergeCancelledError, runMerge, type MergeProgress
 import { GpuDeviceLostError, GpuUnavailableError } from '../gpu';
 import { chooseNodeBackend, type BackendChoice } from '../gpu/node';
 import { buildPlan, PlanError, type PlanOptions } from '../plan';
+import { LoraAdapterError } from '../lora';
 import { parseShardSize, SafetensorsError } from '../storage';
 import { NodeOutputFolder } from '../storage/node-fs';
 import { parseArgs, UsageError, type FlagSpec } from './args';
@@ -116,7 +117,7 @@ function report(error: unknown, io: CliIo): number {
     io.stderr(`alloy: ${error.message}\n`);
     return 1;
   }
-  if (error instanceof SafetensorsError || error instanceof ModelNotFoundError || error instanceof GpuUnavailableError) {
+  if (error instanceof SafetensorsError || error instanceof ModelNotFoundError || error instanceof GpuUnavailableError || error instanceof LoraAdapterError) {
     io.stderr(`alloy: ${error.message}\n`);
     return 1;
   }

@@ -8,6 +8,7 @@ import type { ByteSource, FloatDtype } from '../storage/types';
 import { chunkRanges, rowShape, type ChunkRange } from './chunking';
 import { MergeCancelledError } from './progress';
 import { AlignedEmbeddingReader } from './aligned-embedding';
+import { LoraInputReader } from './lora-input-reader';
 
 /** Everything a job needs from the engine around it. */
 export interface JobContext {
@@ -51,6 +52,8 @@ export class TensorJobRunner implements TensorMerge {
   private readonly sources: Promise<ByteSource>[];
   /** Assembles the rows of embeddings aligned to a new vocabulary (plan `rowMap`s). */
   private readonly aligned: AlignedEmbeddingReader | null;
+  /** Applies the LoRA adapters of `model+lora` inputs (docs/lora.md), handing the backend f32 rows. */
+  private readonly lora: LoraInputReader | null;
   /** Raw input bytes kept across passes when the whole tensor fits in a quarter of the budget. */
   private readonly keep: boolean;
   private readonly kept = new Map<number, Promise<ChunkInputBytes[]>>();
@@ -68,7 +71,7 @@ export class TensorJobRunner implements TensorMerge {
     this.baseIndex = job.baseIndex;
     this.params = job.params;
     this.isEmbed = job.isEmbed;
-    const inputBytesPerElement = job.inputs.reduce((s, i) => s + dtypeSize(i.tensor.dtype), 0);
+    const inputBytesPerElement = job.inputs.reduce((s, i) => s + dtypeSize(i.adapter?.kind === 'lora' ? 'F32' : i.tensor.dtype), 0);
     const perElement = inputBytesPerElement + 4 * (TEMPORARIES_PER_INPUT * job.inputs.length + TEMPORARIES_FIXED);
     // Chunks in flight share the budget.
     const inFlight = Math.max(1, Math.floor(ctx.backend.chunksInFlight ?? 1));
@@ -77,7 +80,9 @@ export class TensorJobRunner implements TensorMerge {
     const maxElements = Math.min(budgetElements, ctx.backend.maxChunkElements ?? Infinity);
     this.chunks = chunkRanges(job.shape, maxElements, ctx.wholeRows ?? false);
     this.keep = inputBytesPerElement * this.numel <= ctx.budgetBytes / 4;
-    this.sources = job.inputs.map((i) => ctx.source(i.model, i.tensor.file));
+    // A modules_to_save input's tensor lives in its adapter's files.
+    this.sources = job.inputs.map((i) => ctx.source(i.adapter?.kind === 'replace' ? i.adapter.source : i.model, i.tensor.file));
+    this.lora = job.inputs.some((i) => i.adapter?.kind === 'lora') ? new LoraInputReader(job, this.sources, ctx.source, (n) => ctx.onRead(n)) : null;
     this.aligned = job.alignment ? new AlignedEmbeddingReader(job, this.sources, (n) => ctx.onRead(n), Math.floor(ctx.budgetBytes / 2)) : null;
   }
 
@@ -137,7 +142,7 @@ export class TensorJobRunner implements TensorMerge {
   async copyInput(i: number): Promise<void> {
     const input = this.job.inputs[i];
     const sameLayout =
-      !input.rowMap &&
+      !input.rowMap && input.adapter?.kind !== 'lora' &&
       input.tensor.dtype === this.job.dtype && input.tensor.shape.join() === this.job.shape.join();
     if (!sameLayout) return this.apply((c) => c.input(i));
     this.startOutput();
@@ -258,10 +263,15 @@ export class TensorJobRunner implements TensorMerge {
           const bytes = await this.aligned.read(i, range.rowStart, range.rowStart + range.rows);
           return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: this.cols, retained: this.keep };
         }
-        const source = await this.sources[i];
-        const size = dtypeSize(input.tensor.dtype);
         const inCols = rowShape(input.tensor.shape).cols;
         const split = range.rows === 1 && range.cols !== this.cols; // piece of a long 1-D tensor
+        if (this.lora && input.adapter?.kind === 'lora') {
+          if (split) throw new Error(`internal: ${this.name}: a LoRA-adapted row cannot be split across chunks`);
+          const bytes = await this.lora.read(i, range.rowStart, range.rows);
+          return { bytes, dtype: 'F32' as const, cols: inCols, retained: this.keep };
+        }
+        const source = await this.sources[i];
+        const size = dtypeSize(input.tensor.dtype);
         const offset = split ? range.start * size : range.rowStart * inCols * size;
         const length = split ? range.length * size : range.rows * inCols * size;
         const bytes = await source.read(input.tensor.offset + offset, length);
