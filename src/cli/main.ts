@@ -14,6 +14,8 @@ import { parseArgs, UsageError, type FlagSpec } from './args';
 import { formatPlan } from './format-plan';
 import { methodsCommand, METHODS_USAGE } from './methods-command';
 import { validateCommand, VALIDATE_USAGE } from './validate-command';
+import { extractLoraCommand, EXTRACT_LORA_USAGE } from './extract-lora-command';
+import { ExtractCancelledError } from '../lora/extract';
 import { loadLocalModels, ModelNotFoundError } from './local-models';
 import { formatBytes, formatDuration, renderProgressLine, renderStageSplit } from './progress-bar';
 
@@ -34,6 +36,7 @@ const USAGE = `Usage:
   alloy plan CONFIG [options]            print what a merge would do, without reading any weight
 ${VALIDATE_USAGE}
 ${METHODS_USAGE}
+${EXTRACT_LORA_USAGE}
 
 Options:
   --backend auto|cpu|webgpu   where the arithmetic runs (default auto)
@@ -88,6 +91,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
     if (command === 'plan') return await planCommand(rest, io);
     if (command === 'validate') return await validateCommand(rest, io);
     if (command === 'methods') return await methodsCommand(rest, io);
+    if (command === 'extract-lora') return await extractLoraCommand(rest, io);
     throw new UsageError(`unknown command '${command}'`);
   } catch (error) {
     return report(error, io);
@@ -113,7 +117,7 @@ function report(error: unknown, io: CliIo): number {
     io.stderr(`alloy: cannot plan this merge: ${error.message}\n`);
     return 2;
   }
-  if (error instanceof MergeCancelledError) {
+  if (error instanceof MergeCancelledError || error instanceof ExtractCancelledError) {
     io.stderr(`alloy: ${error.message}\n`);
     return 1;
   }
