@@ -67,6 +67,11 @@ describe.runIf(RUN_NUMPY_TESTS)('model+lora merges match the numpy reference', (
   it('passthrough of base+lora is the PEFT-merged model (scale, rank/alpha patterns, embedding LoRA, modules_to_save)', async () => {
     runReference(['apply', join(dir, 'base'), join(dir, 'lora'), join(dir, 'expected-lora.safetensors')]);
     writeConfig(dir, 'pass.yml', 'models:\n  - model: ./base+./lora\nmerge_method: passthrough\ndtype: float32\n');
+    const plan = await runAlloy(['plan', 'pass.yml'], dir);
+    expect(plan.stdout).toContain('./base+./lora: model.layers.1.self_attn.v_proj.weight F32 + LoRA ./lora (rank 2, scale 4)');
+    expect(plan.stdout).toContain('./base+./lora: model.layers.1.mlp.down_proj.weight F32 + LoRA ./lora (rank 4, scale 0.75)');
+    expect(plan.stdout).toContain('./base+./lora: model.embed_tokens.weight F32 + LoRA ./lora (rank 4, scale 2, transposed)');
+    expect(plan.stdout).toContain('./base+./lora: base_model.model.lm_head.weight F32 (modules_to_save copy from ./lora)');
     const r = await runAlloy(['merge', 'pass.yml', 'out-pass'], dir);
     expect(r.stderr).not.toMatch(/failed|error/);
     expect(r.code).toBe(0);
