@@ -191,7 +191,8 @@ async function deltaBlocks(action: Extract<ExtractAction, { kind: 'lora' }>, sou
   const [m, n] = action.ft.shape;
   const [baseSource, ftSource] = await Promise.all([sources.base(action.base.file), sources.ft(action.ft.file)]);
   const perRow = n * (dtypeSize(action.ft.dtype) + dtypeSize(action.base.dtype) + 12);
-  const blockRows = Math.max(1, Math.min(m, Math.floor(memoryBytes / 4 / perRow)));
+  // A multiple of 4 rows: the SVD's kernels group rows by four, so held and streamed ΔW sum alike.
+  const blockRows = Math.max(4, Math.floor(memoryBytes / 4 / perRow / 4) * 4);
   const readBlock = async (r0: number, count: number, out: Float32Array): Promise<Float32Array> => {
     const read = (source: ByteSource, tensor: TensorInfo): Promise<Uint8Array> => {
       const size = dtypeSize(tensor.dtype);

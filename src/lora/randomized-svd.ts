@@ -50,14 +50,37 @@ export async function randomizedSvd(source: RowBlocks, options: RandomizedSvdOpt
 
   let normSquared = 0;
   let first = true;
-  // Y = ΔW·X for X n×k by columns; Y m×k by columns.
+  // Y = ΔW·X for X n×k by columns; Y m×k by columns. Four columns of X per sweep of a row, so
+  // each value of ΔW is loaded once for four products.
   const times = async (x: Float64Array): Promise<Float64Array> => {
     const y = new Float64Array(m * k);
     await source.forEachBlock((r0, count, values) => {
       for (let i = 0; i < count; i++) {
         const row = i * n;
         if (first) for (let j = 0; j < n; j++) normSquared += values[row + j] * values[row + j];
-        for (let c = 0; c < k; c++) {
+        let c = 0;
+        for (; c + 4 <= k; c += 4) {
+          const x0 = c * n;
+          const x1 = x0 + n;
+          const x2 = x1 + n;
+          const x3 = x2 + n;
+          let s0 = 0;
+          let s1 = 0;
+          let s2 = 0;
+          let s3 = 0;
+          for (let j = 0; j < n; j++) {
+            const v = values[row + j];
+            s0 += v * x[x0 + j];
+            s1 += v * x[x1 + j];
+            s2 += v * x[x2 + j];
+            s3 += v * x[x3 + j];
+          }
+          y[c * m + r0 + i] = s0;
+          y[(c + 1) * m + r0 + i] = s1;
+          y[(c + 2) * m + r0 + i] = s2;
+          y[(c + 3) * m + r0 + i] = s3;
+        }
+        for (; c < k; c++) {
           const col = c * n;
           let s = 0;
           for (let j = 0; j < n; j++) s += values[row + j] * x[col + j];
@@ -69,15 +92,31 @@ export async function randomizedSvd(source: RowBlocks, options: RandomizedSvdOpt
     await options.onPass?.();
     return y;
   };
-  // Z = ΔWᵀ·Q for Q m×k by columns; Z n×k by columns, which is QᵀΔW k×n row-major.
+  // Z = ΔWᵀ·Q for Q m×k by columns; Z n×k by columns, which is QᵀΔW k×n row-major. Four rows of
+  // ΔW per sweep of a column of Z, so Z (the large operand) is streamed a quarter as often.
   const transposeTimes = async (q: Float64Array): Promise<Float64Array> => {
     const z = new Float64Array(n * k);
     await source.forEachBlock((r0, count, values) => {
-      for (let i = 0; i < count; i++) {
+      let i = 0;
+      for (; i + 4 <= count; i += 4) {
+        const v0 = i * n;
+        const v1 = v0 + n;
+        const v2 = v1 + n;
+        const v3 = v2 + n;
+        for (let c = 0; c < k; c++) {
+          const qc = c * m + r0 + i;
+          const a0 = q[qc];
+          const a1 = q[qc + 1];
+          const a2 = q[qc + 2];
+          const a3 = q[qc + 3];
+          const col = c * n;
+          for (let j = 0; j < n; j++) z[col + j] += a0 * values[v0 + j] + a1 * values[v1 + j] + a2 * values[v2 + j] + a3 * values[v3 + j];
+        }
+      }
+      for (; i < count; i++) {
         const row = i * n;
         for (let c = 0; c < k; c++) {
           const coef = q[c * m + r0 + i];
-          if (coef === 0) continue;
           const col = c * n;
           for (let j = 0; j < n; j++) z[col + j] += coef * values[row + j];
         }

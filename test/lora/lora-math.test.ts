@@ -5,7 +5,7 @@ import { randomValues } from './adapters';
 
 describe('addScaledProduct (the CPU reference of ΔW rows = scale·B[rows]·A)', () => {
   it('matches a float64 triple loop on odd sizes', () => {
-    const [rows, rank, cols] = [7, 3, 13];
+    const [rows, rank, cols] = [7, 6, 13]; // one group of four ranks and two more
     const left = randomValues(rows * rank, 1, 1);
     const right = randomValues(rank * cols, 2, 1);
     const out = randomValues(rows * cols, 3, 1);
