@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeFineTune, makeTinyModel, type TinyModel } from '../fixtures/models';
@@ -106,6 +106,30 @@ describe.runIf(RUN_NUMPY_TESTS)('model+lora merges match the numpy reference', (
     }
   });
 
+  it('bf16 model and adapter, slices: the adapter follows its model into the layer ranges it supplies', async () => {
+    const b16 = await makeTinyModel(join(dir, 'b16'), { arch: 'llama', dtype: 'BF16', seed: 8, numLayers: 2 });
+    writeAdapter(join(dir, 'b16-lora'), { r: 4, lora_alpha: 4, target_modules: ['o_proj'] }, [
+      { module: 'model.layers.0.self_attn.o_proj', rank: 4, weightShape: [32, 32] },
+      { module: 'model.layers.1.self_attn.o_proj', rank: 4, weightShape: [32, 32] },
+    ], { dtype: 'BF16', seed: 500 });
+    runReference(['apply', join(dir, 'b16'), join(dir, 'b16-lora'), join(dir, 'expected-b16.safetensors')]);
+    writeConfig(dir, 'b16.yml', [
+      'slices:',
+      '  - sources: [{model: ./b16, layer_range: [0, 1]}]',
+      '  - sources: [{model: ./b16+./b16-lora, layer_range: [1, 2]}]',
+      'merge_method: passthrough',
+      'dtype: float32',
+    ].join('\n'));
+    const r = await runAlloy(['merge', 'b16.yml', 'out-b16'], dir);
+    expect(r.code, r.stderr).toBe(0);
+    const out = readModelDir(join(dir, 'out-b16'));
+    const expected = readSafetensorsFile(join(dir, 'expected-b16.safetensors'));
+    // Layer 0 comes from the plain model, exactly; layer 1 from the adapted one.
+    expect(out.tensors.get('model.layers.0.self_attn.o_proj.weight')!.values).toEqual(b16.values.get('model.layers.0.self_attn.o_proj.weight'));
+    expectClose(out.tensors.get('model.layers.1.self_attn.o_proj.weight')!.values, expected.get('model.layers.1.self_attn.o_proj.weight')!.values, RTOL, ATOL);
+    expect(out.tensors.get('model.layers.1.self_attn.o_proj.weight')!.values).not.toEqual(b16.values.get('model.layers.1.self_attn.o_proj.weight'));
+  });
+
   it('fan_in_fan_out: GPT-2 Conv1D weights [in, out] take (B·A)ᵀ, square and not', async () => {
     const gpt = await makeTinyModel(join(dir, 'gpt2'), { arch: 'gpt2', dtype: 'F32', seed: 5, numLayers: 1 });
     writeAdapter(join(dir, 'gpt2-lora'), { r: 2, lora_alpha: 16, fan_in_fan_out: true, target_modules: ['c_attn', 'c_proj'] }, [
@@ -120,6 +144,8 @@ describe.runIf(RUN_NUMPY_TESTS)('model+lora merges match the numpy reference', (
   });
 });
 
+const q4 = (): { module: string; rank: number; weightShape: [number, number] } => ({ module: 'model.layers.0.self_attn.q_proj', rank: 4, weightShape: [32, 32] });
+
 describe('model+lora: bad adapters are refused before anything is written', () => {
   let dir: string;
   beforeAll(async () => {
@@ -133,7 +159,11 @@ describe('model+lora: bad adapters are refused before anything is written', () =
     writeAdapter(join(dir, 'ia3'), { peft_type: 'IA3', target_modules: ['q_proj'] }, [q()]);
     writeAdapter(join(dir, 'rank-mismatch'), { r: 8, target_modules: ['q_proj'] }, [q(4)]);
     writeAdapter(join(dir, 'no-config'), {}, [q()]);
-    const { rmSync } = await import('node:fs');
+    writeAdapter(join(dir, 'no-weights'), { target_modules: ['q_proj'] }, [q()]);
+    rmSync(join(dir, 'no-weights', 'adapter_model.safetensors'));
+    writeAdapter(join(dir, 'lora-bias'), { lora_bias: true, target_modules: ['q_proj'] }, [q()], {
+      extra: [{ name: 'base_model.model.model.layers.0.self_attn.q_proj.lora_B.bias', dtype: 'F32', shape: [32], values: new Float32Array(32) }],
+    });
     rmSync(join(dir, 'no-config', 'adapter_config.json'));
   });
 
@@ -145,7 +175,19 @@ describe('model+lora: bad adapters are refused before anything is written', () =
     ['ia3', /peft_type is "IA3"; Alloy merges LoRA adapters only/],
     ['rank-mismatch', /has rank 4 in adapter_model\.safetensors but 8 in adapter_config\.json/],
     ['no-config', /LoRA adapter \.\/no-config: .*no-config has no adapter_config\.json/],
+    ['no-weights', /LoRA adapter \.\/no-weights: .*no-weights has no adapter_model\.safetensors/],
+    ['lora-bias', /lora_bias adapters .* are not supported yet/],
   ];
+  it('lora_B biases without lora_bias are ignored with a warning, as PEFT ignores them', async () => {
+    writeAdapter(join(dir, 'bias-ignored'), { target_modules: ['q_proj'] }, [q4()], {
+      extra: [{ name: 'base_model.model.model.layers.0.self_attn.q_proj.lora_B.bias', dtype: 'F32', shape: [32], values: new Float32Array(32).fill(1) }],
+    });
+    writeConfig(dir, 'bias-ignored.yml', 'models:\n  - model: ./base+./bias-ignored\nmerge_method: passthrough\n');
+    const r = await runAlloy(['merge', 'bias-ignored.yml', 'out-bias-ignored'], dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: LoRA adapter \.\/bias-ignored: 1 lora_B bias tensor\(s\) \(e\.g\. base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_B\.bias\) are ignored/);
+  });
+
   for (const [name, message] of cases) {
     it(`${name}: a clear error, no output`, async () => {
       writeConfig(dir, `${name}.yml`, `models:\n  - model: ./base+./${name}\nmerge_method: passthrough\n`);
