@@ -177,6 +177,7 @@ describe('model+lora: bad adapters are refused before anything is written', () =
     ['no-config', /LoRA adapter \.\/no-config: .*no-config has no adapter_config\.json/],
     ['no-weights', /LoRA adapter \.\/no-weights: .*no-weights has no adapter_model\.safetensors/],
     ['lora-bias', /lora_bias adapters .* are not supported yet/],
+    ['nowhere', /^alloy: Model \.\/base\+\.\/nowhere: the LoRA adapter folder \S+nowhere does not exist\. Check the path after '\+'\./m],
   ];
   it('lora_B biases without lora_bias are ignored with a warning, as PEFT ignores them', async () => {
     writeAdapter(join(dir, 'bias-ignored'), { target_modules: ['q_proj'] }, [q4()], {
