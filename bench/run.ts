@@ -15,6 +15,9 @@ import { writeBenchModel, type BenchModelSpec } from './generate-models';
  * the CPU backend, so both figures sit side by side, and the WebGPU rows add the adapter and the
  * GPU memory high-water mark, checked against the working-memory budget.
  *
+ * `lora` (in --methods, on by default) extracts a rank-32 LoRA from ft1 − base (MB/s, peak RSS) and
+ * times a linear merge with `base+lora32` against the same merge with `base` (CPU backend).
+ *
  * Options: --backend cpu|webgpu (default cpu), --methods a,b,c, --scale N (model size multiplier),
  * --memory SIZE (working-memory budget passed to `alloy merge`, default the CLI's 128M),
  * --dir DIR (models and results, default .bench), --threads N (the "all cores" run's thread
@@ -197,7 +200,9 @@ dtype: bfloat16
 };
 const forwardMode = option('forward', 'on');
 if (!['on', 'off', 'only'].includes(forwardMode)) throw new Error(`--forward must be on, off or only, not ${forwardMode}`);
-const methods = forwardMode === 'only' ? [] : option('methods', Object.keys(CONFIGS).join(',')).split(',');
+/** Not a merge method: extraction of a rank-32 LoRA (ft1 − base), then a linear merge with and without `base+lora32`. */
+const LORA_BENCH = 'lora';
+const methods = forwardMode === 'only' ? [] : option('methods', [...Object.keys(CONFIGS), LORA_BENCH].join(',')).split(',');
 
 const sizes =
   methods.length === 0
@@ -223,8 +228,17 @@ interface Run {
   stderr: string;
 }
 
-const results = [];
+/** Runs one `alloy` command in a fresh process (bench/merge-once.ts) in the models folder. */
+function runOnce(args: string[]): Run {
+  const raw = execFileSync(process.execPath, [resolve('dist/bench/merge-once.js'), ...args], { cwd: modelsDir, encoding: 'utf8', maxBuffer: 1 << 24 });
+  const run = JSON.parse(raw.trim().split('\n').pop()!) as Run;
+  if (run.code !== 0) throw new Error(`alloy ${args.join(' ')} failed: ${run.stderr}`);
+  return run;
+}
+
+const results: Record<string, unknown>[] = [];
 for (const method of methods) {
+  if (method === LORA_BENCH) continue;
   const config = CONFIGS[method];
   if (!config) throw new Error(`unknown bench method ${method}`);
   writeFileSync(join(modelsDir, `${method}.yml`), config);
@@ -268,6 +282,43 @@ for (const method of methods) {
     });
     rmSync(out, { recursive: true, force: true });
     process.stderr.write(`${method}: ${JSON.stringify(results[results.length - 1])}\n`);
+  }
+}
+if (methods.includes(LORA_BENCH)) {
+  // Extraction: both models' linear weights are read (ΔW held in f32 when it fits --memory, 256M).
+  const adapter = join(modelsDir, 'lora32');
+  rmSync(adapter, { recursive: true, force: true });
+  const extract = runOnce(['extract-lora', '--model', 'ft1', '--base-model', 'base', '--out-path', 'lora32', '--max-rank', '32', '--quiet']);
+  results.push({
+    method: 'extract_lora_r32',
+    backend: 'cpu',
+    inputBytes: 2 * sizes[0],
+    seconds: Number(extract.seconds.toFixed(3)),
+    inputMBps: Number(((2 * sizes[0]) / 1e6 / extract.seconds).toFixed(1)),
+    peakRssMB: Number((extract.peakRssBytes / 1e6).toFixed(1)),
+  });
+  process.stderr.write(`extract_lora_r32: ${JSON.stringify(results[results.length - 1])}\n`);
+  // The same linear merge without and with the adapter applied on the fly to the base.
+  const withLora = `models:\n  - {model: base+lora32, parameters: {weight: 0.5}}\n  - {model: ft2, parameters: {weight: 0.5}}\nmerge_method: linear\ndtype: bfloat16\n`;
+  writeFileSync(join(modelsDir, 'lora-off.yml'), withLora.replace('base+lora32', 'base'));
+  writeFileSync(join(modelsDir, 'lora-on.yml'), withLora);
+  const seconds: Record<string, number> = {};
+  for (const name of ['lora-off', 'lora-on']) {
+    const out = join(modelsDir, `out-${name}`);
+    rmSync(out, { recursive: true, force: true });
+    const run = runOnce(['merge', `${name}.yml`, out, '--backend', 'cpu', '--quiet', ...(memory ? ['--memory', memory] : [])]);
+    seconds[name] = run.seconds;
+    results.push({
+      method: name === 'lora-on' ? 'linear_with_lora' : 'linear_without_lora',
+      backend: 'cpu',
+      inputBytes: 2 * sizes[0],
+      seconds: Number(run.seconds.toFixed(3)),
+      inputMBps: Number(((2 * sizes[0]) / 1e6 / run.seconds).toFixed(1)),
+      peakRssMB: Number((run.peakRssBytes / 1e6).toFixed(1)),
+      ...(name === 'lora-on' ? { overheadOverWithout: Number((run.seconds / seconds['lora-off']).toFixed(2)) } : {}),
+    });
+    rmSync(out, { recursive: true, force: true });
+    process.stderr.write(`${name}: ${JSON.stringify(results[results.length - 1])}\n`);
   }
 }
 const FORWARD_PROMPTS = 4;

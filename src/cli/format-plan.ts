@@ -30,7 +30,9 @@ export function formatPlan(plan: MergePlan): string {
       const base = i === job.baseIndex ? ' (base)' : '';
       const params = formatParams(input.params);
       const aligned = input.rowMap ? ` (rows aligned to the vocabulary: ${input.rowMap.filter((r) => r >= 0).length} own)` : '';
-      lines.push(`    ${input.model}${base}: ${input.tensor.name} ${input.tensor.dtype}${params ? ' ' + params : ''}${aligned}`);
+      const a = input.adapter;
+      const lora = !a ? '' : a.kind === 'lora' ? ` + LoRA ${a.adapter} (rank ${a.rank}, scale ${Number(a.scale.toPrecision(6))}${a.transposed ? ', transposed' : ''})` : ` (modules_to_save copy from ${a.adapter})`;
+      lines.push(`    ${input.model}${base}: ${input.tensor.name} ${input.tensor.dtype}${params ? ' ' + params : ''}${aligned}${lora}`);
     });
   }
   if (plan.warnings.length > 0) {

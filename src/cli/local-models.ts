@@ -3,7 +3,8 @@ import path from 'node:path';
 import { formatModelReference } from '../config';
 import type { MergeConfig } from '../config/types';
 import type { SourceOpener } from '../engine';
-import { loadModelMetadata, needsTokenizerFiles, referencedModels, type ModelMetadata } from '../plan';
+import { loadLoraAdapter } from '../lora';
+import { adapterSourceKey, loadModelMetadata, needsTokenizerFiles, referencedModels, type ModelMetadata } from '../plan';
 import { untrustedText } from '../storage';
 import { NodeByteSource, nodeModelFolder } from '../storage/node-fs';
 
@@ -36,7 +37,23 @@ export async function loadLocalModels(config: MergeConfig, cwd: string): Promise
     if (!statSync(dir).isDirectory()) throw new ModelNotFoundError(`Model ${shownKey}: ${shownDir} is not a folder.`);
     if (ref.revision) warnings.push(`Model ${shownKey}: revision '${untrustedText(ref.revision)}' is ignored for a local folder.`);
     dirs.set(key, dir);
-    metadata.set(key, await loadModelMetadata(nodeModelFolder(dir, key), key, undefined, { tokenizer: needsTokenizerFiles(config) }));
+    const meta = await loadModelMetadata(nodeModelFolder(dir, key), key, undefined, { tokenizer: needsTokenizerFiles(config) });
+    if (!ref.lora) {
+      metadata.set(key, meta);
+      continue;
+    }
+    // model+lora: the adapter's folder, opened by its own key (docs/lora.md).
+    const loraName = ref.lora.revision !== undefined ? `${ref.lora.path}@${ref.lora.revision}` : ref.lora.path;
+    const loraDir = path.resolve(cwd, ref.lora.path);
+    if (!existsSync(loraDir) || !statSync(loraDir).isDirectory()) {
+      throw new ModelNotFoundError(
+        `Model ${key}: the LoRA adapter folder ${loraDir} does not exist.` +
+          (HUB_ID.test(ref.lora.path) ? ' The CLI reads local adapter folders only for now: download it first.' : ' Check the path after \'+\'.'),
+      );
+    }
+    if (ref.lora.revision) warnings.push(`Model ${key}: revision '${ref.lora.revision}' of the LoRA adapter is ignored for a local folder.`);
+    dirs.set(adapterSourceKey(ref.lora), loraDir);
+    metadata.set(key, { ...meta, adapter: await loadLoraAdapter(nodeModelFolder(loraDir, loraDir), loraName) });
   }
   const open = new Set<NodeByteSource>();
   return {

@@ -6,6 +6,7 @@ import { DEFAULT_BUDGET_BYTES, formatNonFiniteSummary, MergeCancelledError, NonF
 import { GpuDeviceLostError, GpuUnavailableError } from '../gpu';
 import { chooseNodeBackend, type BackendChoice } from '../gpu/node';
 import { buildPlan, PlanError, type PlanOptions } from '../plan';
+import { LoraAdapterError } from '../lora';
 import { escapeMessage, formatBytes, parseShardSize, SafetensorsError } from '../storage';
 import { checkOutputTarget, NodeOutputFolder, NotARegularFileError, OutputTargetError } from '../storage/node-fs';
 import { createNodeWorkerPool, defaultThreadCount } from '../backend/pool/node';
@@ -16,6 +17,8 @@ import { formatPlan } from './format-plan';
 import { evalCommand, EVAL_USAGE } from './eval-command';
 import { methodsCommand, METHODS_USAGE } from './methods-command';
 import { validateCommand, VALIDATE_USAGE } from './validate-command';
+import { extractLoraCommand, EXTRACT_LORA_USAGE } from './extract-lora-command';
+import { ExtractCancelledError } from '../lora/extract';
 import { loadLocalModels, ModelNotFoundError } from './local-models';
 import { formatDuration, renderProgressLine, renderStageSplit } from './progress-bar';
 
@@ -39,6 +42,7 @@ const USAGE = `Usage:
 ${VALIDATE_USAGE}
 ${METHODS_USAGE}
 ${EVAL_USAGE}
+${EXTRACT_LORA_USAGE}
 
 Options:
   --backend auto|cpu|webgpu   where the arithmetic runs (default auto)
@@ -111,6 +115,7 @@ export async function runCli(argv: readonly string[], terminal: CliIo = defaultI
     if (command === 'validate') return await validateCommand(rest, io);
     if (command === 'methods') return await methodsCommand(rest, io);
     if (command === 'eval') return await evalCommand(rest, io);
+    if (command === 'extract-lora') return await extractLoraCommand(rest, io);
     throw new UsageError(`unknown command '${command}'`);
   } catch (error) {
     return report(error, io);
@@ -147,11 +152,11 @@ function report(error: unknown, io: CliIo): number {
     io.stderr(`alloy: ${error.message}\n`);
     return 2;
   }
-  if (error instanceof MergeCancelledError) {
+  if (error instanceof MergeCancelledError || error instanceof ExtractCancelledError) {
     io.stderr(`alloy: ${error.message}\n`);
     return 1;
   }
-  if (error instanceof SafetensorsError || error instanceof NotARegularFileError || error instanceof GpuUnavailableError) {
+  if (error instanceof SafetensorsError || error instanceof NotARegularFileError || error instanceof GpuUnavailableError || error instanceof LoraAdapterError) {
     io.stderr(`alloy: ${error.message}\n`);
     return 1;
   }

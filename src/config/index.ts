@@ -24,7 +24,6 @@ export { validateConfigText, type ConfigValidation } from './validate-text';
 export { readYamlDocument, YAML_LIMITS, type YamlDocument } from './yaml-document';
 export {
   formatModelReference,
-  LORA_UNSUPPORTED_MESSAGE,
   parseModelReference,
   sameModel,
 } from './model-reference';

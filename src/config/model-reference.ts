@@ -10,10 +10,6 @@ import { untrustedText as quoted } from '../storage';
  * `{model: {path, revision?}, lora?: {path, revision?}, override_architecture?}`.
  */
 
-export const LORA_UNSUPPORTED_MESSAGE =
-  'LoRA adapters (model+lora) are not supported by Alloy yet: merge the adapter into the model first ' +
-  "(e.g. with PEFT's merge_and_unload) and reference the merged model";
-
 const DICT_KEYS = ['model', 'lora', 'override_architecture'];
 const PATH_KEYS = ['path', 'revision'];
 

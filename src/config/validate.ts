@@ -2,7 +2,7 @@ import { findMethod, METHODS, MERGEKIT_METHOD_NAMES, type MergeMethod } from '..
 import type { ConfigIssue } from './errors';
 import { IssueList, withoutTarget, type LocatedIssue } from './issues';
 import { layerRangeProblems } from './layer-ranges';
-import { formatModelReference, LORA_UNSUPPORTED_MESSAGE, sameModel } from './model-reference';
+import { formatModelReference, sameModel } from './model-reference';
 import { childPath } from './paths';
 import { isPlaceholderRef } from './read-config';
 import { closest } from './suggest';
@@ -68,7 +68,7 @@ export function collectConfigIssues(config: MergeConfig, options: CollectOptions
 
 /**
  * What a valid mergekit config may use but Alloy cannot run yet: merge methods not implemented,
- * LoRA adapters, multi-module merges. Reported when merging (`parseMergeConfig`), not by
+ * multi-module merges. Reported when merging (`parseMergeConfig`), not by
  * `validateConfigText`.
  */
 export function unsupportedByAlloy(config: MergeConfig): LocatedIssue[] {
@@ -78,9 +78,6 @@ export function unsupportedByAlloy(config: MergeConfig): LocatedIssue[] {
       'merge_method',
       `merge method '${config.merge_method}' is not supported by Alloy yet (the config is valid for mergekit; Alloy can merge with: ${METHODS.map((m) => m.name).join(', ')})`,
     );
-  }
-  for (const { model, path } of modelReferences(config)) {
-    if (model.lora) issues.error(path, LORA_UNSUPPORTED_MESSAGE);
   }
   if (config.modules !== undefined) {
     issues.warning('modules', 'multi-module (modules:) merges are not supported by Alloy yet: this config can be read and checked, but not run');

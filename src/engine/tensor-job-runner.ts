@@ -8,6 +8,7 @@ import type { ByteSource, FloatDtype, SafetensorsDtype } from '../storage/types'
 import { chunkRanges, rowShape, type ChunkRange } from './chunking';
 import { MergeCancelledError } from './progress';
 import { AlignedEmbeddingReader } from './aligned-embedding';
+import { LoraInputReader } from './lora-input-reader';
 
 /** Everything a job needs from the engine around it. */
 export interface JobContext {
@@ -51,6 +52,8 @@ export class TensorJobRunner implements TensorMerge {
   private readonly sources: Promise<ByteSource>[];
   /** Assembles the rows of embeddings aligned to a new vocabulary (plan `rowMap`s). */
   private readonly aligned: AlignedEmbeddingReader | null;
+  /** Applies the LoRA adapters of `model+lora` inputs (docs/lora.md), handing the backend f32 rows. */
+  private readonly lora: LoraInputReader | null;
   /** Raw input bytes kept across passes when the whole tensor fits in a quarter of the budget. */
   private readonly keep: boolean;
   private readonly kept = new Map<number, Promise<ChunkInputBytes[]>>();
@@ -75,8 +78,9 @@ export class TensorJobRunner implements TensorMerge {
     this.baseIndex = job.baseIndex;
     this.params = job.params;
     this.isEmbed = job.isEmbed;
-    // Aligned embeddings may arrive in f32 (substituted and padding rows, see AlignedEmbeddingReader).
-    const inputBytesPerElement = job.inputs.reduce((s, i) => s + (job.alignment ? 4 : dtypeSize(i.tensor.dtype)), 0);
+    // Aligned embeddings may arrive in f32 (substituted and padding rows, see AlignedEmbeddingReader),
+    // and so do inputs with a LoRA applied.
+    const inputBytesPerElement = job.inputs.reduce((s, i) => s + (job.alignment || i.adapter?.kind === 'lora' ? 4 : dtypeSize(i.tensor.dtype)), 0);
     const perElement = inputBytesPerElement + 4 * (TEMPORARIES_PER_INPUT * job.inputs.length + TEMPORARIES_FIXED);
     // Chunks in flight share the budget.
     const inFlight = Math.max(1, Math.floor(ctx.backend.chunksInFlight ?? 1));
@@ -85,7 +89,9 @@ export class TensorJobRunner implements TensorMerge {
     const maxElements = Math.min(budgetElements, ctx.backend.maxChunkElements ?? Infinity);
     this.chunks = chunkRanges(job.shape, maxElements, ctx.wholeRows ?? false);
     this.keep = inputBytesPerElement * this.numel <= ctx.budgetBytes / 4;
-    this.sources = job.inputs.map((i) => ctx.source(i.model, i.tensor.file));
+    // A modules_to_save input's tensor lives in its adapter's files.
+    this.sources = job.inputs.map((i) => ctx.source(i.adapter?.kind === 'replace' ? i.adapter.source : i.model, i.tensor.file));
+    this.lora = job.inputs.some((i) => i.adapter?.kind === 'lora') ? new LoraInputReader(job, this.sources, ctx.source, (n) => ctx.onRead(n)) : null;
     this.inputNonFinite = job.inputs.map(() => noNonFinite());
     this.counted = new Uint8Array(this.chunks.length * job.inputs.length);
     this.aligned = job.alignment ? new AlignedEmbeddingReader(job, this.sources, (n) => ctx.onRead(n), Math.floor(ctx.budgetBytes / 2)) : null;
@@ -156,7 +162,7 @@ export class TensorJobRunner implements TensorMerge {
   async copyInput(i: number): Promise<void> {
     const input = this.job.inputs[i];
     const sameLayout =
-      !input.rowMap &&
+      !input.rowMap && input.adapter?.kind !== 'lora' &&
       input.tensor.dtype === this.job.dtype && input.tensor.shape.join() === this.job.shape.join();
     if (!sameLayout) return this.apply((c) => c.input(i));
     this.startOutput();
@@ -285,10 +291,16 @@ export class TensorJobRunner implements TensorMerge {
           this.countInput(i, range.index, rows.bytes, rows.dtype, range.rowStart);
           return { bytes: rows.bytes, dtype: rows.dtype, cols: this.cols, retained: this.keep };
         }
-        const source = await this.sources[i];
-        const size = dtypeSize(input.tensor.dtype);
         const inCols = rowShape(input.tensor.shape).cols;
         const split = range.rows === 1 && range.cols !== this.cols; // piece of a long 1-D tensor
+        if (this.lora && input.adapter?.kind === 'lora') {
+          if (split) throw new Error(`internal: ${this.name}: a LoRA-adapted row cannot be split across chunks`);
+          const bytes = await this.lora.read(i, range.rowStart, range.rows);
+          this.countInput(i, range.index, bytes, 'F32');
+          return { bytes, dtype: 'F32' as const, cols: inCols, retained: this.keep };
+        }
+        const source = await this.sources[i];
+        const size = dtypeSize(input.tensor.dtype);
         const offset = split ? range.start * size : range.rowStart * inCols * size;
         const length = split ? range.length * size : range.rows * inCols * size;
         const bytes = await source.read(input.tensor.offset + offset, length);

@@ -17,7 +17,8 @@ import type { ModelMetadata } from './model-metadata';
 import { configValue, outputModelConfig, vocabSizeKey } from './output-config';
 import { planEmbeddingAlignment, planTokenizer, TokenizerConfigError, type TokenizerPlan } from './tokenizer-plan';
 import type { EmbeddingAlignment } from '../tokenizer';
-import type { FileToCopy, MergePlan, TensorInput, TensorJob } from './types';
+import type { FileToCopy, MergePlan, TensorAdapter, TensorInput, TensorJob } from './types';
+import { adapterInput, planAdapters, type AdapterTargets } from './adapter-plan';
 import { PlanError } from './plan-error';
 
 export { PlanError };
@@ -173,9 +174,10 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
     );
   }
 
+  const adapters = planAdapters(config, refs, modelOf, warnings, (message, yamlPath) => new PlanError(message, yamlPath));
   const jobs: TensorJob[] = [];
   for (const region of regions) {
-    const job = planTensor(config, method, region, modelOf, warnings, tokenizer, options.allowCrimes === true);
+    const job = planTensor(config, method, region, modelOf, warnings, tokenizer, options.allowCrimes === true, adapters);
     if (job) jobs.push(job);
   }
   if (jobs.length === 0) throw new PlanError('the merge produces no tensors: check the slices and layer ranges', 'slices');
@@ -280,6 +282,7 @@ function planTensor(
   warnings: string[],
   tokenizer: TokenizerPlan,
   allowCrimes: boolean,
+  adapters: AdapterTargets,
 ): TensorJob | null {
   const { slice, outWeight, t } = region;
   const sources = slice.sources.map((s, index) => ({ source: s, index, meta: modelOf(s.model) }));
@@ -290,7 +293,7 @@ function planTensor(
   // Optional weights that no model has are skipped; models lacking an optional weight drop out.
   const present = sources.filter((s) => hasOwnTensor(s.meta, region.weight(s.meta, s.index)));
   if (present.length === 0 && outWeight.optional) return null;
-  const inputs: { meta: ModelMetadata; tensor: TensorInfo; params: Parameters | undefined; inputName: string }[] = [];
+  const inputs: { meta: ModelMetadata; tensor: TensorInfo; params: Parameters | undefined; inputName: string; adapter?: TensorAdapter }[] = [];
   for (const s of sources) {
     const w = region.weight(s.meta, s.index);
     const tensor = findTensor(s.meta, w);
@@ -301,7 +304,9 @@ function planTensor(
           'tensor names or layouts; check that they share one architecture.',
       );
     }
-    inputs.push({ meta: s.meta, tensor, params: s.source.parameters, inputName: w.name });
+    // A model+lora input: a modules_to_save copy replaces the tensor; a LoRA is applied by the engine.
+    const { adapter, replacement } = adapterInput(adapters, s.meta.key, tensor.name);
+    inputs.push({ meta: s.meta, tensor: replacement ?? tensor, params: s.source.parameters, inputName: w.name, ...(adapter ? { adapter } : {}) });
   }
 
   // Parameters: per-model from the source's own input tensor name, global from the output name.
@@ -329,6 +334,13 @@ function planTensor(
       ? alignEmbeddingInputs(name, inputs, baseIndex, tokenizer, config.tokenizer ? 'tokenizer' : 'tokenizer_source', warnings)
       : null;
   if (aligned) shape = [aligned.rows, inputs[0].tensor.shape[1]];
+  const lora = inputs.find((i) => i.adapter?.kind === 'lora');
+  if (aligned && lora) {
+    throw new PlanError(
+      `${name}: the LoRA adapter ${lora.adapter!.adapter} of ${lora.meta.key} changes this embedding, which is aligned to a new vocabulary; ` +
+        'Alloy cannot apply an embedding LoRA and align the vocabulary in one merge yet: leave out tokenizer_source/tokenizer, or merge the adapter first',
+    );
+  }
   const allSame = aligned !== null || inputs.every((i) => same(i.tensor.shape, shape));
   if (!allSame) {
     const shapes = inputs.map((i) => `${i.meta.key} [${i.tensor.shape.join(', ')}]`).join(', ');
@@ -409,6 +421,7 @@ function planTensor(
     tensor: k.tensor,
     params: jobMethod === method.name ? modelParams[inputs.indexOf(k)] : {},
     ...(aligned ? { rowMap: aligned.own[inputs.indexOf(k)] } : {}),
+    ...(k.adapter ? { adapter: k.adapter } : {}),
   }));
   return {
     name,

@@ -1,4 +1,5 @@
 import type { MergeConfig } from '../config/types';
+import type { LoraAdapter } from '../lora';
 import { loadModelTensors, untrustedText } from '../storage';
 import type { ModelFolder, ModelTensors } from '../storage/types';
 import { TOKENIZER_TEXT_FILES, type TokenizerFiles } from '../tokenizer';
@@ -19,6 +20,8 @@ export interface ModelMetadata {
    * template (`needsTokenizerFiles`); undefined when they were not read.
    */
   readonly tokenizerFiles?: TokenizerFiles;
+  /** The adapter of a `model+lora` reference (`loadLoraAdapter`), applied to this model's tensors. */
+  readonly adapter?: LoraAdapter;
 }
 
 export interface MetadataOptions {

@@ -14,7 +14,32 @@ export interface TensorInput {
    * row is the job's default row. The input then reads as `[job.shape[0], hidden]`.
    */
   readonly rowMap?: Int32Array;
+  /**
+   * The LoRA adapter of a `model+lora` input that targets this tensor (docs/lora.md): the engine
+   * adds `scale·B·A` to each chunk of rows, or reads `tensor` from the adapter (modules_to_save).
+   */
+  readonly adapter?: TensorAdapter;
 }
+
+/** What a `model+lora` adapter does to one input tensor. */
+export type TensorAdapter =
+  | {
+      readonly kind: 'lora';
+      /** The adapter as the config names it (messages). */
+      readonly adapter: string;
+      /** Key the engine opens the adapter's files by (`adapterSourceKey`). */
+      readonly source: string;
+      /** lora_A and lora_B (or lora_embedding_A/B) in the adapter's files. */
+      readonly a: TensorInfo;
+      readonly b: TensorInfo;
+      readonly rank: number;
+      /** lora_alpha / r, or lora_alpha / √r with use_rslora (per-module patterns applied). */
+      readonly scale: number;
+      /** ΔW = (B·A)ᵀ: fan_in_fan_out (Conv1D weights stored [in, out]) and embeddings. */
+      readonly transposed: boolean;
+    }
+  /** modules_to_save: the input's `tensor` is the adapter's full copy, read from `source`. */
+  | { readonly kind: 'replace'; readonly adapter: string; readonly source: string };
 
 /** What the inputs of an embedding job aligned to a new vocabulary share (their `rowMap`s aside). */
 export interface VocabularyAlignment {

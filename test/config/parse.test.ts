@@ -315,16 +315,12 @@ merge_method: linear
     ]);
   });
 
-  it('LoRA references parse but are reported as unsupported at their path', () => {
+  it('LoRA references parse and are merged (the adapter is applied per tensor, docs/lora.md)', () => {
     const yaml = LINEAR().replace('model: b/two', 'model: b/two+c/lora@r1');
-    expectError(yaml, 'models[1].model', 'LoRA adapters (model+lora) are not supported by Alloy yet: merge the adapter into the model first', {
-      line: 5,
-      column: 12,
-    });
-    expectError(`${LINEAR()}parameters: {weight: 1}\nbase_model: {model: {path: x}, lora: {path: y}}\n`, 'base_model', "PEFT's merge_and_unload", {
-      line: 10,
-      column: 13,
-    });
+    const { config } = parseMergeConfig(yaml);
+    expect(config.models?.[1].model).toEqual({ path: 'b/two', lora: { path: 'c/lora', revision: 'r1' } });
+    const dict = parseMergeConfig(`${LINEAR()}parameters: {weight: 1}\nbase_model: {model: {path: x}, lora: {path: y}}\n`);
+    expect(dict.config.base_model).toEqual({ path: 'x', lora: { path: 'y' } });
   });
 
   it('malformed references', () => {

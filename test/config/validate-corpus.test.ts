@@ -104,13 +104,12 @@ describe('validateConfigText', () => {
     expect(merge.issues[0].message).toMatch(/belongs to mergekit-moe configs/);
   });
 
-  it('accepts what mergekit accepts but Alloy cannot run yet; merging refuses it', () => {
+  it('accepts model+lora, warning that mergekit needs --lora-merge-cache; merging accepts it too', () => {
     const lora = 'models:\n  - model: org/a+org/lora\n    parameters: {weight: 1}\nmerge_method: linear\n';
     const result = validateConfigText(lora);
     expect(result.ok).toBe(true);
     expect(result.issues).toEqual([expect.objectContaining({ path: 'models[0].model', severity: 'warning', message: expect.stringMatching(/--lora-merge-cache/) })]);
-    expect(() => parseMergeConfig(lora)).toThrow(UnsupportedConfigError);
-    expect(() => parseMergeConfig(lora)).toThrow(/LoRA adapters \(model\+lora\) are not supported by Alloy yet/);
+    expect(parseMergeConfig(lora).config.models?.[0].model).toEqual({ path: 'org/a', lora: { path: 'org/lora' } });
   });
 
   it('DELLA: the window is checked at every layer of a slice, and only where 0 < density < 1', () => {
