@@ -375,12 +375,12 @@ export class FakeHub {
       return this.json(record, res, 200, this.modelJson(repo, commit.oid));
     }
 
-    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)(?:\/(.*))?$/.exec(path))) {
-      const repo = this.readableRepo(record, res, m[1], token);
+    if ((m = /^\/api\/(models|spaces)\/([^/]+\/[^/]+)\/tree\/([^/]+)(?:\/(.*))?$/.exec(path))) {
+      const repo = this.readableRepo(record, res, repoKey(m[1], m[2]), token);
       if (!repo) return;
-      const commit = this.findCommit(repo, m[2]);
-      if (!commit) return this.error(record, res, 404, 'RevisionNotFound', `Invalid rev id: ${m[2]}`);
-      const prefix = m[3] ? `${m[3].replace(/\/$/, '')}/` : '';
+      const commit = this.findCommit(repo, m[3]);
+      if (!commit) return this.error(record, res, 404, 'RevisionNotFound', `Invalid rev id: ${m[3]}`);
+      const prefix = m[4] ? `${m[4].replace(/\/$/, '')}/` : '';
       const recursive = url.searchParams.get('recursive') === 'true';
       const entries = this.treeEntries(repo, commit.files, prefix, recursive);
       const pageSize = this.options.treePageSize ?? 50;
