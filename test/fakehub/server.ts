@@ -108,7 +108,12 @@ export interface TokenInfo {
   readonly user: string;
   readonly role: 'read' | 'write' | 'fineGrained';
   readonly orgs?: readonly string[];
+  /** OAuth tokens: the scopes granted (creating a repo needs `manage-repos`, pushing `write-repos`). */
+  readonly scopes?: readonly string[];
 }
+
+/** The OAuth client the fake Hub knows (a Space's injected OAUTH_CLIENT_ID, in tests). */
+export const OAUTH_CLIENT_ID = 'fake-oauth-client';
 
 export interface FakeHubOptions {
   /** Entries per tree page (the real Hub uses 1000; small pages test pagination). Default 50. */
@@ -309,6 +314,34 @@ export class FakeHub {
     if (invalid) return this.json(record, res, 401, { error: 'Invalid credentials in Authorization header' });
     let m: RegExpExecArray | null;
 
+    if (path === '/.well-known/openid-configuration' && record.method === 'GET') {
+      return this.json(record, res, 200, {
+        issuer: this.url,
+        authorization_endpoint: `${this.url}/oauth/authorize`,
+        token_endpoint: `${this.url}/oauth/token`,
+        userinfo_endpoint: `${this.url}/oauth/userinfo`,
+        jwks_uri: `${this.url}/oauth/jwks`,
+        response_types_supported: ['code'],
+        code_challenge_methods_supported: ['S256'],
+        scopes_supported: ['openid', 'profile', 'email', 'read-repos', 'write-repos', 'manage-repos', 'gated-repos', 'contribute-repos'],
+      });
+    }
+    if (path === '/oauth/authorize' && record.method === 'GET') return this.oauthAuthorize(record, url, res);
+    if (path === '/oauth/token' && record.method === 'POST') return this.oauthToken(record, res, body);
+    if (path === '/oauth/userinfo' && record.method === 'GET') {
+      if (!token) return this.json(record, res, 401, { error: 'invalid_token' });
+      return this.json(record, res, 200, {
+        sub: `id-${token.user}`,
+        name: 'Alloy Tester',
+        preferred_username: token.user,
+        profile: `${this.url}/${token.user}`,
+        picture: '',
+        isPro: false,
+        canPay: false,
+        orgs: (token.orgs ?? []).map((name) => ({ sub: `id-${name}`, name, preferred_username: name, picture: '', isEnterprise: false })),
+      });
+    }
+
     if (path === '/api/whoami-v2') {
       if (!token) return this.json(record, res, 401, { error: 'You must be logged in' });
       return this.json(record, res, 200, {
@@ -342,7 +375,9 @@ export class FakeHub {
 
     if (path === '/api/repos/create' && record.method === 'POST') {
       if (!token) return this.json(record, res, 401, { error: 'You must be logged in' });
-      if (token.role === 'read') return this.json(record, res, 403, { error: 'You have read access but not the required permissions for this operation.' });
+      if (token.role === 'read' || (token.scopes && !token.scopes.includes('manage-repos'))) {
+        return this.json(record, res, 403, { error: 'You have read access but not the required permissions for this operation.' });
+      }
       const payload = JSON.parse(new TextDecoder().decode(body)) as { name: string; organization?: string; visibility?: string; type?: string; sdk?: string };
       const namespace = payload.organization ?? token.user;
       const type = payload.type ?? 'model';
@@ -504,6 +539,43 @@ export class FakeHub {
    * no custom header, `Range` only as one `bytes=N-M` or `bytes=N-`). A refused request gets no
    * CORS headers, so a browser reports it as a network error, as it would against the real CDN.
    */
+  /**
+   * The consent page, already agreed to: redirects back to `redirect_uri` with a code bound to the
+   * PKCE challenge, like the Hub after "Authorize". Only S256 and the known client are accepted.
+   */
+  private oauthAuthorize(record: RequestRecord, url: URL, res: ServerResponse): void {
+    const q = url.searchParams;
+    const redirectUri = q.get('redirect_uri') ?? '';
+    if (q.get('client_id') !== OAUTH_CLIENT_ID) return this.send(record, res, 400, `fake hub: unknown client_id ${q.get('client_id') ?? ''}`);
+    if (q.get('response_type') !== 'code' || q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge') || !/^https?:\/\//.test(redirectUri)) {
+      return this.send(record, res, 400, 'fake hub: bad authorization request');
+    }
+    const code = randomBytes(12).toString('hex');
+    this.oauthCodes.set(code, { codeChallenge: q.get('code_challenge')!, redirectUri, scope: q.get('scope') ?? 'openid profile' });
+    const back = new URL(redirectUri);
+    back.searchParams.set('code', code);
+    back.searchParams.set('state', q.get('state') ?? '');
+    res.setHeader('Location', back.href);
+    return this.send(record, res, 302);
+  }
+
+  /** Exchanges a code for a token after checking the PKCE verifier and the redirect URI. */
+  private oauthToken(record: RequestRecord, res: ServerResponse, body: Uint8Array): void {
+    const form = new URLSearchParams(new TextDecoder().decode(body));
+    const code = form.get('code') ?? '';
+    const issued = this.oauthCodes.get(code);
+    this.oauthCodes.delete(code);
+    const challenge = createHash('sha256').update(form.get('code_verifier') ?? '').digest('base64url');
+    if (form.get('grant_type') !== 'authorization_code' || !issued || issued.codeChallenge !== challenge || issued.redirectUri !== form.get('redirect_uri')) {
+      return this.json(record, res, 400, { error: 'invalid_grant' });
+    }
+    const accessToken = `hf_oauth_${randomBytes(16).toString('hex')}`;
+    const scopes = issued.scope.split(/\s+/).filter(Boolean);
+    this.tokens.set(accessToken, { user: FAKE_USER, role: 'fineGrained', orgs: ['alloy-org'], scopes });
+    this.oauthTokens.push(accessToken);
+    return this.json(record, res, 200, { access_token: accessToken, token_type: 'bearer', expires_in: 28_800, scope: scopes.join(' '), id_token: 'fake.id.token' });
+  }
+
   private async handleStrictCdn(record: RequestRecord, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const refusal = cdnRefusal(record, req);
@@ -650,7 +722,7 @@ export class FakeHub {
     const repo = this.readableRepo(record, res, id, token);
     if (!repo) return null;
     const namespace = repo.options.owner ?? id.split('/')[0];
-    if (token.role === 'read' || (namespace !== token.user && !(token.orgs ?? []).includes(namespace))) {
+    if (token.role === 'read' || (token.scopes && !token.scopes.includes('write-repos')) || (namespace !== token.user && !(token.orgs ?? []).includes(namespace))) {
       this.error(record, res, 403, 'Forbidden', 'You have read access but not the required permissions for this operation.');
       return null;
     }
