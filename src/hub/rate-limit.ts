@@ -1,5 +1,5 @@
 /**
- * The Hub's rate limits (docs/hub/rate-limits.md: per 5 minutes, about 3,000 `resolve` requests
+ * The Hub's rate limits (docs/browser.md §2.7; per 5 minutes, about 3,000 `resolve` requests
  * for an anonymous IP and 5,000 signed in): a 429 says how long to wait in `Retry-After`, in
  * seconds or as an HTTP date. Browsers let JavaScript read it only when the Hub lists it in
  * `Access-Control-Expose-Headers`; without it the caller waits {@link DEFAULT_RATE_LIMIT_WAIT_MS}.
