@@ -1,4 +1,5 @@
 import { HubApiError } from '@huggingface/hub';
+import { formatWait, parseRetryAfter } from './rate-limit';
 
 /**
  * Hub failures as messages a user can act on. `@huggingface/hub` throws `HubApiError` with the
@@ -29,11 +30,15 @@ export class HubError extends Error {
     readonly kind: HubErrorKind,
     /** HTTP status when the Hub answered. */
     readonly status?: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
     super(message, options);
     this.name = 'HubError';
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
+
+  /** For a 429: how long the Hub asked to wait (`Retry-After`), when it said so readably. */
+  readonly retryAfterMs?: number;
 
   /** Worth trying again after a pause: the network or the server, not the request. */
   get retryable(): boolean {
@@ -59,6 +64,8 @@ export interface RecordedFailure {
   readonly status: number;
   readonly errorCode: string | null;
   readonly url: string;
+  /** `Retry-After` in ms (429, 503), when present and exposed to JavaScript. */
+  readonly retryAfterMs?: number;
 }
 
 /** A fetch wrapper that remembers the last non-OK response (status and X-Error-Code). */
@@ -70,7 +77,13 @@ export class FailureRecorder {
     this.fetch = async (input, init) => {
       const response = await inner(input, init);
       if (!response.ok) {
-        this.last = { status: response.status, errorCode: response.headers.get('X-Error-Code'), url: response.url };
+        const retryAfterMs = parseRetryAfter(response.headers.get('Retry-After'));
+        this.last = {
+          status: response.status,
+          errorCode: response.headers.get('X-Error-Code'),
+          url: response.url,
+          ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        };
       }
       return response;
     };
@@ -173,9 +186,15 @@ export function explainHubError(error: unknown, context: HubCallContext, failure
       });
     }
     if (status === 429) {
-      return new HubError(`the Hub is rate-limiting requests (429): wait a minute and try again`, 'rate-limited', status, {
-        cause: error,
-      });
+      const retryAfterMs = failure?.status === 429 ? failure.retryAfterMs : undefined;
+      const wait = retryAfterMs !== undefined ? `the Hub asks to wait ${formatWait(retryAfterMs)}` : 'wait a minute';
+      return new HubError(
+        `the Hub is rate-limiting requests (429) while trying to ${context.action ?? 'read'} ${repo}: ${wait} and try again` +
+          (context.authenticated ? '' : ' (signed-in users get a higher limit)'),
+        'rate-limited',
+        status,
+        { cause: error, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
+      );
     }
     if (status >= 500 || status === 408) {
       return new HubError(`the Hub had a problem (${status}) while trying to ${context.action ?? 'read'} ${repo}: try again later`, 'server', status, {
@@ -208,3 +227,4 @@ function serverDetail(error: HubApiError): string {
   const trimmed = text.trim().slice(0, 200);
   return trimmed ? ` ("${trimmed}")` : '';
 }
+

@@ -17,4 +17,5 @@ export {
 export { explainHubError, HubError, tokenSettingsUrl, type HubCallContext, type HubErrorKind } from './errors';
 export { baseModelsFromCard } from './model-card-metadata';
 export { hubOrigin, hubUrlProblem, isLoopbackHost } from './hub-url';
+export { DEFAULT_RATE_LIMIT_WAIT_MS, formatWait, MAX_RATE_LIMIT_WAIT_MS, parseRetryAfter } from './rate-limit';
 export { expectedHash, gitBlobId, HASH_NAMES, sha256Hex, verifyHubBytes, type HubHashKind } from './integrity';

@@ -2,6 +2,7 @@ import { BlobByteSource } from './blob-source';
 import { formatBytes } from './format-bytes';
 // The hashing helper only (no Hub client): the cache checks what the Hub's listing vouches for.
 import { gitBlobId } from '../hub/integrity';
+import { DEFAULT_RATE_LIMIT_WAIT_MS, formatWait, MAX_RATE_LIMIT_WAIT_MS } from '../hub/rate-limit';
 import { Sha256, type Sha256State } from './sha256';
 import type { ByteSource } from './types';
 
@@ -309,8 +310,16 @@ export class OpfsShardCache {
       } catch (error) {
         progress.end(index);
         if (signal.aborted || !this.isRetryable(error) || attempt >= this.retries) throw error;
-        const delay = this.retryBaseDelayMs * 2 ** attempt;
-        progress.report('retrying', `${describe(error)}; retrying in ${formatDelay(delay)} (try ${attempt + 2} of ${this.retries + 1})`);
+        const limit = rateLimit(error);
+        if (limit && limit.waitMs > MAX_RATE_LIMIT_WAIT_MS) throw error;
+        // A 429 is answered with the wait the Hub asked for, not the usual backoff.
+        const delay = limit ? Math.max(limit.waitMs, this.retryBaseDelayMs) : this.retryBaseDelayMs * 2 ** attempt;
+        progress.report(
+          'retrying',
+          limit
+            ? `${limit.asked ? 'The Hub asks to wait' : 'The Hub is rate-limiting downloads (429); waiting'} ${formatWait(delay)} (rate limit); retrying… (try ${attempt + 2} of ${this.retries + 1})`
+            : `${describe(error)}; retrying in ${formatDelay(delay)} (try ${attempt + 2} of ${this.retries + 1})`,
+        );
         await sleep(delay, signal);
       }
     }
@@ -479,6 +488,18 @@ export class OpfsShardCache {
       );
     }
     const kept = bytesDone > 0 ? ` The ${formatBytes(bytesDone)} already downloaded are kept: merging again resumes where it stopped.` : '';
+    const limit = rateLimit(error);
+    if (limit) {
+      const wait = limit.waitMs > MAX_RATE_LIMIT_WAIT_MS ? `asks to wait ${formatWait(limit.waitMs)}` : `kept refusing after ${this.retries + 1} tries`;
+      return new ShardCacheError(
+        `downloading ${what} was stopped by the Hub’s rate limit (429): it ${wait}. The Hub allows a few thousand file ` +
+          'requests per 5 minutes (more when signed in); wait a few minutes, then merge again.' + kept,
+        'network',
+        spec,
+        bytesDone,
+        { cause: error },
+      );
+    }
     if (this.isRetryable(error)) {
       return new ShardCacheError(
         `downloading ${what} failed after ${this.retries + 1} tries: ${describe(error)}. Check your connection and try again.${kept}`,
@@ -661,6 +682,14 @@ class BlockProgress {
   report(state: ShardState, message?: string): void {
     this.onReport(state, this.file.bytesDone() + [...this.inFlight.values()].reduce((a, b) => a + b, 0), message);
   }
+}
+
+function rateLimit(error: unknown): { waitMs: number; asked: boolean } | undefined {
+  if (typeof error !== 'object' || error === null || (error as { status?: unknown }).status !== 429) return undefined;
+  const asked = (error as { retryAfterMs?: unknown }).retryAfterMs;
+  return typeof asked === 'number' && Number.isFinite(asked) && asked >= 0
+    ? { waitMs: asked, asked: true }
+    : { waitMs: DEFAULT_RATE_LIMIT_WAIT_MS, asked: false };
 }
 
 function defaultRetryable(error: unknown): boolean {

@@ -6,7 +6,9 @@
  * 401 for a bad token, 404 with `X-Error-Code` for a missing repo, file or revision; repo
  * creation, preupload, LFS batch (basic, or multipart above a size), part uploads and commits,
  * which are recorded. Every request is logged (tests assert what was and was not fetched), and
- * faults can be switched on: slow bodies, failing or aborted range requests.
+ * faults can be switched on: slow bodies, failing or aborted range requests, rate limits (429).
+ * The download origin is strict like the real CDN (no preflight, simple GETs only) and uploads
+ * go to a separate storage origin; Space repos (`spaces/owner/name`) and OAuth are served too.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -16,7 +18,8 @@ import { join, relative } from 'node:path';
 
 export interface RequestRecord {
   readonly id: number;
-  readonly server: 'hub' | 'cdn';
+  /** `cdn`: the download origin `resolve` redirects to (LFS CDN and Xet bridge); `storage`: where uploads go. */
+  readonly server: 'hub' | 'cdn' | 'storage';
   readonly method: string;
   readonly path: string;
   readonly query: string;
@@ -27,8 +30,13 @@ export interface RequestRecord {
   bytesSent: number;
   /** For CDN reads: the repo file served. */
   file?: { repo: string; path: string };
-  /** Set when the fault injector aborted or failed it. */
-  fault?: 'fail' | 'abort';
+  /** Set when the fault injector aborted, failed or rate-limited it. */
+  fault?: 'fail' | 'abort' | 'rate-limit';
+  /**
+   * Why the strict CDN refused it: what a browser would have preflighted (and the real CDN,
+   * which answers no preflight, refused), e.g. an `Authorization` header or a suffix range.
+   */
+  refused?: string;
 }
 
 export interface FakeRepoOptions {
@@ -41,6 +49,13 @@ export interface FakeRepoOptions {
   /** Files stored as LFS (by default: *.safetensors, *.bin, and files of 10 MB or more). */
   readonly lfs?: (path: string, size: number) => boolean;
   readonly owner?: string;
+  /**
+   * How the Hub stores the LFS files: `xet` (today's default: `xetHash` in listings, `resolve`
+   * redirects to the Xet bridge) or `lfs` (legacy LFS CDN). Default `xet`.
+   */
+  readonly storage?: 'xet' | 'lfs';
+  /** Space repos (`spaces/owner/name`): the SDK given at creation. */
+  readonly sdk?: string;
 }
 
 export interface FakeCommit {
@@ -58,6 +73,9 @@ interface StoredFile {
   sha256: string;
   gitOid: string;
 }
+
+/** A fake Xet hash of a file (64 hex digits, distinct from its sha256). */
+const xetHashOf = (file: { sha256: string }): string => createHash('sha256').update(`xet:${file.sha256}`).digest('hex');
 
 interface Repo {
   id: string;
@@ -79,13 +97,23 @@ export interface FaultOptions {
    * still parse) while the listing keeps the true hashes: what a tampering proxy or mirror does.
    */
   tamper?: (repo: string, path: string) => boolean;
+  /**
+   * Rate limit on `resolve` (the Hub's "Resolvers" quota): given the 1-based count of resolve
+   * requests so far, the seconds to put in `Retry-After` of a 429, or undefined to serve it.
+   */
+  rateLimit?: (n: number, record: RequestRecord) => number | undefined;
 }
 
 export interface TokenInfo {
   readonly user: string;
   readonly role: 'read' | 'write' | 'fineGrained';
   readonly orgs?: readonly string[];
+  /** OAuth tokens: the scopes granted (creating a repo needs `manage-repos`, pushing `write-repos`). */
+  readonly scopes?: readonly string[];
 }
+
+/** The OAuth client the fake Hub knows (a Space's injected OAUTH_CLIENT_ID, in tests). */
+export const OAUTH_CLIENT_ID = 'fake-oauth-client';
 
 export interface FakeHubOptions {
   /** Entries per tree page (the real Hub uses 1000; small pages test pagination). Default 50. */
@@ -98,8 +126,11 @@ export interface FakeHubOptions {
 
 const EXPOSED = [
   'ETag', 'Content-Range', 'Content-Length', 'Accept-Ranges', 'Link', 'X-Linked-Size', 'X-Linked-ETag',
-  'X-Error-Code', 'X-Error-Message', 'X-Repo-Commit', 'X-Request-Id', 'Location',
+  'X-Error-Code', 'X-Error-Message', 'X-Repo-Commit', 'X-Request-Id', 'Location', 'Retry-After', 'X-Xet-Hash',
 ].join(', ');
+
+/** The one `Range` form a browser sends without a preflight (fetch spec: CORS-safelisted). */
+const SIMPLE_RANGE = /^bytes=(\d+)-(\d*)$/;
 
 export const WRITE_TOKEN = 'hf_fake_write_token';
 export const READ_TOKEN = 'hf_fake_read_token';
@@ -127,11 +158,18 @@ export class FakeHub {
   private readonly repos = new Map<string, Repo>();
   private readonly multipartParts = new Map<string, Map<number, Uint8Array>>();
   private rangeCount = 0;
+  private resolveCount = 0;
+  /** OAuth codes handed out by /oauth/authorize (code → what the token exchange must match). */
+  private readonly oauthCodes = new Map<string, { codeChallenge: string; redirectUri: string; scope: string }>();
+  /** Access tokens minted by the OAuth token endpoint (also in `tokens`). */
+  readonly oauthTokens: string[] = [];
   private nextId = 1;
   private hubServer!: Server;
   private cdnServer!: Server;
+  private storageServer!: Server;
   url = '';
   cdnUrl = '';
+  storageUrl = '';
 
   private constructor(private readonly options: FakeHubOptions) {}
 
@@ -139,15 +177,17 @@ export class FakeHub {
     const hub = new FakeHub(options);
     hub.hubServer = createServer((req, res) => void hub.handle('hub', req, res));
     hub.cdnServer = createServer((req, res) => void hub.handle('cdn', req, res));
+    hub.storageServer = createServer((req, res) => void hub.handle('storage', req, res));
     const listen = (server: Server): Promise<number> =>
       new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
     hub.url = `http://127.0.0.1:${await listen(hub.hubServer)}`;
     hub.cdnUrl = `http://127.0.0.1:${await listen(hub.cdnServer)}`;
+    hub.storageUrl = `http://127.0.0.1:${await listen(hub.storageServer)}`;
     return hub;
   }
 
   async close(): Promise<void> {
-    for (const server of [this.hubServer, this.cdnServer]) {
+    for (const server of [this.hubServer, this.cdnServer, this.storageServer]) {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
@@ -212,6 +252,7 @@ export class FakeHub {
   resetLog(): void {
     this.requests.length = 0;
     this.rangeCount = 0;
+    this.resolveCount = 0;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -221,7 +262,7 @@ export class FakeHub {
     return repo.commits.find((c) => c.oid === oid);
   }
 
-  private async handle(server: 'hub' | 'cdn', req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(server: RequestRecord['server'], req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     const record: RequestRecord = {
       id: this.nextId++,
@@ -235,6 +276,7 @@ export class FakeHub {
       bytesSent: 0,
     };
     this.requests.push(record);
+    if (server === 'cdn') return this.handleStrictCdn(record, url, req, res);
     res.setHeader('Access-Control-Allow-Origin', '*');
     res.setHeader('Access-Control-Expose-Headers', EXPOSED);
     res.setHeader('X-Request-Id', `fake-${record.id}`);
@@ -250,7 +292,7 @@ export class FakeHub {
       }
       if (this.faults.delayMs) await new Promise((r) => setTimeout(r, this.faults.delayMs));
       const body = record.method === 'POST' || record.method === 'PUT' ? await readBody(req) : new Uint8Array(0);
-      if (server === 'cdn') return await this.handleCdn(record, url, res, body);
+      if (server === 'storage') return await this.handleStorage(record, res, body);
       return await this.handleHub(record, url, req, res, body);
     } catch (error) {
       if (!res.headersSent) this.json(record, res, 500, { error: `fake hub: ${(error as Error).message}` });
@@ -271,6 +313,34 @@ export class FakeHub {
     const { token, invalid } = this.auth(record);
     if (invalid) return this.json(record, res, 401, { error: 'Invalid credentials in Authorization header' });
     let m: RegExpExecArray | null;
+
+    if (path === '/.well-known/openid-configuration' && record.method === 'GET') {
+      return this.json(record, res, 200, {
+        issuer: this.url,
+        authorization_endpoint: `${this.url}/oauth/authorize`,
+        token_endpoint: `${this.url}/oauth/token`,
+        userinfo_endpoint: `${this.url}/oauth/userinfo`,
+        jwks_uri: `${this.url}/oauth/jwks`,
+        response_types_supported: ['code'],
+        code_challenge_methods_supported: ['S256'],
+        scopes_supported: ['openid', 'profile', 'email', 'read-repos', 'write-repos', 'manage-repos', 'gated-repos', 'contribute-repos'],
+      });
+    }
+    if (path === '/oauth/authorize' && record.method === 'GET') return this.oauthAuthorize(record, url, res);
+    if (path === '/oauth/token' && record.method === 'POST') return this.oauthToken(record, res, body);
+    if (path === '/oauth/userinfo' && record.method === 'GET') {
+      if (!token) return this.json(record, res, 401, { error: 'invalid_token' });
+      return this.json(record, res, 200, {
+        sub: `id-${token.user}`,
+        name: 'Alloy Tester',
+        preferred_username: token.user,
+        profile: `${this.url}/${token.user}`,
+        picture: '',
+        isPro: false,
+        canPay: false,
+        orgs: (token.orgs ?? []).map((name) => ({ sub: `id-${name}`, name, preferred_username: name, picture: '', isEnterprise: false })),
+      });
+    }
 
     if (path === '/api/whoami-v2') {
       if (!token) return this.json(record, res, 401, { error: 'You must be logged in' });
@@ -305,23 +375,31 @@ export class FakeHub {
 
     if (path === '/api/repos/create' && record.method === 'POST') {
       if (!token) return this.json(record, res, 401, { error: 'You must be logged in' });
-      if (token.role === 'read') return this.json(record, res, 403, { error: 'You have read access but not the required permissions for this operation.' });
-      const payload = JSON.parse(new TextDecoder().decode(body)) as { name: string; organization?: string; visibility?: string; type?: string };
-      const namespace = payload.organization ?? token.user;
-      if (namespace !== token.user && !(token.orgs ?? []).includes(namespace)) {
-        return this.json(record, res, 403, { error: `You don't have the rights to create a model under the namespace "${namespace}"` });
+      if (token.role === 'read' || (token.scopes && !token.scopes.includes('manage-repos'))) {
+        return this.json(record, res, 403, { error: 'You have read access but not the required permissions for this operation.' });
       }
-      const id = `${namespace}/${payload.name}`;
-      if (this.repos.has(id)) return this.json(record, res, 409, { error: 'You already created this model repo', url: `${this.url}/${id}` });
+      const payload = JSON.parse(new TextDecoder().decode(body)) as { name: string; organization?: string; visibility?: string; type?: string; sdk?: string };
+      const namespace = payload.organization ?? token.user;
+      const type = payload.type ?? 'model';
+      if (type !== 'model' && type !== 'space') return this.json(record, res, 400, { error: `fake hub: repo type "${type}" is not supported` });
+      if (type === 'space' && !['static', 'gradio', 'docker'].includes(payload.sdk ?? '')) {
+        return this.json(record, res, 400, { error: `"sdk" must be one of static, gradio, docker for a Space` });
+      }
+      if (namespace !== token.user && !(token.orgs ?? []).includes(namespace)) {
+        return this.json(record, res, 403, { error: `You don't have the rights to create a ${type} under the namespace "${namespace}"` });
+      }
+      const name = `${namespace}/${payload.name}`;
+      const id = type === 'space' ? `spaces/${name}` : name;
+      if (this.repos.has(id)) return this.json(record, res, 409, { error: `You already created this ${type} repo`, url: `${this.url}/${id}` });
       const oid = newCommitOid();
       this.repos.set(id, {
         id,
         commits: [{ oid, files: new Map([['.gitattributes', storedText('*.safetensors filter=lfs diff=lfs merge=lfs -text\n')]]) }],
         branches: new Map([['main', oid]]),
-        options: { owner: namespace, private: payload.visibility === 'private' },
+        options: { owner: namespace, private: payload.visibility === 'private', ...(type === 'space' ? { sdk: payload.sdk } : {}) },
         lastModified: new Date().toISOString(),
       });
-      return this.json(record, res, 200, { url: `${this.url}/${id}`, name: id, id: `id-${id}` });
+      return this.json(record, res, 200, { url: `${this.url}/${id}`, name, id: `id-${id}` });
     }
 
     if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/(.+)$/.exec(path))) {
@@ -332,14 +410,14 @@ export class FakeHub {
       return this.json(record, res, 200, this.modelJson(repo, commit.oid));
     }
 
-    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)(?:\/(.*))?$/.exec(path))) {
-      const repo = this.readableRepo(record, res, m[1], token);
+    if ((m = /^\/api\/(models|spaces)\/([^/]+\/[^/]+)\/tree\/([^/]+)(?:\/(.*))?$/.exec(path))) {
+      const repo = this.readableRepo(record, res, repoKey(m[1], m[2]), token);
       if (!repo) return;
-      const commit = this.findCommit(repo, m[2]);
-      if (!commit) return this.error(record, res, 404, 'RevisionNotFound', `Invalid rev id: ${m[2]}`);
-      const prefix = m[3] ? `${m[3].replace(/\/$/, '')}/` : '';
+      const commit = this.findCommit(repo, m[3]);
+      if (!commit) return this.error(record, res, 404, 'RevisionNotFound', `Invalid rev id: ${m[3]}`);
+      const prefix = m[4] ? `${m[4].replace(/\/$/, '')}/` : '';
       const recursive = url.searchParams.get('recursive') === 'true';
-      const entries = this.treeEntries(commit.files, prefix, recursive);
+      const entries = this.treeEntries(repo, commit.files, prefix, recursive);
       const pageSize = this.options.treePageSize ?? 50;
       const cursor = Number(url.searchParams.get('cursor') ?? '0');
       const page = entries.slice(cursor, cursor + pageSize);
@@ -358,12 +436,12 @@ export class FakeHub {
       const commit = this.findCommit(repo, m[2]);
       if (!commit) return this.error(record, res, 404, 'RevisionNotFound', `Invalid rev id: ${m[2]}`);
       const payload = JSON.parse(new TextDecoder().decode(body)) as { paths: string[] };
-      const found = payload.paths.filter((p) => commit.files.has(p)).map((p) => this.fileEntry(p, commit.files.get(p)!));
+      const found = payload.paths.filter((p) => commit.files.has(p)).map((p) => this.fileEntry(p, commit.files.get(p)!, repo));
       return this.json(record, res, 200, found);
     }
 
-    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/preupload\/(.+)$/.exec(path)) && record.method === 'POST') {
-      const repo = this.writableRepo(record, res, m[1], token);
+    if ((m = /^\/api\/(models|spaces)\/([^/]+\/[^/]+)\/preupload\/(.+)$/.exec(path)) && record.method === 'POST') {
+      const repo = this.writableRepo(record, res, repoKey(m[1], m[2]), token);
       if (!repo) return;
       const payload = JSON.parse(new TextDecoder().decode(body)) as { files: { path: string; size: number; sample: string }[] };
       const lfs = repo.options.lfs ?? defaultLfs;
@@ -372,10 +450,10 @@ export class FakeHub {
       });
     }
 
-    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/commit\/(.+)$/.exec(path)) && record.method === 'POST') {
-      const repo = this.writableRepo(record, res, m[1], token);
+    if ((m = /^\/api\/(models|spaces)\/([^/]+\/[^/]+)\/commit\/(.+)$/.exec(path)) && record.method === 'POST') {
+      const repo = this.writableRepo(record, res, repoKey(m[1], m[2]), token);
       if (!repo) return;
-      return this.commit(record, res, repo, m[2], body);
+      return this.commit(record, res, repo, m[3], body);
     }
 
     if ((m = /^\/api\/models\/([^/]+\/[^/]+)$/.exec(path)) && record.method === 'GET') {
@@ -384,7 +462,7 @@ export class FakeHub {
       return this.json(record, res, 200, this.modelJson(repo, this.findCommit(repo, 'main')!.oid));
     }
 
-    if ((m = /^\/([^/]+\/[^/]+)\.git\/info\/lfs\/objects\/batch$/.exec(path)) && record.method === 'POST') {
+    if ((m = /^\/((?:spaces\/)?[^/]+\/[^/]+)\.git\/info\/lfs\/objects\/batch$/.exec(path)) && record.method === 'POST') {
       const repo = this.writableRepo(record, res, m[1], token);
       if (!repo) return;
       const payload = JSON.parse(new TextDecoder().decode(body)) as { objects: { oid: string; size: number }[]; transfers: string[] };
@@ -396,10 +474,10 @@ export class FakeHub {
         if (o.size >= threshold) {
           const header: Record<string, string> = { chunk_size: String(chunk) };
           const parts = Math.ceil(o.size / chunk);
-          for (let i = 1; i <= parts; i++) header[String(i).padStart(5, '0')] = `${this.cdnUrl}/lfs-upload/${o.oid}/part/${i}`;
-          return { oid: o.oid, size: o.size, actions: { upload: { href: `${this.cdnUrl}/lfs-upload/${o.oid}/complete`, header } } };
+          for (let i = 1; i <= parts; i++) header[String(i).padStart(5, '0')] = `${this.storageUrl}/lfs-upload/${o.oid}/part/${i}`;
+          return { oid: o.oid, size: o.size, actions: { upload: { href: `${this.storageUrl}/lfs-upload/${o.oid}/complete`, header } } };
         }
-        return { oid: o.oid, size: o.size, actions: { upload: { href: `${this.cdnUrl}/lfs-upload/${o.oid}` } } };
+        return { oid: o.oid, size: o.size, actions: { upload: { href: `${this.storageUrl}/lfs-upload/${o.oid}` } } };
       });
       res.setHeader('Content-Type', 'application/vnd.git-lfs+json');
       return this.json(record, res, 200, { transfer: multipart ? 'multipart' : 'basic', objects }, 'application/vnd.git-lfs+json');
@@ -418,6 +496,14 @@ export class FakeHub {
       if (!commit) return this.error(record, res, 404, 'RevisionNotFound', `Invalid rev id: ${m[3]}`);
       const file = commit.files.get(m[4]);
       if (!file) return this.error(record, res, 404, 'EntryNotFound', `${m[4]} does not exist on "${m[3]}"`);
+      if (m[2] === 'resolve') {
+        const wait = this.faults.rateLimit?.(++this.resolveCount, record);
+        if (wait !== undefined) {
+          record.fault = 'rate-limit';
+          res.setHeader('Retry-After', String(wait));
+          return this.error(record, res, 429, 'RateLimited', 'You have exceeded our rate limit on resolvers. Retry later.');
+        }
+      }
       res.setHeader('X-Repo-Commit', commit.oid);
       if (m[2] === 'raw' && file.lfs) {
         const pointer = lfsPointer(file);
@@ -428,7 +514,16 @@ export class FakeHub {
         res.setHeader('X-Linked-Size', String(file.bytes.byteLength));
         res.setHeader('X-Linked-ETag', `"${file.sha256}"`);
         res.setHeader('ETag', `"${file.sha256}"`);
-        res.setHeader('Location', `${this.cdnUrl}/lfs/${file.sha256}?repo=${encodeURIComponent(repo.id)}&path=${encodeURIComponent(m[4])}`);
+        const where = `repo=${encodeURIComponent(repo.id)}&path=${encodeURIComponent(m[4])}`;
+        if ((repo.options.storage ?? 'xet') === 'xet') {
+          // As the Hub: a signed Xet-bridge URL (no Authorization needed, nor accepted).
+          const hash = xetHashOf(file);
+          res.setHeader('X-Xet-Hash', hash);
+          const signed = `Expires=${Math.floor(Date.now() / 1000) + 3600}&Signature=fake-${hash.slice(0, 16)}&Key-Pair-Id=FAKE`;
+          res.setHeader('Location', `${this.cdnUrl}/xet-bridge-us/${createHash('sha1').update(repo.id).digest('hex').slice(0, 24)}/${hash}?${where}&${signed}`);
+        } else {
+          res.setHeader('Location', `${this.cdnUrl}/lfs/${file.sha256}?${where}`);
+        }
         return this.send(record, res, 302);
       }
       res.setHeader('ETag', `"${file.gitOid}"`);
@@ -438,20 +533,83 @@ export class FakeHub {
     return this.error(record, res, 404, 'NotFound', `fake hub: no route for ${record.method} ${path}`);
   }
 
-  private async handleCdn(record: RequestRecord, url: URL, res: ServerResponse, body: Uint8Array): Promise<void> {
-    let m: RegExpExecArray | null;
-    if ((m = /^\/lfs\/([0-9a-f]{64})$/.exec(record.path)) && (record.method === 'GET' || record.method === 'HEAD')) {
-      const oid = m[1];
+  /**
+   * The download origin (LFS CDN and Xet bridge) as strict as the real one where browsers notice:
+   * it answers no CORS preflight and serves only CORS-simple requests (GET, no `Authorization`,
+   * no custom header, `Range` only as one `bytes=N-M` or `bytes=N-`). A refused request gets no
+   * CORS headers, so a browser reports it as a network error, as it would against the real CDN.
+   */
+  /**
+   * The consent page, already agreed to: redirects back to `redirect_uri` with a code bound to the
+   * PKCE challenge, like the Hub after "Authorize". Only S256 and the known client are accepted.
+   */
+  private oauthAuthorize(record: RequestRecord, url: URL, res: ServerResponse): void {
+    const q = url.searchParams;
+    const redirectUri = q.get('redirect_uri') ?? '';
+    if (q.get('client_id') !== OAUTH_CLIENT_ID) return this.send(record, res, 400, `fake hub: unknown client_id ${q.get('client_id') ?? ''}`);
+    if (q.get('response_type') !== 'code' || q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge') || !/^https?:\/\//.test(redirectUri)) {
+      return this.send(record, res, 400, 'fake hub: bad authorization request');
+    }
+    const code = randomBytes(12).toString('hex');
+    this.oauthCodes.set(code, { codeChallenge: q.get('code_challenge')!, redirectUri, scope: q.get('scope') ?? 'openid profile' });
+    const back = new URL(redirectUri);
+    back.searchParams.set('code', code);
+    back.searchParams.set('state', q.get('state') ?? '');
+    res.setHeader('Location', back.href);
+    return this.send(record, res, 302);
+  }
+
+  /** Exchanges a code for a token after checking the PKCE verifier and the redirect URI. */
+  private oauthToken(record: RequestRecord, res: ServerResponse, body: Uint8Array): void {
+    const form = new URLSearchParams(new TextDecoder().decode(body));
+    const code = form.get('code') ?? '';
+    const issued = this.oauthCodes.get(code);
+    this.oauthCodes.delete(code);
+    const challenge = createHash('sha256').update(form.get('code_verifier') ?? '').digest('base64url');
+    if (form.get('grant_type') !== 'authorization_code' || !issued || issued.codeChallenge !== challenge || issued.redirectUri !== form.get('redirect_uri')) {
+      return this.json(record, res, 400, { error: 'invalid_grant' });
+    }
+    const accessToken = `hf_oauth_${randomBytes(16).toString('hex')}`;
+    const scopes = issued.scope.split(/\s+/).filter(Boolean);
+    this.tokens.set(accessToken, { user: FAKE_USER, role: 'fineGrained', orgs: ['alloy-org'], scopes });
+    this.oauthTokens.push(accessToken);
+    return this.json(record, res, 200, { access_token: accessToken, token_type: 'bearer', expires_in: 28_800, scope: scopes.join(' '), id_token: 'fake.id.token' });
+  }
+
+  private async handleStrictCdn(record: RequestRecord, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const refusal = cdnRefusal(record, req);
+      if (refusal) {
+        record.refused = refusal;
+        return this.send(record, res, record.method === 'OPTIONS' ? 403 : 400, `fake CDN: refused ${refusal}`);
+      }
+      res.setHeader('Access-Control-Allow-Origin', '*');
+      res.setHeader('Access-Control-Expose-Headers', EXPOSED);
+      if (this.faults.delayMs) await new Promise((r) => setTimeout(r, this.faults.delayMs));
+      let m: RegExpExecArray | null;
+      let stored: Uint8Array | undefined;
+      let etag: string;
+      if ((m = /^\/lfs\/([0-9a-f]{64})$/.exec(record.path))) {
+        const oid = m[1];
+        const repo = this.repos.get(url.searchParams.get('repo') ?? '');
+        stored = repo?.commits.flatMap((c) => [...c.files.values()]).find((f) => f.sha256 === oid)?.bytes ?? this.lfsObjects.get(oid);
+        etag = oid;
+      } else if ((m = /^\/xet-bridge-us\/[0-9a-f]+\/([0-9a-f]{64})$/.exec(record.path))) {
+        const hash = m[1];
+        const repo = this.repos.get(url.searchParams.get('repo') ?? '');
+        stored = repo?.commits.flatMap((c) => [...c.files.values()]).find((f) => xetHashOf(f) === hash)?.bytes;
+        etag = hash;
+        if (!url.searchParams.get('Signature')) return this.send(record, res, 403, 'fake CDN: unsigned URL');
+      } else {
+        return this.send(record, res, 404);
+      }
+      if (!stored) return this.send(record, res, 404);
       const repoId = url.searchParams.get('repo') ?? '';
       const path = url.searchParams.get('path') ?? '';
-      const repo = this.repos.get(repoId);
-      const file = repo?.commits.flatMap((c) => [...c.files.values()]).find((f) => f.sha256 === oid) ?? null;
-      const stored = file?.bytes ?? this.lfsObjects.get(oid);
-      if (!stored) return this.send(record, res, 404);
       const bytes = this.served(repoId, path, stored);
       record.file = { repo: repoId, path };
-      res.setHeader('ETag', `"${oid}"`);
-      if (record.range !== null && record.method === 'GET') {
+      res.setHeader('ETag', `"${etag}"`);
+      if (record.range !== null) {
         const n = ++this.rangeCount;
         const fault = this.faults.rangeFault?.(n, record);
         if (fault === 'fail') {
@@ -463,8 +621,16 @@ export class FakeHub {
           return this.sendBytes(record, false, res, bytes, record.range, true);
         }
       }
-      return this.sendBytes(record, record.method === 'HEAD', res, bytes, record.range);
+      return await this.sendBytes(record, false, res, bytes, record.range);
+    } catch (error) {
+      if (!res.headersSent) this.send(record, res, 500, `fake CDN: ${(error as Error).message}`);
+      else res.destroy();
     }
+  }
+
+  /** Upload storage (S3-like): answers preflights, takes PUTs of LFS objects and parts. */
+  private async handleStorage(record: RequestRecord, res: ServerResponse, body: Uint8Array): Promise<void> {
+    let m: RegExpExecArray | null;
     if ((m = /^\/lfs-upload\/([0-9a-f]{64})$/.exec(record.path)) && record.method === 'PUT') {
       if (sha256(body) !== m[1]) return this.send(record, res, 400, 'sha256 mismatch');
       this.lfsObjects.set(m[1], body);
@@ -555,8 +721,8 @@ export class FakeHub {
     }
     const repo = this.readableRepo(record, res, id, token);
     if (!repo) return null;
-    const namespace = id.split('/')[0];
-    if (token.role === 'read' || (namespace !== token.user && !(token.orgs ?? []).includes(namespace))) {
+    const namespace = repo.options.owner ?? id.split('/')[0];
+    if (token.role === 'read' || (token.scopes && !token.scopes.includes('write-repos')) || (namespace !== token.user && !(token.orgs ?? []).includes(namespace))) {
       this.error(record, res, 403, 'Forbidden', 'You have read access but not the required permissions for this operation.');
       return null;
     }
@@ -588,7 +754,8 @@ export class FakeHub {
     return altered;
   }
 
-  private fileEntry(path: string, file: StoredFile): Record<string, unknown> {
+  private fileEntry(path: string, file: StoredFile, repo: Repo): Record<string, unknown> {
+    const xet = file.lfs && (repo.options.storage ?? 'xet') === 'xet';
     return {
       type: 'file',
       // As the Hub: an LFS file's git object is its pointer, so `oid` is the pointer's blob id.
@@ -596,10 +763,11 @@ export class FakeHub {
       size: file.bytes.byteLength,
       path,
       ...(file.lfs ? { lfs: { oid: file.sha256, size: file.bytes.byteLength, pointerSize: 134 } } : {}),
+      ...(xet ? { xetHash: xetHashOf(file) } : {}),
     };
   }
 
-  private treeEntries(files: Map<string, StoredFile>, prefix: string, recursive: boolean): Record<string, unknown>[] {
+  private treeEntries(repo: Repo, files: Map<string, StoredFile>, prefix: string, recursive: boolean): Record<string, unknown>[] {
     const out: Record<string, unknown>[] = [];
     const dirs = new Set<string>();
     for (const [path, file] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) {
@@ -614,7 +782,7 @@ export class FakeHub {
         }
         if (!recursive) continue;
       }
-      out.push(this.fileEntry(path, file));
+      out.push(this.fileEntry(path, file, repo));
     }
     return out;
   }
@@ -709,6 +877,11 @@ export class FakeHub {
   }
 }
 
+/** The key of a repo in the fake's store: `owner/name` for models, `spaces/owner/name` for Spaces. */
+function repoKey(type: string, name: string): string {
+  return type === 'spaces' ? `spaces/${name}` : name;
+}
+
 function storedText(text: string): StoredFile {
   const bytes = new TextEncoder().encode(text);
   return { bytes, lfs: false, sha256: sha256(bytes), gitOid: gitOid(bytes) };
@@ -721,4 +894,22 @@ function readBody(req: IncomingMessage): Promise<Uint8Array> {
     req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
     req.on('error', reject);
   });
+}
+
+/** Why the strict CDN refuses a request (what would need a CORS preflight), or undefined. */
+function cdnRefusal(record: RequestRecord, req: IncomingMessage): string | undefined {
+  if (record.method === 'OPTIONS') return 'a CORS preflight (the CDN answers none)';
+  if (record.method !== 'GET') return `a ${record.method} request (downloads from the CDN are plain GETs)`;
+  if (record.authorization !== null) return 'an Authorization header (the URL is signed; browsers drop it on a cross-origin redirect)';
+  if (record.range !== null) {
+    const m = SIMPLE_RANGE.exec(record.range);
+    if (!m || (m[2] !== '' && Number(m[2]) < Number(m[1]))) {
+      return `the range "${record.range.slice(0, 60)}" (only one bytes=N-M or bytes=N- is CORS-safelisted)`;
+    }
+  }
+  const custom = Object.keys(req.headers).filter((h) => h.startsWith('x-'));
+  if (custom.length > 0) return `the custom header ${custom.join(', ')}`;
+  const type = req.headers['content-type'];
+  if (type !== undefined) return `a Content-Type header on a GET`;
+  return undefined;
 }

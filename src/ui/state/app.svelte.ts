@@ -21,7 +21,7 @@ import { describeError, type UserError } from '../lib/errors';
 import { hubOrigin, hubUrlProblem } from '../../hub/hub-url';
 import { DEFAULT_HUB_URL, hubRefFromKey, normalizeHubUrl, repoKey, resolveHubUrl, suggestOutputName, type RepoInput } from '../lib/hub-repo';
 import type { LocalModelGroup } from '../lib/local-files';
-import { finishOAuth } from '../lib/oauth';
+import { finishOAuth, inFrame, isOAuthRedirect, oauthClientId, SIGN_IN_PARAM, startOAuth } from '../lib/oauth';
 import * as persist from '../lib/persist';
 import { recommendMethods, type Guidance, type ModelFacts } from '../lib/recommend';
 import { configFromHash, configHash } from '../lib/share-url';
@@ -239,26 +239,49 @@ export class AppState {
     if (saved?.refuseNonFinite !== undefined) this.refuseNonFinite = saved.refuseNonFinite;
     if (saved?.cpuThreads) this.cpuThreads = saved.cpuThreads;
 
+    const redirected = isOAuthRedirect(location.search);
     try {
       const oauth = await finishOAuth(this.hubUrl);
       if (oauth) {
         this.auth = { token: oauth.accessToken, hubOrigin: hubOrigin(this.hubUrl)!, via: 'oauth', username: oauth.username, remembered: false, expiresAt: oauth.expiresAt };
+        // Sign-in starts only once the Hub is confirmed (SignIn.svelte); the round trip kept its ?hub=.
+        this.hubToConfirm = null;
         const draft = sessionStorage.getItem(OAUTH_DRAFT_KEY);
         sessionStorage.removeItem(OAUTH_DRAFT_KEY);
-        const params = new URLSearchParams(location.search);
-        for (const key of ['code', 'state']) params.delete(key);
-        const query = params.toString();
-        history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}${location.hash}`);
         if (draft) {
           const { yaml, step } = JSON.parse(draft) as { yaml: string; step: StepId };
           this.yaml = yaml;
           this.step = step;
         }
+      } else if (redirected) {
+        this.notice = { kind: 'error', text: 'Sign-in with Hugging Face could not be finished here (it was started in another tab, or this page was reloaded): sign in again.' };
       }
     } catch (error) {
       this.notice = { kind: 'error', text: `Sign-in with Hugging Face failed: ${(error as Error).message}` };
     }
+    if (redirected) {
+      // The one-time code and state must not stay in the address bar, the history or a shared link.
+      const params = new URLSearchParams(location.search);
+      for (const key of ['code', 'state']) params.delete(key);
+      const query = params.toString();
+      history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}${location.hash}`);
+    }
     if (!this.auth && !this.hubToConfirm) await this.loadRememberedToken();
+    // Opened in its own tab from the Space page's frame to sign in: start at once.
+    const signInParams = new URLSearchParams(location.search);
+    if (signInParams.has(SIGN_IN_PARAM)) {
+      signInParams.delete(SIGN_IN_PARAM);
+      const query = signInParams.toString();
+      history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}${location.hash}`);
+      if (!this.auth && !this.hubToConfirm && !inFrame() && oauthClientId()) {
+        try {
+          await startOAuth(this.hubUrl, this.oauthRedirectUrl(location));
+          return;
+        } catch (error) {
+          this.notice = { kind: 'error', text: `Sign-in with Hugging Face failed: ${(error as Error).message}` };
+        }
+      }
+    }
 
     if (this.yaml === '') {
       try {
@@ -402,6 +425,12 @@ export class AppState {
     await this.api?.forgetToken();
     if (origin) await persist.saveToken(origin, undefined);
     await this.configureEngine();
+  }
+
+  /** Where the Hub sends the user back after sign-in: this page, keeping a confirmed ?hub=. */
+  oauthRedirectUrl(location: Location): string {
+    const hub = this.hubUrlFromQuery ? `?hub=${encodeURIComponent(this.hubUrl)}` : '';
+    return `${location.origin}${location.pathname}${hub}`;
   }
 
   /** Keeps the config across the OAuth round trip (the page is reloaded by the redirect). */
