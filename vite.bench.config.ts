@@ -3,6 +3,7 @@ import { defineConfig } from 'vite';
 
 // Builds the benchmark (bench/*.ts) for Node, like the CLI build.
 export default defineConfig({
+  publicDir: false,
   define: { __ALLOY_VERSION__: JSON.stringify('bench') },
   build: {
     ssr: true,

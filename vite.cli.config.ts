@@ -8,6 +8,8 @@ import { defineConfig } from 'vite';
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as { version: string };
 
 export default defineConfig({
+  // The app's public/ (icon, manifest, demo models) belongs to the web build only.
+  publicDir: false,
   define: { __ALLOY_VERSION__: JSON.stringify(pkg.version) },
   build: {
     ssr: true,
