@@ -3,32 +3,40 @@ import type { ByteSource } from './types';
 
 /**
  * A ByteSource over a remote file read by HTTP range, for merges that do not cache inputs (the
- * "stream" input mode): the file is cut into large windows (default 32 MiB), each fetched by one
- * range request, so the engine's many small reads cost one request per window, not one per read
- * (every `resolve` request counts against the Hub's quota). While the engine reads window i the
- * next `readAhead` windows are already being fetched; older windows are dropped, so a source
- * holds at most (windows spanned by one read) + readAhead windows whatever the file size.
+ * "stream" input mode). Reads are served from segments of at most `windowBytes` (default 32 MiB),
+ * each fetched by one range request, so the engine's many small reads cost one request per
+ * segment, not one per read (every `resolve` request counts against the Hub's quota).
  *
- * Integrity: a window fetched at the hashing frontier goes into a running SHA-256, so a file read
- * front to back is hashed from the very bytes the merge used. Reads that skip ahead by at most
- * `gapBytes` fetch the gap as well (hashed, then dropped). A read that goes backwards to a dropped
- * window, or skips further, re-fetches or leaves bytes unhashed: the file is then reported as
- * unverified (`finish()` says why) rather than re-downloaded whole to check it.
+ * The segments follow a read schedule: the byte ranges the merge will read, in the order it reads
+ * them (the worker derives it from the plan). Ranges that follow each other in the file are
+ * coalesced into runs, and runs cut into segments; with no
+ * schedule the whole file is one run. While the engine reads segment k, segments k+1..k+readAhead
+ * of the schedule are being fetched, and segments before k are dropped: a source holds at most the
+ * segments one read spans plus `readAhead`, whatever the file size. A read the schedule does not
+ * cover (a tensor read a second time) is fetched on its own.
+ *
+ * Integrity: a segment fetched at the hashing frontier goes into a running SHA-256, so a file read
+ * front to back is hashed from the very bytes the merge used, and `finish()` hashes the tail the
+ * merge did not need. Skips of at most `gapBytes` are fetched for the hash. A merge that reads a
+ * file out of file order (it reads tensors in output order) cannot be hashed that way without
+ * downloading it again: `finish()` then reports the file as unverified, with the reason.
  */
 
 /** Fetches bytes [start, end); rejects with an error whose `retryable` says whether to retry. */
 export type StreamRangeFetch = (start: number, end: number, options: { readonly signal?: AbortSignal }) => Promise<Uint8Array>;
 
 export interface StreamingRangeSourceOptions {
-  /** Bytes per range request; a multiple of 64 (default 32 MiB). */
+  /** Most bytes per range request; a multiple of 64 (default 32 MiB). */
   readonly windowBytes?: number;
-  /** Windows fetched ahead of the one being read (default 1). */
+  /** Segments fetched ahead of the one being read (default 1). */
   readonly readAhead?: number;
-  /** Skips forward of at most this many bytes are fetched anyway, to keep the hash going (default one window). */
+  /** Skips forward of at most this many bytes are fetched too, to keep the hash going (default 1 MiB). */
   readonly gapBytes?: number;
+  /** The ranges the merge will read, in its order (default: the whole file, front to back). */
+  readonly schedule?: readonly { readonly offset: number; readonly length: number }[];
   /** The file's LFS sha256 (lowercase hex): checked by `finish()`. */
   readonly sha256?: string;
-  /** Tries after the first failure of one window (default 5). */
+  /** Tries after the first failure of one request (default 5). */
   readonly retries?: number;
   /** First retry delay, doubling each time (default 1000 ms); a `retryAfterMs` on the error (a 429's Retry-After) wins. */
   readonly retryBaseDelayMs?: number;
@@ -38,9 +46,7 @@ export interface StreamingRangeSourceOptions {
 }
 
 /** What `finish()` found. */
-export type StreamVerification =
-  | { readonly verified: true }
-  | { readonly verified: false; readonly reason: string };
+export type StreamVerification = { readonly verified: true } | { readonly verified: false; readonly reason: string };
 
 export class StreamIntegrityError extends Error {
   constructor(message: string) {
@@ -50,22 +56,29 @@ export class StreamIntegrityError extends Error {
 }
 
 export const DEFAULT_STREAM_WINDOW_BYTES = 32 * 1024 * 1024;
+const DEFAULT_GAP_BYTES = 1024 * 1024;
 /** Bytes hashed between two yields to the event loop (the GPU's callbacks must keep running). */
 const HASH_SLICE_BYTES = 4 * 1024 * 1024;
+
+interface Segment {
+  readonly start: number;
+  readonly end: number;
+  bytes: Promise<Uint8Array> | null;
+}
 
 export class StreamingRangeSource implements ByteSource {
   private readonly windowBytes: number;
   private readonly readAhead: number;
-  private readonly gapWindows: number;
-  private readonly windowCount: number;
-  private readonly windows = new Map<number, Promise<Uint8Array>>();
+  private readonly gapBytes: number;
+  private readonly segments: Segment[];
+  private cursor = 0;
   private hasher: Sha256 | null;
-  /** Index of the next window to hash; windows below it are in the hash. */
-  private nextToHash = 0;
+  /** Bytes [0, hashedTo) are in the hash (or on their way into it). */
+  private hashedTo = 0;
   private hashing: Promise<void> = Promise.resolve();
   private unverifiedReason: string | null = null;
   private requests = 0;
-  private peakWindows = 0;
+  private peakHeld = 0;
 
   constructor(
     readonly name: string,
@@ -77,8 +90,8 @@ export class StreamingRangeSource implements ByteSource {
     if (!Number.isSafeInteger(w) || w <= 0 || w % 64 !== 0) throw new RangeError(`windowBytes must be a positive multiple of 64, not ${w}`);
     this.windowBytes = w;
     this.readAhead = Math.max(0, options.readAhead ?? 1);
-    this.gapWindows = Math.max(0, Math.floor((options.gapBytes ?? w) / w));
-    this.windowCount = Math.ceil(size / w);
+    this.gapBytes = Math.max(0, options.gapBytes ?? Math.min(DEFAULT_GAP_BYTES, w));
+    this.segments = this.cut(options.schedule ?? [{ offset: 0, length: size }]);
     this.hasher = options.sha256 ? new Sha256() : null;
     if (!options.sha256) this.unverifiedReason = 'the Hub lists no sha256 for it';
   }
@@ -88,9 +101,9 @@ export class StreamingRangeSource implements ByteSource {
     return this.requests;
   }
 
-  /** Most windows held at once (memory bound: times the window size). */
-  get peakWindowCount(): number {
-    return this.peakWindows;
+  /** Most segments held at once (the memory bound is this times `windowBytes`). */
+  get peakSegmentCount(): number {
+    return this.peakHeld;
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
@@ -98,29 +111,36 @@ export class StreamingRangeSource implements ByteSource {
       throw new RangeError(`${this.name}: cannot read ${length} bytes at ${offset} of a ${this.size}-byte file`);
     }
     if (length === 0) return new Uint8Array(0);
-    const first = Math.floor(offset / this.windowBytes);
-    const last = Math.floor((offset + length - 1) / this.windowBytes);
-    const keep = new Set<number>();
-    for (let i = first; i <= Math.min(this.windowCount - 1, last + this.readAhead); i++) keep.add(i);
-    // Drop what this read and its read-ahead do not need before fetching more: the memory bound.
-    for (const i of [...this.windows.keys()]) if (!keep.has(i)) this.windows.delete(i);
-    const parts: Promise<Uint8Array>[] = [];
-    for (let i = first; i <= last; i++) parts.push(this.window(i));
-    for (let i = last + 1; i <= Math.min(this.windowCount - 1, last + this.readAhead); i++) {
-      // Read-ahead only goes forward from the frontier (never behind the hash, never re-fetches).
-      if (!this.windows.has(i) && (i >= this.nextToHash || this.unverifiedReason !== null)) void this.window(i).catch(() => undefined);
+    const end = offset + length;
+    const first = this.find(offset);
+    let last = first;
+    if (first >= 0) while (last + 1 < this.segments.length && this.segments[last].end < end && this.segments[last + 1].start === this.segments[last].end) last++;
+    if (first < 0 || this.segments[last].end < end) {
+      // Not in the schedule (a second read of a tensor): fetched on its own, not hashed.
+      if (this.hasher && this.unverifiedReason === null && offset < this.hashedTo) {
+        this.unverifiedReason = 'the merge read a part of it a second time';
+      } else if (this.hasher && this.unverifiedReason === null) {
+        this.unverifiedReason = 'the merge read a part of it that the plan did not list';
+      }
+      return this.fetchWithRetry(offset, end);
     }
+    this.cursor = last;
+    // Drop what this read and its read-ahead do not need before fetching more: the memory bound.
+    for (let i = 0; i < this.segments.length; i++) if (i < first || i > last + this.readAhead) this.segments[i].bytes = null;
+    const parts: Promise<Uint8Array>[] = [];
+    for (let i = first; i <= last; i++) parts.push(this.load(i));
+    for (let i = last + 1; i <= Math.min(this.segments.length - 1, last + this.readAhead); i++) void this.load(i).catch(() => undefined);
     const bytes = await Promise.all(parts);
     if (bytes.length === 1) {
-      const start = offset - first * this.windowBytes;
-      return bytes[0].subarray(start, start + length);
+      const from = offset - this.segments[first].start;
+      return bytes[0].subarray(from, from + length);
     }
     const out = new Uint8Array(length);
     let at = 0;
     for (let k = 0; k < bytes.length; k++) {
-      const windowStart = (first + k) * this.windowBytes;
-      const from = Math.max(offset, windowStart) - windowStart;
-      const to = Math.min(offset + length, windowStart + bytes[k].byteLength) - windowStart;
+      const seg = this.segments[first + k];
+      const from = Math.max(offset, seg.start) - seg.start;
+      const to = Math.min(end, seg.end) - seg.start;
       out.set(bytes[k].subarray(from, to), at);
       at += to - from;
     }
@@ -128,22 +148,20 @@ export class StreamingRangeSource implements ByteSource {
   }
 
   /**
-   * Waits for the hash, hashes what the merge did not read at the end of the file (only when
-   * everything before was hashed), and compares with the sha256. Throws StreamIntegrityError on a
-   * mismatch: the merge must then fail before its output is committed.
+   * Waits for the hash, hashes the end of the file the merge did not read (only when everything
+   * before was hashed), and compares with the sha256. Throws StreamIntegrityError on a mismatch:
+   * the merge must then fail before its output is committed.
    */
   async finish(): Promise<StreamVerification> {
+    for (const seg of this.segments) seg.bytes = null;
     await this.hashing;
-    this.windows.clear();
     if (this.unverifiedReason !== null || !this.hasher) return { verified: false, reason: this.unverifiedReason ?? 'no hash' };
-    while (this.nextToHash < this.windowCount) {
-      const i = this.nextToHash;
-      const bytes = await this.window(i);
-      this.windows.delete(i);
+    while (this.hashedTo < this.size) {
+      const start = this.hashedTo;
+      const end = Math.min(this.size, start + this.windowBytes);
+      this.hashBytes(end, this.fetchWithRetry(start, end));
       await this.hashing;
-      void bytes;
     }
-    await this.hashing;
     const actual = this.hasher.hex();
     const expected = this.options.sha256!.toLowerCase();
     if (actual !== expected) {
@@ -156,50 +174,76 @@ export class StreamingRangeSource implements ByteSource {
   }
 
   async close(): Promise<void> {
-    this.windows.clear();
+    for (const seg of this.segments) seg.bytes = null;
   }
 
-  private window(i: number): Promise<Uint8Array> {
-    const held = this.windows.get(i);
-    if (held) return held;
+  /** Runs of the schedule (contiguous ranges, small gaps included) cut into segments of at most a window. */
+  private cut(schedule: readonly { readonly offset: number; readonly length: number }[]): Segment[] {
+    const runs: { start: number; end: number }[] = [];
+    for (const { offset, length } of schedule) {
+      if (length <= 0) continue;
+      const run = runs[runs.length - 1];
+      // Only ranges that follow each other exactly: filling a gap could fetch bytes the schedule
+      // reads later, which would then be fetched twice.
+      if (run && offset === run.end) run.end = offset + length;
+      else runs.push({ start: offset, end: offset + length });
+    }
+    const segments: Segment[] = [];
+    for (const run of runs) {
+      for (let at = run.start; at < run.end; at += this.windowBytes) segments.push({ start: at, end: Math.min(run.end, at + this.windowBytes), bytes: null });
+    }
+    return segments;
+  }
+
+  /** The segment holding `offset`, searched from the cursor on (the schedule's order), then from the start. */
+  private find(offset: number): number {
+    for (let i = this.cursor; i < this.segments.length; i++) if (this.segments[i].start <= offset && offset < this.segments[i].end) return i;
+    for (let i = 0; i < this.cursor; i++) if (this.segments[i].start <= offset && offset < this.segments[i].end) return i;
+    return -1;
+  }
+
+  private load(i: number): Promise<Uint8Array> {
+    const seg = this.segments[i];
+    if (seg.bytes) return seg.bytes;
     if (this.hasher && this.unverifiedReason === null) {
-      if (i < this.nextToHash) {
-        this.unverifiedReason = 'the merge read it out of file order (a part was read again after it had been hashed)';
-      } else if (i > this.nextToHash) {
-        if (i - this.nextToHash <= this.gapWindows) {
-          // Fetch the skipped windows too, for the hash only: cheaper than losing verification.
-          for (let g = this.nextToHash; g < i; g++) void this.window(g).catch(() => undefined);
-        } else {
-          this.unverifiedReason = `the merge skipped ${formatMiB((i - this.nextToHash) * this.windowBytes)} of it (read out of file order)`;
-        }
+      if (seg.start < this.hashedTo) {
+        this.unverifiedReason = 'the merge read it out of file order (it went back to a part already read)';
+      } else if (seg.start > this.hashedTo) {
+        const from = this.hashedTo;
+        // Fill a small skip for the hash, unless the schedule reads those bytes later (they would be fetched twice).
+        const readLater = this.segments.some((other) => other.start < seg.start && other.end > from);
+        if (seg.start - from <= this.gapBytes && !readLater) this.hashBytes(seg.start, this.fetchWithRetry(from, seg.start));
+        else this.unverifiedReason = `the merge read it out of file order (it jumped ${formatSize(seg.start - this.hashedTo)} ahead)`;
       }
     }
-    const start = i * this.windowBytes;
-    const end = Math.min(this.size, start + this.windowBytes);
-    const fetched = this.fetchWithRetry(start, end);
-    this.windows.set(i, fetched);
-    this.peakWindows = Math.max(this.peakWindows, this.windows.size);
+    const fetched = this.fetchWithRetry(seg.start, seg.end);
+    seg.bytes = fetched;
     fetched.catch(() => {
-      if (this.windows.get(i) === fetched) this.windows.delete(i);
+      if (seg.bytes === fetched) seg.bytes = null;
     });
-    if (this.hasher && this.unverifiedReason === null && i === this.nextToHash) {
-      this.nextToHash = i + 1;
-      const hasher = this.hasher;
-      this.hashing = this.hashing.then(async () => {
-        let bytes: Uint8Array;
-        try {
-          bytes = await fetched;
-        } catch {
-          this.unverifiedReason ??= 'a part of it could not be downloaded';
-          return;
-        }
-        for (let at = 0; at < bytes.byteLength; at += HASH_SLICE_BYTES) {
-          hasher.update(bytes.subarray(at, Math.min(bytes.byteLength, at + HASH_SLICE_BYTES)));
-          if (at + HASH_SLICE_BYTES < bytes.byteLength) await yieldToEventLoop();
-        }
-      });
-    }
+    this.peakHeld = Math.max(this.peakHeld, this.segments.reduce((n, s) => n + (s.bytes ? 1 : 0), 0));
+    if (this.hasher && this.unverifiedReason === null && seg.start === this.hashedTo) this.hashBytes(seg.end, fetched);
     return fetched;
+  }
+
+  /** Appends the bytes of a request at the frontier to the hash; the frontier moves to `end` at once (requests are issued in order). */
+  private hashBytes(end: number, bytes: Promise<Uint8Array>): void {
+    const hasher = this.hasher!;
+    this.hashedTo = end;
+    this.hashing = this.hashing.then(async () => {
+      let data: Uint8Array;
+      try {
+        data = await bytes;
+      } catch {
+        this.unverifiedReason ??= 'a part of it could not be downloaded';
+        return;
+      }
+      if (this.unverifiedReason !== null) return;
+      for (let at = 0; at < data.byteLength; at += HASH_SLICE_BYTES) {
+        hasher.update(data.subarray(at, Math.min(data.byteLength, at + HASH_SLICE_BYTES)));
+        if (at + HASH_SLICE_BYTES < data.byteLength) await yieldToEventLoop();
+      }
+    });
   }
 
   private async fetchWithRetry(start: number, end: number): Promise<Uint8Array> {
@@ -249,6 +293,6 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-function formatMiB(bytes: number): string {
-  return `${Math.round(bytes / (1024 * 1024))} MiB`;
+function formatSize(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${Math.round(bytes / (1024 * 1024))} MiB` : `${Math.round(bytes / 1024)} KiB`;
 }

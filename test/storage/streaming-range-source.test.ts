@@ -43,7 +43,7 @@ describe('StreamingRangeSource', () => {
     const source = new StreamingRangeSource('big', r.data.byteLength, r.fetchRange, { windowBytes: W, readAhead: 2, sha256: r.sha256 });
     for (let at = 0; at < r.data.byteLength; at += 256) await source.read(at, 256);
     // 1 window read + 2 ahead (+ a window dropped only at the next read).
-    expect(source.peakWindowCount).toBeLessThanOrEqual(3);
+    expect(source.peakSegmentCount).toBeLessThanOrEqual(3);
     expect(r.requests.length).toBe(40);
     expect(await source.finish()).toEqual({ verified: true });
   });
@@ -94,9 +94,11 @@ describe('StreamingRangeSource', () => {
 
   it('hashes the unread tail at finish() and a small skip forward, so a file read front to back is still verified', async () => {
     const r = remote(6 * W);
-    const source = new StreamingRangeSource('x', r.data.byteLength, r.fetchRange, { windowBytes: W, readAhead: 0, gapBytes: W, sha256: r.sha256 });
+    // The merge reads [0, W) and then [2W, 6W): the bytes of window 1 are never read.
+    const schedule = [{ offset: 0, length: W }, { offset: 2 * W, length: 4 * W }];
+    const source = new StreamingRangeSource('x', r.data.byteLength, r.fetchRange, { windowBytes: W, readAhead: 0, gapBytes: W, schedule, sha256: r.sha256 });
     await source.read(0, 10); // window 0
-    await source.read(2 * W + 5, 10); // skips window 1: fetched for the hash
+    await source.read(2 * W + 5, 10); // skips window 1: fetched for the hash, as nothing reads it later
     expect(await source.finish()).toEqual({ verified: true });
     expect(r.requests.map(([s]) => s / W)).toEqual([0, 1, 2, 3, 4, 5]);
   });
@@ -110,5 +112,50 @@ describe('StreamingRangeSource', () => {
     expect(result.verified).toBe(false);
     expect(result.verified === false && result.reason).toMatch(/out of file order/);
     expect(r.requests.length).toBe(2);
+  });
+
+  it('follows a read schedule: fetches the scheduled ranges in the merge order, coalesced, a small tensor costing its own bytes', async () => {
+    const r = remote(8 * W);
+    // Header [0,100), then tensors in output order, not file order: T2 at [5W, 5W+64) (small),
+    // T1 at [100, 3W) (2.9 windows), T3 at [3W, 3W+10) right after T1 (coalesced with it).
+    const schedule = [
+      { offset: 0, length: 100 },
+      { offset: 5 * W, length: 64 },
+      { offset: 100, length: 3 * W - 100 },
+      { offset: 3 * W, length: 10 },
+    ];
+    const source = new StreamingRangeSource('x', r.data.byteLength, r.fetchRange, { windowBytes: W, readAhead: 1, gapBytes: 0, schedule, sha256: r.sha256 });
+    const expectRead = async (offset: number, length: number) => expect(Array.from(await source.read(offset, length))).toEqual(Array.from(r.data.subarray(offset, offset + length)));
+    await expectRead(0, 100);
+    await expectRead(5 * W, 64);
+    for (let at = 100; at < 3 * W; at += 300) await expectRead(at, Math.min(300, 3 * W - at));
+    await expectRead(3 * W, 10);
+    // [0,100) | [5W,5W+64) | [100, 3W+10) cut at windows: 100..W+100, W+100..2W+100, 2W+100..3W+10.
+    expect(r.requests).toEqual([
+      [0, 100],
+      [5 * W, 5 * W + 64],
+      [100, W + 100],
+      [W + 100, 2 * W + 100],
+      [2 * W + 100, 3 * W + 10],
+    ]);
+    // Read out of file order: reported, nothing downloaded again to check it.
+    const result = await source.finish();
+    expect(result).toEqual({ verified: false, reason: expect.stringMatching(/out of file order/) });
+    expect(r.requests.length).toBe(5);
+    // A read the schedule does not cover is fetched on its own.
+    await expectRead(7 * W, 5);
+    expect(r.requests.at(-1)).toEqual([7 * W, 7 * W + 5]);
+  });
+
+  it('verifies a file whose schedule is in file order, hashing the unread tail at the end', async () => {
+    const r = remote(4 * W);
+    const schedule = [{ offset: 0, length: 100 }, { offset: 100, length: W }, { offset: W + 100, length: W }];
+    const source = new StreamingRangeSource('x', r.data.byteLength, r.fetchRange, { windowBytes: W, schedule, sha256: r.sha256 });
+    await source.read(0, 100);
+    await source.read(100, W);
+    await source.read(W + 100, W);
+    expect(await source.finish()).toEqual({ verified: true });
+    // One run [0, 2W+100) in windows, then the tail the merge did not read, for the hash only.
+    expect(r.requests).toEqual([[0, W], [W, 2 * W], [2 * W, 2 * W + 100], [2 * W + 100, 3 * W + 100], [3 * W + 100, 4 * W]]);
   });
 });
