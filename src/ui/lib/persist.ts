@@ -17,6 +17,8 @@ export interface SavedSettings {
   readonly backend?: 'auto' | 'webgpu' | 'cpu';
   readonly memoryBudgetMiB?: number;
   readonly outShardSizeGB?: number;
+  /** How Hub models are read: cached whole first, streamed, or chosen by free space. */
+  readonly inputMode?: 'auto' | 'cache' | 'stream';
 }
 
 async function read<T>(key: string): Promise<T | undefined> {

@@ -103,6 +103,9 @@ export class AppState {
   backend = $state<'auto' | 'webgpu' | 'cpu'>('auto');
   memoryBudgetMiB = $state(512);
   outShardSizeGB = $state(5);
+  inputMode = $state<'auto' | 'cache' | 'stream'>('auto');
+  /** The folder the output is saved into as it is written (File System Access API); null: the browser's storage. */
+  outputDirectory = $state.raw<FileSystemDirectoryHandle | null>(null);
 
   #yaml = $state('');
   /** The result of the last off-thread read (see off-thread-check.ts), for the text it was read from. */
@@ -225,6 +228,7 @@ export class AppState {
     if (saved?.backend) this.backend = saved.backend;
     if (saved?.memoryBudgetMiB) this.memoryBudgetMiB = saved.memoryBudgetMiB;
     if (saved?.outShardSizeGB) this.outShardSizeGB = saved.outShardSizeGB;
+    if (saved?.inputMode) this.inputMode = saved.inputMode;
 
     try {
       const oauth = await finishOAuth(this.hubUrl);
@@ -330,7 +334,13 @@ export class AppState {
   // -------------------------------------------------------------------------------------------
   // Settings and auth
 
-  async saveSettings(settings: { hubUrl: string; backend: AppState['backend']; memoryBudgetMiB: number; outShardSizeGB: number }): Promise<string | undefined> {
+  async saveSettings(settings: {
+    hubUrl: string;
+    backend: AppState['backend'];
+    memoryBudgetMiB: number;
+    outShardSizeGB: number;
+    inputMode?: AppState['inputMode'];
+  }): Promise<string | undefined> {
     const hubUrl = normalizeHubUrl(settings.hubUrl);
     if (!hubUrl) return 'The Hub URL must be an http(s) address such as https://huggingface.co.';
     const problem = hubUrlProblem(hubUrl);
@@ -338,9 +348,16 @@ export class AppState {
     this.backend = settings.backend;
     this.memoryBudgetMiB = settings.memoryBudgetMiB;
     this.outShardSizeGB = settings.outShardSizeGB;
+    if (settings.inputMode) this.inputMode = settings.inputMode;
     const changed = hubUrl !== this.hubUrl;
     this.hubUrl = hubUrl;
-    await persist.saveSettings({ hubUrl, backend: settings.backend, memoryBudgetMiB: settings.memoryBudgetMiB, outShardSizeGB: settings.outShardSizeGB });
+    await persist.saveSettings({
+      hubUrl,
+      backend: settings.backend,
+      memoryBudgetMiB: settings.memoryBudgetMiB,
+      outShardSizeGB: settings.outShardSizeGB,
+      inputMode: this.inputMode,
+    });
     if (changed) {
       // Typed by the user: no confirmation needed. The token stays with the origin it was entered
       // for; a token remembered for the new origin (if any) takes its place.
@@ -531,7 +548,33 @@ export class AppState {
       backend: this.backend,
       memoryBudgetBytes: this.memoryBudgetMiB * 2 ** 20,
       outputName: this.effectiveOutputName,
+      inputMode: this.inputMode,
+      ...(this.outputDirectory ? { outputDirectory: this.outputDirectory } : {}),
     };
+  }
+
+  /** Whether this browser can save into a folder as the merge writes (File System Access API). */
+  get canSaveToFolder(): boolean {
+    return typeof (globalThis as { showDirectoryPicker?: unknown }).showDirectoryPicker === 'function';
+  }
+
+  /** Asks for an output folder (needs a click: the picker is a user gesture). */
+  async chooseOutputFolder(): Promise<void> {
+    const picker = (globalThis as { showDirectoryPicker?: (o?: { mode?: 'read' | 'readwrite'; id?: string }) => Promise<FileSystemDirectoryHandle> }).showDirectoryPicker;
+    if (!picker) return;
+    try {
+      this.outputDirectory = await picker({ mode: 'readwrite', id: 'alloy-output' });
+    } catch (error) {
+      if ((error as { name?: string }).name === 'AbortError') return; // the user closed the picker
+      this.notice = { kind: 'error', text: `Could not use that folder: ${describeError(error).message}` };
+      return;
+    }
+    await this.refreshPlan();
+  }
+
+  async clearOutputFolder(): Promise<void> {
+    this.outputDirectory = null;
+    await this.refreshPlan();
   }
 
   async refreshPlan(): Promise<void> {
