@@ -53,6 +53,10 @@ export class DirectoryOutputFolder implements OutputFolder {
   static async begin(picked: FileSystemDirectoryHandle, name: string, options: { canMove?: boolean } = {}): Promise<DirectoryOutputFolder> {
     const problem = await directoryOutputProblem(picked, name);
     if (problem) throw new Error(problem);
+    // Temporary folders of earlier merges of this name that never finished (a closed tab).
+    const stale: string[] = [];
+    for await (const [entry] of entries(picked)) if (entry.startsWith(`${PARTIAL_PREFIX}${name}-`)) stale.push(entry);
+    for (const entry of stale) await picked.removeEntry(entry, { recursive: true }).catch(() => undefined);
     if (options.canMove ?? supportsMove()) {
       const tempName = `${PARTIAL_PREFIX}${name}-${randomId()}`;
       const temp = await picked.getDirectoryHandle(tempName, { create: true });

@@ -67,6 +67,15 @@ describe.each([true, false])('DirectoryOutputFolder (move on commit: %s)', (canM
 });
 
 describe('DirectoryOutputFolder', () => {
+  it('removes the temporary folder a closed tab left for the same name, and only that', async () => {
+    const { root } = memoryOpfs();
+    await (await root.getDirectoryHandle('.alloy-partial-merged-0123456789ab', { create: true })).getFileHandle('model.safetensors', { create: true });
+    await root.getDirectoryHandle('.alloy-partial-other-0123456789ab', { create: true });
+    const out = await DirectoryOutputFolder.begin(root, 'merged', { canMove: true });
+    await out.commit();
+    expect(Object.keys(tree(root)).sort()).toEqual(['.alloy-partial-other-0123456789ab', 'merged']);
+  });
+
   it('writes final names directly when move() is refused (probe), and abort then removes <name>/', async () => {
     const { root } = memoryOpfs();
     // A folder whose file handles have move() but refuse it (as outside the OPFS in some browsers).
