@@ -59,6 +59,8 @@ export const DEFAULT_STREAM_WINDOW_BYTES = 32 * 1024 * 1024;
 const DEFAULT_GAP_BYTES = 1024 * 1024;
 /** Bytes hashed between two yields to the event loop (the GPU's callbacks must keep running). */
 const HASH_SLICE_BYTES = 4 * 1024 * 1024;
+/** Segments waiting for the hash before reads wait for it. */
+const MAX_HASH_BACKLOG = 2;
 
 interface Segment {
   readonly start: number;
@@ -76,6 +78,8 @@ export class StreamingRangeSource implements ByteSource {
   /** Bytes [0, hashedTo) are in the hash (or on their way into it). */
   private hashedTo = 0;
   private hashing: Promise<void> = Promise.resolve();
+  /** Requests queued for the hash and not hashed yet, oldest first: each holds its bytes until hashed. */
+  private readonly hashQueue: Promise<void>[] = [];
   private unverifiedReason: string | null = null;
   private requests = 0;
   private peakHeld = 0;
@@ -111,6 +115,8 @@ export class StreamingRangeSource implements ByteSource {
       throw new RangeError(`${this.name}: cannot read ${length} bytes at ${offset} of a ${this.size}-byte file`);
     }
     if (length === 0) return new Uint8Array(0);
+    // Hashing slower than the network would queue ever more segments: wait for it (the memory bound).
+    while (this.hashQueue.length > MAX_HASH_BACKLOG) await this.hashQueue[0];
     const end = offset + length;
     const first = this.find(offset);
     let last = first;
@@ -230,7 +236,7 @@ export class StreamingRangeSource implements ByteSource {
   private hashBytes(end: number, bytes: Promise<Uint8Array>): void {
     const hasher = this.hasher!;
     this.hashedTo = end;
-    this.hashing = this.hashing.then(async () => {
+    const queued = this.hashing.then(async () => {
       let data: Uint8Array;
       try {
         data = await bytes;
@@ -244,6 +250,9 @@ export class StreamingRangeSource implements ByteSource {
         if (at + HASH_SLICE_BYTES < data.byteLength) await yieldToEventLoop();
       }
     });
+    const done = queued.finally(() => this.hashQueue.splice(this.hashQueue.indexOf(done), 1));
+    this.hashQueue.push(done);
+    this.hashing = done;
   }
 
   private async fetchWithRetry(start: number, end: number): Promise<Uint8Array> {
