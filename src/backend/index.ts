@@ -4,3 +4,4 @@ export type { ReductionKind, ReductionToken, ChunkPlace } from './reduction';
 export { combinePartial, emptyTotal } from './reduction';
 export { pcgHash, hashName, streamKey, randomUniform } from './random';
 export { CpuBackend } from './cpu/cpu-backend';
+export { createSimdCpuBackend, createCpuBackend, hasWasmSimd, SimdCpuBackend } from './cpu/simd';

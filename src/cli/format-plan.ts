@@ -1,5 +1,5 @@
 import type { MergePlan } from '../plan';
-import { formatBytes } from './progress-bar';
+import { formatBytes } from '../storage';
 
 function formatParams(params: Readonly<Record<string, number>>): string {
   const entries = Object.entries(params);

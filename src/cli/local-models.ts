@@ -4,6 +4,7 @@ import { formatModelReference } from '../config';
 import type { MergeConfig } from '../config/types';
 import type { SourceOpener } from '../engine';
 import { loadModelMetadata, needsTokenizerFiles, referencedModels, type ModelMetadata } from '../plan';
+import { untrustedText } from '../storage';
 import { NodeByteSource, nodeModelFolder } from '../storage/node-fs';
 
 /** Models of a config found on the local disk, with the opener the engine reads them through. */
@@ -23,15 +24,17 @@ export async function loadLocalModels(config: MergeConfig, cwd: string): Promise
   for (const ref of referencedModels(config)) {
     const key = formatModelReference(ref);
     const dir = path.resolve(cwd, ref.path);
+    const shownKey = untrustedText(key);
+    const shownDir = untrustedText(dir);
     if (!existsSync(dir)) {
       const hint = HUB_ID.test(ref.path)
         ? ` It looks like a Hugging Face Hub id; the CLI reads local folders only for now: download it first ` +
-          `(e.g. \`huggingface-cli download ${ref.path} --local-dir ${ref.path}\`) or use the Alloy web app.`
+          `(e.g. \`huggingface-cli download ${untrustedText(ref.path)} --local-dir ${untrustedText(ref.path)}\`) or use the Alloy web app.`
         : ' Check the path (relative paths are resolved against the current directory).';
-      throw new ModelNotFoundError(`Model ${key}: folder ${dir} does not exist.${hint}`);
+      throw new ModelNotFoundError(`Model ${shownKey}: folder ${shownDir} does not exist.${hint}`);
     }
-    if (!statSync(dir).isDirectory()) throw new ModelNotFoundError(`Model ${key}: ${dir} is not a folder.`);
-    if (ref.revision) warnings.push(`Model ${key}: revision '${ref.revision}' is ignored for a local folder.`);
+    if (!statSync(dir).isDirectory()) throw new ModelNotFoundError(`Model ${shownKey}: ${shownDir} is not a folder.`);
+    if (ref.revision) warnings.push(`Model ${shownKey}: revision '${untrustedText(ref.revision)}' is ignored for a local folder.`);
     dirs.set(key, dir);
     metadata.set(key, await loadModelMetadata(nodeModelFolder(dir, key), key, undefined, { tokenizer: needsTokenizerFiles(config) }));
   }
@@ -55,6 +58,7 @@ export async function loadLocalModels(config: MergeConfig, cwd: string): Promise
   };
 }
 
+/** A model folder named in the config is missing or not a folder: a config problem (exit 2). */
 export class ModelNotFoundError extends Error {
   constructor(message: string) {
     super(message);

@@ -1,20 +1,20 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
-import { CpuBackend, type ComputeBackend } from '../backend';
+import { CpuBackend, createCpuBackend, type ComputeBackend } from '../backend';
 import { ConfigError, parseMergeConfig, UnsupportedConfigError } from '../config';
-import { DEFAULT_BUDGET_BYTES, MergeCancelledError, runMerge, type MergeProgress, type StageTimes } from '../engine';
+import { DEFAULT_BUDGET_BYTES, formatNonFiniteSummary, MergeCancelledError, NonFiniteError, runMerge, type MergeProgress, type StageTimes } from '../engine';
 import { GpuDeviceLostError, GpuUnavailableError } from '../gpu';
 import { chooseNodeBackend, type BackendChoice } from '../gpu/node';
 import { buildPlan, PlanError, type PlanOptions } from '../plan';
-import { parseShardSize, SafetensorsError } from '../storage';
-import { NodeOutputFolder } from '../storage/node-fs';
+import { escapeMessage, formatBytes, parseShardSize, SafetensorsError } from '../storage';
+import { checkOutputTarget, NodeOutputFolder, NotARegularFileError, OutputTargetError } from '../storage/node-fs';
 import { parseArgs, UsageError, type FlagSpec } from './args';
+import { readConfigFile } from './read-config-file';
 import { formatPlan } from './format-plan';
 import { methodsCommand, METHODS_USAGE } from './methods-command';
 import { validateCommand, VALIDATE_USAGE } from './validate-command';
 import { loadLocalModels, ModelNotFoundError } from './local-models';
-import { formatBytes, formatDuration, renderProgressLine, renderStageSplit } from './progress-bar';
+import { formatDuration, renderProgressLine, renderStageSplit } from './progress-bar';
 
 /** Where the CLI writes and what it knows of its terminal (replaced in tests). */
 export interface CliIo {
@@ -38,10 +38,12 @@ Options:
   --backend auto|cpu|webgpu   where the arithmetic runs (default auto)
   --out-shard-size SIZE       bytes per output shard, with k/M/B suffixes (default 5B)
   --random-seed N             seed for methods that draw random numbers
-  --allow-crimes              merge models of different architectures anyway
+  --allow-crimes              merge models of different architectures anyway, and skip (with a
+                              warning) a model whose tensor shape differs from the base's
   --no-copy-tokenizer         do not copy the base model's tokenizer files
   --no-write-model-card       do not write README.md and mergekit_config.yml
   --memory SIZE               working memory per tensor chunk (default 128M)
+  --strict                    refuse a result with NaN or Inf values (exit 1, nothing written)
   --quiet                     no progress output
   --help, --version
 `;
@@ -57,10 +59,13 @@ const PLAN_FLAGS: FlagSpec[] = [
   { name: 'quiet', type: 'boolean' },
 ];
 
+const MERGE_FLAGS: FlagSpec[] = [...PLAN_FLAGS, { name: 'strict', type: 'boolean' }];
+
 function defaultIo(): CliIo {
-  // Ctrl-C cancels the merge cleanly: the temporary output folder is removed.
+  // Ctrl-C, `kill` and a closed terminal cancel the merge cleanly: the temporary output folder is
+  // removed and the exit status is 1. A second signal of the same kind kills at once.
   const controller = new AbortController();
-  process.once('SIGINT', () => controller.abort());
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => controller.abort());
   return {
     signal: controller.signal,
     stdout: (t) => process.stdout.write(t),
@@ -71,8 +76,18 @@ function defaultIo(): CliIo {
   };
 }
 
-/** Runs the CLI; returns the exit status (0 ok, 2 invalid config or usage, 1 failed merge). */
-export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
+/**
+ * Runs the CLI; returns the exit status: 0 ok; 2 invalid config or usage (a bad path, a missing model
+ * folder or config.json, an output path that cannot be used, a plan that cannot be made); 1 failed
+ * or cancelled merge (including unreadable or corrupt model files).
+ */
+export async function runCli(argv: readonly string[], terminal: CliIo = defaultIo()): Promise<number> {
+  // Every message may echo file content: no terminal escape gets through (a progress line starts
+  // with the carriage return that redraws it).
+  const io: CliIo = {
+    ...terminal,
+    stderr: (t) => terminal.stderr(t.startsWith('\r') ? `\r${escapeMessage(t.slice(1))}` : escapeMessage(t)),
+  };
   const [command, ...rest] = argv;
   try {
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
@@ -112,11 +127,22 @@ function report(error: unknown, io: CliIo): number {
     io.stderr(`alloy: cannot plan this merge: ${error.message}\n`);
     return 2;
   }
+  if (error instanceof NonFiniteError) {
+    io.stderr(
+      `alloy: --strict: ${error.message}\nNothing was written. ` +
+        'Without --strict the merge finishes, lists every such tensor and notes them in the model card.\n',
+    );
+    return 1;
+  }
+  if (error instanceof ModelNotFoundError || error instanceof OutputTargetError) {
+    io.stderr(`alloy: ${error.message}\n`);
+    return 2;
+  }
   if (error instanceof MergeCancelledError) {
     io.stderr(`alloy: ${error.message}\n`);
     return 1;
   }
-  if (error instanceof SafetensorsError || error instanceof ModelNotFoundError || error instanceof GpuUnavailableError) {
+  if (error instanceof SafetensorsError || error instanceof NotARegularFileError || error instanceof GpuUnavailableError) {
     io.stderr(`alloy: ${error.message}\n`);
     return 1;
   }
@@ -133,12 +159,14 @@ interface Prepared {
 
 async function prepare(configPath: string, flags: Record<string, string | boolean>, io: CliIo, outDir?: string): Promise<Prepared> {
   const file = path.resolve(io.cwd, configPath);
-  let text: string;
+  let read: Awaited<ReturnType<typeof readConfigFile>>;
   try {
-    text = await readFile(file, 'utf8');
+    read = await readConfigFile(file);
   } catch {
     throw new UsageError(`cannot read config file ${file}`);
   }
+  if ('issue' in read) throw new ConfigError([read.issue], configPath);
+  const text = read.text;
   const { config, warnings } = parseMergeConfig(text, configPath);
   for (const w of warnings) io.stderr(`warning: ${configPath}: ${w.path ? w.path + ': ' : ''}${w.message}\n`);
   const models = await loadLocalModels(config, io.cwd);
@@ -181,11 +209,13 @@ async function planCommand(argv: readonly string[], io: CliIo): Promise<number> 
 }
 
 async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, PLAN_FLAGS);
+  const { positionals, flags } = parseArgs(argv, MERGE_FLAGS);
   if (positionals.length !== 2) throw new UsageError('merge takes exactly two arguments: CONFIG OUT_DIR');
   const [configPath, outDir] = positionals;
   const backendName = String(flags.backend ?? 'auto') as BackendChoice;
   const budgetBytes = flags.memory !== undefined ? sizeFlag('memory', String(flags.memory)) : undefined;
+  // Before any work: an output path the merge could not end in is refused now, not after an hour.
+  await checkOutputTarget(path.resolve(io.cwd, outDir));
   const { plan, models } = await prepare(configPath, flags, io, outDir);
   for (const w of plan.warnings) io.stderr(`warning: ${w}\n`);
   const quiet = flags.quiet === true;
@@ -197,9 +227,15 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
     },
   );
   if (!quiet && backendName !== 'cpu') io.stderr(`${chosen.reason}\n`);
-  let backend = chosen.backend;
+  // The CPU choice runs on the SIMD kernels (same bytes as the JavaScript reference, faster).
+  let backend = chosen.backend instanceof CpuBackend ? await createCpuBackend() : chosen.backend;
   io.onBackend?.(backend);
-  let output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
+  let output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir)).catch(async (error: unknown) => {
+    await models.sources.closeAll();
+    await backend.dispose();
+    throw error;
+  });
+  for (const stale of output.removedStale) io.stderr(`warning: removed ${stale}, left behind by an interrupted merge\n`);
   const showBar = !quiet && io.isTTY;
   let lastLine = 0;
   const onProgress = (p: MergeProgress): void => {
@@ -222,6 +258,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
         signal: io.signal,
         onProgress,
         progressIntervalMs: showBar ? 100 : 60_000,
+        refuseNonFinite: flags.strict === true,
       });
     let result: Awaited<ReturnType<typeof runMerge>>;
     try {
@@ -231,13 +268,17 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
       if (backendName !== 'auto' || !((error as Error).cause instanceof GpuDeviceLostError)) throw error;
       io.stderr(`warning: ${((error as Error).cause as Error).message} Merging again on the CPU.\n`);
       await backend.dispose().catch(() => undefined);
-      backend = new CpuBackend();
+      backend = await createCpuBackend();
       io.onBackend?.(backend);
       output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
       result = await merge();
     }
     if (showBar) io.stderr('\n');
     for (const w of result.warnings) io.stderr(`warning: ${w}\n`);
+    if (result.nonFinite.length > 0) {
+      const [headline, ...lines] = formatNonFiniteSummary(result.nonFinite);
+      io.stderr(`warning: ${headline} (--strict refuses such results):\n${lines.map((l) => `  ${l}\n`).join('')}`);
+    }
     if (!quiet) {
       const rate = result.elapsedMs > 0 ? plan.totalInputBytes / (result.elapsedMs / 1000) : 0;
       io.stderr(

@@ -1,14 +1,5 @@
 import type { MergeProgress, StageTimes } from '../engine';
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
+import { formatBytes } from '../storage';
 
 export function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);

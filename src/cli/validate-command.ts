@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { validateConfigText, type ConfigIssue, type ConfigValidation } from '../config';
 import { parseArgs, UsageError, type FlagSpec } from './args';
+import { readConfigFile } from './read-config-file';
 import type { CliIo } from './main';
 
 /**
@@ -41,7 +41,9 @@ export async function validateCommand(argv: readonly string[], io: CliIo): Promi
 async function validateFile(file: string, cwd: string): Promise<ConfigValidation> {
   let text: string;
   try {
-    text = await readFile(path.resolve(cwd, file), 'utf8');
+    const read = await readConfigFile(path.resolve(cwd, file));
+    if ('issue' in read) return { ok: false, kind: 'merge', file, issues: [read.issue] };
+    text = read.text;
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
     return { ok: false, kind: 'merge', file, issues: [{ path: '', message: `cannot read the file: ${reason}`, severity: 'error' }] };

@@ -57,8 +57,3 @@ export class UnsupportedConfigError extends ConfigError {
       this.issues.map((issue) => formatIssue(issue, file)).join('\n');
   }
 }
-
-/** One error at `path`, without position: for checks that run on a config object rather than text. */
-export function configError(path: string, message: string): ConfigError {
-  return new ConfigError([{ path, message, severity: 'error' }]);
-}

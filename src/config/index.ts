@@ -21,6 +21,7 @@ export type {
 export { ConfigError, formatIssue, UnsupportedConfigError, type ConfigIssue } from './errors';
 export { detectConfigKind, type ConfigKind } from './config-kind';
 export { validateConfigText, type ConfigValidation } from './validate-text';
+export { readYamlDocument, YAML_LIMITS, type YamlDocument } from './yaml-document';
 export {
   formatModelReference,
   LORA_UNSUPPORTED_MESSAGE,
@@ -39,6 +40,7 @@ export {
   resolveParameter,
 } from './resolve';
 export { toOutputSlices } from './slices';
+export { layerRangeProblems, type LayerRangeProblem, type SourceRange } from './layer-ranges';
 export { configToYaml } from './serialize';
 export { DTYPES } from './read-config';
 export { closest, didYouMean } from './suggest';

@@ -1,4 +1,5 @@
 import type { ConfigIssue } from './errors';
+import { untrustedText as quoted } from '../storage';
 
 /** Where an issue points: the value at its path (default) or the key that names it. */
 export type IssueTarget = 'value' | 'key';
@@ -37,7 +38,7 @@ export function isMapping(value: unknown): value is Record<string, unknown> {
 export function describe(value: unknown): string {
   if (value === null || value === undefined) return 'empty (null)';
   if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'string') return `a string ('${value.length > 40 ? `${value.slice(0, 37)}...` : value}')`;
+  if (typeof value === 'string') return `a string ('${quoted(value, 40)}')`;
   if (typeof value === 'number') return `a number (${value})`;
   if (typeof value === 'boolean') return `a boolean (${value})`;
   if (isMapping(value)) return 'a mapping';

@@ -3,6 +3,7 @@ import { IssueList, describe, isMapping } from './issues';
 import { childPath } from './paths';
 import { didYouMean } from './suggest';
 import type { ModelReference } from './types';
+import { untrustedText as quoted } from '../storage';
 
 /**
  * Model references (docs/config.md §2): `path[@revision][+lora[@revision]]`, or the dict form
@@ -54,7 +55,7 @@ export function readModelReference(value: unknown, path: string, issues: IssueLi
 function readReferenceString(text: string, path: string, issues: IssueList): ModelReference | undefined {
   const parts = text.split('+');
   if (parts.length > 2) {
-    issues.error(path, `'${text}' has more than one '+': a model reference is path[@revision][+lora_path[@revision]]`);
+    issues.error(path, `'${quoted(text, 80)}' has more than one '+': a model reference is path[@revision][+lora_path[@revision]]`);
     return undefined;
   }
   const model = readPathString(parts[0], text, path, issues, 'model path');
@@ -72,16 +73,16 @@ function readPathString(
 ): { path: string; revision?: string } | undefined {
   const pieces = part.split('@');
   if (pieces.length > 2) {
-    issues.error(path, `the ${what} '${part}' in '${whole}' has more than one '@': write path@revision`);
+    issues.error(path, `the ${what} '${quoted(part, 80)}' in '${quoted(whole, 80)}' has more than one '@': write path@revision`);
     return undefined;
   }
   if (pieces[0] === '') {
-    issues.error(path, `the ${what} in '${whole}' is empty`);
+    issues.error(path, `the ${what} in '${quoted(whole, 80)}' is empty`);
     return undefined;
   }
   if (pieces.length === 2) {
     if (pieces[1] === '') {
-      issues.error(path, `the revision after '@' in '${whole}' is empty`);
+      issues.error(path, `the revision after '@' in '${quoted(whole, 80)}' is empty`);
       return undefined;
     }
     return { path: pieces[0], revision: pieces[1] };
@@ -164,7 +165,7 @@ export function warnUnknownKeys(
     const explained = hint?.(key);
     issues.warning(
       childPath(path, key),
-      `unknown key '${key}' in ${what} is ignored${explained ? `: ${explained}` : didYouMean(key, known)}`,
+      `unknown key '${quoted(key, 80)}' in ${what} is ignored${explained ? `: ${explained}` : didYouMean(key, known)}`,
       'key',
     );
   }

@@ -15,6 +15,7 @@ import type {
   TokenSource,
   TokenizerConfig,
 } from './types';
+import { untrustedText as quoted } from '../storage';
 
 /**
  * The schema of docs/config.md §1 applied to parsed YAML (plain JS values): types and shapes
@@ -44,6 +45,7 @@ const SLICE_KEYS = ['sources', 'base_model', 'parameters', 'residual_weight'];
 const SOURCE_KEYS = ['model', 'layer_range', 'parameters'];
 const MODULE_KEYS = ['models', 'slices', 'parameters'];
 const TOKENIZER_KEYS = ['source', 'tokens', 'pad_to_multiple_of'];
+const MAX_PAD_TO_MULTIPLE_OF = 65_536;
 const TOKEN_KEYS = ['source', 'force'];
 
 export const DTYPES: readonly ConfigDtype[] = ['bfloat16', 'float16', 'float32', 'int64'];
@@ -270,7 +272,7 @@ function readLayerRange(value: unknown, path: string, issues: IssueList): [numbe
   }
   const [start, end] = value.map((v, i) => readLaxInteger(v, childPath(path, i), issues));
   if (start === undefined || end === undefined) {
-    issues.error(path, `${shape}; got [${value.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(', ')}]`);
+    issues.error(path, `${shape}; got [${value.map((v) => (typeof v === 'string' ? `'${quoted(v, 40)}'` : quoted(String(v), 40))).join(', ')}]`);
     return [NaN, NaN];
   }
   return [start, end];
@@ -323,7 +325,7 @@ export function readDtype(value: unknown, path: string, issues: IssueList): Conf
   const suggestion = DTYPE_ALIASES[name.toLowerCase()] ?? closest(name, DTYPES);
   issues.error(
     path,
-    `unknown dtype '${value}'${suggestion ? `: write ${suggestion}` : ''} (mergekit accepts ${allowed}, optionally prefixed with torch.)`,
+    `unknown dtype '${quoted(value, 40)}'${suggestion ? `: write ${suggestion}` : ''} (mergekit accepts ${allowed}, optionally prefixed with torch.)`,
   );
   return undefined;
 }
@@ -353,7 +355,7 @@ function readTokenizerSource(value: unknown, path: string, issues: IssueList): '
     const model = value.slice('model:'.length);
     issues.warning(
       path,
-      `the 'model:' prefix is the spelling of mergekit ≤ 0.0.4; mergekit 0.1 reads '${value}' as a model path and cannot find it: write ${model}`,
+      `the 'model:' prefix is the spelling of mergekit ≤ 0.0.4; mergekit 0.1 reads '${quoted(value, 80)}' as a model path and cannot find it: write ${quoted(model, 80)}`,
     );
     return readModelReference(model, path, issues);
   }
@@ -395,7 +397,11 @@ function readTokenizer(value: unknown, path: string, issues: IssueList): Tokeniz
   if (pad !== undefined && pad !== null) {
     const padPath = childPath(path, 'pad_to_multiple_of');
     const n = readLaxInteger(pad, padPath, issues);
-    if (n !== undefined && n > 0) tokenizer.pad_to_multiple_of = n;
+    if (n !== undefined && n > MAX_PAD_TO_MULTIPLE_OF) {
+      // Every embedding would get up to that many rows (and the planner a row map of that size).
+      issues.error(padPath, `pad_to_multiple_of ${n} is larger than any vocabulary needs (at most ${MAX_PAD_TO_MULTIPLE_OF}): use a small power of two such as 64`);
+      ok = false;
+    } else if (n !== undefined && n > 0) tokenizer.pad_to_multiple_of = n;
     else if (n === 0) issues.warning(padPath, 'pad_to_multiple_of: 0 means no padding (mergekit skips it); remove it or give a positive integer such as 64');
     else {
       issues.error(padPath, `pad_to_multiple_of must be a positive integer such as 64; got ${describe(pad)}`);

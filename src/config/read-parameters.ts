@@ -2,6 +2,7 @@ import { IssueList, describe, isMapping } from './issues';
 import { warnUnknownKeys } from './model-reference';
 import { childPath } from './paths';
 import type { ConditionalSetting, ParameterSetting, Parameters } from './types';
+import { untrustedText } from '../storage';
 
 /**
  * Reading parameter values (docs/config.md §4) from parsed YAML: a number, a boolean (stored as
@@ -89,7 +90,7 @@ function readScalar(value: unknown, path: string, issues: IssueList): number | s
       path,
       numberFromString(value) !== undefined
         ? `${value} is not a usable parameter value: give a finite number`
-        : `parameter values must be numbers, booleans, gradients or {filter, value} lists; strings such as '${value}' are not allowed (mergekit rejects them too)`,
+        : `parameter values must be numbers, booleans, gradients or {filter, value} lists; strings such as '${untrustedText(value, 40)}' are not allowed (mergekit rejects them too)`,
     );
     return INVALID_SETTING;
   }
@@ -117,7 +118,7 @@ export function numberFromString(text: string): number | undefined {
 export function readQuotedNumber(text: string, path: string, issues: IssueList, accept: (n: number) => boolean): number | undefined {
   const n = numberFromString(text);
   if (n === undefined || !accept(n)) return undefined;
-  issues.warning(path, `'${text}' is a quoted string; mergekit reads it as the number ${n}: write ${text.trim()} without quotes`);
+  issues.warning(path, `'${untrustedText(text, 40)}' is a quoted string; mergekit reads it as the number ${n}: write ${untrustedText(text.trim(), 40)} without quotes`);
   return n;
 }
 

@@ -8,6 +8,7 @@ import { evaluateGradient, layerT, PRE_POST_LAYER_T } from './resolve';
 import { didYouMean } from './suggest';
 import type { MergeConfig, ParameterSetting, Parameters } from './types';
 import { parameterMaps, sliceViews, type ParameterLevel, type SliceView, type SourceView } from './walk';
+import { untrustedText as quoted } from '../storage';
 
 /**
  * The merge method's rules applied to a config, all read from its declaration in src/methods:
@@ -36,6 +37,7 @@ export function methodIssues(config: MergeConfig, method: MergeMethod): LocatedI
   checkParameterNamesAndValues(config, method, issues);
   if (method.densityCheck === 'dellaWindow') checkDellaWindow(views, method, issues);
   checkNegativeWeights(views, method, issues);
+  checkZeroWeightSum(views, method, issues);
   return issues.issues;
 }
 
@@ -173,7 +175,7 @@ function checkPerModelParams(view: SliceView, method: MergeMethod, issues: Issue
         if (!perModel.has(name)) continue;
         issues.warning(
           childPath(childPath(source.path, 'parameters'), name),
-          `'${name}' on the base model is ignored by ${method.name}: only the other models' values are used`,
+          `'${quoted(name, 80)}' on the base model is ignored by ${method.name}: only the other models' values are used`,
           'key',
         );
       }
@@ -247,13 +249,13 @@ function checkParameterNamesAndValues(config: MergeConfig, method: MergeMethod, 
       const paramPath = childPath(path, name);
       const decl = method.params.find((d) => d.name === name);
       if (!decl) {
-        issues.warning(paramPath, `parameter '${name}' is ignored by ${method.name}${didYouMean(name, names)} (${takes})`, 'key');
+        issues.warning(paramPath, `parameter '${quoted(name, 80)}' is ignored by ${method.name}${didYouMean(name, names)} (${takes})`, 'key');
         continue;
       }
       if (decl.scope === 'global' && level === 'source') {
         issues.warning(
           paramPath,
-          `'${name}' is a global parameter of ${method.name}: set on one model it is ignored (as in mergekit); move it to the slice's or the top-level parameters`,
+          `'${quoted(name, 80)}' is a global parameter of ${method.name}: set on one model it is ignored (as in mergekit); move it to the slice's or the top-level parameters`,
           'key',
         );
         continue;
@@ -464,5 +466,44 @@ function checkNegativeWeights(views: readonly SliceView[], method: MergeMethod, 
         `a negative weight with normalize on: ${method.name} divides by the sum of the weights, which the negative weight shrinks (or makes 0 or negative); negative weights only make sense with normalize: false (mergekit issue #213)`,
       );
     }
+  }
+}
+
+// ----- weights that sum to 0 ----------------------------------------------------------------------
+
+/**
+ * Methods that refuse, at merge time, to normalize weights summing to 0 (mergekit would divide by
+ * zero), and their normalize flag. The task-arithmetic family divides by 1 instead, so is not here.
+ */
+const REFUSES_ZERO_WEIGHT_SUM: Readonly<Record<string, string>> = { linear: 'normalize', multislerp: 'normalize_weights' };
+
+/**
+ * What the merge would refuse for every tensor (or every tensor at some layer): the weights sum
+ * to 0 with normalizing on. Only settings that apply to every tensor are summed (a filtered weight
+ * depends on tensor names not known here), except that weights that are 0 everywhere always are.
+ */
+function checkZeroWeightSum(views: readonly SliceView[], method: MergeMethod, issues: IssueList): void {
+  const flagName = REFUSES_ZERO_WEIGHT_SUM[method.name];
+  const flagDecl = method.params.find((d) => d.name === flagName);
+  const weightDecl = method.params.find((d) => d.name === 'weight' && d.scope === 'model');
+  if (!flagName || !flagDecl || !weightDecl) return;
+  for (const view of views) {
+    const flagLevel = view.levels.find((l) => has(l.parameters, flagName));
+    const flagValues = flagLevel ? settingNumbers(flagLevel.parameters![flagName]) : [flagDecl.default ?? 0];
+    if (!flagValues.some((v) => v !== 0)) continue;
+    const sources = view.sources.filter((source) => !isPlaceholderRef(source.model) && !isTheBase(view, source, method));
+    const pieces = sources.map((source) => effectivePieces(source, view.levels, weightDecl));
+    if (pieces.length < 1 || pieces.some((p) => p.length === 0)) continue;
+    const path = pieces.flat().find((p) => p.explicit)?.path ?? view.path;
+    const fix = `so normalizing would divide by zero. Change the weights or set \`${flagName}: false\`.`;
+    if (pieces.every((p) => p.every((piece) => piece.values.every((v) => v === 0)))) {
+      issues.error(path, `${method.name}: the weights sum to 0 (every weight is 0), ${fix}`);
+      continue;
+    }
+    if (!pieces.every((p) => p.length === 1 && p[0].filter === null)) continue;
+    const zeroAt = sliceTs(view).find((t) => pieces.reduce((sum, p) => sum + evaluateGradient(p[0].values, t), 0) === 0);
+    if (zeroAt === undefined) continue;
+    const constant = pieces.every((p) => p[0].values.length === 1);
+    issues.error(path, `${method.name}: the weights sum to 0${constant ? '' : ` (at layer position t = ${fmt(zeroAt)})`}, ${fix}`);
   }
 }

@@ -1,6 +1,7 @@
 import { findMethod, METHODS, MERGEKIT_METHOD_NAMES, type MergeMethod } from '../methods/index';
 import type { ConfigIssue } from './errors';
 import { IssueList, withoutTarget, type LocatedIssue } from './issues';
+import { layerRangeProblems } from './layer-ranges';
 import { formatModelReference, LORA_UNSUPPORTED_MESSAGE, sameModel } from './model-reference';
 import { childPath } from './paths';
 import { isPlaceholderRef } from './read-config';
@@ -8,6 +9,7 @@ import { closest } from './suggest';
 import type { MergeConfig } from './types';
 import { methodIssues } from './validate-method';
 import { modelReferences, sliceViews } from './walk';
+import { untrustedText as quoted } from '../storage';
 
 /** Built-in chat templates mergekit ships (docs/tokenizers.md §5). */
 export const BUILTIN_CHAT_TEMPLATES = ['alpaca', 'chatml', 'llama3', 'mistral', 'exaone'] as const;
@@ -107,7 +109,7 @@ function checkLayout(config: MergeConfig, issues: IssueList): void {
   for (const [name, module] of Object.entries(config.modules ?? {})) {
     const path = childPath('modules', name);
     const count = (module.models ? 1 : 0) + (module.slices ? 1 : 0);
-    if (count !== 1) issues.error(path, `module '${name}' needs exactly one of models or slices`);
+    if (count !== 1) issues.error(path, `module '${quoted(name, 80)}' needs exactly one of models or slices`);
   }
 }
 
@@ -126,35 +128,42 @@ function checkMethodName(name: string, issues: IssueList): MergeMethod | undefin
   const suggestion = closest(name, MERGEKIT_METHOD_NAMES);
   issues.error(
     'merge_method',
-    `unknown merge method '${name}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}; mergekit's methods are ${MERGEKIT_METHOD_NAMES.join(', ')}`,
+    `unknown merge method '${quoted(name, 80)}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}; mergekit's methods are ${MERGEKIT_METHOD_NAMES.join(', ')}`,
   );
   return undefined;
 }
 
+/** No model has more layers; a range past it is a typo or an attack, not a model. */
+const MAX_LAYERS = 100_000;
+
 function checkLayerRanges(config: MergeConfig, issues: IssueList): void {
   for (const view of sliceViews(config, sameModel)) {
     if (view.modelsSyntax) continue;
-    const counts: { count: number; path: string; model: string }[] = [];
-    for (const source of view.sources) {
-      const range = source.layerRange;
-      if (!range || Number.isNaN(range[0]) || Number.isNaN(range[1])) continue;
-      const path = childPath(source.path, 'layer_range');
-      const [start, end] = range;
-      if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start) {
-        issues.error(path, `layer_range [${start}, ${end}] is not a valid range [start, end): it needs 0 ≤ start ≤ end (end is exclusive)`);
-        continue;
-      }
-      const model = isPlaceholderRef(source.model) ? source.path : formatModelReference(source.model);
-      counts.push({ count: end - start, path, model });
+    const ranges = view.sources.map((s) => ({ start: s.layerRange?.[0] ?? NaN, end: s.layerRange?.[1] ?? NaN }));
+    const pathOf = (source: number) => childPath(view.sources[source].path, 'layer_range');
+    // Checked against each model's real layer count when planning; no model comes near this.
+    ranges.forEach(({ start, end }, source) => {
+      if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end <= MAX_LAYERS) return;
+      issues.error(pathOf(source), `layer_range [${start}, ${end}] goes past layer ${MAX_LAYERS}, more than any model has: use the model's layer count (num_hidden_layers in its config.json) as the end`);
+      ranges[source] = { start: NaN, end: NaN };
+    });
+    const modelOf = (source: number) => {
+      const s = view.sources[source];
+      return isPlaceholderRef(s.model) ? s.path : formatModelReference(s.model);
+    };
+    // Invalid ranges first, then unequal lengths: the order the YAML panel lists them in.
+    const problems = layerRangeProblems(ranges);
+    for (const p of problems) {
+      if (p.kind !== 'invalid') continue;
+      const { start, end } = ranges[p.source];
+      issues.error(pathOf(p.source), `layer_range [${start}, ${end}] is not a valid range [start, end): it needs 0 ≤ start ≤ end (end is exclusive)`);
     }
-    const first = counts[0];
-    for (const other of counts.slice(1)) {
-      if (other.count !== first.count) {
-        issues.error(
-          other.path,
-          `All inputs to a slice must contain the same number of layers: this source has ${other.count}, but the first (${first.model}) has ${first.count}`,
-        );
-      }
+    for (const p of problems) {
+      if (p.kind !== 'length') continue;
+      issues.error(
+        pathOf(p.source),
+        `All inputs to a slice must contain the same number of layers: this source has ${p.count}, but the first (${modelOf(p.first)}) has ${p.firstCount}`,
+      );
     }
   }
 }
@@ -186,6 +195,6 @@ function checkChatTemplate(template: string, issues: IssueList): void {
   const suggestion = closest(template, [...BUILTIN_CHAT_TEMPLATES, 'auto']);
   issues.error(
     'chat_template',
-    `Invalid chat template '${template.length > 40 ? `${template.slice(0, 37)}...` : template}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}: use auto, a built-in name (${BUILTIN_CHAT_TEMPLATES.join(', ')}) or a Jinja template (at least 20 characters, containing '{')`,
+    `Invalid chat template '${quoted(template, 40)}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}: use auto, a built-in name (${BUILTIN_CHAT_TEMPLATES.join(', ')}) or a Jinja template (at least 20 characters, containing '{')`,
   );
 }

@@ -1,4 +1,5 @@
 import {
+  type Alias,
   isAlias,
   isMap,
   isScalar,
@@ -12,6 +13,7 @@ import {
 import type { ConfigIssue } from './errors';
 import type { LocatedIssue } from './issues';
 import { childPath, parentPath } from './paths';
+import { checkYamlText, measureYamlDocument, YAML_LIMITS } from './yaml-limits';
 import { pyYamlTags } from './yaml-schema';
 
 /**
@@ -34,9 +36,21 @@ export interface YamlDocument {
   locate(issue: LocatedIssue): ConfigIssue;
 }
 
+/**
+ * The one entry point that reads config YAML (CLI, app, validate, merge, plan). Bounded: the text's
+ * size and nesting are checked before parsing, and the document's size with aliases expanded
+ * before anything walks it (yaml-limits.ts), so a hostile config is refused in milliseconds.
+ */
 export function readYamlDocument(yamlText: string): YamlDocument {
   const text = yamlText.startsWith('\uFEFF') ? yamlText.slice(1) : yamlText;
   const lineCounter = new LineCounter();
+  const refuse = (offset: number, message: string, known?: LineCounter): YamlDocument => {
+    const where = known ? known.linePos(offset) : linePosOf(text, offset);
+    const issue: ConfigIssue = { path: '', message, severity: 'error', line: where.line, column: where.col };
+    return { root: undefined, readable: false, issues: [issue], locate: (i) => withPosition(i, issue) };
+  };
+  const textBreach = checkYamlText(text);
+  if (textBreach) return refuse(textBreach.offset, textBreach.message);
   const docs = parseAllDocuments(text, {
     lineCounter,
     version: '1.1',
@@ -79,14 +93,36 @@ export function readYamlDocument(yamlText: string): YamlDocument {
   if (syntaxErrors) return { root: undefined, readable: false, issues, locate };
 
   const doc = documents[0];
-  indexPositions(doc, doc.contents, '', positions, 0);
+  const measured = measureYamlDocument(doc);
+  if (measured.breach) return refuse(measured.breach.offset, measured.breach.message, lineCounter);
+  indexPositions(doc, doc.contents, '', positions, 0, measured.aliasTargets);
   try {
-    return { root: doc.toJS({ maxAliasCount: 1000 }), readable: true, issues, locate };
+    // The expansion is bounded above, and yaml's own alias count rescans the document for every
+    // alias (quadratic), so it is off.
+    return { root: doc.toJS({ maxAliasCount: -1 }), readable: true, issues, locate };
   } catch (error) {
     issues.push({ path: '', message: `YAML error: ${(error as Error).message}`, severity: 'error', line: 1, column: 1 });
     return { root: undefined, readable: false, issues, locate };
   }
 }
+
+/** Line and column of `offset` without a parse (for text refused before parsing). */
+function linePosOf(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) {
+    line++;
+    start = i + 1;
+  }
+  return { line, col: offset - start + 1 };
+}
+
+function withPosition(issue: LocatedIssue, at: ConfigIssue): ConfigIssue {
+  const { target: _target, ...plain } = issue;
+  return plain.line !== undefined ? plain : { ...plain, line: at.line, column: at.column };
+}
+
+export { YAML_LIMITS };
 
 function locateIn(
   issue: LocatedIssue,
@@ -114,10 +150,12 @@ function indexPositions(
   path: string,
   positions: Map<string, { key?: number; value: number }>,
   depth: number,
+  aliasTargets: ReadonlyMap<Alias, YamlNode>,
 ): void {
-  if (!node || depth > 64) return;
+  if (!node || depth > YAML_LIMITS.maxDepth) return;
   let target: unknown = node;
-  if (isAlias(node)) target = node.resolve(doc);
+  // Not node.resolve(doc): that scans the whole document for every alias.
+  if (isAlias(node)) target = aliasTargets.get(node);
   if (!positions.has(path) && node.range) positions.set(path, { value: node.range[0] });
   if (isMap(target)) {
     const merged: unknown[] = [];
@@ -134,13 +172,13 @@ function indexPositions(
       const valueOffset = value?.range?.[0] ?? keyOffset;
       if (valueOffset === undefined) continue;
       positions.set(keyPath, keyOffset === undefined ? { value: valueOffset } : { key: keyOffset, value: valueOffset });
-      indexPositions(doc, value, keyPath, positions, depth + 1);
+      indexPositions(doc, value, keyPath, positions, depth + 1, aliasTargets);
     }
     // `<<: *anchor` keys: the anchor's pairs appear under this path unless set explicitly.
     for (const source of merged) {
       const sources = isSeq(source) ? source.items : [source];
       for (const item of sources) {
-        const resolved = isAlias(item) ? item.resolve(doc) : item;
+        const resolved = isAlias(item) ? aliasTargets.get(item) : item;
         if (!isMap(resolved)) continue;
         for (const pair of resolved.items) {
           if (!isScalar(pair.key)) continue;
@@ -149,11 +187,11 @@ function indexPositions(
           const value = pair.value as YamlNode | null;
           const offset = value?.range?.[0] ?? pair.key.range?.[0];
           if (offset !== undefined) positions.set(keyPath, { value: offset });
-          indexPositions(doc, value, keyPath, positions, depth + 1);
+          indexPositions(doc, value, keyPath, positions, depth + 1, aliasTargets);
         }
       }
     }
   } else if (isSeq(target)) {
-    target.items.forEach((item, i) => indexPositions(doc, item as YamlNode, childPath(path, i), positions, depth + 1));
+    target.items.forEach((item, i) => indexPositions(doc, item as YamlNode, childPath(path, i), positions, depth + 1, aliasTargets));
   }
 }

@@ -1,5 +1,5 @@
 import type { TensorJob, VocabularyAlignment } from '../plan/types';
-import { decodeToF32, dtypeSize, encodeFromF32 } from '../storage';
+import { decodeToF32, dtypeSize } from '../storage';
 import type { ByteSource, FloatDtype } from '../storage/types';
 
 /** Rows read at once when gathering scattered rows: a gap this small is read rather than skipped. */
@@ -19,18 +19,28 @@ function lowerBound(sorted: Int32Array, value: number): number {
   return lo;
 }
 
+/** Rows of one input's aligned matrix, as the engine hands them to a backend. */
+export interface AlignedRows {
+  readonly bytes: Uint8Array;
+  /** The input's own dtype when every row is its own; F32 when any row is substituted or padding. */
+  readonly dtype: FloatDtype;
+}
+
 /**
  * Reads the inputs of an embedding job aligned to a new vocabulary (docs/tokenizers.md §3): rows
- * `[r0, r1)` of input i's aligned matrix, in that input's dtype, assembled from the plan's row
- * map. A token row the input has is copied byte for byte from its tensor; a default row is the
- * mean of other inputs' rows, computed in f32 and rounded to the input's dtype; a padding row is
- * the mean of the input's aligned token rows, computed once per input by one extra pass. Only
- * the rows of the chunk being read and one mean row per input are held, never a whole matrix.
+ * `[r0, r1)` of input i's aligned matrix, assembled from the plan's row map. A token row the
+ * input has is its own row; a default row is the mean of other inputs' rows and a padding row the
+ * mean of the input's aligned token rows (computed once per input by one extra pass), both in f32.
+ * mergekit builds these rows in the merge dtype, and Alloy merges in f32, so a range holding one
+ * of them is handed over in f32: rounding it to the input's storage dtype would lose precision
+ * (a bf16 base taking an f16 model's row, a mean of two rows). A range of only own rows keeps the
+ * input's bytes as stored. Only the rows of the chunk being read and one mean row per input are
+ * held, never a whole matrix.
  */
 export class AlignedEmbeddingReader {
   private readonly cols: number;
   private readonly alignment: VocabularyAlignment;
-  private readonly paddingRows = new Map<number, Promise<Uint8Array>>();
+  private readonly paddingRows = new Map<number, Promise<Float32Array>>();
   /** Default rows of the last two row ranges (the inputs of one chunk share them). */
   private readonly defaultsCache: { key: string; rows: Promise<Map<number, Float32Array>> }[] = [];
 
@@ -51,14 +61,12 @@ export class AlignedEmbeddingReader {
     }
   }
 
-  /** Bytes of rows `[r0, r1)` of input `i`'s aligned matrix, in the input's dtype. */
-  async read(i: number, r0: number, r1: number): Promise<Uint8Array> {
+  /** Rows `[r0, r1)` of input `i`'s aligned matrix. */
+  async read(i: number, r0: number, r1: number): Promise<AlignedRows> {
     const input = this.job.inputs[i];
     const rowMap = input.rowMap;
     if (!rowMap) throw new Error(`internal: ${this.job.name}: input ${input.model} has no row map`);
     const dtype = input.tensor.dtype as FloatDtype;
-    const rowBytes = this.cols * dtypeSize(dtype);
-    const out = new Uint8Array((r1 - r0) * rowBytes);
     const tokenEnd = Math.min(r1, this.alignment.tokens);
 
     const ownRows: number[] = [];
@@ -70,21 +78,33 @@ export class AlignedEmbeddingReader {
         ownAt.push(r - r0);
       } else defaults = true;
     }
-    await this.gatherRows(i, ownRows, ownAt, (at, bytes) => out.set(bytes, at * rowBytes));
+    const padding = r1 > this.alignment.tokens;
 
+    if (!defaults && !padding) {
+      const rowBytes = this.cols * dtypeSize(dtype);
+      const out = new Uint8Array((r1 - r0) * rowBytes);
+      await this.gatherRows(i, ownRows, ownAt, (at, bytes) => out.set(bytes, at * rowBytes));
+      return { bytes: out, dtype };
+    }
+
+    const cols = this.cols;
+    const values = new Float32Array((r1 - r0) * cols);
+    await this.gatherRows(i, ownRows, ownAt, (at, bytes) => decodeToF32(bytes, dtype, values.subarray(at * cols, (at + 1) * cols)));
     if (defaults) {
-      const values = await this.defaultRows(r0, tokenEnd);
-      const zero = new Float32Array(this.cols);
+      const rows = await this.defaultRows(r0, tokenEnd);
       for (let r = r0; r < tokenEnd; r++) {
         if (rowMap[r] >= 0) continue;
-        encodeFromF32(values.get(r) ?? zero, dtype, out.subarray((r - r0) * rowBytes, (r - r0 + 1) * rowBytes));
+        // A default without terms (a token no model has) stays zero.
+        const row = rows.get(r);
+        if (row) values.set(row, (r - r0) * cols);
       }
     }
-    if (r1 > this.alignment.tokens) {
-      const padding = await this.paddingRow(i);
-      for (let r = Math.max(r0, this.alignment.tokens); r < r1; r++) out.set(padding, (r - r0) * rowBytes);
+    if (padding) {
+      const row = await this.paddingRow(i);
+      for (let r = Math.max(r0, this.alignment.tokens); r < r1; r++) values.set(row, (r - r0) * cols);
     }
-    return out;
+    // Little-endian like every byte the storage layer decodes (it asserts so).
+    return { bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength), dtype: 'F32' };
   }
 
   /**
@@ -171,8 +191,8 @@ export class AlignedEmbeddingReader {
     return result;
   }
 
-  /** Input i's padding row, encoded: the mean of its aligned token rows (one pass over them). */
-  private paddingRow(i: number): Promise<Uint8Array> {
+  /** Input i's padding row: the mean of its aligned token rows (one pass over them), in f32. */
+  private paddingRow(i: number): Promise<Float32Array> {
     let row = this.paddingRows.get(i);
     if (!row) {
       row = this.computePaddingRow(i);
@@ -182,19 +202,18 @@ export class AlignedEmbeddingReader {
     return row;
   }
 
-  private async computePaddingRow(i: number): Promise<Uint8Array> {
-    const dtype = this.job.inputs[i].tensor.dtype as FloatDtype;
+  private async computePaddingRow(i: number): Promise<Float32Array> {
     const tokens = this.alignment.tokens;
     const sum = new Float64Array(this.cols);
-    // Each block holds its bytes, their f32 decoding and its default rows.
-    const perRow = this.cols * (dtypeSize(dtype) + 8);
+    // Each block holds its bytes (f32 at most), their f32 decoding and its default rows.
+    const perRow = this.cols * 12;
     const block = Math.max(1, Math.floor(this.blockBytes / perRow));
     let values = new Float32Array(0);
     for (let a = 0; a < tokens; a += block) {
       const b = Math.min(tokens, a + block);
-      const bytes = await this.read(i, a, b);
+      const rows = await this.read(i, a, b);
       if (values.length !== (b - a) * this.cols) values = new Float32Array((b - a) * this.cols);
-      decodeToF32(bytes, dtype, values);
+      decodeToF32(rows.bytes, rows.dtype, values);
       for (let r = 0; r < b - a; r++) {
         const base = r * this.cols;
         for (let c = 0; c < this.cols; c++) sum[c] += values[base + c];
@@ -202,6 +221,6 @@ export class AlignedEmbeddingReader {
     }
     const mean = new Float32Array(this.cols);
     if (tokens > 0) for (let c = 0; c < this.cols; c++) mean[c] = sum[c] / tokens;
-    return encodeFromF32(mean, dtype);
+    return mean;
   }
 }

@@ -4,3 +4,11 @@ export { MergeCancelledError } from './progress';
 export type { MergeProgress, StageTimes } from './progress';
 export { chunkRanges, rowShape } from './chunking';
 export type { ChunkRange } from './chunking';
+export {
+  NonFiniteError,
+  describeNonFiniteTensor,
+  formatNonFiniteCounts,
+  formatNonFiniteSummary,
+  nonFiniteHeadline,
+  renderNonFiniteCardSection,
+} from './non-finite';

@@ -1,7 +1,9 @@
 import type { ComputeBackend } from '../backend/compute-backend';
 import { findMethod } from '../methods';
 import type { MergePlan } from '../plan/types';
+import type { NonFiniteTensor } from '../storage';
 import type { ByteSource, OutputFolder } from '../storage/types';
+import { NonFiniteError, renderNonFiniteCardSection } from './non-finite';
 import { ShardedOutputWriter } from './output-writer';
 import { MergeCancelledError, type MergeProgress, type StageTimes } from './progress';
 import { TensorJobRunner } from './tensor-job-runner';
@@ -21,6 +23,11 @@ export interface MergeOptions {
   readonly onProgress?: (progress: MergeProgress) => void;
   /** Minimum time between progress events (default 100 ms). */
   readonly progressIntervalMs?: number;
+  /**
+   * Refuse a result with NaN or Inf in any input or output tensor: the merge stops with a
+   * NonFiniteError after the first such tensor and the output folder is removed, never committed.
+   */
+  readonly refuseNonFinite?: boolean;
 }
 
 export interface MergeReport {
@@ -29,7 +36,12 @@ export interface MergeReport {
   readonly bytesWritten: number;
   readonly elapsedMs: number;
   readonly stageTimes: StageTimes;
+  /** Tensors whose inputs or output hold NaN or Inf, in plan order (empty when none do). */
+  readonly nonFinite: NonFiniteTensor[];
 }
+
+/** The model card, which gets a "Non-finite values" section when there are any. */
+const MODEL_CARD_FILE = 'README.md';
 
 export const DEFAULT_BUDGET_BYTES = 128 * 1024 * 1024;
 
@@ -42,6 +54,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
   const { backend, output, signal } = options;
   const budgetBytes = options.budgetBytes ?? DEFAULT_BUDGET_BYTES;
   const warnings: string[] = [];
+  const nonFinite: NonFiniteTensor[] = [];
   const started = Date.now();
   const opened = new Map<string, Promise<ByteSource>>();
   const source = (model: string, file: string): Promise<ByteSource> => {
@@ -126,6 +139,11 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
         throw new Error(`Merging tensor ${job.name} (${job.method}) failed: ${(error as Error).message}`, { cause: error });
       }
       if (!runner.complete) throw new Error(`internal: method ${job.method} wrote no complete output for ${job.name}`);
+      const found = runner.nonFinite();
+      if (found) {
+        nonFinite.push(found);
+        if (options.refuseNonFinite) throw new NonFiniteError(found);
+      }
       tensorsDone++;
       inputBytesDone += jobInputBytes;
       currentShare = 0;
@@ -135,7 +153,10 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
     report('writing', true);
     const finishing = performance.now();
     await writer.finish();
-    for (const [file, text] of Object.entries(plan.textFiles)) await output.writeText(file, text);
+    for (const [file, text] of Object.entries(plan.textFiles)) {
+      const card = file === MODEL_CARD_FILE && nonFinite.length > 0;
+      await output.writeText(file, card ? text + renderNonFiniteCardSection(nonFinite) : text);
+    }
     for (const copy of plan.copyFiles) {
       const src = await source(copy.model, copy.file);
       await output.writeBytes(copy.file, await src.read(0, src.size));
@@ -148,5 +169,5 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
     throw error;
   }
   report('done', true);
-  return { warnings, bytesRead, bytesWritten, elapsedMs: Date.now() - started, stageTimes: { ...stageTimes } };
+  return { warnings, bytesRead, bytesWritten, elapsedMs: Date.now() - started, stageTimes: { ...stageTimes }, nonFinite };
 }

@@ -3,8 +3,8 @@ import { combinePartial, emptyTotal, type ChunkPlace, type ReductionToken } from
 import type { ChunkOps, ReductionSet, Resolved, Vec } from '../backend/types';
 import type { TensorMerge } from '../methods/types';
 import type { TensorJob } from '../plan/types';
-import { dtypeSize } from '../storage';
-import type { ByteSource, FloatDtype } from '../storage/types';
+import { addNonFinite, countNonFinite, dtypeSize, noNonFinite, nonFiniteTotal, type NonFiniteCounts, type NonFiniteTensor } from '../storage';
+import type { ByteSource, FloatDtype, SafetensorsDtype } from '../storage/types';
 import { chunkRanges, rowShape, type ChunkRange } from './chunking';
 import { MergeCancelledError } from './progress';
 import { AlignedEmbeddingReader } from './aligned-embedding';
@@ -55,6 +55,11 @@ export class TensorJobRunner implements TensorMerge {
   private readonly keep: boolean;
   private readonly kept = new Map<number, Promise<ChunkInputBytes[]>>();
   private bytesWritten = 0;
+  /** NaN/Inf per input, each element counted once (at its chunk's first read), and of the output. */
+  private readonly inputNonFinite: NonFiniteCounts[];
+  private readonly outputNonFinite = noNonFinite();
+  /** Chunk × input pairs already counted: the runner reads a chunk again in later passes unless it keeps it. */
+  private readonly counted: Uint8Array;
 
   constructor(
     private readonly job: TensorJob,
@@ -68,7 +73,8 @@ export class TensorJobRunner implements TensorMerge {
     this.baseIndex = job.baseIndex;
     this.params = job.params;
     this.isEmbed = job.isEmbed;
-    const inputBytesPerElement = job.inputs.reduce((s, i) => s + dtypeSize(i.tensor.dtype), 0);
+    // Aligned embeddings may arrive in f32 (substituted and padding rows, see AlignedEmbeddingReader).
+    const inputBytesPerElement = job.inputs.reduce((s, i) => s + (job.alignment ? 4 : dtypeSize(i.tensor.dtype)), 0);
     const perElement = inputBytesPerElement + 4 * (TEMPORARIES_PER_INPUT * job.inputs.length + TEMPORARIES_FIXED);
     // Chunks in flight share the budget.
     const inFlight = Math.max(1, Math.floor(ctx.backend.chunksInFlight ?? 1));
@@ -78,11 +84,22 @@ export class TensorJobRunner implements TensorMerge {
     this.chunks = chunkRanges(job.shape, maxElements, ctx.wholeRows ?? false);
     this.keep = inputBytesPerElement * this.numel <= ctx.budgetBytes / 4;
     this.sources = job.inputs.map((i) => ctx.source(i.model, i.tensor.file));
+    this.inputNonFinite = job.inputs.map(() => noNonFinite());
+    this.counted = new Uint8Array(this.chunks.length * job.inputs.length);
     this.aligned = job.alignment ? new AlignedEmbeddingReader(job, this.sources, (n) => ctx.onRead(n), Math.floor(ctx.budgetBytes / 2)) : null;
   }
 
   warn(message: string): void {
     this.ctx.warn(`${this.name}: ${message}`);
+  }
+
+  /** The NaN/Inf met in this tensor's inputs and output so far, or null when none. */
+  nonFinite(): NonFiniteTensor | null {
+    const inputs = this.job.inputs
+      .map((input, i) => ({ model: input.model, counts: { ...this.inputNonFinite[i] } }))
+      .filter((i) => nonFiniteTotal(i.counts) > 0);
+    if (inputs.length === 0 && nonFiniteTotal(this.outputNonFinite) === 0) return null;
+    return { tensor: this.name, inputs, output: { ...this.outputNonFinite } };
   }
 
   /** True once the output pass has written every byte of the tensor. */
@@ -143,7 +160,10 @@ export class TensorJobRunner implements TensorMerge {
     this.startOutput();
     // Unchanged tensors move as raw bytes: no float round trip (subnormals, NaN payloads kept).
     const source = await this.sources[i];
-    const step = Math.max(1, Math.floor(this.ctx.budgetBytes / 2));
+    // Whole elements per read, so that each piece can be scanned for NaN/Inf on its own.
+    const size = dtypeSize(input.tensor.dtype);
+    const step = Math.max(size, Math.floor(this.ctx.budgetBytes / 2 / size) * size);
+    const countInput = !this.counted.subarray(i * this.chunks.length, (i + 1) * this.chunks.length).some((c) => c !== 0);
     for (let offset = 0; offset < input.tensor.byteLength; offset += step) {
       this.checkCancelled();
       const length = Math.min(step, input.tensor.byteLength - offset);
@@ -151,8 +171,10 @@ export class TensorJobRunner implements TensorMerge {
       const bytes = await source.read(input.tensor.offset + offset, length);
       this.ctx.onWait?.('read', now() - waited);
       this.ctx.onRead(length);
+      if (countInput) addNonFinite(this.inputNonFinite[i], countNonFinite(bytes, input.tensor.dtype));
       await this.emit(bytes);
     }
+    this.counted.fill(1, i * this.chunks.length, (i + 1) * this.chunks.length);
   }
 
   private startOutput(): void {
@@ -164,6 +186,7 @@ export class TensorJobRunner implements TensorMerge {
     if (this.bytesWritten > this.job.byteLength) {
       throw new Error(`internal: ${this.name} produced more bytes than its ${this.job.byteLength}`);
     }
+    addNonFinite(this.outputNonFinite, countNonFinite(bytes, this.job.dtype));
     await this.ctx.write(bytes);
     this.ctx.onOutput(this.bytesWritten / this.job.byteLength);
   }
@@ -255,8 +278,9 @@ export class TensorJobRunner implements TensorMerge {
     return Promise.all(
       this.job.inputs.map(async (input, i) => {
         if (this.aligned) {
-          const bytes = await this.aligned.read(i, range.rowStart, range.rowStart + range.rows);
-          return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: this.cols, retained: this.keep };
+          const rows = await this.aligned.read(i, range.rowStart, range.rowStart + range.rows);
+          this.countInput(i, range.index, rows.bytes, rows.dtype, range.rowStart);
+          return { bytes: rows.bytes, dtype: rows.dtype, cols: this.cols, retained: this.keep };
         }
         const source = await this.sources[i];
         const size = dtypeSize(input.tensor.dtype);
@@ -266,9 +290,42 @@ export class TensorJobRunner implements TensorMerge {
         const length = split ? range.length * size : range.rows * inCols * size;
         const bytes = await source.read(input.tensor.offset + offset, length);
         this.ctx.onRead(length);
+        this.countInput(i, range.index, bytes, input.tensor.dtype);
         return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: split ? range.cols : inCols, retained: this.keep };
       }),
     );
+  }
+
+  /**
+   * Counts the NaN/Inf of input i's bytes of one chunk the first time that chunk is read. Of an
+   * aligned embedding (rows from `alignedRowStart` on) only the rows that are the input's own count:
+   * default and padding rows are means of rows counted where they are the input's own, and a NaN
+   * there would otherwise be blamed on an input whose file has none.
+   */
+  private countInput(i: number, chunkIndex: number, bytes: Uint8Array, dtype: SafetensorsDtype, alignedRowStart?: number): void {
+    const key = i * this.chunks.length + chunkIndex;
+    if (this.counted[key] !== 0) return;
+    this.counted[key] = 1;
+    const input = this.job.inputs[i];
+    const counts = this.inputNonFinite[i];
+    const rowMap = input.rowMap;
+    if (alignedRowStart === undefined || !rowMap) {
+      addNonFinite(counts, countNonFinite(bytes, dtype));
+      return;
+    }
+    const rowBytes = this.cols * dtypeSize(dtype);
+    const rows = bytes.byteLength / rowBytes;
+    const tokens = this.job.alignment?.tokens ?? 0;
+    // Runs of consecutive own rows, each scanned at once.
+    let run = -1;
+    for (let r = 0; r <= rows; r++) {
+      const own = r < rows && alignedRowStart + r < tokens && rowMap[alignedRowStart + r] >= 0;
+      if (own && run < 0) run = r;
+      if (!own && run >= 0) {
+        addNonFinite(counts, countNonFinite(bytes.subarray(run * rowBytes, r * rowBytes), dtype));
+        run = -1;
+      }
+    }
   }
 }
 

@@ -1,18 +1,10 @@
 /**
  * The WebGPU backend (see webgpu-backend.ts for how operations map to kernels and fused.ts for
- * the lazy elementwise expressions). Browser code creates it with `createBrowserWebGpuBackend`
- * or `WebGpuBackend.create(navigator.gpu)`; Node code goes through `./node`, which alone imports
+ * the lazy elementwise expressions). Browser code creates it with
+ * `WebGpuBackend.create(navigator.gpu)`; Node code goes through `./node`, which alone imports
  * Dawn (the `webgpu` package), so browser bundles never reference it.
  */
 export { WebGpuBackend, type WebGpuBackendOptions, type GpuMemoryStats } from './webgpu-backend';
 export { requestAdapter, requestDevice, isSoftwareAdapter, describeAdapter } from './device';
 export type { GpuDeviceInfo, GpuDeviceOptions } from './device';
 export { GpuUnavailableError, GpuDeviceLostError, GpuOperationError } from './errors';
-
-import { WebGpuBackend, type WebGpuBackendOptions } from './webgpu-backend';
-
-/** The WebGPU backend in a browser page or worker (`navigator.gpu`). */
-export function createBrowserWebGpuBackend(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
-  const gpu = typeof navigator !== 'undefined' ? navigator.gpu : undefined;
-  return WebGpuBackend.create(gpu, options);
-}

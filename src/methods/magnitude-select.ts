@@ -1,4 +1,5 @@
 import type { ChunkOps, Vec } from '../backend/types';
+import { countsBefore, radixCut, upperDigit } from './radix-select';
 import type { TensorMerge } from './types';
 
 /** Where the k largest magnitudes of a vector end (see `selectLargestMagnitudes`). */
@@ -9,23 +10,6 @@ export interface MagnitudeCut {
   readonly tiesAllowed: number;
   /** Per chunk: how many elements equal to `threshold` come before it (index order). */
   readonly tiesBefore: Float64Array | null;
-}
-
-const bits = new Uint32Array(1);
-const asFloat = new Float32Array(bits.buffer);
-function floatFromBits(pattern: number): number {
-  bits[0] = pattern;
-  return asFloat[0];
-}
-
-/** Scans a 65536-bin histogram from the top; returns the bin holding the `need`-th largest. */
-function findBin(hist: Float64Array, need: number): { bin: number; above: number } {
-  let above = 0;
-  for (let bin = hist.length - 1; bin >= 0; bin--) {
-    if (above + hist[bin] >= need) return { bin, above };
-    above += hist[bin];
-  }
-  throw new Error('internal: histogram holds fewer elements than requested');
 }
 
 /**
@@ -69,7 +53,7 @@ export async function selectMagnitudeCuts(
     return used.map((i) => c.magnitudeHistogram(v[i], null));
   });
   const upper = new Map(used.map((i, n) => [i, upperHists[n]]));
-  const firsts = ks.map((list, i) => list.map((k) => (k > 0 ? findBin(upper.get(i)!, k) : null)));
+  const firsts = ks.map((list, i) => list.map((k) => (k > 0 ? upperDigit(upper.get(i)!, k) : null)));
 
   // The lower 16 bits, once per distinct upper bin of a vector.
   const lowerRequests = ks.flatMap((_, i) =>
@@ -90,15 +74,7 @@ export async function selectMagnitudeCuts(
     list.map((k, m) => {
       const first = firsts[i][m];
       if (!first) return { threshold: -1, tiesAllowed: 0, equal: 0, request: -1, lowBin: 0 };
-      const hist = lower(i, first.bin);
-      const second = findBin(hist, k - first.above);
-      return {
-        threshold: floatFromBits(((first.bin << 16) | second.bin) >>> 0),
-        tiesAllowed: k - first.above - second.above,
-        equal: hist[second.bin],
-        request: requestOf(i, first.bin),
-        lowBin: second.bin,
-      };
+      return { ...radixCut(first, lower(i, first.bin), k), request: requestOf(i, first.bin) };
     }),
   );
 
@@ -128,9 +104,7 @@ export async function selectMagnitudeCuts(
       const counts = perChunk.complete
         ? perChunk.counts(cut.request, cut.lowBin)
         : tieCounts[tieRequests.findIndex((r) => r.vector === i && r.threshold === cut.threshold)];
-      const before = new Float64Array(counts.length);
-      for (let j = 1; j < before.length; j++) before[j] = before[j - 1] + counts[j - 1];
-      return { threshold: cut.threshold, tiesAllowed: cut.tiesAllowed, tiesBefore: before };
+      return { threshold: cut.threshold, tiesAllowed: cut.tiesAllowed, tiesBefore: countsBefore(counts) };
     }),
   );
 }

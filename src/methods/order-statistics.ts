@@ -1,19 +1,7 @@
 import type { ChunkOps, Reduction, Vec } from '../backend/types';
 import type { MagnitudeCut } from './magnitude-select';
+import { countsBefore, radixCut, upperDigit } from './radix-select';
 import type { TensorMerge } from './types';
-
-const bits = new Uint32Array(1);
-const asFloat = new Float32Array(bits.buffer);
-
-/** Index of the bin holding the `k`-th largest count-weighted entry, scanning from the top. */
-function binOf(hist: Float64Array, k: number): { bin: number; above: number } {
-  let above = 0;
-  for (let bin = hist.length - 1; bin >= 0; bin--) {
-    if (above + hist[bin] >= k) return { bin, above };
-    above += hist[bin];
-  }
-  throw new Error('internal: histogram holds fewer elements than requested');
-}
 
 /**
  * Exact order statistics of |v| over the whole tensor: for each k (1 ≤ k ≤ numel), the k-th
@@ -27,18 +15,13 @@ export async function largestMagnitudes(t: TensorMerge, vector: (c: ChunkOps) =>
   }
   if (ks.length === 0) return [];
   const [upper] = await t.reduce((c) => [c.magnitudeHistogram(vector(c), null)]);
-  const firsts = ks.map((k) => binOf(upper, k));
+  const firsts = ks.map((k) => upperDigit(upper, k));
   const highs = [...new Set(firsts.map((f) => f.bin))];
   const lower = await t.reduce((c) => {
     const v = vector(c);
     return highs.map((high) => c.magnitudeHistogram(v, high));
   });
-  return ks.map((k, i) => {
-    const first = firsts[i];
-    const second = binOf(lower[highs.indexOf(first.bin)], k - first.above);
-    bits[0] = ((first.bin << 16) | second.bin) >>> 0;
-    return asFloat[0];
-  });
+  return ks.map((k, i) => radixCut(firsts[i], lower[highs.indexOf(firsts[i].bin)], k).threshold);
 }
 
 /**
@@ -61,16 +44,11 @@ export async function selectTopMagnitudesBy(
   const k = kOf(resolved);
   if (!Number.isInteger(k) || k < 0 || k > t.numel) throw new Error(`internal: top-${k} of ${t.name} (${t.numel} elements)`);
   if (k === 0) return { cut: null, sums: resolved };
-  const first = binOf(upper as Float64Array, k);
+  const first = upperDigit(upper as Float64Array, k);
   const [lower] = await t.reduce((c) => [c.magnitudeHistogram(vector(c), first.bin)]);
-  const second = binOf(lower, k - first.above);
-  bits[0] = ((first.bin << 16) | second.bin) >>> 0;
-  const threshold = asFloat[0];
-  const tiesAllowed = k - first.above - second.above;
-  if (tiesAllowed >= lower[second.bin]) return { cut: { threshold, tiesAllowed: Infinity, tiesBefore: null }, sums: resolved };
+  const { threshold, tiesAllowed, equal } = radixCut(first, lower, k);
+  if (tiesAllowed >= equal) return { cut: { threshold, tiesAllowed: Infinity, tiesBefore: null }, sums: resolved };
   // Only some of the elements equal to the threshold fit: count them per chunk (index order).
   const [counts] = await t.reduce((c) => [c.chunkSums(c.eq(c.abs(vector(c)), threshold))]);
-  const tiesBefore = new Float64Array(counts.length);
-  for (let j = 1; j < counts.length; j++) tiesBefore[j] = tiesBefore[j - 1] + counts[j - 1];
-  return { cut: { threshold, tiesAllowed, tiesBefore }, sums: resolved };
+  return { cut: { threshold, tiesAllowed, tiesBefore: countsBefore(counts) }, sums: resolved };
 }

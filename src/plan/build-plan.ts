@@ -1,7 +1,7 @@
 import { configToYaml, formatModelReference, layerT, resolveParameter, toOutputSlices } from '../config';
 import type { MergeConfig, ModelReference, OutputSliceDefinition, Parameters } from '../config/types';
 import { findMethod, type MergeMethod } from '../methods';
-import { buildShardIndex, DEFAULT_SHARD_SIZE, dtypeSize, isFloatDtype, layoutShards, safetensorsDtypeFromConfig } from '../storage';
+import { buildShardIndex, DEFAULT_SHARD_SIZE, dtypeSize, isFloatDtype, layoutShards, safetensorsDtypeFromConfig, untrustedText } from '../storage';
 import type { SafetensorsDtype, TensorInfo } from '../storage/types';
 import {
   architectureWeights,
@@ -18,6 +18,9 @@ import { configValue, outputModelConfig, vocabSizeKey } from './output-config';
 import { planEmbeddingAlignment, planTokenizer, TokenizerConfigError, type TokenizerPlan } from './tokenizer-plan';
 import type { EmbeddingAlignment } from '../tokenizer';
 import type { FileToCopy, MergePlan, TensorInput, TensorJob } from './types';
+import { PlanError } from './plan-error';
+
+export { PlanError };
 
 export interface PlanOptions {
   /** Maximum bytes of tensor data per output shard (mergekit `--out-shard-size`, default 5B). */
@@ -34,16 +37,6 @@ export interface PlanOptions {
   readonly configText?: string;
 }
 
-/** A planning failure the user can act on; `yamlPath` points into the config where relevant. */
-export class PlanError extends Error {
-  constructor(
-    message: string,
-    readonly yamlPath?: string,
-  ) {
-    super(yamlPath ? `${yamlPath}: ${message}` : message);
-    this.name = 'PlanError';
-  }
-}
 
 /** Every model the config refers to, in order of first mention (mergekit picks a random order). */
 export function referencedModels(config: MergeConfig): ModelReference[] {
@@ -112,8 +105,28 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
     }
     archOf = (m) => defs[metas.indexOf(m)]!;
   }
-  const layersOf = (m: ModelMetadata): number => numLayers(m.config, archOf(m));
+  const layerCounts = new Map<ModelMetadata, number>();
+  const layersOf = (m: ModelMetadata): number => {
+    let count = layerCounts.get(m);
+    if (count === undefined) {
+      count = checkedLayerCount(m, numLayers(m.config, archOf(m)));
+      layerCounts.set(m, count);
+    }
+    return count;
+  };
+  // A model's tensor names are expanded once (not once per output tensor).
+  const weightsCache = new Map<ModelMetadata, ReturnType<typeof architectureWeights>>();
+  const weightsOf = (m: ModelMetadata) => {
+    let weights = weightsCache.get(m);
+    if (!weights) {
+      weights = architectureWeights(archOf(m), layersOf(m));
+      weightsCache.set(m, weights);
+    }
+    return weights;
+  };
 
+  // Every count the config gives is checked against the models before anything is sized by it.
+  checkLayerRanges(config, (ref) => ({ key: formatModelReference(ref), layers: layersOf(modelOf(ref)) }));
   const slices = toOutputSlices(config, (ref) => layersOf(modelOf(ref)));
   const baseRef = config.base_model;
   const donor = baseRef ? modelOf(baseRef) : metas[0];
@@ -131,7 +144,7 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
     const preSlice = slices[0];
     const postSlice = slices[slices.length - 1];
     outWeights.pre.forEach((w, i) =>
-      regions.push({ slice: preSlice, outWeight: w, t: 0, weight: (m) => architectureWeights(archOf(m), layersOf(m)).pre[i] }),
+      regions.push({ slice: preSlice, outWeight: w, t: 0, weight: (m) => weightsOf(m).pre[i] }),
     );
     let outLayer = 0;
     for (const slice of slices) {
@@ -145,7 +158,7 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
             t,
             weight: (m, source) => {
               const layer = slice.sources[source].layer_range[0] + k;
-              const layers = architectureWeights(archOf(m), layersOf(m)).layers;
+              const layers = weightsOf(m).layers;
               if (layer >= layers.length) {
                 throw new PlanError(`layer ${layer} does not exist in model ${m.key}, which has ${layers.length} layers`);
               }
@@ -156,13 +169,13 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
       }
     }
     outWeights.post.forEach((w, i) =>
-      regions.push({ slice: postSlice, outWeight: w, t: 0, weight: (m) => architectureWeights(archOf(m), layersOf(m)).post[i] }),
+      regions.push({ slice: postSlice, outWeight: w, t: 0, weight: (m) => weightsOf(m).post[i] }),
     );
   }
 
   const jobs: TensorJob[] = [];
   for (const region of regions) {
-    const job = planTensor(config, method, region, modelOf, warnings, tokenizer);
+    const job = planTensor(config, method, region, modelOf, warnings, tokenizer, options.allowCrimes === true);
     if (job) jobs.push(job);
   }
   if (jobs.length === 0) throw new PlanError('the merge produces no tensors: check the slices and layer ranges', 'slices');
@@ -211,6 +224,38 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
   };
 }
 
+/**
+ * A layer count from config.json, bounded by the checkpoint: every layer has tensors, so a model
+ * cannot have more layers than tensors (a hostile or mismatched config.json saying 100,000,000
+ * layers would otherwise size every list the planner builds).
+ */
+function checkedLayerCount(m: ModelMetadata, count: number): number {
+  const tensors = m.tensors.tensors.size;
+  if (count > tensors) {
+    throw new PlanError(
+      `config.json of model ${untrustedText(m.key)} says it has ${count} layers, but its weights hold only ${tensors} tensors: ` +
+        'the config.json does not belong to these weights; use the model\'s own config.json',
+    );
+  }
+  return count;
+}
+
+/** Each `layer_range` of `slices:` must lie inside its model's layers (docs/config.md §5). */
+function checkLayerRanges(config: MergeConfig, modelOf: (ref: ModelReference) => { key: string; layers: number }): void {
+  config.slices?.forEach((slice, i) =>
+    slice.sources.forEach((source, j) => {
+      const [start, end] = source.layer_range;
+      const { key, layers } = modelOf(source.model);
+      if (Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start <= end && end <= layers) return;
+      throw new PlanError(
+        `layer_range [${start}, ${end}] is outside model ${untrustedText(key)}, which has ${layers} layers: ` +
+          `use 0 ≤ start ≤ end ≤ ${layers} (end is exclusive)`,
+        `slices[${i}].sources[${j}].layer_range`,
+      );
+    }),
+  );
+}
+
 /** Tokenizer errors become PlanErrors at their YAML path. */
 function located<T>(fn: () => T): T {
   try {
@@ -234,6 +279,7 @@ function planTensor(
   modelOf: (ref: ModelReference) => ModelMetadata,
   warnings: string[],
   tokenizer: TokenizerPlan,
+  allowCrimes: boolean,
 ): TensorJob | null {
   const { slice, outWeight, t } = region;
   const sources = slice.sources.map((s, index) => ({ source: s, index, meta: modelOf(s.model) }));
@@ -301,6 +347,15 @@ function planTensor(
         }
         if (isEmbed) {
           throw new PlanError(`${name}: model ${inputs[i].meta.key} has a smaller embedding [${s.join(', ')}] than the base [${shape.join(', ')}]`);
+        }
+        // mergekit skips such a model with a warning; it is almost always the wrong model, so that
+        // takes --allow-crimes.
+        if (!allowCrimes) {
+          throw new PlanError(
+            `tensor ${name} of model ${untrustedText(inputs[i].meta.key)} has shape [${s.join(', ')}], but the base model ` +
+              `${untrustedText(inputs[baseIndex].meta.key)} has [${shape.join(', ')}]: the model is probably not a fine-tune of the base. ` +
+              'Check the models; pass --allow-crimes to merge anyway, leaving that model out of this tensor (as mergekit does).',
+          );
         }
         warnings.push(`${name}: skipping model ${inputs[i].meta.key} because its shape [${s.join(', ')}] differs from the base [${shape.join(', ')}].`);
         return false;

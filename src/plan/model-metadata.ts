@@ -1,7 +1,8 @@
 import type { MergeConfig } from '../config/types';
-import { loadModelTensors } from '../storage';
+import { loadModelTensors, untrustedText } from '../storage';
 import type { ModelFolder, ModelTensors } from '../storage/types';
 import { TOKENIZER_TEXT_FILES, type TokenizerFiles } from '../tokenizer';
+import { PlanError } from './plan-error';
 
 /** What the planner knows of a model: its config.json, tensor headers and file list — never weights. */
 export interface ModelMetadata {
@@ -39,8 +40,9 @@ export async function loadModelMetadata(
 ): Promise<ModelMetadata> {
   const text = await folder.readText('config.json');
   if (text === null) {
-    throw new Error(
-      `Model ${key} has no config.json (looked in ${folder.id}). Alloy needs the Hugging Face layout: ` +
+    // A wrong folder rather than a broken merge: a PlanError (the CLI exits 2).
+    throw new PlanError(
+      `Model ${untrustedText(key)} has no config.json (looked in ${untrustedText(folder.id)}). Alloy needs the Hugging Face layout: ` +
         'config.json plus safetensors weights.',
     );
   }
@@ -48,10 +50,10 @@ export async function loadModelMetadata(
   try {
     config = JSON.parse(text);
   } catch (error) {
-    throw new Error(`config.json of model ${key} is not valid JSON: ${(error as Error).message}`);
+    throw new Error(`config.json of model ${untrustedText(key)} is not valid JSON: ${untrustedText((error as Error).message)}`);
   }
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
-    throw new Error(`config.json of model ${key} is not a JSON object`);
+    throw new Error(`config.json of model ${untrustedText(key)} is not a JSON object`);
   }
   const [tensors, files] = await Promise.all([loadModelTensors(folder), folder.listFiles()]);
   const tokenizerFiles = options.tokenizer ? await loadTokenizerFiles(folder, files) : undefined;

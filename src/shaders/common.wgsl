@@ -76,12 +76,28 @@ fn split(a: f32) -> vec2<f32> {
   return vec2<f32>(hi, a - hi);
 }
 
-fn two_product(a: f32, b: f32) -> vec2<f32> {
+fn two_product_in_range(a: f32, b: f32) -> vec2<f32> {
   let p = a * b;
   let sa = split(a);
   let sb = split(b);
   let err = ((sa.x * sb.x - p) + sa.x * sb.y + sa.y * sb.x) + sa.y * sb.y;
   return vec2<f32>(p, err);
+}
+
+// Whether 4097·x overflows in `split` (|x| ≥ 2^115).
+fn beyond_split(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) >= 0x79000000u;
+}
+
+// Dekker's product. Past 2^115 the split overflows (NaN error terms where the CPU has a finite or
+// infinite result), so the larger operand is scaled down by 2^32 and the result back: both exact.
+fn two_product(a: f32, b: f32) -> vec2<f32> {
+  if (beyond_split(a) || beyond_split(b)) {
+    let scale_a = abs(a) >= abs(b);
+    let r = two_product_in_range(select(a, a * 2.3283064365386963e-10, scale_a), select(b * 2.3283064365386963e-10, b, scale_a));
+    return r * 4294967296.0;
+  }
+  return two_product_in_range(a, b);
 }
 
 // The exact product a·b as (p, e) with p = fl(a·b): with a fused fma, or Dekker's method.

@@ -9,7 +9,6 @@ export {
   DEFAULT_BLOCK_BYTES,
   OpfsShardCache,
   ShardCacheError,
-  formatBytes,
   type CachedFileInfo,
   type RangeFetch,
   type ShardCacheErrorKind,
@@ -31,3 +30,4 @@ export {
   type StreamVerification,
   type StreamingRangeSourceOptions,
 } from './streaming-range-source';
+export { formatBytes } from './format-bytes';

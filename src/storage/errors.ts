@@ -1,3 +1,5 @@
+import { untrustedText } from './untrusted-text';
+
 /** Where a safetensors problem was found; every field is optional except the file. */
 export interface SafetensorsErrorLocation {
   readonly file: string;
@@ -26,8 +28,9 @@ export class SafetensorsError extends Error {
 
 function describeLocation(where: SafetensorsErrorLocation): string {
   const parts: string[] = [];
-  if (where.model !== undefined) parts.push(`model "${where.model}"`);
-  parts.push(`file "${where.file}"`);
-  if (where.tensor !== undefined) parts.push(`tensor "${where.tensor}"`);
+  // Names come from files (an index, a header): cut and escaped.
+  if (where.model !== undefined) parts.push(`model "${untrustedText(where.model)}"`);
+  parts.push(`file "${untrustedText(where.file)}"`);
+  if (where.tensor !== undefined) parts.push(`tensor "${untrustedText(where.tensor)}"`);
   return parts.join(', ');
 }

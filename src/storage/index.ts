@@ -23,7 +23,17 @@ export {
   safetensorsDtypeFromConfig,
   type ConfigDtypeName,
 } from './dtype';
+export {
+  addNonFinite,
+  countNonFinite,
+  noNonFinite,
+  nonFiniteTotal,
+  type NonFiniteCounts,
+  type NonFiniteTensor,
+} from './non-finite';
 export { SafetensorsError, type SafetensorsErrorLocation } from './errors';
+export { formatBytes } from './format-bytes';
+export { escapeMessage, UNTRUSTED_MAX_CHARS, untrustedText } from './untrusted-text';
 export {
   MAX_HEADER_BYTES,
   parseSafetensorsHeader,

@@ -1,6 +1,7 @@
 import { SafetensorsError } from './errors';
 import { readSafetensorsHeader } from './safetensors-reader';
 import type { ByteSource, ModelFolder, ModelTensors, TensorInfo } from './types';
+import { untrustedText } from './untrusted-text';
 
 /**
  * Finds a model's safetensors weights and reads every shard header, in mergekit's order of
@@ -27,7 +28,7 @@ export async function loadModelTensors(folder: ModelFolder): Promise<ModelTensor
   if (candidates.length > 1) {
     throw new SafetensorsError(
       { model: folder.id, file: INDEX_FILE },
-      `the model has ${candidates.length} safetensors files (${candidates.join(', ')}) but no ${INDEX_FILE} ` +
+      `the model has ${candidates.length} safetensors files (${untrustedText(candidates.join(', '))}) but no ${INDEX_FILE} ` +
         `that says which tensor is in which: add the index file, or keep a single ${SINGLE_FILE}`,
     );
   }
@@ -76,7 +77,7 @@ function parseWeightMap(folder: ModelFolder, text: string): Map<string, string> 
   try {
     json = JSON.parse(text);
   } catch (error) {
-    const detail = error instanceof Error ? ` (${error.message})` : '';
+    const detail = error instanceof Error ? ` (${untrustedText(error.message)})` : '';
     throw new SafetensorsError(where, `the index is not valid JSON${detail}: re-download it`);
   }
   const weightMap =
@@ -91,7 +92,7 @@ function parseWeightMap(folder: ModelFolder, text: string): Map<string, string> 
     if (typeof file !== 'string' || file === '') {
       throw new SafetensorsError(
         { ...where, tensor },
-        `"weight_map" maps the tensor to ${JSON.stringify(file)} instead of a shard file name: ${hint}`,
+        `"weight_map" maps the tensor to ${untrustedText(file)} instead of a shard file name: ${hint}`,
       );
     }
     result.set(tensor, file);
@@ -127,8 +128,8 @@ async function loadSharded(folder: ModelFolder, indexText: string): Promise<Mode
       throw new SafetensorsError(
         where,
         shardTensors.get(listed)?.has(tensor.name)
-          ? `the tensor is in two shards, this one and "${listed}" (the one the index names): the model is corrupt; re-download it`
-          : `the tensor is in this shard but ${INDEX_FILE} says it is in "${listed}": the index does not match the shards; re-download the model`,
+          ? `the tensor is in two shards, this one and "${untrustedText(listed)}" (the one the index names): the model is corrupt; re-download it`
+          : `the tensor is in this shard but ${INDEX_FILE} says it is in "${untrustedText(listed)}": the index does not match the shards; re-download the model`,
       );
     }
   }

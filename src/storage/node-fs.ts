@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, readFile, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { type FileHandle, lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ByteSink, ByteSource, ModelFolder, OutputFolder } from './types';
+import { untrustedText } from './untrusted-text';
 import { writeFileThroughSink } from './write-file-through-sink';
 
 /**
@@ -12,6 +14,35 @@ import { writeFileThroughSink } from './write-file-through-sink';
 function isErrno(error: unknown, ...codes: string[]): boolean {
   return error instanceof Error && codes.includes((error as NodeJS.ErrnoException).code ?? '');
 }
+
+/**
+ * A path that is not a regular file (a named pipe, a device, a socket, a folder): reading a pipe
+ * would wait forever for a writer, so it is refused before it is opened for reading.
+ */
+export class NotARegularFileError extends Error {
+  constructor(readonly path: string, info: Stats) {
+    super(`${untrustedText(path)} is ${kindOf(info)}, not a regular file: Alloy reads model files only from regular files; put the real file there`);
+    this.name = 'NotARegularFileError';
+  }
+}
+
+function kindOf(info: Stats): string {
+  if (info.isFIFO()) return 'a named pipe';
+  if (info.isDirectory()) return 'a folder';
+  if (info.isSocket()) return 'a socket';
+  if (info.isCharacterDevice() || info.isBlockDevice()) return 'a device';
+  return 'not a plain file';
+}
+
+/** Refuses a path that is not a regular file (following symlinks, as a read would). */
+async function assertRegularFile(filePath: string): Promise<void> {
+  const info = await stat(filePath);
+  if (!info.isFile()) throw new NotARegularFileError(filePath, info);
+}
+
+// Opening a pipe for reading blocks until a writer appears; O_NONBLOCK makes that open return
+// (then fstat refuses it) if the path is swapped for a pipe after the stat. No-op for files.
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 /** A local file read by positional reads on one open handle (safe to read concurrently). */
 export class NodeByteSource implements ByteSource {
@@ -26,10 +57,11 @@ export class NodeByteSource implements ByteSource {
   }
 
   static async open(filePath: string): Promise<NodeByteSource> {
-    const handle = await open(filePath, 'r');
+    await assertRegularFile(filePath);
+    const handle = await open(filePath, READ_FLAGS);
     try {
       const info = await handle.stat();
-      if (!info.isFile()) throw new Error(`${filePath} is not a regular file`);
+      if (!info.isFile()) throw new NotARegularFileError(filePath, info);
       return new NodeByteSource(filePath, info.size, handle);
     } catch (error) {
       await handle.close();
@@ -110,7 +142,9 @@ export function nodeModelFolder(dir: string, id: string = dir): ModelFolder {
     },
     async readText(file: string): Promise<string | null> {
       try {
-        return await readFile(resolveInside(root, file), 'utf8');
+        const filePath = resolveInside(root, file);
+        await assertRegularFile(filePath);
+        return await readFile(filePath, 'utf8');
       } catch (error) {
         if (isErrno(error, 'ENOENT')) return null;
         throw error;
@@ -153,32 +187,55 @@ export class NodeFileSink implements ByteSink {
 }
 
 /**
+ * The output path cannot be used (a symlink, a file, a non-empty folder, a parent that cannot be
+ * created): found before any merge work, and a problem with the command line rather than the merge.
+ */
+export class OutputTargetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OutputTargetError';
+  }
+}
+
+const TEMP_MARK = '.alloy-tmp-';
+
+/**
  * An output folder that appears only when complete: files are written into a temporary sibling
- * (`<dir>.alloy-tmp-<random>`) that `commit()` renames to `dir` and `abort()` deletes, so a
- * failed or cancelled merge never leaves a folder that looks like a finished model.
+ * (`<dir>.alloy-tmp-<pid>-<random>`) that `commit()` renames to `dir` and `abort()` deletes, so a
+ * failed or cancelled merge never leaves a folder that looks like a finished model. The pid in the
+ * name lets a later run remove what a killed run left behind, and only that.
  */
 export class NodeOutputFolder implements OutputFolder {
   readonly dir: string;
   readonly tempDir: string;
+  /** Temporary folders of dead earlier runs that `open` removed. */
+  readonly removedStale: readonly string[];
   private readonly openSinks = new Set<NodeFileSink>();
   private state: 'open' | 'committed' | 'aborted' = 'open';
 
-  private constructor(dir: string, tempDir: string) {
+  private constructor(dir: string, tempDir: string, removedStale: readonly string[]) {
     this.dir = dir;
     this.tempDir = tempDir;
+    this.removedStale = removedStale;
   }
 
   /**
    * Checks up front that `dir` is free (missing, or an empty folder) so that a merge does not
-   * run for an hour only to fail at the end, then creates the temporary folder.
+   * run for an hour only to fail at the end, removes temporary folders of dead runs, then creates
+   * the temporary folder.
    */
   static async open(dir: string): Promise<NodeOutputFolder> {
     const target = path.resolve(dir);
-    await checkTargetFree(target);
-    await mkdir(path.dirname(target), { recursive: true });
-    const tempDir = `${target}.alloy-tmp-${randomBytes(6).toString('hex')}`;
-    await mkdir(tempDir);
-    return new NodeOutputFolder(target, tempDir);
+    await checkOutputTarget(target);
+    await makeParents(path.dirname(target));
+    const removedStale = await removeStaleTempFolders(target);
+    const tempDir = `${target}${TEMP_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
+    try {
+      await mkdir(tempDir);
+    } catch (error) {
+      throw new OutputTargetError(`cannot create ${tempDir}: ${describeErrno(error)}: choose an output path on a writable disk`);
+    }
+    return new NodeOutputFolder(target, tempDir, removedStale);
   }
 
   async create(file: string): Promise<ByteSink> {
@@ -207,7 +264,7 @@ export class NodeOutputFolder implements OutputFolder {
       );
     }
     // Check again: something may have appeared in `dir` while the merge ran.
-    await checkTargetFree(this.dir);
+    await checkOutputTarget(this.dir);
     try {
       await rmdir(this.dir);
     } catch (error) {
@@ -235,22 +292,121 @@ export class NodeOutputFolder implements OutputFolder {
   }
 }
 
-async function checkTargetFree(target: string): Promise<void> {
-  let info;
+/**
+ * Refuses an output path that a merge could not end in: a symlink (the rename at the end would
+ * replace the link, or fail on it), anything but a folder, a non-empty folder. Missing is fine.
+ */
+export async function checkOutputTarget(dir: string): Promise<void> {
+  const target = path.resolve(dir);
+  let info: Stats;
   try {
-    info = await stat(target);
+    info = await lstat(target);
   } catch (error) {
     if (isErrno(error, 'ENOENT')) return;
-    throw error;
+    if (isErrno(error, 'ENOTDIR')) {
+      throw new OutputTargetError(`the output path ${untrustedText(target)} is inside something that is not a folder: choose another output path`);
+    }
+    throw new OutputTargetError(`cannot use the output path ${untrustedText(target)}: ${describeErrno(error)}`);
+  }
+  if (info.isSymbolicLink()) {
+    throw new OutputTargetError(
+      `the output path ${untrustedText(target)} is a symbolic link: give the real folder's path, or a path that does not exist yet`,
+    );
   }
   if (!info.isDirectory()) {
-    throw new Error(`the output path ${target} exists and is not a folder: choose another output path`);
+    throw new OutputTargetError(`the output path ${untrustedText(target)} exists and is not a folder: choose another output path`);
   }
   const entries = await readdir(target);
   if (entries.length > 0) {
-    throw new Error(
-      `the output folder ${target} already exists and is not empty (${entries.length} entries): ` +
+    throw new OutputTargetError(
+      `the output folder ${untrustedText(target)} already exists and is not empty (${entries.length} entries): ` +
         'choose another output folder, or delete this one first',
     );
   }
+}
+
+/**
+ * Creates the missing folders of `dir` one at a time, so that a failure names the folder that
+ * could not be made and why (a recursive mkdir on a read-only disk can report a misleading ENOENT).
+ */
+async function makeParents(dir: string): Promise<void> {
+  const missing: string[] = [];
+  let current = dir;
+  while (true) {
+    try {
+      const info = await stat(current);
+      if (!info.isDirectory()) {
+        throw new OutputTargetError(`cannot create the output folder: ${untrustedText(current)} is not a folder: choose another output path`);
+      }
+      break;
+    } catch (error) {
+      if (error instanceof OutputTargetError) throw error;
+      if (!isErrno(error, 'ENOENT')) throw new OutputTargetError(`cannot use ${untrustedText(current)}: ${describeErrno(error)}`);
+      missing.push(current);
+      const parent = path.dirname(current);
+      if (parent === current) break;
+      current = parent;
+    }
+  }
+  for (const folder of missing.reverse()) {
+    try {
+      await mkdir(folder);
+    } catch (error) {
+      if (isErrno(error, 'EEXIST')) continue;
+      throw new OutputTargetError(`cannot create the folder ${untrustedText(folder)}: ${describeErrno(error)}: choose an output path on a writable disk`);
+    }
+  }
+}
+
+/** Removes `<target>.alloy-tmp-<pid>-*` folders whose process is gone; returns their paths. */
+async function removeStaleTempFolders(target: string): Promise<string[]> {
+  const parent = path.dirname(target);
+  const prefix = `${path.basename(target)}${TEMP_MARK}`;
+  let names: string[];
+  try {
+    names = await readdir(parent);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const match = /^(\d+)-[0-9a-f]+$/.exec(name.slice(prefix.length));
+    if (!match) continue;
+    const pid = Number(match[1]);
+    if (pid === process.pid || processIsAlive(pid)) continue;
+    const folder = path.join(parent, name);
+    const info = await lstat(folder).catch(() => null);
+    if (!info?.isDirectory()) continue;
+    await rm(folder, { recursive: true, force: true });
+    removed.push(folder);
+  }
+  return removed;
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else.
+    return !isErrno(error, 'ESRCH');
+  }
+}
+
+/** "read-only file system (EROFS)" and the like, from a Node error. */
+function describeErrno(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  const reasons: Record<string, string> = {
+    EROFS: 'read-only file system',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    ENOSPC: 'no space left on the disk',
+    ENOTDIR: 'a part of the path is not a folder',
+    EEXIST: 'it already exists',
+    ELOOP: 'too many symbolic links',
+    ENAMETOOLONG: 'the name is too long',
+  };
+  if (code && reasons[code]) return `${reasons[code]} (${code})`;
+  return error instanceof Error ? untrustedText(error.message) : String(error);
 }

@@ -1,4 +1,5 @@
 import { entries } from './opfs-shard-cache';
+import type { NonFiniteTensor } from './non-finite';
 import type { ByteSink, OutputFolder } from './types';
 import { writeFileThroughSink } from './write-file-through-sink';
 
@@ -19,6 +20,8 @@ export interface OutputManifest {
   readonly elapsedMs: number;
   /** The Hub files the merge read, each checked against the Hub's hash (absent for older outputs). */
   readonly verified?: readonly { readonly model: string; readonly file: string; readonly hash: 'sha256' | 'git-blob' }[];
+  /** Tensors whose inputs or output held NaN or Inf (absent in outputs written before it was counted). */
+  readonly nonFinite?: readonly NonFiniteTensor[];
 }
 
 const OUTPUTS_DIR = 'alloy-outputs';

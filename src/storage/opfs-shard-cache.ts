@@ -1,4 +1,5 @@
 import { BlobByteSource } from './blob-source';
+import { formatBytes } from './format-bytes';
 // The hashing helper only (no Hub client): the cache checks what the Hub's listing vouches for.
 import { gitBlobId } from '../hub/integrity';
 import { Sha256, type Sha256State } from './sha256';
@@ -623,17 +624,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 function formatDelay(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`;
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
 }
 
 function compareText(a: string, b: string): number {

@@ -1,11 +1,15 @@
 import { DTYPE_SIZES, isSafetensorsDtype } from './dtype';
 import { SafetensorsError, type SafetensorsErrorLocation } from './errors';
+import { JsonNumber, JsonObject, MAX_JSON_DEPTH, parseStrictJson, StrictJsonError, type StrictJsonValue } from './strict-json';
 import type { ByteSource, SafetensorsDtype, TensorInfo } from './types';
+import { untrustedText, UNTRUSTED_MAX_CHARS } from './untrusted-text';
 
 /**
  * Strict safetensors header parsing. The checks are those of the Rust reader
- * (`safetensors/src/tensor.rs`): a file it accepts we accept, a file it rejects we reject, so a
- * merge never starts from weights that Python would refuse to load.
+ * (`safetensors/src/tensor.rs`, with serde_json): a file it accepts we accept, a file it rejects we
+ * reject, so a merge never starts from weights that Python would refuse to load. That includes
+ * what JSON.parse would let through: integers written as `64e0`, `64.0` or `-0`, a repeated
+ * `__metadata__` or tensor field, nesting past serde_json's limit (strict-json.ts).
  */
 
 /** The Rust reader's cap on the JSON header (`MAX_HEADER_SIZE`). */
@@ -92,26 +96,38 @@ export function parseSafetensorsHeader(
   } catch {
     throw new SafetensorsError(where, `the header is not valid UTF-8: ${RE_DOWNLOAD}`);
   }
-  let json: unknown;
+  let json: StrictJsonValue;
   try {
-    json = JSON.parse(text);
+    json = parseStrictJson(text);
   } catch (error) {
-    const detail = error instanceof Error ? ` (${error.message})` : '';
-    throw new SafetensorsError(where, `the header is not valid JSON${detail}: ${RE_DOWNLOAD}`);
+    if (!(error instanceof StrictJsonError)) throw error;
+    const deep = error.message.startsWith('nesting deeper');
+    throw new SafetensorsError(
+      where,
+      deep
+        ? `the header nests JSON more than ${MAX_JSON_DEPTH} levels deep (${error.message}), which the safetensors format refuses: ${CORRUPT}`
+        : `the header is not valid JSON (${error.message}): ${RE_DOWNLOAD}`,
+    );
   }
-  if (!isPlainObject(json)) {
+  if (!(json instanceof JsonObject)) {
     throw new SafetensorsError(where, `the header is JSON but not an object: ${RE_DOWNLOAD}`);
   }
 
   let metadata: Record<string, string> = {};
-  const entries: RawEntry[] = [];
-  for (const [name, value] of Object.entries(json)) {
+  let metadataSeen = false;
+  // As in Rust (a map of tensors), a tensor named twice is the last of its entries.
+  const byName = new Map<string, StrictJsonValue>();
+  for (const [name, value] of json.entries) {
     if (name === '__metadata__') {
+      if (metadataSeen) throw new SafetensorsError(where, `the header has "__metadata__" twice: ${CORRUPT}`);
+      metadataSeen = true;
       metadata = parseMetadata(value, where);
     } else {
-      entries.push(parseEntry(name, value, dataSize, { ...where, tensor: name }));
+      byName.set(name, value);
     }
   }
+  const entries: RawEntry[] = [];
+  for (const [name, value] of byName) entries.push(parseEntry(name, value, dataSize, { ...where, tensor: name }));
 
   checkContiguous(entries, dataSize, where);
 
@@ -134,76 +150,133 @@ interface RawEntry {
   readonly end: number;
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+/** A JSON value as it is written (numbers as in the file), cut and escaped for a message. */
+function shown(value: StrictJsonValue | undefined): string {
+  if (value === undefined) return 'nothing';
+  const limit = UNTRUSTED_MAX_CHARS + 1;
+  let out = '';
+  // Stops once the message has enough: a list of a million numbers is not written out whole.
+  const write = (v: StrictJsonValue): void => {
+    if (out.length > limit) return;
+    if (v instanceof JsonNumber) out += v.text;
+    else if (v instanceof JsonObject) {
+      out += '{';
+      v.entries.forEach(([k, x], i) => {
+        if (out.length > limit) return;
+        out += `${i > 0 ? ', ' : ''}${JSON.stringify(k)}: `;
+        write(x);
+      });
+      out += '}';
+    } else if (Array.isArray(v)) {
+      out += '[';
+      v.forEach((x, i) => {
+        if (out.length > limit) return;
+        if (i > 0) out += ', ';
+        write(x);
+      });
+      out += ']';
+    } else out += JSON.stringify(v);
+  };
+  write(value);
+  return untrustedText(out);
 }
 
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+/** The integers of a JSON list (written as plain non-negative integers), else undefined. */
+function counts(value: StrictJsonValue | undefined): number[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const out: number[] = [];
+  for (const item of value) {
+    const n = item instanceof JsonNumber ? item.count : undefined;
+    if (n === undefined) return undefined;
+    out.push(n);
+  }
+  return out;
 }
 
-function parseMetadata(value: unknown, where: SafetensorsErrorLocation): Record<string, string> {
+function parseMetadata(value: StrictJsonValue, where: SafetensorsErrorLocation): Record<string, string> {
   // Rust models `__metadata__` as Option<HashMap<String, String>>, so null means absent.
   if (value === null) return {};
-  if (!isPlainObject(value)) {
+  if (!(value instanceof JsonObject)) {
     throw new SafetensorsError(where, `"__metadata__" must be an object of strings: ${CORRUPT}`);
   }
-  for (const [key, item] of Object.entries(value)) {
+  // A map in Rust too: a repeated key is its last value. A Map-built object keeps "__proto__" an own key.
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [key, item] of value.entries) {
     if (typeof item !== 'string') {
       throw new SafetensorsError(
         where,
-        `"__metadata__" entry "${key}" is ${JSON.stringify(item)}, not a string: ${CORRUPT}`,
+        `"__metadata__" entry "${untrustedText(key)}" is ${shown(item)}, not a string: ${CORRUPT}`,
       );
     }
+    out[key] = item;
   }
-  // fromEntries defines own properties, so a key like "__proto__" cannot touch the prototype.
-  return Object.fromEntries(Object.entries(value as Record<string, string>));
+  return Object.fromEntries(Object.entries(out));
 }
+
+const TENSOR_FIELDS = ['dtype', 'shape', 'data_offsets'];
+const PLAIN_INTEGERS = 'each written as a plain integer: not 64.0, 64e0 or -0';
 
 function parseEntry(
   name: string,
-  value: unknown,
+  value: StrictJsonValue,
   dataSize: number,
   where: SafetensorsErrorLocation,
 ): RawEntry {
-  if (!isPlainObject(value)) {
+  if (!(value instanceof JsonObject)) {
     throw new SafetensorsError(where, `the header entry is not an object: ${CORRUPT}`);
   }
-  const { dtype, shape, data_offsets: offsets } = value;
+  const fields = new Map<string, StrictJsonValue>();
+  for (const [key, item] of value.entries) {
+    // Unknown fields are ignored, as serde does; a known one given twice is an error there.
+    if (!TENSOR_FIELDS.includes(key)) continue;
+    if (fields.has(key)) throw new SafetensorsError(where, `the header entry has "${key}" twice: ${CORRUPT}`);
+    fields.set(key, item);
+  }
+  const dtype = fields.get('dtype');
   if (!isSafetensorsDtype(dtype)) {
     const known = Object.keys(DTYPE_SIZES).join(', ');
     throw new SafetensorsError(
       where,
       typeof dtype === 'string'
-        ? `dtype "${dtype}" is not supported (Alloy reads ${known}): convert the model to bf16, f16 or f32 first`
+        ? `dtype "${untrustedText(dtype)}" is not supported (Alloy reads ${known}): convert the model to bf16, f16 or f32 first`
         : `"dtype" is missing or not a string: ${CORRUPT}`,
     );
   }
-  if (!Array.isArray(shape) || !shape.every(isCount)) {
+  const shape = counts(fields.get('shape'));
+  if (shape === undefined) {
     throw new SafetensorsError(
       where,
-      `"shape" must be a list of non-negative integers, got ${JSON.stringify(shape)}: ${CORRUPT}`,
+      `"shape" must be a list of non-negative integers, got ${shown(fields.get('shape'))} (${PLAIN_INTEGERS}): ${CORRUPT}`,
     );
   }
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
+  const offsets = counts(fields.get('data_offsets'));
+  if (offsets === undefined || offsets.length !== 2) {
     throw new SafetensorsError(
       where,
-      `"data_offsets" must be [begin, end] with non-negative integers, got ${JSON.stringify(offsets)}: ${CORRUPT}`,
+      `"data_offsets" must be [begin, end] with non-negative integers, got ${shown(fields.get('data_offsets'))} (${PLAIN_INTEGERS}): ${CORRUPT}`,
     );
   }
   const [begin, end] = offsets as [number, number];
   if (begin > end) {
     throw new SafetensorsError(where, `data_offsets [${begin}, ${end}] end before they begin: ${CORRUPT}`);
   }
-  const elements = (shape as number[]).reduce((product, dim) => product * dim, 1);
-  const expected = elements * DTYPE_SIZES[dtype];
-  if (!Number.isSafeInteger(expected)) {
-    throw new SafetensorsError(where, `shape ${JSON.stringify(shape)} is impossibly large: ${CORRUPT}`);
+  // Rust multiplies with overflow checks in usize (64 bits): a later 0 does not rescue an overflow.
+  let product = 1n;
+  for (const dim of shape) {
+    product *= BigInt(dim);
+    if (product >= USIZE_LIMIT) {
+      throw new SafetensorsError(where, `shape ${untrustedText(JSON.stringify(shape))} overflows: its element count does not fit in 64 bits: ${CORRUPT}`);
+    }
   }
+  const expectedBig = product * BigInt(DTYPE_SIZES[dtype]);
+  if (expectedBig >= USIZE_LIMIT || expectedBig > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new SafetensorsError(where, `shape ${untrustedText(JSON.stringify(shape))} is impossibly large: ${CORRUPT}`);
+  }
+  const expected = Number(expectedBig);
   if (end - begin !== expected) {
     throw new SafetensorsError(
       where,
-      `shape ${JSON.stringify(shape)} of ${dtype} (${DTYPE_SIZES[dtype]} bytes each) needs ${expected} bytes ` +
+      `shape ${untrustedText(JSON.stringify(shape))} of ${dtype} (${DTYPE_SIZES[dtype]} bytes each) needs ${expected} bytes ` +
         `but data_offsets [${begin}, ${end}] span ${end - begin}: ${CORRUPT}`,
     );
   }
@@ -213,8 +286,10 @@ function parseEntry(
       `data_offsets [${begin}, ${end}] run past the end of the data section (${dataSize} bytes): ${RE_DOWNLOAD}`,
     );
   }
-  return { name, dtype, shape: shape as number[], begin, end };
+  return { name, dtype, shape, begin, end };
 }
+
+const USIZE_LIMIT = 1n << 64n;
 
 /** Sorted by offset, the tensors must tile the data section exactly: no gap, no overlap, no tail. */
 function checkContiguous(entries: RawEntry[], dataSize: number, where: SafetensorsErrorLocation): void {
@@ -225,12 +300,12 @@ function checkContiguous(entries: RawEntry[], dataSize: number, where: Safetenso
     if (entry.begin < cursor) {
       throw new SafetensorsError(
         { ...where, tensor: entry.name },
-        `data_offsets [${entry.begin}, ${entry.end}] overlap tensor "${previous?.name}" ` +
+        `data_offsets [${entry.begin}, ${entry.end}] overlap tensor "${untrustedText(previous?.name ?? '')}" ` +
           `(which ends at ${cursor}): ${CORRUPT}`,
       );
     }
     if (entry.begin > cursor) {
-      const after = previous ? `after tensor "${previous.name}"` : 'at the start of the data section';
+      const after = previous ? `after tensor "${untrustedText(previous.name)}"` : 'at the start of the data section';
       throw new SafetensorsError(
         { ...where, tensor: entry.name },
         `data_offsets [${entry.begin}, ${entry.end}] leave a gap of ${entry.begin - cursor} bytes ${after}: ${CORRUPT}`,

@@ -1,8 +1,9 @@
 import { mount } from 'svelte';
 import App from './App.svelte';
+import { connectWorker } from './lib/engine';
 import './styles.css';
 
-mount(App, { target: document.getElementById('app')! });
+mount(App, { target: document.getElementById('app')!, props: { connect: connectWorker } });
 
 // The app shell works offline after a first visit (src/ui/service-worker.ts; built apps only).
 declare const __ALLOY_SERVICE_WORKER__: string | undefined;

@@ -5,6 +5,7 @@
  */
 import type { ConfigIssue } from '../config';
 import type { DiskEstimate, InputMode, InputModeSetting } from './input-mode';
+import type { NonFiniteTensor } from '../storage';
 
 /** Where a model's files come from. */
 export type ModelSourceSpec =
@@ -80,6 +81,8 @@ export interface MergeRequest {
    * `<folder>/<outputName>/` instead of the browser's storage. Handles are structured-cloneable.
    */
   readonly outputDirectory?: FileSystemDirectoryHandle;
+  /** Refuse a result with NaN or Inf in any input or output tensor: the merge fails and nothing is kept. */
+  readonly refuseNonFinite?: boolean;
 }
 
 /** A Hub file checked against the hash the Hub lists for it. */
@@ -159,6 +162,8 @@ export interface MergeResult {
   readonly inputMode?: InputMode;
   /** Where the files are when not in the browser's storage: `<picked folder>/<outputName>`. */
   readonly savedTo?: string;
+  /** Tensors whose inputs or output hold NaN or Inf (absent or empty when none do). */
+  readonly nonFinite?: readonly NonFiniteTensor[];
 }
 
 export interface CacheEntry {

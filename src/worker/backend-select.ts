@@ -1,4 +1,4 @@
-import { CpuBackend } from '../backend';
+import { createCpuBackend } from '../backend';
 import type { ComputeBackend } from '../backend/compute-backend';
 
 /**
@@ -35,11 +35,12 @@ export async function selectBackend(
   preference: 'auto' | 'webgpu' | 'cpu',
   options: { gpu?: GPU | undefined; budgetBytes?: number; loadGpu?: GpuModuleLoader } = {},
 ): Promise<BackendChoice> {
-  if (preference === 'cpu') return { backend: new CpuBackend(), name: 'cpu', reason: 'The CPU backend was chosen in Settings.' };
-  const fallback = (why: string): BackendChoice => {
+  // The CPU backend runs on WebAssembly SIMD kernels, or the JavaScript reference without them.
+  if (preference === 'cpu') return { backend: await createCpuBackend(), name: 'cpu', reason: 'The CPU backend was chosen in Settings.' };
+  const fallback = async (why: string): Promise<BackendChoice> => {
     if (preference === 'webgpu') throw new Error(`WebGPU was asked for, but ${why}. Choose the CPU backend (slower) or another browser.`);
     const notice = `Merging on the CPU (slower): ${why}.`;
-    return { backend: new CpuBackend(), name: 'cpu', reason: notice, notice };
+    return { backend: await createCpuBackend(), name: 'cpu', reason: notice, notice };
   };
   if (!options.gpu) return fallback('this browser has no WebGPU (navigator.gpu is missing; Chrome or Edge 113+ have it)');
   let module: GpuModule | null;
@@ -63,7 +64,7 @@ export async function selectBackend(
   }
   await backend.dispose().catch(() => undefined);
   return {
-    backend: new CpuBackend(),
+    backend: await createCpuBackend(),
     name: 'cpu',
     reason: `CPU backend: the only WebGPU adapter (${adapter}) is a software renderer, slower than the CPU backend.`,
   };

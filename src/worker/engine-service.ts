@@ -1,6 +1,6 @@
 import { ConfigError, parseMergeConfig, type ConfigIssue } from '../config';
 import type { MergeConfig } from '../config/types';
-import { DEFAULT_BUDGET_BYTES, MergeCancelledError, runMerge, type MergeProgress, type SourceOpener } from '../engine';
+import { DEFAULT_BUDGET_BYTES, describeNonFiniteTensor, MergeCancelledError, NonFiniteError, runMerge, type MergeProgress, type SourceOpener } from '../engine';
 import { HubClient, HubError, hubOrigin, hubUrlProblem, isHubRepoId } from '../hub';
 import { buildPlan, needsTokenizerFiles, PlanError, type MergePlan, type PlanOptions } from '../plan';
 import { MemoryByteSource } from '../storage';
@@ -380,6 +380,7 @@ export class EngineService implements EngineApi {
             emit(p.phase === 'done' ? 'done' : p.phase, p.phase !== 'merging');
           },
           progressIntervalMs: PROGRESS_INTERVAL_MS,
+          refuseNonFinite: request.refuseNonFinite === true,
         });
       } finally {
         await choice.backend.dispose().catch(() => undefined);
@@ -395,6 +396,7 @@ export class EngineService implements EngineApi {
         warnings,
         elapsedMs: Date.now() - started,
         verified,
+        nonFinite: report.nonFinite,
       };
       if (opfsOutput) await outputs.writeManifest(manifest);
       emit('done', true);
@@ -404,6 +406,7 @@ export class EngineService implements EngineApi {
         warnings,
         elapsedMs: manifest.elapsedMs,
         verified,
+        nonFinite: report.nonFinite,
         inputMode,
         ...(unverified.length > 0 ? { unverified } : {}),
         ...(folderOutput ? { savedTo: folderOutput.location } : {}),
@@ -426,6 +429,7 @@ export class EngineService implements EngineApi {
       files: m.files,
       warnings: m.warnings,
       elapsedMs: m.elapsedMs,
+      nonFinite: m.nonFinite ?? [],
       ...(m.verified ? { verified: m.verified } : {}),
     }));
   }
@@ -707,6 +711,14 @@ export class EngineService implements EngineApi {
         : '';
       return new Error(`The merge was cancelled; nothing was written.${kept}`, { cause: error });
     }
+    if (error instanceof NonFiniteError) {
+      // The name crosses the worker boundary and tells the page what kind of failure this is.
+      return namedError('NonFiniteError', 
+        `The merge stopped at NaN or Inf values: ${describeNonFiniteTensor(error.tensor)}. Nothing was kept. ` +
+          'Settings → "Refuse results with NaN/Inf" is on; turn it off to finish such a merge with a warning.',
+        error,
+      );
+    }
     const quota = error instanceof ShardCacheError ? error.kind === 'quota' : hasQuotaCause(error);
     if (quota) {
       const missing = [...downloads.values()].reduce((s, d) => s + (d.bytesTotal - d.bytesDone), 0);
@@ -728,6 +740,12 @@ export class EngineService implements EngineApi {
     if (error instanceof Error) return new Error(error.message, { cause: error });
     return new Error(String(error));
   }
+}
+
+function namedError(name: string, message: string, cause: unknown): Error {
+  const error = new Error(message, { cause });
+  error.name = name;
+  return error;
 }
 
 function parseConfig(yaml: string): { config: MergeConfig | null; issues: ConfigIssue[]; warningTexts: string[] } {

@@ -131,11 +131,11 @@ describe('the installed `alloy` command', () => {
     );
   });
 
-  it('exits 2 for usage errors and 1 for a missing model, leaving no folder behind', () => {
+  it('exits 2 for usage errors and for a missing model (a config problem, issue #10), leaving no folder behind', () => {
     expect(spawnSync(process.execPath, [bin, 'frobnicate'], { cwd: dir }).status).toBe(2);
     writeConfig(dir, 'missing.yml', 'models:\n  - {model: models/nope, parameters: {weight: 1}}\nmerge_method: linear\n');
     const r = spawnSync(process.execPath, [bin, 'merge', 'missing.yml', 'out2'], { cwd: dir, encoding: 'utf8' });
-    expect(r.status).toBe(1);
+    expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/Model models\/nope: folder .*models\/nope does not exist/);
     expect(existsSync(join(dir, 'out2'))).toBe(false);
     expect(readdirSync(dir).some((f) => f.includes('alloy-tmp'))).toBe(false);

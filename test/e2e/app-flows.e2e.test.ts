@@ -4,12 +4,13 @@
  * trip form → YAML → form, a shared link that restores the config, and the messages for a bad
  * token (401) and a missing repo (404). Complements app-ui.e2e.test.ts.
  */
-import { readFileSync } from 'node:fs';
+import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_NAMESPACE, type HubModels } from '../fakehub/models';
 import { FakeHub } from '../fakehub/server';
-import { runAlloy, writeConfig } from '../cli/run-alloy';
+import { runAlloy, tempDir, writeConfig } from '../cli/run-alloy';
+import { setTensorElements } from '../helpers/set-tensor-elements';
 import { decodeSafetensors } from '../fixtures/safetensors';
 import { chromiumAvailable, type BrowserSession } from './browser';
 import { startAppEnvironment, type AppEnvironment } from './app-environment';
@@ -189,5 +190,52 @@ describe.skipIf(!chromiumAvailable())('the app, more flows (real worker, fake hu
     await error.waitFor({ timeout: 30_000 });
     expect(await error.isVisible()).toBe(true);
     expect(await error.textContent()).toMatch(/no model alloy-test\/does-not-exist on the Hub \(404\).*check the name/);
+  });
+
+  it('lists NaN/Inf of a merge on the Result step, and refuses the merge once Settings say so', async () => {
+    const tensor = 'model.layers.1.self_attn.q_proj.weight'; // [64, 64]
+    const nanDir = join(tempDir('alloy-e2e-nan-'), 'ft-nan');
+    cpSync(models.a.dir, nanDir, { recursive: true });
+    setTensorElements(nanDir, tensor, [[0, 0x7fc0], [99, 0xffc1], [4095, 0xff80]]);
+    const page = browser.page;
+    const failure = () => browser.log.join('\n');
+    await page.goto(`${site.url}/?hub=${encodeURIComponent(hub.url)}`);
+    await page.getByRole('heading', { name: 'mergekit YAML' }).waitFor();
+    const settings = async (refuse: boolean) => {
+      await page.getByRole('button', { name: 'Settings' }).click();
+      await page.locator('input[type=radio][value=cpu]').check();
+      await page.getByLabel('Refuse results with NaN/Inf').setChecked(refuse);
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      await page.locator('input[type=radio][value=cpu]').waitFor({ state: 'detached' });
+    };
+    const merge = async () => {
+      await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Review/ }).click();
+      await page.getByRole('cell', { name: 'model.safetensors', exact: true }).waitFor({ timeout: 60_000 });
+      await page.getByRole('button', { name: 'Start merge' }).and(page.locator(':enabled')).click();
+    };
+    await settings(false);
+    const clear = page.getByRole('button', { name: 'Clear' });
+    if (await clear.isEnabled()) await clear.click();
+    for (const dir of [models.base.dir, nanDir]) await page.locator('input[webkitdirectory]').first().setInputFiles(dir);
+    await expect.poll(() => page.locator('tbody tr', { hasText: 'LlamaForCausalLM' }).count(), { timeout: 30_000, message: failure() }).toBe(2);
+    await page.locator('#yaml-editor').fill(
+      ['models:', '  - model: base', '  - model: ft-nan', 'merge_method: slerp', 'base_model: base', 'parameters: {t: 0.5}', 'dtype: bfloat16', ''].join('\n'),
+    );
+    await page.getByText('valid', { exact: true }).waitFor();
+
+    await merge();
+    await page.getByRole('heading', { name: 'Push to the Hugging Face Hub' }).waitFor({ timeout: 180_000 });
+    const notice = page.getByTestId('non-finite');
+    await notice.waitFor();
+    const text = (await notice.textContent())!.replace(/\s+/g, ' ');
+    expect(text, failure()).toContain('NaN or Inf values in 1 tensor: 4,096 in the output, 1 with NaN/Inf already in an input.');
+    expect(text).toContain(`${tensor}: output 4,096 NaN; input ft-nan 2 NaN, 1 -Inf`);
+
+    await settings(true);
+    await merge();
+    const refused = page.getByText('Refused: the result would hold NaN or Inf values');
+    await refused.waitFor({ timeout: 180_000 });
+    expect(await page.getByText(`The merge stopped at NaN or Inf values: ${tensor}: output 4,096 NaN; input ft-nan 2 NaN, 1 -Inf. Nothing was kept.`).count()).toBe(1);
+    await settings(false);
   });
 });

@@ -41,7 +41,9 @@ describe.skipIf(!chromiumAvailable())('the app, end to end (real worker, fake hu
     await page.setViewportSize({ width: 1440, height: 900 });
     await page.goto(`${site.url}/?hub=${encodeURIComponent(hub.url)}`);
     await page.getByRole('heading', { name: 'mergekit YAML' }).waitFor();
-    expect(await page.getByText('Demo mode').count(), 'the real worker is used').toBe(0);
+    // Once the engine answered (it lists the demo models), the mock's banner would be there.
+    await page.getByText('Try the bundled demo models').waitFor();
+    expect(await page.getByText('Demo mode:', { exact: true }).count(), 'the real worker is used').toBe(0);
 
     // Models: search as you type, then add by id.
     const search = page.locator('#hub-model-input');

@@ -3,9 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureScreenshots } from './screenshots';
 
 /**
- * Builds the app, serves it and takes the docs screenshots through the UI (mock engine). Opt-in:
+ * Builds the app with its dev/test entry mock.html (the mock engine, never in the production build),
+ * serves it and takes the docs screenshots through the UI. Opt-in:
  * `ALLOY_SCREENSHOTS=1 npx vitest run test/e2e/screenshots.e2e.test.ts`; with ALLOY_BASE_URL it uses
- * a server that is already running instead of building.
+ * a server that is already running (`npm run dev`) instead of building.
  */
 const enabled = process.env.ALLOY_SCREENSHOTS === '1';
 const root = join(import.meta.dirname, '..', '..');
@@ -17,8 +18,13 @@ describe.skipIf(!enabled)('app screenshots (mock engine)', () => {
   beforeAll(async () => {
     if (baseUrl) return;
     const vite = await import('vite');
-    await vite.build({ root, logLevel: 'warn' });
-    const server = await vite.preview({ root, preview: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
+    const build = {
+      outDir: join(root, 'dist', 'app-mock'),
+      emptyOutDir: true,
+      rolldownOptions: { input: { index: join(root, 'index.html'), mock: join(root, 'mock.html') } },
+    };
+    await vite.build({ root, logLevel: 'warn', build });
+    const server = await vite.preview({ root, build, preview: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
     baseUrl = server.resolvedUrls?.local[0] ?? '';
     close = () => server.close();
   }, 180_000);

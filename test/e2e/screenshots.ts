@@ -1,6 +1,6 @@
 /**
  * Screenshots of the app's main screens at 1440×900 (docs/screenshots/), driven through the UI
- * with the mock engine (`?engine=mock`), so they need no Hub, GPU or weights. The flow also works
+ * with the mock engine (the dev/test entry mock.html), so they need no Hub, GPU or weights. The flow also works
  * as a smoke test of the UI: each step waits for what the page must show.
  *
  * Run: `ALLOY_SCREENSHOTS=1 npx vitest run test/e2e/screenshots.e2e.test.ts` (builds the app and serves
@@ -128,11 +128,11 @@ export async function captureScreenshots(options: ScreenshotOptions): Promise<st
     written.push(path);
     log(`wrote ${path}`);
   };
-  const url = (query: string, hash = '') => `${options.baseUrl.replace(/\/$/, '')}/?${query}${hash}`;
+  const url = (query: string, hash = '') => `${options.baseUrl.replace(/\/$/, '')}/mock.html?${query}${hash}`;
   const browser = await chromium.launch({ executablePath: options.executablePath ?? CHROMIUM, args: CHROMIUM_ARGS });
   try {
     // 1. Models: search-as-you-type, three compatible models and one that is not.
-    let page = await openApp(browser, url('engine=mock&mock=fast'), errors);
+    let page = await openApp(browser, url('mock=fast'), errors);
     const search = page.locator('#hub-model-input');
     await search.pressSequentially('mistral-7b-v0', { delay: 20 });
     await page.getByRole('option', { name: /mistralai\/Mistral-7B-v0\.1/ }).dispatchEvent('mousedown');
@@ -190,7 +190,7 @@ export async function captureScreenshots(options: ScreenshotOptions): Promise<st
     await page.close();
 
     // 8. Run, on a browser without WebGPU (the mock's CPU fallback), caught half way.
-    page = await openApp(browser, url('engine=mock&mock=slow,cpu', hash), errors);
+    page = await openApp(browser, url('mock=slow,cpu', hash), errors);
     await waitForModelsRead(page);
     await gotoStep(page, 'Review');
     await page.getByRole('button', { name: 'Start merge' }).and(page.locator(':enabled')).click();
@@ -207,7 +207,7 @@ export async function captureScreenshots(options: ScreenshotOptions): Promise<st
     await page.close();
 
     // 9. Result: files, sign-in, model card preview; then the push.
-    page = await openApp(browser, url('engine=mock&mock=fast', hash), errors);
+    page = await openApp(browser, url('mock=fast', hash), errors);
     await waitForModelsRead(page);
     await gotoStep(page, 'Review');
     await page.getByRole('button', { name: 'Start merge' }).and(page.locator(':enabled')).click();
@@ -230,7 +230,7 @@ export async function captureScreenshots(options: ScreenshotOptions): Promise<st
     await page.close();
 
     // 11. A storage quota error, explained.
-    page = await openApp(browser, url('engine=mock&mock=fast,quota', hash), errors);
+    page = await openApp(browser, url('mock=fast,quota', hash), errors);
     await waitForModelsRead(page);
     await gotoStep(page, 'Review');
     await page.getByRole('button', { name: 'Start merge' }).and(page.locator(':enabled')).click();

@@ -4,7 +4,7 @@ import { TensorJobRunner } from '../../src/engine/tensor-job-runner';
 import { findMethod, type MergeMethod } from '../../src/methods';
 import type { TensorJob } from '../../src/plan/types';
 import { decodeToF32, encodeFromF32 } from '../../src/storage';
-import type { ByteSource, FloatDtype } from '../../src/storage/types';
+import type { ByteSource, FloatDtype, NonFiniteTensor } from '../../src/storage';
 
 export interface ArrayInput {
   values: ArrayLike<number>;
@@ -46,7 +46,7 @@ export async function runMethod(
   methodName: string,
   inputs: ArrayInput[],
   options: RunOptions = {},
-): Promise<{ values: Float32Array; warnings: string[]; bytes: Uint8Array }> {
+): Promise<{ values: Float32Array; warnings: string[]; bytes: Uint8Array; nonFinite: NonFiniteTensor | null }> {
   const method = options.method ?? findMethod(methodName);
   if (!method) throw new Error(`no method ${methodName}`);
   const dtype = options.dtype ?? 'F32';
@@ -102,5 +102,5 @@ export async function runMethod(
     bytes.set(c, o);
     o += c.length;
   }
-  return { values: decodeToF32(bytes, dtype), warnings, bytes };
+  return { values: decodeToF32(bytes, dtype), warnings, bytes, nonFinite: runner.nonFinite() };
 }

@@ -174,4 +174,45 @@ export const MALFORMED: readonly MalformedCase[] = [
     bytes: rawSafetensors({}, 3),
     message: /cover 0 bytes of data but the file holds 3/,
   },
+  // What JSON.parse lets through but serde_json (the Rust reader) refuses.
+  {
+    title: 'a dimension written as 4e0',
+    bytes: rawSafetensors('{"w": {"dtype": "U8", "shape": [4e0], "data_offsets": [0, 4]}}', 4),
+    message: /"shape" must be a list of non-negative integers, got \[4e0\] \(each written as a plain integer/,
+    tensor: 'w',
+  },
+  {
+    title: 'an offset written as 4.0',
+    bytes: rawSafetensors('{"w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4.0]}}', 4),
+    message: /"data_offsets" must be \[begin, end\] with non-negative integers, got \[0, 4\.0\]/,
+    tensor: 'w',
+  },
+  {
+    title: 'a dimension written as -0',
+    bytes: rawSafetensors('{"w": {"dtype": "U8", "shape": [-0], "data_offsets": [0, 0]}}'),
+    message: /"shape" must be a list of non-negative integers, got \[-0\]/,
+    tensor: 'w',
+  },
+  {
+    title: '__metadata__ twice',
+    bytes: rawSafetensors('{"__metadata__": {"a": "1"}, "w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}, "__metadata__": {"a": "2"}}', 1),
+    message: /the header has "__metadata__" twice/,
+  },
+  {
+    title: 'a field repeated in a tensor entry',
+    bytes: rawSafetensors('{"w": {"dtype": "U8", "shape": [1], "dtype": "F32", "data_offsets": [0, 1]}}', 1),
+    message: /the header entry has "dtype" twice/,
+    tensor: 'w',
+  },
+  {
+    title: 'a shape whose element count overflows 64 bits before a 0',
+    bytes: rawSafetensors({ w: t('U8', [2 ** 32, 2 ** 32, 0], [0, 0]) }),
+    message: /shape \[4294967296,4294967296,0\] overflows/,
+    tensor: 'w',
+  },
+  {
+    title: 'JSON nested 200 levels deep in __metadata__',
+    bytes: rawSafetensors(`{"__metadata__": {"a": ${'['.repeat(200)}${']'.repeat(200)}}}`),
+    message: /nests JSON more than 127 levels deep/,
+  },
 ];

@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -9,7 +10,14 @@ import {
   readSafetensorsHeader,
   type SafetensorsEntry,
 } from '../../src/storage';
-import { NodeByteSource, NodeOutputFolder, nodeModelFolder } from '../../src/storage/node-fs';
+import {
+  checkOutputTarget,
+  NodeByteSource,
+  NodeOutputFolder,
+  nodeModelFolder,
+  NotARegularFileError,
+  OutputTargetError,
+} from '../../src/storage/node-fs';
 
 let root: string;
 beforeEach(async () => {
@@ -83,7 +91,8 @@ describe('NodeOutputFolder', () => {
     const out = path.join(root, 'out');
     const folder = await NodeOutputFolder.open(out);
     expect(path.dirname(folder.tempDir)).toBe(root);
-    expect(path.basename(folder.tempDir)).toMatch(/^out\.alloy-tmp-[0-9a-f]+$/);
+    // The pid of the run owns it: a later run removes it only once this process is gone.
+    expect(path.basename(folder.tempDir)).toMatch(new RegExp(`^out\\.alloy-tmp-${process.pid}-[0-9a-f]{12}$`));
 
     const writer = new SafetensorsStreamWriter(await folder.create('model.safetensors'), entries);
     await writer.begin();
@@ -164,5 +173,47 @@ describe('NodeOutputFolder', () => {
     await expect(folder.writeText('../escape.txt', 'x')).rejects.toThrow(/not a file name inside/);
     await folder.commit();
     expect(await siblings()).toEqual(['out']);
+  });
+});
+
+describe('non-regular files and awkward output paths', () => {
+  it('refuses a named pipe at once, as a byte source and as a text file, instead of waiting for a writer', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const dir = path.join(root, 'model');
+    await mkdir(dir);
+    const pipe = path.join(dir, 'config.json');
+    execFileSync('mkfifo', [pipe]);
+    const expected = new NotARegularFileError(pipe, await stat(pipe)).message;
+    await expect(NodeByteSource.open(pipe)).rejects.toThrow(expected);
+    await expect(NodeByteSource.open(pipe)).rejects.toThrow(/config\.json is a named pipe, not a regular file: .*put the real file there/);
+    await expect(nodeModelFolder(dir).readText('config.json')).rejects.toBeInstanceOf(NotARegularFileError);
+    await expect(nodeModelFolder(dir).open('config.json')).rejects.toBeInstanceOf(NotARegularFileError);
+    await expect(NodeByteSource.open(dir)).rejects.toThrow(/is a folder, not a regular file/);
+  });
+
+  it('refuses a symlinked, file or non-empty output target before creating anything', async () => {
+    await mkdir(path.join(root, 'real'));
+    await symlink(path.join(root, 'real'), path.join(root, 'link'));
+    await symlink(path.join(root, 'nowhere'), path.join(root, 'dangling'));
+    await writeFile(path.join(root, 'file'), 'x');
+    await expect(NodeOutputFolder.open(path.join(root, 'link'))).rejects.toThrow(/is a symbolic link/);
+    await expect(NodeOutputFolder.open(path.join(root, 'dangling'))).rejects.toThrow(/is a symbolic link/);
+    await expect(NodeOutputFolder.open(path.join(root, 'file'))).rejects.toThrow(/exists and is not a folder/);
+    await expect(checkOutputTarget(path.join(root, 'file', 'x'))).rejects.toBeInstanceOf(OutputTargetError);
+    expect(await siblings()).toEqual(['dangling', 'file', 'link', 'real']);
+  });
+
+  it('creates missing parents one by one and removes only dead runs\' temporary folders', async () => {
+    const parent = path.join(root, 'a', 'b');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    await mkdir(path.join(parent, `out.alloy-tmp-${dead}-00000000000a`), { recursive: true });
+    await mkdir(path.join(parent, `out.alloy-tmp-${process.pid}-00000000000b`));
+    await mkdir(path.join(parent, `other.alloy-tmp-${dead}-00000000000c`));
+    const folder = await NodeOutputFolder.open(path.join(parent, 'out'));
+    expect(folder.removedStale).toEqual([path.join(parent, `out.alloy-tmp-${dead}-00000000000a`)]);
+    expect((await readdir(parent)).sort()).toEqual(
+      [`other.alloy-tmp-${dead}-00000000000c`, `out.alloy-tmp-${process.pid}-00000000000b`, path.basename(folder.tempDir)].sort(),
+    );
+    await folder.abort();
   });
 });

@@ -78,7 +78,7 @@ describe('OpfsShardCache', () => {
     const error = await first.ensure(spec, fetchRange).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ShardCacheError);
     expect((error as ShardCacheError).kind).toBe('network');
-    expect((error as Error).message).toMatch(/downloading model.safetensors of alloy-test\/ft-a failed after 1 tries: .*The 98.3 KB already downloaded are kept/);
+    expect((error as Error).message).toMatch(/downloading model.safetensors of alloy-test\/ft-a failed after 1 tries: .*The 98.3 kB already downloaded are kept/);
     expect(await first.bytesCached(spec)).toBe(3 * BLOCK);
     const before = hub.rangeReads(spec.repo, spec.path).map((r) => r.range);
     expect(before).toEqual([0, 1, 2, 3].map(rangeOf));
@@ -151,7 +151,7 @@ describe('OpfsShardCache', () => {
     const error = await cache.ensure(spec, fetchRange).catch((e: unknown) => e);
     expect((error as ShardCacheError).kind).toBe('quota');
     expect((error as Error).message).toMatch(
-      /not enough storage space to download model.safetensors of alloy-test\/ft-a \(\d+ KB; \d+ KB still to fetch\).*QuotaExceededError.*deleting cached models or old outputs/,
+      /not enough storage space to download model.safetensors of alloy-test\/ft-a \(\d+ kB; \d+ kB still to fetch\).*QuotaExceededError.*deleting cached models or old outputs/,
     );
   });
 

@@ -57,4 +57,45 @@ describe('readSafetensorsHeader', () => {
       expect(st.message).toMatch(/re-download|re-save|convert/);
     });
   }
+
+  it('reads a tensor named twice as its last entry, as the Rust reader (a map of tensors) does', async () => {
+    const result = await read(
+      rawSafetensors('{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}, "b": {"dtype": "U8", "shape": [4], "data_offsets": [4, 8]}}', 8),
+    );
+    expect(result.tensors.map((x) => [x.name, x.dtype, x.byteLength])).toEqual([
+      ['a', 'U8', 4],
+      ['b', 'U8', 4],
+    ]);
+  });
+
+  it('refuses nesting 100,000 levels deep in __metadata__ without overflowing the stack, naming the file', async () => {
+    const depth = 100_000;
+    const error = await read(rawSafetensors(`{"__metadata__": ${'{"a": '.repeat(depth)}"x"${'}'.repeat(depth)}}`), 'deep.safetensors').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SafetensorsError);
+    expect((error as Error).message).toMatch(/^file "deep\.safetensors": the header nests JSON more than 127 levels deep \(nesting deeper than 127 levels at character 7\d\d\)/);
+  });
+
+  it('refuses a \\u escape of a lone surrogate, as serde_json does', async () => {
+    const error = await read(rawSafetensors('{"__metadata__": {"a": "\\ud800"}}')).catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(/not valid JSON \(lone leading surrogate in a \\u escape at character 25\)/);
+  });
+
+  it('cuts and escapes names and values from the file in its messages', async () => {
+    const evil = `\u001b[2J\u001b[31mred\u0007${'n'.repeat(50_000)}`;
+    const header = `{${JSON.stringify(evil)}: {"dtype": ${JSON.stringify(`Q\u001b]0;title\u0007${'d'.repeat(100_000)}`)}, "shape": [1], "data_offsets": [0, 1]}}`;
+    const error = (await read(rawSafetensors(header, 1)).catch((e: unknown) => e)) as SafetensorsError;
+    expect(error).toBeInstanceOf(SafetensorsError);
+    expect(error.tensor).toBe(evil);
+    const message = error.message;
+    expect(message).not.toMatch(/[\u0000-\u001f\u007f]/);
+    expect(message).toContain('tensor "\\x1b[2J\\x1b[31mred\\x07nnn');
+    expect(message).toContain(`… (${evil.length - 200} more characters)`);
+    expect(message).toContain('dtype "Q\\x1b]0;title\\x07ddd');
+    expect(message.length).toBeLessThan(1000);
+    // A long list is shown cut, not written out whole.
+    const longShape = `{"w": {"dtype": "U8", "shape": [${Array(100_000).fill('1.0').join(',')}], "data_offsets": [0, 1]}}`;
+    const shapeError = (await read(rawSafetensors(longShape, 1)).catch((e: unknown) => e)) as Error;
+    expect(shapeError.message).toMatch(/got \[1\.0, 1\.0, .*… \(\d+ more characters\)/);
+    expect(shapeError.message.length).toBeLessThan(1000);
+  });
 });

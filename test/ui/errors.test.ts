@@ -14,4 +14,8 @@ describe('describeError', () => {
     expect(describeError(new TypeError('Failed to fetch')).kind).toBe('network');
     expect(describeError('weird').title).toBe('Something went wrong');
   });
+  it('titles a result refused for NaN/Inf by the error name, whatever tensor names the message quotes', () => {
+    const message = 'The merge stopped at NaN or Inf values: cancelled.401.weight: output 3 NaN. Nothing was kept.';
+    expect(describeError({ name: 'NonFiniteError', message })).toEqual({ kind: 'other', title: 'Refused: the result would hold NaN or Inf values', message });
+  });
 });

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createMockEngine } from '../../src/ui/dev/mock-engine';
-import { mockOptionsFrom } from '../../src/ui/lib/engine';
+import { createMockEngine, mockOptionsFrom } from '../../src/ui/dev/mock-engine';
 import type { RunProgress } from '../../src/worker/api';
 
 const YAML = `models:

@@ -32,6 +32,7 @@ describe('checkCompatibility', () => {
       ['warning', ['a/vocab']],
     ]);
     expect(issues[2].message).toMatch(/slices/);
+    expect(issues.map((i) => i.kind)).toEqual(['architecture', 'hiddenSize', 'numLayers', 'vocabSize']);
   });
 
   it('compares against the chosen base', () => {
@@ -54,6 +55,19 @@ describe('lineage', () => {
 
 describe('recommendMethods', () => {
   const names = (models: ModelFacts[]) => recommendMethods(models, METHODS).recommended.map((r) => r.method);
+
+  it('different widths or architectures → nothing to recommend, and which of the two it is', () => {
+    const wide = recommendMethods([mistral('a/a'), mistral('a/wide', { hiddenSize: 5120 })], METHODS);
+    expect(wide.situation).toBe('Models of different sizes');
+    expect(wide.recommended).toEqual([]);
+    const other = recommendMethods([mistral('a/a'), mistral('q/q', { architecture: 'Qwen2ForCausalLM' })], METHODS);
+    expect(other.situation).toBe('Different architectures');
+    expect(other.recommended).toEqual([]);
+    // Both differ: the width is named first, as before
+    expect(recommendMethods([mistral('a/a'), mistral('q/q', { architecture: 'Qwen2ForCausalLM', hiddenSize: 3584 })], METHODS).situation).toBe(
+      'Models of different sizes',
+    );
+  });
 
   it('two fine-tunes of one base → SLERP first and a hint to add the base', () => {
     const g = recommendMethods([mistral('x/a', { baseModels: ['org/base'] }), mistral('x/b', { baseModels: ['org/base'] })], METHODS);

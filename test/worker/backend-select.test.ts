@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CpuBackend } from '../../src/backend';
+import { SimdCpuBackend } from '../../src/backend';
 import type { ComputeBackend } from '../../src/backend/compute-backend';
 import { selectBackend } from '../../src/worker/backend-select';
 
@@ -12,7 +12,7 @@ describe('selectBackend', () => {
     expect(choice.name).toBe('cpu');
     expect(choice.notice).toBeUndefined();
     expect(choice.reason).toBe('The CPU backend was chosen in Settings.');
-    expect(choice.backend).toBeInstanceOf(CpuBackend);
+    expect(choice.backend).toBeInstanceOf(SimdCpuBackend); // the SIMD kernels, as Node has WebAssembly SIMD
   });
 
   it('uses WebGPU when it starts', async () => {
@@ -32,7 +32,7 @@ describe('selectBackend', () => {
 
     const auto = await selectBackend('auto', { gpu: fakeGpu, loadGpu: loader(software) });
     expect(auto.name).toBe('cpu');
-    expect(auto.backend).toBeInstanceOf(CpuBackend);
+    expect(auto.backend).toBeInstanceOf(SimdCpuBackend);
     expect(auto.reason).toBe('CPU backend: the only WebGPU adapter (SwiftShader Device (Subzero)) is a software renderer, slower than the CPU backend.');
     expect(auto.notice).toBeUndefined();
     expect(disposed).toBe(1);

@@ -5,6 +5,7 @@ import { readDtype, readLaxInteger, readLaxNumber } from '../read-config';
 import { closest } from '../suggest';
 import type { ModelReference } from '../types';
 import type { MoeConfig, MoeExpert, MoeGateMode } from './types';
+import { untrustedText as quoted } from '../../storage';
 
 /**
  * The schema of a mergekit-moe config (mergekit's MoEMergeConfig pydantic model) applied to parsed
@@ -72,7 +73,7 @@ export function readMoeConfig(root: unknown, issues: IssueList): ReadMoeResult {
       const suggestion = closest(text, MOE_GATE_MODES);
       issues.error(
         'gate_mode',
-        `unknown gate_mode ${typeof root.gate_mode === 'string' ? `'${root.gate_mode}'` : describe(root.gate_mode)}${suggestion ? ` (did you mean '${suggestion}'?)` : ''}: use hidden (the default), cheap_embed, random or uniform_random`,
+        `unknown gate_mode ${typeof root.gate_mode === 'string' ? `'${quoted(root.gate_mode, 40)}'` : describe(root.gate_mode)}${suggestion ? ` (did you mean '${suggestion}'?)` : ''}: use hidden (the default), cheap_embed, random or uniform_random`,
       );
     }
   }

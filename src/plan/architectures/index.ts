@@ -4,12 +4,6 @@
  * inferred from the checkpoints' tensor names.
  */
 export type { ArchitectureDefinition, ArchitectureWeights, WeightInfo } from './types';
-export { expandTemplate, expandWeight, architectureWeights } from './template';
-export {
-  ARCHITECTURES,
-  FUSED_EXPERT_MODEL_TYPES,
-  architecturesForClass,
-  findArchitecture,
-  numLayers,
-} from './registry';
+export { expandTemplate, architectureWeights } from './template';
+export { ARCHITECTURES, findArchitecture, numLayers } from './registry';
 export { inferArchitecture, type InferOptions } from './infer';

@@ -80,14 +80,6 @@ const BY_CLASS_NAME: ReadonlyMap<string, readonly ArchitectureDefinition[]> = ((
 })();
 
 /**
- * Model types whose mergekit definition names transformers-v5 fused expert tensors
- * (`mlp.experts.gate_up_proj` [E, 2I, H], `mlp.experts.down_proj`). Checkpoints saved in the
- * older per-expert layout (`block_sparse_moe.experts.N.w1.weight`, …) need the v5 conversion
- * (docs/architectures.md §5) before these definitions match them.
- */
-export const FUSED_EXPERT_MODEL_TYPES: ReadonlySet<string> = new Set(['mixtral', 'qwen3_moe']);
-
-/**
  * The definition for a model's config.json (docs/architectures.md §1), or null when none is known (the caller
  * then infers one from the tensor names). Throws when `architectures` is not a one-entry list.
  */
@@ -108,11 +100,6 @@ export function findArchitecture(config: Record<string, unknown>): ArchitectureD
   if (!candidates) return null;
   if (candidates.length === 1) return candidates[0];
   return candidates.find((c) => c.model_type === config.model_type) ?? null;
-}
-
-/** All definitions claiming a class name such as `LlamaForCausalLM` (usually one). */
-export function architecturesForClass(className: string): readonly ArchitectureDefinition[] {
-  return BY_CLASS_NAME.get(className) ?? [];
 }
 
 /**

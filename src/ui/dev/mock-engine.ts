@@ -2,8 +2,8 @@
  * A stand-in for the engine worker, for developing and screenshotting the UI without a Hub, a GPU
  * or model weights. It implements the EngineApi contract with a small fake catalogue of Hub
  * models, plans computed from the YAML (sizes are estimates), and merges, downloads and pushes
- * that only advance progress counters on timers. Nothing here is used when the real worker client
- * is available, unless the page is opened with `?engine=mock`.
+ * that only advance progress counters on timers. Only the dev/test entry (mock.html,
+ * ./mock-main.ts) loads it; the production app never does.
  */
 import { ConfigError, formatModelReference, parseMergeConfig, toOutputSlices } from '../../config';
 import type { MergeConfig, ModelReference } from '../../config';
@@ -500,4 +500,15 @@ export function createMockEngine(options: MockOptions = {}): EngineApi {
     },
   };
   return api;
+}
+
+/** The mock's options from the page's query: `?mock=slow|fast,cpu,quota`. */
+export function mockOptionsFrom(search: string): MockOptions {
+  const flags = new Set((new URLSearchParams(search).get('mock') ?? '').split(',').filter(Boolean));
+  return {
+    ...(flags.has('slow') ? { slowdown: 3 } : flags.has('fast') ? { slowdown: 0.05 } : {}),
+    ...(flags.has('cpu') ? { cpuFallback: true } : {}),
+    ...(flags.has('quota') ? { quotaError: true } : {}),
+    ...(flags.has('fast') ? { latencyMs: 20 } : {}),
+  };
 }

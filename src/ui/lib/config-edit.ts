@@ -252,11 +252,6 @@ export function setSourceParameter(
   if (source) setIn(source, name, setting);
 }
 
-/** The setting a per-model parameter of a `models:` entry has, if any. */
-export function modelParameter(config: MergeConfig, key: string, name: string): ParameterSetting | undefined {
-  return config.models?.find((m) => modelKey(m.model) === key)?.parameters?.[name];
-}
-
 export function setDtype(config: MergeConfig, which: 'dtype' | 'out_dtype', value: MergeConfig['dtype'] | undefined): void {
   if (value === undefined) delete config[which];
   else config[which] = value;

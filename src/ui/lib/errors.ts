@@ -32,6 +32,10 @@ export function isCancelled(error: unknown): boolean {
 
 export function describeError(error: unknown): UserError {
   const { name, message } = parts(error);
+  // First: the message quotes tensor names, which may hold any word the checks below look for.
+  if (name === 'NonFiniteError') {
+    return { kind: 'other', title: 'Refused: the result would hold NaN or Inf values', message };
+  }
   if (isCancelled(error)) {
     return { kind: 'cancelled', title: 'Cancelled', message: 'The run was cancelled. Downloaded files stay in the cache, so a new run resumes where this one stopped.' };
   }

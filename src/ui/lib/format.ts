@@ -1,18 +1,7 @@
 /** Human-readable numbers for the page. Sizes are decimal (GB = 10⁹ bytes), as the Hub shows them. */
+import { formatBytes } from '../../storage';
 
-const BYTE_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 0) return '–';
-  if (bytes < 1000) return `${Math.round(bytes)} B`;
-  let value = bytes;
-  let unit = 0;
-  while (value >= 999.5 && unit < BYTE_UNITS.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2)} ${BYTE_UNITS[unit]}`;
-}
+export { formatBytes };
 
 /** Parameter counts the way model names say them: 494M, 7.24B. */
 export function formatParameterCount(count: number): string {

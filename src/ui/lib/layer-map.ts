@@ -1,4 +1,4 @@
-import { layerT } from '../../config';
+import { layerRangeProblems, layerT } from '../../config';
 import type { MergeConfig } from '../../config';
 import { modelKey } from './config-edit';
 
@@ -32,14 +32,20 @@ export function layerLayout(config: MergeConfig, numLayers: (key: string) => num
       const sources = slice.sources.map((s) => ({ model: modelKey(s.model), start: s.layer_range[0], end: s.layer_range[1] }));
       const lengths = sources.map((s) => s.end - s.start);
       const length = Math.max(0, lengths[0] ?? 0);
+      // The validator's rules (config/layer-ranges.ts), worded for the slice editor.
+      const found = layerRangeProblems(sources.map((s) => ({ start: s.start, end: s.end, layers: numLayers(s.model) })));
       const problems: string[] = [];
-      if (new Set(lengths).size > 1) {
+      if (found.some((p) => p.kind === 'length')) {
         problems.push(`its sources have different lengths (${lengths.join(', ')} layers); every source of a slice must cover the same number of layers`);
       }
-      for (const s of sources) {
-        const n = numLayers(s.model);
-        if (s.end < s.start) problems.push(`${s.model}: the range [${s.start}, ${s.end}] ends before it starts`);
-        else if (n !== undefined && s.end > n) problems.push(`${s.model} has ${n} layers (0–${n - 1}); the range [${s.start}, ${s.end}] goes past its last layer`);
+      for (const p of found) {
+        const s = sources[p.source];
+        if (p.kind === 'invalid') {
+          problems.push(s.end < s.start
+            ? `${s.model}: the range [${s.start}, ${s.end}] ends before it starts`
+            : `${s.model}: [${s.start}, ${s.end}] is not a layer range (it needs whole numbers 0 ≤ start ≤ end)`);
+        }
+        else if (p.kind === 'past-end') problems.push(`${s.model} has ${p.layers} layers (0–${p.layers - 1}); the range [${s.start}, ${s.end}] goes past its last layer`);
       }
       const block: SliceBlock = { sliceIndex, outputStart, length, sources, problems };
       outputStart += length;

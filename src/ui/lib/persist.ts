@@ -19,6 +19,7 @@ export interface SavedSettings {
   readonly outShardSizeGB?: number;
   /** How Hub models are read: cached whole first, streamed, or chosen by free space. */
   readonly inputMode?: 'auto' | 'cache' | 'stream';
+  readonly refuseNonFinite?: boolean;
 }
 
 async function read<T>(key: string): Promise<T | undefined> {

@@ -17,6 +17,8 @@ export interface ModelFacts {
 }
 
 export interface CompatibilityIssue {
+  /** The fact that differs; the guide decides on this, the message is for people. */
+  readonly kind: ComparedField | 'dtype';
   readonly severity: 'error' | 'warning' | 'info';
   readonly message: string;
   /** The models that differ from the reference (the base, else the first model). */
@@ -47,6 +49,7 @@ export function checkCompatibility(models: readonly ModelFacts[], reference?: st
   const arch = differ((m) => m.architecture);
   if (arch.length > 0) {
     issues.push({
+      kind: 'architecture',
       severity: 'error',
       models: arch.map((m) => m.key),
       message:
@@ -57,6 +60,7 @@ export function checkCompatibility(models: readonly ModelFacts[], reference?: st
   const hidden = differ((m) => m.hiddenSize);
   if (hidden.length > 0) {
     issues.push({
+      kind: 'hiddenSize',
       severity: 'error',
       models: hidden.map((m) => m.key),
       message:
@@ -67,6 +71,7 @@ export function checkCompatibility(models: readonly ModelFacts[], reference?: st
   const layers = differ((m) => m.numLayers);
   if (layers.length > 0) {
     issues.push({
+      kind: 'numLayers',
       severity: 'warning',
       models: layers.map((m) => m.key),
       message:
@@ -77,6 +82,7 @@ export function checkCompatibility(models: readonly ModelFacts[], reference?: st
   const vocab = differ((m) => m.vocabSize);
   if (vocab.length > 0) {
     issues.push({
+      kind: 'vocabSize',
       severity: 'warning',
       models: vocab.map((m) => m.key),
       message:
@@ -88,6 +94,7 @@ export function checkCompatibility(models: readonly ModelFacts[], reference?: st
   const dtypes = differ((m) => m.dtype);
   if (dtypes.length > 0) {
     issues.push({
+      kind: 'dtype',
       severity: 'info',
       models: dtypes.map((m) => m.key),
       message: `The models are stored in different dtypes (${describeValues([ref, ...dtypes], (m) => m.dtype)}); that is fine: Alloy computes in float32 and writes the output dtype.`,
@@ -152,14 +159,14 @@ export function recommendMethods(models: readonly ModelFacts[], available: reado
     };
   }
   const issues = checkCompatibility(models);
-  if (issues.some((i) => i.severity === 'error' && i.message.startsWith('Different hidden sizes'))) {
+  if (issues.some((i) => i.kind === 'hiddenSize')) {
     return {
       situation: 'Models of different sizes',
       recommended: [],
       notes: ['These models have different widths, so their weights cannot be combined. Pick models of the same size and family.'],
     };
   }
-  if (issues.some((i) => i.severity === 'error')) {
+  if (issues.some((i) => i.kind === 'architecture')) {
     return {
       situation: 'Different architectures',
       recommended: [],

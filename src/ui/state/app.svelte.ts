@@ -15,7 +15,7 @@ import { addModel, modelKey, referencedModels, removeModel as removeFromConfig, 
 import { layerLayout, outputLayers, type LayerLayout, type OutputLayer } from '../lib/layer-map';
 import { checkConfigText, editCheckedConfig, hasYamlComment, ReadOnlyConfigError, type ConfigCheck } from '../lib/config-text';
 import { checkOffThread, needsOffThreadCheck, PENDING_CHECK } from '../lib/off-thread-check';
-import { connectEngine, type EngineConnection } from '../lib/engine';
+import type { ConnectEngine, EngineConnection } from '../lib/engine';
 import { describeError, type UserError } from '../lib/errors';
 // The file itself, not src/hub's index: that would pull @huggingface/hub into the page's bundle.
 import { hubOrigin, hubUrlProblem } from '../../hub/hub-url';
@@ -90,6 +90,8 @@ function unique(keys: readonly string[]): string[] {
 }
 
 export class AppState {
+  constructor(private readonly connect: ConnectEngine) {}
+
   connection = $state.raw<EngineConnection | null>(null);
   connectionError = $state<string | null>(null);
   hubUrl = $state(DEFAULT_HUB_URL);
@@ -106,6 +108,8 @@ export class AppState {
   inputMode = $state<'auto' | 'cache' | 'stream'>('auto');
   /** The folder the output is saved into as it is written (File System Access API); null: the browser's storage. */
   outputDirectory = $state.raw<FileSystemDirectoryHandle | null>(null);
+  /** Refuse a merge whose inputs or output hold NaN or Inf (the CLI's --strict). */
+  refuseNonFinite = $state(false);
 
   #yaml = $state('');
   /** The result of the last off-thread read (see off-thread-check.ts), for the text it was read from. */
@@ -229,6 +233,7 @@ export class AppState {
     if (saved?.memoryBudgetMiB) this.memoryBudgetMiB = saved.memoryBudgetMiB;
     if (saved?.outShardSizeGB) this.outShardSizeGB = saved.outShardSizeGB;
     if (saved?.inputMode) this.inputMode = saved.inputMode;
+    if (saved?.refuseNonFinite !== undefined) this.refuseNonFinite = saved.refuseNonFinite;
 
     try {
       const oauth = await finishOAuth(this.hubUrl);
@@ -266,7 +271,7 @@ export class AppState {
     }
 
     try {
-      this.connection = await connectEngine(location.search);
+      this.connection = await this.connect();
       await this.configureEngine();
     } catch (error) {
       this.connectionError = describeError(error).message;
@@ -339,6 +344,7 @@ export class AppState {
     backend: AppState['backend'];
     memoryBudgetMiB: number;
     outShardSizeGB: number;
+    refuseNonFinite?: boolean;
     inputMode?: AppState['inputMode'];
   }): Promise<string | undefined> {
     const hubUrl = normalizeHubUrl(settings.hubUrl);
@@ -348,6 +354,7 @@ export class AppState {
     this.backend = settings.backend;
     this.memoryBudgetMiB = settings.memoryBudgetMiB;
     this.outShardSizeGB = settings.outShardSizeGB;
+    this.refuseNonFinite = settings.refuseNonFinite ?? this.refuseNonFinite;
     if (settings.inputMode) this.inputMode = settings.inputMode;
     const changed = hubUrl !== this.hubUrl;
     this.hubUrl = hubUrl;
@@ -356,6 +363,7 @@ export class AppState {
       backend: settings.backend,
       memoryBudgetMiB: settings.memoryBudgetMiB,
       outShardSizeGB: settings.outShardSizeGB,
+      refuseNonFinite: this.refuseNonFinite,
       inputMode: this.inputMode,
     });
     if (changed) {
@@ -550,6 +558,7 @@ export class AppState {
       outputName: this.effectiveOutputName,
       inputMode: this.inputMode,
       ...(this.outputDirectory ? { outputDirectory: this.outputDirectory } : {}),
+      refuseNonFinite: this.refuseNonFinite,
     };
   }
 

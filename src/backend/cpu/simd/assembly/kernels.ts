@@ -1,0 +1,498 @@
+// AssemblyScript: the SIMD kernels of SimdCpuBackend (src/backend/cpu/simd). Built by
+// `npm run build:wasm` (scripts/build-wasm.mjs) with `--enable simd -O3`.
+//
+// Every kernel reproduces one loop of the reference CpuBackend (src/backend/cpu/cpu-backend.ts)
+// bit for bit. The reference computes f32 arithmetic on JS numbers, which (a) quiets a signalling
+// NaN whenever a value passes through a number and (b) rounds + − × ÷ √ of f32 operands the same
+// as f32 arithmetic; where it accumulates in f64 these kernels use f64 lanes in the same order.
+//
+// Pointers are byte offsets into this module's memory. The host pads every vector to a multiple
+// of 64 bytes, so kernels run whole groups of 4 or 8 lanes past `n` (the extra lanes are never
+// read back) and need no scalar tails — except reductions, which stop at `n` exactly.
+
+// ---- helpers -------------------------------------------------------------------------------
+
+// A JS number carrying an f32 NaN makes it quiet (the x86 conversion sets the quiet bit).
+@inline function quiet(v: v128): v128 {
+  return v128.or(v, v128.and(f32x4.ne(v, v), i32x4.splat(0x00400000)));
+}
+@inline function ones(mask: v128): v128 {
+  return v128.and(mask, f32x4.splat(1.0));
+}
+@inline function lo64(v: v128): v128 {
+  return f64x2.promote_low_f32x4(v);
+}
+@inline function hi64(v: v128): v128 {
+  return f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+}
+@inline function join32(lo: v128, hi: v128): v128 {
+  return v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+/** f64 lanes rounded to f32 and back: Math.fround inside an f64 expression. */
+@inline function round64(v: v128): v128 {
+  return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(v));
+}
+
+/** Four f32 at byte offset `i` of an f32 vector, or decoded from the bf16 vector at `p` (`bf16`). */
+@inline function loadTerm(p: usize, i: usize, bf16: bool): v128 {
+  return bf16 ? i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p + (i >> 1))), 16) : v128.load(p + i);
+}
+
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+// ---- decode / encode ------------------------------------------------------------------------
+
+export function decodeBf16(src: usize, dst: usize, n: i32): void {
+  for (let i = 0; i < n; i += 8) {
+    const v = v128.load(src + ((<usize>i) << 1));
+    const d = dst + ((<usize>i) << 2);
+    v128.store(d, i32x4.shl(i32x4.extend_low_i16x8_u(v), 16));
+    v128.store(d, i32x4.shl(i32x4.extend_high_i16x8_u(v), 16), 16);
+  }
+}
+
+@inline function f16ToF32(h: v128): v128 {
+  const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
+  const exp = v128.and(i32x4.shr_u(h, 10), i32x4.splat(0x1f));
+  const mant = v128.and(h, i32x4.splat(0x3ff));
+  const normal = v128.or(i32x4.shl(i32x4.add(exp, i32x4.splat(112)), 23), i32x4.shl(mant, 13));
+  // Inf stays Inf; NaN keeps its payload and is made quiet (the reference's table).
+  const special = v128.or(
+    i32x4.splat(0x7f800000),
+    v128.and(v128.or(i32x4.splat(0x00400000), i32x4.shl(mant, 13)), i32x4.ne(mant, i32x4.splat(0))),
+  );
+  // Subnormal (and zero): mant · 2^-24, exact in f32.
+  const sub = f32x4.mul(f32x4.convert_i32x4_u(mant), f32x4.splat(5.9604644775390625e-8));
+  const bits = v128.bitselect(
+    special,
+    v128.bitselect(sub, normal, i32x4.eq(exp, i32x4.splat(0))),
+    i32x4.eq(exp, i32x4.splat(0x1f)),
+  );
+  return v128.or(sign, bits);
+}
+
+export function decodeF16(src: usize, dst: usize, n: i32): void {
+  for (let i = 0; i < n; i += 8) {
+    const v = v128.load(src + ((<usize>i) << 1));
+    const d = dst + ((<usize>i) << 2);
+    v128.store(d, f16ToF32(i32x4.extend_low_i16x8_u(v)));
+    v128.store(d, f16ToF32(i32x4.extend_high_i16x8_u(v)), 16);
+  }
+}
+
+@inline function f32ToBf16(x: v128): v128 {
+  const high = i32x4.shr_u(x, 16);
+  // NaN: truncation could clear every mantissa bit, so force the quiet bit (as the reference).
+  const nan = i32x4.gt_s(v128.and(x, i32x4.splat(0x7fffffff)), i32x4.splat(0x7f800000));
+  const rounded = i32x4.shr_u(i32x4.add(i32x4.add(x, i32x4.splat(0x7fff)), v128.and(high, i32x4.splat(1))), 16);
+  return v128.bitselect(v128.or(high, i32x4.splat(0x40)), rounded, nan);
+}
+
+export function encodeBf16(src: usize, dst: usize, n: i32): void {
+  for (let i = 0; i < n; i += 8) {
+    const s = src + ((<usize>i) << 2);
+    const a = f32ToBf16(v128.load(s));
+    const b = f32ToBf16(v128.load(s, 16));
+    v128.store(dst + ((<usize>i) << 1), i16x8.narrow_i32x4_u(a, b));
+  }
+}
+
+@inline function f32ToF16(x: v128): v128 {
+  const sign = v128.and(i32x4.shr_u(x, 16), i32x4.splat(0x8000));
+  const abs = v128.and(x, i32x4.splat(0x7fffffff));
+  const nan = i32x4.gt_s(abs, i32x4.splat(0x7f800000));
+  const over = v128.bitselect(
+    v128.or(i32x4.splat(0x7e00), v128.and(i32x4.shr_u(abs, 13), i32x4.splat(0x3ff))),
+    i32x4.splat(0x7c00),
+    nan,
+  );
+  const normal = i32x4.shr_u(
+    i32x4.add(i32x4.add(i32x4.sub(abs, i32x4.splat(0x38000000)), i32x4.splat(0xfff)), v128.and(i32x4.shr_u(abs, 13), i32x4.splat(1))),
+    13,
+  );
+  // Below the smallest normal f16: adding 0.5 puts the f16 subnormal step (2^-24) at the f32
+  // ulp, so the FPU's round-to-nearest-even does the rounding (to 0 below 2^-25, to 0x400 at the top).
+  const small = i32x4.sub(f32x4.add(abs, f32x4.splat(0.5)), i32x4.splat(0x3f000000));
+  const h = v128.bitselect(
+    v128.bitselect(over, normal, i32x4.gt_s(abs, i32x4.splat(0x477fefff))),
+    small,
+    i32x4.gt_s(abs, i32x4.splat(0x387fffff)),
+  );
+  return v128.or(sign, h);
+}
+
+export function encodeF16(src: usize, dst: usize, n: i32): void {
+  for (let i = 0; i < n; i += 8) {
+    const s = src + ((<usize>i) << 2);
+    const a = f32ToF16(v128.load(s));
+    const b = f32ToF16(v128.load(s, 16));
+    v128.store(dst + ((<usize>i) << 1), i16x8.narrow_i32x4_u(a, b));
+  }
+}
+
+// ---- elementwise ------------------------------------------------------------------------------
+
+const ADD = 0, SUB = 1, MUL = 2, DIV = 3;
+
+// V8 evaluates the reference's `x + y` and `x * y` with the operands swapped, so of two NaNs the
+// second one's payload comes out; − and ÷ keep the order (the first NaN wins). Same here.
+@inline function arith(op: i32, a: v128, b: v128): v128 {
+  if (op == ADD) return f32x4.add(b, a);
+  if (op == SUB) return f32x4.sub(a, b);
+  if (op == MUL) return f32x4.mul(b, a);
+  return f32x4.div(a, b);
+}
+
+// One loop per operation (the `op` test is hoisted by hand: -O3 does not unswitch loops).
+// `aBf16`/`bBf16`: the operand is a raw bf16 input, decoded in the sweep (see loadTerm).
+export function binaryVV(op: i32, a: usize, aBf16: bool, b: usize, bBf16: bool, o: usize, n: i32): void {
+  const end = (<usize>n) << 2;
+  if (op == ADD) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(ADD, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
+  else if (op == SUB) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(SUB, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
+  else if (op == MUL) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(MUL, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
+  else for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(DIV, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
+}
+
+/** vector (op) scalar */
+export function binaryVS(op: i32, a: usize, s: f32, o: usize, n: i32): void {
+  const end = (<usize>n) << 2;
+  const b = f32x4.splat(s);
+  if (op == ADD) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(ADD, v128.load(a + i), b));
+  else if (op == SUB) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(SUB, v128.load(a + i), b));
+  else if (op == MUL) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(MUL, v128.load(a + i), b));
+  else for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(DIV, v128.load(a + i), b));
+}
+
+/** scalar (op) vector */
+export function binarySV(op: i32, s: f32, b: usize, o: usize, n: i32): void {
+  const end = (<usize>n) << 2;
+  const a = f32x4.splat(s);
+  if (op == SUB) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(SUB, a, v128.load(b + i)));
+  else for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(DIV, a, v128.load(b + i)));
+}
+
+const MIN = 0, MAX = 1, GT = 2, GE = 3, EQ = 4;
+
+@inline function compare(op: i32, x: v128, y: v128): v128 {
+  // min: x < y || x is NaN ? x : y (a select, not IEEE min: min(±0, ∓0) is the second operand).
+  if (op == MIN) return quiet(v128.bitselect(x, y, v128.or(f32x4.lt(x, y), f32x4.ne(x, x))));
+  if (op == MAX) return quiet(v128.bitselect(x, y, v128.or(f32x4.gt(x, y), f32x4.ne(x, x))));
+  if (op == GT) return ones(f32x4.gt(x, y));
+  if (op == GE) return ones(f32x4.ge(x, y));
+  return ones(f32x4.eq(x, y));
+}
+
+export function compareVV(op: i32, a: usize, b: usize, o: usize, n: i32): void {
+  const end = (<usize>n) << 2;
+  if (op == MIN) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(MIN, v128.load(a + i), v128.load(b + i)));
+  else if (op == MAX) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(MAX, v128.load(a + i), v128.load(b + i)));
+  else if (op == GT) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(GT, v128.load(a + i), v128.load(b + i)));
+  else if (op == GE) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(GE, v128.load(a + i), v128.load(b + i)));
+  else for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(EQ, v128.load(a + i), v128.load(b + i)));
+}
+
+export function compareVS(op: i32, a: usize, s: f32, o: usize, n: i32): void {
+  const end = (<usize>n) << 2;
+  const b = f32x4.splat(s);
+  if (op == MIN) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(MIN, v128.load(a + i), b));
+  else if (op == MAX) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(MAX, v128.load(a + i), b));
+  else if (op == GT) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(GT, v128.load(a + i), b));
+  else if (op == GE) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(GE, v128.load(a + i), b));
+  else for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(EQ, v128.load(a + i), b));
+}
+
+const NEG = 0, ABS = 1, SIGN = 2, SQRT = 3;
+
+export function unary(op: i32, a: usize, o: usize, n: i32): void {
+  const end = (<usize>n) << 2;
+  if (op == NEG) {
+    for (let i: usize = 0; i < end; i += 16) v128.store(o + i, v128.xor(quiet(v128.load(a + i)), i32x4.splat(0x80000000)));
+  } else if (op == ABS) {
+    for (let i: usize = 0; i < end; i += 16) v128.store(o + i, v128.and(quiet(v128.load(a + i)), i32x4.splat(0x7fffffff)));
+  } else if (op == SIGN) {
+    const zero = f32x4.splat(0);
+    for (let i: usize = 0; i < end; i += 16) {
+      const v = v128.load(a + i);
+      // +(v > 0) - +(v < 0): ±0 → +0; NaN passes through (quiet).
+      const s = v128.or(v128.and(f32x4.gt(v, zero), f32x4.splat(1)), v128.and(f32x4.lt(v, zero), f32x4.splat(-1)));
+      v128.store(o + i, v128.bitselect(quiet(v), s, f32x4.ne(v, v)));
+    }
+  } else {
+    for (let i: usize = 0; i < end; i += 16) v128.store(o + i, f32x4.sqrt(v128.load(a + i)));
+  }
+}
+
+/**
+ * cond ≠ 0 ? a : b; `aPtr`/`bPtr` 0 means the scalar `as`/`bs`. Not quieted: V8's optimised code
+ * for the reference's select moves the f32 bits unchanged (only its interpreter quiets a
+ * signalling NaN), and the optimised code is what runs on real tensors.
+ */
+export function where(c: usize, aPtr: usize, as: f32, bPtr: usize, bs: f32, o: usize, n: i32): void {
+  const end = (<usize>n) << 2;
+  const zero = f32x4.splat(0);
+  const av = f32x4.splat(as);
+  const bv = f32x4.splat(bs);
+  for (let i: usize = 0; i < end; i += 16) {
+    const x = aPtr ? v128.load(aPtr + i) : av;
+    const y = bPtr ? v128.load(bPtr + i) : bv;
+    v128.store(o + i, v128.bitselect(x, y, f32x4.ne(v128.load(c + i), zero)));
+  }
+}
+
+export function fill(o: usize, n: i32, value: f32): void {
+  const end = (<usize>n) << 2;
+  const v = f32x4.splat(value);
+  for (let i: usize = 0; i < end; i += 16) v128.store(o + i, v);
+}
+
+// ---- weightedSum: f64 lanes, as the reference's `o[i] += w * x[i]` ------------------------------
+
+/**
+ * o = fround(o + w·x) (o = +0 when `first`); the weight is a scalar (f64) when `wPtr` is 0. A term
+ * flagged bf16 is read as the raw input and decoded on the fly (bf16 is the top half of an f32).
+ */
+export function accumulate1(o: usize, first: bool, x: usize, xBf16: bool, wPtr: usize, w: f64, n: i32): void {
+  const end = (<usize>n) << 2;
+  const ws = f64x2.splat(w);
+  const zero = f64x2.splat(0);
+  for (let i: usize = 0; i < end; i += 16) {
+    const xv = loadTerm(x, i, xBf16);
+    let wl = ws, wh = ws;
+    if (wPtr) {
+      const wv = v128.load(wPtr + i);
+      wl = lo64(wv);
+      wh = hi64(wv);
+    }
+    let ol = zero, oh = zero;
+    if (!first) {
+      const ov = v128.load(o + i);
+      ol = lo64(ov);
+      oh = hi64(ov);
+    }
+    v128.store(o + i, join32(f64x2.add(f64x2.mul(lo64(xv), wl), ol), f64x2.add(f64x2.mul(hi64(xv), wh), oh)));
+  }
+}
+
+/** o = fround(fround(o + wx·x) + wy·y), two terms per sweep. */
+export function accumulate2(o: usize, first: bool, x: usize, xBf16: bool, wxPtr: usize, wx: f64, y: usize, yBf16: bool, wyPtr: usize, wy: f64, n: i32): void {
+  const end = (<usize>n) << 2;
+  const wxs = f64x2.splat(wx);
+  const wys = f64x2.splat(wy);
+  const zero = f64x2.splat(0);
+  for (let i: usize = 0; i < end; i += 16) {
+    const xv = loadTerm(x, i, xBf16);
+    const yv = loadTerm(y, i, yBf16);
+    let wxl = wxs, wxh = wxs, wyl = wys, wyh = wys;
+    if (wxPtr) {
+      const wv = v128.load(wxPtr + i);
+      wxl = lo64(wv);
+      wxh = hi64(wv);
+    }
+    if (wyPtr) {
+      const wv = v128.load(wyPtr + i);
+      wyl = lo64(wv);
+      wyh = hi64(wv);
+    }
+    let ol = zero, oh = zero;
+    if (!first) {
+      const ov = v128.load(o + i);
+      ol = lo64(ov);
+      oh = hi64(ov);
+    }
+    const tl = round64(f64x2.add(f64x2.mul(lo64(xv), wxl), ol));
+    const th = round64(f64x2.add(f64x2.mul(hi64(xv), wxh), oh));
+    v128.store(o + i, join32(f64x2.add(f64x2.mul(lo64(yv), wyl), tl), f64x2.add(f64x2.mul(hi64(yv), wyh), th)));
+  }
+}
+
+// ---- reductions (f64, strictly in index order like the reference) -------------------------------
+
+export function sum(x: usize, n: i32): f64 {
+  let s: f64 = 0;
+  const end = x + ((<usize>n) << 2);
+  for (let p = x; p < end; p += 4) s = <f64>load<f32>(p) + s;
+  return s;
+}
+
+export function dot(x: usize, y: usize, n: i32): f64 {
+  let s: f64 = 0;
+  for (let i: usize = 0, end = (<usize>n) << 2; i < end; i += 4) s = <f64>(load<f32>(y + i) * load<f32>(x + i)) + s;
+  return s;
+}
+
+export function rowSums(x: usize, rows: i32, cols: i32, out: usize): void {
+  for (let r = 0; r < rows; r++) {
+    store<f64>(out + ((<usize>r) << 3), sum(x + (<usize>r) * (<usize>cols) * 4, cols));
+  }
+}
+
+export function rowSumBroadcast(x: usize, rows: i32, cols: i32, o: usize): void {
+  for (let r = 0; r < rows; r++) {
+    const at = (<usize>r) * (<usize>cols) * 4;
+    const s = <f32>sum(x + at, cols);
+    for (let i: usize = 0, end = (<usize>cols) << 2; i < end; i += 4) store<f32>(o + at + i, s);
+  }
+}
+
+/** Column-residue sums: sums[j] += x[i] for flat index ≡ j (mod period), starting at residue j0. */
+export function periodicSums(x: usize, n: i32, j0: i32, period: i32, sums: usize): void {
+  memory.fill(sums, 0, (<usize>period) << 3);
+  let j = j0;
+  for (let i = 0; i < n; ) {
+    const run = min(period - j, n - i);
+    const src = x + ((<usize>i) << 2);
+    const dst = sums + ((<usize>j) << 3);
+    for (let k: usize = 0; k < <usize>run; k++) store<f64>(dst + (k << 3), <f64>load<f32>(src + (k << 2)) + load<f64>(dst + (k << 3)));
+    i += run;
+    j = 0;
+  }
+}
+
+export function periodic(values: usize, period: i32, j0: i32, o: usize, n: i32): void {
+  let j = j0;
+  for (let i = 0; i < n; ) {
+    const run = min(period - j, n - i);
+    const dst = o + ((<usize>i) << 2);
+    const src = values + ((<usize>j) << 3);
+    for (let k: usize = 0; k < <usize>run; k++) store<f32>(dst + (k << 2), <f32>load<f64>(src + (k << 3)));
+    i += run;
+    j = 0;
+  }
+}
+
+/** Row r of the chunk gets fround(values[r]). */
+export function perRow(values: usize, rows: i32, cols: i32, o: usize): void {
+  for (let r = 0; r < rows; r++) {
+    const v = f32x4.splat(<f32>load<f64>(values + ((<usize>r) << 3)));
+    const at = o + (<usize>r) * (<usize>cols) * 4;
+    const end = (<usize>cols) << 2;
+    let i: usize = 0;
+    for (; i + 16 <= end; i += 16) v128.store(at + i, v);
+    for (; i < end; i += 4) store<f32>(at + i, f32x4.extract_lane(v, 0));
+  }
+}
+
+export function magnitudeHistogram(x: usize, n: i32, high: i32, hist: usize): void {
+  memory.fill(hist, 0, 65536 << 2);
+  const end = x + ((<usize>n) << 2);
+  if (high < 0) {
+    for (let p = x; p < end; p += 4) {
+      const bin = hist + (((load<u32>(p) & 0x7fffffff) >>> 16) << 2);
+      store<u32>(bin, load<u32>(bin) + 1);
+    }
+  } else {
+    for (let p = x; p < end; p += 4) {
+      const b = load<u32>(p) & 0x7fffffff;
+      if (<i32>(b >>> 16) == high) {
+        const bin = hist + ((b & 0xffff) << 2);
+        store<u32>(bin, load<u32>(bin) + 1);
+      }
+    }
+  }
+}
+
+// ---- selection -----------------------------------------------------------------------------------
+
+/** keepTopMagnitude; returns the tie count after this chunk. */
+export function keepTop(x: usize, o: usize, n: i32, t: f32, tiesBefore: f64, tiesAllowed: f64): f64 {
+  const tv = f32x4.splat(t);
+  let ties = tiesBefore;
+  const end = (<usize>n) << 2;
+  for (let i: usize = 0; i < end; i += 16) {
+    const v = v128.load(x + i);
+    const m = v128.and(v, i32x4.splat(0x7fffffff));
+    // v · +(m > t): keeps -0 for negative v and NaN for ±Inf·0, as the reference.
+    v128.store(o + i, f32x4.mul(v, ones(f32x4.gt(m, tv))));
+    if (v128.any_true(f32x4.eq(m, tv))) {
+      for (let k: usize = 0; k < 16 && i + k < end; k += 4) {
+        const e = load<f32>(x + i + k);
+        if (abs<f32>(e) == t) {
+          store<f32>(o + i + k, ties < tiesAllowed ? e : 0);
+          ties++;
+        }
+      }
+    }
+  }
+  return ties;
+}
+
+/** TIES consensus, two terms (the reference's unrolled path). */
+export function signConsensus2(x0: usize, x1: usize, o: usize, n: i32, s0: f32, s1: f32, w0: f32, w1: f32, normalize: bool): void {
+  const end = (<usize>n) << 2;
+  const zero = f32x4.splat(0);
+  const w0v = f32x4.splat(w0);
+  const w1v = f32x4.splat(w1);
+  for (let i: usize = 0; i < end; i += 16) {
+    const a = f32x4.mul(v128.load(x0 + i), f32x4.splat(s0));
+    const b = f32x4.mul(v128.load(x1 + i), f32x4.splat(s1));
+    const positive = f32x4.ge(f32x4.add(b, a), zero);
+    const ka = ones(v128.bitselect(f32x4.gt(a, zero), f32x4.lt(a, zero), positive));
+    const kb = ones(v128.bitselect(f32x4.gt(b, zero), f32x4.lt(b, zero), positive));
+    const ma = f32x4.mul(a, ka);
+    const mb = f32x4.mul(b, kb);
+    if (!normalize) {
+      v128.store(o + i, f32x4.add(mb, ma));
+      continue;
+    }
+    const da = f32x4.mul(w0v, ka);
+    const db = f32x4.mul(w1v, kb);
+    const dl = f64x2.add(lo64(db), lo64(da));
+    const dh = f64x2.add(hi64(db), hi64(da));
+    const d1l = f64x2.add(dl, v128.and(f64x2.eq(dl, f64x2.splat(0)), f64x2.splat(1)));
+    const d1h = f64x2.add(dh, v128.and(f64x2.eq(dh, f64x2.splat(0)), f64x2.splat(1)));
+    v128.store(o + i, join32(f64x2.div(f64x2.add(lo64(mb), lo64(ma)), d1l), f64x2.div(f64x2.add(hi64(mb), hi64(ma)), d1h)));
+  }
+}
+
+/** TIES consensus, any other number of terms: `terms` holds `count` vector pointers (u32),
+ * `scales` and `weights` `count` f32 each. Sums run in f64 from +0 in term order. */
+export function signConsensusN(terms: usize, scales: usize, weights: usize, count: i32, o: usize, n: i32, normalize: bool): void {
+  const end = (<usize>n) << 2;
+  const zero = f32x4.splat(0);
+  const zero64 = f64x2.splat(0);
+  for (let i: usize = 0; i < end; i += 16) {
+    let tl = zero64, th = zero64;
+    for (let j = 0; j < count; j++) {
+      const jj = (<usize>j) << 2;
+      const w = f32x4.mul(v128.load(load<u32>(terms + jj) + i), f32x4.splat(load<f32>(scales + jj)));
+      tl = f64x2.add(lo64(w), tl);
+      th = f64x2.add(hi64(w), th);
+    }
+    const positive = f32x4.ge(join32(tl, th), zero);
+    let ml = zero64, mh = zero64, dl = zero64, dh = zero64;
+    for (let j = 0; j < count; j++) {
+      const jj = (<usize>j) << 2;
+      const w = f32x4.mul(v128.load(load<u32>(terms + jj) + i), f32x4.splat(load<f32>(scales + jj)));
+      const k = ones(v128.bitselect(f32x4.gt(w, zero), f32x4.lt(w, zero), positive));
+      const kw = f32x4.mul(w, k);
+      ml = f64x2.add(lo64(kw), ml);
+      mh = f64x2.add(hi64(kw), mh);
+      if (normalize) {
+        const kd = f32x4.mul(f32x4.splat(load<f32>(weights + jj)), k);
+        dl = f64x2.add(lo64(kd), dl);
+        dh = f64x2.add(hi64(kd), dh);
+      }
+    }
+    if (normalize) {
+      dl = f64x2.add(dl, v128.and(f64x2.eq(dl, zero64), f64x2.splat(1)));
+      dh = f64x2.add(dh, v128.and(f64x2.eq(dh, zero64), f64x2.splat(1)));
+      ml = f64x2.div(ml, dl);
+      mh = f64x2.div(mh, dh);
+    }
+    v128.store(o + i, join32(ml, mh));
+  }
+}
+
+// ---- random ----------------------------------------------------------------------------------------
+
+/** PCG hash of base + j for j < n, upper 24 bits as [0, 1) (src/backend/random.ts). */
+export function random(o: usize, n: i32, base: u32): void {
+  for (let j = 0; j < n; j++) {
+    const state = (base + <u32>j) * 747796405 + 2891336453;
+    const word = ((state >>> ((state >>> 28) + 4)) ^ state) * 277803737;
+    const h = (word >>> 22) ^ word;
+    store<f32>(o + ((<usize>j) << 2), <f32>(h >>> 8) * 5.9604644775390625e-8);
+  }
+}

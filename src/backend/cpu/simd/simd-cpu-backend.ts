@@ -1,0 +1,472 @@
+import type { FloatDtype } from '../../../storage/types';
+import type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from '../../compute-backend';
+import { pcgHash, streamKey } from '../../random';
+import type { ReductionKind, ReductionToken } from '../../reduction';
+import type { ChunkOps, Operand, Reduction, Vec } from '../../types';
+import { RankScratch, rankRow } from '../cpu-backend';
+import { WasmHeap } from './wasm-heap';
+import { ABS, ADD, DIV, EQ, GE, GT, MAX, MIN, MUL, NEG, SIGN, SQRT, SUB, type Kernels } from './wasm-kernels';
+
+/**
+ * The CPU backend with its vectors in WebAssembly linear memory and its loops in SIMD kernels
+ * (assembly/kernels.ts). Every op returns the bytes the reference CpuBackend returns; the few ops
+ * that are rare or sort-like (rowRanks, rowMaxBroadcast, exp, log) run the reference's JavaScript
+ * over views of the same memory. Inputs are copied into the memory once per chunk and decoded
+ * there; nothing else crosses between JavaScript and WebAssembly per op.
+ */
+export class SimdCpuBackend implements ComputeBackend {
+  readonly name = 'cpu' as const;
+  private readonly heap: WasmHeap;
+
+  constructor(private readonly kernels: Kernels) {
+    this.heap = new WasmHeap(kernels.memory, kernels.heapBase());
+  }
+
+  beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk {
+    return new SimdChunk(spec, inputs, this.kernels, this.heap);
+  }
+
+  async dispose(): Promise<void> {}
+}
+
+/**
+ * A chunk-sized f32 vector at `ptr` in the kernels' memory. A bf16 input starts as its raw bytes
+ * at `raw` (ptr −1): weightedSum reads them directly, decoding on the fly, and any other op decodes
+ * them once into f32 first (SimdChunk.p).
+ */
+class WasmVec {
+  constructor(
+    public ptr: number,
+    readonly raw = -1,
+  ) {}
+}
+
+const asVec = (v: WasmVec): Vec => v as unknown as Vec;
+const wasmVec = (v: Vec): WasmVec => v as unknown as WasmVec;
+const token = <T extends number | Float64Array>(kind: ReductionKind, partial: unknown): Reduction<T> =>
+  ({ kind, partial }) as ReductionToken as unknown as Reduction<T>;
+
+function bytesPer(dtype: FloatDtype): number {
+  return dtype === 'F32' ? 4 : 2;
+}
+
+const TWO_POW_32 = 4294967296;
+
+class SimdChunk implements BackendChunk, ChunkOps {
+  readonly ops: ChunkOps = this;
+  readonly chunkIndex: number;
+  readonly start: number;
+  readonly length: number;
+  readonly rowStart: number;
+  readonly rows: number;
+  readonly cols: number;
+  private readonly decoded: (WasmVec | undefined)[];
+  private readonly owned: { ptr: number; bytes: number }[] = [];
+  private released = false;
+
+  constructor(
+    private readonly spec: ChunkSpec,
+    private readonly inputs: readonly ChunkInputBytes[],
+    private readonly k: Kernels,
+    private readonly heap: WasmHeap,
+  ) {
+    this.chunkIndex = spec.chunkIndex;
+    this.start = spec.start;
+    this.length = spec.length;
+    this.rowStart = spec.rowStart;
+    this.rows = spec.rows;
+    this.cols = spec.cols;
+    this.decoded = new Array(inputs.length);
+  }
+
+  // ---- memory ----------------------------------------------------------------------------------
+
+  private allocBlock(bytes: number): number {
+    if (this.released) throw new Error(`internal: chunk ${this.chunkIndex} of ${this.spec.tensorName} used after release`);
+    const ptr = this.heap.alloc(bytes);
+    this.owned.push({ ptr, bytes });
+    return ptr;
+  }
+
+  private alloc(): WasmVec {
+    return new WasmVec(this.allocBlock(this.length * 4));
+  }
+
+  /**
+   * The f32 address of `v`, decoding a raw bf16 input first. May grow the memory, which detaches
+   * views of it: take every operand's address before making a view.
+   */
+  private p(v: Vec): number {
+    const w = wasmVec(v);
+    if (w.ptr < 0) {
+      const ptr = this.allocBlock(this.length * 4);
+      this.k.decodeBf16(w.raw, ptr, this.length);
+      w.ptr = ptr;
+    }
+    return w.ptr;
+  }
+
+  /** Runs `fn` with a temporary block of `bytes` bytes, freed afterwards. */
+  private scratch<T>(bytes: number, fn: (ptr: number) => T): T {
+    const ptr = this.heap.alloc(bytes);
+    try {
+      return fn(ptr);
+    } finally {
+      this.heap.release(ptr, bytes);
+    }
+  }
+
+  private get buffer(): ArrayBuffer {
+    return this.k.memory.buffer;
+  }
+
+  /**
+   * For kernels that decode bf16 in their sweep: a raw bf16 input as it is (flag 1), so it needs
+   * no decoding pass over memory; anything else as its f32 address (flag 0).
+   */
+  private term(v: Vec): [number, number] {
+    const w = wasmVec(v);
+    return w.ptr < 0 ? [w.raw, 1] : [w.ptr, 0];
+  }
+
+  private f32(ptr: number): Float32Array {
+    return new Float32Array(this.buffer, ptr, this.length);
+  }
+
+  // ---- inputs and output ---------------------------------------------------------------------
+
+  input(i: number): Vec {
+    const cached = this.decoded[i];
+    if (cached) return asVec(cached);
+    const input = this.inputs[i];
+    if (!input) throw new Error(`internal: chunk has no input ${i}`);
+    const size = bytesPer(input.dtype);
+    if (input.dtype !== 'F32' && input.dtype !== 'F16' && input.dtype !== 'BF16') {
+      throw new Error(`cannot decode dtype ${String(input.dtype)} to f32`);
+    }
+    const narrow = !(input.cols === this.cols || this.rows <= 1);
+    const src = narrow ? input.bytes : input.bytes.subarray(0, this.length * size);
+    if (!narrow && src.byteLength % size !== 0) {
+      throw new RangeError(`${src.byteLength} bytes is not a whole number of ${input.dtype} elements (${size} bytes each)`);
+    }
+    const n = narrow ? this.length : src.byteLength / size;
+    // F32 bytes are copied straight into the vector; 16-bit inputs through a scratch block.
+    const copyInto = (ptr: number): void => {
+      const dst = new Uint8Array(this.buffer, ptr, n * size);
+      if (!narrow) dst.set(src);
+      else {
+        // A wider embedding cut to the common width: the first `cols` values of every row.
+        const rowBytes = input.cols * size;
+        const keepBytes = this.cols * size;
+        for (let r = 0; r < this.rows; r++) dst.set(src.subarray(r * rowBytes, r * rowBytes + keepBytes), r * keepBytes);
+      }
+    };
+    let out: WasmVec;
+    if (input.dtype === 'F32') {
+      out = this.alloc();
+      copyInto(out.ptr);
+    } else if (input.dtype === 'BF16' && n === this.length) {
+      // Kept raw: weightedSum decodes it on the fly, other ops through p().
+      const raw = this.allocBlock(n * 2);
+      copyInto(raw);
+      out = new WasmVec(-1, raw);
+    } else {
+      out = this.alloc();
+      this.scratch(n * 2, (raw) => {
+        copyInto(raw);
+        if (input.dtype === 'BF16') this.k.decodeBf16(raw, out.ptr, n);
+        else this.k.decodeF16(raw, out.ptr, n);
+      });
+    }
+    this.decoded[i] = out;
+    return asVec(out);
+  }
+
+  async readPartials(tokens: readonly ReductionToken[]): Promise<(number | ArrayLike<number>)[]> {
+    return tokens.map((t) => t.partial as number | ArrayLike<number>);
+  }
+
+  async encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array> {
+    if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new Error(`cannot encode f32 values as dtype ${String(dtype)}`);
+    const n = this.length;
+    const ptr = this.p(v);
+    if (dtype === 'F32') return new Uint8Array(this.buffer, ptr, n * 4).slice();
+    return this.scratch(n * 2, (dst) => {
+      if (dtype === 'BF16') this.k.encodeBf16(ptr, dst, n);
+      else this.k.encodeF16(ptr, dst, n);
+      return new Uint8Array(this.buffer, dst, n * 2).slice();
+    });
+  }
+
+  release(): void {
+    for (const { ptr, bytes } of this.owned) this.heap.release(ptr, bytes);
+    this.owned.length = 0;
+    this.decoded.fill(undefined);
+    this.released = true;
+  }
+
+  // ---- elementwise -----------------------------------------------------------------------------
+
+  add(a: Operand, b: Operand): Vec {
+    return this.binary(a, b, ADD, (x, y) => x + y);
+  }
+  sub(a: Operand, b: Operand): Vec {
+    return this.binary(a, b, SUB, (x, y) => x - y);
+  }
+  mul(a: Operand, b: Operand): Vec {
+    return this.binary(a, b, MUL, (x, y) => x * y);
+  }
+  div(a: Operand, b: Operand): Vec {
+    return this.binary(a, b, DIV, (x, y) => x / y);
+  }
+  min(a: Operand, b: Operand): Vec {
+    return this.compare(a, b, MIN);
+  }
+  max(a: Operand, b: Operand): Vec {
+    return this.compare(a, b, MAX);
+  }
+  gt(a: Operand, b: Operand): Vec {
+    return this.compare(a, b, GT);
+  }
+  ge(a: Operand, b: Operand): Vec {
+    return this.compare(a, b, GE);
+  }
+  eq(a: Operand, b: Operand): Vec {
+    return this.compare(a, b, EQ);
+  }
+  neg(a: Vec): Vec {
+    return this.unary(a, NEG);
+  }
+  abs(a: Vec): Vec {
+    return this.unary(a, ABS);
+  }
+  sign(a: Vec): Vec {
+    return this.unary(a, SIGN);
+  }
+  sqrt(a: Vec): Vec {
+    return this.unary(a, SQRT);
+  }
+
+  private unary(a: Vec, op: number): Vec {
+    const o = this.alloc();
+    this.k.unary(op, this.p(a), o.ptr, this.length);
+    return asVec(o);
+  }
+
+  private binary(a: Operand, b: Operand, op: number, scalar: (x: number, y: number) => number): Vec {
+    const o = this.alloc();
+    const n = this.length;
+    if (typeof a === 'number') {
+      // The reference rounds the scalar-scalar result once, from f64.
+      if (typeof b === 'number') this.k.fill(o.ptr, n, Math.fround(scalar(a, b)));
+      // add/mul with the scalar first compute vector ∘ scalar, as the reference does.
+      else if (op === ADD || op === MUL) this.k.binaryVS(op, this.p(b), Math.fround(a), o.ptr, n);
+      else this.k.binarySV(op, Math.fround(a), this.p(b), o.ptr, n);
+    } else if (typeof b === 'number') this.k.binaryVS(op, this.p(a), Math.fround(b), o.ptr, n);
+    else {
+      const [ap, aRaw] = this.term(a);
+      const [bp, bRaw] = this.term(b);
+      this.k.binaryVV(op, ap, aRaw, bp, bRaw, o.ptr, n);
+    }
+    return asVec(o);
+  }
+
+  /** Comparisons and min/max; a scalar first operand is broadcast into the output first. */
+  private compare(a: Operand, b: Operand, op: number): Vec {
+    const o = this.alloc();
+    const n = this.length;
+    let x: number;
+    if (typeof a === 'number') {
+      this.k.fill(o.ptr, n, Math.fround(a));
+      x = o.ptr;
+    } else x = this.p(a);
+    if (typeof b === 'number') this.k.compareVS(op, x, Math.fround(b), o.ptr, n);
+    else this.k.compareVV(op, x, this.p(b), o.ptr, n);
+    return asVec(o);
+  }
+
+  where(cond: Vec, a: Operand, b: Operand): Vec {
+    const o = this.alloc();
+    const [ap, as] = typeof a === 'number' ? [0, Math.fround(a)] : [this.p(a), 0];
+    const [bp, bs] = typeof b === 'number' ? [0, Math.fround(b)] : [this.p(b), 0];
+    this.k.where(this.p(cond), ap, as, bp, bs, o.ptr, this.length);
+    return asVec(o);
+  }
+
+  weightedSum(terms: readonly Vec[], weights: readonly Operand[]): Vec {
+    const o = this.alloc();
+    const n = this.length;
+    // f32 sums in term order, each step fround(o + w·x) with the product and sum in f64, two
+    // terms per sweep: the reference's accumulation exactly.
+    if (terms.length === 0) this.k.fill(o.ptr, n, 0);
+    const weight = (w: Operand): [number, number] => (typeof w === 'number' ? [0, w] : [this.p(w), 0]);
+    for (let t = 0; t < terms.length; t += 2) {
+      const first = t === 0 ? 1 : 0;
+      const [wxp, wx] = weight(weights[t]);
+      const [xp, xRaw] = this.term(terms[t]);
+      if (t + 1 === terms.length) {
+        this.k.accumulate1(o.ptr, first, xp, xRaw, wxp, wx, n);
+        continue;
+      }
+      const [wyp, wy] = weight(weights[t + 1]);
+      const [yp, yRaw] = this.term(terms[t + 1]);
+      this.k.accumulate2(o.ptr, first, xp, xRaw, wxp, wx, yp, yRaw, wyp, wy, n);
+    }
+    return asVec(o);
+  }
+
+  random(stream: number): Vec {
+    const key = streamKey(this.spec.seed, this.spec.tensorName, stream);
+    const o = this.alloc();
+    // randomUniform(key, start + i): the outer hash changes only where the index crosses 2^32.
+    for (let i = 0; i < this.length; ) {
+      const hi = Math.floor((this.start + i) / TWO_POW_32);
+      const lo = this.start + i - hi * TWO_POW_32;
+      const n = Math.min(this.length - i, TWO_POW_32 - lo);
+      const base = (pcgHash((key ^ hi) >>> 0) + lo) >>> 0;
+      this.k.random(o.ptr + i * 4, n, base);
+      i += n;
+    }
+    return asVec(o);
+  }
+
+  perRow(values: Float64Array): Vec {
+    const o = this.alloc();
+    this.scratch(this.rows * 8, (ptr) => {
+      const v = new Float64Array(this.buffer, ptr, this.rows);
+      for (let r = 0; r < this.rows; r++) v[r] = values[this.rowStart + r];
+      this.k.perRow(ptr, this.rows, this.cols, o.ptr);
+    });
+    return asVec(o);
+  }
+
+  periodic(values: Float64Array): Vec {
+    const o = this.alloc();
+    const period = values.length;
+    this.scratch(period * 8, (ptr) => {
+      new Float64Array(this.buffer, ptr, period).set(values);
+      this.k.periodic(ptr, period, this.start % period, o.ptr, this.length);
+    });
+    return asVec(o);
+  }
+
+  // ---- reductions ----------------------------------------------------------------------------
+
+  sum(a: Vec): Reduction<number> {
+    return token('sum', this.k.sum(this.p(a), this.length));
+  }
+
+  chunkSums(a: Vec): Reduction<Float64Array> {
+    return token('chunkSums', this.k.sum(this.p(a), this.length));
+  }
+
+  dot(a: Vec, b: Vec): Reduction<number> {
+    return token('sum', this.k.dot(this.p(a), this.p(b), this.length));
+  }
+
+  rowSums(a: Vec): Reduction<Float64Array> {
+    const sums = this.scratch(this.rows * 8, (ptr) => {
+      this.k.rowSums(this.p(a), this.rows, this.cols, ptr);
+      return new Float64Array(this.buffer, ptr, this.rows).slice();
+    });
+    return token('rowSums', sums);
+  }
+
+  periodicSums(a: Vec, period: number): Reduction<Float64Array> {
+    const sums = this.scratch(period * 8, (ptr) => {
+      this.k.periodicSums(this.p(a), this.length, this.start % period, period, ptr);
+      return new Float64Array(this.buffer, ptr, period).slice();
+    });
+    return token('periodicSums', sums);
+  }
+
+  magnitudeHistogram(a: Vec, high: number | null): Reduction<Float64Array> {
+    const hist = this.scratch(65536 * 4, (ptr) => {
+      this.k.magnitudeHistogram(this.p(a), this.length, high === null ? -1 : high, ptr);
+      return new Uint32Array(this.buffer, ptr, 65536).slice();
+    });
+    return token('histogram', hist);
+  }
+
+  rowSumBroadcast(a: Vec): Vec {
+    const o = this.alloc();
+    this.k.rowSumBroadcast(this.p(a), this.rows, this.cols, o.ptr);
+    return asVec(o);
+  }
+
+  // ---- selection -----------------------------------------------------------------------------
+
+  keepTopMagnitude(a: Vec, threshold: number, tiesBefore: number, tiesAllowed: number): Vec {
+    const o = this.alloc();
+    this.k.keepTop(this.p(a), o.ptr, this.length, Math.fround(threshold), tiesBefore, tiesAllowed);
+    return asVec(o);
+  }
+
+  signConsensus(terms: readonly Vec[], scales: readonly number[], weights: readonly number[] | null): Vec {
+    const o = this.alloc();
+    const n = this.length;
+    const s = scales.map(Math.fround);
+    const w = weights ? weights.map(Math.fround) : scales.map(() => 0);
+    const normalize = weights !== null ? 1 : 0;
+    if (terms.length === 2) {
+      this.k.signConsensus2(this.p(terms[0]), this.p(terms[1]), o.ptr, n, s[0], s[1], w[0], w[1], normalize);
+      return asVec(o);
+    }
+    const count = terms.length;
+    const ptrs = terms.map((t) => this.p(t));
+    this.scratch(count * 12, (ptr) => {
+      const table = new Uint32Array(this.buffer, ptr, count * 3);
+      const floats = new Float32Array(this.buffer, ptr, count * 3);
+      for (let j = 0; j < count; j++) {
+        table[j] = ptrs[j];
+        floats[count + j] = s[j];
+        floats[2 * count + j] = w[j];
+      }
+      this.k.signConsensusN(ptr, ptr + count * 4, ptr + count * 8, count, o.ptr, n, normalize);
+    });
+    return asVec(o);
+  }
+
+  // ---- in JavaScript over views of wasm memory (rare or sort-like: the reference's loops) ---------
+
+  rowRanks(a: Vec): Vec {
+    const ap = this.p(a);
+    const o = this.alloc();
+    const out = this.f32(o.ptr);
+    const bits = new Uint32Array(this.buffer, ap, this.length);
+    const scratch = new RankScratch(this.cols);
+    for (let r = 0; r < this.rows; r++) rankRow(bits, out, r * this.cols, this.cols, scratch);
+    return asVec(o);
+  }
+
+  rowMaxBroadcast(a: Vec): Vec {
+    const ap = this.p(a);
+    const o = this.alloc();
+    const x = this.f32(ap);
+    const out = this.f32(o.ptr);
+    for (let r = 0; r < this.rows; r++) {
+      let m = -Infinity;
+      for (let i = r * this.cols; i < (r + 1) * this.cols; i++) m = Math.max(m, x[i]); // NaN propagates
+      out.fill(m, r * this.cols, (r + 1) * this.cols);
+    }
+    return asVec(o);
+  }
+
+  exp(a: Vec): Vec {
+    const ap = this.p(a);
+    const o = this.alloc();
+    const x = this.f32(ap);
+    const out = this.f32(o.ptr);
+    for (let i = 0; i < out.length; i++) out[i] = Math.exp(x[i]);
+    return asVec(o);
+  }
+
+  log(a: Vec): Vec {
+    const ap = this.p(a);
+    const o = this.alloc();
+    const x = this.f32(ap);
+    const out = this.f32(o.ptr);
+    for (let i = 0; i < out.length; i++) out[i] = Math.log(x[i]);
+    return asVec(o);
+  }
+}

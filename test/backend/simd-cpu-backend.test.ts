@@ -1,0 +1,364 @@
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { CpuBackend, createSimdCpuBackend, type BackendChunk, type ChunkOps, type ComputeBackend, type Operand, type Reduction, type Vec } from '../../src/backend';
+import type { ChunkInputBytes, ChunkSpec } from '../../src/backend';
+import type { ReductionToken } from '../../src/backend';
+import type { FloatDtype } from '../../src/storage/types';
+
+/**
+ * SimdCpuBackend against the reference CpuBackend, op by op, byte for byte: every vector result
+ * encoded to F32 (its exact f32 bits), BF16 and F16; every reduction partial bit for bit.
+ */
+
+// f32 bit patterns that stress the kernels: NaNs with payloads (quiet and signalling, both
+// signs), ±Inf, ±0, subnormals, max finite, bf16 and f16 rounding ties, the f16 overflow edge
+// (65520), the f16 subnormal range and its rounding ties.
+const SPECIAL_F32 = [
+  0x7fc00000, 0xffc00000, 0x7fc00001, 0x7f800001, 0xff812345, 0x7fa00000, 0xffffffff, 0x7f800000, 0xff800000,
+  0x00000000, 0x80000000, 0x00000001, 0x807fffff, 0x00400000, 0x7f7fffff, 0xff7fffff, 0x7f7f8000, 0x3f808000,
+  0x3f818000, 0xbf808000, 0x3f800fff, 0x3f801000, 0x3f803000, 0x477ff000, 0x477fefff, 0xc77ff000, 0x477fe000,
+  0x33000000, 0x33000001, 0x32ffffff, 0x33400000, 0x33c00000, 0x38800000, 0x387fffff, 0x387fe000, 0x38000000,
+  0x3f800000, 0xbf800000, 0x40000000, 0x3e99999a, 0x00800000, 0x80800000,
+];
+// f16 patterns: NaNs with payloads, ±Inf, ±0, subnormals, max finite.
+const SPECIAL_F16 = [0x7c01, 0x7e00, 0xfc01, 0x7fff, 0x7c00, 0xfc00, 0x0000, 0x8000, 0x0001, 0x83ff, 0x03ff, 0x0400, 0x7bff, 0xfbff, 0x3c00];
+
+/** Deterministic xorshift32. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>>= 0) / 4294967296;
+  };
+}
+
+/** f32 bit patterns: mostly ordinary values with repeats (ties for top-k), sprinkled with specials. */
+function f32Bits(n: number, random: () => number): Uint32Array {
+  const bits = new Uint32Array(n);
+  const f = new Float32Array(bits.buffer);
+  const palette = Float32Array.from({ length: 7 }, () => (random() - 0.5) * 4);
+  for (let i = 0; i < n; i++) {
+    const r = random();
+    if (r < 0.15) bits[i] = SPECIAL_F32[Math.floor(random() * SPECIAL_F32.length)];
+    else if (r < 0.3) f[i] = palette[Math.floor(random() * palette.length)] * (random() < 0.5 ? -1 : 1);
+    else if (r < 0.35) bits[i] = Math.floor(random() * 4294967296);
+    else f[i] = (random() - 0.5) * 2 * 10 ** Math.floor(random() * 6 - 3);
+  }
+  return bits;
+}
+
+function inputBytes(dtype: FloatDtype, n: number, random: () => number): Uint8Array {
+  if (dtype === 'F32') return new Uint8Array(f32Bits(n, random).buffer);
+  const out = new Uint16Array(n);
+  if (dtype === 'BF16') {
+    const bits = f32Bits(n, random);
+    for (let i = 0; i < n; i++) out[i] = bits[i] >>> 16;
+  } else {
+    for (let i = 0; i < n; i++) {
+      const r = random();
+      out[i] = r < 0.15 ? SPECIAL_F16[Math.floor(random() * SPECIAL_F16.length)] : r < 0.25 ? Math.floor(random() * 65536) : (0x3000 + Math.floor(random() * 0x1800)) | (random() < 0.5 ? 0x8000 : 0);
+    }
+  }
+  // At an odd offset: the backends must not assume aligned input bytes.
+  const shifted = new Uint8Array(out.byteLength + 1);
+  shifted.set(new Uint8Array(out.buffer), 1);
+  return shifted.subarray(1);
+}
+
+interface Shape {
+  label: string;
+  rows: number;
+  cols: number;
+  /** Row length of the inputs (wider: an embedding cut to `cols`). */
+  inputCols?: number;
+  start?: number;
+  rowStart?: number;
+  totalRows?: number;
+}
+
+const SHAPES: Shape[] = [
+  { label: '1', rows: 1, cols: 1 },
+  { label: '3', rows: 1, cols: 3 },
+  { label: '5', rows: 1, cols: 5 },
+  { label: '3x341 (1023)', rows: 3, cols: 341, rowStart: 3, totalRows: 9, start: 1023 },
+  { label: '4097', rows: 1, cols: 4097 },
+  { label: 'split 1-D piece', rows: 1, cols: 1030, start: 4294967296 - 515, totalRows: 1 },
+  { label: '17x241', rows: 17, cols: 241 },
+  { label: 'embedding 5x13 of 5x20', rows: 5, cols: 13, inputCols: 20, rowStart: 2, totalRows: 10, start: 26 },
+];
+
+const INPUTS = 5;
+
+function makeChunks(shape: Shape, dtype: FloatDtype, seed: number): { spec: ChunkSpec; inputs: ChunkInputBytes[] } {
+  const random = rng(seed);
+  const length = shape.rows * shape.cols;
+  const inputCols = shape.inputCols ?? shape.cols;
+  const inputs = Array.from({ length: INPUTS }, (_, i) => ({
+    bytes: inputBytes(i === 0 ? dtype : (['BF16', 'F16', 'F32'] as const)[i % 3], shape.rows * inputCols, random),
+    dtype: i === 0 ? dtype : (['BF16', 'F16', 'F32'] as const)[i % 3],
+    cols: inputCols,
+  }));
+  const spec: ChunkSpec = {
+    tensorName: 'model.layers.0.self_attn.q_proj.weight',
+    chunkIndex: 1,
+    chunkCount: 3,
+    start: shape.start ?? 0,
+    length,
+    rowStart: shape.rowStart ?? 0,
+    rows: shape.rows,
+    cols: shape.cols,
+    totalRows: shape.totalRows ?? shape.rows,
+    seed: 77,
+  };
+  return { spec, inputs };
+}
+
+type OpResult = Vec | Reduction<number | Float64Array>;
+type Op = (c: ChunkOps) => OpResult;
+
+const SCALARS = [0.3, -0, 2.5, -1e-40, Infinity, 1 / 3];
+const OPS: Record<string, Op> = {};
+const bin = ['add', 'sub', 'mul', 'div', 'min', 'max', 'gt', 'ge', 'eq'] as const;
+for (const name of bin) {
+  OPS[`${name} vv`] = (c) => c[name](c.input(0), c.input(1));
+  OPS[`${name} vv same`] = (c) => c[name](c.input(2), c.input(2));
+  OPS[`${name} vv nan order`] = (c) => c[name](c.input(3), c.input(0));
+  for (const s of SCALARS) {
+    OPS[`${name} vs ${s}`] = (c) => c[name](c.input(0), s);
+    OPS[`${name} sv ${s}`] = (c) => c[name](s, c.input(1));
+  }
+  OPS[`${name} ss`] = (c) => c[name](0.1, 0.7);
+}
+for (const name of ['neg', 'abs', 'sign', 'sqrt', 'exp', 'log', 'rowRanks', 'rowMaxBroadcast', 'rowSumBroadcast'] as const) {
+  OPS[name] = (c) => c[name](c.input(0));
+  OPS[`${name} f16`] = (c) => c[name](c.input(2));
+}
+for (let i = 0; i < INPUTS; i++) OPS[`input ${i}`] = (c) => c.input(i);
+OPS['where vv'] = (c) => c.where(c.input(4), c.input(0), c.input(1));
+OPS['where gt'] = (c) => c.where(c.gt(c.input(0), 0), c.input(1), c.input(2));
+OPS['where sv'] = (c) => c.where(c.input(0), 0.3, c.input(1));
+OPS['where vs'] = (c) => c.where(c.input(0), c.input(1), -0);
+OPS['where ss'] = (c) => c.where(c.input(0), 1 / 3, Infinity);
+const WEIGHT_SETS: ((c: ChunkOps) => Operand)[][] = [
+  [],
+  [() => 0.3],
+  [() => 0.3, () => 0.7],
+  [() => 1 / 3, () => 1 / 3, () => 1 / 3],
+  [(c) => c.input(4), () => 0.2],
+  [() => 0.2, (c) => c.input(4)],
+  [(c) => c.input(3), (c) => c.input(4), () => -2.5, () => 1e-30, (c) => c.input(1)],
+  [() => 0.1, () => 0.2, () => 0.3, () => 0.4],
+];
+WEIGHT_SETS.forEach((set, k) => {
+  OPS[`weightedSum ${k}`] = (c) => c.weightedSum(set.map((_, i) => c.input(i % INPUTS)), set.map((w) => w(c)));
+});
+OPS['random 0'] = (c) => c.random(0);
+OPS['random 3'] = (c) => c.random(3);
+OPS['perRow'] = (c) => c.perRow(Float64Array.from({ length: 16 }, (_, i) => [0.1, -0, NaN, 1e300, -1e-300, 1 / 3][i % 6] * (i + 1)));
+OPS['periodic 7'] = (c) => c.periodic(Float64Array.from({ length: 7 }, (_, i) => [0.1, -0, NaN, 1e300, -1e-300, 1 / 3, 5][i]));
+OPS['periodic cols'] = (c) => c.periodic(Float64Array.from({ length: c.cols }, (_, i) => Math.sin(i) * 1e-3));
+OPS['sum'] = (c) => c.sum(c.input(0));
+OPS['sum finite'] = (c) => c.sum(c.min(c.max(c.input(1), -1e6), 1e6));
+OPS['chunkSums'] = (c) => c.chunkSums(c.input(1));
+OPS['rowSums'] = (c) => c.rowSums(c.input(2));
+OPS['rowSums finite'] = (c) => c.rowSums(c.min(c.max(c.input(2), -1e6), 1e6));
+OPS['dot'] = (c) => c.dot(c.input(0), c.input(1));
+OPS['dot finite'] = (c) => c.dot(c.min(c.max(c.input(0), -1e3), 1e3), c.min(c.max(c.input(1), -1e3), 1e3));
+OPS['periodicSums 7'] = (c) => c.periodicSums(c.input(0), 7);
+OPS['periodicSums cols'] = (c) => c.periodicSums(c.min(c.max(c.input(3), -1e6), 1e6), c.cols);
+OPS['histogram'] = (c) => c.magnitudeHistogram(c.input(0), null);
+OPS['histogram high'] = (c) => c.magnitudeHistogram(c.input(1), 0x3f80);
+OPS['histogram high f16'] = (c) => c.magnitudeHistogram(c.input(2), 0x3c00);
+for (const [t, before, allowed] of [[0.5, 0, 1e9], [0, 0, 3], [Infinity, 0, 0], [NaN, 0, 1]] as const) {
+  OPS[`keepTop ${t} ${before} ${allowed}`] = (c) => c.keepTopMagnitude(c.input(0), t, before, allowed);
+}
+OPS['keepTop tie'] = (c) => {
+  // A magnitude present in the data, some of its ties kept.
+  const x = c.input(1);
+  return c.keepTopMagnitude(x, 1, 1, 3);
+};
+for (const count of [1, 2, 3, 4, 5]) {
+  OPS[`signConsensus ${count}`] = (c) => c.signConsensus(Array.from({ length: count }, (_, i) => c.input(i)), [0.5, 1, -0.7, 1 / 3, 2].slice(0, count), null);
+  OPS[`signConsensus ${count} weights`] = (c) =>
+    c.signConsensus(Array.from({ length: count }, (_, i) => c.input(i)), [0.5, 1, -0.7, 1 / 3, 2].slice(0, count), [0.3, 0.7, 1 / 3, 0, 0.25].slice(0, count));
+  OPS[`signConsensus ${count} zero weights`] = (c) =>
+    c.signConsensus(Array.from({ length: count }, (_, i) => c.input(i)), Array(count).fill(1), Array(count).fill(0));
+}
+
+let simd: ComputeBackend;
+const cpu = new CpuBackend();
+beforeAll(async () => {
+  simd = await createSimdCpuBackend();
+});
+
+function isVec(r: OpResult): r is Vec {
+  return !('kind' in (r as object));
+}
+
+function f64Bits(values: ArrayLike<number>): string {
+  return Array.from(values, (v) => {
+    const b = new Uint32Array(new Float64Array([v]).buffer);
+    return `${b[1].toString(16)}:${b[0].toString(16)}`;
+  }).join(',');
+}
+
+interface Outcome {
+  readonly words: Uint32Array | Uint16Array;
+}
+
+async function results(chunk: BackendChunk, r: OpResult): Promise<Record<string, Outcome>> {
+  if (isVec(r)) {
+    const out: Record<string, Outcome> = {};
+    for (const dtype of ['F32', 'BF16', 'F16'] as const) {
+      const bytes = (await chunk.encode(r, dtype)).slice();
+      out[dtype] = { words: dtype === 'F32' ? new Uint32Array(bytes.buffer) : new Uint16Array(bytes.buffer) };
+    }
+    return out;
+  }
+  const [partial] = await chunk.readPartials([r as unknown as ReductionToken]);
+  const values = typeof partial === 'number' ? [partial] : Array.from(partial);
+  return { [(r as unknown as ReductionToken).kind]: { words: new Uint32Array(Float64Array.from(values).buffer) } };
+}
+
+const isNaNBits = (v: number): boolean => (v & 0x7fffffff) > 0x7f800000;
+
+/**
+ * '' when equal, else the first differences with the inputs' f32 bits at those elements.
+ * `quietInsensitive`: a signalling NaN may come out quieted. The reference's `where` passes a
+ * signalling NaN through unchanged once V8 optimises it but quiets it while interpreted, so no
+ * implementation can match both; only the F32 bytes can show it (BF16/F16 encoding sets the bit).
+ */
+function differences(name: string, expected: Record<string, Outcome>, actual: Record<string, Outcome>, inputs: Float32Array[], quietInsensitive = false): string {
+  const lines: string[] = [];
+  for (const key of Object.keys(expected)) {
+    const e = expected[key].words;
+    const a = actual[key]?.words;
+    if (!a || a.length !== e.length) {
+      lines.push(`${name} ${key}: length ${a?.length} instead of ${e.length}`);
+      continue;
+    }
+    for (let i = 0; i < e.length && lines.length < 6; i++) {
+      if (e[i] === a[i]) continue;
+      if (quietInsensitive && key === 'F32' && isNaNBits(e[i]) && isNaNBits(a[i]) && (e[i] | 0x400000) === (a[i] | 0x400000)) continue;
+      const at = key === 'F32' || key === 'BF16' || key === 'F16' ? i : -1;
+      const ins = at >= 0 ? inputs.map((x) => hex(new Uint32Array(x.buffer)[at])).join(' ') : '';
+      lines.push(`${name} ${key}[${i}]: ${hex(a[i])} instead of ${hex(e[i])}  inputs ${ins}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+const hex = (v: number | undefined): string => (v === undefined ? '-' : (v >>> 0).toString(16).padStart(8, '0'));
+
+describe('SimdCpuBackend equals CpuBackend byte for byte', () => {
+  for (const shape of SHAPES) {
+    for (const dtype of ['BF16', 'F16', 'F32'] as const) {
+      it(`every op, ${shape.label}, ${dtype} input 0`, async () => {
+        let seed = 1 + shape.rows * 31 + shape.cols;
+        const failures: string[] = [];
+        for (const [name, op] of Object.entries(OPS)) {
+          const { spec, inputs } = makeChunks(shape, dtype, seed++);
+          const a = cpu.beginChunk(spec, inputs);
+          const b = simd.beginChunk(spec, inputs);
+          const expected = await results(a, op(a.ops));
+          const actual = await results(b, op(b.ops));
+          const decoded: Float32Array[] = [];
+          for (let i = 0; i < INPUTS; i++) decoded.push(new Float32Array((await a.encode(a.ops.input(i), 'F32')).slice().buffer));
+          a.release();
+          b.release();
+          failures.push(differences(name, expected, actual, decoded, name.startsWith('where')));
+        }
+        expect(failures.filter((f) => f).join('\n')).toBe('');
+      });
+    }
+  }
+
+  it('chunks that are alive at the same time keep their own memory, and memory is reused', async () => {
+    const { spec, inputs } = makeChunks({ label: '', rows: 8, cols: 1000 }, 'BF16', 5);
+    const first = simd.beginChunk(spec, inputs);
+    const second = simd.beginChunk(spec, inputs);
+    const x = first.ops.add(first.ops.input(0), first.ops.input(1));
+    const y = second.ops.mul(second.ops.input(0), 3);
+    const expectedX = await encodeRef(spec, inputs, (c) => c.add(c.input(0), c.input(1)));
+    const expectedY = await encodeRef(spec, inputs, (c) => c.mul(c.input(0), 3));
+    second.release();
+    expect(Buffer.from(await first.encode(x, 'F32')).equals(Buffer.from(expectedX))).toBe(true);
+    first.release();
+    const third = simd.beginChunk(spec, inputs);
+    const z = third.ops.mul(third.ops.input(0), 3);
+    expect(Buffer.from(await third.encode(z, 'F32')).equals(Buffer.from(expectedY))).toBe(true);
+    third.release();
+    void y;
+  });
+
+  it('grows its memory for a large chunk and still matches', async () => {
+    const shape = { label: '', rows: 64, cols: 40000 };
+    const { spec, inputs } = makeChunks(shape, 'BF16', 9);
+    const op: Op = (c) => c.weightedSum([c.input(0), c.input(1), c.input(2)], [0.4, 0.3, 0.3]);
+    const expected = await encodeRef(spec, inputs, op as (c: ChunkOps) => Vec, 'BF16');
+    const chunk = simd.beginChunk(spec, inputs);
+    const actual = await chunk.encode(op(chunk.ops) as Vec, 'BF16');
+    chunk.release();
+    expect(Buffer.from(actual).equals(Buffer.from(expected))).toBe(true);
+  });
+
+  it('decodes and encodes every bf16 and f16 bit pattern exactly as the reference', async () => {
+    for (const dtype of ['BF16', 'F16'] as const) {
+      const all = new Uint16Array(65536).map((_, i) => i);
+      const spec: ChunkSpec = { tensorName: 't', chunkIndex: 0, chunkCount: 1, start: 0, length: 65536, rowStart: 0, rows: 1, cols: 65536, totalRows: 1, seed: 0 };
+      const inputs = [{ bytes: new Uint8Array(all.buffer), dtype, cols: 65536 }];
+      for (const out of ['F32', 'BF16', 'F16'] as const) {
+        const expected = await encodeRef(spec, inputs, (c) => c.input(0), out);
+        const chunk = simd.beginChunk(spec, inputs);
+        const actual = await chunk.encode(chunk.ops.input(0), out);
+        chunk.release();
+        expect(Buffer.from(actual).equals(Buffer.from(expected)), `${dtype} -> ${out}`).toBe(true);
+      }
+    }
+  });
+
+  it('encodes f32 patterns across every exponent to bf16 and f16 as the reference', async () => {
+    const random = rng(3);
+    const n = 1 << 18;
+    const bits = new Uint32Array(n);
+    // Every exponent and sign with random mantissas, plus mantissas at and around the rounding ties.
+    for (let i = 0; i < n; i++) {
+      const mant = i % 4 === 0 ? Math.floor(random() * 0x800000) : ((Math.floor(random() * 0x400) << 13) | [0x1000, 0x0fff, 0x1001, 0x8000, 0x7fff][i % 5]) & 0x7fffff;
+      bits[i] = (((i >>> 2) & 0x1ff) << 23) | mant;
+    }
+    const spec: ChunkSpec = { tensorName: 't', chunkIndex: 0, chunkCount: 1, start: 0, length: n, rowStart: 0, rows: 1, cols: n, totalRows: 1, seed: 0 };
+    const inputs = [{ bytes: new Uint8Array(bits.buffer), dtype: 'F32' as const, cols: n }];
+    for (const out of ['BF16', 'F16'] as const) {
+      const expected = await encodeRef(spec, inputs, (c) => c.input(0), out);
+      const chunk = simd.beginChunk(spec, inputs);
+      const actual = await chunk.encode(chunk.ops.input(0), out);
+      chunk.release();
+      expect(Buffer.from(actual).equals(Buffer.from(expected)), out).toBe(true);
+    }
+  });
+});
+
+async function encodeRef(spec: ChunkSpec, inputs: readonly ChunkInputBytes[], op: (c: ChunkOps) => Vec, dtype: FloatDtype = 'F32'): Promise<Uint8Array> {
+  const chunk = cpu.beginChunk(spec, inputs);
+  const bytes = await chunk.encode(op(chunk.ops), dtype);
+  chunk.release();
+  return bytes;
+}
+
+describe('createCpuBackend', () => {
+  it('runs the SIMD kernels where WebAssembly SIMD exists, else the JavaScript reference', async () => {
+    const { createCpuBackend, SimdCpuBackend, hasWasmSimd } = await import('../../src/backend');
+    expect(hasWasmSimd()).toBe(true); // Node 20+ has it
+    expect(await createCpuBackend()).toBeInstanceOf(SimdCpuBackend);
+    const validate = vi.spyOn(WebAssembly, 'validate').mockReturnValue(false);
+    try {
+      expect(hasWasmSimd()).toBe(false);
+      expect(await createCpuBackend()).toBeInstanceOf(CpuBackend);
+      await expect(createSimdCpuBackend()).rejects.toThrow(/no WebAssembly SIMD/);
+    } finally {
+      validate.mockRestore();
+    }
+  });
+});
