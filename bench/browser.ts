@@ -7,8 +7,17 @@
  * peak memory (PSS) of all browser processes together; the CLI's time on the same models sits
  * beside it. Not a test: nothing is asserted. JSON goes to DIR/browser-results.json.
  *
- * Options: --methods a,b (default linear,ties), --modes local,hub, --scale N (model size
- * multiplier, default 1 ≈ 3 × 337 MB), --dir DIR (default .bench).
+ * Modes: `local` (folders through the file input), `hub` (the fake Hub, models downloaded into the
+ * OPFS cache first), `stream` (the fake Hub, Settings → stream: read by large ranges while merging,
+ * nothing cached), `folder` (hub, cached, output saved into a picked folder as it is written) and
+ * `stream-folder` (streamed and saved into a folder: the laptop case, nothing of the models or the
+ * output in the browser's storage). The folder picker is stubbed with an OPFS folder, as in
+ * test/e2e/app-disk.e2e.test.ts (headless Chromium shows no picker). Each row also gives the
+ * browser profile's size on disk after the merge (OPFS cache and outputs included).
+ *
+ * Options: --methods a,b (default linear,ties), --modes local,hub,stream,folder,stream-folder
+ * (default local,hub), --scale N (model size multiplier, default 1 ≈ 3 × 337 MB; 3 ≈ 3 × 1 GB),
+ * --dir DIR (default .bench).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,9 +48,12 @@ dtype: bfloat16
 `,
 };
 
+const MODES = ['local', 'hub', 'stream', 'folder', 'stream-folder'] as const;
+type Mode = (typeof MODES)[number];
+
 interface Options {
   readonly methods: string[];
-  readonly modes: ('local' | 'hub')[];
+  readonly modes: Mode[];
   readonly scale: number;
   readonly dir: string;
 }
@@ -54,7 +66,7 @@ function parseOptions(args: readonly string[]): Options {
   const methods = option('methods', 'linear,ties').split(',');
   for (const m of methods) if (!CONFIGS[m]) throw new Error(`--methods: no browser bench config for ${m} (have ${Object.keys(CONFIGS).join(', ')})`);
   const modes = option('modes', 'local,hub').split(',') as Options['modes'];
-  for (const m of modes) if (m !== 'local' && m !== 'hub') throw new Error(`--modes takes local and hub, not ${m}`);
+  for (const m of modes) if (!MODES.includes(m)) throw new Error(`--modes takes ${MODES.join(', ')}, not ${m}`);
   return { methods, modes, scale: Number(option('scale', '1')), dir: resolve(option('dir', '.bench')) };
 }
 
@@ -89,6 +101,15 @@ function treePssBytes(rootPid: number): number {
   return total;
 }
 
+/** Bytes on disk under a folder (the browser profile: OPFS cache and outputs included). */
+function duBytes(dir: string): number {
+  try {
+    return Number(execFileSync('du', ['-sb', dir], { encoding: 'utf8' }).split(/\s/)[0]);
+  } catch {
+    return NaN;
+  }
+}
+
 /** The browser's main process: the chromium whose command line names this session's profile. */
 function browserPid(profileHint: string): number {
   for (const entry of readdirSync('/proc')) {
@@ -109,13 +130,24 @@ async function mergeInApp(
   hubUrl: string,
   yaml: string,
   localDirs: readonly string[],
-): Promise<{ seconds: number; split: string | null }> {
+  how: { readonly inputMode: 'cache' | 'stream'; readonly folder: boolean },
+): Promise<{ seconds: number; split: string | null; unverified: string | null }> {
   const page = session.page;
+  if (how.folder) {
+    await session.context.addInitScript(() => {
+      (window as unknown as { showDirectoryPicker: () => Promise<FileSystemDirectoryHandle> }).showDirectoryPicker = async () =>
+        (await navigator.storage.getDirectory()).getDirectoryHandle('picked-folder', { create: true });
+    });
+  }
   await page.setViewportSize({ width: 1440, height: 1200 });
   await page.goto(`${siteUrl}/?hub=${encodeURIComponent(hubUrl)}`);
   await page.getByRole('heading', { name: 'mergekit YAML' }).waitFor();
   const confirm = page.getByRole('button', { name: /^(Use|Trust|Confirm)\b/ });
   if (await confirm.count()) await confirm.first().click();
+  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByTestId(`input-mode-${how.inputMode}`).check();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByTestId(`input-mode-${how.inputMode}`).waitFor({ state: 'detached' });
   const clear = page.getByRole('button', { name: 'Clear' });
   if (await clear.isEnabled()) await clear.click();
   for (const dir of localDirs) await page.locator('input[webkitdirectory]').first().setInputFiles(dir);
@@ -123,10 +155,14 @@ async function mergeInApp(
   await page.getByText('valid', { exact: true }).waitFor();
   await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Review/ }).click();
   await page.getByRole('cell', { name: 'model.safetensors', exact: true }).waitFor({ timeout: 600_000 });
+  if (how.folder) {
+    await page.getByTestId('choose-output-folder').click();
+    await page.getByTestId('output-folder-name').waitFor();
+  }
   const started = performance.now();
   await page.getByRole('button', { name: 'Start merge' }).and(page.locator(':enabled')).click();
   let split: string | null = null;
-  const result = page.getByRole('heading', { name: 'Push to the Hugging Face Hub' });
+  const result = how.folder ? page.getByTestId('saved-to-folder') : page.getByRole('heading', { name: 'Push to the Hugging Face Hub' });
   while (!(await result.isVisible())) {
     const shown = page.getByText(/Waiting mostly on/);
     if (await shown.count()) split = (await shown.first().textContent())?.trim() ?? split;
@@ -134,7 +170,10 @@ async function mergeInApp(
     if (await failure.count()) throw new Error(`the merge failed in the app: ${await failure.first().textContent()}\n${session.log.join('\n')}`);
     await page.waitForTimeout(250);
   }
-  return { seconds: (performance.now() - started) / 1000, split };
+  const seconds = (performance.now() - started) / 1000;
+  const note = page.getByTestId('unverified-note');
+  const unverified = (await note.count()) ? ((await note.textContent())?.trim() ?? null) : null;
+  return { seconds, split, unverified };
 }
 
 export async function main(args: readonly string[]): Promise<void> {
@@ -174,9 +213,12 @@ export async function main(args: readonly string[]): Promise<void> {
         let peak = treePssBytes(pid);
         const sampler = setInterval(() => (peak = Math.max(peak, treePssBytes(pid))), 200);
         try {
-          const yaml = config((m) => (mode === 'hub' ? `bench/${m}` : m));
+          const yaml = config((m) => (mode === 'local' ? m : `bench/${m}`));
           const dirs = mode === 'local' ? MODELS.map((m) => join(modelsDir, m)) : [];
-          const run = await mergeInApp(session, site.url, hub.url, yaml, dirs);
+          const how = { inputMode: mode === 'stream' || mode === 'stream-folder' ? ('stream' as const) : ('cache' as const), folder: mode.endsWith('folder') };
+          hub.resetLog();
+          const run = await mergeInApp(session, site.url, hub.url, yaml, dirs, how);
+          const rangeRequests = hub.requests.filter((r) => r.server === 'cdn' && r.range !== null).length;
           const row = {
             method,
             mode,
@@ -187,6 +229,9 @@ export async function main(args: readonly string[]): Promise<void> {
             appOverCli: Number((run.seconds / cliSeconds).toFixed(2)),
             split: run.split,
             browserPeakPssMB: Number((peak / 1e6).toFixed(0)),
+            rangeRequests,
+            profileDiskMB: Number((duBytes(session.profile) / 1e6).toFixed(0)),
+            ...(run.unverified ? { unverified: run.unverified } : {}),
           };
           results.push(row);
           process.stderr.write(`${JSON.stringify(row)}\n`);

@@ -21,4 +21,13 @@ export { MANIFEST_FILE, OpfsOutputFolder, OpfsOutputStore, outputNameProblem, ty
 export { LocalFilesModelFolder, localFilePaths } from './local-files-folder';
 export { DEMO_INDEX_FILE, DemoModelFolder, loadDemoIndex, type DemoIndex, type DemoModelEntry } from './demo-model-folder';
 export { Sha256, Sha256StateError, type Sha256State } from './sha256';
+export { DirectoryOutputFolder, directoryOutputProblem } from './directory-output';
+export {
+  DEFAULT_STREAM_WINDOW_BYTES,
+  StreamIntegrityError,
+  StreamingRangeSource,
+  type StreamRangeFetch,
+  type StreamVerification,
+  type StreamingRangeSourceOptions,
+} from './streaming-range-source';
 export { formatBytes } from './format-bytes';

@@ -4,6 +4,7 @@
  * touches the engine, the backends or the bytes of a model directly.
  */
 import type { ConfigIssue } from '../config';
+import type { DiskEstimate, InputMode, InputModeSetting } from './input-mode';
 import type { NonFiniteTensor } from '../storage';
 
 /** Where a model's files come from. */
@@ -71,6 +72,17 @@ export interface MergeRequest {
   readonly threads?: number;
   /** Name of the output (model card title and output folder name). */
   readonly outputName: string;
+  /**
+   * How Hub models are read: 'cache' downloads them whole into the browser's storage first (kept
+   * for the next merge), 'stream' reads them by large HTTP ranges while merging (nothing kept),
+   * 'auto' (default) streams only when the cache would not fit the browser's free space.
+   */
+  readonly inputMode?: InputModeSetting;
+  /**
+   * A folder the user picked (`showDirectoryPicker`): the output is written straight into
+   * `<folder>/<outputName>/` instead of the browser's storage. Handles are structured-cloneable.
+   */
+  readonly outputDirectory?: FileSystemDirectoryHandle;
   /** Refuse a result with NaN or Inf in any input or output tensor: the merge fails and nothing is kept. */
   readonly refuseNonFinite?: boolean;
 }
@@ -105,6 +117,8 @@ export interface PlanSummary {
    * read by range for this plan, are then compared with the verified file).
    */
   readonly verification?: { readonly verified: readonly VerifiedFile[]; readonly onDownload: readonly VerifiedFile[] };
+  /** Disk the merge needs per input mode and output target, against the browser's free space. */
+  readonly disk?: DiskEstimate;
 }
 
 export interface DownloadProgress {
@@ -112,7 +126,7 @@ export interface DownloadProgress {
   readonly file: string;
   readonly bytesDone: number;
   readonly bytesTotal: number;
-  readonly state: 'cached' | 'downloading' | 'verifying' | 'done' | 'retrying' | 'failed';
+  readonly state: 'cached' | 'downloading' | 'verifying' | 'done' | 'retrying' | 'failed' | 'streaming';
   readonly message?: string;
 }
 
@@ -148,6 +162,12 @@ export interface MergeResult {
   readonly elapsedMs: number;
   /** Every Hub file the merge read, verified against the Hub's hash (none for local and demo models). */
   readonly verified?: readonly VerifiedFile[];
+  /** Streamed Hub files whose sha256 could not be checked, and why (the merge read them out of file order). */
+  readonly unverified?: readonly (VerifiedFile & { readonly reason: string })[];
+  /** How Hub inputs were read. */
+  readonly inputMode?: InputMode;
+  /** Where the files are when not in the browser's storage: `<picked folder>/<outputName>`. */
+  readonly savedTo?: string;
   /** Tensors whose inputs or output hold NaN or Inf (absent or empty when none do). */
   readonly nonFinite?: readonly NonFiniteTensor[];
 }
@@ -199,6 +219,8 @@ export interface EngineOptions {
     readonly retries?: number;
     /** First retry delay, doubling each time (default 1000 ms). */
     readonly retryBaseDelayMs?: number;
+    /** Stream mode: bytes per range request; a multiple of 64 (default 32 MiB). */
+    readonly streamWindowBytes?: number;
   };
 }
 

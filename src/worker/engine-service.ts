@@ -5,15 +5,18 @@ import { HubClient, HubError, hubOrigin, hubUrlProblem, isHubRepoId } from '../h
 import { buildPlan, needsTokenizerFiles, PlanError, type MergePlan, type PlanOptions } from '../plan';
 import { MemoryByteSource } from '../storage';
 import {
+  DirectoryOutputFolder,
+  directoryOutputProblem,
   formatBytes,
   OpfsOutputStore,
+  StreamingRangeSource,
   OpfsShardCache,
   outputNameProblem,
   ShardCacheError,
   type ShardCacheOptions,
   type ShardSpec,
 } from '../storage/browser';
-import type { ByteSource } from '../storage/types';
+import type { ByteSource, OutputFolder } from '../storage/types';
 import type { ComputeBackend } from '../backend';
 import type {
   CacheEntry,
@@ -34,6 +37,8 @@ import type {
   VerifiedFile,
 } from './api';
 import { selectBackend, type GpuModuleLoader } from './backend-select';
+import { chooseInputMode, estimateDisk, type InputMode, type StorageEstimate } from './input-mode';
+import { verifyBeforeCommit } from './verify-before-commit';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
 import { emptySummary, layerSources, outputFiles, workingMemoryBytes } from './plan-summary';
 
@@ -163,9 +168,20 @@ export class EngineService implements EngineApi {
     const errors = [...prepared.errors];
     const nameProblem = outputNameProblem(request.outputName);
     if (nameProblem) errors.push(nameProblem);
-    else if (await (await this.outputs()).exists(request.outputName)) {
+    else if (request.outputDirectory) {
+      const problem = await directoryOutputProblem(request.outputDirectory, request.outputName).catch((error: unknown) => `cannot read the chosen folder: ${(error as Error).message}`);
+      if (problem) errors.push(problem);
+    } else if (await (await this.outputs()).exists(request.outputName)) {
       errors.push(`an output named "${request.outputName}" already exists: delete it first, or choose another name`);
     }
+    const outputBytes = files.reduce((s, f) => s + f.size, 0);
+    const disk = estimateDisk(request.inputMode ?? 'auto', {
+      missingDownloadBytes: downloadBytes,
+      hasHubInputs: downloads.files.length > 0,
+      outputBytes,
+      output: request.outputDirectory ? 'folder' : 'browser',
+      estimate: await this.storageEstimate(),
+    });
     return {
       ok: errors.length === 0 && !issues.some((i) => i.severity === 'error'),
       issues,
@@ -173,11 +189,12 @@ export class EngineService implements EngineApi {
       warnings: [...parsed.warningTexts, ...plan.warnings],
       tensorCount: plan.jobs.length,
       downloadBytes,
-      outputBytes: files.reduce((s, f) => s + f.size, 0),
+      outputBytes,
       outputFiles: files,
       gpuMemoryBytes: workingMemoryBytes(plan, request.memoryBudgetBytes ?? DEFAULT_BUDGET_BYTES),
       layers: layerSources(prepared.config, plan),
       verification,
+      disk,
     };
   }
 
@@ -233,15 +250,45 @@ export class EngineService implements EngineApi {
       const models = prepared.models;
       const outputs = await this.outputs();
       await outputs.removeUnfinished();
-      const output = await outputs.begin(request.outputName);
+      let folderOutput: DirectoryOutputFolder | null = null;
+      if (request.outputDirectory) {
+        const problem = outputNameProblem(request.outputName);
+        if (problem) throw new Error(problem);
+        folderOutput = await DirectoryOutputFolder.begin(request.outputDirectory, request.outputName);
+      }
+      const opfsOutput = folderOutput ? null : await outputs.begin(request.outputName);
+      const baseOutput: OutputFolder & { readonly files: { name: string; size: number }[] } = folderOutput ?? opfsOutput!;
 
       const sources = new Map<string, () => Promise<ByteSource>>();
       const verified: VerifiedFile[] = [];
+      const unverified: (VerifiedFile & { reason: string })[] = [];
+      const streams: { model: string; spec: ShardSpec; source: StreamingRangeSource }[] = [];
+      // Streamed files are checked against their sha256 once the merge read them, before the
+      // output is committed: a mismatch fails the merge and leaves nothing behind.
+      const output = verifyBeforeCommit(baseOutput, async () => {
+        for (const { model, spec, source } of streams) {
+          const result = await source.finish();
+          const entry = { model, file: spec.path, hash: 'sha256' as const };
+          if (result.verified) verified.push(entry);
+          else unverified.push({ ...entry, reason: result.reason });
+        }
+      });
+      let inputMode: InputMode = 'cache';
       const cache = await this.cache();
       try {
-        // 1. Downloads: every shard the plan reads, through the cache; small files into memory.
+        // 1. Downloads: every shard the plan reads, through the cache (or streamed); small files into memory.
         const { files: specs, bySource } = await this.downloadSpecs(plan, models);
-        for (const { model, spec } of specs) {
+        let missing = 0;
+        for (const { spec } of specs) missing += spec.size - (await cache.bytesCached(spec));
+        inputMode = chooseInputMode(request.inputMode ?? 'auto', {
+          missingDownloadBytes: missing,
+          hasHubInputs: specs.length > 0,
+          outputBytes: plan.totalOutputBytes,
+          output: folderOutput ? 'folder' : 'browser',
+          estimate: await this.storageEstimate(),
+        }).mode;
+        if (inputMode === 'stream') await this.openStreams(plan, specs, bySource, models, sources, streams, downloads, emit, signal);
+        for (const { model, spec } of inputMode === 'stream' ? [] : specs) {
           const done = await cache.bytesCached(spec);
           downloads.set(downloadKey(model, spec.path), {
             model,
@@ -252,7 +299,7 @@ export class EngineService implements EngineApi {
           });
         }
         emit('downloading', true);
-        for (const { model, spec } of specs) {
+        for (const { model, spec } of inputMode === 'stream' ? [] : specs) {
           const resolved = models.get(model)!;
           const hub = resolved.hub!;
           const file = hub.file(spec.path)!;
@@ -291,7 +338,7 @@ export class EngineService implements EngineApi {
             }
           }
         }
-        for (const [key, spec] of bySource) sources.set(key, () => cache.openFile(spec));
+        if (inputMode === 'cache') for (const [key, spec] of bySource) sources.set(key, () => cache.openFile(spec));
         for (const copy of plan.copyFiles) {
           const resolved = models.get(copy.model)!;
           if (!resolved.hub) continue;
@@ -361,18 +408,31 @@ export class EngineService implements EngineApi {
         await backend.dispose().catch(() => undefined);
       }
       const warnings = [...parsed.warningTexts, ...plan.warnings, ...report.warnings, ...(backendNotice ? [backendNotice] : [])];
+      for (const u of unverified) {
+        warnings.push(`${u.model}: ${u.file} was streamed and not checked against the Hub's sha256 (${u.reason}). Use the cache mode in Settings to verify every file.`);
+      }
       const manifest = {
         name: request.outputName,
-        files: output.files,
+        files: baseOutput.files,
         createdAt: new Date().toISOString(),
         warnings,
         elapsedMs: Date.now() - started,
         verified,
         nonFinite: report.nonFinite,
       };
-      await outputs.writeManifest(manifest);
+      if (opfsOutput) await outputs.writeManifest(manifest);
       emit('done', true);
-      return { outputName: manifest.name, files: manifest.files, warnings, elapsedMs: manifest.elapsedMs, verified, nonFinite: report.nonFinite };
+      return {
+        outputName: manifest.name,
+        files: manifest.files,
+        warnings,
+        elapsedMs: manifest.elapsedMs,
+        verified,
+        nonFinite: report.nonFinite,
+        inputMode,
+        ...(unverified.length > 0 ? { unverified } : {}),
+        ...(folderOutput ? { savedTo: folderOutput.location } : {}),
+      };
     } catch (error) {
       throw await this.explainMergeError(error, signal, plan, downloads);
     } finally {
@@ -470,6 +530,83 @@ export class EngineService implements EngineApi {
 
   private newClient(): HubClient {
     return new HubClient(this.clientOptions());
+  }
+
+  private async storageEstimate(): Promise<StorageEstimate | undefined> {
+    try {
+      return await this.deps.estimateStorage?.();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Stream mode: one StreamingRangeSource per (model, file) the engine opens, reading through the
+   * Hub client's resolve URL in large windows. The headers read for planning are compared with
+   * the first window (hashed with the rest of the file) before anything is merged.
+   */
+  private async openStreams(
+    plan: MergePlan,
+    specs: readonly { model: string; spec: ShardSpec }[],
+    bySource: ReadonlyMap<string, ShardSpec>,
+    models: ReadonlyMap<string, ResolvedModel>,
+    sources: Map<string, () => Promise<ByteSource>>,
+    streams: { model: string; spec: ShardSpec; source: StreamingRangeSource }[],
+    downloads: Map<string, DownloadProgress>,
+    emit: (phase: RunProgress['phase'], force?: boolean) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const d = this.options.download ?? {};
+    for (const { model, spec } of specs) {
+      downloads.set(downloadKey(model, spec.path), { model, file: spec.path, bytesDone: 0, bytesTotal: spec.size, state: 'streaming' });
+    }
+    const schedules = readSchedules(plan);
+    const rechecked = new Set<string>();
+    for (const [key, spec] of bySource) {
+      const model = key.slice(0, key.indexOf('\u0000'));
+      const hub = models.get(model)!.hub!;
+      const file = hub.file(spec.path)!;
+      const progressKey = downloadKey(specs.find((s) => s.spec === spec)?.model ?? model, spec.path);
+      const source = new StreamingRangeSource(
+        `${spec.repo}/${spec.path}`,
+        spec.size,
+        async (start, end, o) => {
+          const bytes = await this.client.readRange(hub.snapshot, file, start, end, o);
+          const entry = downloads.get(progressKey);
+          if (entry) downloads.set(progressKey, { ...entry, bytesDone: Math.min(entry.bytesTotal, entry.bytesDone + bytes.byteLength), state: 'streaming' });
+          emit('merging');
+          return bytes;
+        },
+        {
+          // The planning reads (the header) come first: they are checked against the stream below.
+          schedule: [...hub.rangesRead(spec.path).map((r) => ({ offset: r.offset, length: r.bytes.byteLength })), ...(schedules.get(key) ?? [])],
+          ...(spec.sha256 ? { sha256: spec.sha256 } : {}),
+          ...(d.streamWindowBytes !== undefined ? { windowBytes: d.streamWindowBytes } : {}),
+          ...(d.retries !== undefined ? { retries: d.retries } : {}),
+          ...(d.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: d.retryBaseDelayMs } : {}),
+          signal,
+          onRetry: ({ error, delayMs }) => {
+            const entry = downloads.get(progressKey);
+            if (entry) {
+              downloads.set(progressKey, { ...entry, state: 'retrying', message: `${(error as Error).message ?? String(error)}; retrying in ${Math.round(delayMs / 100) / 10} s` });
+            }
+            emit('merging', true);
+          },
+        },
+      );
+      streams.push({ model, spec, source });
+      sources.set(key, async () => source);
+      const id = `${spec.repo}@${spec.commit}/${spec.path}`;
+      if (rechecked.has(id)) continue;
+      rechecked.add(id);
+      for (const other of models.values()) {
+        if (other.hub && other.hub.snapshot.repo === spec.repo && other.hub.snapshot.commit === spec.commit) {
+          await other.hub.recheckRanges(spec.path, source).catch((error: unknown) => {
+            throw new Error(modelErrorMessage(other.key, error), { cause: error });
+          });
+        }
+      }
+    }
   }
 
   private cache(): Promise<OpfsShardCache> {
@@ -669,6 +806,20 @@ function hasQuotaCause(error: unknown): boolean {
 }
 
 const sourceKeyOf = (model: string, file: string): string => `${model}\u0000${file}`;
+
+/** Per (model, file): the tensor byte ranges the engine reads, in the order it reads them (job order). */
+function readSchedules(plan: MergePlan): Map<string, { offset: number; length: number }[]> {
+  const out = new Map<string, { offset: number; length: number }[]>();
+  for (const job of plan.jobs) {
+    for (const input of job.inputs) {
+      const key = sourceKeyOf(input.model, input.tensor.file);
+      let list = out.get(key);
+      if (!list) out.set(key, (list = []));
+      list.push({ offset: input.tensor.offset, length: input.tensor.byteLength });
+    }
+  }
+  return out;
+}
 const downloadKey = sourceKeyOf;
 
 function downloadRate(downloads: ReadonlyMap<string, DownloadProgress>, started: number): number {

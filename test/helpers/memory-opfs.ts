@@ -95,6 +95,56 @@ class MemorySyncAccessHandle {
   }
 }
 
+class MemoryWritable {
+  private data: Uint8Array;
+  private size: number;
+  private position = 0;
+  private state: 'open' | 'closed' | 'aborted' = 'open';
+
+  constructor(
+    private readonly file: MemoryFile,
+    private readonly quota: Quota,
+    initial: Uint8Array,
+  ) {
+    this.data = initial;
+    this.size = initial.byteLength;
+  }
+
+  /** Bytes written and not yet closed (they count against the quota, as the swap file does). */
+  get pending(): number {
+    return this.state === 'open' ? this.size : 0;
+  }
+
+  async write(chunk: Uint8Array | ArrayBuffer): Promise<void> {
+    if (this.state !== 'open') throw new TypeError('The stream is closed.');
+    const bytes = chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk);
+    const end = this.position + bytes.byteLength;
+    if (end > this.size && this.quota.used() + (end - this.size) > this.quota.limit) {
+      throw domError('QuotaExceededError', 'The quota has been exceeded.');
+    }
+    if (end > this.data.byteLength) {
+      const grown = new Uint8Array(Math.max(end, this.data.byteLength * 2, 1024));
+      grown.set(this.data.subarray(0, this.size));
+      this.data = grown;
+    }
+    this.data.set(bytes, this.position);
+    this.position = end;
+    this.size = Math.max(this.size, end);
+  }
+
+  async close(): Promise<void> {
+    if (this.state !== 'open') throw new TypeError('The stream is closed.');
+    this.state = 'closed';
+    this.file.bytes = this.data.slice(0, this.size);
+    this.file.size = this.size;
+    this.file.lastModified = Date.now();
+  }
+
+  async abort(): Promise<void> {
+    this.state = 'aborted';
+  }
+}
+
 class MemoryFileHandle {
   readonly kind = 'file';
 
@@ -114,6 +164,15 @@ class MemoryFileHandle {
     if (this.file.locked) throw domError('NoModificationAllowedError', 'Access Handles cannot be created if there is another open Access Handle.');
     this.file.locked = true;
     return new MemorySyncAccessHandle(this.file, this.quota);
+  }
+
+  /**
+   * A writable stream as in the File System Access API: the data goes to a swap copy and
+   * replaces the file on `close()` (Chromium writes a `.crswap` file); `abort()` drops it.
+   */
+  async createWritable(options?: { keepExistingData?: boolean }): Promise<MemoryWritable> {
+    if (this.file.locked) throw domError('NoModificationAllowedError', 'The file is locked by an access handle.');
+    return new MemoryWritable(this.file, this.quota, options?.keepExistingData ? this.file.bytes.slice(0, this.file.size) : new Uint8Array(0));
   }
 
   async move(target: MemoryDirectoryHandle | string, newName?: string): Promise<void> {

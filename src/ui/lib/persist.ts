@@ -17,6 +17,8 @@ export interface SavedSettings {
   readonly backend?: 'auto' | 'webgpu' | 'cpu';
   readonly memoryBudgetMiB?: number;
   readonly outShardSizeGB?: number;
+  /** How Hub models are read: cached whole first, streamed, or chosen by free space. */
+  readonly inputMode?: 'auto' | 'cache' | 'stream';
   readonly refuseNonFinite?: boolean;
   /** Threads of the CPU backend; absent: all cores. */
   readonly cpuThreads?: number;

@@ -110,6 +110,9 @@ export class AppState {
   backend = $state<'auto' | 'webgpu' | 'cpu'>('auto');
   memoryBudgetMiB = $state(512);
   outShardSizeGB = $state(5);
+  inputMode = $state<'auto' | 'cache' | 'stream'>('auto');
+  /** The folder the output is saved into as it is written (File System Access API); null: the browser's storage. */
+  outputDirectory = $state.raw<FileSystemDirectoryHandle | null>(null);
   /** Refuse a merge whose inputs or output hold NaN or Inf (the CLI's --strict). */
   refuseNonFinite = $state(false);
   /** Threads of the CPU backend: all cores unless the user chose fewer. */
@@ -236,6 +239,7 @@ export class AppState {
     if (saved?.backend) this.backend = saved.backend;
     if (saved?.memoryBudgetMiB) this.memoryBudgetMiB = saved.memoryBudgetMiB;
     if (saved?.outShardSizeGB) this.outShardSizeGB = saved.outShardSizeGB;
+    if (saved?.inputMode) this.inputMode = saved.inputMode;
     if (saved?.refuseNonFinite !== undefined) this.refuseNonFinite = saved.refuseNonFinite;
     if (saved?.cpuThreads) this.cpuThreads = saved.cpuThreads;
 
@@ -366,7 +370,15 @@ export class AppState {
   // -------------------------------------------------------------------------------------------
   // Settings and auth
 
-  async saveSettings(settings: { hubUrl: string; backend: AppState['backend']; memoryBudgetMiB: number; outShardSizeGB: number; refuseNonFinite?: boolean; cpuThreads?: number }): Promise<string | undefined> {
+  async saveSettings(settings: {
+    hubUrl: string;
+    backend: AppState['backend'];
+    memoryBudgetMiB: number;
+    outShardSizeGB: number;
+    refuseNonFinite?: boolean;
+    cpuThreads?: number;
+    inputMode?: AppState['inputMode'];
+  }): Promise<string | undefined> {
     const hubUrl = normalizeHubUrl(settings.hubUrl);
     if (!hubUrl) return 'The Hub URL must be an http(s) address such as https://huggingface.co.';
     const problem = hubUrlProblem(hubUrl);
@@ -376,6 +388,7 @@ export class AppState {
     this.outShardSizeGB = settings.outShardSizeGB;
     this.refuseNonFinite = settings.refuseNonFinite ?? this.refuseNonFinite;
     if (settings.cpuThreads !== undefined) this.cpuThreads = Math.max(1, Math.floor(settings.cpuThreads));
+    if (settings.inputMode) this.inputMode = settings.inputMode;
     const changed = hubUrl !== this.hubUrl;
     this.hubUrl = hubUrl;
     await persist.saveSettings({
@@ -385,6 +398,7 @@ export class AppState {
       outShardSizeGB: settings.outShardSizeGB,
       refuseNonFinite: this.refuseNonFinite,
       ...(this.cpuThreads !== defaultCpuThreads() ? { cpuThreads: this.cpuThreads } : {}),
+      inputMode: this.inputMode,
     });
     if (changed) {
       // Typed by the user: no confirmation needed. The token stays with the origin it was entered
@@ -583,8 +597,34 @@ export class AppState {
       memoryBudgetBytes: this.memoryBudgetMiB * 2 ** 20,
       threads: this.cpuThreads,
       outputName: this.effectiveOutputName,
+      inputMode: this.inputMode,
+      ...(this.outputDirectory ? { outputDirectory: this.outputDirectory } : {}),
       refuseNonFinite: this.refuseNonFinite,
     };
+  }
+
+  /** Whether this browser can save into a folder as the merge writes (File System Access API). */
+  get canSaveToFolder(): boolean {
+    return typeof (globalThis as { showDirectoryPicker?: unknown }).showDirectoryPicker === 'function';
+  }
+
+  /** Asks for an output folder (needs a click: the picker is a user gesture). */
+  async chooseOutputFolder(): Promise<void> {
+    const picker = (globalThis as { showDirectoryPicker?: (o?: { mode?: 'read' | 'readwrite'; id?: string }) => Promise<FileSystemDirectoryHandle> }).showDirectoryPicker;
+    if (!picker) return;
+    try {
+      this.outputDirectory = await picker({ mode: 'readwrite', id: 'alloy-output' });
+    } catch (error) {
+      if ((error as { name?: string }).name === 'AbortError') return; // the user closed the picker
+      this.notice = { kind: 'error', text: `Could not use that folder: ${describeError(error).message}` };
+      return;
+    }
+    await this.refreshPlan();
+  }
+
+  async clearOutputFolder(): Promise<void> {
+    this.outputDirectory = null;
+    await this.refreshPlan();
   }
 
   async refreshPlan(): Promise<void> {
