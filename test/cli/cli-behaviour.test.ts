@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { renderProgressLine } from '../../src/cli/progress-bar';
+import type { MergeProgress } from '../../src/engine';
 import { makeFineTune, makeTinyModel } from '../fixtures/models';
 import { runAlloy, tempDir, writeConfig } from './run-alloy';
 
@@ -149,46 +150,32 @@ describe('the installed `alloy` command', () => {
 });
 
 describe('progress line', () => {
+  const progress: MergeProgress = {
+    phase: 'merging',
+    tensorsDone: 10,
+    tensorsTotal: 40,
+    currentTensor: 'x',
+    inputBytesDone: 250e6,
+    inputBytesTotal: 1e9,
+    bytesRead: 0,
+    bytesWritten: 0,
+    elapsedMs: 5000,
+    bytesPerSecond: 50e6,
+    etaMs: 15000,
+    stageTimes: { readMs: 0, computeMs: 0, writeMs: 0 },
+  };
+
   it('shows percentage, tensors, speed and ETA within the terminal width', () => {
-    const line = renderProgressLine(
-      {
-        phase: 'merging',
-        tensorsDone: 10,
-        tensorsTotal: 40,
-        currentTensor: 'x',
-        inputBytesDone: 250e6,
-        inputBytesTotal: 1e9,
-        bytesRead: 0,
-        bytesWritten: 0,
-        elapsedMs: 5000,
-        bytesPerSecond: 50e6,
-        etaMs: 15000,
-        stageTimes: { readMs: 0, computeMs: 0, writeMs: 0 },
-      },
-      80,
-    );
+    const line = renderProgressLine(progress, 80);
     expect(line).toMatch(/^\[#{10}\.{30}\]  25% 10\/40 tensors 50\.0 MB\/s ETA 15s$/);
     expect(line.length).toBeLessThanOrEqual(80);
   });
 
   it('adds where the time went when the terminal is wide enough', () => {
-    const progress = {
-      phase: 'merging' as const,
-      tensorsDone: 10,
-      tensorsTotal: 40,
-      currentTensor: 'x',
-      inputBytesDone: 250e6,
-      inputBytesTotal: 1e9,
-      bytesRead: 0,
-      bytesWritten: 0,
-      elapsedMs: 5000,
-      bytesPerSecond: 50e6,
-      etaMs: 15000,
-      stageTimes: { readMs: 1200, computeMs: 2600, writeMs: 200 },
-    };
-    const wide = renderProgressLine(progress, 120);
+    const timed = { ...progress, stageTimes: { readMs: 1200, computeMs: 2600, writeMs: 200 } };
+    const wide = renderProgressLine(timed, 120);
     expect(wide).toMatch(/ETA 15s \(read 30% compute 65% write 5%\)$/);
     expect(wide.length).toBeLessThanOrEqual(120);
-    expect(renderProgressLine(progress, 80)).not.toMatch(/read/);
+    expect(renderProgressLine(timed, 80)).not.toMatch(/read/);
   });
 });
