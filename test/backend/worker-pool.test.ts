@@ -12,6 +12,7 @@ import type { FloatDtype } from '../../src/storage/types';
 import { poolWorkerUrl } from '../helpers/pool-worker';
 import { perturbed, randomArray } from '../helpers/random-arrays';
 import { runMethod, type ArrayInput, type RunOptions } from '../helpers/run-method';
+import { METHOD_GLOBAL_PARAMS as GLOBALS } from '../helpers/method-params';
 
 /**
  * Every merge method on the worker pool against the CPU backend on one thread, through the real
@@ -23,17 +24,6 @@ import { runMethod, type ArrayInput, type RunOptions } from '../helpers/run-meth
 const NATURAL = 1 << 24;
 const TINY = 64 * 1024;
 
-const GLOBALS: Record<string, Record<string, number>> = {
-  slerp: { t: 0.4 },
-  nearswap: { t: 0.002 },
-  sce: { select_topk: 0.5 },
-  ram: { epsilon: 0.003 },
-  ramplus_tl: { r: 0.3, alpha: 0.5, epsilon: 0.003 },
-  ties: { normalize: 1 },
-  della: { normalize: 1 },
-  task_arithmetic: { lambda: 0.8 },
-  karcher: { max_iter: 10, tol: 1e-5 },
-};
 function modelParams(method: MergeMethod, k: number): Record<string, number> {
   const names = new Set(method.params.filter((p) => p.scope === 'model').map((p) => p.name));
   const params: Record<string, number> = {};

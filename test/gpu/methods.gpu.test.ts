@@ -6,6 +6,7 @@ import { perturbed, randomArray } from '../helpers/random-arrays';
 import { runMethod, type ArrayInput, type RunOptions } from '../helpers/run-method';
 import { ulp } from '../helpers/ulp';
 import { disposeAll, gpuBackend, within } from './helpers';
+import { METHOD_GLOBAL_PARAMS as GLOBALS } from '../helpers/method-params';
 
 /**
  * Every merge method on the WebGPU backend against the CPU backend, through the real job runner:
@@ -21,18 +22,6 @@ const SHAPES = [[64, 96], [3000]];
 const NATURAL = 1 << 24;
 const TINY = 64 * 1024;
 
-/** Values of required or interesting parameters, by name (global and per model). */
-const GLOBALS: Record<string, Record<string, number>> = {
-  slerp: { t: 0.4 },
-  nearswap: { t: 0.002 },
-  sce: { select_topk: 0.5 },
-  ram: { epsilon: 0.003 },
-  ramplus_tl: { r: 0.3, alpha: 0.5, epsilon: 0.003 },
-  ties: { normalize: 1 },
-  della: { normalize: 1 },
-  task_arithmetic: { lambda: 0.8 },
-  karcher: { max_iter: 10, tol: 1e-5 },
-};
 const MODEL_PARAMS = (method: MergeMethod, k: number): Record<string, number> => {
   const names = new Set(method.params.filter((p) => p.scope === 'model').map((p) => p.name));
   const params: Record<string, number> = {};
