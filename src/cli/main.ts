@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
-import { CpuBackend, createCpuBackend, type ComputeBackend } from '../backend';
+import { createCpuBackend, type ComputeBackend } from '../backend';
 import { ConfigError, parseMergeConfig, UnsupportedConfigError } from '../config';
 import { DEFAULT_BUDGET_BYTES, formatNonFiniteSummary, MergeCancelledError, NonFiniteError, runMerge, type MergeProgress, type StageTimes } from '../engine';
 import { GpuDeviceLostError, GpuUnavailableError } from '../gpu';
@@ -234,29 +234,20 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
   const { plan, models } = await prepare(configPath, flags, io, outDir);
   for (const w of plan.warnings) io.stderr(`warning: ${w}\n`);
   const quiet = flags.quiet === true;
+  // The CPU backend: the SIMD kernels (same bytes as the JavaScript reference, faster), on a pool
+  // of `threads` workers unless --threads 1. The workers' cross-pass cache gets as much memory as
+  // the chunks: --memory bounds both.
+  const cpuBackend = (): Promise<ComputeBackend> =>
+    threads <= 1 ? createCpuBackend() : createNodeWorkerPool({ threads, workerUrl: io.poolWorkerUrl, cacheBytes: budgetBytes ?? DEFAULT_BUDGET_BYTES });
   // auto: a hardware GPU if there is one, else the CPU (a software WebGPU adapter is slower).
-  const chosen = await chooseNodeBackend(backendName, { budgetBytes: budgetBytes ?? DEFAULT_BUDGET_BYTES }).catch(
+  const chosen = await chooseNodeBackend(backendName, { budgetBytes: budgetBytes ?? DEFAULT_BUDGET_BYTES, cpu: cpuBackend }).catch(
     async (error: unknown) => {
       await models.sources.closeAll();
       throw error;
     },
   );
   if (!quiet && backendName !== 'cpu') io.stderr(`${chosen.reason}\n`);
-  const cpuBackend = async (single: ComputeBackend): Promise<ComputeBackend> => {
-    if (threads <= 1) return single;
-    await single.dispose();
-    // The workers' cross-pass cache gets as much memory as the chunks: --memory bounds both.
-    return createNodeWorkerPool({ threads, workerUrl: io.poolWorkerUrl, cacheBytes: budgetBytes ?? DEFAULT_BUDGET_BYTES });
-  };
-  // The CPU choice runs on the SIMD kernels (same bytes as the JavaScript reference, faster), on
-  // `threads` workers.
-  let backend =
-    chosen.backend.name === 'cpu'
-      ? await cpuBackend(chosen.backend instanceof CpuBackend ? await createCpuBackend() : chosen.backend).catch(async (error: unknown) => {
-          await models.sources.closeAll();
-          throw error;
-        })
-      : chosen.backend;
+  let backend = chosen.backend;
   io.onBackend?.(backend);
   let output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir)).catch(async (error: unknown) => {
     // Worker threads would keep the process alive.
@@ -297,7 +288,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
       if (backendName !== 'auto' || !((error as Error).cause instanceof GpuDeviceLostError)) throw error;
       io.stderr(`warning: ${((error as Error).cause as Error).message} Merging again on the CPU.\n`);
       await backend.dispose().catch(() => undefined);
-      backend = await cpuBackend(await createCpuBackend());
+      backend = await cpuBackend();
       io.onBackend?.(backend);
       output = await NodeOutputFolder.open(path.resolve(io.cwd, outDir));
       result = await merge();

@@ -1,4 +1,4 @@
-import { CpuBackend } from '../backend/cpu/cpu-backend';
+import { createCpuBackend } from '../backend/cpu/simd';
 import type { ComputeBackend } from '../backend/compute-backend';
 import { describeAdapter, isSoftwareAdapter, requestAdapter, requestDevice } from './device';
 import { GpuUnavailableError } from './errors';
@@ -24,6 +24,11 @@ export async function createNodeWebGpuBackend(options: WebGpuBackendOptions = {}
 
 export type BackendChoice = 'auto' | 'cpu' | 'webgpu';
 
+export interface NodeBackendOptions extends WebGpuBackendOptions {
+  /** Makes the CPU backend when that is the choice (default: the SIMD kernels on this thread). */
+  readonly cpu?: () => Promise<ComputeBackend>;
+}
+
 export interface ChosenBackend {
   readonly backend: ComputeBackend;
   /** Why this backend was chosen, for the user (e.g. "no hardware GPU adapter: CPU"). */
@@ -35,8 +40,9 @@ export interface ChosenBackend {
  * GpuUnavailableError. `auto`: WebGPU on a hardware adapter, else the CPU backend — a software
  * adapter (SwiftShader, lavapipe, WARP) is slower than the CPU backend, so it is never picked.
  */
-export async function chooseNodeBackend(choice: BackendChoice, options: WebGpuBackendOptions = {}): Promise<ChosenBackend> {
-  if (choice === 'cpu') return { backend: new CpuBackend(), reason: 'cpu backend (requested)' };
+export async function chooseNodeBackend(choice: BackendChoice, options: NodeBackendOptions = {}): Promise<ChosenBackend> {
+  const cpu = options.cpu ?? createCpuBackend;
+  if (choice === 'cpu') return { backend: await cpu(), reason: 'cpu backend (requested)' };
   let gpu: GPU;
   let adapter: GPUAdapter;
   try {
@@ -44,11 +50,11 @@ export async function chooseNodeBackend(choice: BackendChoice, options: WebGpuBa
     adapter = await requestAdapter(gpu, options);
   } catch (error) {
     if (choice === 'webgpu') throw error;
-    return { backend: new CpuBackend(), reason: 'cpu backend (no WebGPU adapter here)' };
+    return { backend: await cpu(), reason: 'cpu backend (no WebGPU adapter here)' };
   }
   if (choice === 'auto' && isSoftwareAdapter(adapter)) {
     return {
-      backend: new CpuBackend(),
+      backend: await cpu(),
       reason: `cpu backend (the only WebGPU adapter, ${describeAdapter(adapter)}, is a software renderer: slower than the CPU backend)`,
     };
   }
