@@ -1,27 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Plugin } from 'vite';
+import { filesUnder } from './files-under';
 
 const SERVICE_WORKER = 'sw.js';
-
-/** Every file under `dir`, as paths relative to it with forward slashes. */
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const name of readdirSync(d)) {
-      const full = join(d, name);
-      if (statSync(full).isDirectory()) walk(full);
-      else out.push(relative(dir, full).split('\\').join('/'));
-    }
-  };
-  try {
-    walk(dir);
-  } catch {
-    // no public folder
-  }
-  return out;
-}
 
 /**
  * Builds src/ui/service-worker.ts into `sw.js` beside index.html and writes into it the list of
@@ -55,7 +38,7 @@ export function appShellPlugin(entry: string): Plugin {
       };
     },
     generateBundle(_options, bundle) {
-      const publicFiles = filesUnder(publicDir);
+      const publicFiles = publicDir && existsSync(publicDir) ? filesUnder(publicDir) : [];
       const files = ['./', 'index.html', ...Object.keys(bundle).filter((f) => f !== SERVICE_WORKER && !f.endsWith('.map')), ...publicFiles];
       const hash = createHash('sha256');
       for (const f of files) hash.update(`${f}\n`);

@@ -9,11 +9,12 @@
  * "Sign in with Hugging Face" (hf_oauth and the scopes the app asks for); files of an earlier
  * build that are gone are deleted, so stale hashed assets do not pile up.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { commit, createRepo, HubApiError, listFiles, type CommitOperation } from '@huggingface/hub';
 import { hubUrlProblem } from '../src/hub/hub-url';
 import { ALLOY_OAUTH_SCOPES } from '../src/hub/oauth-scopes';
+import { filesUnder } from './files-under';
 
 export interface DeployOptions {
   /** `owner/name` of the Space. */
@@ -62,20 +63,6 @@ export function spaceReadme(space: string): string {
   ].join('\n');
 }
 
-/** Every file below `dir`, as repo paths (forward slashes). */
-function filesOf(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const name of readdirSync(d)) {
-      const full = join(d, name);
-      if (statSync(full).isDirectory()) walk(full);
-      else out.push(relative(dir, full).split('\\').join('/'));
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
-
 export async function deploySpace(options: DeployOptions): Promise<{ url: string; commitOid: string | undefined; files: string[] }> {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   if (!SPACE_RE.test(options.space)) throw new Error(`--space must be OWNER/NAME (e.g. my-name/alloy), not "${options.space.slice(0, 80)}"`);
@@ -96,7 +83,7 @@ export async function deploySpace(options: DeployOptions): Promise<{ url: string
     log(`the Space ${options.space} exists: replacing its files`);
   }
 
-  const built = filesOf(dir).filter((path) => path !== 'README.md');
+  const built = filesUnder(dir).filter((path) => path !== 'README.md');
   const existing: string[] = [];
   try {
     for await (const entry of listFiles({ repo, recursive: true, ...credentials })) if (entry.type === 'file') existing.push(entry.path);
