@@ -340,6 +340,46 @@ describe('SimdCpuBackend equals CpuBackend byte for byte', () => {
   });
 });
 
+describe('rowRanks in WebAssembly', () => {
+  // Hand-worked: magnitudes ascending, equal magnitudes by descending index, NaN above Inf.
+  it('ranks magnitudes with ties by descending index', async () => {
+    const values = [0.5, -0.5, 2, NaN, -Infinity, 0, -0, 0.5];
+    const spec: ChunkSpec = { tensorName: 't', chunkIndex: 0, chunkCount: 1, start: 0, length: 8, rowStart: 0, rows: 1, cols: 8, totalRows: 1, seed: 0 };
+    const inputs = [{ bytes: new Uint8Array(Float32Array.from(values).buffer), dtype: 'F32' as const, cols: 8 }];
+    const chunk = simd.beginChunk(spec, inputs);
+    const ranks = Array.from(new Float32Array((await chunk.encode(chunk.ops.rowRanks(chunk.ops.input(0)), 'F32')).buffer));
+    chunk.release();
+    expect(ranks).toEqual([5, 4, 6, 8, 7, 2, 1, 3]);
+  });
+
+  // Rows that exercise each digit plan: constant rows (no varying bit), a single varying bit,
+  // short rows (8-bit digits) and long rows (11-bit digits), many ties and both signs.
+  // Row kinds by row index mod 4: constant; two magnitudes; magnitudes that differ only in low
+  // mantissa bits across 4 binades (crowded first-digit buckets, sorted further on the low bits);
+  // coarse eighths.
+  const row = (kind: number, random: () => number): number => {
+    const sign = random() < 0.5 ? -1 : 1;
+    if (kind === 0) return 0.25;
+    if (kind === 1) return sign * (random() < 0.5 ? 1 : 1.5);
+    if (kind === 2) return sign * (1 + Math.floor(random() * 64) * 2 ** -20) * 2 ** Math.floor(random() * 4);
+    return Math.round((random() - 0.5) * 64) / 8;
+  };
+  for (const [rows, cols] of [[4, 7], [4, 300], [4, 4096], [4, 9000]] as const) {
+    it(`equals the reference on ${rows}x${cols} rows of ties`, async () => {
+      const random = rng(rows * cols);
+      const f = new Float32Array(rows * cols);
+      for (let i = 0; i < f.length; i++) f[i] = row(Math.floor(i / cols) % 4, random);
+      const spec: ChunkSpec = { tensorName: 't', chunkIndex: 0, chunkCount: 1, start: 0, length: f.length, rowStart: 0, rows, cols, totalRows: rows, seed: 0 };
+      const inputs = [{ bytes: new Uint8Array(f.buffer), dtype: 'F32' as const, cols }];
+      const expected = await encodeRef(spec, inputs, (c) => c.rowRanks(c.input(0)));
+      const chunk = simd.beginChunk(spec, inputs);
+      const actual = await chunk.encode(chunk.ops.rowRanks(chunk.ops.input(0)), 'F32');
+      chunk.release();
+      expect(Buffer.from(actual).equals(Buffer.from(expected))).toBe(true);
+    });
+  }
+});
+
 async function encodeRef(spec: ChunkSpec, inputs: readonly ChunkInputBytes[], op: (c: ChunkOps) => Vec, dtype: FloatDtype = 'F32'): Promise<Uint8Array> {
   const chunk = cpu.beginChunk(spec, inputs);
   const bytes = await chunk.encode(op(chunk.ops), dtype);

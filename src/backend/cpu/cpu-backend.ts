@@ -520,7 +520,7 @@ function divSV(o: F32, x: number, y: F32): void {
  * pass's digits. Each pass is stable and the indices enter in reverse order, so of equal
  * magnitudes the later element sorts first and the earlier ranks higher.
  */
-export class RankScratch {
+class RankScratch {
   readonly keys: Uint32Array;
   readonly keysSpare: Uint32Array;
   readonly order: Uint32Array;
@@ -534,7 +534,7 @@ export class RankScratch {
     this.orderSpare = new Uint32Array(cols);
   }
 }
-export function rankRow(bits: Uint32Array, out: F32, offset: number, cols: number, s: RankScratch): void {
+function rankRow(bits: Uint32Array, out: F32, offset: number, cols: number, s: RankScratch): void {
   let keys = s.keys, keysOut = s.keysSpare, order = s.order, orderOut = s.orderSpare;
   let or = 0;
   let and = 0x7fffffff;

@@ -3,14 +3,13 @@ import type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from '.
 import { pcgHash, streamKey } from '../../random';
 import type { ReductionKind, ReductionToken } from '../../reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../../types';
-import { RankScratch, rankRow } from '../cpu-backend';
 import { WasmHeap } from './wasm-heap';
 import { ABS, ADD, DIV, EQ, GE, GT, MAX, MIN, MUL, NEG, SIGN, SQRT, SUB, type Kernels } from './wasm-kernels';
 
 /**
  * The CPU backend with its vectors in WebAssembly linear memory and its loops in SIMD kernels
  * (assembly/kernels.ts). Every op returns the bytes the reference CpuBackend returns; the few ops
- * that are rare or sort-like (rowRanks, rowMaxBroadcast, exp, log) run the reference's JavaScript
+ * that are rare (rowMaxBroadcast, exp, log) run the reference's JavaScript
  * over views of the same memory. Inputs are copied into the memory once per chunk and decoded
  * there; nothing else crosses between JavaScript and WebAssembly per op.
  */
@@ -445,10 +444,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
   rowRanks(a: Vec): Vec {
     const ap = this.p(a);
     const o = this.alloc();
-    const out = this.f32(o.ptr);
-    const bits = new Uint32Array(this.buffer, ap, this.length);
-    const scratch = new RankScratch(this.cols);
-    for (let r = 0; r < this.rows; r++) rankRow(bits, out, r * this.cols, this.cols, scratch);
+    this.scratch((4 * this.cols + 2050) * 4, (scratch) => this.k.rowRanks(ap, o.ptr, this.rows, this.cols, scratch));
     return asVec(o);
   }
 

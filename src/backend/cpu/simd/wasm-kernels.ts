@@ -28,6 +28,7 @@ export interface Kernels {
   signConsensus2(x0: number, x1: number, o: number, n: number, s0: number, s1: number, w0: number, w1: number, normalize: number): void;
   signConsensusN(terms: number, scales: number, weights: number, count: number, o: number, n: number, normalize: number): void;
   random(o: number, n: number, base: number): void;
+  rowRanks(x: number, o: number, rows: number, cols: number, scratch: number): void;
 }
 
 // Operation codes shared with assembly/kernels.ts.

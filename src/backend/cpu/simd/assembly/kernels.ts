@@ -496,3 +496,139 @@ export function random(o: usize, n: i32, base: u32): void {
     store<f32>(o + ((<usize>j) << 2), <f32>(h >>> 8) * 5.9604644775390625e-8);
   }
 }
+
+// ---- ranks -----------------------------------------------------------------------------------------
+
+/**
+ * rowRanks: per row, 1 + the position of each element's magnitude bits (|x| as u32, so NaN above
+ * Inf) in ascending order, equal magnitudes ordered by descending index — the ranks the
+ * reference's stable radix sort (rankRow in cpu-backend.ts) gives. Any stable sort gives them, so
+ * this one is a bucket sort fitted to the row: zeros in the first bucket, Inf/NaN in the last, the
+ * finite magnitudes spread by value over up to 2048 buckets between their minimum and maximum
+ * (one counting pass, one stable scatter), then each bucket sorted on its own — by insertion for
+ * the few elements a bucket usually holds, by 8-bit LSD radix on the remaining bits for a crowded one.
+ * `scratch` holds 4·cols u32 plus 2050 u32 of buckets.
+ */
+export function rowRanks(x: usize, o: usize, rows: i32, cols: i32, scratch: usize): void {
+  const n = <usize>cols;
+  const keys = scratch;
+  const order = keys + (n << 2);
+  const sortedKeys = order + (n << 2);
+  const sorted = sortedKeys + (n << 2);
+  const buckets = sorted + (n << 2);
+  // Finite buckets: about two per element for short rows, at most 2048.
+  const bucketBits: u32 = cols >= 1024 ? 11 : 32 - <u32>clz(<u32>cols);
+  for (let r = 0; r < rows; r++) {
+    const row = x + ((<usize>r * n) << 2);
+    const out = o + ((<usize>r * n) << 2);
+    let min: u32 = 0x7f800000;
+    let max: u32 = 0;
+    for (let i: usize = 0; i < n; i++) {
+      const index = n - 1 - i;
+      const k = load<u32>(row + (index << 2)) & 0x7fffffff;
+      store<u32>(keys + (i << 2), k);
+      store<u32>(order + (i << 2), <u32>index);
+      if (k != 0 && k < 0x7f800000) {
+        if (k < min) min = k;
+        if (k > max) max = k;
+      }
+    }
+    // Bucket b of the finite ones holds keys min + [b << shift, (b + 1) << shift).
+    const range: u32 = max >= min ? max - min : 0;
+    const rangeBits: u32 = 32 - <u32>clz(range);
+    const shift: u32 = rangeBits > bucketBits ? rangeBits - bucketBits : 0;
+    const last: u32 = (max >= min ? range >>> shift : 0) + 2;
+    const span = (<usize>(last + 1)) << 2;
+    memory.fill(buckets, 0, span);
+    for (let i: usize = 0; i < n; i++) {
+      const at = buckets + (<usize>bucketOf(load<u32>(keys + (i << 2)), min, shift, last) << 2);
+      store<u32>(at, load<u32>(at) + 1);
+    }
+    let sum: u32 = 0;
+    for (let d: usize = 0; d < span; d += 4) {
+      const c = load<u32>(buckets + d);
+      store<u32>(buckets + d, sum);
+      sum += c;
+    }
+    for (let i: usize = 0; i < n; i++) {
+      const k = load<u32>(keys + (i << 2));
+      const slot = buckets + (<usize>bucketOf(k, min, shift, last) << 2);
+      const at = <usize>load<u32>(slot);
+      store<u32>(slot, <u32>at + 1);
+      store<u32>(sortedKeys + (at << 2), k);
+      store<u32>(sorted + (at << 2), load<u32>(order + (i << 2)));
+    }
+    // Each slot now holds its bucket's end. Zeros are all equal; the finite buckets differ in
+    // their low `shift` bits above `min`; Inf and NaN in any of their 23 low bits.
+    let start: usize = <usize>load<u32>(buckets);
+    for (let b: u32 = 1; b <= last; b++) {
+      const end = <usize>load<u32>(buckets + (<usize>b << 2));
+      const count = end - start;
+      const bits: u32 = b == last ? 23 : shift;
+      const bias: u32 = b == last ? 0x7f800000 : min;
+      if (count > 48 && bits > 0) radixRange(sortedKeys, sorted, keys, order, start, end, bias, bits);
+      else if (count > 1 && bits > 0) insertionRange(sortedKeys, sorted, start, end);
+      start = end;
+    }
+    for (let i: usize = 0; i < n; i++) store<f32>(out + (load<u32>(sorted + (i << 2)) << 2), <f32>(i + 1));
+  }
+}
+
+/** Zeros → 0, finite → 1 + (k − min) >> shift, Inf and NaN → `last`. */
+@inline function bucketOf(k: u32, min: u32, shift: u32, last: u32): u32 {
+  return k == 0 ? 0 : k >= 0x7f800000 ? last : 1 + ((k - min) >>> shift);
+}
+
+/** Stable insertion sort of keys[start, end) (with their order entries) by key. */
+function insertionRange(keys: usize, order: usize, start: usize, end: usize): void {
+  for (let i = start + 1; i < end; i++) {
+    const k = load<u32>(keys + (i << 2));
+    const v = load<u32>(order + (i << 2));
+    let j = i;
+    while (j > start && load<u32>(keys + ((j - 1) << 2)) > k) {
+      store<u32>(keys + (j << 2), load<u32>(keys + ((j - 1) << 2)));
+      store<u32>(order + (j << 2), load<u32>(order + ((j - 1) << 2)));
+      j--;
+    }
+    store<u32>(keys + (j << 2), k);
+    store<u32>(order + (j << 2), v);
+  }
+}
+
+/**
+ * Stable LSD radix sort of keys[start, end) on bits [0, high) of key − bias (keys of one bucket
+ * share the bits above), 8 bits a pass, through the spare arrays; the result ends in `keys`/`order`.
+ */
+function radixRange(keys: usize, order: usize, spareKeys: usize, spareOrder: usize, start: usize, end: usize, bias: u32, high: u32): void {
+  const counts = memory.data(256 << 2);
+  let fromK = keys, fromO = order, toK = spareKeys, toO = spareOrder;
+  for (let shift: u32 = 0; shift < high; shift += 8) {
+    const bits: u32 = high - shift < 8 ? high - shift : 8;
+    const mask: u32 = (1 << bits) - 1;
+    memory.fill(counts, 0, 256 << 2);
+    for (let i = start; i < end; i++) {
+      const at = counts + ((((load<u32>(fromK + (i << 2)) - bias) >>> shift) & mask) << 2);
+      store<u32>(at, load<u32>(at) + 1);
+    }
+    let sum = <u32>start;
+    for (let d: usize = 0; d <= <usize>mask; d++) {
+      const c = load<u32>(counts + (d << 2));
+      store<u32>(counts + (d << 2), sum);
+      sum += c;
+    }
+    for (let i = start; i < end; i++) {
+      const k = load<u32>(fromK + (i << 2));
+      const slot = counts + ((((k - bias) >>> shift) & mask) << 2);
+      const at = <usize>load<u32>(slot);
+      store<u32>(slot, <u32>at + 1);
+      store<u32>(toK + (at << 2), k);
+      store<u32>(toO + (at << 2), load<u32>(fromO + (i << 2)));
+    }
+    const tk = fromK; fromK = toK; toK = tk;
+    const to = fromO; fromO = toO; toO = to;
+  }
+  if (fromK != keys) {
+    memory.copy(keys + (start << 2), fromK + (start << 2), (end - start) << 2);
+    memory.copy(order + (start << 2), fromO + (start << 2), (end - start) << 2);
+  }
+}
