@@ -1,3 +1,4 @@
+import type { NonFiniteCounts } from '../storage/non-finite';
 import type { FloatDtype } from '../storage/types';
 import type { ChunkOps, Vec } from './types';
 import type { ReductionToken } from './reduction';
@@ -14,6 +15,18 @@ export interface ChunkInputBytes {
    * modify nor transfer (detach) them. Unretained bytes belong to the backend once handed over.
    */
   readonly retained?: boolean;
+  /**
+   * Count this input's NaN/±Inf elements (all of `bytes`) and report them in the chunk's
+   * `nonFinite()` — only for backends with `countsNonFinite`, which count where the bytes pass
+   * anyway (into WebAssembly memory, into a worker) instead of in one more sweep on the engine's thread.
+   */
+  readonly countNonFinite?: boolean;
+}
+
+/** NaN/±Inf a chunk counted: per input (null where not asked) and in the bytes `encode` returned. */
+export interface ChunkNonFinite {
+  readonly inputs: readonly (NonFiniteCounts | null)[];
+  readonly output: NonFiniteCounts | null;
 }
 
 /** Where a chunk sits in its tensor. */
@@ -45,6 +58,8 @@ export interface BackendChunk {
   encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array>;
   /** Frees the chunk's vectors; the chunk must not be used afterwards. */
   release(): void;
+  /** With `ComputeBackend.countsNonFinite`: what the chunk counted, once its result was read. */
+  nonFinite?(): ChunkNonFinite;
 }
 
 /** A place where tensor arithmetic runs: the CPU reference or WebGPU. */
@@ -61,6 +76,8 @@ export interface ComputeBackend {
    * engine still finishes chunks in order and divides its memory budget among them. Default 1.
    */
   readonly chunksInFlight?: number;
+  /** Chunks count the NaN/±Inf of inputs marked `countNonFinite` and of their encoded output (`BackendChunk.nonFinite`). */
+  readonly countsNonFinite?: boolean;
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk;
   dispose(): Promise<void>;
 }

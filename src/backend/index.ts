@@ -1,5 +1,5 @@
 export type { ChunkOps, Operand, Reduction, ReductionSet, Resolved, Vec } from './types';
-export type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from './compute-backend';
+export type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from './compute-backend';
 export type { ReductionKind, ReductionToken, ChunkPlace } from './reduction';
 export { combinePartial, emptyTotal } from './reduction';
 export { pcgHash, hashName, streamKey, randomUniform } from './random';

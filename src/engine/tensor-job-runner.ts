@@ -155,7 +155,7 @@ export class TensorJobRunner implements TensorMerge {
     const dtype = this.job.dtype as FloatDtype;
     await this.forEachChunk(
       (chunk) => chunk.encode(fn(chunk.ops), dtype),
-      (bytes) => this.emit(bytes),
+      (bytes) => this.emit(bytes, !this.ctx.backend.countsNonFinite),
     );
   }
 
@@ -180,7 +180,7 @@ export class TensorJobRunner implements TensorMerge {
       this.ctx.onWait?.('read', now() - waited);
       this.ctx.onRead(length);
       if (countInput) addNonFinite(this.inputNonFinite[i], countNonFinite(bytes, input.tensor.dtype));
-      await this.emit(bytes);
+      await this.emit(bytes, true);
     }
     this.counted.fill(1, i * this.chunks.length, (i + 1) * this.chunks.length);
   }
@@ -189,12 +189,13 @@ export class TensorJobRunner implements TensorMerge {
     if (this.bytesWritten > 0) throw new Error(`internal: ${this.name} was written twice by its method`);
   }
 
-  private async emit(bytes: Uint8Array): Promise<void> {
+  /** Writes output bytes, counting their NaN/Inf unless the backend did (`count` false). */
+  private async emit(bytes: Uint8Array, count: boolean): Promise<void> {
     this.bytesWritten += bytes.length;
     if (this.bytesWritten > this.job.byteLength) {
       throw new Error(`internal: ${this.name} produced more bytes than its ${this.job.byteLength}`);
     }
-    addNonFinite(this.outputNonFinite, countNonFinite(bytes, this.job.dtype));
+    if (count) addNonFinite(this.outputNonFinite, countNonFinite(bytes, this.job.dtype));
     await this.ctx.write(bytes);
     this.ctx.onOutput(this.bytesWritten / this.job.byteLength);
   }
@@ -234,7 +235,7 @@ export class TensorJobRunner implements TensorMerge {
         const inputs = await next!;
         this.ctx.onWait?.('read', now() - waited);
         next = range.index + 1 < this.chunks.length ? this.inputBytes(range.index + 1) : null;
-        const chunk = this.ctx.backend.beginChunk(
+        const chunk: BackendChunk = this.ctx.backend.beginChunk(
           {
             tensorName: this.name,
             chunkIndex: range.index,
@@ -248,7 +249,7 @@ export class TensorJobRunner implements TensorMerge {
             seed: this.ctx.seed,
             jobId: this.jobId,
           },
-          inputs,
+          this.askCounts(inputs, range.index),
         );
         const launched = now();
         let result: Promise<R>;
@@ -258,6 +259,7 @@ export class TensorJobRunner implements TensorMerge {
           chunk.release();
           throw error;
         }
+        if (this.ctx.backend.countsNonFinite) result = result.then((r) => (this.takeCounts(chunk), r));
         this.ctx.onWait?.('compute', now() - launched);
         result = result.finally(() => chunk.release());
         // A failure is reported when the chunk is finished, not as an unhandled rejection.
@@ -305,10 +307,33 @@ export class TensorJobRunner implements TensorMerge {
         const length = split ? range.length * size : range.rows * inCols * size;
         const bytes = await source.read(input.tensor.offset + offset, length);
         this.ctx.onRead(length);
-        this.countInput(i, range.index, bytes, input.tensor.dtype);
+        // A counting backend counts these where they pass anyway (askCounts).
+        if (!this.ctx.backend.countsNonFinite) this.countInput(i, range.index, bytes, input.tensor.dtype);
         return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: split ? range.cols : inCols, retained: this.keep };
       }),
     );
+  }
+
+  /**
+   * For a backend that counts NaN/Inf itself: marks the inputs read from their files
+   * (not assembled here: aligned embeddings, LoRA-applied rows, which countInput counts) whose
+   * chunk was not counted yet. takeCounts adds what the chunk found.
+   */
+  private askCounts(inputs: ChunkInputBytes[], chunkIndex: number): ChunkInputBytes[] {
+    if (!this.ctx.backend.countsNonFinite || this.aligned) return inputs;
+    return inputs.map((input, i) => {
+      const key = i * this.chunks.length + chunkIndex;
+      if (this.counted[key] !== 0 || this.job.inputs[i].adapter?.kind === 'lora') return input;
+      this.counted[key] = 1;
+      return { ...input, countNonFinite: true };
+    });
+  }
+
+  private takeCounts(chunk: BackendChunk): void {
+    const counts = chunk.nonFinite?.();
+    if (!counts) throw new Error(`internal: ${this.name}: the ${this.ctx.backend.name} backend counts NaN/Inf but a chunk reported none`);
+    counts.inputs.forEach((c, i) => c && addNonFinite(this.inputNonFinite[i], c));
+    if (counts.output) addNonFinite(this.outputNonFinite, counts.output);
   }
 
   /**

@@ -78,10 +78,11 @@ function casesFor(method: MergeMethod): Case[] {
 
 const CASES = METHODS.flatMap(casesFor);
 
-type Outcome = { bytes: Uint8Array } | { error: string };
+type Outcome = { bytes: Uint8Array; nonFinite: unknown } | { error: string };
 async function outcome(c: Case, backend?: ComputeBackend): Promise<Outcome> {
   try {
-    return { bytes: (await runMethod(c.inputs[0] && c.name.split(' ')[0], c.inputs, { ...c.options, backend })).bytes };
+    const run = await runMethod(c.inputs[0] && c.name.split(' ')[0], c.inputs, { ...c.options, backend });
+    return { bytes: run.bytes, nonFinite: run.nonFinite };
   } catch (error) {
     return { error: (error as Error).message };
   }
@@ -152,6 +153,8 @@ for (const variant of VARIANTS) {
         else {
           expect('bytes' in got ? undefined : got).toBeUndefined();
           expectSameBytes((got as { bytes: Uint8Array }).bytes, want.bytes, c.options.dtype ?? 'F32');
+          // NaN/Inf counted by the workers (and on the main side for inputs they never get).
+          expect((got as { nonFinite: unknown }).nonFinite).toEqual(want.nonFinite);
         }
       });
     }

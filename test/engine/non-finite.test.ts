@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { CpuBackend } from '../../src/backend';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CpuBackend, createSimdCpuBackend, type ComputeBackend } from '../../src/backend';
 import { TensorJobRunner } from '../../src/engine/tensor-job-runner';
 import { findMethod } from '../../src/methods';
 import type { TensorJob } from '../../src/plan';
@@ -28,13 +28,26 @@ const N = 64 * 64;
 /** A budget small enough for many chunks that are re-read in every pass, and one that keeps them. */
 const BUDGETS = { 'many chunks, re-read per pass': 6 * 1024, 'kept across passes': 1 << 24 };
 
-describe('TensorJobRunner counts NaN and Inf on the host', () => {
+// Counted by the engine on its thread for a backend that does not count (WebGPU), by the
+// chunks of the JavaScript reference, and in WebAssembly by the SIMD backend.
+const HOST_COUNTED: ComputeBackend = { name: 'webgpu', beginChunk: (s, i) => new CpuBackend().beginChunk(s, i), dispose: async () => undefined };
+const BACKENDS: Record<string, () => Promise<ComputeBackend>> = {
+  'engine-counted': async () => HOST_COUNTED,
+  'JavaScript chunks': async () => new CpuBackend(),
+  'SIMD chunks': createSimdCpuBackend,
+};
+
+for (const [backendLabel, makeBackend] of Object.entries(BACKENDS)) describe(`TensorJobRunner counts NaN and Inf (${backendLabel})`, () => {
+  let backend: ComputeBackend;
+  beforeAll(async () => {
+    backend = await makeBackend();
+  });
   for (const [label, budgetBytes] of Object.entries(BUDGETS)) {
     it(`slerp spreads 3 NaN inputs to all 4,096 outputs; each input element counted once (${label})`, async () => {
       const a = randomMatrix(1, N);
       const b = randomMatrix(2, N);
       for (const k of [5, 2000, 4095]) a[k] = NaN;
-      const run = await runMethod('slerp', [{ values: a }, { values: b }], { shape: SHAPE, params: { t: 0.3 }, baseIndex: 0, budgetBytes });
+      const run = await runMethod('slerp', [{ values: a }, { values: b }], { shape: SHAPE, params: { t: 0.3 }, baseIndex: 0, budgetBytes, backend });
       expect(run.nonFinite).toEqual({
         tensor: 'model.layers.0.mlp.up_proj.weight',
         inputs: [{ model: 'm0', counts: { nan: 3, posInf: 0, negInf: 0 } }],
@@ -54,6 +67,7 @@ describe('TensorJobRunner counts NaN and Inf on the host', () => {
         shape: SHAPE,
         baseIndex: 0,
         budgetBytes,
+        backend,
       });
       expect(run.nonFinite!.inputs).toEqual([
         { model: 'm0', counts: { nan: 1, posInf: 0, negInf: 0 } },
@@ -67,7 +81,7 @@ describe('TensorJobRunner counts NaN and Inf on the host', () => {
     // 1e38·x in f32, then f16: 1 and 0.5 → +Inf, -2 → -Inf, 7e-34 → 7e4 ≥ 65520 → +Inf; 1e-34 → 1e4,
     // -1e-34 → -1e4 and 6.5e-34 → 65000 stay finite; 0 stays 0.
     const x = [1, -2, 0, 1e-34, 7e-34, 6.5e-34, -1e-34, 0.5];
-    const run = await runMethod('linear', [{ values: x, dtype: 'F32', params: { weight: 1e38 } }], { params: { normalize: 0 }, dtype: 'F16' });
+    const run = await runMethod('linear', [{ values: x, dtype: 'F32', params: { weight: 1e38 } }], { params: { normalize: 0 }, dtype: 'F16', backend });
     expect(run.nonFinite).toEqual({ tensor: 'model.layers.0.mlp.up_proj.weight', inputs: [], output: { nan: 0, posInf: 3, negInf: 1 } });
     expect(classify(run.values)).toEqual(run.nonFinite!.output);
   });
@@ -78,14 +92,14 @@ describe('TensorJobRunner counts NaN and Inf on the host', () => {
     x[500] = Infinity;
     x[1000] = -Infinity;
     // Half the budget is 1001 bytes, half an element too many: reads must be cut to whole elements.
-    const run = await runMethod('passthrough', [{ values: x }], { dtype: 'BF16', budgetBytes: 2003 });
+    const run = await runMethod('passthrough', [{ values: x }], { dtype: 'BF16', budgetBytes: 2003, backend });
     const counts = { nan: 1, posInf: 1, negInf: 1 };
     expect(run.nonFinite).toEqual({ tensor: 'model.layers.0.mlp.up_proj.weight', inputs: [{ model: 'm0', counts }], output: counts });
   });
 
   it('reports nothing for finite tensors, including ±max finite and subnormals', async () => {
     const x = [3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -1e-45, 0, -0];
-    const run = await runMethod('linear', [{ values: x, params: { weight: 1 } }]);
+    const run = await runMethod('linear', [{ values: x, params: { weight: 1 } }], { backend });
     expect(run.nonFinite).toBeNull();
   });
 
@@ -126,7 +140,7 @@ describe('TensorJobRunner counts NaN and Inf on the host', () => {
     for (const budgetBytes of [64, 1 << 20]) {
       const written: Uint8Array[] = [];
       const runner = new TensorJobRunner(job, {
-        backend: new CpuBackend(),
+        backend,
         source: async (_model, file) => sources[file],
         seed: 1,
         budgetBytes,

@@ -1,6 +1,6 @@
-import { decodeToF32, encodeFromF32 } from '../../storage';
+import { countNonFinite, decodeToF32, encodeFromF32, type NonFiniteCounts } from '../../storage';
 import type { FloatDtype } from '../../storage/types';
-import type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from '../compute-backend';
+import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from '../compute-backend';
 import { pcgHash, streamKey } from '../random';
 import type { ReductionKind, ReductionToken } from '../reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../types';
@@ -11,6 +11,7 @@ import type { ChunkOps, Operand, Reduction, Vec } from '../types';
  */
 export class CpuBackend implements ComputeBackend {
   readonly name = 'cpu' as const;
+  readonly countsNonFinite = true;
   private readonly pool = new VectorPool();
 
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk {
@@ -74,6 +75,7 @@ class CpuChunk implements BackendChunk, ChunkOps {
   readonly cols: number;
   private readonly decoded: (F32 | undefined)[];
   private readonly owned: F32[] = [];
+  private outputCounts: NonFiniteCounts | null = null;
 
   constructor(
     private readonly spec: ChunkSpec,
@@ -336,7 +338,13 @@ class CpuChunk implements BackendChunk, ChunkOps {
   }
 
   async encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array> {
-    return encodeFromF32(arr(v), dtype);
+    const bytes = encodeFromF32(arr(v), dtype);
+    this.outputCounts = countNonFinite(bytes, dtype);
+    return bytes;
+  }
+
+  nonFinite(): ChunkNonFinite {
+    return { inputs: this.inputs.map((i) => (i.countNonFinite ? countNonFinite(i.bytes, i.dtype) : null)), output: this.outputCounts };
   }
 
   release(): void {

@@ -1,7 +1,9 @@
-import type { ChunkInputBytes } from '../compute-backend';
+import { countNonFinite } from '../../storage/non-finite';
+import type { BackendChunk, ChunkInputBytes, ChunkNonFinite } from '../compute-backend';
 import type { ReductionToken } from '../reduction';
 import type { ChunkOps, Vec } from '../types';
 import { isRef, neededNodes } from './graph';
+import type { FloatDtype } from '../../storage/types';
 import type { InThreadBackend } from './in-thread-backend';
 import { isNaNBits, wholeBuffer, wireNumber, type Arg, type ChunkRequest, type ChunkResponse, type GraphNode } from './protocol';
 
@@ -41,7 +43,8 @@ export class ChunkServer {
       if (request.result.kind === 'encode') {
         const bytes = await chunk.encode(values[request.roots[0]] as Vec, request.result.dtype);
         const owned = wholeBuffer(bytes) ? bytes : bytes.slice();
-        return { response: { type: 'result', id: request.id, bytes: owned }, transfer: [owned.buffer as ArrayBuffer] };
+        const nonFinite = counted(chunk, inputs, { bytes, dtype: request.result.dtype });
+        return { response: { type: 'result', id: request.id, bytes: owned, nonFinite }, transfer: [owned.buffer as ArrayBuffer] };
       }
       const partials = await chunk.readPartials(request.roots.map((id) => values[id] as ReductionToken));
       const transfer: ArrayBuffer[] = [];
@@ -51,7 +54,7 @@ export class ChunkServer {
         transfer.push((copy as unknown as ArrayBufferView).buffer as ArrayBuffer);
         return copy;
       });
-      return { response: { type: 'result', id: request.id, partials: owned }, transfer };
+      return { response: { type: 'result', id: request.id, partials: owned, nonFinite: counted(chunk, inputs, null) }, transfer };
     } finally {
       chunk.release();
     }
@@ -79,6 +82,15 @@ export class ChunkServer {
     }
     return values;
   }
+}
+
+/** The chunk's own NaN/±Inf counts, or counted here for a backend that does not count. */
+function counted(chunk: BackendChunk, inputs: readonly ChunkInputBytes[], output: { bytes: Uint8Array; dtype: FloatDtype } | null): ChunkNonFinite {
+  if (chunk.nonFinite) return chunk.nonFinite();
+  return {
+    inputs: inputs.map((i) => (i.countNonFinite ? countNonFinite(i.bytes, i.dtype) : null)),
+    output: output ? countNonFinite(output.bytes, output.dtype) : null,
+  };
 }
 
 function call(ops: ChunkOps, node: GraphNode, values: unknown[]): unknown {

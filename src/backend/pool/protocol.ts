@@ -1,5 +1,5 @@
 import type { FloatDtype } from '../../storage/types';
-import type { ChunkSpec } from '../compute-backend';
+import type { ChunkNonFinite, ChunkSpec } from '../compute-backend';
 
 /**
  * The messages between a WorkerPoolBackend (main side) and its workers. A chunk travels as the
@@ -49,6 +49,8 @@ export interface WireInput {
   readonly bytes: Uint8Array;
   readonly dtype: FloatDtype;
   readonly cols: number;
+  /** Count its NaN/±Inf (ChunkInputBytes.countNonFinite). */
+  readonly countNonFinite?: boolean;
 }
 
 export interface ChunkRequest {
@@ -69,7 +71,13 @@ export interface ChunkRequest {
 }
 
 export type ChunkResponse =
-  | { readonly type: 'result'; readonly id: number; readonly partials?: (number | NaNBits | ArrayLike<number>)[]; readonly bytes?: Uint8Array }
+  | {
+      readonly type: 'result';
+      readonly id: number;
+      readonly partials?: (number | NaNBits | ArrayLike<number>)[];
+      readonly bytes?: Uint8Array;
+      readonly nonFinite: ChunkNonFinite;
+    }
   | { readonly type: 'error'; readonly id: number; readonly message: string };
 
 /** The two ends of a worker as the pool sees them (worker_threads or a Web Worker). */

@@ -1,5 +1,5 @@
 import type { FloatDtype } from '../../storage/types';
-import type { BackendChunk, ChunkInputBytes, ChunkSpec } from '../compute-backend';
+import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec } from '../compute-backend';
 import type { ReductionKind, ReductionToken } from '../reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../types';
 import { wireNumber, type Arg, type GraphNode, type OpName } from './protocol';
@@ -12,7 +12,7 @@ export interface ChunkRunner {
     nodes: readonly GraphNode[],
     roots: readonly number[],
     result: { kind: 'partials' } | { kind: 'encode'; dtype: FloatDtype },
-  ): Promise<{ partials?: (number | ArrayLike<number>)[]; bytes?: Uint8Array }>;
+  ): Promise<{ partials?: (number | ArrayLike<number>)[]; bytes?: Uint8Array; nonFinite: ChunkNonFinite }>;
 }
 
 /** A vector of a recorded chunk: the id of the node that computes it. */
@@ -40,6 +40,7 @@ export class RecordingChunk implements BackendChunk, ChunkOps {
   private readonly nodes: GraphNode[] = [];
   private readonly inputNodes = new Map<number, Vec>();
   private sent = false;
+  private counts: ChunkNonFinite | null = null;
 
   constructor(
     private readonly spec: ChunkSpec,
@@ -131,10 +132,17 @@ export class RecordingChunk implements BackendChunk, ChunkOps {
     // The worker frees its vectors itself once the chunk is computed.
   }
 
-  private send(roots: number[], result: { kind: 'partials' } | { kind: 'encode'; dtype: FloatDtype }) {
+  nonFinite(): ChunkNonFinite {
+    if (!this.counts) throw new Error('internal: NaN/Inf counts of a pooled chunk asked before it was computed');
+    return this.counts;
+  }
+
+  private async send(roots: number[], result: { kind: 'partials' } | { kind: 'encode'; dtype: FloatDtype }) {
     if (this.sent) throw new Error('internal: a pooled chunk was computed twice');
     this.sent = true;
-    return this.runner.run(this.spec, this.inputs, this.nodes, roots, result);
+    const answer = await this.runner.run(this.spec, this.inputs, this.nodes, roots, result);
+    this.counts = answer.nonFinite;
+    return answer;
   }
 }
 

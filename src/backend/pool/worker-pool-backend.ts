@@ -1,5 +1,6 @@
+import { countNonFinite } from '../../storage/non-finite';
 import type { FloatDtype } from '../../storage/types';
-import type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from '../compute-backend';
+import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from '../compute-backend';
 import { cacheKey, forEachRef, neededNodes } from './graph';
 import { RecordingChunk, type ChunkRunner } from './recording-chunk';
 import { isNaNBits, wholeBuffer, type ChunkRequest, type ChunkResponse, type GraphNode, type WireInput, type WorkerPort } from './protocol';
@@ -20,8 +21,15 @@ export interface WorkerPoolOptions {
   readonly inThreadBelow?: number;
 }
 
+/** What a worker computed for one chunk. */
+export interface ChunkResult {
+  readonly partials?: (number | ArrayLike<number>)[];
+  readonly bytes?: Uint8Array;
+  readonly nonFinite: ChunkNonFinite;
+}
+
 interface Pending {
-  resolve(value: { partials?: (number | ArrayLike<number>)[]; bytes?: Uint8Array }): void;
+  resolve(value: ChunkResult): void;
   reject(error: Error): void;
 }
 
@@ -54,6 +62,8 @@ export const DEFAULT_POOL_CACHE_BYTES = 128 * 1024 * 1024;
 export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   readonly name = 'cpu' as const;
   readonly chunksInFlight: number;
+  /** Workers count the NaN/±Inf of the bytes they receive and encode, off the engine's thread. */
+  readonly countsNonFinite = true;
   private readonly workers: PoolWorker[];
   private readonly cachePerWorker: number;
   private readonly inThreadBelow: number;
@@ -97,7 +107,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     nodes: readonly GraphNode[],
     roots: readonly number[],
     result: { kind: 'partials' } | { kind: 'encode'; dtype: FloatDtype },
-  ): Promise<{ partials?: (number | ArrayLike<number>)[]; bytes?: Uint8Array }> {
+  ): Promise<ChunkResult> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.disposed) return Promise.reject(new Error('internal: the CPU worker pool was used after it was closed'));
     const worker = this.workers[this.route(spec)];
@@ -105,13 +115,15 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     // while the output pass is a job's last, so what it would store is never used.
     const plan = this.planCache(worker.ledger, spec, nodes, roots, result.kind === 'partials');
     const transfer = new Set<ArrayBuffer>();
+    // Inputs the worker does not need are counted here, if they are to be counted at all.
+    const countedHere = inputs.map((input, i) => (input.countNonFinite && !plan.inputsNeeded.has(i) ? countNonFinite(input.bytes, input.dtype) : null));
     const wire: (WireInput | null)[] = inputs.map((input, i) => {
       if (!plan.inputsNeeded.has(i)) return null;
       // Bytes the engine keeps for a later pass must stay usable: those are copied.
       const whole = input.retained ? null : wholeBuffer(input.bytes);
       const bytes = whole ? input.bytes : input.bytes.slice();
       transfer.add(bytes.buffer as ArrayBuffer);
-      return { bytes, dtype: input.dtype, cols: input.cols };
+      return { bytes, dtype: input.dtype, cols: input.cols, countNonFinite: input.countNonFinite };
     });
     const id = this.nextId++;
     const request: ChunkRequest = {
@@ -126,7 +138,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       hits: plan.hits,
       stores: plan.stores,
     };
-    return new Promise((resolve, reject) => {
+    const answered = new Promise<ChunkResult>((resolve, reject) => {
       worker.pending.set(id, { resolve, reject });
       try {
         worker.port.post(request, [...transfer]);
@@ -135,6 +147,8 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
         reject(new Error(`internal: could not send a chunk of ${spec.tensorName} to a CPU worker: ${(error as Error).message}`));
       }
     });
+    if (!countedHere.some((c) => c)) return answered;
+    return answered.then((r) => ({ ...r, nonFinite: { ...r.nonFinite, inputs: r.nonFinite.inputs.map((c, i) => countedHere[i] ?? c) } }));
   }
 
   async dispose(): Promise<void> {
@@ -220,7 +234,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       pending.reject(new Error(message.message));
     } else {
       const partials = message.partials?.map((p) => (isNaNBits(p) ? p.nan[0] : p));
-      pending.resolve({ partials, bytes: message.bytes });
+      pending.resolve({ partials, bytes: message.bytes, nonFinite: message.nonFinite });
     }
   }
 

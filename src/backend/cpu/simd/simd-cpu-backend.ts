@@ -1,5 +1,6 @@
+import { countNonFinite, type NonFiniteCounts } from '../../../storage/non-finite';
 import type { FloatDtype } from '../../../storage/types';
-import type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from '../../compute-backend';
+import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from '../../compute-backend';
 import { pcgHash, streamKey } from '../../random';
 import type { ReductionKind, ReductionToken } from '../../reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../../types';
@@ -15,6 +16,7 @@ import { ABS, ADD, DIV, EQ, GE, GT, MAX, MIN, MUL, NEG, SIGN, SQRT, SUB, type Ke
  */
 export class SimdCpuBackend implements ComputeBackend {
   readonly name = 'cpu' as const;
+  readonly countsNonFinite = true;
   private readonly heap: WasmHeap;
 
   constructor(private readonly kernels: Kernels) {
@@ -62,6 +64,9 @@ class SimdChunk implements BackendChunk, ChunkOps {
   private readonly decoded: (WasmVec | undefined)[];
   private readonly owned: { ptr: number; bytes: number }[] = [];
   private released = false;
+  /** NaN/±Inf of the inputs marked countNonFinite (counted as they are copied in) and of the output. */
+  private readonly inputCounts: (NonFiniteCounts | null)[];
+  private outputCounts: NonFiniteCounts | null = null;
 
   constructor(
     private readonly spec: ChunkSpec,
@@ -76,6 +81,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
     this.rows = spec.rows;
     this.cols = spec.cols;
     this.decoded = new Array(inputs.length);
+    this.inputCounts = inputs.map(() => null);
   }
 
   // ---- memory ----------------------------------------------------------------------------------
@@ -173,19 +179,25 @@ class SimdChunk implements BackendChunk, ChunkOps {
         for (let r = 0; r < this.rows; r++) dst.set(src.subarray(r * rowBytes, r * rowBytes + keepBytes), r * keepBytes);
       }
     };
+    // A narrow input is counted over all of its bytes (the cut columns too), as the engine would.
+    const count = input.countNonFinite === true && !narrow;
+    if (input.countNonFinite && narrow) this.inputCounts[i] = countNonFinite(input.bytes, input.dtype);
     let out: WasmVec;
     if (input.dtype === 'F32') {
       out = this.alloc();
       copyInto(out.ptr);
+      if (count) this.inputCounts[i] = this.count(out.ptr, n, 'F32');
     } else if (input.dtype === 'BF16' && n === this.length) {
       // Kept raw: weightedSum decodes it on the fly, other ops through p().
       const raw = this.allocBlock(n * 2);
       copyInto(raw);
+      if (count) this.inputCounts[i] = this.count(raw, n, 'BF16');
       out = new WasmVec(-1, raw);
     } else {
       out = this.alloc();
       this.scratch(n * 2, (raw) => {
         copyInto(raw);
+        if (count) this.inputCounts[i] = this.count(raw, n, input.dtype);
         if (input.dtype === 'BF16') this.k.decodeBf16(raw, out.ptr, n);
         else this.k.decodeF16(raw, out.ptr, n);
       });
@@ -202,11 +214,31 @@ class SimdChunk implements BackendChunk, ChunkOps {
     if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new Error(`cannot encode f32 values as dtype ${String(dtype)}`);
     const n = this.length;
     const ptr = this.p(v);
-    if (dtype === 'F32') return new Uint8Array(this.buffer, ptr, n * 4).slice();
+    if (dtype === 'F32') {
+      this.outputCounts = this.count(ptr, n, 'F32');
+      return new Uint8Array(this.buffer, ptr, n * 4).slice();
+    }
     return this.scratch(n * 2, (dst) => {
       if (dtype === 'BF16') this.k.encodeBf16(ptr, dst, n);
       else this.k.encodeF16(ptr, dst, n);
+      this.outputCounts = this.count(dst, n, dtype);
       return new Uint8Array(this.buffer, dst, n * 2).slice();
+    });
+  }
+
+  nonFinite(): ChunkNonFinite {
+    // An input the method never read was never copied in: counted where it is.
+    const inputs = this.inputs.map((input, i) => this.inputCounts[i] ?? (input.countNonFinite ? countNonFinite(input.bytes, input.dtype) : null));
+    return { inputs, output: this.outputCounts };
+  }
+
+  /** NaN/±Inf of `n` elements of `dtype` at `ptr` in the kernels' memory. */
+  private count(ptr: number, n: number, dtype: FloatDtype): NonFiniteCounts {
+    const [size, exp, mant] = dtype === 'F32' ? [4, 0x7f800000, 0x007fffff] : dtype === 'BF16' ? [2, 0x7f80, 0x007f] : [2, 0x7c00, 0x03ff];
+    return this.scratch(16, (out) => {
+      this.k.countNonFinite(ptr, n, size, exp, mant, out);
+      const [nan, posInf, negInf] = new Uint32Array(this.buffer, out, 3);
+      return { nan, posInf, negInf };
     });
   }
 

@@ -632,3 +632,43 @@ function radixRange(keys: usize, order: usize, spareKeys: usize, spareOrder: usi
     memory.copy(order + (start << 2), fromO + (start << 2), (end - start) << 2);
   }
 }
+
+// ---- non-finite counts -----------------------------------------------------------------------------
+
+/**
+ * Counts NaN, +Inf and −Inf among `n` floats of `size` bytes (2: bf16/f16, 4: f32) at `p`, whose
+ * exponent field is `exp` and mantissa `mant` (src/storage/non-finite.ts): three u32 at `out`.
+ * Exactly `n` elements are read (the bytes past them are another vector's padding). The common
+ * case, none at all, is one AND and compare per 16 bytes; only then are elements classified.
+ */
+export function countNonFinite(p: usize, n: i32, size: i32, exp: u32, mant: u32, out: usize): void {
+  const bytes = <usize>n * <usize>size;
+  const whole = bytes & ~(<usize>15);
+  let hits = i32x4.splat(0);
+  if (size == 2) {
+    const e = i16x8.splat(<i16>exp);
+    for (let i: usize = 0; i < whole; i += 16) hits = v128.or(hits, i16x8.eq(v128.and(v128.load(p + i), e), e));
+  } else {
+    const e = i32x4.splat(exp);
+    for (let i: usize = 0; i < whole; i += 16) hits = v128.or(hits, i32x4.eq(v128.and(v128.load(p + i), e), e));
+  }
+  let any = v128.any_true(hits);
+  for (let i = whole; i < bytes && !any; i += <usize>size) {
+    const w: u32 = size == 2 ? <u32>load<u16>(p + i) : load<u32>(p + i);
+    any = (w & exp) == exp;
+  }
+  let nan: u32 = 0, pos: u32 = 0, neg: u32 = 0;
+  if (any) {
+    const sign: u32 = size == 2 ? 0x8000 : 0x80000000;
+    for (let i: usize = 0; i < bytes; i += <usize>size) {
+      const w: u32 = size == 2 ? <u32>load<u16>(p + i) : load<u32>(p + i);
+      if ((w & exp) != exp) continue;
+      if ((w & mant) != 0) nan++;
+      else if ((w & sign) != 0) neg++;
+      else pos++;
+    }
+  }
+  store<u32>(out, nan);
+  store<u32>(out, pos, 4);
+  store<u32>(out, neg, 8);
+}
