@@ -60,23 +60,14 @@ export class ChunkServer {
     }
   }
 
-  /** Evaluates the nodes the roots need, in id order (arguments come first), using cached values. */
+  /** Evaluates the graph with the cached values the request names, and keeps what it says to keep. */
   private evaluate(ops: ChunkOps, request: ChunkRequest): unknown[] {
-    const { nodes } = request;
     const hits = new Map(request.hits);
-    const needed = neededNodes(nodes, request.roots, new Set(hits.keys()));
-    const values: unknown[] = new Array(nodes.length);
-    for (let id = 0; id < nodes.length; id++) {
-      if (!needed[id]) continue;
-      const key = hits.get(id);
-      if (key !== undefined) {
-        const cached = this.cache.get(key);
-        if (!cached) throw new Error(`internal: pool worker lost cached vector ${key}`);
-        values[id] = this.local.fromArray(ops, cached);
-      } else {
-        values[id] = call(ops, nodes[id], values);
-      }
-    }
+    const { values, needed } = replay(ops, request.nodes, request.roots, hits, (key) => {
+      const cached = this.cache.get(key);
+      if (!cached) throw new Error(`internal: pool worker lost cached vector ${key}`);
+      return this.local.fromArray(ops, cached);
+    });
     for (const [id, key] of request.stores) {
       if (needed[id]) this.cache.set(key, this.local.toArray(ops, values[id] as Vec).slice());
     }
@@ -84,8 +75,32 @@ export class ChunkServer {
   }
 }
 
+/**
+ * Evaluates the nodes the roots need on `ops`, in id order (arguments come first); nodes in
+ * `hits` take their value from `cached` instead. Used by the workers and, for light graphs, by
+ * the pool on its own thread.
+ */
+export function replay(
+  ops: ChunkOps,
+  nodes: readonly GraphNode[],
+  roots: readonly number[],
+  hits: ReadonlyMap<number, string> = new Map(),
+  cached: (key: string) => Vec = () => {
+    throw new Error('internal: a cached vector was asked for outside a pool worker');
+  },
+): { values: unknown[]; needed: Uint8Array } {
+  const needed = neededNodes(nodes, roots, new Set(hits.keys()));
+  const values: unknown[] = new Array(nodes.length);
+  for (let id = 0; id < nodes.length; id++) {
+    if (!needed[id]) continue;
+    const key = hits.get(id);
+    values[id] = key !== undefined ? cached(key) : call(ops, nodes[id], values);
+  }
+  return { values, needed };
+}
+
 /** The chunk's own NaN/±Inf counts, or counted here for a backend that does not count. */
-function counted(chunk: BackendChunk, inputs: readonly ChunkInputBytes[], output: { bytes: Uint8Array; dtype: FloatDtype } | null): ChunkNonFinite {
+export function counted(chunk: BackendChunk, inputs: readonly ChunkInputBytes[], output: { bytes: Uint8Array; dtype: FloatDtype } | null): ChunkNonFinite {
   if (chunk.nonFinite) return chunk.nonFinite();
   return {
     inputs: inputs.map((i) => (i.countNonFinite ? countNonFinite(i.bytes, i.dtype) : null)),

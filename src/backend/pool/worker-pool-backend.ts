@@ -1,6 +1,9 @@
 import { countNonFinite } from '../../storage/non-finite';
 import type { FloatDtype } from '../../storage/types';
 import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from '../compute-backend';
+import type { ReductionToken } from '../reduction';
+import type { Vec } from '../types';
+import { counted, replay } from './chunk-server';
 import { cacheKey, forEachRef, neededNodes } from './graph';
 import { RecordingChunk, type ChunkRunner } from './recording-chunk';
 import { isNaNBits, wholeBuffer, type ChunkRequest, type ChunkResponse, type GraphNode, type WireInput, type WorkerPort } from './protocol';
@@ -19,6 +22,28 @@ export interface WorkerPoolOptions {
   readonly cacheBytes?: number;
   /** Chunks of fewer elements run on the calling thread. Default 65536. */
   readonly inThreadBelow?: number;
+  /**
+   * Light chunks (LIGHT_OPS streaming ops at most, none of the costly ones: a linear merge's
+   * weighted sum) run on the calling thread too: sending their bytes to a worker and back costs
+   * more than computing them. Default true.
+   */
+  readonly inThreadLight?: boolean;
+}
+
+/** Ops that cost many streaming ops each: a chunk with any of them is worth a worker. */
+const COSTLY = new Set(['rowRanks', 'magnitudeHistogram', 'keepTopMagnitude', 'signConsensus', 'random', 'exp', 'log', 'sqrt', 'div', 'rowMaxBroadcast', 'periodicSums', 'periodic']);
+/** Most streaming ops (besides decoding the inputs) of a light chunk. */
+const LIGHT_OPS = 2;
+
+/** Whether the graph's needed part is light (see WorkerPoolOptions.inThreadLight). */
+function isLight(nodes: readonly GraphNode[], roots: readonly number[]): boolean {
+  const needed = neededNodes(nodes, roots, new Set());
+  let ops = 0;
+  for (let id = 0; id < nodes.length; id++) {
+    if (!needed[id] || nodes[id].op === 'input') continue;
+    if (COSTLY.has(nodes[id].op) || ++ops > LIGHT_OPS) return false;
+  }
+  return true;
 }
 
 /** What a worker computed for one chunk. */
@@ -110,6 +135,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   ): Promise<ChunkResult> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.disposed) return Promise.reject(new Error('internal: the CPU worker pool was used after it was closed'));
+    if (this.options.inThreadLight !== false && isLight(nodes, roots)) return this.runHere(spec, inputs, nodes, roots, result);
     const worker = this.workers[this.route(spec)];
     // Only a statistics pass stores: another pass always follows it (the output pass at least),
     // while the output pass is a job's last, so what it would store is never used.
@@ -149,6 +175,28 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     });
     if (!countedHere.some((c) => c)) return answered;
     return answered.then((r) => ({ ...r, nonFinite: { ...r.nonFinite, inputs: r.nonFinite.inputs.map((c, i) => countedHere[i] ?? c) } }));
+  }
+
+  /** Computes a recorded chunk on the calling thread, with the same backend code as the workers. */
+  private async runHere(
+    spec: ChunkSpec,
+    inputs: readonly ChunkInputBytes[],
+    nodes: readonly GraphNode[],
+    roots: readonly number[],
+    result: { kind: 'partials' } | { kind: 'encode'; dtype: FloatDtype },
+  ): Promise<ChunkResult> {
+    const chunk = this.options.local.beginChunk(spec, inputs);
+    try {
+      const { values } = replay(chunk.ops, nodes, roots);
+      if (result.kind === 'encode') {
+        const bytes = await chunk.encode(values[roots[0]] as Vec, result.dtype);
+        return { bytes, nonFinite: counted(chunk, inputs, { bytes, dtype: result.dtype }) };
+      }
+      const partials = await chunk.readPartials(roots.map((id) => values[id] as ReductionToken));
+      return { partials, nonFinite: counted(chunk, inputs, null) };
+    } finally {
+      chunk.release();
+    }
   }
 
   async dispose(): Promise<void> {
