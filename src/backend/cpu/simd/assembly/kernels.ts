@@ -487,13 +487,23 @@ export function signConsensusN(terms: usize, scales: usize, weights: usize, coun
 
 // ---- random ----------------------------------------------------------------------------------------
 
-/** PCG hash of base + j for j < n, upper 24 bits as [0, 1) (src/backend/random.ts). */
+/**
+ * PCG hash of base + j for j < n, upper 24 bits as [0, 1) (src/backend/random.ts), four lanes at a
+ * time. The hash shifts each lane by its own amount (4 to 19 bits), which SIMD has no instruction
+ * for: `state >>> s` is taken as the high word of the 64-bit product state · 2^(32−s), with
+ * 2^(32−s) made exactly from its f32 bit pattern.
+ */
 export function random(o: usize, n: i32, base: u32): void {
-  for (let j = 0; j < n; j++) {
-    const state = (base + <u32>j) * 747796405 + 2891336453;
-    const word = ((state >>> ((state >>> 28) + 4)) ^ state) * 277803737;
-    const h = (word >>> 22) ^ word;
-    store<f32>(o + ((<usize>j) << 2), <f32>(h >>> 8) * 5.9604644775390625e-8);
+  let index = i32x4.add(i32x4.splat(base), i32x4(0, 1, 2, 3));
+  for (let j = 0; j < n; j += 4) {
+    const state = i32x4.add(i32x4.mul(index, i32x4.splat(747796405)), i32x4.splat(<i32>2891336453));
+    const up = i32x4.sub(i32x4.splat(28), i32x4.shr_u(state, 28)); // 32 − shift, 13…28
+    const power = i32x4.trunc_sat_f32x4_u(i32x4.shl(i32x4.add(up, i32x4.splat(127)), 23));
+    const shifted = v128.shuffle<i32>(i64x2.extmul_low_i32x4_u(state, power), i64x2.extmul_high_i32x4_u(state, power), 1, 3, 5, 7);
+    const word = i32x4.mul(v128.xor(shifted, state), i32x4.splat(277803737));
+    const h = i32x4.shr_u(v128.xor(i32x4.shr_u(word, 22), word), 8);
+    v128.store(o + ((<usize>j) << 2), f32x4.mul(f32x4.convert_i32x4_u(h), f32x4.splat(5.9604644775390625e-8)));
+    index = i32x4.add(index, i32x4.splat(4));
   }
 }
 
