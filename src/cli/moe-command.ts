@@ -96,9 +96,7 @@ export async function moeCommand(argv: readonly string[], io: CliIo): Promise<nu
     const line =
       p.phase === 'gates'
         ? `routers: ${p.done}/${p.total} ${config.gate_mode.startsWith('hidden') ? 'prompt batches' : 'experts'}`
-        : p.phase === 'weights'
-          ? `weights: ${p.done}/${p.total} tensors, ${formatBytes(p.bytesWritten)}`
-          : `prompts: ${p.done}/${p.total}`;
+        : `weights: ${p.done}/${p.total} tensors, ${formatBytes(p.bytesWritten)}`;
     if (io.isTTY) {
       io.stderr(`\r${line}${' '.repeat(Math.max(0, lastLine - line.length))}`);
       lastLine = line.length;

@@ -37,8 +37,8 @@ export interface MoeOptions {
   readonly signal?: AbortSignal;
 }
 
+/** `gates`: prompt batches (hidden modes) or experts (cheap_embed) done; `weights`: tensors written. */
 export type MoeProgress =
-  | { readonly phase: 'prompts'; readonly done: number; readonly total: number }
   | { readonly phase: 'gates'; readonly done: number; readonly total: number }
   | { readonly phase: 'weights'; readonly done: number; readonly total: number; readonly tensor: string; readonly bytesWritten: number }
   | { readonly phase: 'done'; readonly done: number; readonly total: number };

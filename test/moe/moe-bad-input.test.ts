@@ -123,6 +123,22 @@ describe('alloy moe refuses bad input before reading a weight, with the YAML pat
   });
 });
 
+describe('every expert the same model', () => {
+  it('is refused at experts, and built with allowAllSame (--i-understand-this-is-not-useful-without-training)', async () => {
+    const yaml = `base_model: base\nexperts:\n  - source_model: ex0\n    positive_prompts: ["write a poem"]\n  - source_model: ex0\n    positive_prompts: ["add numbers"]\n`;
+    const { config } = parseMoeConfig(yaml.replace('source_model: ex0', 'source_model: ex1'));
+    const same = { ...config, experts: config.experts.map((e) => ({ ...e, source_model: config.experts[1].source_model })) };
+    const folder = (ref: { path: string }) => nodeModelFolder(join(root, ref.path), ref.path);
+    const refusedError = await runMoeMerge(same, { folder }, await NodeOutputFolder.open(join(root, 'same-refused'))).catch((e: unknown) => e);
+    expect(refusedError).toBeInstanceOf(MoeConfigError);
+    expect((refusedError as MoeConfigError).message).toMatch(/^experts: every expert is the same model \(ex0\)/);
+    expect(existsSync(join(root, 'same-refused'))).toBe(false);
+    const report = await runMoeMerge(same, { folder }, await NodeOutputFolder.open(join(root, 'same-allowed')), { allowAllSame: true });
+    expect(report.experts).toBe(2);
+    expect(existsSync(join(root, 'same-allowed', 'model.safetensors'))).toBe(true);
+  });
+});
+
 describe('noise_scale and residual_scale', () => {
   it("residual_scale multiplies the expert's down_proj only; noise_scale adds seeded noise of that size to its MLP", async () => {
     const yaml = `base_model: base
