@@ -83,7 +83,10 @@ export async function planMoe(config: MoeConfig, sources: MoeSources, options: M
   const arch = chooseArchitecture(config, candidates, baseType);
   const layout: MoeLayout = options.layout ?? 'per-expert';
   if (!arch.layouts.includes(layout)) {
-    throw new MoeConfigError('architecture', `${arch.name} is written in the per-expert layout only (mergekit writes no fused ${arch.name} either); drop --layout ${layout}`);
+    throw new MoeConfigError(
+      config.architecture !== undefined ? 'architecture' : '',
+      `${arch.name} is written in the per-expert layout only (mergekit writes no fused ${arch.name} either): use the per-expert layout (drop --layout ${layout})`,
+    );
   }
 
   const dtypeName = options.dtype ?? config.dtype ?? baseDtypeName(base.config);

@@ -123,6 +123,17 @@ describe('alloy moe refuses bad input before reading a weight, with the YAML pat
   });
 });
 
+describe('layout', () => {
+  it('the fused layout for an architecture that has none (DeepSeek MoE) is refused before reading a weight', async () => {
+    const config = parseMoeConfig(two('ex0', 'ex1', 'architecture: deepseek\n')).config;
+    const output = await NodeOutputFolder.open(join(root, 'fused-deepseek'));
+    const error = await runMoeMerge(config, { folder: (ref) => nodeModelFolder(join(root, ref.path), ref.path) }, output, { layout: 'fused' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MoeConfigError);
+    expect((error as MoeConfigError).message).toBe('architecture: DeepSeek MoE is written in the per-expert layout only (mergekit writes no fused DeepSeek MoE either): use the per-expert layout (drop --layout fused)');
+    expect(existsSync(join(root, 'fused-deepseek'))).toBe(false);
+  });
+});
+
 describe('every expert the same model', () => {
   it('is refused at experts, and built with allowAllSame (--i-understand-this-is-not-useful-without-training)', async () => {
     const yaml = `base_model: base\nexperts:\n  - source_model: ex0\n    positive_prompts: ["write a poem"]\n  - source_model: ex0\n    positive_prompts: ["add numbers"]\n`;
