@@ -101,3 +101,20 @@ export async function writeBenchModel(dir: string, spec: BenchModelSpec, seed: n
   writeFileSync(stampFile, stamp);
   return position;
 }
+
+/**
+ * A character-level tokenizer (tokenizer.json + tokenizer_config.json with `<s>` as BOS) for the
+ * bench models, so that `alloy moe` with gate_mode hidden can tokenise its prompts.
+ */
+export function writeBenchTokenizer(dir: string): void {
+  const characters = [...' abcdefghijklmnopqrstuvwxyz.,?'];
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  characters.forEach((c, i) => (vocab[c] = 3 + i));
+  const special = ['<unk>', '<s>', '</s>'].map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  const tokenizer = {
+    version: '1.0', truncation: null, padding: null, added_tokens: special, normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null,
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [] },
+  };
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', tokenizer_class: 'PreTrainedTokenizerFast' }));
+}

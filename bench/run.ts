@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DEFAULT_BUDGET_BYTES } from '../src/engine';
 import { parseShardSize } from '../src/storage';
-import { writeBenchModel, type BenchModelSpec } from './generate-models';
+import { writeBenchModel, writeBenchTokenizer, type BenchModelSpec } from './generate-models';
 
 /**
  * `npm run bench`: merges three generated bf16 Llama-layout models (≥ 1 GB of input in total) with
@@ -27,6 +27,10 @@ import { writeBenchModel, type BenchModelSpec } from './generate-models';
  * CPU for 4 prompts × 32 tokens through a generated bf16 Llama-layout model (hidden 1024, 8192
  * vocabulary, ≈ 68 M parameters at 4 layers) at two layer counts, each in a fresh process, with
  * peak RSS: the weights are streamed, so peak memory must not grow with the number of layers.
+ *
+ * The `alloy moe` row (--moe on|off|only, default on): a Mixtral from 4 experts, fine-tunes of the
+ * 4-layer forward-pass model, with gate_mode hidden (8 prompts through the base model) and bf16
+ * output; seconds, MB/s of input read and peak RSS (tensors are streamed, one block at a time).
  */
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string): string => {
@@ -200,9 +204,11 @@ dtype: bfloat16
 };
 const forwardMode = option('forward', 'on');
 if (!['on', 'off', 'only'].includes(forwardMode)) throw new Error(`--forward must be on, off or only, not ${forwardMode}`);
+const moeMode = option('moe', 'on');
+if (!['on', 'off', 'only'].includes(moeMode)) throw new Error(`--moe must be on, off or only, not ${moeMode}`);
 /** Not a merge method: extraction of a rank-32 LoRA (ft1 − base), then a linear merge with and without `base+lora32`. */
 const LORA_BENCH = 'lora';
-const methods = forwardMode === 'only' ? [] : option('methods', [...Object.keys(CONFIGS), LORA_BENCH].join(',')).split(',');
+const methods = forwardMode === 'only' || moeMode === 'only' ? [] : option('methods', [...Object.keys(CONFIGS), LORA_BENCH].join(',')).split(',');
 
 const sizes =
   methods.length === 0
@@ -324,7 +330,7 @@ if (methods.includes(LORA_BENCH)) {
 const FORWARD_PROMPTS = 4;
 const FORWARD_TOKENS = 32;
 const forward = [];
-if (forwardMode !== 'off') {
+if (forwardMode !== 'off' && moeMode !== 'only') {
   for (const layers of [4, 8]) {
     const forwardSpec: BenchModelSpec = { hidden: 1024, intermediate: 2816, layers, vocab: 8192 };
     const dir = join(modelsDir, `forward-${layers}`);
@@ -347,6 +353,36 @@ if (forwardMode !== 'off') {
     process.stderr.write(`forward pass: ${JSON.stringify(forward[forward.length - 1])}\n`);
   }
 }
-const report = { date: new Date().toISOString(), node: process.version, spec, budgetBytes, results, forward };
+const moe = [];
+if (moeMode !== 'off' && forwardMode !== 'only') {
+  const moeSpec: BenchModelSpec = { hidden: 1024, intermediate: 2816, layers: 4, vocab: 8192 };
+  const baseBytes = await writeBenchModel(join(modelsDir, 'moe-base'), moeSpec, 7);
+  writeBenchTokenizer(join(modelsDir, 'moe-base'));
+  const topics = [['write a poem about the sea', 'a sonnet on autumn'], ['solve for x', 'what is seven times six?'], ['translate into french', 'say hello in spanish'], ['summarize this article', 'the key points are']];
+  for (let e = 0; e < 4; e++) await writeBenchModel(join(modelsDir, `moe-ex${e}`), moeSpec, 20 + e, 7);
+  const yaml = `base_model: moe-base\ngate_mode: hidden\ndtype: bfloat16\nexperts:\n${topics
+    .map((prompts, e) => `  - source_model: moe-ex${e}\n    positive_prompts: [${prompts.map((p) => JSON.stringify(p)).join(', ')}]\n`)
+    .join('')}`;
+  writeFileSync(join(modelsDir, 'moe.yml'), yaml);
+  const out = join(modelsDir, 'out-moe');
+  rmSync(out, { recursive: true, force: true });
+  const run = runOnce(['moe', 'moe.yml', out, '--quiet', '--random-seed', '1']);
+  // Read: the base's weights once for the gates plus its non-MLP tensors, and each expert's MLPs.
+  const mlpBytes = moeSpec.layers * 3 * moeSpec.hidden * moeSpec.intermediate * 2;
+  const inputBytes = 2 * baseBytes - mlpBytes + 4 * mlpBytes;
+  moe.push({
+    method: 'moe_4_experts_hidden',
+    backend: 'cpu',
+    experts: 4,
+    layers: moeSpec.layers,
+    inputBytes,
+    seconds: Number(run.seconds.toFixed(3)),
+    inputMBps: Number((inputBytes / 1e6 / run.seconds).toFixed(1)),
+    peakRssMB: Number((run.peakRssBytes / 1e6).toFixed(1)),
+  });
+  rmSync(out, { recursive: true, force: true });
+  process.stderr.write(`alloy moe: ${JSON.stringify(moe[moe.length - 1])}\n`);
+}
+const report = { date: new Date().toISOString(), node: process.version, spec, budgetBytes, results, forward, moe };
 writeFileSync(join(root, 'results.json'), JSON.stringify(report, null, 2));
 process.stdout.write(JSON.stringify(report, null, 2) + '\n');

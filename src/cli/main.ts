@@ -18,6 +18,7 @@ import { evalCommand, EVAL_USAGE } from './eval-command';
 import { methodsCommand, METHODS_USAGE } from './methods-command';
 import { validateCommand, VALIDATE_USAGE } from './validate-command';
 import { extractLoraCommand, EXTRACT_LORA_USAGE } from './extract-lora-command';
+import { moeCommand, MOE_USAGE } from './moe-command';
 import { ExtractCancelledError } from '../lora/extract';
 import { loadLocalModels, ModelNotFoundError } from './local-models';
 import { formatDuration, renderProgressLine, renderStageSplit } from './progress-bar';
@@ -39,6 +40,7 @@ export interface CliIo {
 const USAGE = `Usage:
   alloy merge CONFIG OUT_DIR [options]   merge the models of a mergekit YAML config into OUT_DIR
   alloy plan CONFIG [options]            print what a merge would do, without reading any weight
+${MOE_USAGE}
 ${VALIDATE_USAGE}
 ${METHODS_USAGE}
 ${EVAL_USAGE}
@@ -116,6 +118,7 @@ export async function runCli(argv: readonly string[], terminal: CliIo = defaultI
     if (command === 'methods') return await methodsCommand(rest, io);
     if (command === 'eval') return await evalCommand(rest, io);
     if (command === 'extract-lora') return await extractLoraCommand(rest, io);
+    if (command === 'moe') return await moeCommand(rest, io);
     throw new UsageError(`unknown command '${command}'`);
   } catch (error) {
     return report(error, io);

@@ -64,6 +64,6 @@ function verdict(result: ConfigValidation): string {
   if (!result.ok) {
     return `${result.file}: invalid (${plural(count('error'), 'error')}${warnings > 0 ? `, ${plural(warnings, 'warning')}` : ''})`;
   }
-  const what = result.kind === 'moe' ? 'valid mergekit-moe config (Alloy cannot build MoE models yet)' : 'valid mergekit config';
+  const what = result.kind === 'moe' ? 'valid mergekit-moe config (build it with alloy moe)' : 'valid mergekit config';
   return `${result.file}: ${what}${warnings > 0 ? `, ${plural(warnings, 'warning')}` : ''}`;
 }

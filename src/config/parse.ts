@@ -26,7 +26,7 @@ export function parseMergeConfig(yamlText: string, file?: string): ParsedMergeCo
         doc.locate({
           path: 'experts',
           message:
-            'this is a mergekit-moe config (experts:, no merge_method): merging mixture-of-experts models is not supported by Alloy yet; `alloy validate` checks it',
+            "this is a mergekit-moe config (experts:, no merge_method): build it with `alloy moe CONFIG OUT_DIR` or in the app's experts editor",
           severity: 'error',
         }),
       ],

@@ -7,3 +7,4 @@ export { indexAdapter, resolveAdapter, type AdapterTarget, type LoraAdapter, typ
 export { LoraAdapterError } from './errors';
 export { loadLoraAdapter } from './load-adapter';
 export { addScaledProduct } from './matmul';
+export { symmetricEigen } from './jacobi-eigen';

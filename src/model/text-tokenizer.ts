@@ -8,8 +8,14 @@ import { ForwardModelError } from './errors';
  * post-processor that adds BOS. Alloy does not implement tokenisation itself.
  */
 export interface TextTokenizer {
-  /** Token ids with the special tokens the tokenizer's post-processor adds (e.g. BOS). */
-  encode(text: string): number[];
+  /**
+   * Token ids with the special tokens the tokenizer's post-processor adds (e.g. BOS), or without
+   * them when `addSpecialTokens` is false (special tokens written in the text are still recognised).
+   */
+  encode(text: string, addSpecialTokens?: boolean): number[];
+  /** tokenizer_config.json's `bos_token` and `eos_token` as text (null when it names none). */
+  readonly bosToken: string | null;
+  readonly eosToken: string | null;
 }
 
 export async function loadTextTokenizer(folder: ModelFolder): Promise<TextTokenizer> {
@@ -30,7 +36,18 @@ export async function loadTextTokenizer(folder: ModelFolder): Promise<TextTokeni
   } catch (error) {
     throw new ForwardModelError(folder.id, `tokenizer.json cannot be loaded (${String((error as Error).message ?? error).slice(0, 200)})`);
   }
-  return { encode: (input) => tokenizer.encode(input).ids };
+  return {
+    encode: (input, addSpecialTokens = true) => tokenizer.encode(input, { add_special_tokens: addSpecialTokens }).ids,
+    bosToken: specialToken(config.bos_token),
+    eosToken: specialToken(config.eos_token),
+  };
+}
+
+/** A special token entry of tokenizer_config.json: a string or an AddedToken object with `content`. */
+function specialToken(value: unknown): string | null {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object' && value !== null && typeof (value as { content?: unknown }).content === 'string') return (value as { content: string }).content;
+  return null;
 }
 
 function parseObject(text: string, model: string, file: string): Record<string, unknown> {

@@ -41,7 +41,7 @@ describe('alloy validate', () => {
     expect(r.stdout.trim().split('\n')).toEqual([
       'valid/linear-soup.yaml: valid mergekit config',
       'invalid/dtype-shorthand.yaml: invalid (2 errors)',
-      'valid/moe-clown-car.yaml: valid mergekit-moe config (Alloy cannot build MoE models yet)',
+      'valid/moe-clown-car.yaml: valid mergekit-moe config (build it with alloy moe)',
     ]);
     expect(r.stderr.trim().split('\n')).toEqual([
       expect.stringMatching(/^invalid\/dtype-shorthand\.yaml:7:8: error: dtype: unknown dtype 'bf16': write bfloat16/),
@@ -96,7 +96,7 @@ describe('alloy validate', () => {
     for (const command of [['merge', 'moe.yml', 'out'], ['plan', 'moe.yml']]) {
       const r = await runAlloy(command, dir);
       expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/^alloy: cannot merge moe\.yml with Alloy yet:\nmoe\.yml:\d+:\d+: experts: this is a mergekit-moe config .*merging mixture-of-experts models is not supported by Alloy yet/);
+      expect(r.stderr).toMatch(/^alloy: cannot merge moe\.yml with Alloy yet:\nmoe\.yml:\d+:\d+: experts: this is a mergekit-moe config .*build it with `alloy moe CONFIG OUT_DIR`/);
     }
   });
 });

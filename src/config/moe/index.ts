@@ -1,7 +1,7 @@
 /**
  * mergekit-moe configs (docs/config.md §8): `base_model`, `experts`, `gate_mode`, … and no
- * `merge_method`. Read and validated with the same error format as merge configs; Alloy cannot
- * build MoE models yet, but `alloy validate` and the app check these configs.
+ * `merge_method`. Read and validated with the same error format as merge configs; src/moe builds
+ * them (`alloy moe`), `alloy validate` and the app check them.
  */
 import { ConfigError, type ConfigIssue } from '../errors';
 import { IssueList, withoutTarget } from '../issues';
