@@ -10,6 +10,9 @@ describe('repo input', () => {
     expect(parseRepoInput('http://127.0.0.1:9000/org/name', 'http://127.0.0.1:9000')).toEqual({ repo: 'org/name' });
     expect(parseRepoInput('https://huggingface.co/datasets/org/name')).toBeUndefined();
     expect(parseRepoInput('gpt2')).toBeUndefined();
+    // Pages of the Hub, not namespaces: a config's `models/ft_a` is a local folder (docs/config.md §2).
+    expect(parseRepoInput('models/ft_a')).toBeUndefined();
+    expect(parseRepoInput('datasets/x@main')).toBeUndefined();
     expect(parseRepoInput('org/na--me')).toBeUndefined();
     expect(parseRepoInput('org/name@')).toBeUndefined();
     expect(repoKey({ repo: 'a/b', revision: 'c' })).toBe('a/b@c');
@@ -39,5 +42,6 @@ describe('hub url', () => {
   it('links Hub models only', () => {
     expect(hubModelUrl('https://huggingface.co', 'a/b@dev')).toBe('https://huggingface.co/a/b/tree/dev');
     expect(hubModelUrl('https://huggingface.co', 'local-folder')).toBeUndefined();
+    for (const local of ['models/ft_a', './x', '../x', '/abs/path', 'C:\\x', 'C:/x']) expect(hubModelUrl('https://huggingface.co', local), local).toBeUndefined();
   });
 });
