@@ -4,7 +4,7 @@
  * bundled demo models' suggestion (TIES against their base), Clear with Undo, and notices and step
  * marks that follow the config. Complements app-ui.e2e.test.ts and app-flows.e2e.test.ts.
  */
-import { cpSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -104,12 +104,18 @@ describe.skipIf(!chromiumAvailable())('the app with configs a new user brings (r
       // The app: the same YAML, each folder chosen on its row.
       await page.locator('#yaml-editor').fill(PATHS_YAML);
       await page.getByText('valid', { exact: true }).waitFor();
-      const bind = [
-        ['models/ft_a', models.a.dir],
-        ['./ft-b', models.b.dir],
-        ['../base', models.base.dir],
-      ] as const;
-      for (const [path, dir] of bind) {
+      // A folder that is not a model: the row says why and offers to choose another.
+      const notModel = join(cwdRoot, 'notes');
+      mkdirSync(notModel);
+      writeFileSync(join(notModel, 'README.md'), '# not a model\n');
+      const ftA = page.locator('tbody tr').filter({ has: page.getByText('models/ft_a', { exact: true }) });
+      await ftA.locator('input[webkitdirectory]').setInputFiles(notModel);
+      await ftA.getByText(/no config\.json/).waitFor();
+      await ftA.getByRole('button', { name: 'Choose another folder for models/ft_a' }).waitFor();
+      await ftA.locator('input[webkitdirectory]').setInputFiles(models.a.dir);
+      await ftA.getByText('LlamaForCausalLM').waitFor({ timeout: 30_000 });
+      expect(await ftA.locator('.badge').first().textContent()).toBe('local folder');
+      for (const [path, dir] of [['./ft-b', models.b.dir], ['../base', models.base.dir]] as const) {
         const row = page.locator('tbody tr').filter({ has: page.getByText(path, { exact: true }) });
         await row.getByRole('button', { name: `Choose folder for ${path}` }).waitFor();
         await row.locator('input[webkitdirectory]').setInputFiles(dir);
