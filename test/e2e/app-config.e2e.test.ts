@@ -71,6 +71,12 @@ describe.skipIf(!chromiumAvailable())('the app with configs a new user brings (r
     await page.getByRole('button', { name: 'Save' }).click();
     await page.locator('input[type=radio][value=cpu]').waitFor({ state: 'detached' });
 
+    // Typed into the Hub box, a folder path is sent where it belongs.
+    await page.locator('#hub-model-input').fill('models/ft_a');
+    await page.locator('#hub-model-input').press('Enter');
+    await page.getByText('"models/ft_a" is a local folder path, not a Hub repo id (namespace/name): choose the folder under Local model.').waitFor();
+    await page.locator('#hub-model-input').fill('');
+
     // Each spelling of a folder gets a "local folder" row with "Choose folder…"; the Hub id is read from the Hub.
     const every = ['models:', ...[...LOCAL_PATHS, models.ids.a].map((p) => `  - model: '${p}'`), 'merge_method: linear', 'parameters: {weight: 1}', ''].join('\n');
     const before = hub.requests.length;

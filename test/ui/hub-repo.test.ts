@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hubModelUrl, parseRepoInput, repoKey, repoNameProblem, resolveHubUrl, suggestOutputName } from '../../src/ui/lib/hub-repo';
+import { hubModelUrl, isLocalPathInput, parseRepoInput, repoKey, repoNameProblem, resolveHubUrl, suggestOutputName } from '../../src/ui/lib/hub-repo';
 
 describe('repo input', () => {
   it('reads ids, revisions and Hub URLs', () => {
@@ -38,6 +38,10 @@ describe('hub url', () => {
     expect(resolveHubUrl('?hub=http://127.0.0.1:8123/', 'https://mirror.example')).toBe('http://127.0.0.1:8123');
     expect(resolveHubUrl('?hub=javascript:alert(1)', 'https://mirror.example/')).toBe('https://mirror.example');
     expect(resolveHubUrl('', undefined)).toBe('https://huggingface.co');
+  });
+  it('tells local folder paths typed into the Hub box from mistyped repo ids', () => {
+    for (const path of ['models/ft_a', './x', '../x', '/abs/path', '~/m', 'C:\\x', 'C:/x', 'dir\\m', 'a/b/c']) expect(isLocalPathInput(path), path).toBe(true);
+    for (const text of ['org/na--me', 'org/name', 'gpt2', 'org/', 'huggingface.co/org/name', '']) expect(isLocalPathInput(text), text).toBe(false);
   });
   it('links Hub models only', () => {
     expect(hubModelUrl('https://huggingface.co', 'a/b@dev')).toBe('https://huggingface.co/a/b/tree/dev');

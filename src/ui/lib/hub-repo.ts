@@ -16,6 +16,19 @@ export function isRepoId(text: string): boolean {
   return modelPathKind(text) === 'hub';
 }
 
+/**
+ * Whether text typed into the Hub box is a local folder path (`./x`, `/x`, `C:\\x`, `a/b/c`,
+ * `models/x`: docs/config.md §2) rather than a mistyped repo id, to say where it belongs.
+ */
+export function isLocalPathInput(text: string): boolean {
+  const value = text.trim();
+  if (/^(?:[.~/\\]|[A-Za-z]:)/.test(value) || value.includes('\\')) return true;
+  const parts = value.split('/');
+  // `huggingface.co/org/name` is an address without its scheme, not a folder.
+  if (parts.length > 2) return !parts[0].includes('.');
+  return parts.length === 2 && parts.every(validPart) && modelPathKind(value) === 'local';
+}
+
 export interface RepoInput {
   readonly repo: string;
   readonly revision?: string;
