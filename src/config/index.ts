@@ -24,6 +24,7 @@ export { validateConfigText, type ConfigValidation } from './validate-text';
 export { readYamlDocument, YAML_LIMITS, type YamlDocument } from './yaml-document';
 export {
   formatModelReference,
+  modelPathKind,
   parseModelReference,
   sameModel,
 } from './model-reference';

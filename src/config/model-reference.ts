@@ -37,6 +37,31 @@ export function sameModel(a: ModelReference, b: ModelReference): boolean {
   return formatModelReference(a) === formatModelReference(b);
 }
 
+/**
+ * First path segments that are pages of the Hub (`huggingface.co/models`, `/datasets`…), so no
+ * account or organisation can have them: `models/ft_a` is a folder on disk, not a repo.
+ */
+const HUB_RESERVED_NAMESPACES = new Set(['models', 'datasets', 'spaces', 'docs', 'api', 'settings', 'organizations', 'new', 'login', 'join', 'blog', 'papers', 'collections']);
+
+/** A namespace or repo name as the Hub allows it (≤ 96 characters, no `--` or `..`). */
+const HUB_NAME_PART = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$/;
+
+/**
+ * Whether a model path (without `@revision`) names a Hub repo or a local folder, where nothing
+ * can look at the disk first (the app; docs/config.md §2). Only `namespace/name` with Hub-valid
+ * parts is a Hub id; a leading `.`, `/` or `~`, a drive letter (`C:\x`, `C:/x`), a backslash, more or
+ * fewer than one `/`, or a namespace that is a page of the Hub (`models/x`) make it a local folder.
+ */
+export function modelPathKind(path: string): 'hub' | 'local' {
+  if (/^[./~\\]/.test(path) || path.includes('\\') || /^[A-Za-z]:/.test(path)) return 'local';
+  const parts = path.split('/');
+  if (parts.length !== 2) return 'local';
+  const [namespace, name] = parts;
+  const valid = (part: string) => HUB_NAME_PART.test(part) && !part.includes('--') && !part.includes('..');
+  if (!valid(namespace) || !valid(name)) return 'local';
+  return HUB_RESERVED_NAMESPACES.has(namespace.toLowerCase()) ? 'local' : 'hub';
+}
+
 /** Reads a reference, reporting problems into `issues`; undefined when it cannot be read at all. */
 export function readModelReference(value: unknown, path: string, issues: IssueList): ModelReference | undefined {
   if (typeof value === 'string') return readReferenceString(value, path, issues);

@@ -1,4 +1,4 @@
-import { formatModelReference } from '../config';
+import { formatModelReference, modelPathKind } from '../config';
 import type { MergeConfig } from '../config/types';
 import { baseModelsFromCard, HubError, isHubRepoId, type HubClient } from '../hub';
 import { loadModelMetadata, loadTokenizerFiles, referencedModels, type ModelMetadata } from '../plan';
@@ -81,11 +81,12 @@ export class ModelResolver {
         () => undefined,
       );
       if (demo) bound.push({ key, source: { kind: 'demo', name: demo.name } });
-      else if (isHubRepoId(ref.path)) bound.push({ key, source: { kind: 'hub', repo: ref.path, ...(ref.revision ? { revision: ref.revision } : {}) } });
-      else {
+      else if (isHubRepoId(ref.path) && modelPathKind(ref.path) === 'hub') {
+        bound.push({ key, source: { kind: 'hub', repo: ref.path, ...(ref.revision ? { revision: ref.revision } : {}) } });
+      } else {
         errors.push(
-          `Model ${key} of the YAML is not among the chosen models and is not a Hub id (namespace/name): ` +
-            'pick it from the Hub, a local folder or the demo models, or fix its name in the YAML',
+          `Model ${key} of the YAML is not among the chosen models and is not a Hub id (namespace/name), so it names a local folder` +
+            ': choose that folder with "Choose folder…" on its row in the Models step, or fix its name in the YAML',
         );
       }
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, formatModelReference, parseModelReference, sameModel } from '../../src/config';
+import { ConfigError, formatModelReference, modelPathKind, parseModelReference, sameModel } from '../../src/config';
 
 describe('parseModelReference', () => {
   it('string form path[@revision][+lora[@revision]]', () => {
@@ -57,5 +57,46 @@ describe('formatModelReference', () => {
   it('sameModel compares the string forms', () => {
     expect(sameModel({ path: 'a' }, parseModelReference({ model: { path: 'a' } }))).toBe(true);
     expect(sameModel({ path: 'a' }, { path: 'a', revision: 'main' })).toBe(false);
+  });
+});
+
+describe('modelPathKind', () => {
+  it('takes namespace/name with Hub-valid parts as a Hub id', () => {
+    for (const id of ['mistralai/Mistral-7B-v0.1', 'org/model', 'a/b', 'Qwen/Qwen2.5-0.5B', 'user_1/my.model-2', 'meta-llama/Llama-3.2-1B']) {
+      expect(modelPathKind(id), id).toBe('hub');
+    }
+  });
+
+  it('takes relative, absolute, home, Windows and reserved-namespace paths as local folders', () => {
+    for (const path of [
+      'models/ft_a',
+      'Models/ft_a',
+      'datasets/x',
+      'spaces/x',
+      './x',
+      '.x/y',
+      '../x',
+      '../../x',
+      '/abs/path',
+      '/x',
+      '~/x',
+      'C:\\x',
+      'C:/x',
+      'd:\\models\\ft',
+      'dir\\ft',
+      '\\\\server\\share\\m',
+      'a/b/c',
+      'org/',
+      '/org',
+      'ft_a',
+      'gpt2',
+      'org/model-',
+      'org--x/model',
+      'org/mo..del',
+      'org/has space',
+      `org/${'x'.repeat(97)}`,
+    ]) {
+      expect(modelPathKind(path), path).toBe('local');
+    }
   });
 });

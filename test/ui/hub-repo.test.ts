@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hubModelUrl, parseRepoInput, repoKey, repoNameProblem, resolveHubUrl, suggestOutputName } from '../../src/ui/lib/hub-repo';
+import { hubModelUrl, isLocalPathInput, parseRepoInput, repoKey, repoNameProblem, resolveHubUrl, suggestOutputName } from '../../src/ui/lib/hub-repo';
 
 describe('repo input', () => {
   it('reads ids, revisions and Hub URLs', () => {
@@ -10,6 +10,9 @@ describe('repo input', () => {
     expect(parseRepoInput('http://127.0.0.1:9000/org/name', 'http://127.0.0.1:9000')).toEqual({ repo: 'org/name' });
     expect(parseRepoInput('https://huggingface.co/datasets/org/name')).toBeUndefined();
     expect(parseRepoInput('gpt2')).toBeUndefined();
+    // Pages of the Hub, not namespaces: a config's `models/ft_a` is a local folder (docs/config.md §2).
+    expect(parseRepoInput('models/ft_a')).toBeUndefined();
+    expect(parseRepoInput('datasets/x@main')).toBeUndefined();
     expect(parseRepoInput('org/na--me')).toBeUndefined();
     expect(parseRepoInput('org/name@')).toBeUndefined();
     expect(repoKey({ repo: 'a/b', revision: 'c' })).toBe('a/b@c');
@@ -36,8 +39,13 @@ describe('hub url', () => {
     expect(resolveHubUrl('?hub=javascript:alert(1)', 'https://mirror.example/')).toBe('https://mirror.example');
     expect(resolveHubUrl('', undefined)).toBe('https://huggingface.co');
   });
+  it('tells local folder paths typed into the Hub box from mistyped repo ids', () => {
+    for (const path of ['models/ft_a', './x', '../x', '/abs/path', '~/m', 'C:\\x', 'C:/x', 'dir\\m', 'a/b/c']) expect(isLocalPathInput(path), path).toBe(true);
+    for (const text of ['org/na--me', 'org/name', 'gpt2', 'org/', 'huggingface.co/org/name', '']) expect(isLocalPathInput(text), text).toBe(false);
+  });
   it('links Hub models only', () => {
     expect(hubModelUrl('https://huggingface.co', 'a/b@dev')).toBe('https://huggingface.co/a/b/tree/dev');
     expect(hubModelUrl('https://huggingface.co', 'local-folder')).toBeUndefined();
+    for (const local of ['models/ft_a', './x', '../x', '/abs/path', 'C:\\x', 'C:/x']) expect(hubModelUrl('https://huggingface.co', local), local).toBeUndefined();
   });
 });

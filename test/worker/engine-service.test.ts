@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RunProgress, PushProgress } from '../../src/worker/api';
 import { EngineService } from '../../src/worker/engine-service';
+import { METHODS } from '../../src/methods';
+import { recommendMethods } from '../../src/ui/lib/recommend';
 import { writeDemoModels } from '../../scripts/generate-demo-models';
 import { runAlloy, tempDir, writeConfig } from '../cli/run-alloy';
 import { makeHubModels, serveHubModels, TIES_YAML, type HubModels } from '../fakehub/models';
@@ -81,6 +83,13 @@ describe('EngineService (the worker’s API, in Node)', () => {
     const demos = await engine.listDemoModels();
     expect(demos.map((d) => d.name)).toEqual(['alloy-demo-base', 'alloy-demo-math', 'alloy-demo-code']);
     expect(await engine.inspectModel({ kind: 'demo', name: 'alloy-demo-math' })).toMatchObject({ key: 'alloy-demo-math', numLayers: 4, dtype: 'BF16' });
+    // The demo fine-tunes' model cards name their base, so the method guide suggests TIES against it.
+    const summaries = await Promise.all(demos.map((d) => engine.inspectModel({ kind: 'demo', name: d.name })));
+    expect(summaries.map((s) => s.baseModels)).toEqual([undefined, ['alloy-demo-base'], ['alloy-demo-base']]);
+    const guidance = recommendMethods(summaries, METHODS);
+    expect(guidance.suggestedBase).toBe('alloy-demo-base');
+    expect(guidance.situation).toBe('2 fine-tunes of alloy-demo-base, with the base');
+    expect(guidance.recommended.map((r) => r.method).slice(0, 3)).toEqual(['ties', 'dare_ties', 'task_arithmetic']);
     await expect(engine.inspectModel({ kind: 'demo', name: 'nope' })).rejects.toThrow(/there is no demo model "nope"/);
     await expect(engine.inspectModel({ kind: 'hub', repo: 'alloy-test/missing' })).rejects.toThrow(
       'Model alloy-test/missing: no model alloy-test/missing on the Hub (404) — check the name, or sign in for private/gated models',
@@ -112,6 +121,12 @@ describe('EngineService (the worker’s API, in Node)', () => {
     expect(missing.errors).toEqual(['Model alloy-test/missing: no model alloy-test/missing on the Hub (404) — check the name, or sign in for private/gated models']);
     const local = await engine.plan(request(TIES_YAML({ ...models.ids, b: './not-bound' }), 'x'));
     expect(local.errors[0]).toMatch(/Model \.\/not-bound of the YAML is not among the chosen models/);
+    // `models/…` cannot be a Hub repo (a page of the Hub): a local folder, never asked of the Hub.
+    const folder = await engine.plan(request(TIES_YAML({ ...models.ids, b: 'models/ft_a' }), 'x'));
+    expect(folder.errors).toEqual([
+      'Model models/ft_a of the YAML is not among the chosen models and is not a Hub id (namespace/name), so it names a local folder' +
+        ': choose that folder with "Choose folder…" on its row in the Models step, or fix its name in the YAML',
+    ]);
   });
 
   it('merges fake-hub models with TIES into OPFS, byte for byte what the CLI writes for the same YAML', async () => {

@@ -1,3 +1,5 @@
+import { modelPathKind } from '../../config';
+
 /** Hub repo ids as users type or paste them, and the names a pushed model may take. */
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
@@ -9,9 +11,22 @@ function validPart(part: string): boolean {
   return PART.test(part) && !part.includes('--') && !part.includes('..');
 }
 
+/** `namespace/name` that can be a Hub repo (not `models/x`, a local folder: docs/config.md §2). */
 export function isRepoId(text: string): boolean {
-  const parts = text.split('/');
-  return parts.length === 2 && parts.every(validPart);
+  return modelPathKind(text) === 'hub';
+}
+
+/**
+ * Whether text typed into the Hub box is a local folder path (`./x`, `/x`, `C:\\x`, `a/b/c`,
+ * `models/x`: docs/config.md §2) rather than a mistyped repo id, to say where it belongs.
+ */
+export function isLocalPathInput(text: string): boolean {
+  const value = text.trim();
+  if (/^(?:[.~/\\]|[A-Za-z]:)/.test(value) || value.includes('\\')) return true;
+  const parts = value.split('/');
+  // `huggingface.co/org/name` is an address without its scheme, not a folder.
+  if (parts.length > 2) return !parts[0].includes('.');
+  return parts.length === 2 && parts.every(validPart) && modelPathKind(value) === 'local';
 }
 
 export interface RepoInput {
@@ -48,7 +63,10 @@ export function repoKey(input: RepoInput): string {
   return input.revision ? `${input.repo}@${input.revision}` : input.repo;
 }
 
-/** A Hub model key (`org/name[@rev]`) → its repo and revision; undefined for local names. */
+/**
+ * A Hub model key (`org/name[@rev]`) → its repo and revision; undefined for local folders
+ * (`models/ft_a`, `./x`, `C:\\x`…: docs/config.md §2) and other names.
+ */
 export function hubRefFromKey(key: string): RepoInput | undefined {
   if (key.includes('+')) return undefined;
   return parseRepoInput(key);

@@ -81,6 +81,16 @@ export interface Notice {
   readonly text: string;
   /** YAML to restore with "Undo". */
   readonly undoYaml?: string;
+  /** The models to bring back with "Undo" (after Clear). */
+  readonly undoModels?: ModelsSnapshot;
+}
+
+/** The models of the table (Clear forgets them, its Undo restores them). */
+export interface ModelsSnapshot {
+  readonly added: readonly string[];
+  readonly sources: Readonly<Record<string, ModelSourceSpec>>;
+  readonly inspections: Readonly<Record<string, Inspection>>;
+  readonly localProblems: Readonly<Record<string, readonly string[]>>;
 }
 
 const OAUTH_DRAFT_KEY = 'alloy:before-oauth';
@@ -477,9 +487,34 @@ export class AppState {
     this.notice = { kind: 'info', text: `Loaded ${what}.`, ...(previous.trim() !== '' ? { undoYaml: previous } : {}) };
   }
 
+  /**
+   * Clear: empties the YAML and forgets the models of the table too (a model left behind would read
+   * "not in config" and keep its demo button disabled), with an Undo that brings both back.
+   */
+  clearConfig(): void {
+    const models: ModelsSnapshot = { added: this.added, sources: this.sources, inspections: this.inspections, localProblems: this.localProblems };
+    const yaml = this.yaml;
+    this.added = [];
+    this.sources = {};
+    this.inspections = {};
+    this.localProblems = {};
+    this.yaml = '';
+    this.notice = { kind: 'info', text: 'Cleared the config and its models.', undoYaml: yaml, undoModels: models };
+  }
+
   undo(): void {
-    if (this.notice?.undoYaml !== undefined) this.yaml = this.notice.undoYaml;
+    const notice = this.notice;
     this.notice = null;
+    if (notice?.undoModels) {
+      const { added, sources, inspections, localProblems } = notice.undoModels;
+      this.added = [...added];
+      this.sources = { ...sources };
+      this.inspections = { ...inspections };
+      this.localProblems = { ...localProblems };
+      // A reading that finished while the models were cleared was dropped (inspect checks the source): read again.
+      for (const [key, inspection] of Object.entries(inspections)) if (inspection.status === 'inspecting') void this.inspect(key);
+    }
+    if (notice?.undoYaml !== undefined) this.yaml = notice.undoYaml;
   }
 
   chooseMethod(name: string): void {
