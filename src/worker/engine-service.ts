@@ -203,7 +203,7 @@ export class EngineService implements EngineApi {
     const signal = controller.signal;
     const started = Date.now();
     const downloads = new Map<string, DownloadProgress>();
-    let backendName: RunProgress['backend'] = 'cpu';
+    let backendName: RunProgress['backend'];
     let backendReason: string | undefined;
     let backendNotice: string | undefined;
     let threads: number | undefined;
@@ -226,7 +226,7 @@ export class EngineService implements EngineApi {
         inputBytesTotal: plan?.totalInputBytes ?? 0,
         bytesPerSecond: engine?.bytesPerSecond ?? downloadRate(downloads, started),
         etaMs: engine?.etaMs ?? null,
-        backend: backendName,
+        ...(backendName ? { backend: backendName } : {}),
         ...(backendReason ? { backendReason } : {}),
         ...(backendNotice ? { backendNotice } : {}),
         ...(threads !== undefined ? { threads } : {}),
@@ -675,6 +675,7 @@ export class EngineService implements EngineApi {
       randomSeed: request.randomSeed ?? Math.floor(Math.random() * 2 ** 31),
       outputName: request.outputName,
       configText: request.yaml,
+      hubUrl: this.options.hubUrl,
     };
     try {
       return { config, plan: buildPlan(config, metadata, options), models, issues, errors };
