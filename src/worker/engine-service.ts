@@ -36,7 +36,7 @@ import type {
   TokenCheck,
   VerifiedFile,
 } from './api';
-import { selectBackend, type GpuModuleLoader } from './backend-select';
+import { selectBackend, WebGpuUnavailableError, type GpuModuleLoader } from './backend-select';
 import { chooseInputMode, estimateDisk, type InputMode, type StorageEstimate } from './input-mode';
 import { verifyBeforeCommit } from './verify-before-commit';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
@@ -742,6 +742,8 @@ export class EngineService implements EngineApi {
         error,
       );
     }
+    // Its message says what to do; the name tells the page not to add advice of its own.
+    if (error instanceof WebGpuUnavailableError) return namedError(error.name, error.message, error);
     const quota = error instanceof ShardCacheError ? error.kind === 'quota' : hasQuotaCause(error);
     if (quota) {
       const missing = [...downloads.values()].reduce((s, d) => s + (d.bytesTotal - d.bytesDone), 0);
