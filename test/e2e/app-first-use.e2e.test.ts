@@ -163,12 +163,9 @@ describe.skipIf(!chromiumAvailable())('the app as a new user meets it (real work
     await save.click();
     await page.getByRole('status').getByText(`Saved ${fileCount} files into ${outputName}/ in the folder picked-folder.`).waitFor({ timeout: 60_000 });
     const saved = await opfsFolder(page, ['picked-folder', outputName]);
-    const listed: Record<string, number> = {};
-    for (const row of await files.all()) {
-      const name = (await row.locator('td').first().textContent())!.trim();
-      listed[name] = -1;
-    }
-    expect(Object.keys(saved).sort()).toEqual(Object.keys(listed).sort());
+    const listed = (await files.locator('td:first-child').allTextContents()).map((t) => t.trim());
+    expect(Object.keys(saved).sort()).toEqual(listed.sort());
+    expect(Object.values(saved).every((size) => size > 0)).toBe(true);
     const config = await page.evaluate(
       async ({ outputName }) => {
         const dir = await (await (await navigator.storage.getDirectory()).getDirectoryHandle('picked-folder')).getDirectoryHandle(outputName);
