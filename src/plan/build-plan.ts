@@ -36,6 +36,8 @@ export interface PlanOptions {
   readonly outputName?: string;
   /** The YAML exactly as the user wrote it, for mergekit_config.yml and the model card. */
   readonly configText?: string;
+  /** The Hub the models came from: the model card links to them there (default https://huggingface.co). */
+  readonly hubUrl?: string;
 }
 
 
@@ -200,6 +202,7 @@ export function buildPlan(config: MergeConfig, models: ReadonlyMap<string, Model
       models: metas.map((m) => ({ key: m.key, hubRepo: m.hubRepo })),
       configYaml,
       randomSeed: method.drawsRandomNumbers ? options.randomSeed : undefined,
+      ...(options.hubUrl ? { hubUrl: options.hubUrl } : {}),
     });
   }
   Object.assign(textFiles, tokenizer.textFiles);

@@ -10,10 +10,14 @@ export interface ModelCardInput {
   readonly configYaml: string;
   /** Recorded for methods that draw random numbers. */
   readonly randomSeed?: number;
+  /** The Hub the models came from, for their links (default https://huggingface.co). */
+  readonly hubUrl?: string;
 }
 
-function link(model: { key: string; hubRepo?: string }): string {
-  return model.hubRepo ? `[${model.key}](https://huggingface.co/${model.hubRepo})` : model.key;
+const DEFAULT_HUB_URL = 'https://huggingface.co';
+
+function link(model: { key: string; hubRepo?: string }, hubUrl: string): string {
+  return model.hubRepo ? `[${model.key}](${hubUrl}/${model.hubRepo})` : model.key;
 }
 
 /** YAML scalars in the front matter: plain when safe, double-quoted (JSON escaping) otherwise. */
@@ -23,6 +27,7 @@ function yamlScalar(s: string): string {
 
 /** The output README.md, in mergekit's model-card layout (docs/output.md §4). */
 export function renderModelCard(input: ModelCardInput): string {
+  const hubUrl = (input.hubUrl ?? DEFAULT_HUB_URL).replace(/\/+$/, '');
   const hubModels = input.models.filter((m) => m.hubRepo);
   const front = ['---'];
   if (hubModels.length > 0) front.push('base_model:', ...hubModels.map((m) => `- ${yamlScalar(m.hubRepo!)}`));
@@ -30,7 +35,7 @@ export function renderModelCard(input: ModelCardInput): string {
 
   const methodName = input.method.paperUrl ? `[${input.method.prettyName}](${input.method.paperUrl})` : input.method.prettyName;
   const baseModel = input.base ? input.models.find((m) => m.key === input.base) : undefined;
-  const usingBase = baseModel && input.method.name !== 'slerp' ? ` using ${link(baseModel)} as a base` : '';
+  const usingBase = baseModel && input.method.name !== 'slerp' ? ` using ${link(baseModel, hubUrl)} as a base` : '';
   const merged = input.models.filter((m) => input.method.name === 'slerp' || m.key !== input.base);
   const seed =
     input.randomSeed !== undefined ? `\nRandom numbers were drawn with seed ${input.randomSeed} (\`--random-seed ${input.randomSeed}\` reproduces this merge).\n` : '';
@@ -50,7 +55,7 @@ export function renderModelCard(input: ModelCardInput): string {
     '### Models Merged',
     '',
     'The following models were included in the merge:',
-    ...merged.map((m) => `* ${link(m)}`),
+    ...merged.map((m) => `* ${link(m, hubUrl)}`),
     '',
     '### Configuration',
     '',

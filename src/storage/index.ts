@@ -60,3 +60,4 @@ export {
   type ShardTensor,
 } from './shard-layout';
 export { MemoryByteSource, MemorySink, memoryModelFolder } from './memory';
+export { outputNameProblem } from './output-name';

@@ -1,7 +1,10 @@
 import { entries } from './opfs-shard-cache';
 import type { NonFiniteTensor } from './non-finite';
 import type { ByteSink, OutputFolder } from './types';
+import { outputNameProblem } from './output-name';
 import { writeFileThroughSink } from './write-file-through-sink';
+
+export { outputNameProblem };
 
 /**
  * Merge outputs in the origin private file system. A merge writes into a temporary folder
@@ -27,17 +30,6 @@ export interface OutputManifest {
 const OUTPUTS_DIR = 'alloy-outputs';
 const PARTIAL_PREFIX = '.partial-';
 export const MANIFEST_FILE = '.alloy-output.json';
-
-/** Why `name` cannot name an output folder, or null when it can. */
-export function outputNameProblem(name: string): string | null {
-  if (name.trim() === '') return 'the output name is empty';
-  if (name.length > 200) return 'the output name is longer than 200 characters';
-  if (/[/\\]/.test(name)) return `the output name "${name}" contains a slash: use a plain folder name (the Hub repo is chosen when pushing)`;
-  if (name.startsWith('.')) return `the output name "${name}" starts with a dot`;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f<>:"|?*]/.test(name)) return `the output name "${name}" contains characters that file names cannot hold`;
-  return null;
-}
 
 export class OpfsOutputStore {
   private constructor(private readonly root: FileSystemDirectoryHandle) {}

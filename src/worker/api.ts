@@ -140,8 +140,11 @@ export interface RunProgress {
   readonly inputBytesTotal: number;
   readonly bytesPerSecond: number;
   readonly etaMs: number | null;
-  /** The backend actually used; why it runs; a warning when it is not the one asked for. */
-  readonly backend: 'webgpu' | 'cpu';
+  /**
+   * The backend actually used (absent until the engine has chosen it, after the downloads); why it
+   * runs; a warning when it is not the one asked for.
+   */
+  readonly backend?: 'webgpu' | 'cpu';
   readonly backendReason?: string;
   readonly backendNotice?: string;
   /** Threads the CPU backend computes on (1 without workers); absent on WebGPU. */

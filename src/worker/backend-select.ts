@@ -28,6 +28,17 @@ export interface GpuModule {
 
 export type GpuModuleLoader = () => Promise<GpuModule | null>;
 
+/**
+ * Settings ask for WebGPU and there is none. The message says what to do, once: the app shows it as
+ * it is (no extra advice of its own; it tells the error by its name across the worker boundary).
+ */
+export class WebGpuUnavailableError extends Error {
+  constructor(why: string) {
+    super(`WebGPU was asked for, but ${why}. Choose Auto or the CPU backend in Settings (slower, same result), or use a browser with WebGPU.`);
+    this.name = 'WebGpuUnavailableError';
+  }
+}
+
 /** src/gpu is a separate chunk: browsers without WebGPU never download its kernels. */
 const defaultLoader: GpuModuleLoader = () => import('../gpu');
 
@@ -38,7 +49,7 @@ export async function selectBackend(
   // The CPU backend runs on WebAssembly SIMD kernels, or the JavaScript reference without them.
   if (preference === 'cpu') return { backend: await createCpuBackend(), name: 'cpu', reason: 'The CPU backend was chosen in Settings.' };
   const fallback = async (why: string): Promise<BackendChoice> => {
-    if (preference === 'webgpu') throw new Error(`WebGPU was asked for, but ${why}. Choose the CPU backend (slower) or another browser.`);
+    if (preference === 'webgpu') throw new WebGpuUnavailableError(why);
     const notice = `Merging on the CPU (slower): ${why}.`;
     return { backend: await createCpuBackend(), name: 'cpu', reason: notice, notice };
   };

@@ -36,7 +36,7 @@ import type {
   TokenCheck,
   VerifiedFile,
 } from './api';
-import { selectBackend, type GpuModuleLoader } from './backend-select';
+import { selectBackend, WebGpuUnavailableError, type GpuModuleLoader } from './backend-select';
 import { chooseInputMode, estimateDisk, type InputMode, type StorageEstimate } from './input-mode';
 import { verifyBeforeCommit } from './verify-before-commit';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
@@ -203,7 +203,7 @@ export class EngineService implements EngineApi {
     const signal = controller.signal;
     const started = Date.now();
     const downloads = new Map<string, DownloadProgress>();
-    let backendName: RunProgress['backend'] = 'cpu';
+    let backendName: RunProgress['backend'];
     let backendReason: string | undefined;
     let backendNotice: string | undefined;
     let threads: number | undefined;
@@ -226,7 +226,7 @@ export class EngineService implements EngineApi {
         inputBytesTotal: plan?.totalInputBytes ?? 0,
         bytesPerSecond: engine?.bytesPerSecond ?? downloadRate(downloads, started),
         etaMs: engine?.etaMs ?? null,
-        backend: backendName,
+        ...(backendName ? { backend: backendName } : {}),
         ...(backendReason ? { backendReason } : {}),
         ...(backendNotice ? { backendNotice } : {}),
         ...(threads !== undefined ? { threads } : {}),
@@ -675,6 +675,7 @@ export class EngineService implements EngineApi {
       randomSeed: request.randomSeed ?? Math.floor(Math.random() * 2 ** 31),
       outputName: request.outputName,
       configText: request.yaml,
+      hubUrl: this.options.hubUrl,
     };
     try {
       return { config, plan: buildPlan(config, metadata, options), models, issues, errors };
@@ -741,6 +742,8 @@ export class EngineService implements EngineApi {
         error,
       );
     }
+    // Its message says what to do; the name tells the page not to add advice of its own.
+    if (error instanceof WebGpuUnavailableError) return namedError(error.name, error.message, error);
     const quota = error instanceof ShardCacheError ? error.kind === 'quota' : hasQuotaCause(error);
     if (quota) {
       const missing = [...downloads.values()].reduce((s, d) => s + (d.bytesTotal - d.bytesDone), 0);

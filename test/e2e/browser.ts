@@ -36,12 +36,14 @@ export interface BrowserSession {
   close(): Promise<void>;
 }
 
-export async function launchBrowser(): Promise<BrowserSession> {
+/** `webgpu: false`: a browser without WebGPU (no flags enabling it, as on a Linux Chrome by default). */
+export async function launchBrowser(options: { readonly webgpu?: boolean } = {}): Promise<BrowserSession> {
   const profile = mkdtempSync(join(tmpdir(), 'alloy-chromium-'));
+  const args = options.webgpu === false ? [...CHROMIUM_ARGS.filter((a) => !/webgpu/i.test(a)), '--disable-features=WebGPU'] : CHROMIUM_ARGS;
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args,
   });
   const page = context.pages()[0] ?? (await context.newPage());
   const log: string[] = [];

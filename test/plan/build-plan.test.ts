@@ -156,6 +156,16 @@ describe('buildPlan', () => {
     expect(card).toContain('using [org/base](https://huggingface.co/org/base) as a base');
     expect(card).toContain('* [org/ft](https://huggingface.co/org/ft)');
     expect(card).not.toContain('* [org/base]');
+
+    // Models from another Hub (a mirror, a test hub) link there.
+    const mirrored = plan(
+      'models:\n  - model: org/ft\n    parameters: {weight: 1}\nbase_model: org/base\nmerge_method: task_arithmetic\n',
+      models,
+      { outputName: 'my-merge', hubUrl: 'https://hub.example.org/' },
+    ).textFiles['README.md'];
+    expect(mirrored).toContain('using [org/base](https://hub.example.org/org/base) as a base');
+    expect(mirrored).toContain('* [org/ft](https://hub.example.org/org/ft)');
+    expect(mirrored).not.toContain('huggingface.co/org');
   });
 
   it('builds a tokenizer only from metadata that has the tokenizer files (test/plan/tokenizer-plan.test.ts)', async () => {

@@ -18,4 +18,12 @@ describe('describeError', () => {
     const message = 'The merge stopped at NaN or Inf values: cancelled.401.weight: output 3 NaN. Nothing was kept.';
     expect(describeError({ name: 'NonFiniteError', message })).toEqual({ kind: 'other', title: 'Refused: the result would hold NaN or Inf values', message });
   });
+  it('shows an unavailable WebGPU as the engine says it, without repeating its advice', () => {
+    const message = 'WebGPU was asked for, but this browser has no WebGPU (navigator.gpu is missing). Choose Auto or the CPU backend in Settings (slower, same result), or use a browser with WebGPU.';
+    expect(describeError({ name: 'WebGpuUnavailableError', message })).toEqual({ kind: 'webgpu', title: 'WebGPU is not available', message });
+    // Other GPU failures keep their advice.
+    expect(describeError(new Error('GPU device was lost')).help).toEqual([
+      'Try again, or choose the CPU backend in Settings (slower, but it does not depend on the GPU driver).',
+    ]);
+  });
 });

@@ -68,5 +68,10 @@ describe('selectBackend', () => {
 
   it('refuses an explicit webgpu request it cannot honour', async () => {
     await expect(selectBackend('webgpu', {})).rejects.toThrow(/WebGPU was asked for, but this browser has no WebGPU/);
+    // Named, so that the app shows it without advice of its own; the advice is in it once.
+    const error = (await selectBackend('webgpu', {}).catch((e: unknown) => e)) as Error;
+    expect(error.name).toBe('WebGpuUnavailableError');
+    expect(error.message.match(/CPU backend/g)).toHaveLength(1);
+    expect(error.message).toMatch(/Choose Auto or the CPU backend in Settings \(slower, same result\), or use a browser with WebGPU\.$/);
   });
 });

@@ -158,6 +158,11 @@ describe('EngineService (the worker’s API, in Node)', () => {
     expect(last.downloads.map((d) => [d.model, d.state]).sort()).toEqual(Object.values(models.ids).map((m) => [m, 'done']).sort());
     expect(last.tensorsDone).toBe(last.tensorsTotal);
     expect(last.backend).toBe('cpu');
+    // No backend is reported before the engine chose one (after the downloads).
+    const early = progress.filter((p) => p.phase === 'preparing' || p.phase === 'downloading');
+    expect(early.length).toBeGreaterThan(1);
+    expect(early.map((p) => p.backend)).toEqual(early.map(() => undefined));
+    expect(progress.filter((p) => p.phase === 'merging').every((p) => p.backend === 'cpu')).toBe(true);
 
     // Now cached: nothing to download, the output name is taken.
     const again = await engine.plan(request(TIES_YAML(models.ids), 'tiny-ties'));

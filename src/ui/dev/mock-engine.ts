@@ -546,9 +546,10 @@ function progressReporter(
       inputBytesTotal: inputTotal,
       bytesPerSecond: rate,
       etaMs: rate > 0 ? ((inputTotal - inputDone) / rate) * 1000 : null,
-      backend: webgpu ? 'webgpu' : 'cpu',
-      ...(backendNotice ? { backendNotice } : {}),
-      ...(webgpu ? {} : { threads: request.threads ?? 8 }),
+      // Like the engine: the backend is chosen once the downloads are done.
+      ...(phase === 'merging' || phase === 'writing' || phase === 'done'
+        ? { backend: webgpu ? ('webgpu' as const) : ('cpu' as const), ...(backendNotice ? { backendNotice } : {}), ...(webgpu ? {} : { threads: request.threads ?? 8 }) }
+        : {}),
       // A plausible split once merging has started: mostly reading (a download-bound merge).
       ...(inputDone > 0 ? { stageTimes: { readMs: (inputDone / simulatedRate) * 620, computeMs: (inputDone / simulatedRate) * 300, writeMs: (inputDone / simulatedRate) * 80 } } : {}),
     });

@@ -1,8 +1,9 @@
 /**
  * Saving outputs. Each output file is a disk-backed File from OPFS: an object URL on it downloads
- * the bytes straight from disk (a multi-GB shard is never copied into memory). "Save all" writes
- * every file into a folder the user picks (File System Access, Chromium) and falls back to one
- * download per file.
+ * the bytes straight from disk (a multi-GB shard is never copied into memory). "Save all to a
+ * folder" writes every file into a folder the user picks (File System Access, Chromium): one
+ * permission prompt, where one download per file makes Chrome ask to allow multiple downloads.
+ * Browsers without it get one download per file.
  */
 
 export function downloadFile(file: Blob, name: string): void {
@@ -28,14 +29,15 @@ export function canSaveToFolder(): boolean {
 
 /**
  * Writes files into a new subfolder `folderName` of a folder the user picks. `onFile` reports
- * progress (file index). Throws AbortError when the user closes the picker.
+ * progress (file index). Throws AbortError when the user closes the picker. Returns the picked
+ * folder's name (the browser does not reveal its path).
  */
 export async function saveAllToFolder(
   folderName: string,
   files: readonly { name: string }[],
   open: (name: string) => Promise<File>,
   onFile: (index: number, name: string) => void,
-): Promise<void> {
+): Promise<string> {
   const picker = (window as DirectoryPickerWindow).showDirectoryPicker!;
   const parent = await picker({ mode: 'readwrite', id: 'alloy-output' });
   const folder = await parent.getDirectoryHandle(folderName, { create: true });
@@ -46,6 +48,7 @@ export async function saveAllToFolder(
     const writable = await handle.createWritable();
     await file.stream().pipeTo(writable);
   }
+  return parent.name;
 }
 
 /** One download per file, spaced out so that the browser does not drop any (it may ask once to allow several). */

@@ -71,6 +71,8 @@ export function describeError(error: unknown): UserError {
       help: ['Check the connection and run again: completed downloads are cached and partial ones resume.'],
     };
   }
+  // Its message already says what to do: repeating the advice below would say it twice.
+  if (name === 'WebGpuUnavailableError') return { kind: 'webgpu', title: 'WebGPU is not available', message };
   if (/webgpu|gpu device|device (was )?lost/i.test(message)) {
     return {
       kind: 'webgpu',
