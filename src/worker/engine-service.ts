@@ -24,6 +24,9 @@ import type {
   DownloadProgress,
   EngineApi,
   EngineOptions,
+  EvaluateProgress,
+  EvaluateRequest,
+  EvaluateResult,
   MergeRequest,
   MergeResult,
   ModelSearchHit,
@@ -41,6 +44,7 @@ import { chooseInputMode, estimateDisk, type InputMode, type StorageEstimate } f
 import { verifyBeforeCommit } from './verify-before-commit';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
 import { emptySummary, layerSources, outputFiles, workingMemoryBytes } from './plan-summary';
+import { evaluateModels } from './evaluate-models';
 
 /**
  * The engine behind the worker's API (engine-worker.ts exposes it with comlink). Everything that
@@ -77,7 +81,7 @@ export class EngineService implements EngineApi {
   private readonly resolver: ModelResolver;
   private cachePromise: Promise<OpfsShardCache> | null = null;
   private outputsPromise: Promise<OpfsOutputStore> | null = null;
-  private running: { kind: 'merge' | 'push'; controller: AbortController } | null = null;
+  private running: { kind: 'merge' | 'push' | 'evaluate'; controller: AbortController } | null = null;
   private readonly fetchImpl: typeof fetch;
 
   constructor(private readonly deps: EngineServiceDeps) {
@@ -522,6 +526,27 @@ export class EngineService implements EngineApi {
     }
   }
 
+  async evaluate(request: EvaluateRequest, onProgress: (progress: EvaluateProgress) => void): Promise<EvaluateResult> {
+    const controller = this.begin('evaluate');
+    try {
+      return await evaluateModels(request, {
+        resolve: (binding) => this.resolver.resolve(binding.key, binding.source, controller.signal),
+        cache: () => this.cache(),
+        outputs: () => this.outputs(),
+        signal: controller.signal,
+        onProgress: (progress) => {
+          try {
+            void Promise.resolve(onProgress(progress)).catch(() => undefined);
+          } catch {
+            // a page that went away must not fail the evaluation
+          }
+        },
+      });
+    } finally {
+      this.end(controller);
+    }
+  }
+
   // -------------------------------------------------------------------------------------------
 
   private clientOptions(): ConstructorParameters<typeof HubClient>[0] {
@@ -632,7 +657,7 @@ export class EngineService implements EngineApi {
     return this.outputsPromise;
   }
 
-  private begin(kind: 'merge' | 'push'): AbortController {
+  private begin(kind: 'merge' | 'push' | 'evaluate'): AbortController {
     if (this.running) throw new Error(`a ${this.running.kind} is already running: wait for it or cancel it`);
     const controller = new AbortController();
     this.running = { kind, controller };
