@@ -104,4 +104,102 @@ describe.skipIf(!chromiumAvailable())('the app: Evaluate and the MoE editor (rea
       }
     }
   });
+
+  const MOE_YAML = [
+    'base_model: alloy-demo-base',
+    'gate_mode: hidden',
+    'experts_per_token: 2',
+    'experts:',
+    '  - source_model: alloy-demo-math',
+    '    positive_prompts:',
+    '      - Solve 2x + 3 = 7',
+    '  - source_model: alloy-demo-code',
+    '    positive_prompts:',
+    '      - Write a Python function',
+    '',
+  ].join('\n');
+
+  it('opens a pasted mergekit-moe config in the experts editor, keeps it in step with the YAML and reviews it', async () => {
+    const page = browser.page;
+    await open();
+    const yamlEditor = page.locator('#yaml-editor');
+    await yamlEditor.fill(MOE_YAML);
+    await page.getByText('valid', { exact: true }).waitFor();
+    await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Method/ }).click();
+    const editor = page.getByTestId('moe-editor');
+    await editor.waitFor();
+    expect(await page.locator('#moe-base').inputValue()).toBe('alloy-demo-base');
+    const experts = editor.getByTestId('moe-expert');
+    expect(await experts.count()).toBe(2);
+    expect(await experts.nth(0).locator('input[list]').inputValue()).toBe('alloy-demo-math');
+    expect(await experts.nth(1).locator('textarea').first().inputValue()).toBe('Write a Python function');
+
+    // Form → YAML: the second expert's prompts.
+    const prompts = experts.nth(1).locator('textarea').first();
+    await prompts.fill('Write a Python function\nFix this stack trace');
+    await prompts.blur();
+    await expect.poll(() => yamlEditor.inputValue()).toContain('      - Write a Python function\n      - Fix this stack trace\n');
+    expect(await yamlEditor.inputValue()).toContain('      - Solve 2x + 3 = 7\n');
+
+    // YAML → form: the first expert's prompt typed in the YAML.
+    await yamlEditor.fill((await yamlEditor.inputValue()).replace('Solve 2x + 3 = 7', 'Integrate x squared'));
+    await expect.poll(() => experts.nth(0).locator('textarea').first().inputValue()).toBe('Integrate x squared');
+
+    // An invalid experts_per_token: an error at its YAML path, in the editor and under the YAML.
+    const perToken = page.locator('#moe-per-token');
+    await perToken.fill('0');
+    await perToken.blur();
+    await expect.poll(() => yamlEditor.inputValue()).toContain('experts_per_token: 0');
+    const field = page.locator('.field', { has: perToken }).getByTestId('moe-issues');
+    await expect.poll(() => field.textContent()).toMatch(/experts_per_token\s*line 3: experts_per_token must be at least 1, not 0/);
+    const listed = page.locator('#yaml-issues li.error');
+    expect(await listed.count()).toBe(1);
+    expect((await listed.textContent())!.replace(/\s+/g, ' ').trim()).toBe('line 3 experts_per_token experts_per_token must be at least 1, not 0');
+    await page.getByText('1 problem', { exact: true }).waitFor();
+    await perToken.fill('3');
+    await perToken.blur();
+    await expect.poll(() => editor.getByTestId('moe-issues').first().textContent()).toMatch(/^experts\s*line 5: there are 2 experts, fewer than experts_per_token \(3\)/);
+    await perToken.fill('2');
+    await perToken.blur();
+    await page.getByText('valid', { exact: true }).waitFor();
+
+    // Review: the experts, the output layout, and running via the CLI for now.
+    await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Review/ }).click();
+    const plan = page.getByTestId('moe-plan');
+    await plan.waitFor();
+    await expect.poll(() => plan.getByTestId('moe-plan-output').textContent(), { timeout: 30_000 }).toMatch(/Architecture\s*Mixtral/);
+    expect((await plan.getByTestId('moe-plan-output').textContent())!.replace(/\s+/g, ' ')).toContain('Layers 4 (as the base), each with a router of 2 × 64 and 2 expert MLPs');
+    const rows = plan.getByTestId('moe-plan-experts').locator('tbody tr');
+    expect(await rows.count()).toBe(3);
+    expect((await rows.nth(2).locator('td').allTextContents()).map((t) => t.trim())).toEqual(['experts[1]', 'alloy-demo-code', 'llama', '4', '64', '2 / 0']);
+    expect(await plan.getByText('alloy moe moe-config.yml out/').count()).toBe(1);
+    expect(await page.getByRole('button', { name: 'Start merge' }).isDisabled()).toBe(true);
+  });
+
+  it('switches to the experts editor when "Mixture of experts" is chosen in the method step', async () => {
+    const page = browser.page;
+    await open();
+    await page.locator('#yaml-editor').fill(MERGE_YAML.replace('merge_method: linear', 'merge_method: task_arithmetic\nbase_model: alloy-demo-base'));
+    await page.getByText('valid', { exact: true }).waitFor();
+    await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Method/ }).click();
+    const choice = page.getByTestId('moe-choice');
+    await choice.locator('summary').click();
+    await choice.getByText('When is a mixture of experts the right choice?').waitFor();
+    await choice.getByRole('button', { name: 'Build a mixture of experts instead' }).click();
+    const editor = page.getByTestId('moe-editor');
+    await editor.waitFor();
+    expect(await page.locator('#moe-base').inputValue()).toBe('alloy-demo-base');
+    expect(await editor.getByTestId('moe-expert').locator('input[list]').evaluateAll((inputs) => inputs.map((i) => (i as HTMLInputElement).value))).toEqual([
+      'alloy-demo-math',
+      'alloy-demo-code',
+    ]);
+    const yaml = await page.locator('#yaml-editor').inputValue();
+    expect(yaml).toMatch(/^base_model: alloy-demo-base\ngate_mode: hidden\ndtype: float32\nexperts_per_token: 2\nexperts:\n  - source_model: alloy-demo-math\n    positive_prompts: \[\]\n/);
+    // No prompts yet: each expert says what it needs, at its path.
+    await expect.poll(() => editor.getByTestId('moe-expert').nth(0).getByTestId('moe-issues').textContent()).toMatch(/^experts\[0\]\.positive_prompts\s*line 7: expert 0 \(alloy-demo-math\) has no positive_prompts/);
+    // And back, with an undo in the notice.
+    await editor.getByRole('button', { name: 'Back to a merge' }).click();
+    await expect.poll(() => page.locator('#yaml-editor').inputValue()).toMatch(/^models:\n  - model: alloy-demo-base\n[^]*\nmerge_method: linear\n/);
+    expect(await page.getByTestId('moe-editor').count()).toBe(0);
+  });
 });
