@@ -4,7 +4,7 @@ import { perplexity } from './perplexity';
 import type { TextTokenizer } from './text-tokenizer';
 
 /**
- * "Did my merge break the model?" (docs/model.md §7): every model scored on every text, and the
+ * "Did my merge break the model?" (docs/app.md §1): every model scored on every text, and the
  * models far worse than the others flagged, per text. `alloy eval` and the app's Evaluate panel
  * both run this, so the numbers they show for the same files are the same numbers.
  */

@@ -18,7 +18,7 @@ import { cacheFirstFolder, directoryOutputFolder, storedOutputFolder } from './e
 import { modelErrorMessage, type ResolvedModel } from './model-sources';
 
 /**
- * The worker's Evaluate (docs/browser.md §Evaluate): opens every input model and the merged output
+ * The worker's Evaluate (docs/app.md §1): opens every input model and the merged output
  * (config, headers, tokenizer — all before any arithmetic, so a bad model fails fast), then scores
  * them with the same code as `alloy eval` (src/model/evaluate.ts) on the CPU, in this worker.
  */

@@ -9,7 +9,7 @@ import {
 import type { ModelSummary } from '../../worker/api';
 
 /**
- * The Review step of a mixture of experts (docs/browser.md §Mixture of experts): the experts, and
+ * The Review step of a mixture of experts (docs/app.md §2): the experts, and
  * the output layout worked out from the config and the models' config.json — which mergekit-moe
  * output architecture takes it, how many layers and experts it has — with every mismatch between
  * an expert and the base as an error at the expert's YAML path.

@@ -3,7 +3,7 @@ import { checkMoeDocument, formatModelReference, parseModelReference, type Confi
 import type { YamlDocument } from '../../config';
 
 /**
- * The mixture-of-experts side of the app's YAML ↔ form sync (docs/browser.md §Mixture of experts):
+ * The mixture-of-experts side of the app's YAML ↔ form sync (docs/app.md §2):
  * a mergekit-moe config is read with src/config/moe's own rules (the same messages as
  * `alloy validate`), edited as a MoeConfig and written back as mergekit-moe YAML.
  */
