@@ -482,6 +482,7 @@ export class EngineService implements EngineApi {
 
   async deleteCached(repo: string, revision?: string): Promise<void> {
     if (this.running?.kind === 'merge') throw new Error('cannot delete cached models while a merge runs: cancel it first');
+    if (this.running?.kind === 'evaluate') throw new Error('cannot delete cached models while an evaluation reads them: cancel it first');
     await (await this.cache()).delete(repo, revision);
   }
 

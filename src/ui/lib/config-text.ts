@@ -65,6 +65,8 @@ export function checkConfigText(text: string): ConfigCheck {
 
 /** The check of a mergekit-moe config, or null for any other text. */
 function readMoe(text: string): ConfigCheck | null {
+  // Merge configs (nearly every text) are not parsed twice as the user types.
+  if (!text.includes('experts')) return null;
   const doc = readYamlDocument(text);
   if (!doc.readable || detectConfigKind(doc.root) !== 'moe') return null;
   const { moe, issues } = checkMoeText(doc);
