@@ -105,8 +105,14 @@ describe('EngineService.evaluate', () => {
       /^there is no output named "nope" in this browser's storage/,
     );
     await expect(engine.evaluate({ models: bindings, text: 'a' }, () => undefined)).rejects.toThrow(/^Your text gives only 1 token\(s\) with the tokenizer of alloy-demo-math: paste a longer text\.$/);
-    const running = engine.evaluate({ models: bindings }, () => void engine.cancel());
+    let refused: unknown;
+    const running = engine.evaluate({ models: bindings }, () => {
+      // While it reads, the cache cannot be emptied under it.
+      void engine.deleteCached('org/x').catch((error: unknown) => (refused ??= error));
+      void engine.cancel();
+    });
     await expect(running).rejects.toThrow('The evaluation was cancelled.');
+    expect(String(refused)).toBe('Error: cannot delete cached models while an evaluation reads them: cancel it first');
     // The engine is free again afterwards.
     const again = await engine.evaluate({ models: bindings.slice(0, 1), text: USER_TEXT }, () => undefined);
     expect(again.models[0].scores).toHaveLength(2);
