@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  DEFAULT_EVAL_TOKENS,
   EVAL_TEXT,
   EVAL_TEXT_SOURCE,
   ForwardModel,
@@ -10,8 +11,12 @@ import {
   flagWorseModels,
   formatPerplexity,
   loadTextTokenizer,
-  perplexity,
-  type TextTokenizer,
+  scoreModels,
+  ShortTextError,
+  type EvalModel,
+  type EvalScore,
+  type EvalScores,
+  type EvalText,
 } from '../model';
 import { SafetensorsError } from '../storage';
 import { nodeModelFolder } from '../storage/node-fs';
@@ -36,24 +41,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'quiet', type: 'boolean' },
 ];
 
-export const DEFAULT_EVAL_TOKENS = 512;
-
-interface EvalText {
-  readonly label: string;
-  readonly text: string;
-}
-
-interface OpenModel {
-  readonly name: string;
-  readonly model: ForwardModel;
-  readonly tokenizer: TextTokenizer;
-}
-
-interface Score {
-  readonly perplexity: number;
-  readonly tokens: number;
-  readonly tokensKey: string;
-}
+export { DEFAULT_EVAL_TOKENS } from '../model';
 
 export async function evalCommand(argv: readonly string[], io: CliIo): Promise<number> {
   const { positionals, flags } = parseArgs(argv, FLAGS);
@@ -66,7 +54,7 @@ export async function evalCommand(argv: readonly string[], io: CliIo): Promise<n
     texts.push(user);
   }
 
-  const models: OpenModel[] = [];
+  const models: EvalModel[] = [];
   try {
     // Everything is opened (configs, headers, tokenizers) before any arithmetic: a bad model fails fast.
     for (const arg of positionals) {
@@ -74,22 +62,21 @@ export async function evalCommand(argv: readonly string[], io: CliIo): Promise<n
       if (typeof opened === 'number') return opened;
       models.push(opened);
     }
-    const scores: Score[][] = [];
-    for (const m of models) {
-      const row: Score[] = [];
-      for (const t of texts) {
-        const ids = m.tokenizer.encode(t.text).slice(0, maxTokens);
-        if (ids.length < 2) {
-          io.stderr(`alloy: ${t.label} gives ${ids.length} token(s) with the tokenizer of ${m.name}; perplexity needs at least 2: use a longer text\n`);
-          return 2;
-        }
-        if (flags.quiet !== true && flags.json !== true) io.stderr(`scoring ${m.name} on ${t.label} (${ids.length} tokens)…\n`);
-        const result = await perplexity(m.model, ids, { signal: io.signal });
-        row.push({ perplexity: result.perplexity, tokens: ids.length, tokensKey: ids.join(',') });
-      }
-      scores.push(row);
+    let evaluated: EvalScores;
+    try {
+      evaluated = await scoreModels(models, texts, {
+        maxTokens,
+        signal: io.signal,
+        onScoring: (model, text, tokens) => {
+          if (flags.quiet !== true && flags.json !== true) io.stderr(`scoring ${model} on ${text} (${tokens} tokens)…\n`);
+        },
+      });
+    } catch (error) {
+      if (!(error instanceof ShortTextError)) throw error;
+      io.stderr(`alloy: ${error.message}\n`);
+      return 2;
     }
-    const flagged = texts.map((_, c) => flagWorseModels(models.map((m, r) => ({ name: m.name, perplexity: scores[r][c].perplexity, tokensKey: scores[r][c].tokensKey }))));
+    const { scores, flags: flagged, comparable } = evaluated;
     if (flags.json === true) {
       io.stdout(
         `${JSON.stringify(
@@ -107,7 +94,6 @@ export async function evalCommand(argv: readonly string[], io: CliIo): Promise<n
       );
     } else {
       io.stdout(formatTable(models.map((m) => m.name), texts, scores, flagged.map((f) => new Set(f.map((x) => x.name)))));
-      const comparable = texts.map((_, c) => new Set(scores.map((row) => row[c].tokensKey)).size === 1);
       if (models.length > 1 && comparable.some((ok) => !ok)) {
         io.stdout('note: the models tokenise the text differently; perplexities of different tokenizers are not compared.\n');
       }
@@ -162,7 +148,7 @@ async function readUserText(file: string, io: CliIo): Promise<EvalText | number>
   return { label: path.basename(file), text };
 }
 
-async function openModel(arg: string, io: CliIo): Promise<OpenModel | number> {
+async function openModel(arg: string, io: CliIo): Promise<EvalModel | number> {
   const dir = path.resolve(io.cwd, arg);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     io.stderr(`alloy: Model ${arg}: ${existsSync(dir) ? `${dir} is not a folder` : `folder ${dir} does not exist`}. alloy eval reads local model folders: check the path.\n`);
@@ -174,7 +160,7 @@ async function openModel(arg: string, io: CliIo): Promise<OpenModel | number> {
   return { name: arg, model, tokenizer };
 }
 
-function formatTable(names: readonly string[], texts: readonly EvalText[], scores: readonly Score[][], flagged: readonly Set<string>[]): string {
+function formatTable(names: readonly string[], texts: readonly EvalText[], scores: readonly (readonly EvalScore[])[], flagged: readonly Set<string>[]): string {
   const header = ['model', ...texts.map((t) => t.label)];
   const rows = names.map((name, r) => [
     name,

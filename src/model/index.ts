@@ -13,3 +13,4 @@ export { EVAL_TEXT, EVAL_TEXT_SOURCE } from './eval-text';
 export { loadTextTokenizer, type TextTokenizer } from './text-tokenizer';
 export { modelContext, perplexity, perplexityWindows, type PerplexityOptions, type PerplexityResult } from './perplexity';
 export { FLAG_RATIO, explainFlag, flagWorseModels, formatPerplexity, type PerplexityFlag, type ScoredModel } from './compare-perplexity';
+export { DEFAULT_EVAL_TOKENS, ShortTextError, scoreModels, type EvalModel, type EvalScore, type EvalScores, type EvalText, type ScoreOptions } from './evaluate';

@@ -246,6 +246,45 @@ export interface DemoModelInfo {
   readonly size: number;
 }
 
+/** "Did my merge break the model?": the perplexity of texts under the inputs and the merged output. */
+export interface EvaluateRequest {
+  /** The merge's input models, read from the same sources the merge used. */
+  readonly models: readonly ModelBinding[];
+  /** The merged output: in the browser's storage, or in `<outputDirectory>/<outputName>/` when saved to a folder. */
+  readonly output?: { readonly outputName: string; readonly outputDirectory?: FileSystemDirectoryHandle };
+  /** A text of the user's, scored besides the bundled one. */
+  readonly text?: string;
+  /** Tokens of each text scored (default 512, as `alloy eval`). */
+  readonly maxTokens?: number;
+}
+
+export interface EvaluateProgress {
+  readonly phase: 'opening' | 'scoring' | 'done';
+  /** The model and text being scored. */
+  readonly model?: string;
+  readonly text?: string;
+  /** (model, text) pairs scored so far, of `total`. */
+  readonly done: number;
+  readonly total: number;
+}
+
+export interface EvaluatedModel {
+  readonly name: string;
+  readonly role: 'input' | 'output';
+  /** Per text (in `EvaluateResult.texts` order). */
+  readonly scores: readonly { readonly perplexity: number; readonly tokens: number }[];
+}
+
+export interface EvaluateResult {
+  readonly texts: readonly { readonly label: string; readonly source?: string }[];
+  readonly models: readonly EvaluatedModel[];
+  /** Models far worse than the best other one on a text, with the plain-words explanation. */
+  readonly flags: readonly { readonly text: number; readonly model: string; readonly ratio: number; readonly explanation: string }[];
+  /** Per text: the models tokenised it differently, so their perplexities are not compared. */
+  readonly notComparable: readonly boolean[];
+  readonly maxTokens: number;
+}
+
 /** The engine worker's API (src/worker/engine-worker.ts implements it; src/ui calls it through comlink). */
 export interface EngineApi {
   /** Hub base URL (tests and mirrors), an optional token for gated/private repos, download tuning. */
@@ -274,4 +313,6 @@ export interface EngineApi {
   listCache(): Promise<CacheEntry[]>;
   deleteCached(repo: string, revision?: string): Promise<void>;
   push(request: PushRequest, onProgress: (progress: PushProgress) => void): Promise<{ readonly url: string }>;
+  /** Scores the inputs and the output on the bundled text (and the user's) with the forward pass; `cancel` stops it. */
+  evaluate(request: EvaluateRequest, onProgress: (progress: EvaluateProgress) => void): Promise<EvaluateResult>;
 }

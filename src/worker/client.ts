@@ -1,10 +1,10 @@
 /**
  * The page's handle on the engine worker: starts src/worker/engine-worker.ts as a module worker
- * and returns its EngineApi through comlink, with the progress callbacks of `merge` and `push`
+ * and returns its EngineApi through comlink, with the progress callbacks of `merge`, `push` and `evaluate`
  * wrapped in `Comlink.proxy` so the page can pass plain functions.
  */
 import * as Comlink from 'comlink';
-import type { EngineApi, MergeRequest, PushProgress, PushRequest, RunProgress } from './api';
+import type { EngineApi, EvaluateProgress, EvaluateRequest, MergeRequest, PushProgress, PushRequest, RunProgress } from './api';
 
 export interface EngineClient extends EngineApi {
   /** Stops the worker (a running merge is abandoned; its temporary output is cleaned up next time). */
@@ -30,6 +30,7 @@ export function createEngineClient(): EngineClient {
     listCache: () => remote.listCache(),
     deleteCached: (repo, revision) => remote.deleteCached(repo, revision),
     push: (request: PushRequest, onProgress: (progress: PushProgress) => void) => remote.push(request, Comlink.proxy(onProgress)),
+    evaluate: (request: EvaluateRequest, onProgress: (progress: EvaluateProgress) => void) => remote.evaluate(request, Comlink.proxy(onProgress)),
     terminate: () => {
       remote[Comlink.releaseProxy]();
       worker.terminate();

@@ -24,6 +24,9 @@ import type {
   DownloadProgress,
   EngineApi,
   EngineOptions,
+  EvaluateProgress,
+  EvaluateRequest,
+  EvaluateResult,
   MergeRequest,
   MergeResult,
   ModelSearchHit,
@@ -41,6 +44,7 @@ import { chooseInputMode, estimateDisk, type InputMode, type StorageEstimate } f
 import { verifyBeforeCommit } from './verify-before-commit';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
 import { emptySummary, layerSources, outputFiles, workingMemoryBytes } from './plan-summary';
+import { evaluateModels } from './evaluate-models';
 
 /**
  * The engine behind the worker's API (engine-worker.ts exposes it with comlink). Everything that
@@ -77,7 +81,7 @@ export class EngineService implements EngineApi {
   private readonly resolver: ModelResolver;
   private cachePromise: Promise<OpfsShardCache> | null = null;
   private outputsPromise: Promise<OpfsOutputStore> | null = null;
-  private running: { kind: 'merge' | 'push'; controller: AbortController } | null = null;
+  private running: { kind: 'merge' | 'push' | 'evaluate'; controller: AbortController } | null = null;
   private readonly fetchImpl: typeof fetch;
 
   constructor(private readonly deps: EngineServiceDeps) {
@@ -478,6 +482,7 @@ export class EngineService implements EngineApi {
 
   async deleteCached(repo: string, revision?: string): Promise<void> {
     if (this.running?.kind === 'merge') throw new Error('cannot delete cached models while a merge runs: cancel it first');
+    if (this.running?.kind === 'evaluate') throw new Error('cannot delete cached models while an evaluation reads them: cancel it first');
     await (await this.cache()).delete(repo, revision);
   }
 
@@ -517,6 +522,27 @@ export class EngineService implements EngineApi {
     } catch (error) {
       if (controller.signal.aborted) throw new Error('The upload was cancelled; the commit was not made.');
       throw error instanceof Error ? new Error(error.message, { cause: error }) : error;
+    } finally {
+      this.end(controller);
+    }
+  }
+
+  async evaluate(request: EvaluateRequest, onProgress: (progress: EvaluateProgress) => void): Promise<EvaluateResult> {
+    const controller = this.begin('evaluate');
+    try {
+      return await evaluateModels(request, {
+        resolve: (binding) => this.resolver.resolve(binding.key, binding.source, controller.signal),
+        cache: () => this.cache(),
+        outputs: () => this.outputs(),
+        signal: controller.signal,
+        onProgress: (progress) => {
+          try {
+            void Promise.resolve(onProgress(progress)).catch(() => undefined);
+          } catch {
+            // a page that went away must not fail the evaluation
+          }
+        },
+      });
     } finally {
       this.end(controller);
     }
@@ -632,7 +658,7 @@ export class EngineService implements EngineApi {
     return this.outputsPromise;
   }
 
-  private begin(kind: 'merge' | 'push'): AbortController {
+  private begin(kind: 'merge' | 'push' | 'evaluate'): AbortController {
     if (this.running) throw new Error(`a ${this.running.kind} is already running: wait for it or cancel it`);
     const controller = new AbortController();
     this.running = { kind, controller };

@@ -253,6 +253,11 @@ export function createMockEngine(options: MockOptions = {}): EngineApi {
       }
     },
     push: (request, onProgress) => simulatePush(state, request, onProgress),
+    async evaluate() {
+      await sleep(state.latency);
+      // Placeholder outputs have no weights to run: say so rather than show made-up numbers.
+      throw new Error('The simulated engine cannot evaluate models (its outputs are placeholders): open Alloy in a browser where its worker starts.');
+    },
   };
 }
 

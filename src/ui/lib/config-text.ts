@@ -1,5 +1,6 @@
 import { parseDocument } from 'yaml';
-import { ConfigError, configToYaml, parseMergeConfig, parseModelReference } from '../../config';
+import { ConfigError, configToYaml, detectConfigKind, parseMergeConfig, parseModelReference, readYamlDocument } from '../../config';
+import { checkMoeText, type MoeTextCheck } from './moe-text';
 import type {
   ConditionalSetting,
   InputModelDefinition,
@@ -32,6 +33,11 @@ export interface ConfigCheck {
   readonly errorCount: number;
   /** The text is empty (a fresh session): no issues are shown. */
   readonly empty: boolean;
+  /**
+   * Set for a mergekit-moe config (`experts:`, no `merge_method`): what the experts editor shows.
+   * `valid` and `editable` are then null (it is not a merge config) and `issues` are mergekit-moe's.
+   */
+  readonly moe?: MoeTextCheck;
 }
 
 const EMPTY: MergeConfig = { merge_method: '' };
@@ -40,6 +46,8 @@ export function checkConfigText(text: string): ConfigCheck {
   if (text.trim() === '') {
     return { valid: null, editable: structuredClone(EMPTY), issues: [], errorCount: 0, empty: true };
   }
+  const moe = readMoe(text);
+  if (moe) return moe;
   let valid: MergeConfig | null = null;
   let issues: ConfigIssue[];
   try {
@@ -53,6 +61,16 @@ export function checkConfigText(text: string): ConfigCheck {
   issues.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? 0) - (b.column ?? 0));
   const editable = valid ? structuredClone(valid) : readLeniently(text);
   return { valid, editable, issues, errorCount: issues.filter((i) => i.severity === 'error').length, empty: false };
+}
+
+/** The check of a mergekit-moe config, or null for any other text. */
+function readMoe(text: string): ConfigCheck | null {
+  // Merge configs (nearly every text) are not parsed twice as the user types.
+  if (!text.includes('experts')) return null;
+  const doc = readYamlDocument(text);
+  if (!doc.readable || detectConfigKind(doc.root) !== 'moe') return null;
+  const { moe, issues } = checkMoeText(doc);
+  return { valid: null, editable: null, issues, errorCount: issues.filter((i) => i.severity === 'error').length, empty: false, moe };
 }
 
 export class ReadOnlyConfigError extends Error {

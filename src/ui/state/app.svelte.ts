@@ -15,6 +15,8 @@ import { addModel, modelKey, referencedModels, removeModel as removeFromConfig, 
 import { layerLayout, outputLayers, type LayerLayout, type OutputLayer } from '../lib/layer-map';
 import { checkConfigText, editCheckedConfig, hasYamlComment, ReadOnlyConfigError, type ConfigCheck } from '../lib/config-text';
 import { checkOffThread, needsOffThreadCheck, PENDING_CHECK } from '../lib/off-thread-check';
+import { editMoeText, moeModels } from '../lib/moe-text';
+import type { MoeConfig } from '../../config';
 import type { ConnectEngine, EngineConnection } from '../lib/engine';
 import { describeError, type UserError } from '../lib/errors';
 // The file itself, not src/hub's index: that would pull @huggingface/hub into the page's bundle.
@@ -149,7 +151,7 @@ export class AppState {
     needsOffThreadCheck(this.#yaml) ? (this.offThread?.text === this.#yaml ? this.offThread.check : PENDING_CHECK) : checkConfigText(this.#yaml),
   );
   config = $derived<MergeConfig | null>(this.check.editable);
-  referenced = $derived<string[]>(this.config ? referencedModels(this.config) : []);
+  referenced = $derived<string[]>(this.check.moe ? moeModels(this.check.moe.config) : this.config ? referencedModels(this.config) : []);
   method = $derived(findMethod(this.config?.merge_method ?? ''));
   baseKey = $derived(this.config?.base_model ? modelKey(this.config.base_model) : undefined);
 
@@ -480,6 +482,17 @@ export class AppState {
     }
   }
 
+  /** Applies an experts-editor edit to a mergekit-moe config's YAML. */
+  editMoe(change: (config: MoeConfig) => void): void {
+    const moe = this.check.moe;
+    if (!moe) return;
+    const before = this.yaml;
+    this.yaml = editMoeText(moe, change);
+    if (hasYamlComment(before) && !hasYamlComment(this.yaml)) {
+      this.notice = { kind: 'warning', text: 'The form rewrote the YAML and its comments were dropped.', undoYaml: before };
+    }
+  }
+
   /** Replaces the whole config (upload, paste, a model's recipe), with an undo. */
   loadYaml(text: string, what: string): void {
     const previous = this.yaml;
@@ -610,6 +623,7 @@ export class AppState {
   /** What blocks asking for a plan, in words; undefined when a request can be built. */
   get requestProblem(): string | undefined {
     if (!this.api) return 'The engine is not ready.';
+    if (this.check.moe) return 'Building a mixture of experts runs with the CLI for now (alloy moe): the Review step lists the experts and the output and exports the YAML.';
     if (this.check.empty || !this.config || this.referenced.length === 0) return 'Add models and choose a method first.';
     if (!this.check.valid) return `The config has ${this.check.errorCount} problem${this.check.errorCount === 1 ? '' : 's'}: see the YAML panel.`;
     const unbound = this.referenced.filter((k) => !this.sources[k]);
