@@ -109,124 +109,144 @@ function isLeaf(v: LazyVec): boolean {
  * first because the graph needs more storage buffers or uniform words than one kernel has.
  */
 export function compileFused(root: LazyVec, maxBuffers: number): Compiled {
-  const names = new Map<LazyVec, string>();
-  const body: string[] = [];
-  const decls: string[] = [];
-  const bindings: Binding[] = [];
-  const bindingOf = new Map<string, number>();
-  const words: { value: number; type: 'f32' | 'u32' }[] = [];
+  const writer = new FusedKernelWriter();
+  const result = writer.value(root);
+  if (writer.bindings.length > maxBuffers - 1 || writer.words.length > FUSED_WORDS) return { split: heaviestChild(root) };
+  return { kernel: writer.kernel(result) };
+}
 
-  const word = (value: number, type: 'f32' | 'u32'): number => {
-    words.push({ value, type });
-    return words.length - 1;
-  };
-  const scalar = (value: number): string => `sc(${word(value, 'f32')}u)`;
-  const bind = (buffer: GPUBuffer, size: number, type: 'f32' | 'u32'): string => {
-    const key = `${type}:${bufferId(buffer)}`;
-    let binding = bindingOf.get(key);
-    if (binding === undefined) {
-      binding = 2 + bindings.length;
-      bindingOf.set(key, binding);
-      bindings.push({ binding, buffer, size });
-      decls.push(`@group(0) @binding(${binding}) var<storage, read> b${binding}: array<${type}>;`);
-    }
-    return `b${binding}`;
-  };
+/**
+ * Writes one fused kernel: a `let` per graph node in operand order, a storage binding per distinct
+ * leaf buffer, a uniform word per scalar, all numbered in the order the graph is walked.
+ */
+class FusedKernelWriter {
+  readonly bindings: Binding[] = [];
+  readonly words: { value: number; type: 'f32' | 'u32' }[] = [];
+  private readonly names = new Map<LazyVec, string>();
+  private readonly body: string[] = [];
+  private readonly decls: string[] = [];
+  private readonly bindingOf = new Map<string, number>();
 
-  const visit = (v: LazyVec): string => {
-    const known = names.get(v);
+  /** The kernel whose result is the node named `result`. */
+  kernel(result: string): FusedKernel {
+    const snippets = { DECLS: this.decls.join('\n'), BODY: [...this.body, `let result = ${result};`].join('\n  ') };
+    return { generated: { key: `${snippets.DECLS}\n${snippets.BODY}`, snippets }, bindings: this.bindings, words: this.words };
+  }
+
+  /** The name of `v` in the kernel; the first use writes its line (after its operands' lines). */
+  value(v: LazyVec): string {
+    const known = this.names.get(v);
     if (known) return known;
     // Operands first, so that they are declared before this node.
-    if (!v.materialized) for (const c of children(v.expr)) visit(c);
-    const name = `v${names.size}`;
-    const operand = (o: Operand): string => (o instanceof LazyVec ? visit(o) : scalar(o));
-    let line: string;
-    if (v.materialized) {
-      line = `let ${name} = ${bind(v.materialized.buffer, v.materialized.size, 'f32')}[i];`;
-    } else {
-      const e = v.expr;
-      switch (e.kind) {
-        case 'leaf': {
-          const l = e.leaf;
-          if (l.kind === 'values') line = `let ${name} = ${bind(l.buffer, l.size, 'f32')}[i];`;
-          else if (l.kind === 'rows') line = `let ${name} = ${bind(l.buffer, l.size, 'f32')}[i / P.cols];`;
-          else if (l.kind === 'periodic') {
-            const b = bind(l.buffer, l.size, 'f32');
-            const start = word(l.startMod, 'u32');
-            const period = word(l.period, 'u32');
-            line = `let ${name} = ${b}[(word(${start}u) + i % word(${period}u)) % word(${period}u)];`;
-          } else {
-            const b = bind(l.buffer, l.size, 'u32');
-            line =
-              l.dtype === 'F32'
-                ? `let ${name} = bitcast<f32>(${b}[i]);`
-                : `let ${name} = ${l.dtype === 'BF16' ? 'bf16_at' : 'f16_at'}(${b}[i >> 1u], i);`;
-          }
-          break;
-        }
-        case 'fill':
-          line = `let ${name} = ${scalar(e.value)};`;
-          break;
-        case 'random':
-          line = `let ${name} = random_at(word(${word(e.key, 'u32')}u), i);`;
-          break;
-        case 'unary':
-          line = `let ${name} = unary_fn(${e.op}u, ${visit(e.a)});`;
-          break;
-        case 'binary':
-          line = `let ${name} = binary_fn(${e.op}u, ${operand(e.a)}, ${operand(e.b)});`;
-          break;
-        case 'where': {
-          const c = visit(e.cond);
-          line = `let ${name} = select(${operand(e.b)}, ${operand(e.a)}, is_true(${c}));`;
-          break;
-        }
-        case 'wsum': {
-          const acc = `a${name}`;
-          const lines = [`var ${acc} = ${e.init ? visit(e.init) : '0.0'};`];
-          e.terms.forEach((t, j) => {
-            const x = visit(t);
-            const w = e.weights[j];
-            if (w instanceof LazyVec) {
-              lines.push(`${acc} = mul_add(${visit(w)}, ${x}, ${acc});`);
-            } else {
-              // The CPU multiplies by the f64 weight: pass it as hi + lo.
-              const hi = Math.fround(w);
-              lines.push(`${acc} = mul_add_split(${scalar(hi)}, ${scalar(Number.isFinite(hi) ? w - hi : 0)}, ${x}, ${acc});`);
-            }
-          });
-          lines.push(`let ${name} = ${acc};`);
-          line = lines.join('\n  ');
-          break;
-        }
-        case 'consensus': {
-          const terms = e.terms.map(visit);
-          const w = terms.map((t, j) => `w${name}_${j}`);
-          const lines = terms.map((t, j) => `let ${w[j]} = ${scalar(e.scales[j])} * ${t};`);
-          lines.push(`var t${name} = vec2<f32>(0.0, 0.0);`);
-          for (const wj of w) lines.push(`t${name} = df_add(t${name}, ${wj});`);
-          lines.push(`let g${name} = elected_sign(t${name});`);
-          lines.push(`var m${name} = vec2<f32>(0.0, 0.0);`, `var d${name} = vec2<f32>(0.0, 0.0);`);
-          w.forEach((wj, j) => lines.push(`agree(&m${name}, &d${name}, ${wj}, g${name}, ${scalar(e.weights ? e.weights[j] : 0)});`));
-          lines.push(`let ${name} = consensus_result(m${name}, d${name}, ${e.weights ? 'true' : 'false'});`);
-          line = lines.join('\n  ');
-          break;
-        }
-        case 'keep':
-          line = `let ${name} = keep_magnitude(${visit(e.x)}, word(${word(e.tbits, 'u32')}u), ${e.keepTies});`;
-          break;
-      }
-    }
-    names.set(v, name);
-    body.push(line);
+    if (!v.materialized) for (const c of children(v.expr)) this.value(c);
+    const name = `v${this.names.size}`;
+    const line = v.materialized
+      ? `let ${name} = ${this.bind(v.materialized.buffer, v.materialized.size, 'f32')}[i];`
+      : this.line(name, v.expr);
+    this.names.set(v, name);
+    this.body.push(line);
     return name;
-  };
+  }
 
-  const result = visit(root);
-  if (bindings.length > maxBuffers - 1 || words.length > FUSED_WORDS) return { split: heaviestChild(root) };
-  body.push(`let result = ${result};`);
-  const snippets = { DECLS: decls.join('\n'), BODY: body.join('\n  ') };
-  return { kernel: { generated: { key: `${snippets.DECLS}\n${snippets.BODY}`, snippets }, bindings, words } };
+  /** The WGSL that computes node `name` from its operands' names. */
+  private line(name: string, e: Expr): string {
+    switch (e.kind) {
+      case 'leaf':
+        return `let ${name} = ${this.leaf(e.leaf)};`;
+      case 'fill':
+        return `let ${name} = ${this.scalar(e.value)};`;
+      case 'random':
+        return `let ${name} = random_at(word(${this.word(e.key, 'u32')}u), i);`;
+      case 'unary':
+        return `let ${name} = unary_fn(${e.op}u, ${this.value(e.a)});`;
+      case 'binary':
+        return `let ${name} = binary_fn(${e.op}u, ${this.operand(e.a)}, ${this.operand(e.b)});`;
+      case 'where': {
+        const c = this.value(e.cond);
+        return `let ${name} = select(${this.operand(e.b)}, ${this.operand(e.a)}, is_true(${c}));`;
+      }
+      case 'wsum':
+        return this.weightedSum(name, e);
+      case 'consensus':
+        return this.consensus(name, e);
+      case 'keep':
+        return `let ${name} = keep_magnitude(${this.value(e.x)}, word(${this.word(e.tbits, 'u32')}u), ${e.keepTies});`;
+    }
+  }
+
+  /** Element i of a leaf buffer, decoded from its stored dtype where it is raw. */
+  private leaf(l: Leaf): string {
+    if (l.kind === 'values') return `${this.bind(l.buffer, l.size, 'f32')}[i]`;
+    if (l.kind === 'rows') return `${this.bind(l.buffer, l.size, 'f32')}[i / P.cols]`;
+    if (l.kind === 'periodic') {
+      const b = this.bind(l.buffer, l.size, 'f32');
+      const start = this.word(l.startMod, 'u32');
+      const period = this.word(l.period, 'u32');
+      return `${b}[(word(${start}u) + i % word(${period}u)) % word(${period}u)]`;
+    }
+    const b = this.bind(l.buffer, l.size, 'u32');
+    return l.dtype === 'F32' ? `bitcast<f32>(${b}[i])` : `${l.dtype === 'BF16' ? 'bf16_at' : 'f16_at'}(${b}[i >> 1u], i)`;
+  }
+
+  /** init + Σ weights[j]·terms[j] in an accumulator, one fused multiply-add per term. */
+  private weightedSum(name: string, e: Extract<Expr, { kind: 'wsum' }>): string {
+    const acc = `a${name}`;
+    const lines = [`var ${acc} = ${e.init ? this.value(e.init) : '0.0'};`];
+    e.terms.forEach((t, j) => {
+      const x = this.value(t);
+      const w = e.weights[j];
+      if (w instanceof LazyVec) {
+        lines.push(`${acc} = mul_add(${this.value(w)}, ${x}, ${acc});`);
+      } else {
+        // The CPU multiplies by the f64 weight: pass it as hi + lo.
+        const hi = Math.fround(w);
+        lines.push(`${acc} = mul_add_split(${this.scalar(hi)}, ${this.scalar(Number.isFinite(hi) ? w - hi : 0)}, ${x}, ${acc});`);
+      }
+    });
+    lines.push(`let ${name} = ${acc};`);
+    return lines.join('\n  ');
+  }
+
+  /** TIES-style sign consensus: scaled terms, the elected sign, then the agreeing terms combined. */
+  private consensus(name: string, e: Extract<Expr, { kind: 'consensus' }>): string {
+    const terms = e.terms.map((t) => this.value(t));
+    const w = terms.map((t, j) => `w${name}_${j}`);
+    const lines = terms.map((t, j) => `let ${w[j]} = ${this.scalar(e.scales[j])} * ${t};`);
+    lines.push(`var t${name} = vec2<f32>(0.0, 0.0);`);
+    for (const wj of w) lines.push(`t${name} = df_add(t${name}, ${wj});`);
+    lines.push(`let g${name} = elected_sign(t${name});`);
+    lines.push(`var m${name} = vec2<f32>(0.0, 0.0);`, `var d${name} = vec2<f32>(0.0, 0.0);`);
+    w.forEach((wj, j) => lines.push(`agree(&m${name}, &d${name}, ${wj}, g${name}, ${this.scalar(e.weights ? e.weights[j] : 0)});`));
+    lines.push(`let ${name} = consensus_result(m${name}, d${name}, ${e.weights ? 'true' : 'false'});`);
+    return lines.join('\n  ');
+  }
+
+  private operand(o: Operand): string {
+    return o instanceof LazyVec ? this.value(o) : this.scalar(o);
+  }
+
+  /** A uniform word holding `value`; its index. */
+  private word(value: number, type: 'f32' | 'u32'): number {
+    this.words.push({ value, type });
+    return this.words.length - 1;
+  }
+
+  private scalar(value: number): string {
+    return `sc(${this.word(value, 'f32')}u)`;
+  }
+
+  /** The storage binding of a buffer read as `type` (one per buffer and type); its WGSL name. */
+  private bind(buffer: GPUBuffer, size: number, type: 'f32' | 'u32'): string {
+    const key = `${type}:${bufferId(buffer)}`;
+    let binding = this.bindingOf.get(key);
+    if (binding === undefined) {
+      binding = 2 + this.bindings.length;
+      this.bindingOf.set(key, binding);
+      this.bindings.push({ binding, buffer, size });
+      this.decls.push(`@group(0) @binding(${binding}) var<storage, read> b${binding}: array<${type}>;`);
+    }
+    return `b${binding}`;
+  }
 }
 
 /** The operand of `root` whose graph reads the most buffers and scalars (materialized first). */

@@ -19,6 +19,7 @@ import {
   type VocabularySource,
 } from '../tokenizer';
 import type { ModelMetadata } from './model-metadata';
+import { PlanError } from './plan-error';
 import { tokenizerFilesToCopy } from './tokenizer-files';
 import type { FileToCopy, TokenizerSummary } from './types';
 
@@ -186,4 +187,14 @@ export function planEmbeddingAlignment(
   if (!plan.vocabulary) throw new Error('internal: no output vocabulary');
   const vocabulary = plan.vocabulary;
   return located(yamlPath, () => alignEmbedding(vocabulary, inputs, base, plan.rules));
+}
+
+/** Tokenizer errors become PlanErrors at their YAML path. */
+export function asPlanErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (error instanceof TokenizerConfigError) throw new PlanError(error.message, error.yamlPath);
+    throw error;
+  }
 }

@@ -48,156 +48,182 @@ interface Open {
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 
 export function parseStrictJson(text: string): StrictJsonValue {
-  let i = 0;
-  const n = text.length;
-  const fail = (what: string, at = i): never => {
-    throw new StrictJsonError(at >= n ? `${what} at the end of the text` : `${what} at character ${at + 1}`, at);
-  };
-  const skipSpace = () => {
-    while (i < n) {
-      const c = text.charCodeAt(i);
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
-      else break;
-    }
-  };
-  const readString = (): string => {
-    // text[i] is the opening quote.
-    i++;
-    let out = '';
-    let start = i;
-    while (true) {
-      if (i >= n) fail('unterminated string');
-      const c = text.charCodeAt(i);
-      if (c === 0x22) {
-        out += text.slice(start, i);
-        i++;
-        return out;
-      }
-      if (c < 0x20) fail('control character in a string (it must be escaped)');
-      if (c !== 0x5c) {
-        i++;
-        continue;
-      }
-      out += text.slice(start, i);
-      const e = text[i + 1];
-      i += 2;
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          const unit = readHex4(i);
-          i += 4;
-          if (unit >= 0xdc00 && unit <= 0xdfff) fail('lone trailing surrogate in a \\u escape', i - 6);
-          if (unit >= 0xd800 && unit <= 0xdbff) {
-            if (text[i] !== '\\' || text[i + 1] !== 'u') fail('lone leading surrogate in a \\u escape', i - 6);
-            const low = readHex4(i + 2);
-            if (low < 0xdc00 || low > 0xdfff) fail('lone leading surrogate in a \\u escape', i - 6);
-            i += 6;
-            out += String.fromCharCode(unit, low);
-          } else {
-            out += String.fromCharCode(unit);
-          }
-          break;
-        }
-        default:
-          fail('invalid escape in a string', i - 2);
-      }
-      start = i;
-    }
-  };
-  const readHex4 = (at: number): number => {
-    const hex = text.slice(at, at + 4);
-    if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail('invalid \\u escape', at - 2);
-    return parseInt(hex, 16);
-  };
+  return new StrictJsonParser(text).parse();
+}
 
-  const stack: Open[] = [];
-  let root: StrictJsonValue | undefined;
-  let done = false;
+/** One pass over the text; `i` is the index of the next character to read. */
+class StrictJsonParser {
+  private i = 0;
+  private readonly n: number;
+  private readonly stack: Open[] = [];
+  private root: StrictJsonValue | undefined;
+  private done = false;
+
+  constructor(private readonly text: string) {
+    this.n = text.length;
+  }
+
+  parse(): StrictJsonValue {
+    // State: expecting a value here (after [, :, or a comma), else expecting , or a closer.
+    let expectValue = true;
+    while (!this.done) {
+      this.skipSpace();
+      if (this.i >= this.n) this.fail('unexpected end of the text');
+      const top = this.stack[this.stack.length - 1];
+      if (!expectValue) expectValue = this.afterValue(top!);
+      // In an object, a value slot is first a key.
+      else if (top && !Array.isArray(top.container) && top.key === null) top.key = this.readKey();
+      else expectValue = this.readValue();
+    }
+    this.skipSpace();
+    if (this.i < this.n) this.fail('trailing characters after the JSON value');
+    return this.root!;
+  }
+
+  /** A value, or the opening of a container; whether a value is still expected (an open container's first). */
+  private readValue(): boolean {
+    const { text } = this;
+    const c = text[this.i];
+    if (c === '{' || c === '[') return this.open(c);
+    if (c === '"') this.place(this.readString());
+    else if (text.startsWith('true', this.i)) (this.i += 4), this.place(true);
+    else if (text.startsWith('false', this.i)) (this.i += 5), this.place(false);
+    else if (text.startsWith('null', this.i)) (this.i += 4), this.place(null);
+    else {
+      NUMBER.lastIndex = this.i;
+      const match = NUMBER.exec(text);
+      if (!match) this.fail(`unexpected character ${JSON.stringify(c)}`);
+      this.i += match![0].length;
+      this.place(new JsonNumber(match![0]));
+    }
+    return false;
+  }
+
+  /** Opens an array or object (an empty one is finished at once); whether a value is expected next. */
+  private open(c: '{' | '['): boolean {
+    if (this.stack.length >= MAX_JSON_DEPTH) this.fail(`nesting deeper than ${MAX_JSON_DEPTH} levels`);
+    this.i++;
+    const container = c === '{' ? new JsonObject() : [];
+    this.stack.push({ container, key: null });
+    this.skipSpace();
+    if (this.text[this.i] !== (c === '{' ? '}' : ']')) return true;
+    this.i++;
+    this.stack.pop();
+    this.place(container);
+    return false;
+  }
+
+  /** An object's key and its colon. */
+  private readKey(): string {
+    if (this.text[this.i] !== '"') this.fail('expected a string key');
+    const key = this.readString();
+    this.skipSpace();
+    if (this.text[this.i] !== ':') this.fail("expected ':' after a key");
+    this.i++;
+    return key;
+  }
+
+  /** After a value inside a container: a comma (true: a value follows) or the closer. */
+  private afterValue(top: Open): boolean {
+    const c = this.text[this.i];
+    const closer = Array.isArray(top.container) ? ']' : '}';
+    if (c === ',') {
+      this.i++;
+      return true;
+    }
+    if (c !== closer) this.fail(`expected ',' or '${closer}'`);
+    this.i++;
+    this.stack.pop();
+    this.place(top.container);
+    return false;
+  }
+
   /** Puts a finished value into the open container (or makes it the root). */
-  const place = (value: StrictJsonValue) => {
-    const top = stack[stack.length - 1];
+  private place(value: StrictJsonValue): void {
+    const top = this.stack[this.stack.length - 1];
     if (!top) {
-      root = value;
-      done = true;
+      this.root = value;
+      this.done = true;
     } else if (Array.isArray(top.container)) {
       top.container.push(value);
     } else {
       top.container.entries.push([top.key!, value]);
       top.key = null;
     }
-  };
-
-  skipSpace();
-  // State: expecting a value here (after [, :, or a comma), else expecting , or a closer.
-  let expectValue = true;
-  while (!done) {
-    skipSpace();
-    if (i >= n) fail('unexpected end of the text');
-    const top = stack[stack.length - 1];
-    const c = text[i];
-    if (expectValue) {
-      // In an object, a value slot is first a key.
-      if (top && !Array.isArray(top.container) && top.key === null) {
-        if (c !== '"') fail('expected a string key');
-        const key = readString();
-        skipSpace();
-        if (text[i] !== ':') fail("expected ':' after a key");
-        i++;
-        top.key = key;
-        continue;
-      }
-      if (c === '{' || c === '[') {
-        if (stack.length >= MAX_JSON_DEPTH) fail(`nesting deeper than ${MAX_JSON_DEPTH} levels`);
-        i++;
-        const container = c === '{' ? new JsonObject() : [];
-        stack.push({ container, key: null });
-        skipSpace();
-        const closer = c === '{' ? '}' : ']';
-        if (text[i] === closer) {
-          i++;
-          stack.pop();
-          place(container);
-          expectValue = false;
-        }
-        continue;
-      }
-      if (c === '"') place(readString());
-      else if (text.startsWith('true', i)) (i += 4), place(true);
-      else if (text.startsWith('false', i)) (i += 5), place(false);
-      else if (text.startsWith('null', i)) (i += 4), place(null);
-      else {
-        NUMBER.lastIndex = i;
-        const match = NUMBER.exec(text);
-        if (!match) fail(`unexpected character ${JSON.stringify(c)}`);
-        i += match![0].length;
-        place(new JsonNumber(match![0]));
-      }
-      expectValue = false;
-      continue;
-    }
-    // After a value inside a container.
-    const closer = Array.isArray(top!.container) ? ']' : '}';
-    if (c === ',') {
-      i++;
-      expectValue = true;
-      continue;
-    }
-    if (c === closer) {
-      i++;
-      stack.pop();
-      place(top!.container);
-      continue;
-    }
-    fail(`expected ',' or '${closer}'`);
   }
-  skipSpace();
-  if (i < n) fail('trailing characters after the JSON value');
-  return root!;
+
+  private readString(): string {
+    const { text, n } = this;
+    // text[i] is the opening quote.
+    this.i++;
+    let out = '';
+    let start = this.i;
+    while (true) {
+      if (this.i >= n) this.fail('unterminated string');
+      const c = text.charCodeAt(this.i);
+      if (c === 0x22) {
+        out += text.slice(start, this.i);
+        this.i++;
+        return out;
+      }
+      if (c < 0x20) this.fail('control character in a string (it must be escaped)');
+      if (c !== 0x5c) {
+        this.i++;
+        continue;
+      }
+      out += text.slice(start, this.i) + this.readEscape();
+      start = this.i;
+    }
+  }
+
+  /** The escape at `i` (its backslash), decoded. */
+  private readEscape(): string {
+    const e = this.text[this.i + 1];
+    this.i += 2;
+    switch (e) {
+      case '"': return '"';
+      case '\\': return '\\';
+      case '/': return '/';
+      case 'b': return '\b';
+      case 'f': return '\f';
+      case 'n': return '\n';
+      case 'r': return '\r';
+      case 't': return '\t';
+      case 'u': return this.readUnicodeEscape();
+      default:
+        return this.fail('invalid escape in a string', this.i - 2);
+    }
+  }
+
+  /** The four hex digits after `\u` (and the low half of a surrogate pair, which must follow a high one). */
+  private readUnicodeEscape(): string {
+    const unit = this.readHex4(this.i);
+    this.i += 4;
+    if (unit >= 0xdc00 && unit <= 0xdfff) this.fail('lone trailing surrogate in a \\u escape', this.i - 6);
+    if (unit < 0xd800 || unit > 0xdbff) return String.fromCharCode(unit);
+    if (this.text[this.i] !== '\\' || this.text[this.i + 1] !== 'u') this.fail('lone leading surrogate in a \\u escape', this.i - 6);
+    const low = this.readHex4(this.i + 2);
+    if (low < 0xdc00 || low > 0xdfff) this.fail('lone leading surrogate in a \\u escape', this.i - 6);
+    this.i += 6;
+    return String.fromCharCode(unit, low);
+  }
+
+  private readHex4(at: number): number {
+    const hex = this.text.slice(at, at + 4);
+    if (!/^[0-9a-fA-F]{4}$/.test(hex)) this.fail('invalid \\u escape', at - 2);
+    return parseInt(hex, 16);
+  }
+
+  private skipSpace(): void {
+    const { text, n } = this;
+    while (this.i < n) {
+      const c = text.charCodeAt(this.i);
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.i++;
+      else break;
+    }
+  }
+
+  private fail(what: string, at = this.i): never {
+    throw new StrictJsonError(at >= this.n ? `${what} at the end of the text` : `${what} at character ${at + 1}`, at);
+  }
 }

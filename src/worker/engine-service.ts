@@ -1,6 +1,6 @@
 import { ConfigError, parseMergeConfig, type ConfigIssue } from '../config';
 import type { MergeConfig } from '../config/types';
-import { DEFAULT_BUDGET_BYTES, describeNonFiniteTensor, MergeCancelledError, NonFiniteError, runMerge, type MergeProgress, type SourceOpener } from '../engine';
+import { DEFAULT_BUDGET_BYTES, describeNonFiniteTensor, MergeCancelledError, NonFiniteError, runMerge, type MergeReport, type SourceOpener } from '../engine';
 import { HubClient, HubError, hubOrigin, hubUrlProblem, isHubRepoId } from '../hub';
 import { buildPlan, needsTokenizerFiles, PlanError, type MergePlan, type PlanOptions } from '../plan';
 import { MemoryByteSource } from '../storage';
@@ -8,6 +8,8 @@ import {
   DirectoryOutputFolder,
   directoryOutputProblem,
   formatBytes,
+  HubModelFolder,
+  OpfsOutputFolder,
   OpfsOutputStore,
   StreamingRangeSource,
   OpfsShardCache,
@@ -16,7 +18,7 @@ import {
   type ShardCacheOptions,
   type ShardSpec,
 } from '../storage/browser';
-import type { ByteSource, OutputFolder } from '../storage/types';
+import type { OutputFolder } from '../storage/types';
 import type { ComputeBackend } from '../backend';
 import type {
   CacheEntry,
@@ -43,6 +45,8 @@ import { selectBackend, WebGpuUnavailableError, type GpuModuleLoader } from './b
 import { chooseInputMode, estimateDisk, type InputMode, type StorageEstimate } from './input-mode';
 import { verifyBeforeCommit } from './verify-before-commit';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
+import { recheckPlanningReads, RunInputs, sourceKeyOf } from './run-inputs';
+import { RunProgressReporter } from './run-progress';
 import { emptySummary, layerSources, outputFiles, workingMemoryBytes } from './plan-summary';
 import { evaluateModels } from './evaluate-models';
 
@@ -166,8 +170,7 @@ export class EngineService implements EngineApi {
       onDownload: downloads.files.map(({ model, spec }) => ({ model, file: spec.path, hash: spec.sha256 ? ('sha256' as const) : ('git-blob' as const) })),
     };
     const cache = await this.cache();
-    let downloadBytes = 0;
-    for (const { spec } of downloads.files) downloadBytes += spec.size - (await cache.bytesCached(spec));
+    const downloadBytes = await missingBytes(cache, downloads.files);
     const files = outputFiles(plan, (model, file) => prepared.models.get(model)?.fileSize(file) ?? 0);
     const errors = [...prepared.errors];
     const nameProblem = outputNameProblem(request.outputName);
@@ -205,240 +208,30 @@ export class EngineService implements EngineApi {
   async merge(request: MergeRequest, onProgress: (progress: RunProgress) => void): Promise<MergeResult> {
     const controller = this.begin('merge');
     const signal = controller.signal;
-    const started = Date.now();
-    const downloads = new Map<string, DownloadProgress>();
-    let backendName: RunProgress['backend'];
-    let backendReason: string | undefined;
-    let backendNotice: string | undefined;
-    let threads: number | undefined;
-    let lastEmit = 0;
-    let lastPhase: RunProgress['phase'] | null = null;
-    let engine: MergeProgress | null = null;
-    let plan: MergePlan | null = null;
-    const emit = (phase: RunProgress['phase'], force = false): void => {
-      const now = Date.now();
-      if (!force && phase === lastPhase && now - lastEmit < PROGRESS_INTERVAL_MS) return;
-      lastEmit = now;
-      lastPhase = phase;
-      const progress: RunProgress = {
-        phase,
-        downloads: [...downloads.values()],
-        tensorsDone: engine?.tensorsDone ?? 0,
-        tensorsTotal: plan?.jobs.length ?? 0,
-        currentTensor: engine?.currentTensor ?? null,
-        inputBytesDone: engine?.inputBytesDone ?? 0,
-        inputBytesTotal: plan?.totalInputBytes ?? 0,
-        bytesPerSecond: engine?.bytesPerSecond ?? downloadRate(downloads, started),
-        etaMs: engine?.etaMs ?? null,
-        ...(backendName ? { backend: backendName } : {}),
-        ...(backendReason ? { backendReason } : {}),
-        ...(backendNotice ? { backendNotice } : {}),
-        ...(threads !== undefined ? { threads } : {}),
-        ...(engine ? { stageTimes: engine.stageTimes } : {}),
-      };
-      try {
-        // Through comlink this returns a promise; a page that went away must not fail the merge.
-        void Promise.resolve(onProgress(progress)).catch(() => undefined);
-      } catch {
-        // ignore
-      }
-    };
-
+    const progress = new RunProgressReporter(onProgress, PROGRESS_INTERVAL_MS);
     try {
-      emit('preparing', true);
-      const parsed = parseConfig(request.yaml);
-      if (!parsed.config) throw new Error(formatIssues(parsed.issues));
-      const prepared = await this.prepare(request, parsed.config, signal);
-      if (!prepared.plan) throw new Error([formatIssues(prepared.issues.filter((i) => i.severity === 'error')), ...prepared.errors].filter(Boolean).join('\n'));
-      plan = prepared.plan;
-      const models = prepared.models;
-      const outputs = await this.outputs();
-      await outputs.removeUnfinished();
-      let folderOutput: DirectoryOutputFolder | null = null;
-      if (request.outputDirectory) {
-        const problem = outputNameProblem(request.outputName);
-        if (problem) throw new Error(problem);
-        folderOutput = await DirectoryOutputFolder.begin(request.outputDirectory, request.outputName);
-      }
-      const opfsOutput = folderOutput ? null : await outputs.begin(request.outputName);
-      const baseOutput: OutputFolder & { readonly files: { name: string; size: number }[] } = folderOutput ?? opfsOutput!;
-
-      const sources = new Map<string, () => Promise<ByteSource>>();
-      const verified: VerifiedFile[] = [];
-      const unverified: (VerifiedFile & { reason: string })[] = [];
-      const streams: { model: string; spec: ShardSpec; source: StreamingRangeSource }[] = [];
+      progress.emit('preparing', true);
+      const { plan, models, configWarnings } = await this.planMerge(request, signal);
+      progress.plan = plan;
+      const target = await this.openTarget(request);
+      const inputs = new RunInputs();
       // Streamed files are checked against their sha256 once the merge read them, before the
       // output is committed: a mismatch fails the merge and leaves nothing behind.
-      const output = verifyBeforeCommit(baseOutput, async () => {
-        for (const { model, spec, source } of streams) {
-          const result = await source.finish();
-          const entry = { model, file: spec.path, hash: 'sha256' as const };
-          if (result.verified) verified.push(entry);
-          else unverified.push({ ...entry, reason: result.reason });
-        }
-      });
-      let inputMode: InputMode = 'cache';
-      const cache = await this.cache();
+      const output = verifyBeforeCommit(target.folder, () => inputs.finishStreams());
+      let inputMode: InputMode;
+      let backend: ComputeBackend;
       try {
-        // 1. Downloads: every shard the plan reads, through the cache (or streamed); small files into memory.
-        const { files: specs, bySource } = await this.downloadSpecs(plan, models);
-        let missing = 0;
-        for (const { spec } of specs) missing += spec.size - (await cache.bytesCached(spec));
-        inputMode = chooseInputMode(request.inputMode ?? 'auto', {
-          missingDownloadBytes: missing,
-          hasHubInputs: specs.length > 0,
-          outputBytes: plan.totalOutputBytes,
-          output: folderOutput ? 'folder' : 'browser',
-          estimate: await this.storageEstimate(),
-        }).mode;
-        if (inputMode === 'stream') await this.openStreams(plan, specs, bySource, models, sources, streams, downloads, emit, signal);
-        for (const { model, spec } of inputMode === 'stream' ? [] : specs) {
-          const done = await cache.bytesCached(spec);
-          downloads.set(downloadKey(model, spec.path), {
-            model,
-            file: spec.path,
-            bytesDone: done,
-            bytesTotal: spec.size,
-            state: done === spec.size ? 'cached' : 'downloading',
-          });
-        }
-        emit('downloading', true);
-        for (const { model, spec } of inputMode === 'stream' ? [] : specs) {
-          const resolved = models.get(model)!;
-          const hub = resolved.hub!;
-          const file = hub.file(spec.path)!;
-          try {
-            await cache.ensure(spec, (start, end, o) => this.client.readRange(hub.snapshot, file, start, end, o), {
-              signal,
-              onProgress: (p) => {
-                downloads.set(downloadKey(model, spec.path), {
-                  model,
-                  file: spec.path,
-                  bytesDone: p.bytesDone,
-                  bytesTotal: p.bytesTotal,
-                  state: p.state,
-                  ...(p.message ? { message: p.message } : {}),
-                });
-                emit('downloading', p.state === 'retrying' || p.state === 'done' || p.state === 'verifying');
-              },
-            });
-          } catch (error) {
-            if (error instanceof ShardCacheError && error.kind !== 'aborted') {
-              const entry = downloads.get(downloadKey(model, spec.path))!;
-              downloads.set(downloadKey(model, spec.path), { ...entry, state: 'failed', message: error.message });
-              emit('downloading', true);
-            }
-            throw error;
-          }
-          verified.push({ model, file: spec.path, hash: spec.sha256 ? 'sha256' : 'git-blob' });
-          // The plan was built from headers read by range before the file could be verified: they
-          // must equal the same bytes of the verified file, or the plan is not trusted.
-          const verifiedCopy = await cache.openFile(spec);
-          for (const other of models.values()) {
-            if (other.hub && other.hub.snapshot.repo === spec.repo && other.hub.snapshot.commit === spec.commit) {
-              await other.hub.recheckRanges(spec.path, verifiedCopy).catch((error: unknown) => {
-                throw new Error(modelErrorMessage(other.key, error), { cause: error });
-              });
-            }
-          }
-        }
-        if (inputMode === 'cache') for (const [key, spec] of bySource) sources.set(key, () => cache.openFile(spec));
-        for (const copy of plan.copyFiles) {
-          const resolved = models.get(copy.model)!;
-          if (!resolved.hub) continue;
-          const read = await this.client.readVerified(resolved.hub.snapshot, copy.file, signal);
-          if (read === null) throw new Error(`Model ${copy.model}: ${copy.file} disappeared from the Hub listing`);
-          resolved.hub.verified.set(copy.file, read.hash);
-          const bytes = read.bytes;
-          sources.set(sourceKeyOf(copy.model, copy.file), async () => new MemoryByteSource(`${copy.model}/${copy.file}`, bytes));
-        }
-        verified.push(...verifiedSmallFiles(models).filter((v) => !verified.some((w) => w.model === v.model && w.file === v.file)));
-        signal.throwIfAborted();
+        inputMode = await this.fetchInputs(request, plan, models, target.kind, inputs, progress, signal);
+        backend = await this.chooseBackend(request, progress);
       } catch (error) {
         await output.abort();
         throw error;
       }
-
-      // 2. The backend, then the merge itself.
-      const choice = await selectBackend(request.backend ?? 'auto', {
-        gpu: this.deps.gpu?.(),
-        budgetBytes: request.memoryBudgetBytes,
-        loadGpu: this.deps.loadGpu,
-      }).catch(async (error: unknown) => {
-        await output.abort();
-        throw error;
-      });
-      backendName = choice.name;
-      backendReason = choice.reason;
-      backendNotice = choice.notice;
-      let backend = choice.backend;
-      if (choice.name === 'cpu') {
-        threads = Math.max(1, Math.floor(request.threads ?? this.deps.defaultThreads?.() ?? 1));
-        if (threads > 1 && this.deps.cpuPool) {
-          await backend.dispose();
-          backend = await this.deps.cpuPool(threads, request.memoryBudgetBytes ?? DEFAULT_BUDGET_BYTES).catch(async (error: unknown) => {
-            await output.abort();
-            throw error;
-          });
-        } else threads = 1;
-      }
-      emit('merging', true);
-      const opener: SourceOpener = {
-        open: async (model, file) => {
-          const fromCache = sources.get(sourceKeyOf(model, file));
-          if (fromCache) return fromCache();
-          const resolved = models.get(model);
-          const source = resolved && (await resolved.folder.open(file));
-          if (!source) throw new Error(`Model ${model}: file ${file} is missing`);
-          return source;
-        },
-      };
-      let report;
-      try {
-        report = await runMerge(plan, {
-          backend,
-          sources: opener,
-          output,
-          budgetBytes: request.memoryBudgetBytes,
-          signal,
-          onProgress: (p) => {
-            engine = p;
-            emit(p.phase === 'done' ? 'done' : p.phase, p.phase !== 'merging');
-          },
-          progressIntervalMs: PROGRESS_INTERVAL_MS,
-          refuseNonFinite: request.refuseNonFinite === true,
-        });
-      } finally {
-        await backend.dispose().catch(() => undefined);
-      }
-      const warnings = [...parsed.warningTexts, ...plan.warnings, ...report.warnings, ...(backendNotice ? [backendNotice] : [])];
-      for (const u of unverified) {
-        warnings.push(`${u.model}: ${u.file} was streamed and not checked against the Hub's sha256 (${u.reason}). Use the cache mode in Settings to verify every file.`);
-      }
-      const manifest = {
-        name: request.outputName,
-        files: baseOutput.files,
-        createdAt: new Date().toISOString(),
-        warnings,
-        elapsedMs: Date.now() - started,
-        verified,
-        nonFinite: report.nonFinite,
-      };
-      if (opfsOutput) await outputs.writeManifest(manifest);
-      emit('done', true);
-      return {
-        outputName: manifest.name,
-        files: manifest.files,
-        warnings,
-        elapsedMs: manifest.elapsedMs,
-        verified,
-        nonFinite: report.nonFinite,
-        inputMode,
-        ...(unverified.length > 0 ? { unverified } : {}),
-        ...(folderOutput ? { savedTo: folderOutput.location } : {}),
-      };
+      progress.emit('merging', true);
+      const report = await this.runEngine(request, plan, inputs.opener(models), backend, output, progress, signal);
+      return await this.recordResult(request, target, inputs, inputMode, [...configWarnings, ...plan.warnings, ...report.warnings], report, progress);
     } catch (error) {
-      throw await this.explainMergeError(error, signal, plan, downloads);
+      throw await this.explainMergeError(error, signal, progress.plan, progress.downloads);
     } finally {
       this.end(controller);
     }
@@ -566,6 +359,206 @@ export class EngineService implements EngineApi {
     }
   }
 
+  /** The merge's plan: the config parsed, its models resolved; any problem fails the merge here. */
+  private async planMerge(
+    request: MergeRequest,
+    signal: AbortSignal,
+  ): Promise<{ plan: MergePlan; models: Map<string, ResolvedModel>; configWarnings: string[] }> {
+    const parsed = parseConfig(request.yaml);
+    if (!parsed.config) throw new Error(formatIssues(parsed.issues));
+    const prepared = await this.prepare(request, parsed.config, signal);
+    if (!prepared.plan) throw new Error([formatIssues(prepared.issues.filter((i) => i.severity === 'error')), ...prepared.errors].filter(Boolean).join('\n'));
+    return { plan: prepared.plan, models: prepared.models, configWarnings: parsed.warningTexts };
+  }
+
+  /** Where the output goes: the picked folder, or a new output in the browser's storage (what an interrupted merge left there is removed first). */
+  private async openTarget(request: MergeRequest): Promise<OutputTarget> {
+    const outputs = await this.outputs();
+    await outputs.removeUnfinished();
+    if (!request.outputDirectory) return { kind: 'browser', folder: await outputs.begin(request.outputName), store: outputs };
+    const problem = outputNameProblem(request.outputName);
+    if (problem) throw new Error(problem);
+    return { kind: 'folder', folder: await DirectoryOutputFolder.begin(request.outputDirectory, request.outputName) };
+  }
+
+  /**
+   * Step 1 of a merge: every file the plan reads becomes a source. Hub shards are downloaded into
+   * the cache and verified, or streamed; the small files copied into the output are read into memory.
+   */
+  private async fetchInputs(
+    request: MergeRequest,
+    plan: MergePlan,
+    models: ReadonlyMap<string, ResolvedModel>,
+    output: OutputTarget['kind'],
+    inputs: RunInputs,
+    progress: RunProgressReporter,
+    signal: AbortSignal,
+  ): Promise<InputMode> {
+    const cache = await this.cache();
+    const { files: specs, bySource } = await this.downloadSpecs(plan, models);
+    const inputMode = chooseInputMode(request.inputMode ?? 'auto', {
+      missingDownloadBytes: await missingBytes(cache, specs),
+      hasHubInputs: specs.length > 0,
+      outputBytes: plan.totalOutputBytes,
+      output,
+      estimate: await this.storageEstimate(),
+    }).mode;
+    if (inputMode === 'stream') {
+      await this.openStreams(plan, specs, bySource, models, inputs, progress, signal);
+      progress.emit('downloading', true);
+    } else {
+      await this.downloadToCache(specs, models, cache, inputs, progress, signal);
+      for (const [key, spec] of bySource) inputs.sources.set(key, () => cache.openFile(spec));
+    }
+    await this.readCopyFiles(plan, models, inputs, signal);
+    inputs.addVerified(verifiedSmallFiles(models));
+    signal.throwIfAborted();
+    return inputMode;
+  }
+
+  /** Cache mode: every Hub shard downloaded into the cache (resuming what is there) and verified before anything is merged. */
+  private async downloadToCache(
+    specs: readonly { model: string; spec: ShardSpec }[],
+    models: ReadonlyMap<string, ResolvedModel>,
+    cache: OpfsShardCache,
+    inputs: RunInputs,
+    progress: RunProgressReporter,
+    signal: AbortSignal,
+  ): Promise<void> {
+    for (const { model, spec } of specs) {
+      const done = await cache.bytesCached(spec);
+      progress.setDownload({ model, file: spec.path, bytesDone: done, bytesTotal: spec.size, state: done === spec.size ? 'cached' : 'downloading' });
+    }
+    progress.emit('downloading', true);
+    for (const { model, spec } of specs) {
+      await this.downloadShard(model, spec, models.get(model)!.hub!, cache, progress, signal);
+      inputs.verified.push({ model, file: spec.path, hash: spec.sha256 ? 'sha256' : 'git-blob' });
+      await recheckPlanningReads(models, spec, await cache.openFile(spec));
+    }
+  }
+
+  /** One shard into the cache; a failure is shown on its download before it fails the merge. */
+  private async downloadShard(model: string, spec: ShardSpec, hub: HubModelFolder, cache: OpfsShardCache, progress: RunProgressReporter, signal: AbortSignal): Promise<void> {
+    const file = hub.file(spec.path)!;
+    try {
+      await cache.ensure(spec, (start, end, o) => this.client.readRange(hub.snapshot, file, start, end, o), {
+        signal,
+        onProgress: (p) => {
+          progress.setDownload({ model, file: spec.path, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, state: p.state, ...(p.message ? { message: p.message } : {}) });
+          progress.emit('downloading', p.state === 'retrying' || p.state === 'done' || p.state === 'verifying');
+        },
+      });
+    } catch (error) {
+      if (error instanceof ShardCacheError && error.kind !== 'aborted') {
+        progress.setDownload({ ...progress.download(model, spec.path)!, state: 'failed', message: error.message });
+        progress.emit('downloading', true);
+      }
+      throw error;
+    }
+  }
+
+  /** The small Hub files copied into the output (tokenizer files), read whole, verified and kept in memory. */
+  private async readCopyFiles(plan: MergePlan, models: ReadonlyMap<string, ResolvedModel>, inputs: RunInputs, signal: AbortSignal): Promise<void> {
+    for (const copy of plan.copyFiles) {
+      const hub = models.get(copy.model)!.hub;
+      if (!hub) continue;
+      const read = await this.client.readVerified(hub.snapshot, copy.file, signal);
+      if (read === null) throw new Error(`Model ${copy.model}: ${copy.file} disappeared from the Hub listing`);
+      hub.verified.set(copy.file, read.hash);
+      const bytes = read.bytes;
+      inputs.sources.set(sourceKeyOf(copy.model, copy.file), async () => new MemoryByteSource(`${copy.model}/${copy.file}`, bytes));
+    }
+  }
+
+  /** Step 2: the backend the request asks for (or the best there is); the CPU on a pool of threads where it has several. */
+  private async chooseBackend(request: MergeRequest, progress: RunProgressReporter): Promise<ComputeBackend> {
+    const choice = await selectBackend(request.backend ?? 'auto', {
+      gpu: this.deps.gpu?.(),
+      budgetBytes: request.memoryBudgetBytes,
+      loadGpu: this.deps.loadGpu,
+    });
+    const shown = { name: choice.name, reason: choice.reason, notice: choice.notice };
+    progress.backend = shown;
+    if (choice.name !== 'cpu') return choice.backend;
+    const threads = Math.max(1, Math.floor(request.threads ?? this.deps.defaultThreads?.() ?? 1));
+    if (threads <= 1 || !this.deps.cpuPool) {
+      progress.backend = { ...shown, threads: 1 };
+      return choice.backend;
+    }
+    progress.backend = { ...shown, threads };
+    await choice.backend.dispose();
+    return this.deps.cpuPool(threads, request.memoryBudgetBytes ?? DEFAULT_BUDGET_BYTES);
+  }
+
+  /** Step 3: the engine merges every tensor into the output and commits it; the backend is released however it ends. */
+  private async runEngine(
+    request: MergeRequest,
+    plan: MergePlan,
+    sources: SourceOpener,
+    backend: ComputeBackend,
+    output: OutputFolder,
+    progress: RunProgressReporter,
+    signal: AbortSignal,
+  ): Promise<MergeReport> {
+    try {
+      return await runMerge(plan, {
+        backend,
+        sources,
+        output,
+        budgetBytes: request.memoryBudgetBytes,
+        signal,
+        onProgress: (p) => {
+          progress.engine = p;
+          progress.emit(p.phase === 'done' ? 'done' : p.phase, p.phase !== 'merging');
+        },
+        progressIntervalMs: PROGRESS_INTERVAL_MS,
+        refuseNonFinite: request.refuseNonFinite === true,
+      });
+    } finally {
+      await backend.dispose().catch(() => undefined);
+    }
+  }
+
+  /** Step 4: the committed output's manifest (for the browser's storage) and the result the page shows. */
+  private async recordResult(
+    request: MergeRequest,
+    target: OutputTarget,
+    inputs: RunInputs,
+    inputMode: InputMode,
+    mergeWarnings: readonly string[],
+    report: MergeReport,
+    progress: RunProgressReporter,
+  ): Promise<MergeResult> {
+    const { verified, unverified } = inputs;
+    const notice = progress.backend?.notice;
+    const warnings = [...mergeWarnings, ...(notice ? [notice] : [])];
+    for (const u of unverified) {
+      warnings.push(`${u.model}: ${u.file} was streamed and not checked against the Hub's sha256 (${u.reason}). Use the cache mode in Settings to verify every file.`);
+    }
+    const manifest = {
+      name: request.outputName,
+      files: target.folder.files,
+      createdAt: new Date().toISOString(),
+      warnings,
+      elapsedMs: Date.now() - progress.started,
+      verified,
+      nonFinite: report.nonFinite,
+    };
+    if (target.kind === 'browser') await target.store.writeManifest(manifest);
+    progress.emit('done', true);
+    return {
+      outputName: manifest.name,
+      files: manifest.files,
+      warnings,
+      elapsedMs: manifest.elapsedMs,
+      verified,
+      nonFinite: report.nonFinite,
+      inputMode,
+      ...(unverified.length > 0 ? { unverified } : {}),
+      ...(target.kind === 'folder' ? { savedTo: target.folder.location } : {}),
+    };
+  }
+
   /**
    * Stream mode: one StreamingRangeSource per (model, file) the engine opens, reading through the
    * Hub client's resolve URL in large windows. The headers read for planning are compared with
@@ -576,63 +569,68 @@ export class EngineService implements EngineApi {
     specs: readonly { model: string; spec: ShardSpec }[],
     bySource: ReadonlyMap<string, ShardSpec>,
     models: ReadonlyMap<string, ResolvedModel>,
-    sources: Map<string, () => Promise<ByteSource>>,
-    streams: { model: string; spec: ShardSpec; source: StreamingRangeSource }[],
-    downloads: Map<string, DownloadProgress>,
-    emit: (phase: RunProgress['phase'], force?: boolean) => void,
+    inputs: RunInputs,
+    progress: RunProgressReporter,
     signal: AbortSignal,
   ): Promise<void> {
-    const d = this.options.download ?? {};
     for (const { model, spec } of specs) {
-      downloads.set(downloadKey(model, spec.path), { model, file: spec.path, bytesDone: 0, bytesTotal: spec.size, state: 'streaming' });
+      progress.setDownload({ model, file: spec.path, bytesDone: 0, bytesTotal: spec.size, state: 'streaming' });
     }
     const schedules = readSchedules(plan);
     const rechecked = new Set<string>();
     for (const [key, spec] of bySource) {
       const model = key.slice(0, key.indexOf('\u0000'));
       const hub = models.get(model)!.hub!;
-      const file = hub.file(spec.path)!;
-      const progressKey = downloadKey(specs.find((s) => s.spec === spec)?.model ?? model, spec.path);
-      const source = new StreamingRangeSource(
-        `${spec.repo}/${spec.path}`,
-        spec.size,
-        async (start, end, o) => {
-          const bytes = await this.client.readRange(hub.snapshot, file, start, end, o);
-          const entry = downloads.get(progressKey);
-          if (entry) downloads.set(progressKey, { ...entry, bytesDone: Math.min(entry.bytesTotal, entry.bytesDone + bytes.byteLength), state: 'streaming' });
-          emit('merging');
-          return bytes;
-        },
-        {
-          // The planning reads (the header) come first: they are checked against the stream below.
-          schedule: [...hub.rangesRead(spec.path).map((r) => ({ offset: r.offset, length: r.bytes.byteLength })), ...(schedules.get(key) ?? [])],
-          ...(spec.sha256 ? { sha256: spec.sha256 } : {}),
-          ...(d.streamWindowBytes !== undefined ? { windowBytes: d.streamWindowBytes } : {}),
-          ...(d.retries !== undefined ? { retries: d.retries } : {}),
-          ...(d.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: d.retryBaseDelayMs } : {}),
-          signal,
-          onRetry: ({ error, delayMs }) => {
-            const entry = downloads.get(progressKey);
-            if (entry) {
-              downloads.set(progressKey, { ...entry, state: 'retrying', message: `${(error as Error).message ?? String(error)}; retrying in ${Math.round(delayMs / 100) / 10} s` });
-            }
-            emit('merging', true);
-          },
-        },
-      );
-      streams.push({ model, spec, source });
-      sources.set(key, async () => source);
+      // The planning reads (the header) come first: they are checked against the stream below.
+      const schedule = [...hub.rangesRead(spec.path).map((r) => ({ offset: r.offset, length: r.bytes.byteLength })), ...(schedules.get(key) ?? [])];
+      const shownAs = specs.find((s) => s.spec === spec)?.model ?? model;
+      const source = this.streamSource(spec, hub, schedule, shownAs, progress, signal);
+      inputs.streams.push({ model, spec, source });
+      inputs.sources.set(key, async () => source);
       const id = `${spec.repo}@${spec.commit}/${spec.path}`;
       if (rechecked.has(id)) continue;
       rechecked.add(id);
-      for (const other of models.values()) {
-        if (other.hub && other.hub.snapshot.repo === spec.repo && other.hub.snapshot.commit === spec.commit) {
-          await other.hub.recheckRanges(spec.path, source).catch((error: unknown) => {
-            throw new Error(modelErrorMessage(other.key, error), { cause: error });
-          });
-        }
-      }
+      await recheckPlanningReads(models, spec, source);
     }
+  }
+
+  /** One streamed Hub file, read in the order of `schedule`; its bytes and retries show on the download of (`shownAs`, file). */
+  private streamSource(
+    spec: ShardSpec,
+    hub: HubModelFolder,
+    schedule: { offset: number; length: number }[],
+    shownAs: string,
+    progress: RunProgressReporter,
+    signal: AbortSignal,
+  ): StreamingRangeSource {
+    const d = this.options.download ?? {};
+    const file = hub.file(spec.path)!;
+    return new StreamingRangeSource(
+      `${spec.repo}/${spec.path}`,
+      spec.size,
+      async (start, end, o) => {
+        const bytes = await this.client.readRange(hub.snapshot, file, start, end, o);
+        const entry = progress.download(shownAs, spec.path);
+        if (entry) progress.setDownload({ ...entry, bytesDone: Math.min(entry.bytesTotal, entry.bytesDone + bytes.byteLength), state: 'streaming' });
+        progress.emit('merging');
+        return bytes;
+      },
+      {
+        schedule,
+        ...(spec.sha256 ? { sha256: spec.sha256 } : {}),
+        ...(d.streamWindowBytes !== undefined ? { windowBytes: d.streamWindowBytes } : {}),
+        ...(d.retries !== undefined ? { retries: d.retries } : {}),
+        ...(d.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: d.retryBaseDelayMs } : {}),
+        signal,
+        onRetry: ({ error, delayMs }) => {
+          const entry = progress.download(shownAs, spec.path);
+          if (entry) {
+            progress.setDownload({ ...entry, state: 'retrying', message: `${(error as Error).message ?? String(error)}; retrying in ${Math.round(delayMs / 100) / 10} s` });
+          }
+          progress.emit('merging', true);
+        },
+      },
+    );
   }
 
   private cache(): Promise<OpfsShardCache> {
@@ -834,8 +832,6 @@ function hasQuotaCause(error: unknown): boolean {
   return false;
 }
 
-const sourceKeyOf = (model: string, file: string): string => `${model}\u0000${file}`;
-
 /** Per (model, file): the tensor byte ranges the engine reads, in the order it reads them (job order). */
 function readSchedules(plan: MergePlan): Map<string, { offset: number; length: number }[]> {
   const out = new Map<string, { offset: number; length: number }[]>();
@@ -849,12 +845,14 @@ function readSchedules(plan: MergePlan): Map<string, { offset: number; length: n
   }
   return out;
 }
-const downloadKey = sourceKeyOf;
-
-function downloadRate(downloads: ReadonlyMap<string, DownloadProgress>, started: number): number {
-  const elapsed = (Date.now() - started) / 1000;
-  if (elapsed <= 0) return 0;
-  let bytes = 0;
-  for (const d of downloads.values()) if (d.state !== 'cached') bytes += d.bytesDone;
-  return bytes / elapsed;
+/** Bytes of these shards not in the cache yet. */
+async function missingBytes(cache: OpfsShardCache, specs: readonly { spec: ShardSpec }[]): Promise<number> {
+  let missing = 0;
+  for (const { spec } of specs) missing += spec.size - (await cache.bytesCached(spec));
+  return missing;
 }
+
+/** Where a merge's output goes, and what it needs there when committed. */
+type OutputTarget =
+  | { readonly kind: 'folder'; readonly folder: DirectoryOutputFolder }
+  | { readonly kind: 'browser'; readonly folder: OpfsOutputFolder; readonly store: OpfsOutputStore };
