@@ -39,6 +39,39 @@ export interface ModelSummary {
   readonly baseModels?: readonly string[];
 }
 
+/** The key a page binds the adapter written `name` after `+` by (the plan's adapterSourceKey). */
+export const adapterBindingKey = (name: string): string => `lora:${name}`;
+
+/** What the page shows about a LoRA adapter (adapter_config.json and its tensors' headers). */
+export interface AdapterSummary {
+  /** The adapter reference as the YAML writes it after `+` (`org/name`, `org/name@rev`, or the local folder name). */
+  readonly key: string;
+  /** `r` and `lora_alpha` of adapter_config.json; `ranks`: the ranks its modules have (rank_pattern). */
+  readonly rank: number;
+  readonly alpha: number;
+  readonly rslora: boolean;
+  readonly ranks: readonly number[];
+  /** Modules with LoRA factors, and full tensors saved (modules_to_save). */
+  readonly modules: number;
+  readonly savedModules: number;
+  readonly targetModules?: string;
+  /** `base_model_name_or_path`: the model it was trained on. */
+  readonly baseModel?: string;
+  /** Bytes of adapter_model.safetensors. */
+  readonly bytes: number;
+}
+
+/** Which tensors of a model a `model+lora` adapter changes (the Review step). */
+export interface PlanAdapter {
+  /** The model reference (`model+lora`). */
+  readonly model: string;
+  readonly adapter: string;
+  readonly tensors: readonly (
+    | { readonly name: string; readonly kind: 'lora'; readonly rank: number; readonly scale: number; readonly transposed: boolean }
+    | { readonly name: string; readonly kind: 'replace' }
+  )[];
+}
+
 /** One hit of a Hub model search (the model picker's search-as-you-type). */
 export interface ModelSearchHit {
   readonly id: string;
@@ -51,7 +84,11 @@ export interface ModelSearchHit {
   readonly private?: boolean;
 }
 
-/** A model together with how to reach it; `key` must match the model reference in the YAML. */
+/**
+ * A model together with how to reach it; `key` must match the model reference in the YAML. A
+ * `model+lora` adapter is bound by `lora:<the part after +>` (adapterBindingKey); its model by
+ * `model+lora` or by the model's own key.
+ */
 export interface ModelBinding {
   readonly key: string;
   readonly source: ModelSourceSpec;
@@ -119,6 +156,8 @@ export interface PlanSummary {
   readonly verification?: { readonly verified: readonly VerifiedFile[]; readonly onDownload: readonly VerifiedFile[] };
   /** Disk the merge needs per input mode and output target, against the browser's free space. */
   readonly disk?: DiskEstimate;
+  /** The `model+lora` adapters and the tensors each changes (absent when the config has none). */
+  readonly adapters?: readonly PlanAdapter[];
 }
 
 export interface DownloadProgress {
@@ -260,6 +299,8 @@ export interface EngineApi {
   searchModels(query: string, limit?: number): Promise<ModelSearchHit[]>;
   /** Reads config.json and safetensors headers only (a few KB by range requests). */
   inspectModel(source: ModelSourceSpec): Promise<ModelSummary>;
+  /** Reads a PEFT adapter's adapter_config.json and safetensors header (for a model's adapter). */
+  inspectAdapter(source: ModelSourceSpec): Promise<AdapterSummary>;
   plan(request: MergeRequest): Promise<PlanSummary>;
   /** Downloads (through the OPFS cache), merges and writes the output to OPFS. */
   merge(request: MergeRequest, onProgress: (progress: RunProgress) => void): Promise<MergeResult>;

@@ -21,6 +21,7 @@ export function createEngineClient(): EngineClient {
     listDemoModels: () => remote.listDemoModels(),
     searchModels: (query, limit) => remote.searchModels(query, limit),
     inspectModel: (source) => remote.inspectModel(source),
+    inspectAdapter: (source) => remote.inspectAdapter(source),
     plan: (request) => remote.plan(request),
     merge: (request: MergeRequest, onProgress: (progress: RunProgress) => void) => remote.merge(request, Comlink.proxy(onProgress)),
     cancel: () => remote.cancel(),

@@ -18,6 +18,7 @@ import {
 } from '../storage/browser';
 import type { ByteSource, OutputFolder } from '../storage/types';
 import type { ComputeBackend } from '../backend';
+import type { AdapterSummary } from './api';
 import type {
   CacheEntry,
   DemoModelInfo,
@@ -39,6 +40,8 @@ import type {
 import { selectBackend, type GpuModuleLoader } from './backend-select';
 import { chooseInputMode, estimateDisk, type InputMode, type StorageEstimate } from './input-mode';
 import { verifyBeforeCommit } from './verify-before-commit';
+import { attachAdapters, inputReads, summarizeAdapter } from './adapter-sources';
+import { planAdapters } from './plan-adapters';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
 import { emptySummary, layerSources, outputFiles, workingMemoryBytes } from './plan-summary';
 
@@ -112,6 +115,16 @@ export class EngineService implements EngineApi {
       return await summarizeModel(await this.resolver.resolve(key, source));
     } catch (error) {
       throw new Error(modelErrorMessage(key, error), { cause: error });
+    }
+  }
+
+  async inspectAdapter(source: ModelSourceSpec): Promise<AdapterSummary> {
+    const key = sourceKey(source);
+    try {
+      return await summarizeAdapter(await this.resolver.resolve(key, source), key);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new Error(message.includes(key) ? message : `LoRA adapter ${key}: ${message}`, { cause: error });
     }
   }
 
@@ -195,6 +208,7 @@ export class EngineService implements EngineApi {
       layers: layerSources(prepared.config, plan),
       verification,
       disk,
+      ...planAdapters(plan),
     };
   }
 
@@ -652,7 +666,7 @@ export class EngineService implements EngineApi {
     const errors: string[] = [];
     const issues: ConfigIssue[] = [];
     const models = new Map<string, ResolvedModel>();
-    const { bound, errors: bindErrors } = await this.resolver.bind(config, request.models);
+    const { bound, adapters, errors: bindErrors } = await this.resolver.bind(config, request.models);
     errors.push(...bindErrors);
     const metadata = new Map<string, Awaited<ReturnType<ResolvedModel['metadata']>>>();
     const tokenizer = needsTokenizerFiles(config);
@@ -667,6 +681,7 @@ export class EngineService implements EngineApi {
         }
       }),
     );
+    await attachAdapters(this.resolver, adapters, metadata, models, errors, signal);
     signal?.throwIfAborted();
     if (errors.length > 0) return { config, plan: null, models, issues, errors };
     const options: PlanOptions = {
@@ -697,13 +712,13 @@ export class EngineService implements EngineApi {
     const files = new Map<string, { model: string; spec: ShardSpec }>();
     const bySource = new Map<string, ShardSpec>();
     for (const job of plan.jobs) {
-      for (const input of job.inputs) {
-        const key = sourceKeyOf(input.model, input.tensor.file);
+      for (const input of job.inputs.flatMap(inputReads)) {
+        const key = sourceKeyOf(input.model, input.file);
         if (bySource.has(key)) continue;
         const hub = models.get(input.model)?.hub;
         if (!hub) continue;
-        const info = hub.file(input.tensor.file);
-        if (!info) throw new Error(`Model ${input.model}: ${input.tensor.file} is not in the Hub listing of ${hub.snapshot.repo}`);
+        const info = hub.file(input.file);
+        if (!info) throw new Error(`Model ${input.model}: ${input.file} is not in the Hub listing of ${hub.snapshot.repo}`);
         if (!info.sha256 && !info.oid) {
           throw new Error(`Model ${input.model}: the Hub listed no hash for ${info.path} of ${hub.snapshot.repo}, so its download cannot be verified`);
         }
@@ -811,11 +826,11 @@ const sourceKeyOf = (model: string, file: string): string => `${model}\u0000${fi
 function readSchedules(plan: MergePlan): Map<string, { offset: number; length: number }[]> {
   const out = new Map<string, { offset: number; length: number }[]>();
   for (const job of plan.jobs) {
-    for (const input of job.inputs) {
-      const key = sourceKeyOf(input.model, input.tensor.file);
+    for (const read of job.inputs.flatMap(inputReads)) {
+      const key = sourceKeyOf(read.model, read.file);
       let list = out.get(key);
       if (!list) out.set(key, (list = []));
-      list.push({ offset: input.tensor.offset, length: input.tensor.byteLength });
+      list.push({ offset: read.offset, length: read.length });
     }
   }
   return out;
