@@ -124,6 +124,50 @@ export interface MergeRequest {
   readonly refuseNonFinite?: boolean;
 }
 
+/** "Extract a LoRA" (docs/lora.md §2): `alloy extract-lora` in the app. */
+export interface ExtractRequest {
+  readonly fineTuned: ModelSourceSpec;
+  readonly base: ModelSourceSpec;
+  /** mergekit-extract-lora's options; left out: its defaults (rank 128, distribute scale, seed 0…). */
+  readonly options: {
+    readonly maxRank?: number;
+    readonly distributeScale?: boolean;
+    readonly embedLora?: boolean;
+    readonly modulesToSave?: readonly string[];
+    readonly includeRegexes?: readonly string[];
+    readonly excludeRegexes?: readonly string[];
+    readonly svEpsilon?: number;
+    readonly skipUndecomposable?: boolean;
+    readonly randomSeed?: number;
+  };
+  /** Name of the adapter folder among the outputs. */
+  readonly outputName: string;
+  /** Working memory per module (default 256 MiB, as the CLI's --memory). */
+  readonly memoryBytes?: number;
+}
+
+export interface ExtractPlanSummary {
+  readonly ok: boolean;
+  readonly errors: readonly string[];
+  readonly warnings: readonly string[];
+  /** The modules extracted as LoRAs, with the rank each gets at most. */
+  readonly modules: readonly { readonly module: string; readonly shape: readonly number[]; readonly maxRank: number; readonly embedding: boolean }[];
+  /** Tensors copied whole from the fine-tune (modules_to_save). */
+  readonly savedTensors: readonly string[];
+  readonly downloadBytes: number;
+  /** adapter_model.safetensors at the planned ranks (at most). */
+  readonly outputBytes: number;
+}
+
+export interface ExtractProgress {
+  readonly phase: 'preparing' | 'downloading' | 'extracting' | 'done';
+  readonly downloads: readonly DownloadProgress[];
+  readonly modulesDone: number;
+  readonly modulesTotal: number;
+  /** Each module extracted so far: its rank and ‖ΔW − B·A‖_F / ‖ΔW‖_F. */
+  readonly modules: readonly { readonly module: string; readonly shape: readonly number[]; readonly rank: number; readonly relativeError: number }[];
+}
+
 /** A Hub file checked against the hash the Hub lists for it. */
 export interface VerifiedFile {
   /** The model key (as in the YAML). */
@@ -304,6 +348,10 @@ export interface EngineApi {
   plan(request: MergeRequest): Promise<PlanSummary>;
   /** Downloads (through the OPFS cache), merges and writes the output to OPFS. */
   merge(request: MergeRequest, onProgress: (progress: RunProgress) => void): Promise<MergeResult>;
+  /** "Extract a LoRA": what the extraction would write, and its problems (listed, not thrown). */
+  planExtraction(request: ExtractRequest): Promise<ExtractPlanSummary>;
+  /** Extracts a PEFT adapter folder into the outputs (cancel() stops it; nothing is kept then). */
+  extractLora(request: ExtractRequest, onProgress: (progress: ExtractProgress) => void): Promise<MergeResult>;
   cancel(): Promise<void>;
   listOutputs(): Promise<MergeResult[]>;
   /** A disk-backed File of an output (download with an object URL). */

@@ -18,7 +18,8 @@ import {
 } from '../storage/browser';
 import type { ByteSource, OutputFolder } from '../storage/types';
 import type { ComputeBackend } from '../backend';
-import type { AdapterSummary } from './api';
+import type { AdapterSummary, ExtractPlanSummary, ExtractProgress, ExtractRequest } from './api';
+import { planExtractionRequest, runExtraction, type ExtractDeps } from './extract-service';
 import type {
   CacheEntry,
   DemoModelInfo,
@@ -80,7 +81,7 @@ export class EngineService implements EngineApi {
   private readonly resolver: ModelResolver;
   private cachePromise: Promise<OpfsShardCache> | null = null;
   private outputsPromise: Promise<OpfsOutputStore> | null = null;
-  private running: { kind: 'merge' | 'push'; controller: AbortController } | null = null;
+  private running: { kind: 'merge' | 'push' | 'extraction'; controller: AbortController } | null = null;
   private readonly fetchImpl: typeof fetch;
 
   constructor(private readonly deps: EngineServiceDeps) {
@@ -454,6 +455,23 @@ export class EngineService implements EngineApi {
     }
   }
 
+  planExtraction(request: ExtractRequest): Promise<ExtractPlanSummary> {
+    return planExtractionRequest(this.extractDeps(), request);
+  }
+
+  async extractLora(request: ExtractRequest, onProgress: (progress: ExtractProgress) => void): Promise<MergeResult> {
+    const controller = this.begin('extraction');
+    try {
+      return await runExtraction(this.extractDeps(), request, onProgress, controller.signal);
+    } finally {
+      this.end(controller);
+    }
+  }
+
+  private extractDeps(): ExtractDeps {
+    return { resolver: this.resolver, client: () => this.client, cache: () => this.cache(), outputs: () => this.outputs() };
+  }
+
   async cancel(): Promise<void> {
     this.running?.controller.abort();
   }
@@ -491,7 +509,7 @@ export class EngineService implements EngineApi {
   }
 
   async deleteCached(repo: string, revision?: string): Promise<void> {
-    if (this.running?.kind === 'merge') throw new Error('cannot delete cached models while a merge runs: cancel it first');
+    if (this.running && this.running.kind !== 'push') throw new Error(`cannot delete cached models while a ${this.running.kind} runs: cancel it first`);
     await (await this.cache()).delete(repo, revision);
   }
 
@@ -646,7 +664,7 @@ export class EngineService implements EngineApi {
     return this.outputsPromise;
   }
 
-  private begin(kind: 'merge' | 'push'): AbortController {
+  private begin(kind: 'merge' | 'push' | 'extraction'): AbortController {
     if (this.running) throw new Error(`a ${this.running.kind} is already running: wait for it or cancel it`);
     const controller = new AbortController();
     this.running = { kind, controller };

@@ -234,6 +234,13 @@ export function createMockEngine(options: MockOptions = {}): EngineApi {
       return planOf(state, request).summary;
     },
     merge: (request, onProgress) => simulateMerge(state, request, onProgress),
+    async planExtraction() {
+      await sleep(state.latency);
+      return { ok: false, errors: ['The mock engine does not simulate LoRA extraction: run the app with the real worker.'], warnings: [], modules: [], savedTensors: [], downloadBytes: 0, outputBytes: 0 };
+    },
+    async extractLora() {
+      throw new Error('The mock engine does not simulate LoRA extraction: run the app with the real worker.');
+    },
     async cancel() {
       state.abort?.abort();
     },
