@@ -113,4 +113,42 @@ describe.skipIf(!chromiumAvailable())('the app with LoRA adapters (real worker, 
     expect(await page.getByRole('button', { name: 'Start merge' }).isDisabled()).toBe(true);
     expect(hub.requests.some((r) => r.file?.repo === 'alloy-test/lora-other' && r.range === null)).toBe(false);
   });
+
+  it('extracts a LoRA in the app (plan, run, download): the adapter equals `alloy extract-lora`’s', async () => {
+    const { site, hub, models } = env;
+    const { ids } = models;
+    const cli = await runAlloy(
+      ['extract-lora', '--model', ids.a, '--base-model', ids.base, '--out-path', 'cli-extract', '--max-rank', '8', '-e', 'k_proj', '--skip-undecomposable', '--random-seed', '3', '--quiet'],
+      models.root,
+    );
+    expect(cli.code, cli.stderr).toBe(0);
+    const page = env.browser.page;
+    await page.goto(`${site.url}/?hub=${encodeURIComponent(hub.url)}`);
+    await page.getByRole('heading', { name: 'mergekit YAML' }).waitFor();
+    await page.getByRole('button', { name: 'Extract a LoRA' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Extract a LoRA' });
+    await dialog.getByLabel('Fine-tuned model').fill(ids.a);
+    await dialog.getByLabel('Base model').fill(ids.base);
+    await dialog.getByLabel('Rank (--max-rank)').fill('8');
+    await dialog.getByText('More options').click();
+    await dialog.getByLabel(/--skip-undecomposable/).check();
+    await dialog.getByLabel('Exclude regexes (-e)').fill('k_proj');
+    await dialog.getByLabel('Random seed (--random-seed)').fill('3');
+    await dialog.getByLabel('Adapter folder name').fill('ft-a-lora8');
+    await dialog.getByRole('button', { name: 'Plan extraction' }).click();
+    const plan = dialog.getByRole('region', { name: 'Extraction plan' });
+    await plan.waitFor({ timeout: 30_000 });
+    expect(await plan.locator('p').first().textContent()).toMatch(/18\s+modules as LoRAs, 2\s+tensors saved whole/);
+    await dialog.getByRole('button', { name: 'Extract', exact: true }).click();
+    // The adapter folder is an output: the Result step downloads and pushes it.
+    await page.getByRole('heading', { name: 'Push to the Hugging Face Hub' }).waitFor({ timeout: 180_000 });
+    for (const file of ['adapter_model.safetensors', 'adapter_config.json']) {
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('row', { name: new RegExp(`^${file.replace('.', '\\.')}`) }).getByRole('button', { name: 'Download' }).click(),
+      ]);
+      const ours = readFileSync((await download.path())!);
+      expect(ours.equals(readFileSync(join(models.root, 'cli-extract', file))), file).toBe(true);
+    }
+  });
 });

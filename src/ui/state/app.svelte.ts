@@ -28,6 +28,7 @@ import { recommendMethods, type Guidance, type ModelFacts } from '../lib/recomme
 import { configFromHash, configHash } from '../lib/share-url';
 import { METHODS } from '../../methods';
 import { AdapterState } from './adapters.svelte';
+import { ExtractionState } from './extraction.svelte';
 
 /**
  * The page's state, in one place: the YAML text (the source of truth), the models and what the
@@ -101,6 +102,8 @@ export class AppState {
 
   /** The models' LoRA adapters (`model+adapter`). */
   readonly adapters = new AdapterState(this);
+  /** "Extract a LoRA" (its dialog). */
+  readonly extraction = new ExtractionState(this);
 
   connection = $state.raw<EngineConnection | null>(null);
   connectionError = $state<string | null>(null);
@@ -154,7 +157,7 @@ export class AppState {
   localProblems = $state.raw<Record<string, readonly string[]>>({});
 
   step = $state<StepId>('models');
-  dialog = $state<'cache' | 'settings' | null>(null);
+  dialog = $state<'cache' | 'settings' | 'extract' | null>(null);
   notice = $state.raw<Notice | null>(null);
 
   plan = $state.raw<PlanSummary | null>(null);
