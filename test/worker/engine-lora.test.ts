@@ -194,7 +194,7 @@ describe('model+lora in the worker', () => {
     const other = await engine.plan(request(yamlWith(otherBase.id), 'bad'));
     expect(other.ok).toBe(false);
     expect(other.errors.length).toBe(1);
-    expect(other.errors[0]).toMatch(/^models\[0\]\.model: LoRA adapter alloy-test\/lora-other .*weight is \[64, 64\] but the adapter's lora_A is \[4, 48\].*does not fit model alloy-test\/base\+alloy-test\/lora-other \(it was trained on "someone\/other-model"\)/);
+    expect(other.errors[0]).toMatch(/^models\[0\]\.model: LoRA adapter alloy-test\/lora-other: module "model\.layers\.0\.self_attn\.q_proj": the model's weight is \[64, 64\] but the adapter's lora_A is \[4, 48\].*does not fit model alloy-test\/base\+alloy-test\/lora-other \(it was trained on "someone\/other-model"\)/);
     await expect(engine.merge(request(yamlWith(otherBase.id), 'bad'), () => {})).rejects.toThrow(/^models\[0\]\.model: LoRA adapter alloy-test\/lora-other/);
 
     const missing = await engine.plan(request(yamlWith('alloy-test/lora-noconfig'), 'bad'));
