@@ -86,6 +86,35 @@ describe.skipIf(!chromiumAvailable())('the app with LoRA adapters (real worker, 
     expect(hub.requests.some((r) => r.file?.repo === adapter.id && r.file.path === 'adapter_model.safetensors')).toBe(true);
   });
 
+  it('binds an adapter folder the YAML names (model+my-lora) through the row’s folder picker; the merge equals the CLI’s', async () => {
+    const { site, hub, models } = env;
+    writeConfig(models.root, 'lora-local.yml', yaml(`${models.ids.base}+${adapter.id}`));
+    const cli = await runAlloy(['merge', 'lora-local.yml', 'cli-lora-local', '--backend', 'cpu'], models.root);
+    expect(cli.code, cli.stderr).toBe(0);
+    const page = env.browser.page;
+    await page.goto(`${site.url}/?hub=${encodeURIComponent(hub.url)}`);
+    await page.getByRole('heading', { name: 'mergekit YAML' }).waitFor();
+    await page.locator('#yaml-editor').fill(yaml(`${models.ids.base}+my-lora`));
+    await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Models/ }).click();
+    const row = page.locator('tbody tr', { hasText: `${models.ids.base}+my-lora` });
+    await row.getByRole('button', { name: 'Choose adapter folder…' }).waitFor({ timeout: 30_000 });
+    hub.resetLog();
+    await row.locator('input.adapter-folder').setInputFiles(adapter.dir);
+    await row.getByTestId('adapter-summary').waitFor({ timeout: 30_000 });
+    // The YAML keeps the name it gave the folder.
+    expect(await page.locator('#yaml-editor').inputValue()).toContain(`- model: ${models.ids.base}+my-lora\n`);
+    await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Review/ }).click();
+    await page.getByRole('region', { name: 'LoRA adapters' }).waitFor({ timeout: 60_000 });
+    await page.getByRole('button', { name: 'Start merge' }).and(page.locator(':enabled')).click();
+    await page.getByRole('heading', { name: 'Push to the Hugging Face Hub' }).waitFor({ timeout: 180_000 });
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('row', { name: /^model\.safetensors/ }).getByRole('button', { name: 'Download' }).click(),
+    ]);
+    expect(readFileSync((await download.path())!).equals(readFileSync(join(models.root, 'cli-lora-local', 'model.safetensors')))).toBe(true);
+    expect(hub.requests.some((r) => r.path.includes('lora-a'))).toBe(false);
+  });
+
   it('YAML → form: typing model+adapter shows the adapter on the row; removing it there rewrites the YAML', async () => {
     const { site, hub, models } = env;
     const page = env.browser.page;
