@@ -86,4 +86,21 @@ describe('Extract a LoRA in the worker', () => {
     expect(await engine.listOutputs()).toEqual([]);
     expect(await engine.listCache()).toEqual([]);
   });
+
+  it('cancels an extraction once it extracts: nothing is kept among the outputs', async () => {
+    const engine = service();
+    let cancelled = false;
+    const run = engine.extractLora(request('cancelled', { maxRank: 4 }), (p) => {
+      if (p.phase === 'extracting' && !cancelled) {
+        cancelled = true;
+        void engine.cancel();
+      }
+    });
+    await expect(run).rejects.toThrow('The extraction was cancelled; nothing was written.');
+    expect(cancelled).toBe(true);
+    expect(await engine.listOutputs()).toEqual([]);
+    // The worker is free again: the same extraction runs to the end.
+    const again = await engine.extractLora(request('cancelled', { maxRank: 4 }), () => {});
+    expect(again.files.map((f) => f.name).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+  });
 });
