@@ -103,7 +103,8 @@ const FLOAT = new Set(['F32', 'F16', 'BF16']);
  */
 export function resolveAdapter(adapter: LoraAdapter, model: ReadonlyMap<string, TensorInfo>, modelName: string): Map<string, AdapterTarget> {
   const { config } = adapter;
-  const where = `LoRA adapter ${adapter.name} (${adapter.location})`;
+  // A Hub adapter's location is its name: said once.
+  const where = adapter.location === adapter.name ? `LoRA adapter ${adapter.name}` : `LoRA adapter ${adapter.name} (${adapter.location})`;
   const anotherBase = `: the adapter does not fit model ${modelName}${config.baseModel ? ` (it was trained on ${quote(config.baseModel)})` : ''}`;
   const targets = new Map<string, AdapterTarget>();
 

@@ -1,5 +1,5 @@
 export type { MergePlan, TensorJob, TensorInput, PlannedModel, OutputShard, FileToCopy, TokenizerSummary, VocabularyAlignment, TensorAdapter } from './types';
-export { adapterSourceKey } from './adapter-plan';
+export { adapterSourceKey, yamlPathOf } from './adapter-plan';
 export { buildPlan, PlanError, referencedModels, type PlanOptions } from './build-plan';
 export { loadModelMetadata, loadTokenizerFiles, needsTokenizerFiles, type MetadataOptions, type ModelMetadata } from './model-metadata';
 export { renderModelCard } from './model-card';

@@ -39,6 +39,39 @@ export interface ModelSummary {
   readonly baseModels?: readonly string[];
 }
 
+/** The key a page binds the adapter written `name` after `+` by (the plan's adapterSourceKey). */
+export const adapterBindingKey = (name: string): string => `lora:${name}`;
+
+/** What the page shows about a LoRA adapter (adapter_config.json and its tensors' headers). */
+export interface AdapterSummary {
+  /** The adapter reference as the YAML writes it after `+` (`org/name`, `org/name@rev`, or the local folder name). */
+  readonly key: string;
+  /** `r` and `lora_alpha` of adapter_config.json; `ranks`: the ranks its modules have (rank_pattern). */
+  readonly rank: number;
+  readonly alpha: number;
+  readonly rslora: boolean;
+  readonly ranks: readonly number[];
+  /** Modules with LoRA factors, and full tensors saved (modules_to_save). */
+  readonly modules: number;
+  readonly savedModules: number;
+  readonly targetModules?: string;
+  /** `base_model_name_or_path`: the model it was trained on. */
+  readonly baseModel?: string;
+  /** Bytes of adapter_model.safetensors. */
+  readonly bytes: number;
+}
+
+/** Which tensors of a model a `model+lora` adapter changes (the Review step). */
+export interface PlanAdapter {
+  /** The model reference (`model+lora`). */
+  readonly model: string;
+  readonly adapter: string;
+  readonly tensors: readonly (
+    | { readonly name: string; readonly kind: 'lora'; readonly rank: number; readonly scale: number; readonly transposed: boolean }
+    | { readonly name: string; readonly kind: 'replace' }
+  )[];
+}
+
 /** One hit of a Hub model search (the model picker's search-as-you-type). */
 export interface ModelSearchHit {
   readonly id: string;
@@ -51,7 +84,11 @@ export interface ModelSearchHit {
   readonly private?: boolean;
 }
 
-/** A model together with how to reach it; `key` must match the model reference in the YAML. */
+/**
+ * A model together with how to reach it; `key` must match the model reference in the YAML. A
+ * `model+lora` adapter is bound by `lora:<the part after +>` (adapterBindingKey); its model by
+ * `model+lora` or by the model's own key.
+ */
 export interface ModelBinding {
   readonly key: string;
   readonly source: ModelSourceSpec;
@@ -87,6 +124,50 @@ export interface MergeRequest {
   readonly refuseNonFinite?: boolean;
 }
 
+/** "Extract a LoRA" (docs/lora.md §2): `alloy extract-lora` in the app. */
+export interface ExtractRequest {
+  readonly fineTuned: ModelSourceSpec;
+  readonly base: ModelSourceSpec;
+  /** mergekit-extract-lora's options; left out: its defaults (rank 128, distribute scale, seed 0…). */
+  readonly options: {
+    readonly maxRank?: number;
+    readonly distributeScale?: boolean;
+    readonly embedLora?: boolean;
+    readonly modulesToSave?: readonly string[];
+    readonly includeRegexes?: readonly string[];
+    readonly excludeRegexes?: readonly string[];
+    readonly svEpsilon?: number;
+    readonly skipUndecomposable?: boolean;
+    readonly randomSeed?: number;
+  };
+  /** Name of the adapter folder among the outputs. */
+  readonly outputName: string;
+  /** Working memory per module (default 256 MiB, as the CLI's --memory). */
+  readonly memoryBytes?: number;
+}
+
+export interface ExtractPlanSummary {
+  readonly ok: boolean;
+  readonly errors: readonly string[];
+  readonly warnings: readonly string[];
+  /** The modules extracted as LoRAs, with the rank each gets at most. */
+  readonly modules: readonly { readonly module: string; readonly shape: readonly number[]; readonly maxRank: number; readonly embedding: boolean }[];
+  /** Tensors copied whole from the fine-tune (modules_to_save). */
+  readonly savedTensors: readonly string[];
+  readonly downloadBytes: number;
+  /** adapter_model.safetensors at the planned ranks (at most). */
+  readonly outputBytes: number;
+}
+
+export interface ExtractProgress {
+  readonly phase: 'preparing' | 'downloading' | 'extracting' | 'done';
+  readonly downloads: readonly DownloadProgress[];
+  readonly modulesDone: number;
+  readonly modulesTotal: number;
+  /** Each module extracted so far: its rank and ‖ΔW − B·A‖_F / ‖ΔW‖_F. */
+  readonly modules: readonly { readonly module: string; readonly shape: readonly number[]; readonly rank: number; readonly relativeError: number }[];
+}
+
 /** A Hub file checked against the hash the Hub lists for it. */
 export interface VerifiedFile {
   /** The model key (as in the YAML). */
@@ -119,6 +200,8 @@ export interface PlanSummary {
   readonly verification?: { readonly verified: readonly VerifiedFile[]; readonly onDownload: readonly VerifiedFile[] };
   /** Disk the merge needs per input mode and output target, against the browser's free space. */
   readonly disk?: DiskEstimate;
+  /** The `model+lora` adapters and the tensors each changes (absent when the config has none). */
+  readonly adapters?: readonly PlanAdapter[];
 }
 
 export interface DownloadProgress {
@@ -302,9 +385,15 @@ export interface EngineApi {
   searchModels(query: string, limit?: number): Promise<ModelSearchHit[]>;
   /** Reads config.json and safetensors headers only (a few KB by range requests). */
   inspectModel(source: ModelSourceSpec): Promise<ModelSummary>;
+  /** Reads a PEFT adapter's adapter_config.json and safetensors header (for a model's adapter). */
+  inspectAdapter(source: ModelSourceSpec): Promise<AdapterSummary>;
   plan(request: MergeRequest): Promise<PlanSummary>;
   /** Downloads (through the OPFS cache), merges and writes the output to OPFS. */
   merge(request: MergeRequest, onProgress: (progress: RunProgress) => void): Promise<MergeResult>;
+  /** "Extract a LoRA": what the extraction would write, and its problems (listed, not thrown). */
+  planExtraction(request: ExtractRequest): Promise<ExtractPlanSummary>;
+  /** Extracts a PEFT adapter folder into the outputs (cancel() stops it; nothing is kept then). */
+  extractLora(request: ExtractRequest, onProgress: (progress: ExtractProgress) => void): Promise<MergeResult>;
   cancel(): Promise<void>;
   listOutputs(): Promise<MergeResult[]>;
   /** A disk-backed File of an output (download with an object URL). */

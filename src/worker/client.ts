@@ -4,7 +4,7 @@
  * wrapped in `Comlink.proxy` so the page can pass plain functions.
  */
 import * as Comlink from 'comlink';
-import type { EngineApi, EvaluateProgress, EvaluateRequest, MergeRequest, PushProgress, PushRequest, RunProgress } from './api';
+import type { EngineApi, EvaluateProgress, EvaluateRequest, ExtractProgress, ExtractRequest, MergeRequest, PushProgress, PushRequest, RunProgress } from './api';
 
 export interface EngineClient extends EngineApi {
   /** Stops the worker (a running merge is abandoned; its temporary output is cleaned up next time). */
@@ -21,8 +21,11 @@ export function createEngineClient(): EngineClient {
     listDemoModels: () => remote.listDemoModels(),
     searchModels: (query, limit) => remote.searchModels(query, limit),
     inspectModel: (source) => remote.inspectModel(source),
+    inspectAdapter: (source) => remote.inspectAdapter(source),
     plan: (request) => remote.plan(request),
     merge: (request: MergeRequest, onProgress: (progress: RunProgress) => void) => remote.merge(request, Comlink.proxy(onProgress)),
+    planExtraction: (request) => remote.planExtraction(request),
+    extractLora: (request: ExtractRequest, onProgress: (progress: ExtractProgress) => void) => remote.extractLora(request, Comlink.proxy(onProgress)),
     cancel: () => remote.cancel(),
     listOutputs: () => remote.listOutputs(),
     outputFile: (outputName, file) => remote.outputFile(outputName, file),

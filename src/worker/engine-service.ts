@@ -20,6 +20,8 @@ import {
 } from '../storage/browser';
 import type { OutputFolder } from '../storage/types';
 import type { ComputeBackend } from '../backend';
+import type { AdapterSummary, ExtractPlanSummary, ExtractProgress, ExtractRequest } from './api';
+import { planExtractionRequest, runExtraction, type ExtractDeps } from './extract-service';
 import type {
   CacheEntry,
   DemoModelInfo,
@@ -44,6 +46,8 @@ import type {
 import { selectBackend, WebGpuUnavailableError, type GpuModuleLoader } from './backend-select';
 import { chooseInputMode, estimateDisk, type InputMode, type StorageEstimate } from './input-mode';
 import { verifyBeforeCommit } from './verify-before-commit';
+import { attachAdapters, inputReads, summarizeAdapter } from './adapter-sources';
+import { planAdapters } from './plan-adapters';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
 import { recheckPlanningReads, RunInputs, sourceKeyOf } from './run-inputs';
 import { RunProgressReporter } from './run-progress';
@@ -85,7 +89,7 @@ export class EngineService implements EngineApi {
   private readonly resolver: ModelResolver;
   private cachePromise: Promise<OpfsShardCache> | null = null;
   private outputsPromise: Promise<OpfsOutputStore> | null = null;
-  private running: { kind: 'merge' | 'push' | 'evaluate'; controller: AbortController } | null = null;
+  private running: { kind: 'merge' | 'push' | 'evaluate' | 'extraction'; controller: AbortController } | null = null;
   private readonly fetchImpl: typeof fetch;
 
   constructor(private readonly deps: EngineServiceDeps) {
@@ -120,6 +124,16 @@ export class EngineService implements EngineApi {
       return await summarizeModel(await this.resolver.resolve(key, source));
     } catch (error) {
       throw new Error(modelErrorMessage(key, error), { cause: error });
+    }
+  }
+
+  async inspectAdapter(source: ModelSourceSpec): Promise<AdapterSummary> {
+    const key = sourceKey(source);
+    try {
+      return await summarizeAdapter(await this.resolver.resolve(key, source), key);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new Error(message.includes(key) ? message : `LoRA adapter ${key}: ${message}`, { cause: error });
     }
   }
 
@@ -202,6 +216,7 @@ export class EngineService implements EngineApi {
       layers: layerSources(prepared.config, plan),
       verification,
       disk,
+      ...planAdapters(plan),
     };
   }
 
@@ -235,6 +250,23 @@ export class EngineService implements EngineApi {
     } finally {
       this.end(controller);
     }
+  }
+
+  planExtraction(request: ExtractRequest): Promise<ExtractPlanSummary> {
+    return planExtractionRequest(this.extractDeps(), request);
+  }
+
+  async extractLora(request: ExtractRequest, onProgress: (progress: ExtractProgress) => void): Promise<MergeResult> {
+    const controller = this.begin('extraction');
+    try {
+      return await runExtraction(this.extractDeps(), request, onProgress, controller.signal);
+    } finally {
+      this.end(controller);
+    }
+  }
+
+  private extractDeps(): ExtractDeps {
+    return { resolver: this.resolver, client: () => this.client, cache: () => this.cache(), outputs: () => this.outputs() };
   }
 
   async cancel(): Promise<void> {
@@ -276,6 +308,7 @@ export class EngineService implements EngineApi {
   async deleteCached(repo: string, revision?: string): Promise<void> {
     if (this.running?.kind === 'merge') throw new Error('cannot delete cached models while a merge runs: cancel it first');
     if (this.running?.kind === 'evaluate') throw new Error('cannot delete cached models while an evaluation reads them: cancel it first');
+    if (this.running?.kind === 'extraction') throw new Error('cannot delete cached models while an extraction reads them: cancel it first');
     await (await this.cache()).delete(repo, revision);
   }
 
@@ -656,7 +689,7 @@ export class EngineService implements EngineApi {
     return this.outputsPromise;
   }
 
-  private begin(kind: 'merge' | 'push' | 'evaluate'): AbortController {
+  private begin(kind: 'merge' | 'push' | 'evaluate' | 'extraction'): AbortController {
     if (this.running) throw new Error(`a ${this.running.kind} is already running: wait for it or cancel it`);
     const controller = new AbortController();
     this.running = { kind, controller };
@@ -676,7 +709,7 @@ export class EngineService implements EngineApi {
     const errors: string[] = [];
     const issues: ConfigIssue[] = [];
     const models = new Map<string, ResolvedModel>();
-    const { bound, errors: bindErrors } = await this.resolver.bind(config, request.models);
+    const { bound, adapters, errors: bindErrors } = await this.resolver.bind(config, request.models);
     errors.push(...bindErrors);
     const metadata = new Map<string, Awaited<ReturnType<ResolvedModel['metadata']>>>();
     const tokenizer = needsTokenizerFiles(config);
@@ -691,6 +724,7 @@ export class EngineService implements EngineApi {
         }
       }),
     );
+    await attachAdapters(this.resolver, adapters, metadata, models, errors, signal);
     signal?.throwIfAborted();
     if (errors.length > 0) return { config, plan: null, models, issues, errors };
     const options: PlanOptions = {
@@ -722,13 +756,13 @@ export class EngineService implements EngineApi {
     const files = new Map<string, { model: string; spec: ShardSpec }>();
     const bySource = new Map<string, ShardSpec>();
     for (const job of plan.jobs) {
-      for (const input of job.inputs) {
-        const key = sourceKeyOf(input.model, input.tensor.file);
+      for (const input of job.inputs.flatMap(inputReads)) {
+        const key = sourceKeyOf(input.model, input.file);
         if (bySource.has(key)) continue;
         const hub = models.get(input.model)?.hub;
         if (!hub) continue;
-        const info = hub.file(input.tensor.file);
-        if (!info) throw new Error(`Model ${input.model}: ${input.tensor.file} is not in the Hub listing of ${hub.snapshot.repo}`);
+        const info = hub.file(input.file);
+        if (!info) throw new Error(`Model ${input.model}: ${input.file} is not in the Hub listing of ${hub.snapshot.repo}`);
         if (!info.sha256 && !info.oid) {
           throw new Error(`Model ${input.model}: the Hub listed no hash for ${info.path} of ${hub.snapshot.repo}, so its download cannot be verified`);
         }
@@ -836,11 +870,11 @@ function hasQuotaCause(error: unknown): boolean {
 function readSchedules(plan: MergePlan): Map<string, { offset: number; length: number }[]> {
   const out = new Map<string, { offset: number; length: number }[]>();
   for (const job of plan.jobs) {
-    for (const input of job.inputs) {
-      const key = sourceKeyOf(input.model, input.tensor.file);
+    for (const read of job.inputs.flatMap(inputReads)) {
+      const key = sourceKeyOf(read.model, read.file);
       let list = out.get(key);
       if (!list) out.set(key, (list = []));
-      list.push({ offset: input.tensor.offset, length: input.tensor.byteLength });
+      list.push({ offset: read.offset, length: read.length });
     }
   }
   return out;

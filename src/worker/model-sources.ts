@@ -1,10 +1,27 @@
 import { formatModelReference, modelPathKind } from '../config';
 import type { MergeConfig } from '../config/types';
 import { baseModelsFromCard, HubError, isHubRepoId, type HubClient } from '../hub';
-import { loadModelMetadata, loadTokenizerFiles, referencedModels, type ModelMetadata } from '../plan';
+import { adapterSourceKey, loadModelMetadata, loadTokenizerFiles, referencedModels, yamlPathOf, type ModelMetadata } from '../plan';
 import { DemoModelFolder, HubModelFolder, LocalFilesModelFolder, loadDemoIndex, type DemoIndex } from '../storage/browser';
+import { untrustedText } from '../storage';
 import type { ModelFolder, SafetensorsDtype } from '../storage/types';
 import type { ModelBinding, ModelSourceSpec, ModelSummary } from './api';
+
+/**
+ * The adapter of a `model+lora` reference (docs/lora.md §1): read from `source` (a Hub repo at a
+ * revision or a picked folder) and opened by the engine under `key` (`adapterSourceKey`).
+ */
+export interface AdapterBinding {
+  /** The model reference it applies to (`model+lora`, the key of the model's metadata). */
+  readonly modelKey: string;
+  /** `lora:<name>`: the key the page binds it by and the engine opens its files by. */
+  readonly key: string;
+  /** The part after `+`, as the YAML writes it. */
+  readonly name: string;
+  readonly source: ModelSourceSpec;
+  /** Where the YAML names it (`models[0].model`), for messages. */
+  readonly yamlPath?: string;
+}
 
 /**
  * Turns the page's model bindings into model folders (Hub repo at a commit, local Files, demo
@@ -62,18 +79,22 @@ export class ModelResolver {
    * The binding of every model the config refers to. Models the page did not bind are taken from
    * the Hub when their reference looks like a Hub id, or from the demo models by name.
    */
-  async bind(config: MergeConfig, bindings: readonly ModelBinding[]): Promise<{ bound: ModelBinding[]; errors: string[] }> {
+  async bind(config: MergeConfig, bindings: readonly ModelBinding[]): Promise<{ bound: ModelBinding[]; adapters: AdapterBinding[]; errors: string[] }> {
     const bound: ModelBinding[] = [];
+    const adapters: AdapterBinding[] = [];
     const errors: string[] = [];
     for (const ref of referencedModels(config)) {
       const key = formatModelReference(ref);
-      const explicit = bindings.find((b) => b.key === key);
-      if (explicit) {
-        bound.push(explicit);
-        continue;
-      }
       if (ref.lora) {
-        errors.push(`Model ${key}: LoRA adapters are not supported yet; merge the adapter into its model first`);
+        const adapter = bindAdapter(config, key, ref.lora, bindings);
+        if (typeof adapter === 'string') errors.push(adapter);
+        else adapters.push(adapter);
+      }
+      // A model+lora reference reads the model the page bound without its adapter, when it did.
+      const plainKey = formatModelReference({ path: ref.path, ...(ref.revision !== undefined ? { revision: ref.revision } : {}) });
+      const explicit = bindings.find((b) => b.key === key) ?? (ref.lora ? bindings.find((b) => b.key === plainKey) : undefined);
+      if (explicit) {
+        bound.push({ key, source: explicit.source });
         continue;
       }
       const demo = await this.demos().then(
@@ -90,7 +111,7 @@ export class ModelResolver {
         );
       }
     }
-    return { bound, errors };
+    return { bound, adapters, errors };
   }
 
   private async open(key: string, source: ModelSourceSpec, signal?: AbortSignal): Promise<ResolvedModel> {
@@ -139,6 +160,26 @@ export class ModelResolver {
       },
     };
   }
+}
+
+/** The binding of a `model+lora` reference's adapter: the page's, or the Hub repo its name is; else a message. */
+function bindAdapter(
+  config: MergeConfig,
+  modelKey: string,
+  lora: { readonly path: string; readonly revision?: string },
+  bindings: readonly ModelBinding[],
+): AdapterBinding | string {
+  const key = adapterSourceKey(lora);
+  const name = lora.revision !== undefined ? `${lora.path}@${lora.revision}` : lora.path;
+  const yamlPath = yamlPathOf(config, modelKey);
+  const explicit = bindings.find((b) => b.key === key);
+  const base = { modelKey, key, name, ...(yamlPath !== undefined ? { yamlPath } : {}) };
+  if (explicit) return { ...base, source: explicit.source };
+  if (isHubRepoId(lora.path)) return { ...base, source: { kind: 'hub', repo: lora.path, ...(lora.revision !== undefined ? { revision: lora.revision } : {}) } };
+  return (
+    `${yamlPath ? `${yamlPath}: ` : ''}LoRA adapter ${untrustedText(name)} of ${untrustedText(modelKey)} is not among the chosen adapters and is not a Hub id (namespace/name): ` +
+    "pick its folder (adapter_config.json and adapter_model.safetensors) in the model's row, or fix the part after '+' in the YAML"
+  );
 }
 
 function sourceIdentity(source: ModelSourceSpec): string {

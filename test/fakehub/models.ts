@@ -6,6 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeFineTune, makeTinyModel, type TinyModel, type TinyModelOptions } from '../fixtures/models';
+import { randomValues, writeAdapter, type AdapterModule } from '../lora/adapters';
 import type { FakeHub, FakeRepoOptions } from './server';
 
 export const HUB_NAMESPACE = 'alloy-test';
@@ -59,3 +60,53 @@ export const TIES_YAML = (ids: HubModels['ids']): string =>
     'dtype: bfloat16',
     '',
   ].join('\n');
+
+/** A PEFT LoRA adapter of `base` for the fake hub (`alloy-test/lora-a`), written like PEFT writes one. */
+export interface HubAdapter {
+  readonly id: string;
+  readonly dir: string;
+  /** PEFT module names it has factors for. */
+  readonly modules: readonly string[];
+  readonly rank: number;
+  readonly alpha: number;
+}
+
+/**
+ * Writes a rank-4 adapter of `models.base` (q_proj and v_proj of every layer, down_proj of layer 1
+ * at rank 2 through rank_pattern, lm_head saved whole) under `<root>/alloy-test/lora-a`, so a
+ * CLI run from `root` reads the same files the fake hub serves.
+ */
+export function makeHubAdapter(models: HubModels, name = 'lora-a', seed = 500): HubAdapter {
+  const id = `${HUB_NAMESPACE}/${name}`;
+  const dir = join(models.root, id);
+  const shape = (tensor: string): [number, number] => {
+    const s = models.base.shapes.get(tensor);
+    if (!s || s.length !== 2) throw new Error(`test adapter: the base has no matrix ${tensor}`);
+    return [s[0], s[1]];
+  };
+  const layers = Number(models.base.config.num_hidden_layers);
+  const modules: AdapterModule[] = [];
+  for (let l = 0; l < layers; l++) {
+    for (const proj of ['q_proj', 'v_proj']) modules.push({ module: `model.layers.${l}.self_attn.${proj}`, rank: 4, weightShape: shape(`model.layers.${l}.self_attn.${proj}.weight`) });
+  }
+  modules.push({ module: 'model.layers.1.mlp.down_proj', rank: 2, weightShape: shape('model.layers.1.mlp.down_proj.weight') });
+  const [vocab, hidden] = shape('lm_head.weight');
+  writeAdapter(
+    dir,
+    {
+      r: 4,
+      lora_alpha: 8,
+      target_modules: ['q_proj', 'v_proj', 'down_proj'],
+      rank_pattern: { 'model.layers.1.mlp.down_proj': 2 },
+      modules_to_save: ['lm_head'],
+      base_model_name_or_path: models.ids.base,
+    },
+    modules,
+    { seed, replacements: [{ name: 'base_model.model.lm_head.weight', dtype: 'F32', shape: [vocab, hidden], values: randomValues(vocab * hidden, seed + 99, 0.02) }] },
+  );
+  return { id, dir, modules: modules.map((m) => m.module), rank: 4, alpha: 8 };
+}
+
+export function serveHubAdapter(hub: FakeHub, adapter: HubAdapter, options: FakeRepoOptions = {}): void {
+  hub.addModelDir(adapter.id, adapter.dir, { downloads: 50, ...options });
+}

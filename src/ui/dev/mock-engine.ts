@@ -224,11 +224,23 @@ export function createMockEngine(options: MockOptions = {}): EngineApi {
     },
     searchModels: (query, limit = 20) => searchModels(state, query, limit),
     inspectModel: (source) => inspectModel(state, source),
+    async inspectAdapter(source) {
+      await sleep(state.latency);
+      const key = source.kind === 'hub' ? source.repo : source.name;
+      return { key, rank: 16, alpha: 32, rslora: false, ranks: [16], modules: 64, savedModules: 0, targetModules: 'q_proj, k_proj, v_proj, o_proj', bytes: 27_262_976 };
+    },
     async plan(request) {
       await sleep(state.latency);
       return planOf(state, request).summary;
     },
     merge: (request, onProgress) => simulateMerge(state, request, onProgress),
+    async planExtraction() {
+      await sleep(state.latency);
+      return { ok: false, errors: ['The mock engine does not simulate LoRA extraction: run the app with the real worker.'], warnings: [], modules: [], savedTensors: [], downloadBytes: 0, outputBytes: 0 };
+    },
+    async extractLora() {
+      throw new Error('The mock engine does not simulate LoRA extraction: run the app with the real worker.');
+    },
     async cancel() {
       state.abort?.abort();
     },

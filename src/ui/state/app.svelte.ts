@@ -11,6 +11,7 @@ import type {
   PlanSummary,
   RunProgress,
 } from '../../worker/api';
+import { splitAdapterKey } from '../lib/adapter-edit';
 import { addModel, modelKey, referencedModels, removeModel as removeFromConfig, setMethod } from '../lib/config-edit';
 import { layerLayout, outputLayers, type LayerLayout, type OutputLayer } from '../lib/layer-map';
 import { checkConfigText, editCheckedConfig, hasYamlComment, ReadOnlyConfigError, type ConfigCheck } from '../lib/config-text';
@@ -28,6 +29,8 @@ import * as persist from '../lib/persist';
 import { recommendMethods, type Guidance, type ModelFacts } from '../lib/recommend';
 import { configFromHash, configHash } from '../lib/share-url';
 import { METHODS } from '../../methods';
+import { AdapterState } from './adapters.svelte';
+import { ExtractionState } from './extraction.svelte';
 
 /**
  * The page's state, in one place: the YAML text (the source of truth), the models and what the
@@ -109,6 +112,11 @@ function unique(keys: readonly string[]): string[] {
 export class AppState {
   constructor(private readonly connect: ConnectEngine) {}
 
+  /** The models' LoRA adapters (`model+adapter`). */
+  readonly adapters = new AdapterState(this);
+  /** "Extract a LoRA" (its dialog). */
+  readonly extraction = new ExtractionState(this);
+
   connection = $state.raw<EngineConnection | null>(null);
   connectionError = $state<string | null>(null);
   hubUrl = $state(DEFAULT_HUB_URL);
@@ -161,7 +169,7 @@ export class AppState {
   localProblems = $state.raw<Record<string, readonly string[]>>({});
 
   step = $state<StepId>('models');
-  dialog = $state<'cache' | 'settings' | null>(null);
+  dialog = $state<'cache' | 'settings' | 'extract' | null>(null);
   notice = $state.raw<Notice | null>(null);
 
   plan = $state.raw<PlanSummary | null>(null);
@@ -602,9 +610,21 @@ export class AppState {
    */
   bindReferencedModels(): void {
     if (!this.api) return;
+    this.adapters.bindReferenced();
     const additions: Record<string, ModelSourceSpec> = {};
     for (const key of this.referenced) {
       if (this.sources[key]) continue;
+      // model+adapter: the model as bound without its adapter, else by its own name.
+      const plain = splitAdapterKey(key).model;
+      if (plain !== key && this.sources[plain]) {
+        additions[key] = this.sources[plain];
+        continue;
+      }
+      if (plain !== key && (this.demos.some((d) => d.name === plain) || hubRefFromKey(plain))) {
+        const ref = hubRefFromKey(plain);
+        additions[key] = ref ? { kind: 'hub', repo: ref.repo, ...(ref.revision ? { revision: ref.revision } : {}) } : { kind: 'demo', name: plain };
+        continue;
+      }
       if (this.demos.some((d) => d.name === key)) {
         additions[key] = { kind: 'demo', name: key };
         continue;
@@ -631,14 +651,14 @@ export class AppState {
     const pending = this.referenced.filter((k) => this.inspections[k]?.status !== 'ready');
     if (pending.some((k) => this.inspections[k]?.status === 'error')) return 'Some models could not be read: see the Models step.';
     if (pending.length > 0) return 'Reading the models…';
-    return undefined;
+    return this.adapters.problem;
   }
 
   buildRequest(): MergeRequest | null {
     if (this.requestProblem !== undefined) return null;
     return {
       yaml: this.yaml,
-      models: this.referenced.map((key) => ({ key, source: this.sources[key] })),
+      models: [...this.referenced.map((key) => ({ key, source: this.sources[key] })), ...this.adapters.bindings()],
       outShardSize: Math.round(this.outShardSizeGB * 1e9),
       ...(this.randomSeed !== undefined ? { randomSeed: this.randomSeed } : {}),
       allowCrimes: this.allowCrimes,
