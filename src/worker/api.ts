@@ -256,6 +256,8 @@ export interface MergeResult {
   readonly savedTo?: string;
   /** Tensors whose inputs or output hold NaN or Inf (absent or empty when none do). */
   readonly nonFinite?: readonly NonFiniteTensor[];
+  /** Where the merge's wall time went: waiting on reading inputs, on computing, on writing (ms). */
+  readonly stageTimes?: RunProgress['stageTimes'];
 }
 
 export interface CacheEntry {

@@ -587,6 +587,7 @@ export class EngineService implements EngineApi {
       verified,
       nonFinite: report.nonFinite,
       inputMode,
+      stageTimes: report.stageTimes,
       ...(unverified.length > 0 ? { unverified } : {}),
       ...(target.kind === 'folder' ? { savedTo: target.folder.location } : {}),
     };

@@ -96,6 +96,14 @@ describe.skipIf(!chromiumAvailable())('the app, more flows (real worker, fake hu
       expect(mine.shape, name).toEqual(tensor.shape);
       expect(Buffer.from(mine.raw).equals(Buffer.from(tensor.raw)), name).toBe(true);
     }
+
+    // The Run step keeps where the whole merge's time went: three shares that add up to 100 %.
+    await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Run/ }).click();
+    const split = (await page.getByTestId('final-stage-split').textContent()) ?? '';
+    expect(split).toMatch(/^Waiting mostly on: (reading \(disk\/network\)|computing|writing) \d+%, .+ \d+%, .+ \d+%\.$/);
+    const shares = [...split.matchAll(/(\d+)%/g)].map((m) => Number(m[1]));
+    expect(Math.abs(shares.reduce((a, b) => a + b, 0) - 100)).toBeLessThanOrEqual(2);
+    await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Result/ }).click();
   });
 
   it('explains a bad token (401) on the page', async () => {
