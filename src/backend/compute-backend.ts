@@ -1,6 +1,7 @@
 import type { FloatDtype } from '../storage/types';
 import type { ChunkOps, Vec } from './types';
 import type { ReductionToken } from './reduction';
+import type { MatrixOps } from './matrix-ops';
 
 /** Raw bytes of one input for one chunk, still in the stored dtype (backends decode them). */
 export interface ChunkInputBytes {
@@ -61,6 +62,11 @@ export interface ComputeBackend {
    * engine still finishes chunks in order and divides its memory budget among them. Default 1.
    */
   readonly chunksInFlight?: number;
+  /**
+   * The dense matrix operations of the forward pass and of LoRA's product (docs/model.md §7) on
+   * this backend. Undefined: the CPU reference (`cpuMatrixOps`).
+   */
+  readonly matrix?: MatrixOps;
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk;
   dispose(): Promise<void>;
 }

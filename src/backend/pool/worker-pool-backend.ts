@@ -3,6 +3,7 @@ import type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from '.
 import { cacheKey, forEachRef, neededNodes } from './graph';
 import { RecordingChunk, type ChunkRunner } from './recording-chunk';
 import { isNaNBits, wholeBuffer, type ChunkRequest, type ChunkResponse, type GraphNode, type WireInput, type WorkerPort } from './protocol';
+import { cpuMatrixOps } from '../cpu/cpu-matrix-ops';
 
 export interface WorkerPoolOptions {
   /** Number of workers (at least 1). */
@@ -53,6 +54,8 @@ export const DEFAULT_POOL_CACHE_BYTES = 128 * 1024 * 1024;
  */
 export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   readonly name = 'cpu' as const;
+  /** The JavaScript reference: the forward pass's time is in its cache-blocked matmul. */
+  readonly matrix = cpuMatrixOps;
   readonly chunksInFlight: number;
   private readonly workers: PoolWorker[];
   private readonly cachePerWorker: number;
