@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebGpuBackend } from '../../src/gpu';
 import { ForwardModel, type ForwardOptions, type ForwardResult } from '../../src/model';
 import { nodeModelFolder } from '../../src/storage/node-fs';
-import { makeTinyModel, type TinyModelOptions } from '../fixtures/models';
+import { runAlloy, type CliResult } from '../cli/run-alloy';
+import { makeTinyModel, TEXT_CHARACTERS, type TinyModelOptions } from '../fixtures/models';
 import { disposeAll, gpuBackend, within } from './helpers';
 
 /**
@@ -73,8 +74,15 @@ function compare(gpu: Float32Array, cpu: Float32Array, r: ForwardResult, width: 
 }
 
 let backend: WebGpuBackend | undefined;
+let evalCpu: CliResult;
+
+interface EvalJson {
+  texts: { models: { perplexity: number; tokens: number }[] }[];
+}
 
 beforeAll(async () => {
+  await makeTinyModel(join(root, 'eval'), { arch: 'llama', vocabSize: 96, weightStd: 0.1, seed: 45, tokenizer: { characters: TEXT_CHARACTERS, addBos: true } });
+  evalCpu = await runAlloy(['eval', 'eval', '--json', '--max-tokens', '40', '--backend', 'cpu'], root);
   for (const c of cases) {
     c.dir = join(root, c.name.replace(/\W+/g, '-'));
     await makeTinyModel(c.dir, { ...BASE, ...c.model });
@@ -102,4 +110,15 @@ describe('forward pass on WebGPU against the CPU reference', () => {
       expect(spread).toBeGreaterThan(0.1);
     }, 180_000);
   }
+
+  it('alloy eval --backend webgpu: the perplexity of --backend cpu within 1e-4', async () => {
+    expect(evalCpu.code, evalCpu.stderr).toBe(0);
+    const gpu = await within(runAlloy(['eval', 'eval', '--json', '--max-tokens', '40', '--backend', 'webgpu'], root), 180_000, 'alloy eval on WebGPU');
+    expect(gpu.code, gpu.stderr).toBe(0);
+    const a = (JSON.parse(evalCpu.stdout) as EvalJson).texts[0].models[0];
+    const b = (JSON.parse(gpu.stdout) as EvalJson).texts[0].models[0];
+    expect(b.tokens).toBe(40);
+    expect(a.perplexity).toBeGreaterThan(1);
+    expect(Math.abs(b.perplexity - a.perplexity)).toBeLessThanOrEqual(1e-4 * a.perplexity);
+  }, 200_000);
 });
