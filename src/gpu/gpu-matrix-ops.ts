@@ -51,6 +51,15 @@ export class GpuMatrixOps implements MatrixOps {
   async rmsNorm(x: Float32Array, rows: number, dim: number, weight: Float32Array, eps: number, offset: number): Promise<Float32Array> {
     if (weight.length !== dim) throw new RangeError(`rmsNorm: weight has ${weight.length} values, dimension is ${dim}`);
     this.need('rmsNorm', x, rows * dim);
+    const step = this.rowsPerCall(rows, dim);
+    if (step < rows) {
+      const out = new Float32Array(rows * dim);
+      for (let r = 0; r < rows; r += step) {
+        const n = Math.min(step, rows - r);
+        out.set(await this.rmsNorm(x.subarray(r * dim, (r + n) * dim), n, dim, weight, eps, offset), r * dim);
+      }
+      return out;
+    }
     return this.run('rmsnorm', [x.subarray(0, rows * dim), weight], rows * dim, rows, (p) => p.u32(0, rows).u32(1, dim).f32(8, eps).f32(9, offset));
   }
 
@@ -67,6 +76,17 @@ export class GpuMatrixOps implements MatrixOps {
     if (2 * half > headDim) throw new RangeError(`rope: ${2 * half} rotary dimensions exceed the head dimension ${headDim}`);
     const n = tokens * heads * headDim;
     this.need('rope', x, n);
+    const step = this.rowsPerCall(tokens, heads * headDim);
+    if (step < tokens) {
+      const out = new Float32Array(n);
+      const width = heads * headDim;
+      for (let t = 0; t < tokens; t += step) {
+        const count = Math.min(step, tokens - t);
+        const part = await this.rope(x.subarray(t * width, (t + count) * width), count, heads, headDim, Array.from({ length: count }, (_, j) => positions[t + j]), invFreq, attentionScaling);
+        out.set(part, t * width);
+      }
+      return out;
+    }
     // The (cos, sin) table the CPU reference computes per token, in the same roundings.
     const table = new Float32Array(Math.max(1, tokens * half * 2));
     for (let t = 0; t < tokens; t++) {
@@ -82,6 +102,14 @@ export class GpuMatrixOps implements MatrixOps {
   async gatedActivation(gate: Float32Array, up: Float32Array, activation: GatedActivationKind): Promise<Float32Array> {
     if (up.length < gate.length) throw new RangeError(`gatedActivation: up has ${up.length} values, gate ${gate.length}`);
     const n = gate.length;
+    if (n > this.maxElements) {
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i += this.maxElements) {
+        const end = Math.min(n, i + this.maxElements);
+        out.set(await this.gatedActivation(gate.subarray(i, end), up.subarray(i, end), activation), i);
+      }
+      return out;
+    }
     return this.run('gated', [gate, up.subarray(0, n)], n, Math.ceil(n / WG), (p) => p.u32(0, n).u32(1, ACTIVATION_CODE[activation]));
   }
 
@@ -93,6 +121,22 @@ export class GpuMatrixOps implements MatrixOps {
     this.need('attention', k, cells * kvHeads * headDim);
     this.need('attention', v, cells * kvHeads * headDim);
     if (valid.length < cells) throw new RangeError(`attention: ${valid.length} validity flags, ${cells} needed`);
+    const perSequence = tokens * heads * headDim;
+    const sequences = this.rowsPerCall(batch, perSequence);
+    if (sequences < batch) {
+      const out = new Float32Array(cells * heads * headDim);
+      const qs = tokens * heads * headDim;
+      const kvs = tokens * kvHeads * headDim;
+      for (let b = 0; b < batch; b += sequences) {
+        const n = Math.min(sequences, batch - b);
+        const part = await this.attention(
+          q.subarray(b * qs, (b + n) * qs), k.subarray(b * kvs, (b + n) * kvs), v.subarray(b * kvs, (b + n) * kvs),
+          valid.subarray(b * tokens, (b + n) * tokens), { ...shape, batch: n },
+        );
+        out.set(part, b * qs);
+      }
+      return out;
+    }
     const flags = Uint32Array.from(valid.subarray(0, cells));
     const threads = cells * heads;
     return this.run(
@@ -107,9 +151,19 @@ export class GpuMatrixOps implements MatrixOps {
     );
   }
 
-  private product(a: Float32Array, b: Float32Array, m: number, k: number, n: number, plain: boolean, bias?: Float32Array): Promise<Float32Array> {
+  private async product(a: Float32Array, b: Float32Array, m: number, k: number, n: number, plain: boolean, bias?: Float32Array): Promise<Float32Array> {
     this.need('matmul', a, m * k);
     this.need('matmul', b, k * n);
+    const step = this.rowsPerCall(m, Math.max(k, n));
+    if (step < m) {
+      // More rows than one binding holds: the product in row bands (each row's sum is unchanged).
+      const out = new Float32Array(m * n);
+      for (let r = 0; r < m; r += step) {
+        const rows = Math.min(step, m - r);
+        out.set(await this.product(a.subarray(r * k, (r + rows) * k), b, rows, k, n, plain, bias), r * n);
+      }
+      return out;
+    }
     const tilesN = Math.ceil(n / TILE);
     const operands = [a.subarray(0, m * k), b.subarray(0, k * n)];
     // Without a bias, A is bound in its place (a binding must name some buffer).
@@ -117,6 +171,11 @@ export class GpuMatrixOps implements MatrixOps {
     return this.run('matmul', operands, m * n, Math.ceil(m / TILE) * tilesN, (p) => {
       p.u32(0, m).u32(1, k).u32(2, n).u32(3, plain ? 1 : 0).u32(4, bias ? 1 : 0).u32(5, tilesN);
     }, [0, 1, biasIndex]);
+  }
+
+  /** Rows of `width` values one call may bind (at least 1; a row too wide fails in `run`). */
+  private rowsPerCall(rows: number, width: number): number {
+    return Math.max(1, Math.min(rows, Math.floor(this.maxElements / Math.max(1, width))));
   }
 
   private need(op: string, values: ArrayLike<number>, count: number): void {

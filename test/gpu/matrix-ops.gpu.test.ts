@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpuMatrixOps, type AttentionShape, type GatedActivationKind, type MatrixOps } from '../../src/backend';
-import type { WebGpuBackend } from '../../src/gpu';
-import { disposeAll, gpuBackend, within } from './helpers';
+import { GpuMatrixOps, type WebGpuBackend } from '../../src/gpu';
+import { disposeAll, firstBitDifference, gpuBackend, within } from './helpers';
 
 /**
  * The WebGPU matrix ops (src/shaders/matrix.wgsl) against the CPU reference on awkward data —
- * NaN, ±Inf, zero rows, sizes that are not multiples of the 16×16 tile — within the tolerances
+ * NaN, ±Inf, subnormals, zero rows, sizes that are not multiples of the 16×16 tile — within the tolerances
  * of docs/model.md §7. NaN must meet NaN and ±Inf the same infinity; finite values are bounded
  * per element by a bound computed from the operands. Every CPU result is computed before the
  * device exists (helpers.ts).
@@ -77,6 +77,10 @@ function matmulCase(name: string, m: number, k: number, n: number, transposed: b
     if (m > 1) a[k + 1] = Number.POSITIVE_INFINITY;
     if (m > 2) a.fill(0, 2 * k, 3 * k);
     b[transposed ? (n - 1) * k : n - 1] = Number.NEGATIVE_INFINITY;
+    // Subnormal operands: a GPU may flush them (the bound's TINY slack covers that). Not against
+    // the Inf of row 1 (k = 1): a flushed subnormal times Inf is NaN, not ±Inf (docs/model.md §7).
+    a[a.length - 1] = 1e-40;
+    b[transposed ? 2 : 2 * n] = -3e-41;
   }
   const bias = withBias ? values(n, seed + 2) : undefined;
   return {
@@ -228,3 +232,44 @@ describe('WebGPU matrix ops against the CPU reference', () => {
     expect(cases[3].cpu!.some((x) => x === Number.POSITIVE_INFINITY || x === Number.NEGATIVE_INFINITY)).toBe(true);
   });
 });
+
+describe('operands larger than a storage binding are split, with the same bits', () => {
+  // A binding limit of 1024 values: each case's activations need two or more calls.
+  const LIMIT = 1024;
+  const split: { name: string; run: (ops: MatrixOps) => Promise<Float32Array> }[] = [
+    { name: 'matmulTransposed 100×20 · (12×20)ᵀ in row bands', run: (ops) => ops.matmulTransposed(values(2000, 21), 100, 20, values(240, 22), 12, values(12, 23)) },
+    { name: 'matmul 90×8 · 8×12 in row bands', run: (ops) => ops.matmul(values(720, 24), values(96, 25), 90, 8, 12) },
+    { name: 'rmsNorm 40 rows × 50', run: (ops) => ops.rmsNorm(values(2000, 26), 40, 50, values(50, 27), 1e-6, 0) },
+    { name: 'gatedActivation over 2500 values', run: (ops) => ops.gatedActivation(values(2500, 28, 5), values(2500, 29), 'gelu_tanh') },
+    {
+      name: 'rope 30 tokens × 2 heads × 20',
+      run: (ops) => ops.rope(values(1200, 30), 30, 2, 20, Array.from({ length: 30 }, (_, t) => t * 7), Float32Array.from({ length: 8 }, (_, k) => 10000 ** (-k / 8)), 1),
+    },
+    {
+      name: 'attention of 4 sequences × 5 tokens × 4 heads × 16 (three sequences per call)',
+      run: (ops) =>
+        ops.attention(values(1280, 31), values(640, 32), values(640, 33), Uint8Array.from({ length: 20 }, (_, i) => (i === 5 ? 0 : 1)), {
+          batch: 4, tokens: 5, heads: 4, kvHeads: 2, headDim: 16, scale: 0.25, softcap: null,
+        }),
+    },
+  ];
+  for (const c of split) {
+    it(c.name, async () => {
+      const whole = await within(c.run(backend!.matrix), 60_000, c.name);
+      const b = backend!;
+      const small = new GpuMatrixOps({
+        device: b.device, pool: b.pool, kernels: b.kernels, maxBindingBytes: 4 * LIMIT, maxGroupsPerDimension: 65535,
+        check: () => b.check(), guard: (p) => b.guard(p),
+      });
+      try {
+        expect(small.maxElements).toBe(LIMIT);
+        expect(whole.length).toBeGreaterThan(LIMIT);
+        const parts = await within(c.run(small), 60_000, `${c.name}, split`);
+        expect(firstBitDifference(parts, whole)).toBeNull();
+      } finally {
+        small.dispose();
+      }
+    }, 90_000);
+  }
+});
+
