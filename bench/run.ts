@@ -24,7 +24,7 @@ import { writeBenchModel, writeBenchTokenizer, type BenchModelSpec } from './gen
  * count, default os.availableParallelism()), --forward on|off|only (default on).
  *
  * The forward-pass rows (src/model/, what `alloy eval` and MoE gates run): prompt tokens/s on the
- * CPU for 4 prompts × 32 tokens through a generated bf16 Llama-layout model (hidden 1024, 8192
+ * CPU (and, with --backend webgpu, on WebGPU, with its adapter and GPU memory high-water mark) for 4 prompts × 32 tokens through a generated bf16 Llama-layout model (hidden 1024, 8192
  * vocabulary, ≈ 68 M parameters at 4 layers) at two layer counts, each in a fresh process, with
  * peak RSS: the weights are streamed, so peak memory must not grow with the number of layers.
  *
@@ -335,22 +335,33 @@ if (forwardMode !== 'off' && moeMode !== 'only') {
     const forwardSpec: BenchModelSpec = { hidden: 1024, intermediate: 2816, layers, vocab: 8192 };
     const dir = join(modelsDir, `forward-${layers}`);
     const bytes = await writeBenchModel(dir, forwardSpec, 7);
-    const raw = execFileSync(process.execPath, [resolve('dist/bench/forward-once.js'), dir, String(FORWARD_PROMPTS), String(FORWARD_TOKENS)], {
-      encoding: 'utf8',
-      maxBuffer: 1 << 24,
-    });
-    const run = JSON.parse(raw.trim().split('\n').pop()!) as { seconds: number; cpuSeconds: number; promptTokens: number; peakRssBytes: number };
-    forward.push({
-      layers,
-      modelMB: Number((bytes / 1e6).toFixed(1)),
-      parametersM: Number((bytes / 2 / 1e6).toFixed(1)),
-      promptTokens: run.promptTokens,
-      seconds: Number(run.seconds.toFixed(2)),
-      tokensPerSecond: Number((run.promptTokens / run.seconds).toFixed(1)),
-      tokensPerCpuSecond: Number((run.promptTokens / run.cpuSeconds).toFixed(1)),
-      peakRssMB: Number((run.peakRssBytes / 1e6).toFixed(1)),
-    });
-    process.stderr.write(`forward pass: ${JSON.stringify(forward[forward.length - 1])}\n`);
+    for (const forwardBackend of backend === 'webgpu' ? ['cpu', 'webgpu'] : ['cpu']) {
+      const raw = execFileSync(process.execPath, [resolve('dist/bench/forward-once.js'), dir, String(FORWARD_PROMPTS), String(FORWARD_TOKENS), forwardBackend], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+      });
+      const run = JSON.parse(raw.trim().split('\n').pop()!) as {
+        seconds: number;
+        cpuSeconds: number;
+        promptTokens: number;
+        peakRssBytes: number;
+        adapter?: string;
+        gpuHighWaterBytes?: number;
+      };
+      forward.push({
+        backend: forwardBackend,
+        ...(run.adapter ? { adapter: run.adapter, gpuHighWaterMB: Number(((run.gpuHighWaterBytes ?? 0) / 1e6).toFixed(1)) } : {}),
+        layers,
+        modelMB: Number((bytes / 1e6).toFixed(1)),
+        parametersM: Number((bytes / 2 / 1e6).toFixed(1)),
+        promptTokens: run.promptTokens,
+        seconds: Number(run.seconds.toFixed(2)),
+        tokensPerSecond: Number((run.promptTokens / run.seconds).toFixed(1)),
+        tokensPerCpuSecond: Number((run.promptTokens / run.cpuSeconds).toFixed(1)),
+        peakRssMB: Number((run.peakRssBytes / 1e6).toFixed(1)),
+      });
+      process.stderr.write(`forward pass: ${JSON.stringify(forward[forward.length - 1])}\n`);
+    }
   }
 }
 const moe = [];

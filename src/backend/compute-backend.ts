@@ -2,6 +2,7 @@ import type { NonFiniteCounts } from '../storage/non-finite';
 import type { FloatDtype } from '../storage/types';
 import type { ChunkOps, Vec } from './types';
 import type { ReductionToken } from './reduction';
+import type { MatrixOps } from './matrix-ops';
 
 /** Raw bytes of one input for one chunk, still in the stored dtype (backends decode them). */
 export interface ChunkInputBytes {
@@ -78,6 +79,11 @@ export interface ComputeBackend {
   readonly chunksInFlight?: number;
   /** Chunks count the NaN/±Inf of inputs marked `countNonFinite` and of their encoded output (`BackendChunk.nonFinite`). */
   readonly countsNonFinite?: boolean;
+  /**
+   * The dense matrix operations of the forward pass and of LoRA's product (docs/model.md §7) on
+   * this backend. Undefined: the CPU reference (`cpuMatrixOps`).
+   */
+  readonly matrix?: MatrixOps;
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk;
   dispose(): Promise<void>;
 }

@@ -5,3 +5,6 @@ export { combinePartial, emptyTotal } from './reduction';
 export { pcgHash, hashName, streamKey, randomUniform } from './random';
 export { CpuBackend } from './cpu/cpu-backend';
 export { createSimdCpuBackend, createCpuBackend, hasWasmSimd, SimdCpuBackend } from './cpu/simd';
+export type { AttentionShape, GatedActivationKind, MatrixOps } from './matrix-ops';
+export { cpuMatrixOps } from './cpu/cpu-matrix-ops';
+export * as matrixReference from './cpu/matrix-reference';

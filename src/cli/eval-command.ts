@@ -18,27 +18,33 @@ import {
   type EvalScores,
   type EvalText,
 } from '../model';
+import { CpuBackend, type ComputeBackend } from '../backend';
+import { GpuUnavailableError } from '../gpu';
+import { chooseNodeBackend, type BackendChoice } from '../gpu/node';
 import { SafetensorsError } from '../storage';
 import { nodeModelFolder } from '../storage/node-fs';
 import { parseArgs, UsageError, type FlagSpec } from './args';
 import type { CliIo } from './main';
 
 /**
- * `alloy eval MODEL… [--text FILE] [--max-tokens N] [--json]`: the perplexity of a bundled text
- * (and of FILE) for each local model, side by side, with the streamed forward pass on the CPU; a
+ * `alloy eval MODEL… [--text FILE] [--max-tokens N] [--json] [--backend B]`: the perplexity of a
+ * bundled text (and of FILE) for each local model, side by side, with the streamed forward pass
+ * on the chosen backend's matrix ops (docs/model.md §7: the CPU reference or WebGPU); a
  * model far worse than the others is flagged with what to try. Exit 0 when every model was
  * scored (flags included), 1 when a model cannot be read or run, 2 for bad usage or a bad text file.
  */
 
 export const EVAL_USAGE =
   '  alloy eval MODEL… [--text FILE]        perplexity of a bundled text (and FILE) per model, side by side;\n' +
-  '                                         flags a model far worse than the others (--max-tokens N, default 512; --json)';
+  '                                         flags a model far worse than the others (--max-tokens N, default 512; --json;\n' +
+  '                                         --backend auto|cpu|webgpu as for merge)';
 
 const FLAGS: FlagSpec[] = [
   { name: 'text', type: 'string' },
   { name: 'max-tokens', type: 'string' },
   { name: 'json', type: 'boolean' },
   { name: 'quiet', type: 'boolean' },
+  { name: 'backend', type: 'string', choices: ['auto', 'cpu', 'webgpu'] },
 ];
 
 export { DEFAULT_EVAL_TOKENS } from '../model';
@@ -55,10 +61,16 @@ export async function evalCommand(argv: readonly string[], io: CliIo): Promise<n
   }
 
   const models: EvalModel[] = [];
+  let backend: ComputeBackend | null = null;
   try {
+    const choice = String(flags.backend ?? 'auto') as BackendChoice;
+    const chosen = await chooseNodeBackend(choice, { cpu: async () => new CpuBackend() });
+    backend = chosen.backend;
+    if (choice !== 'cpu' && flags.quiet !== true && flags.json !== true) io.stderr(`${chosen.reason}\n`);
+    const matrix = backend.matrix;
     // Everything is opened (configs, headers, tokenizers) before any arithmetic: a bad model fails fast.
     for (const arg of positionals) {
-      const opened = await openModel(arg, io);
+      const opened = await openModel(arg, io, matrix);
       if (typeof opened === 'number') return opened;
       models.push(opened);
     }
@@ -103,7 +115,7 @@ export async function evalCommand(argv: readonly string[], io: CliIo): Promise<n
     }
     return 0;
   } catch (error) {
-    if (error instanceof ForwardModelError || error instanceof SafetensorsError) {
+    if (error instanceof ForwardModelError || error instanceof SafetensorsError || error instanceof GpuUnavailableError) {
       io.stderr(`alloy: ${error.message}\n`);
       return 1;
     }
@@ -116,6 +128,7 @@ export async function evalCommand(argv: readonly string[], io: CliIo): Promise<n
     return 1;
   } finally {
     await Promise.allSettled(models.map((m) => m.model.close()));
+    await backend?.dispose().catch(() => undefined);
   }
 }
 
@@ -148,7 +161,7 @@ async function readUserText(file: string, io: CliIo): Promise<EvalText | number>
   return { label: path.basename(file), text };
 }
 
-async function openModel(arg: string, io: CliIo): Promise<EvalModel | number> {
+async function openModel(arg: string, io: CliIo, matrix: ComputeBackend['matrix']): Promise<EvalModel | number> {
   const dir = path.resolve(io.cwd, arg);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     io.stderr(`alloy: Model ${arg}: ${existsSync(dir) ? `${dir} is not a folder` : `folder ${dir} does not exist`}. alloy eval reads local model folders: check the path.\n`);
@@ -156,7 +169,7 @@ async function openModel(arg: string, io: CliIo): Promise<EvalModel | number> {
   }
   const folder = nodeModelFolder(dir, arg);
   const tokenizer = await loadTextTokenizer(folder);
-  const model = await ForwardModel.open(folder);
+  const model = await ForwardModel.open(folder, { matrix });
   return { name: arg, model, tokenizer };
 }
 

@@ -1,3 +1,4 @@
+import type { MatrixOps } from '../backend/matrix-ops';
 import { addScaledProduct } from '../lora';
 import type { TensorAdapter, TensorJob } from '../plan/types';
 import { decodeToF32, dtypeSize } from '../storage';
@@ -16,8 +17,9 @@ interface Factors {
  * Reads the inputs of a job that carry a LoRA adapter (`model+lora`, docs/lora.md): rows
  * `[r0, r0+rows)` of `W + scale·ΔW`, in f32, where ΔW = B·A, or (B·A)ᵀ for fan_in_fan_out
  * weights and embeddings. W's chunk rows are decoded to f32 and the product of B's matching
- * rows with A is added in f32 (addScaledProduct, the CPU reference); the backend receives f32
- * bytes, so every backend merges the adapted weight unchanged. Memory per input: A (rank×in)
+ * rows with A is added in f32: on the host (addScaledProduct, the CPU reference) for CPU
+ * backends, by the backend's matmul on WebGPU (docs/lora.md §1, docs/model.md §7: equal within
+ * its stated tolerance). The backend receives f32 bytes, so it merges the adapted weight unchanged. Memory per input: A (rank×in)
  * and, per chunk, B's rows (rows×rank); a transposed adapter holds both factors (rank×(rows+cols)).
  */
 export class LoraInputReader {
@@ -29,6 +31,8 @@ export class LoraInputReader {
     private readonly sources: readonly Promise<ByteSource>[],
     private readonly open: (key: string, file: string) => Promise<ByteSource>,
     private readonly onRead: (bytes: number) => void,
+    /** The backend's matrix ops: a WebGPU one computes B·A; absent or CPU, the host reference does. */
+    private readonly matrix?: MatrixOps,
   ) {}
 
   /** f32 bytes of rows `[r0, r0 + rows)` of input i with its adapter applied. */
@@ -50,7 +54,13 @@ export class LoraInputReader {
       l = new Float32Array(rows * adapter.rank);
       for (let r = 0; r < rows; r++) for (let k = 0; k < adapter.rank; k++) l[r * adapter.rank + k] = a[k * totalRows + r0 + r];
     }
-    addScaledProduct(w, l, factors.right, rows, adapter.rank, cols, adapter.scale);
+    if (this.matrix && this.matrix.name !== 'cpu') {
+      const product = await this.matrix.matmul(l, factors.right, rows, adapter.rank, cols);
+      const scale = adapter.scale;
+      for (let j = 0; j < product.length; j++) w[j] += scale * product[j];
+    } else {
+      addScaledProduct(w, l, factors.right, rows, adapter.rank, cols, adapter.scale);
+    }
     return new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
   }
 

@@ -91,7 +91,7 @@ export class TensorJobRunner implements TensorMerge {
     this.keep = inputBytesPerElement * this.numel <= ctx.budgetBytes / 4;
     // A modules_to_save input's tensor lives in its adapter's files.
     this.sources = job.inputs.map((i) => ctx.source(i.adapter?.kind === 'replace' ? i.adapter.source : i.model, i.tensor.file));
-    this.lora = job.inputs.some((i) => i.adapter?.kind === 'lora') ? new LoraInputReader(job, this.sources, ctx.source, (n) => ctx.onRead(n)) : null;
+    this.lora = job.inputs.some((i) => i.adapter?.kind === 'lora') ? new LoraInputReader(job, this.sources, ctx.source, (n) => ctx.onRead(n), ctx.backend.matrix) : null;
     this.inputNonFinite = job.inputs.map(() => noNonFinite());
     this.counted = new Uint8Array(this.chunks.length * job.inputs.length);
     this.aligned = job.alignment ? new AlignedEmbeddingReader(job, this.sources, (n) => ctx.onRead(n), Math.floor(ctx.budgetBytes / 2)) : null;

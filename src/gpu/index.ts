@@ -9,3 +9,4 @@ export { WebGpuBackend, type WebGpuBackendOptions, type GpuMemoryStats } from '.
 export { requestAdapter, requestDevice, isSoftwareAdapter, describeAdapter } from './device';
 export type { GpuDeviceInfo, GpuDeviceOptions } from './device';
 export { GpuUnavailableError, GpuDeviceLostError, GpuOperationError } from './errors';
+export { GpuMatrixOps } from './gpu-matrix-ops';

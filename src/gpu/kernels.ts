@@ -2,6 +2,7 @@ import codecWgsl from '../shaders/codec.wgsl?raw';
 import commonWgsl from '../shaders/common.wgsl?raw';
 import elementwiseWgsl from '../shaders/elementwise.wgsl?raw';
 import keepTopWgsl from '../shaders/keep_top.wgsl?raw';
+import matrixWgsl from '../shaders/matrix.wgsl?raw';
 import periodicWgsl from '../shaders/periodic.wgsl?raw';
 import probeWgsl from '../shaders/probe.wgsl?raw';
 import rankWgsl from '../shaders/rank.wgsl?raw';
@@ -12,6 +13,7 @@ const SOURCES = {
   codec: codecWgsl,
   elementwise: elementwiseWgsl,
   keepTop: keepTopWgsl,
+  matrix: matrixWgsl,
   periodic: periodicWgsl,
   probe: probeWgsl,
   rank: rankWgsl,

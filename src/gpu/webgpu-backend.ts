@@ -3,6 +3,7 @@ import { BufferPool } from './buffer-pool';
 import { CommandRecorder } from './command-recorder';
 import { requestAdapter, requestDevice, type GpuDeviceInfo, type GpuDeviceOptions } from './device';
 import { GpuDeviceLostError, GpuOperationError } from './errors';
+import { GpuMatrixOps } from './gpu-matrix-ops';
 import { KernelCache, probeFusedFma } from './kernels';
 import { WebGpuChunk } from './webgpu-chunk';
 
@@ -80,6 +81,8 @@ export class WebGpuBackend implements ComputeBackend {
   private readonly lostPromise: Promise<never>;
   private disposed = false;
   private readonly syncTimeoutMs: number;
+  private readonly maxGroupsPerDimension: number;
+  private matrixOps: GpuMatrixOps | null = null;
 
   static async create(gpu: GPU | undefined, options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
     const adapter = await requestAdapter(gpu, options);
@@ -121,11 +124,8 @@ export class WebGpuBackend implements ComputeBackend {
     this.maxChunkElements = Math.floor(Math.min(info.maxStorageBufferBindingSize, info.maxBufferSize) / 16);
     this.pool = new BufferPool(device, budget);
     this.kernels = new KernelCache(device, fusedFma);
-    this.recorder = new CommandRecorder(
-      device,
-      this.pool,
-      Math.max(1, Math.min(info.maxComputeWorkgroupsPerDimension, options.maxWorkgroupsPerDimension ?? Infinity)),
-    );
+    this.maxGroupsPerDimension = Math.max(1, Math.min(info.maxComputeWorkgroupsPerDimension, options.maxWorkgroupsPerDimension ?? Infinity));
+    this.recorder = new CommandRecorder(device, this.pool, this.maxGroupsPerDimension);
     this.lostPromise = device.lost.then((lost) => {
       if (!this.disposed) this.lostInfo = { reason: lost.reason ?? 'unknown', message: lost.message ?? '' };
       throw this.lostError();
@@ -148,6 +148,21 @@ export class WebGpuBackend implements ComputeBackend {
     return this.recorder.activity.busyMs;
   }
 
+  /** The forward pass's and LoRA's matrix operations on this device (made on first use). */
+  get matrix(): GpuMatrixOps {
+    this.check();
+    this.matrixOps ??= new GpuMatrixOps({
+      device: this.device,
+      pool: this.pool,
+      kernels: this.kernels,
+      maxBindingBytes: Math.min(this.info.maxStorageBufferBindingSize, this.info.maxBufferSize),
+      maxGroupsPerDimension: this.maxGroupsPerDimension,
+      check: () => this.check(),
+      guard: (p) => this.guard(p),
+    });
+    return this.matrixOps;
+  }
+
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk {
     this.check();
     return new WebGpuChunk(this, spec, inputs);
@@ -159,6 +174,7 @@ export class WebGpuBackend implements ComputeBackend {
     this.recorder.flush();
     await Promise.race([this.device.queue.onSubmittedWorkDone(), delay(5000)]).catch(() => undefined);
     this.recorder.dispose();
+    this.matrixOps?.dispose();
     this.pool.destroyAll();
     this.device.destroy();
     void this.owners;

@@ -2,24 +2,15 @@ import type { ModelFolder, TensorInfo } from '../storage';
 import { ForwardModelError } from './errors';
 import { modelSpecFromConfig, type ModelSpec } from './model-spec';
 import { ModelWeights } from './model-weights';
-import {
-  addInPlace,
-  applyRope,
-  causalAttention,
-  gatedActivation,
-  geluExact,
-  geluTanh,
-  matmulTransposed,
-  rmsNorm,
-  silu,
-} from './ops';
+import { cpuMatrixOps, type MatrixOps } from '../backend';
 import { ropeFrequencies } from './rope';
 
 /**
  * The streamed forward pass of a decoder-only transformer. Weights are read from the model's
  * safetensors files as they are needed — each matrix in blocks of at most `blockBytes` of f32 —
  * and dropped after use, so memory is the prompt batch's activations plus one weight block,
- * whatever the number of layers or the size of the vocabulary. Everything is computed in f32.
+ * whatever the number of layers or the size of the vocabulary. Everything is computed in f32,
+ * through a backend's matrix operations (docs/model.md §7): the CPU reference or WebGPU.
  */
 
 /** How the sequences of a batch sit in the padded [batch, tokens] grid. */
@@ -71,19 +62,26 @@ export interface ForwardResult {
 
 export const DEFAULT_BLOCK_BYTES = 32 * 1024 * 1024;
 
+export interface ForwardModelOptions {
+  /** Where the arithmetic runs: a backend's `matrix` ops. Default the CPU reference. */
+  readonly matrix?: MatrixOps;
+}
+
 export class ForwardModel {
   readonly spec: ModelSpec;
   readonly weights: ModelWeights;
   /** The one buffer weight blocks are decoded into (grown to the largest block, at most blockBytes). */
   private block: Float32Array | null = null;
+  readonly matrix: MatrixOps;
 
-  private constructor(spec: ModelSpec, weights: ModelWeights) {
+  private constructor(spec: ModelSpec, weights: ModelWeights, matrix: MatrixOps) {
     this.spec = spec;
     this.weights = weights;
+    this.matrix = matrix;
   }
 
   /** Reads config.json and the safetensors headers; checks every tensor the pass will read. */
-  static async open(folder: ModelFolder): Promise<ForwardModel> {
+  static async open(folder: ModelFolder, options: ForwardModelOptions = {}): Promise<ForwardModel> {
     const text = await folder.readText('config.json');
     if (text === null) throw new ForwardModelError(folder.id, 'config.json is missing: the folder is not a Hugging Face model');
     let config: unknown;
@@ -97,7 +95,7 @@ export class ForwardModel {
     }
     const spec = modelSpecFromConfig(config as Record<string, unknown>, folder.id);
     const weights = await ModelWeights.open(folder);
-    const model = new ForwardModel(spec, weights);
+    const model = new ForwardModel(spec, weights, options.matrix ?? cpuMatrixOps);
     try {
       model.checkTensors();
     } catch (error) {
@@ -161,7 +159,7 @@ export class ForwardModel {
     const H = s.hidden;
 
     // Grid layout: which cells hold a token, and at which position.
-    const valid: boolean[] = new Array<boolean>(N).fill(false);
+    const valid = new Uint8Array(N);
     const ids = new Int32Array(N).fill(-1);
     const positions = new Float64Array(N);
     for (let b = 0; b < batch; b++) {
@@ -173,7 +171,7 @@ export class ForwardModel {
           throw new RangeError(`forward: token id ${id} of sequence ${b} is outside the vocabulary (0..${s.vocab - 1})`);
         }
         const cell = b * T + first + j;
-        valid[cell] = true;
+        valid[cell] = 1;
         ids[cell] = id;
       }
       for (let t = 0; t < T; t++) {
@@ -202,7 +200,7 @@ export class ForwardModel {
       await this.layer(layer, x, batch, T, valid, positions, rope.invFreq, rope.attentionScaling, blockBytes);
       options.onLayer?.(layer + 1, s.layers);
     }
-    const normed = rmsNorm(x, N, H, await this.weights.read('model.norm.weight', [H]), s.eps, s.normOffset, x);
+    const normed = await this.matrix.rmsNorm(x, N, H, await this.weights.read('model.norm.weight', [H]), s.eps, s.normOffset);
     if (options.hiddenStates) hidden.push(keep(normed));
 
     const result: { -readonly [K in keyof ForwardResult]: ForwardResult[K] } = { batch, tokens: T, lengths, padding };
@@ -262,12 +260,17 @@ export class ForwardModel {
     const inDim = shape[1];
     const outDim = rowEnd - rowStart;
     const bias = biasName ? (await this.weights.read(biasName, [shape[0]])).subarray(rowStart, rowEnd) : undefined;
+    const step = this.blockRows(inDim, blockBytes);
+    if (step >= outDim) {
+      const w = await this.weights.readRows(info, rowStart, rowEnd, this.blockBuffer(outDim * inDim));
+      return this.matrix.matmulTransposed(x, rows, inDim, w, outDim, bias);
+    }
     const y = new Float32Array(rows * outDim);
-    const step = Math.max(1, Math.floor(blockBytes / (4 * inDim)));
     for (let r = rowStart; r < rowEnd; r += step) {
       const end = Math.min(rowEnd, r + step);
       const w = await this.weights.readRows(info, r, end, this.blockBuffer((end - r) * inDim));
-      matmulTransposed(x, rows, inDim, w, end - r, y, outDim, r - rowStart, bias?.subarray(r - rowStart, end - rowStart));
+      const part = await this.matrix.matmulTransposed(x, rows, inDim, w, end - r, bias?.subarray(r - rowStart, end - rowStart));
+      scatterColumns(part, rows, end - r, y, outDim, r - rowStart);
     }
     return y;
   }
@@ -277,7 +280,7 @@ export class ForwardModel {
     x: Float32Array,
     batch: number,
     T: number,
-    valid: readonly boolean[],
+    valid: Uint8Array,
     positions: Float64Array,
     invFreq: Float32Array,
     attentionScaling: number,
@@ -292,7 +295,8 @@ export class ForwardModel {
     const p = `model.layers.${i}.`;
     const norm = async (name: string, dim = H) => this.weights.read(p + name, [dim]);
 
-    const h = rmsNorm(x, N, H, await norm('input_layernorm.weight'), s.eps, s.normOffset);
+    const ops = this.matrix;
+    const h = await ops.rmsNorm(x, N, H, await norm('input_layernorm.weight'), s.eps, s.normOffset);
     let q: Float32Array;
     let k: Float32Array;
     let v: Float32Array;
@@ -309,28 +313,19 @@ export class ForwardModel {
       v = await this.linear(h, N, p + 'self_attn.v_proj.weight', [kvDim, H], blockBytes, 0, kvDim, bias('v_proj'));
     }
     if (s.qkNorm) {
-      rmsNorm(q, N * s.heads, hd, await norm('self_attn.q_norm.weight', hd), s.eps, s.normOffset, q);
-      rmsNorm(k, N * s.kvHeads, hd, await norm('self_attn.k_norm.weight', hd), s.eps, s.normOffset, k);
+      q = await ops.rmsNorm(q, N * s.heads, hd, await norm('self_attn.q_norm.weight', hd), s.eps, s.normOffset);
+      k = await ops.rmsNorm(k, N * s.kvHeads, hd, await norm('self_attn.k_norm.weight', hd), s.eps, s.normOffset);
     }
-    applyRope(q, N, s.heads, hd, positions, invFreq, attentionScaling);
-    applyRope(k, N, s.kvHeads, hd, positions, invFreq, attentionScaling);
-    const attn = new Float32Array(N * qDim);
-    for (let b = 0; b < batch; b++) {
-      causalAttention(
-        q.subarray(b * T * qDim, (b + 1) * T * qDim),
-        k.subarray(b * T * kvDim, (b + 1) * T * kvDim),
-        v.subarray(b * T * kvDim, (b + 1) * T * kvDim),
-        T, s.heads, s.kvHeads, hd,
-        valid.slice(b * T, (b + 1) * T),
-        s.attentionScale, s.attentionSoftcap,
-        attn.subarray(b * T * qDim, (b + 1) * T * qDim),
-      );
-    }
-    const o = await this.linear(attn, N, p + 'self_attn.o_proj.weight', [H, qDim], blockBytes, 0, H, s.oBias ? p + 'self_attn.o_proj.bias' : undefined);
-    if (s.sandwichNorms) rmsNorm(o, N, H, await norm('post_attention_layernorm.weight'), s.eps, s.normOffset, o);
+    q = await ops.rope(q, N, s.heads, hd, positions, invFreq, attentionScaling);
+    k = await ops.rope(k, N, s.kvHeads, hd, positions, invFreq, attentionScaling);
+    const attn = await ops.attention(q, k, v, valid, {
+      batch, tokens: T, heads: s.heads, kvHeads: s.kvHeads, headDim: hd, scale: s.attentionScale, softcap: s.attentionSoftcap,
+    });
+    let o = await this.linear(attn, N, p + 'self_attn.o_proj.weight', [H, qDim], blockBytes, 0, H, s.oBias ? p + 'self_attn.o_proj.bias' : undefined);
+    if (s.sandwichNorms) o = await ops.rmsNorm(o, N, H, await norm('post_attention_layernorm.weight'), s.eps, s.normOffset);
     addInPlace(x, o);
 
-    const m = rmsNorm(x, N, H, await norm(s.sandwichNorms ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight'), s.eps, s.normOffset);
+    const m = await ops.rmsNorm(x, N, H, await norm(s.sandwichNorms ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight'), s.eps, s.normOffset);
     const I = s.intermediate;
     let gate: Float32Array;
     let up: Float32Array;
@@ -342,9 +337,9 @@ export class ForwardModel {
       gate = await this.linear(m, N, p + 'mlp.gate_proj.weight', [I, H], blockBytes, 0, I, mlpBias('gate_proj'));
       up = await this.linear(m, N, p + 'mlp.up_proj.weight', [I, H], blockBytes, 0, I, mlpBias('up_proj'));
     }
-    gatedActivation(gate, up, s.activation === 'silu' ? silu : s.activation === 'gelu_tanh' ? geluTanh : geluExact);
-    const down = await this.linear(gate, N, p + 'mlp.down_proj.weight', [H, I], blockBytes, 0, H, mlpBias('down_proj'));
-    if (s.sandwichNorms) rmsNorm(down, N, H, await norm('post_feedforward_layernorm.weight'), s.eps, s.normOffset, down);
+    const act = await ops.gatedActivation(gate, up, s.activation);
+    let down = await this.linear(act, N, p + 'mlp.down_proj.weight', [H, I], blockBytes, 0, H, mlpBias('down_proj'));
+    if (s.sandwichNorms) down = await ops.rmsNorm(down, N, H, await norm('post_feedforward_layernorm.weight'), s.eps, s.normOffset);
     addInPlace(x, down);
   }
 
@@ -353,8 +348,8 @@ export class ForwardModel {
     const s = this.spec;
     const info = this.lmHead();
     const out = new Float32Array(rows * s.vocab);
-    await this.forVocabBlocks(info, blockBytes, (w, start, count) => {
-      matmulTransposed(h, rows, s.hidden, w, count, out, s.vocab, start);
+    await this.forVocabBlocks(info, blockBytes, async (w, start, count) => {
+      scatterColumns(await this.matrix.matmulTransposed(h, rows, s.hidden, w, count), rows, count, out, s.vocab, start);
     });
     if (s.finalSoftcap !== null) {
       const cap = s.finalSoftcap;
@@ -373,9 +368,8 @@ export class ForwardModel {
     const max = new Float64Array(wanted.length).fill(-Infinity);
     const sum = new Float64Array(wanted.length);
     const targetLogit = new Float64Array(wanted.length);
-    await this.forVocabBlocks(this.lmHead(), blockBytes, (w, start, count) => {
-      const block = new Float32Array(wanted.length * count);
-      matmulTransposed(packed, wanted.length, s.hidden, w, count, block);
+    await this.forVocabBlocks(this.lmHead(), blockBytes, async (w, start, count) => {
+      const block = await this.matrix.matmulTransposed(packed, wanted.length, s.hidden, w, count);
       for (let j = 0; j < wanted.length; j++) {
         const row = block.subarray(j * count, (j + 1) * count);
         if (s.finalSoftcap !== null) for (let c = 0; c < count; c++) row[c] = s.finalSoftcap * Math.tanh(row[c] / s.finalSoftcap);
@@ -399,14 +393,33 @@ export class ForwardModel {
     return this.block.subarray(0, elements);
   }
 
-  private async forVocabBlocks(info: TensorInfo, blockBytes: number, use: (w: Float32Array, start: number, count: number) => void): Promise<void> {
+  /** Rows of a weight of `inDim` columns read at once: within blockBytes and the backend's operand limit. */
+  private blockRows(inDim: number, blockBytes: number): number {
+    return Math.max(1, Math.floor(Math.min(blockBytes / 4, this.matrix.maxElements ?? Infinity) / inDim));
+  }
+
+  private async forVocabBlocks(
+    info: TensorInfo,
+    blockBytes: number,
+    use: (w: Float32Array, start: number, count: number) => Promise<void>,
+  ): Promise<void> {
     const V = this.spec.vocab;
-    const step = Math.max(1, Math.floor(blockBytes / (4 * this.spec.hidden)));
+    const step = this.blockRows(this.spec.hidden, blockBytes);
     for (let start = 0; start < V; start += step) {
       const end = Math.min(V, start + step);
-      use(await this.weights.readRows(info, start, end, this.blockBuffer((end - start) * this.spec.hidden)), start, end - start);
+      await use(await this.weights.readRows(info, start, end, this.blockBuffer((end - start) * this.spec.hidden)), start, end - start);
     }
   }
+}
+
+/** The residual connection, on the host: a += b. */
+function addInPlace(a: Float32Array, b: Float32Array): void {
+  for (let i = 0; i < a.length; i++) a[i] += b[i];
+}
+
+/** Copies part [rows, count] into columns [offset, offset + count) of y [rows, stride]. */
+function scatterColumns(part: Float32Array, rows: number, count: number, y: Float32Array, stride: number, offset: number): void {
+  for (let r = 0; r < rows; r++) y.set(part.subarray(r * count, (r + 1) * count), r * stride + offset);
 }
 
 const EMBED = 'model.embed_tokens.weight';

@@ -1,10 +1,11 @@
 /**
  * The forward pass (docs/model.md §1–6): decoder-only transformers run from their safetensors files,
- * streamed layer by layer, in f32 on the CPU. Mixture-of-experts gates and `alloy eval` both
- * call it. `./ops` holds the arithmetic that faster backends are tested against.
+ * streamed layer by layer, in f32 through a backend's matrix operations (docs/model.md §7: the CPU
+ * reference or WebGPU). Mixture-of-experts gates and `alloy eval` both call it. `ops` re-exports
+ * the CPU reference arithmetic.
  */
 export { ForwardModelError } from './errors';
-export { DEFAULT_BLOCK_BYTES, ForwardModel, type ForwardOptions, type ForwardResult, type PaddingSide } from './forward';
+export { DEFAULT_BLOCK_BYTES, ForwardModel, type ForwardModelOptions, type ForwardOptions, type ForwardResult, type PaddingSide } from './forward';
 export { FORWARD_FAMILIES, modelSpecFromConfig, type Activation, type ForwardFamily, type ModelSpec } from './model-spec';
 export { ModelWeights } from './model-weights';
 export { SUPPORTED_ROPE_TYPES, ropeFrequencies, ropeSpecFromConfig, type RopeFrequencies, type RopeSpec, type RopeType } from './rope';

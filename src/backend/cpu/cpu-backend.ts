@@ -4,6 +4,7 @@ import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeB
 import { pcgHash, streamKey } from '../random';
 import type { ReductionKind, ReductionToken } from '../reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../types';
+import { cpuMatrixOps } from './cpu-matrix-ops';
 
 /**
  * The reference backend: plain TypeScript over Float32Array, f32 element arithmetic, f64
@@ -12,6 +13,8 @@ import type { ChunkOps, Operand, Reduction, Vec } from '../types';
 export class CpuBackend implements ComputeBackend {
   readonly name = 'cpu' as const;
   readonly countsNonFinite = true;
+  /** The JavaScript reference: the forward pass's time is in its cache-blocked matmul. */
+  readonly matrix = cpuMatrixOps;
   private readonly pool = new VectorPool();
 
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk {

@@ -7,6 +7,7 @@ import { counted, replay } from './chunk-server';
 import { cacheKey, forEachRef, neededNodes } from './graph';
 import { RecordingChunk, type ChunkRunner } from './recording-chunk';
 import { isNaNBits, wholeBuffer, type ChunkRequest, type ChunkResponse, type GraphNode, type WireInput, type WorkerPort } from './protocol';
+import { cpuMatrixOps } from '../cpu/cpu-matrix-ops';
 
 export interface WorkerPoolOptions {
   /** Number of workers (at least 1). */
@@ -86,6 +87,8 @@ export const DEFAULT_POOL_CACHE_BYTES = 128 * 1024 * 1024;
  */
 export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   readonly name = 'cpu' as const;
+  /** The JavaScript reference: the forward pass's time is in its cache-blocked matmul. */
+  readonly matrix = cpuMatrixOps;
   readonly chunksInFlight: number;
   /** Workers count the NaN/±Inf of the bytes they receive and encode, off the engine's thread. */
   readonly countsNonFinite = true;

@@ -6,6 +6,7 @@ import type { ReductionKind, ReductionToken } from '../../reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../../types';
 import { WasmHeap } from './wasm-heap';
 import { ABS, ADD, DIV, EQ, GE, GT, MAX, MIN, MUL, NEG, SIGN, SQRT, SUB, type Kernels } from './wasm-kernels';
+import { cpuMatrixOps } from '../cpu-matrix-ops';
 
 /**
  * The CPU backend with its vectors in WebAssembly linear memory and its loops in SIMD kernels
@@ -17,6 +18,8 @@ import { ABS, ADD, DIV, EQ, GE, GT, MAX, MIN, MUL, NEG, SIGN, SQRT, SUB, type Ke
 export class SimdCpuBackend implements ComputeBackend {
   readonly name = 'cpu' as const;
   readonly countsNonFinite = true;
+  /** The JavaScript reference: the forward pass's time is in its cache-blocked matmul. */
+  readonly matrix = cpuMatrixOps;
   private readonly heap: WasmHeap;
 
   constructor(private readonly kernels: Kernels) {
