@@ -299,7 +299,7 @@ export interface EngineOptions {
   readonly demoBaseUrl?: string;
   /** Download tuning (tests use tiny blocks and short retry delays). */
   readonly download?: {
-    /** Bytes per range request and resume unit; a multiple of 64 (default 16 MiB). */
+    /** Bytes per range request and resume unit; a multiple of 64 (default 32 MiB). */
     readonly blockBytes?: number;
     /** Blocks of one file fetched at once (default 4). */
     readonly concurrency?: number;
