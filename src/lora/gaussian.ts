@@ -1,9 +1,17 @@
 /**
- * Seeded standard normal numbers for the randomized SVD's test matrix. The stream depends only
- * on (seed, label), so a module's extraction is reproducible whatever else is extracted and on
- * whichever machine it runs: mulberry32 uniforms through Box–Muller, in float64.
+ * Seeded random numbers whose stream depends only on (seed, label): mulberry32 uniforms, and
+ * Box–Muller normals from them, in float64. A module's extraction (the randomized SVD's test
+ * matrix) and an MoE build's random routers (docs/moe.md §4) are reproducible whatever else runs
+ * and on whichever machine.
  */
-export function gaussianStream(seed: number, label: string): () => number {
+export interface RandomStream {
+  /** Uniform in [0, 1). */
+  uniform(): number;
+  /** Standard normal. */
+  normal(): number;
+}
+
+export function randomStream(seed: number, label: string): RandomStream {
   let state = (hashLabel(label) ^ Math.imul(seed >>> 0, 0x9e3779b1)) >>> 0;
   const uniform = (): number => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -13,7 +21,7 @@ export function gaussianStream(seed: number, label: string): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   let spare: number | null = null;
-  return () => {
+  const normal = (): number => {
     if (spare !== null) {
       const s = spare;
       spare = null;
@@ -26,6 +34,12 @@ export function gaussianStream(seed: number, label: string): () => number {
     spare = r * Math.sin(2 * Math.PI * v);
     return r * Math.cos(2 * Math.PI * v);
   };
+  return { uniform, normal };
+}
+
+/** Standard normal numbers for the randomized SVD's test matrix. */
+export function gaussianStream(seed: number, label: string): () => number {
+  return randomStream(seed, label).normal;
 }
 
 /** FNV-1a of the label's UTF-16 code units. */

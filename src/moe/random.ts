@@ -2,46 +2,6 @@
  * Seeded random numbers for random routers and `noise_scale` (docs/moe.md §4). mergekit draws
  * them from torch's global generator, which no other program reproduces; Alloy's streams depend
  * only on (seed, label), so a run is repeatable with `--random-seed` and one tensor's numbers do not
- * depend on which other tensors exist. mulberry32 uniforms, Box–Muller normals, in float64.
+ * depend on which other tensors exist. The same streams as LoRA extraction's.
  */
-export interface RandomStream {
-  /** Uniform in [0, 1). */
-  uniform(): number;
-  /** Standard normal. */
-  normal(): number;
-}
-
-export function randomStream(seed: number, label: string): RandomStream {
-  let state = (fnv1a(label) ^ Math.imul(seed >>> 0, 0x9e3779b1)) >>> 0;
-  const uniform = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  let spare: number | null = null;
-  const normal = (): number => {
-    if (spare !== null) {
-      const s = spare;
-      spare = null;
-      return s;
-    }
-    let u = 0;
-    while (u === 0) u = uniform();
-    const v = uniform();
-    const r = Math.sqrt(-2 * Math.log(u));
-    spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  };
-  return { uniform, normal };
-}
-
-function fnv1a(label: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < label.length; i++) {
-    h ^= label.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
+export { randomStream, type RandomStream } from '../lora/gaussian';
