@@ -39,14 +39,18 @@ function issueLine(issue: ConfigIssue): string {
   return `${issue.line !== undefined ? `line ${issue.line}: ` : ''}${issue.path ? `${issue.path}: ` : ''}${issue.message}`;
 }
 
-/** The weight files of a Hub model, each pinned to its commit with the hash its download is checked against. */
-function hubWeightFiles(model: ResolvedModel): ShardSpec[] {
+/**
+ * The weight shards of a Hub model (those its index or model.safetensors names, not stray copies
+ * such as a repo's consolidated.safetensors), each pinned to its commit with the hash its download
+ * is checked against.
+ */
+async function hubWeightFiles(model: ResolvedModel): Promise<ShardSpec[]> {
   const hub = model.hub;
   if (!hub) return [];
-  return hub.snapshot.files
-    .filter((f) => f.path.endsWith('.safetensors'))
-    .map((f) => {
-      const info = hub.file(f.path)!;
+  const shards = (await model.metadata()).tensors.files;
+  return shards.map((path) => {
+      const info = hub.file(path);
+      if (!info) throw new Error(`Model ${model.key}: ${path} is not in the Hub listing of ${hub.snapshot.repo}`);
       if (!info.sha256 && !info.oid) throw new Error(`Model ${model.key}: the Hub listed no hash for ${info.path} of ${hub.snapshot.repo}, so its download cannot be verified`);
       return { repo: hub.snapshot.repo, commit: hub.snapshot.commit, path: info.path, size: info.size, ...(info.sha256 ? { sha256: info.sha256 } : { gitOid: info.oid! }) };
     });
@@ -139,7 +143,7 @@ async function build(deps: MoeDeps, request: MergeRequest, onProgress: (progress
   try {
     // 2. Hub weights through the verified cache: experts' MLPs and the base's other tensors are read once each, in any order.
     const cache = await deps.cache();
-    const files = [...models.values()].flatMap((model) => hubWeightFiles(model).map((spec) => ({ model, spec })));
+    const files = (await Promise.all([...models.values()].map(async (model) => (await hubWeightFiles(model)).map((spec) => ({ model, spec }))))).flat();
     phase = 'downloading';
     for (const { model, spec } of files) {
       const done = await cache.bytesCached(spec);
