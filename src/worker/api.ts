@@ -223,6 +223,8 @@ export interface RunProgress {
   readonly inputBytesTotal: number;
   readonly bytesPerSecond: number;
   readonly etaMs: number | null;
+  /** Bytes of output written so far (a mixture-of-experts build, which reads no merge inputs). */
+  readonly bytesWritten?: number;
   /**
    * The backend actually used (absent until the engine has chosen it, after the downloads); why it
    * runs; a warning when it is not the one asked for.
@@ -392,6 +394,12 @@ export interface EngineApi {
   plan(request: MergeRequest): Promise<PlanSummary>;
   /** Downloads (through the OPFS cache), merges and writes the output to OPFS. */
   merge(request: MergeRequest, onProgress: (progress: RunProgress) => void): Promise<MergeResult>;
+  /**
+   * Builds the mixture of experts of a mergekit-moe YAML (docs/moe.md §1), as `alloy moe`: Hub
+   * models are downloaded into the verified cache first; the output appears only when complete
+   * (cancel() stops it; nothing is kept then). `randomSeed` seeds random routers and noise (default 0).
+   */
+  moe(request: MergeRequest, onProgress: (progress: RunProgress) => void): Promise<MergeResult>;
   /** "Extract a LoRA": what the extraction would write, and its problems (listed, not thrown). */
   planExtraction(request: ExtractRequest): Promise<ExtractPlanSummary>;
   /** Extracts a PEFT adapter folder into the outputs (cancel() stops it; nothing is kept then). */

@@ -24,6 +24,7 @@ export function createEngineClient(): EngineClient {
     inspectAdapter: (source) => remote.inspectAdapter(source),
     plan: (request) => remote.plan(request),
     merge: (request: MergeRequest, onProgress: (progress: RunProgress) => void) => remote.merge(request, Comlink.proxy(onProgress)),
+    moe: (request: MergeRequest, onProgress: (progress: RunProgress) => void) => remote.moe(request, Comlink.proxy(onProgress)),
     planExtraction: (request) => remote.planExtraction(request),
     extractLora: (request: ExtractRequest, onProgress: (progress: ExtractProgress) => void) => remote.extractLora(request, Comlink.proxy(onProgress)),
     cancel: () => remote.cancel(),

@@ -22,6 +22,7 @@ import type { OutputFolder } from '../storage/types';
 import type { ComputeBackend } from '../backend';
 import type { AdapterSummary, ExtractPlanSummary, ExtractProgress, ExtractRequest } from './api';
 import { planExtractionRequest, runExtraction, type ExtractDeps } from './extract-service';
+import { runMoeBuild } from './moe-service';
 import type {
   CacheEntry,
   DemoModelInfo,
@@ -89,7 +90,7 @@ export class EngineService implements EngineApi {
   private readonly resolver: ModelResolver;
   private cachePromise: Promise<OpfsShardCache> | null = null;
   private outputsPromise: Promise<OpfsOutputStore> | null = null;
-  private running: { kind: 'merge' | 'push' | 'evaluate' | 'extraction'; controller: AbortController } | null = null;
+  private running: { kind: 'merge' | 'push' | 'evaluate' | 'extraction' | 'moe'; controller: AbortController } | null = null;
   private readonly fetchImpl: typeof fetch;
 
   constructor(private readonly deps: EngineServiceDeps) {
@@ -252,6 +253,15 @@ export class EngineService implements EngineApi {
     }
   }
 
+  async moe(request: MergeRequest, onProgress: (progress: RunProgress) => void): Promise<MergeResult> {
+    const controller = this.begin('moe');
+    try {
+      return await runMoeBuild(this.extractDeps(), request, onProgress, controller.signal);
+    } finally {
+      this.end(controller);
+    }
+  }
+
   planExtraction(request: ExtractRequest): Promise<ExtractPlanSummary> {
     return planExtractionRequest(this.extractDeps(), request);
   }
@@ -309,6 +319,7 @@ export class EngineService implements EngineApi {
     if (this.running?.kind === 'merge') throw new Error('cannot delete cached models while a merge runs: cancel it first');
     if (this.running?.kind === 'evaluate') throw new Error('cannot delete cached models while an evaluation reads them: cancel it first');
     if (this.running?.kind === 'extraction') throw new Error('cannot delete cached models while an extraction reads them: cancel it first');
+    if (this.running?.kind === 'moe') throw new Error('cannot delete cached models while a mixture of experts is built from them: cancel it first');
     await (await this.cache()).delete(repo, revision);
   }
 
@@ -690,7 +701,7 @@ export class EngineService implements EngineApi {
     return this.outputsPromise;
   }
 
-  private begin(kind: 'merge' | 'push' | 'evaluate' | 'extraction'): AbortController {
+  private begin(kind: 'merge' | 'push' | 'evaluate' | 'extraction' | 'moe'): AbortController {
     if (this.running) throw new Error(`a ${this.running.kind} is already running: wait for it or cancel it`);
     const controller = new AbortController();
     this.running = { kind, controller };

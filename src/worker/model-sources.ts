@@ -1,4 +1,4 @@
-import { formatModelReference, modelPathKind } from '../config';
+import { formatModelReference, modelPathKind, type ModelReference } from '../config';
 import type { MergeConfig } from '../config/types';
 import { baseModelsFromCard, HubError, isHubRepoId, type HubClient } from '../hub';
 import { adapterSourceKey, loadModelMetadata, loadTokenizerFiles, referencedModels, yamlPathOf, type ModelMetadata } from '../plan';
@@ -97,21 +97,33 @@ export class ModelResolver {
         bound.push({ key, source: explicit.source });
         continue;
       }
-      const demo = await this.demos().then(
-        (index) => index.models.find((m) => m.name === ref.path),
-        () => undefined,
-      );
-      if (demo) bound.push({ key, source: { kind: 'demo', name: demo.name } });
-      else if (isHubRepoId(ref.path) && modelPathKind(ref.path) === 'hub') {
-        bound.push({ key, source: { kind: 'hub', repo: ref.path, ...(ref.revision ? { revision: ref.revision } : {}) } });
-      } else {
-        errors.push(
-          `Model ${key} of the YAML is not among the chosen models and is not a Hub id (namespace/name), so it names a local folder` +
-            ': choose that folder with "Choose folder…" on its row in the Models step, or fix its name in the YAML',
-        );
-      }
+      const implicit = await this.bindReference(ref, []);
+      if (typeof implicit === 'string') errors.push(implicit);
+      else bound.push(implicit);
     }
     return { bound, adapters, errors };
+  }
+
+  /**
+   * The binding of one model reference (no adapter): the page's, else a demo model by name, else
+   * a Hub repo; a message when it names a local folder the page did not bind.
+   */
+  async bindReference(ref: ModelReference, bindings: readonly ModelBinding[]): Promise<ModelBinding | string> {
+    const key = formatModelReference(ref);
+    const explicit = bindings.find((b) => b.key === key);
+    if (explicit) return { key, source: explicit.source };
+    const demo = await this.demos().then(
+      (index) => index.models.find((m) => m.name === ref.path),
+      () => undefined,
+    );
+    if (demo) return { key, source: { kind: 'demo', name: demo.name } };
+    if (isHubRepoId(ref.path) && modelPathKind(ref.path) === 'hub') {
+      return { key, source: { kind: 'hub', repo: ref.path, ...(ref.revision ? { revision: ref.revision } : {}) } };
+    }
+    return (
+      `Model ${key} of the YAML is not among the chosen models and is not a Hub id (namespace/name), so it names a local folder` +
+      ': choose that folder with "Choose folder…" on its row in the Models step, or fix its name in the YAML'
+    );
   }
 
   private async open(key: string, source: ModelSourceSpec, signal?: AbortSignal): Promise<ResolvedModel> {

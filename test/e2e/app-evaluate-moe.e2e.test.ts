@@ -3,7 +3,7 @@
  * in headless Chromium with the real engine worker and the bundled demo models. The perplexities
  * the page shows are compared with `alloy eval` on the same files.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatPerplexity } from '../../src/model/compare-perplexity';
@@ -163,7 +163,7 @@ describe.skipIf(!chromiumAvailable())('the app: Evaluate and the MoE editor (rea
     await perToken.blur();
     await page.getByText('valid', { exact: true }).waitFor();
 
-    // Review: the experts, the output layout, and running via the CLI for now.
+    // Review: the experts, the output layout, and how to run it here or with the CLI.
     await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Review/ }).click();
     const plan = page.getByTestId('moe-plan');
     await plan.waitFor();
@@ -173,7 +173,44 @@ describe.skipIf(!chromiumAvailable())('the app: Evaluate and the MoE editor (rea
     expect(await rows.count()).toBe(3);
     expect((await rows.nth(2).locator('td').allTextContents()).map((t) => t.trim())).toEqual(['experts[1]', 'alloy-demo-code', 'llama', '4', '64', '2 / 0']);
     expect(await plan.getByText('alloy moe moe-config.yml out/').count()).toBe(1);
-    expect(await page.getByRole('button', { name: 'Start merge' }).isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Start merge' }).isDisabled()).toBe(false);
+  });
+
+  it('builds the mixture of experts in the worker: Run shows its progress, Result lists the files alloy moe writes, byte for byte', async () => {
+    const page = browser.page;
+    await open();
+    await page.locator('#yaml-editor').fill(MOE_YAML);
+    await page.getByText('valid', { exact: true }).waitFor();
+    await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Review/ }).click();
+    await expect.poll(() => page.getByTestId('moe-plan-output').textContent(), { timeout: 30_000 }).toMatch(/Architecture\s*Mixtral/);
+    await page.getByRole('button', { name: 'Start merge' }).and(page.locator(':enabled')).click({ timeout: 30_000 });
+    await page.getByRole('heading', { name: 'Push to the Hugging Face Hub' }).waitFor({ timeout: 180_000 });
+    const outputName = (await page.locator('.files h3').first().textContent())!.trim();
+
+    // The Run step kept the build's last progress: every tensor written, and the bytes.
+    await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Run/ }).click();
+    const written = page.getByTestId('bytes-written');
+    await written.waitFor();
+    expect((await page.locator('.progress .pct').textContent())!.trim()).toBe('100%');
+    await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Result/ }).click();
+
+    // The same build with the CLI next to the demo models (the app's seed defaults to 0).
+    const demoRoot = join(env.appDir, 'demo-models');
+    writeConfig(demoRoot, 'moe.yml', MOE_YAML);
+    const cli = await runAlloy(['moe', 'moe.yml', 'cli-moe', '--random-seed', '0', '--quiet'], demoRoot);
+    expect(cli.code, cli.stderr).toBe(0);
+    const card = page.locator('.files', { has: page.locator('h3', { hasText: outputName }) });
+    const listed = (await card.locator('tbody tr td:first-child').allTextContents()).map((t) => t.trim()).sort();
+    expect(listed).toEqual(readdirSync(join(demoRoot, 'cli-moe')).sort());
+    for (const file of ['model.safetensors', 'config.json']) {
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        card.getByRole('row', { name: new RegExp(`^${file.replace('.', '\\.')}`) }).getByRole('button', { name: 'Download' }).click(),
+      ]);
+      expect(Buffer.compare(readFileSync((await download.path())!), readFileSync(join(demoRoot, 'cli-moe', file))), file).toBe(0);
+    }
+    expect(JSON.parse(readFileSync(join(demoRoot, 'cli-moe', 'config.json'), 'utf8'))).toMatchObject({ model_type: 'mixtral', num_local_experts: 2 });
+    expect(outputName.length).toBeGreaterThan(0);
   });
 
   it('switches to the experts editor when "Mixture of experts" is chosen in the method step', async () => {

@@ -241,6 +241,9 @@ export function createMockEngine(options: MockOptions = {}): EngineApi {
     async extractLora() {
       throw new Error('The mock engine does not simulate LoRA extraction: run the app with the real worker.');
     },
+    async moe() {
+      throw new Error('The mock engine does not simulate mixture-of-experts builds: run the app with the real worker.');
+    },
     async cancel() {
       state.abort?.abort();
     },

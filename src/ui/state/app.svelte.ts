@@ -17,6 +17,7 @@ import { layerLayout, outputLayers, type LayerLayout, type OutputLayer } from '.
 import { checkConfigText, editCheckedConfig, hasYamlComment, ReadOnlyConfigError, type ConfigCheck } from '../lib/config-text';
 import { checkOffThread, needsOffThreadCheck, PENDING_CHECK } from '../lib/off-thread-check';
 import { editMoeText, moeModels } from '../lib/moe-text';
+import { moePlan } from '../lib/moe-plan';
 import type { MoeConfig } from '../../config';
 import type { ConnectEngine, EngineConnection } from '../lib/engine';
 import { describeError, type UserError } from '../lib/errors';
@@ -643,7 +644,7 @@ export class AppState {
   /** What blocks asking for a plan, in words; undefined when a request can be built. */
   get requestProblem(): string | undefined {
     if (!this.api) return 'The engine is not ready.';
-    if (this.check.moe) return 'Building a mixture of experts runs with the CLI for now (alloy moe): the Review step lists the experts and the output and exports the YAML.';
+    if (this.check.moe) return this.moeProblem;
     if (this.check.empty || !this.config || this.referenced.length === 0) return 'Add models and choose a method first.';
     if (!this.check.valid) return `The config has ${this.check.errorCount} problem${this.check.errorCount === 1 ? '' : 's'}: see the YAML panel.`;
     const unbound = this.referenced.filter((k) => !this.sources[k]);
@@ -652,6 +653,28 @@ export class AppState {
     if (pending.some((k) => this.inspections[k]?.status === 'error')) return 'Some models could not be read: see the Models step.';
     if (pending.length > 0) return 'Reading the models…';
     return this.adapters.problem;
+  }
+
+  /** What blocks building a mixture of experts, in words (the YAML's problems, models not bound or read, experts that do not fit). */
+  private get moeProblem(): string | undefined {
+    const moe = this.check.moe!;
+    if (!moe.valid) return `The config has ${this.check.errorCount} problem${this.check.errorCount === 1 ? '' : 's'}: see the YAML panel.`;
+    const unbound = this.referenced.filter((k) => !this.sources[k]);
+    if (unbound.length > 0) return `Pick the local folder of ${unbound.join(', ')} (Models step).`;
+    const pending = this.referenced.filter((k) => this.inspections[k]?.status !== 'ready');
+    if (pending.some((k) => this.inspections[k]?.status === 'error')) return 'Some models could not be read: see the Models step.';
+    if (pending.length > 0) return 'Reading the models…';
+    const plan = moePlan(moe.config, (key) => {
+      const i = this.inspections[key];
+      return i?.status === 'ready' ? i.summary : undefined;
+    });
+    if (plan.errors.length > 0) return 'These models cannot be combined into a mixture of experts: see the Review step.';
+    return undefined;
+  }
+
+  /** Whether Start merge can run now: a mixture of experts needs no plan from the worker (its Review is worked out in the page). */
+  get canStartRun(): boolean {
+    return this.requestProblem === undefined && (this.check.moe ? true : this.plan?.ok === true) && this.run.status !== 'running';
   }
 
   buildRequest(): MergeRequest | null {
@@ -699,7 +722,7 @@ export class AppState {
   async refreshPlan(): Promise<void> {
     const request = this.buildRequest();
     const sequence = ++this.planSequence;
-    if (!request || !this.api) {
+    if (!request || !this.api || this.check.moe) {
       this.plan = null;
       this.planStatus = 'idle';
       return;
@@ -729,7 +752,7 @@ export class AppState {
       if (this.run.status === 'running') this.run = { ...this.run, progress };
     };
     try {
-      const result = await api.merge(request, onProgress);
+      const result = this.check.moe ? await api.moe(request, onProgress) : await api.merge(request, onProgress);
       this.run = { status: 'done', result, ...(this.run.status === 'running' && this.run.progress ? { progress: this.run.progress } : {}) };
       await this.refreshOutputs();
       this.step = 'result';
