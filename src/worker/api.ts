@@ -85,6 +85,13 @@ export interface MergeRequest {
   readonly outputDirectory?: FileSystemDirectoryHandle;
   /** Refuse a result with NaN or Inf in any input or output tensor: the merge fails and nothing is kept. */
   readonly refuseNonFinite?: boolean;
+  /**
+   * Makes the merge resumable after a reload (8–40 of `0-9a-z`, chosen by the page): its partial
+   * output is kept under this id with a checkpoint after every tensor, and a merge of the same
+   * plan with the same id continues after the last completed tensor. Outputs saved into a folder
+   * (`outputDirectory`) are not resumable. Give a `randomSeed` too: a resumed plan must be the same.
+   */
+  readonly resumeId?: string;
 }
 
 /** A Hub file checked against the hash the Hub lists for it. */
@@ -268,6 +275,10 @@ export interface EngineApi {
   /** A disk-backed File of an output (download with an object URL). */
   outputFile(outputName: string, file: string): Promise<File>;
   deleteOutput(outputName: string): Promise<void>;
+  /** Whether the partial output of the resumable merge `resumeId` is still there to continue. */
+  hasUnfinishedMerge(resumeId: string): Promise<boolean>;
+  /** Removes the partial output of the resumable merge `resumeId` (the page's "Discard"). */
+  discardUnfinishedMerge(resumeId: string): Promise<void>;
   listCache(): Promise<CacheEntry[]>;
   deleteCached(repo: string, revision?: string): Promise<void>;
   push(request: PushRequest, onProgress: (progress: PushProgress) => void): Promise<{ readonly url: string }>;

@@ -1,6 +1,6 @@
 import { ConfigError, parseMergeConfig, type ConfigIssue } from '../config';
 import type { MergeConfig } from '../config/types';
-import { DEFAULT_BUDGET_BYTES, describeNonFiniteTensor, MergeCancelledError, NonFiniteError, runMerge, type MergeProgress, type SourceOpener } from '../engine';
+import { DEFAULT_BUDGET_BYTES, describeNonFiniteTensor, MergeCancelledError, NonFiniteError, runMerge, type MergeCheckpoint, type MergeProgress, type SourceOpener } from '../engine';
 import { HubClient, HubError, hubOrigin, hubUrlProblem, isHubRepoId } from '../hub';
 import { buildPlan, needsTokenizerFiles, PlanError, type MergePlan, type PlanOptions } from '../plan';
 import { MemoryByteSource } from '../storage';
@@ -9,7 +9,9 @@ import {
   directoryOutputProblem,
   formatBytes,
   OpfsOutputStore,
+  resumableFolderName,
   StreamingRangeSource,
+  type OpfsOutputFolder,
   OpfsShardCache,
   outputNameProblem,
   ShardCacheError,
@@ -39,6 +41,7 @@ import type {
 import { selectBackend, type GpuModuleLoader } from './backend-select';
 import { chooseInputMode, estimateDisk, type InputMode, type StorageEstimate } from './input-mode';
 import { verifyBeforeCommit } from './verify-before-commit';
+import { checkpointFor, planFingerprint, savedCheckpoint } from './merge-resume';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
 import { emptySummary, layerSources, outputFiles, workingMemoryBytes } from './plan-summary';
 
@@ -249,14 +252,24 @@ export class EngineService implements EngineApi {
       plan = prepared.plan;
       const models = prepared.models;
       const outputs = await this.outputs();
-      await outputs.removeUnfinished();
+      // A resumable merge (the page gave it an id) keeps its partial output across reloads.
+      const resumeId = request.resumeId !== undefined && !request.outputDirectory ? request.resumeId : undefined;
+      await outputs.removeUnfinished(resumeId !== undefined ? new Set([resumableFolderName(resumeId)]) : undefined);
       let folderOutput: DirectoryOutputFolder | null = null;
       if (request.outputDirectory) {
         const problem = outputNameProblem(request.outputName);
         if (problem) throw new Error(problem);
         folderOutput = await DirectoryOutputFolder.begin(request.outputDirectory, request.outputName);
       }
-      const opfsOutput = folderOutput ? null : await outputs.begin(request.outputName);
+      let opfsOutput: OpfsOutputFolder | null = null;
+      let resume: MergeCheckpoint | null = null;
+      const fingerprint = resumeId !== undefined ? await planFingerprint(plan) : '';
+      if (resumeId !== undefined) {
+        const begun = await outputs.beginResumable(request.outputName, resumeId);
+        opfsOutput = begun.folder;
+        resume = checkpointFor(begun.checkpoint, fingerprint, plan.jobs.length);
+        if (!resume) await opfsOutput.restart();
+      } else if (!folderOutput) opfsOutput = await outputs.begin(request.outputName);
       const baseOutput: OutputFolder & { readonly files: { name: string; size: number }[] } = folderOutput ?? opfsOutput!;
 
       const sources = new Map<string, () => Promise<ByteSource>>();
@@ -287,7 +300,7 @@ export class EngineService implements EngineApi {
           output: folderOutput ? 'folder' : 'browser',
           estimate: await this.storageEstimate(),
         }).mode;
-        if (inputMode === 'stream') await this.openStreams(plan, specs, bySource, models, sources, streams, downloads, emit, signal);
+        if (inputMode === 'stream') await this.openStreams(plan, specs, bySource, models, sources, streams, downloads, emit, signal, resume?.tensorsDone ?? 0);
         for (const { model, spec } of inputMode === 'stream' ? [] : specs) {
           const done = await cache.bytesCached(spec);
           downloads.set(downloadKey(model, spec.path), {
@@ -403,6 +416,8 @@ export class EngineService implements EngineApi {
           },
           progressIntervalMs: PROGRESS_INTERVAL_MS,
           refuseNonFinite: request.refuseNonFinite === true,
+          ...(resume ? { resume } : {}),
+          ...(resumeId !== undefined && opfsOutput ? { onCheckpoint: (c: MergeCheckpoint) => opfsOutput.saveCheckpoint(savedCheckpoint(fingerprint, c)) } : {}),
         });
       } finally {
         await backend.dispose().catch(() => undefined);
@@ -462,6 +477,15 @@ export class EngineService implements EngineApi {
 
   async deleteOutput(outputName: string): Promise<void> {
     await (await this.outputs()).delete(outputName);
+  }
+
+  async hasUnfinishedMerge(resumeId: string): Promise<boolean> {
+    return (await this.outputs()).hasResumable(resumeId);
+  }
+
+  async discardUnfinishedMerge(resumeId: string): Promise<void> {
+    if (this.running?.kind === 'merge') throw new Error('a merge is running: cancel it first');
+    await (await this.outputs()).discardResumable(resumeId);
   }
 
   async listCache(): Promise<CacheEntry[]> {
@@ -555,12 +579,13 @@ export class EngineService implements EngineApi {
     downloads: Map<string, DownloadProgress>,
     emit: (phase: RunProgress['phase'], force?: boolean) => void,
     signal: AbortSignal,
+    tensorsDone: number,
   ): Promise<void> {
     const d = this.options.download ?? {};
     for (const { model, spec } of specs) {
       downloads.set(downloadKey(model, spec.path), { model, file: spec.path, bytesDone: 0, bytesTotal: spec.size, state: 'streaming' });
     }
-    const schedules = readSchedules(plan);
+    const schedules = readSchedules(plan, tensorsDone);
     const rechecked = new Set<string>();
     for (const [key, spec] of bySource) {
       const model = key.slice(0, key.indexOf('\u0000'));
@@ -807,10 +832,10 @@ function hasQuotaCause(error: unknown): boolean {
 
 const sourceKeyOf = (model: string, file: string): string => `${model}\u0000${file}`;
 
-/** Per (model, file): the tensor byte ranges the engine reads, in the order it reads them (job order). */
-function readSchedules(plan: MergePlan): Map<string, { offset: number; length: number }[]> {
+/** Per (model, file): the tensor byte ranges the engine reads, in the order it reads them (job order), from job `from` on. */
+function readSchedules(plan: MergePlan, from: number): Map<string, { offset: number; length: number }[]> {
   const out = new Map<string, { offset: number; length: number }[]>();
-  for (const job of plan.jobs) {
+  for (const job of plan.jobs.slice(from)) {
     for (const input of job.inputs) {
       const key = sourceKeyOf(input.model, input.tensor.file);
       let list = out.get(key);
