@@ -92,6 +92,12 @@ export interface MergeRequest {
    * (`outputDirectory`) are not resumable. Give a `randomSeed` too: a resumed plan must be the same.
    */
   readonly resumeId?: string;
+  /**
+   * Streamed files read out of file order are downloaded again, in order, at the end of the merge
+   * to check their sha256 before the output is committed (default true). False: they are reported
+   * unverified instead, and nothing is downloaded twice.
+   */
+  readonly verifyStreamedInputs?: boolean;
 }
 
 /** A Hub file checked against the hash the Hub lists for it. */
@@ -169,7 +175,7 @@ export interface MergeResult {
   readonly elapsedMs: number;
   /** Every Hub file the merge read, verified against the Hub's hash (none for local and demo models). */
   readonly verified?: readonly VerifiedFile[];
-  /** Streamed Hub files whose sha256 could not be checked, and why (the merge read them out of file order). */
+  /** Streamed Hub files whose sha256 was not checked, and why (read out of file order with `verifyStreamedInputs` off, or no sha256 listed). */
   readonly unverified?: readonly (VerifiedFile & { readonly reason: string })[];
   /** How Hub inputs were read. */
   readonly inputMode?: InputMode;

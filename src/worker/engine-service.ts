@@ -300,7 +300,7 @@ export class EngineService implements EngineApi {
           output: folderOutput ? 'folder' : 'browser',
           estimate: await this.storageEstimate(),
         }).mode;
-        if (inputMode === 'stream') await this.openStreams(plan, specs, bySource, models, sources, streams, downloads, emit, signal, resume?.tensorsDone ?? 0);
+        if (inputMode === 'stream') await this.openStreams(plan, specs, bySource, models, sources, streams, downloads, emit, signal, resume?.tensorsDone ?? 0, request.verifyStreamedInputs !== false);
         for (const { model, spec } of inputMode === 'stream' ? [] : specs) {
           const done = await cache.bytesCached(spec);
           downloads.set(downloadKey(model, spec.path), {
@@ -580,6 +580,7 @@ export class EngineService implements EngineApi {
     emit: (phase: RunProgress['phase'], force?: boolean) => void,
     signal: AbortSignal,
     tensorsDone: number,
+    verify: boolean,
   ): Promise<void> {
     const d = this.options.download ?? {};
     for (const { model, spec } of specs) {
@@ -606,6 +607,7 @@ export class EngineService implements EngineApi {
           // The planning reads (the header) come first: they are checked against the stream below.
           schedule: [...hub.rangesRead(spec.path).map((r) => ({ offset: r.offset, length: r.bytes.byteLength })), ...(schedules.get(key) ?? [])],
           ...(spec.sha256 ? { sha256: spec.sha256 } : {}),
+          rereadToVerify: verify,
           ...(d.streamWindowBytes !== undefined ? { windowBytes: d.streamWindowBytes } : {}),
           ...(d.retries !== undefined ? { retries: d.retries } : {}),
           ...(d.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: d.retryBaseDelayMs } : {}),
