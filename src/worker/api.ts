@@ -183,6 +183,8 @@ export interface MergeResult {
   readonly savedTo?: string;
   /** Tensors whose inputs or output hold NaN or Inf (absent or empty when none do). */
   readonly nonFinite?: readonly NonFiniteTensor[];
+  /** A merge resumed after a reload: the tensors written before it, taken from its checkpoint. */
+  readonly resumedAfterTensors?: number;
 }
 
 export interface CacheEntry {

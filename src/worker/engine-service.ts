@@ -447,6 +447,7 @@ export class EngineService implements EngineApi {
         inputMode,
         ...(unverified.length > 0 ? { unverified } : {}),
         ...(folderOutput ? { savedTo: folderOutput.location } : {}),
+        ...(resume ? { resumedAfterTensors: resume.tensorsDone } : {}),
       };
     } catch (error) {
       throw await this.explainMergeError(error, signal, plan, downloads);
