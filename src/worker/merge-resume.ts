@@ -4,7 +4,7 @@ import type { MergePlan } from '../plan';
 import type { NonFiniteTensor } from '../storage';
 
 /**
- * What a resumable merge keeps next to its partial output (docs/browser.md §5): how far it got,
+ * What a resumable merge keeps next to its partial output (docs/browser.md §7): how far it got,
  * and a fingerprint of the plan it was running. A merge resumed after a reload continues only
  * from a checkpoint of the very same plan (same tensors, shards, parameters and random seed);
  * anything else starts afresh.

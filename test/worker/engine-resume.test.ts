@@ -8,7 +8,7 @@ import { FakeHub } from '../fakehub/server';
 import { memoryOpfs } from '../helpers/memory-opfs';
 
 /**
- * A merge resumed after a reload (docs/browser.md §5): the first worker is frozen mid-merge (its
+ * A merge resumed after a reload (docs/browser.md §7): the first worker is frozen mid-merge (its
  * requests never answer, as when the page goes away), its access handles are released, and a new
  * engine on the same storage continues with the same request. The output must equal an
  * uninterrupted merge's, byte for byte, without downloading again what was done.
