@@ -43,6 +43,8 @@ export interface MergeOptions {
 /** How far a merge got: its first `tensorsDone` jobs (plan order) are written. */
 export interface MergeCheckpoint {
   readonly tensorsDone: number;
+  /** The tensors done fill whole output files, all closed: a resume needs no file reopened. */
+  readonly atFileBoundary?: boolean;
   readonly warnings: readonly string[];
   readonly nonFinite: readonly NonFiniteTensor[];
 }
@@ -172,7 +174,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
       currentShare = 0;
       if (options.onCheckpoint) {
         await writer.checkpoint();
-        await options.onCheckpoint({ tensorsDone, warnings: [...warnings], nonFinite: [...nonFinite] });
+        await options.onCheckpoint({ tensorsDone, warnings: [...warnings], nonFinite: [...nonFinite], atFileBoundary: writer.atFileBoundary });
       }
       report('merging');
     }

@@ -31,22 +31,24 @@ export class ShardedOutputWriter {
   /**
    * Continues an output whose first `tensorsDone` tensors are already in the folder (a merge
    * resumed after a reload): the shards before the one holding the last of them are complete,
-   * and that one is reopened after its last complete tensor.
+   * and that one is complete too or is reopened after its last complete tensor.
    */
   async resume(tensorsDone: number): Promise<void> {
     if (this.shardIndex !== -1) throw new Error('internal: resume() after the first tensor');
     if (tensorsDone === 0) return;
-    if (!this.folder.reopen) throw new Error('internal: this output cannot be resumed');
     let before = 0;
     for (let s = 0; s < this.plan.shards.length; s++) {
       const count = this.plan.shards[s].tensors.length;
       if (tensorsDone <= before + count) {
         const inShard = tensorsDone - before;
+        this.shardIndex = s;
+        this.tensorInShard = inShard;
+        // A full shard was closed at its checkpoint: nothing to reopen.
+        if (inShard === count) return;
+        if (!this.folder.reopen) throw new Error('internal: this output cannot be resumed inside a file');
         const offset = this.shardWriter(s, null).offsetOfTensor(inShard);
         this.current = this.shardWriter(s, await this.folder.reopen(this.plan.shards[s].file, offset));
         this.current.resumeAfter(inShard);
-        this.shardIndex = s;
-        this.tensorInShard = inShard;
         return;
       }
       before += count;
@@ -54,9 +56,25 @@ export class ShardedOutputWriter {
     throw new Error(`internal: cannot resume after ${tensorsDone} tensors of a plan of ${before}`);
   }
 
-  /** Puts every byte of the tensors written so far into the output folder: a point to resume from. */
+  /**
+   * Puts every byte of the tensors written so far into the output folder: a point to resume from.
+   * A full shard is closed now rather than when the next one opens (outputs written through a
+   * swap file keep a file only once it is closed).
+   */
   async checkpoint(): Promise<void> {
-    await this.current?.flushAtTensorBoundary();
+    if (!this.current) return;
+    if (this.tensorInShard === this.plan.shards[this.shardIndex].tensors.length) {
+      const full = this.current;
+      this.current = null;
+      await full.finish();
+    } else {
+      await this.current.flushAtTensorBoundary();
+    }
+  }
+
+  /** Whether the tensors written so far fill whole shards (every file they are in is closed). */
+  get atFileBoundary(): boolean {
+    return this.current === null;
   }
 
   async write(bytes: Uint8Array): Promise<void> {

@@ -88,8 +88,9 @@ export interface MergeRequest {
   /**
    * Makes the merge resumable after a reload (8–40 of `0-9a-z`, chosen by the page): its partial
    * output is kept under this id with a checkpoint after every tensor, and a merge of the same
-   * plan with the same id continues after the last completed tensor. Outputs saved into a folder
-   * (`outputDirectory`) are not resumable. Give a `randomSeed` too: a resumed plan must be the same.
+   * plan with the same id continues after the last completed tensor. An output saved into a
+   * folder (`outputDirectory`) resumes after its last completed file (Chrome writes each file to a
+   * swap file that appears only when closed). Give a `randomSeed` too: a resumed plan must be the same.
    */
   readonly resumeId?: string;
   /**

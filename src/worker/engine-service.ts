@@ -253,23 +253,36 @@ export class EngineService implements EngineApi {
       const models = prepared.models;
       const outputs = await this.outputs();
       // A resumable merge (the page gave it an id) keeps its partial output across reloads.
-      const resumeId = request.resumeId !== undefined && !request.outputDirectory ? request.resumeId : undefined;
-      await outputs.removeUnfinished(resumeId !== undefined ? new Set([resumableFolderName(resumeId)]) : undefined);
+      const resumeId = request.resumeId;
+      await outputs.removeUnfinished(resumeId !== undefined && !request.outputDirectory ? new Set([resumableFolderName(resumeId)]) : undefined);
       let folderOutput: DirectoryOutputFolder | null = null;
+      let opfsOutput: OpfsOutputFolder | null = null;
+      let resumable: (OpfsOutputFolder | DirectoryOutputFolder) | null = null;
+      let saved: unknown = null;
       if (request.outputDirectory) {
         const problem = outputNameProblem(request.outputName);
         if (problem) throw new Error(problem);
-        folderOutput = await DirectoryOutputFolder.begin(request.outputDirectory, request.outputName);
-      }
-      let opfsOutput: OpfsOutputFolder | null = null;
-      let resume: MergeCheckpoint | null = null;
-      const fingerprint = resumeId !== undefined ? await planFingerprint(plan) : '';
-      if (resumeId !== undefined) {
+        if (resumeId !== undefined) {
+          const begun = await DirectoryOutputFolder.beginResumable(request.outputDirectory, request.outputName, resumeId);
+          folderOutput = begun.folder;
+          if (begun.resumable) (resumable = begun.folder), (saved = begun.checkpoint);
+        } else folderOutput = await DirectoryOutputFolder.begin(request.outputDirectory, request.outputName);
+      } else if (resumeId !== undefined) {
         const begun = await outputs.beginResumable(request.outputName, resumeId);
-        opfsOutput = begun.folder;
-        resume = checkpointFor(begun.checkpoint, fingerprint, plan.jobs.length);
-        if (!resume) await opfsOutput.restart();
-      } else if (!folderOutput) opfsOutput = await outputs.begin(request.outputName);
+        resumable = opfsOutput = begun.folder;
+        saved = begun.checkpoint;
+      } else opfsOutput = await outputs.begin(request.outputName);
+      const fingerprint = resumable ? await planFingerprint(plan) : '';
+      const found = resumable ? checkpointFor(saved, fingerprint, plan.jobs.length) : null;
+      const resume: MergeCheckpoint | null = found && (resumable === opfsOutput || found.atFileBoundary) ? found : null;
+      if (resumable && !resume) await resumable.restart();
+      // Files written through a swap file (a picked folder) exist only once closed: resume from whole files there.
+      const checkpoints = resumable
+        ? async (c: MergeCheckpoint) => {
+            if (resumable !== opfsOutput && !c.atFileBoundary) return;
+            await resumable.saveCheckpoint(savedCheckpoint(fingerprint, c));
+          }
+        : undefined;
       const baseOutput: OutputFolder & { readonly files: { name: string; size: number }[] } = folderOutput ?? opfsOutput!;
 
       const sources = new Map<string, () => Promise<ByteSource>>();
@@ -417,7 +430,7 @@ export class EngineService implements EngineApi {
           progressIntervalMs: PROGRESS_INTERVAL_MS,
           refuseNonFinite: request.refuseNonFinite === true,
           ...(resume ? { resume } : {}),
-          ...(resumeId !== undefined && opfsOutput ? { onCheckpoint: (c: MergeCheckpoint) => opfsOutput.saveCheckpoint(savedCheckpoint(fingerprint, c)) } : {}),
+          ...(checkpoints ? { onCheckpoint: checkpoints } : {}),
         });
       } finally {
         await backend.dispose().catch(() => undefined);

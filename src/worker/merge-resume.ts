@@ -37,5 +37,11 @@ export function checkpointFor(saved: unknown, fingerprint: string, tensorCount: 
   if (!Number.isSafeInteger(tensorsDone) || (tensorsDone as number) < 0 || (tensorsDone as number) > tensorCount) return null;
   if (!Array.isArray(warnings) || !warnings.every((w) => typeof w === 'string')) return null;
   if (!Array.isArray(nonFinite)) return null;
-  return { tensorsDone: tensorsDone as number, warnings: warnings as string[], nonFinite: nonFinite as NonFiniteTensor[] };
+  const { atFileBoundary } = checkpoint as { atFileBoundary?: unknown };
+  return {
+    tensorsDone: tensorsDone as number,
+    warnings: warnings as string[],
+    nonFinite: nonFinite as NonFiniteTensor[],
+    ...(atFileBoundary === true ? { atFileBoundary: true } : {}),
+  };
 }

@@ -164,6 +164,46 @@ describe('EngineService: resuming a merge after a reload', () => {
     expect((result.verified ?? []).filter((v) => v.file === WEIGHTS).map((v) => v.model).sort()).toEqual(Object.values(models.ids).sort());
   });
 
+  it('stream mode into a picked folder, reloaded mid-merge: continues after the last completed file and writes the same bytes there', async () => {
+    // Node has no FileSystemFileHandle: say that handles can move, as Chrome's can (the in-memory ones do).
+    vi.stubGlobal('FileSystemFileHandle', { prototype: { move: () => undefined } });
+    try {
+      const shards = { inputMode: 'stream' as const, outShardSize: 40_000 };
+      const reference = service(memoryOpfs().root).engine;
+      hub.resetLog();
+      await reference.merge(request('in-folder', shards), () => {});
+      const expected = await outputBytes(reference, 'in-folder');
+      const readsOfOneMerge = weightReads().length;
+
+      hub.resetLog();
+      const opfs = memoryOpfs();
+      const picked = memoryOpfs();
+      const first = service(opfs.root, () => weightReads().length >= Math.floor((readsOfOneMerge * 2) / 3));
+      void first.engine.merge(request('in-folder', { ...shards, outputDirectory: picked.root, resumeId: 'reload4abc' }), () => {});
+      await vi.waitFor(() => expect(first.frozen()).toBeGreaterThan(0), { timeout: 20_000, interval: 20 });
+      await new Promise((r) => setTimeout(r, 300));
+      picked.releaseLocks();
+
+      const second = service(opfs.root).engine;
+      const result = await second.merge(request('in-folder', { ...shards, outputDirectory: picked.root, resumeId: 'reload4abc' }), () => {});
+      // Resumed at the end of a shard file (a swap-file write is lost in a reload).
+      expect(result.resumedAfterTensors).toBeGreaterThan(0);
+      const plan = await second.plan(request('in-folder-plan', shards));
+      expect(plan.tensorCount).toBeGreaterThan(result.resumedAfterTensors!);
+      const dir = await picked.root.getDirectoryHandle('in-folder');
+      for (const [name, bytes] of expected) {
+        const ours = Buffer.from(await (await (await dir.getFileHandle(name)).getFile()).arrayBuffer());
+        expect(ours.equals(bytes), name).toBe(true);
+      }
+      // Only the output is left in the picked folder: no temporary folder, no checkpoint.
+      const left: string[] = [];
+      for await (const [name] of (picked.root as unknown as { entries(): AsyncIterable<[string, unknown]> }).entries()) left.push(name);
+      expect(left).toEqual(['in-folder']);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
   it('starts afresh when the saved checkpoint is of another plan (another random seed)', async () => {
     const opfs = memoryOpfs();
     hub.resetLog();

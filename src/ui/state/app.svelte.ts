@@ -664,9 +664,14 @@ export class AppState {
     const pending = this.pendingMerge;
     if (!pending || !this.api || this.run.status === 'running') return;
     const { request } = pending;
+    if (request.outputDirectory && !(await writePermission(request.outputDirectory))) {
+      this.notice = { kind: 'error', text: `Alloy may no longer write into the folder "${shorten(request.outputDirectory.name)}": allow it to resume, or discard the merge.` };
+      return;
+    }
     this.yaml = request.yaml;
     this.outputName = request.outputName;
     this.randomSeed = request.randomSeed;
+    this.outputDirectory = request.outputDirectory ?? null;
     this.sources = { ...this.sources, ...Object.fromEntries(request.models.map((m) => [m.key, m.source])) };
     for (const m of request.models) void this.inspect(m.key);
     await this.runMerge(request);
@@ -754,13 +759,27 @@ export class AppState {
 
 /**
  * The request with what a resume after a reload needs: an id for its partial output, and a fixed
- * random seed (the resumed plan must be the same). Merges of local files or into a picked folder
- * cannot be resumed (neither survives a reload) and are left as they are.
+ * random seed (the resumed plan must be the same). Merges of local files cannot be resumed (the
+ * files do not survive a reload) and are left as they are.
  */
 function resumable(request: MergeRequest): MergeRequest {
-  if (request.outputDirectory || request.models.some((m) => m.source.kind === 'local')) return request;
+  if (request.models.some((m) => m.source.kind === 'local')) return request;
   const id = Array.from(crypto.getRandomValues(new Uint8Array(10)), (b) => b.toString(16).padStart(2, '0')).join('');
   return { ...request, resumeId: id, randomSeed: request.randomSeed ?? Math.floor(Math.random() * 2 ** 31) };
+}
+
+/** Asks again, where needed, for write access to a folder picked before a reload (the click on Resume is the gesture). */
+async function writePermission(dir: FileSystemDirectoryHandle): Promise<boolean> {
+  const handle = dir as FileSystemDirectoryHandle & {
+    queryPermission?: (o: { mode: 'readwrite' }) => Promise<PermissionState>;
+    requestPermission?: (o: { mode: 'readwrite' }) => Promise<PermissionState>;
+  };
+  try {
+    if (!handle.queryPermission || (await handle.queryPermission({ mode: 'readwrite' })) === 'granted') return true;
+    return (await handle.requestPermission?.({ mode: 'readwrite' })) === 'granted';
+  } catch {
+    return false;
+  }
 }
 
 export function factsOf(summary: ModelSummary): ModelFacts {
