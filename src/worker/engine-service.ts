@@ -1,17 +1,14 @@
 import { ConfigError, parseMergeConfig, type ConfigIssue } from '../config';
 import type { MergeConfig } from '../config/types';
-import { DEFAULT_BUDGET_BYTES, describeNonFiniteTensor, MergeCancelledError, NonFiniteError, runMerge, type MergeCheckpoint, type MergeProgress, type SourceOpener } from '../engine';
+import { DEFAULT_BUDGET_BYTES, describeNonFiniteTensor, MergeCancelledError, NonFiniteError, runMerge, type MergeProgress, type SourceOpener } from '../engine';
 import { HubClient, HubError, hubOrigin, hubUrlProblem, isHubRepoId } from '../hub';
 import { buildPlan, needsTokenizerFiles, PlanError, type MergePlan, type PlanOptions } from '../plan';
 import { MemoryByteSource } from '../storage';
 import {
-  DirectoryOutputFolder,
   directoryOutputProblem,
   formatBytes,
   OpfsOutputStore,
-  resumableFolderName,
   StreamingRangeSource,
-  type OpfsOutputFolder,
   OpfsShardCache,
   outputNameProblem,
   ShardCacheError,
@@ -41,7 +38,7 @@ import type {
 import { selectBackend, type GpuModuleLoader } from './backend-select';
 import { chooseInputMode, estimateDisk, type InputMode, type StorageEstimate } from './input-mode';
 import { verifyBeforeCommit } from './verify-before-commit';
-import { checkpointFor, planFingerprint, savedCheckpoint } from './merge-resume';
+import { openMergeOutput } from './merge-resume';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
 import { emptySummary, layerSources, outputFiles, workingMemoryBytes } from './plan-summary';
 
@@ -253,36 +250,7 @@ export class EngineService implements EngineApi {
       const models = prepared.models;
       const outputs = await this.outputs();
       // A resumable merge (the page gave it an id) keeps its partial output across reloads.
-      const resumeId = request.resumeId;
-      await outputs.removeUnfinished(resumeId !== undefined && !request.outputDirectory ? new Set([resumableFolderName(resumeId)]) : undefined);
-      let folderOutput: DirectoryOutputFolder | null = null;
-      let opfsOutput: OpfsOutputFolder | null = null;
-      let resumable: (OpfsOutputFolder | DirectoryOutputFolder) | null = null;
-      let saved: unknown = null;
-      if (request.outputDirectory) {
-        const problem = outputNameProblem(request.outputName);
-        if (problem) throw new Error(problem);
-        if (resumeId !== undefined) {
-          const begun = await DirectoryOutputFolder.beginResumable(request.outputDirectory, request.outputName, resumeId);
-          folderOutput = begun.folder;
-          if (begun.resumable) (resumable = begun.folder), (saved = begun.checkpoint);
-        } else folderOutput = await DirectoryOutputFolder.begin(request.outputDirectory, request.outputName);
-      } else if (resumeId !== undefined) {
-        const begun = await outputs.beginResumable(request.outputName, resumeId);
-        resumable = opfsOutput = begun.folder;
-        saved = begun.checkpoint;
-      } else opfsOutput = await outputs.begin(request.outputName);
-      const fingerprint = resumable ? await planFingerprint(plan) : '';
-      const found = resumable ? checkpointFor(saved, fingerprint, plan.jobs.length) : null;
-      const resume: MergeCheckpoint | null = found && (resumable === opfsOutput || found.atFileBoundary) ? found : null;
-      if (resumable && !resume) await resumable.restart();
-      // Files written through a swap file (a picked folder) exist only once closed: resume from whole files there.
-      const checkpoints = resumable
-        ? async (c: MergeCheckpoint) => {
-            if (resumable !== opfsOutput && !c.atFileBoundary) return;
-            await resumable.saveCheckpoint(savedCheckpoint(fingerprint, c));
-          }
-        : undefined;
+      const { folderOutput, opfsOutput, resume, onCheckpoint } = await openMergeOutput(outputs, request, plan);
       const baseOutput: OutputFolder & { readonly files: { name: string; size: number }[] } = folderOutput ?? opfsOutput!;
 
       const sources = new Map<string, () => Promise<ByteSource>>();
@@ -430,7 +398,7 @@ export class EngineService implements EngineApi {
           progressIntervalMs: PROGRESS_INTERVAL_MS,
           refuseNonFinite: request.refuseNonFinite === true,
           ...(resume ? { resume } : {}),
-          ...(checkpoints ? { onCheckpoint: checkpoints } : {}),
+          ...(onCheckpoint ? { onCheckpoint } : {}),
         });
       } finally {
         await backend.dispose().catch(() => undefined);
