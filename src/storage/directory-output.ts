@@ -66,7 +66,7 @@ export class DirectoryOutputFolder implements OutputFolder {
     if (!/^[0-9a-z]{8,40}$/.test(resumeId)) throw new Error(`internal: invalid resume id ${resumeId.slice(0, 50)}`);
     const problem = await directoryOutputProblem(picked, name);
     if (problem) throw new Error(problem);
-    const tempName = `${PARTIAL_PREFIX}${name}-r${resumeId}`;
+    const tempName = resumableTempName(name, resumeId);
     const stale: string[] = [];
     for await (const [entry] of entries(picked)) if (entry.startsWith(`${PARTIAL_PREFIX}${name}-`) && entry !== tempName) stale.push(entry);
     for (const entry of stale) await picked.removeEntry(entry, { recursive: true }).catch(() => undefined);
@@ -96,6 +96,11 @@ export class DirectoryOutputFolder implements OutputFolder {
       }
     }
     return { folder, checkpoint, resumable: true };
+  }
+
+  /** Removes the temporary folder of the resumable merge `resumeId` of output `name`, if there is one. */
+  static async discardResumable(picked: FileSystemDirectoryHandle, name: string, resumeId: string): Promise<void> {
+    await picked.removeEntry(resumableTempName(name, resumeId), { recursive: true }).catch(() => undefined);
   }
 
   /** Keeps how far the merge got, for `beginResumable` after a reload. */
@@ -254,6 +259,10 @@ class WritableSink implements ByteSink {
     this.stream = null;
     await stream?.abort().catch(() => undefined);
   }
+}
+
+function resumableTempName(name: string, resumeId: string): string {
+  return `${PARTIAL_PREFIX}${name}-r${resumeId}`;
 }
 
 async function moveWorks(dir: FileSystemDirectoryHandle): Promise<boolean> {

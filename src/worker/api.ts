@@ -286,8 +286,8 @@ export interface EngineApi {
   deleteOutput(outputName: string): Promise<void>;
   /** Whether the partial output of the resumable merge `resumeId` is still there to continue. */
   hasUnfinishedMerge(resumeId: string): Promise<boolean>;
-  /** Removes the partial output of the resumable merge `resumeId` (the page's "Discard"). */
-  discardUnfinishedMerge(resumeId: string): Promise<void>;
+  /** Removes the partial output of the resumable merge of this request (the page's "Discard"). */
+  discardUnfinishedMerge(request: Pick<MergeRequest, 'resumeId' | 'outputName' | 'outputDirectory'>): Promise<void>;
   listCache(): Promise<CacheEntry[]>;
   deleteCached(repo: string, revision?: string): Promise<void>;
   push(request: PushRequest, onProgress: (progress: PushProgress) => void): Promise<{ readonly url: string }>;

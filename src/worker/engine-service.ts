@@ -38,7 +38,7 @@ import type {
 import { selectBackend, type GpuModuleLoader } from './backend-select';
 import { chooseInputMode, estimateDisk, type InputMode, type StorageEstimate } from './input-mode';
 import { verifyBeforeCommit } from './verify-before-commit';
-import { openMergeOutput } from './merge-resume';
+import { discardMergeOutput, openMergeOutput } from './merge-resume';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
 import { emptySummary, layerSources, outputFiles, workingMemoryBytes } from './plan-summary';
 
@@ -465,9 +465,9 @@ export class EngineService implements EngineApi {
     return (await this.outputs()).hasResumable(resumeId);
   }
 
-  async discardUnfinishedMerge(resumeId: string): Promise<void> {
+  async discardUnfinishedMerge(request: Pick<MergeRequest, 'resumeId' | 'outputName' | 'outputDirectory'>): Promise<void> {
     if (this.running?.kind === 'merge') throw new Error('a merge is running: cancel it first');
-    await (await this.outputs()).discardResumable(resumeId);
+    await discardMergeOutput(await this.outputs(), request);
   }
 
   async listCache(): Promise<CacheEntry[]> {

@@ -100,3 +100,10 @@ export async function openMergeOutput(outputs: OpfsOutputStore, request: MergeRe
     },
   };
 }
+
+/** Removes what an unfinished resumable merge wrote (in the browser's storage, or in the picked folder). */
+export async function discardMergeOutput(outputs: OpfsOutputStore, request: Pick<MergeRequest, 'resumeId' | 'outputName' | 'outputDirectory'>): Promise<void> {
+  if (request.resumeId === undefined) return;
+  if (request.outputDirectory) await DirectoryOutputFolder.discardResumable(request.outputDirectory, request.outputName, request.resumeId);
+  else await outputs.discardResumable(request.resumeId);
+}

@@ -123,10 +123,34 @@ describe.skipIf(!chromiumAvailable())('resuming a merge after a reload', () => {
     expect(await page.getByTestId('resume-notice').count()).toBe(0);
   });
 
+  it('Discard removes what the unfinished merge wrote and the offer goes away for good', async () => {
+    const page = browser.page;
+    await startMerge('stream', 'discarded', 40);
+    await reload();
+    const notice = page.getByTestId('resume-notice');
+    await notice.waitFor({ timeout: 30_000 });
+    const partials = () =>
+      page.evaluate(async () => {
+        const outputs = await (await navigator.storage.getDirectory()).getDirectoryHandle('alloy-outputs');
+        const names: string[] = [];
+        for await (const [name] of (outputs as unknown as { entries(): AsyncIterable<[string, unknown]> }).entries()) names.push(name);
+        return names.filter((n) => n.startsWith('.partial-'));
+      });
+    expect(await partials()).toHaveLength(1);
+    await notice.getByRole('button', { name: 'Discard' }).click();
+    await notice.waitFor({ state: 'detached' });
+    await expect.poll(partials).toEqual([]);
+    await page.reload();
+    await page.getByRole('heading', { name: 'mergekit YAML' }).waitFor();
+    await page.getByRole('button', { name: 'Settings' }).waitFor();
+    expect(await page.getByTestId('resume-notice').count()).toBe(0);
+  });
+
   it('reloaded mid-merge (stream mode): resumes after the last completed tensor, verifies every streamed file, writes the CLI’s bytes', async () => {
     const page = browser.page;
     const failure = () => browser.log.join('\n');
-    await startMerge('stream', 'resumed-stream', 12);
+    // About a third of the merge's weight requests are answered, then the stream stalls.
+    await startMerge('stream', 'resumed-stream', 40);
     // Some tensors were written before the stall.
     const tensors = page.locator('dt:text-is("Tensors") + dd');
     await expect.poll(async () => Number((await tensors.textContent())?.split('/')[0].replace(/,/g, '').trim()), { timeout: 30_000 }).toBeGreaterThan(0);

@@ -145,5 +145,7 @@ describe('DirectoryOutputFolder.beginResumable', () => {
     const plain = await DirectoryOutputFolder.beginResumable(memoryOpfs().root, 'merged', 'abcdef1234', { canMove: false });
     expect(plain.resumable).toBe(false);
     expect(plain.folder.movesOnCommit).toBe(false);
+    await DirectoryOutputFolder.discardResumable(root, 'merged', 'abcdef1234');
+    expect(tree(root)).toEqual({});
   });
 });

@@ -204,6 +204,20 @@ describe('EngineService: resuming a merge after a reload', () => {
     }
   });
 
+  it('discards an unfinished merge: its partial output is gone', async () => {
+    const opfs = memoryOpfs();
+    const first = service(opfs.root, () => weightReads().length >= 6);
+    hub.resetLog();
+    void first.engine.merge(request('dropped', { inputMode: 'stream', resumeId: 'reload5abc' }), () => {});
+    await vi.waitFor(() => expect(first.frozen()).toBeGreaterThan(0), { timeout: 20_000, interval: 20 });
+    opfs.releaseLocks();
+    const second = service(opfs.root).engine;
+    expect(await second.hasUnfinishedMerge('reload5abc')).toBe(true);
+    await second.discardUnfinishedMerge({ resumeId: 'reload5abc', outputName: 'dropped' });
+    expect(await second.hasUnfinishedMerge('reload5abc')).toBe(false);
+    expect(opfs.usage()).toBe(0);
+  });
+
   it('starts afresh when the saved checkpoint is of another plan (another random seed)', async () => {
     const opfs = memoryOpfs();
     hub.resetLog();

@@ -684,7 +684,7 @@ export class AppState {
     this.pendingMerge = null;
     await persist.savePendingMerge(undefined);
     try {
-      await this.api?.discardUnfinishedMerge(pending.request.resumeId);
+      await this.api?.discardUnfinishedMerge(pending.request);
     } catch (error) {
       this.notice = { kind: 'error', text: `Could not remove the unfinished merge: ${describeError(error).message}` };
     }
