@@ -1,5 +1,5 @@
 export { runMerge, DEFAULT_BUDGET_BYTES } from './merge-engine';
-export type { MergeOptions, MergeReport, SourceOpener } from './merge-engine';
+export type { MergeCheckpoint, MergeOptions, MergeReport, SourceOpener } from './merge-engine';
 export { MergeCancelledError } from './progress';
 export type { MergeProgress, StageTimes } from './progress';
 export { chunkRanges, rowShape } from './chunking';

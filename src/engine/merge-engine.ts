@@ -28,6 +28,25 @@ export interface MergeOptions {
    * NonFiniteError after the first such tensor and the output folder is removed, never committed.
    */
   readonly refuseNonFinite?: boolean;
+  /**
+   * Continue a merge interrupted after this checkpoint (a reload): its tensors are already in
+   * `output`, which must support `reopen`, and are not computed again.
+   */
+  readonly resume?: MergeCheckpoint;
+  /**
+   * Called after every tensor, once its bytes are in the output folder: what to keep to resume
+   * from there. The merge waits for it.
+   */
+  readonly onCheckpoint?: (checkpoint: MergeCheckpoint) => Promise<void>;
+}
+
+/** How far a merge got: its first `tensorsDone` jobs (plan order) are written. */
+export interface MergeCheckpoint {
+  readonly tensorsDone: number;
+  /** The tensors done fill whole output files, all closed: a resume needs no file reopened. */
+  readonly atFileBoundary?: boolean;
+  readonly warnings: readonly string[];
+  readonly nonFinite: readonly NonFiniteTensor[];
 }
 
 export interface MergeReport {
@@ -53,8 +72,12 @@ export const DEFAULT_BUDGET_BYTES = 128 * 1024 * 1024;
 export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<MergeReport> {
   const { backend, output, signal } = options;
   const budgetBytes = options.budgetBytes ?? DEFAULT_BUDGET_BYTES;
-  const warnings: string[] = [];
-  const nonFinite: NonFiniteTensor[] = [];
+  const resumed = options.resume?.tensorsDone ?? 0;
+  if (!Number.isSafeInteger(resumed) || resumed < 0 || resumed > plan.jobs.length) {
+    throw new Error(`internal: cannot resume after ${resumed} tensors of a plan of ${plan.jobs.length}`);
+  }
+  const warnings: string[] = [...(options.resume?.warnings ?? [])];
+  const nonFinite: NonFiniteTensor[] = [...(options.resume?.nonFinite ?? [])];
   const started = Date.now();
   const opened = new Map<string, Promise<ByteSource>>();
   const source = (model: string, file: string): Promise<ByteSource> => {
@@ -66,8 +89,9 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
 
   let bytesRead = 0;
   let bytesWritten = 0;
-  let tensorsDone = 0;
-  let inputBytesDone = 0;
+  const jobInputBytesOf = (job: MergePlan['jobs'][number]): number => job.inputs.reduce((s, i) => s + i.tensor.byteLength, 0);
+  let tensorsDone = resumed;
+  let inputBytesDone = plan.jobs.slice(0, resumed).reduce((s, job) => s + jobInputBytesOf(job), 0);
   let currentShare = 0;
   let currentTensor: string | null = null;
   const stageTimes = { readMs: 0, computeMs: 0, writeMs: 0 };
@@ -99,12 +123,13 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
 
   const writer = new ShardedOutputWriter(plan, output);
   try {
-    for (const job of plan.jobs) {
+    await writer.resume(resumed);
+    for (const job of plan.jobs.slice(resumed)) {
       if (signal?.aborted) throw new MergeCancelledError();
       const method = findMethod(job.method);
       if (!method) throw new Error(`internal: the plan uses unknown method ${job.method}`);
       currentTensor = job.name;
-      const jobInputBytes = job.inputs.reduce((s, i) => s + i.tensor.byteLength, 0);
+      const jobInputBytes = jobInputBytesOf(job);
       await writer.beginTensor(job.name);
       const runner = new TensorJobRunner(job, {
         backend,
@@ -147,6 +172,10 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
       tensorsDone++;
       inputBytesDone += jobInputBytes;
       currentShare = 0;
+      if (options.onCheckpoint) {
+        await writer.checkpoint();
+        await options.onCheckpoint({ tensorsDone, warnings: [...warnings], nonFinite: [...nonFinite], atFileBoundary: writer.atFileBoundary });
+      }
       report('merging');
     }
     currentTensor = null;

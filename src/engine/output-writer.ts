@@ -1,6 +1,6 @@
 import type { MergePlan, OutputShard, TensorJob } from '../plan/types';
 import { SafetensorsStreamWriter } from '../storage';
-import type { OutputFolder } from '../storage/types';
+import type { ByteSink, OutputFolder } from '../storage/types';
 
 /**
  * Writes the output tensors, in plan order, into the shard files of the plan's layout. Every
@@ -28,6 +28,55 @@ export class ShardedOutputWriter {
     this.tensorInShard++;
   }
 
+  /**
+   * Continues an output whose first `tensorsDone` tensors are already in the folder (a merge
+   * resumed after a reload): the shards before the one holding the last of them are complete,
+   * and that one is complete too or is reopened after its last complete tensor.
+   */
+  async resume(tensorsDone: number): Promise<void> {
+    if (this.shardIndex !== -1) throw new Error('internal: resume() after the first tensor');
+    if (tensorsDone === 0) return;
+    let before = 0;
+    for (let s = 0; s < this.plan.shards.length; s++) {
+      const count = this.plan.shards[s].tensors.length;
+      if (tensorsDone <= before + count) {
+        const inShard = tensorsDone - before;
+        this.shardIndex = s;
+        this.tensorInShard = inShard;
+        // A full shard was closed at its checkpoint: nothing to reopen.
+        if (inShard === count) return;
+        if (!this.folder.reopen) throw new Error('internal: this output cannot be resumed inside a file');
+        const offset = this.shardWriter(s, null).offsetOfTensor(inShard);
+        this.current = this.shardWriter(s, await this.folder.reopen(this.plan.shards[s].file, offset));
+        this.current.resumeAfter(inShard);
+        return;
+      }
+      before += count;
+    }
+    throw new Error(`internal: cannot resume after ${tensorsDone} tensors of a plan of ${before}`);
+  }
+
+  /**
+   * Puts every byte of the tensors written so far into the output folder: a point to resume from.
+   * A full shard is closed now rather than when the next one opens (outputs written through a
+   * swap file keep a file only once it is closed).
+   */
+  async checkpoint(): Promise<void> {
+    if (!this.current) return;
+    if (this.tensorInShard === this.plan.shards[this.shardIndex].tensors.length) {
+      const full = this.current;
+      this.current = null;
+      await full.finish();
+    } else {
+      await this.current.flushAtTensorBoundary();
+    }
+  }
+
+  /** Whether the tensors written so far fill whole shards (every file they are in is closed). */
+  get atFileBoundary(): boolean {
+    return this.current === null;
+  }
+
   async write(bytes: Uint8Array): Promise<void> {
     if (!this.current) throw new Error('internal: tensor bytes written before beginTensor');
     await this.current.write(bytes);
@@ -48,11 +97,21 @@ export class ShardedOutputWriter {
     this.tensorInShard = 0;
     const shard: OutputShard | undefined = this.plan.shards[this.shardIndex];
     if (!shard) throw new Error('internal: more tensors than the planned shards hold');
-    const entries = shard.tensors.map((name) => {
+    this.current = this.shardWriter(this.shardIndex, await this.folder.create(shard.file));
+    await this.current.begin();
+  }
+
+  /** The writer of shard `index`; without a sink only to compute offsets. */
+  private shardWriter(index: number, sink: ByteSink | null): SafetensorsStreamWriter {
+    const entries = this.plan.shards[index].tensors.map((name) => {
       const job = this.jobs.get(name)!;
       return { name, dtype: job.dtype, shape: [...job.shape], byteLength: job.byteLength };
     });
-    this.current = new SafetensorsStreamWriter(await this.folder.create(shard.file), entries);
-    await this.current.begin();
+    return new SafetensorsStreamWriter(sink ?? NO_SINK, entries);
   }
 }
+
+const NO_SINK: ByteSink = {
+  write: () => Promise.reject(new Error('internal: no sink')),
+  close: () => Promise.resolve(),
+};

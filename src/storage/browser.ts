@@ -17,7 +17,7 @@ export {
   type ShardSpec,
   type ShardState,
 } from './opfs-shard-cache';
-export { MANIFEST_FILE, OpfsOutputFolder, OpfsOutputStore, outputNameProblem, type OutputManifest } from './opfs-output';
+export { isResumeId, MANIFEST_FILE, OpfsOutputFolder, OpfsOutputStore, outputNameProblem, resumableFolderName, type OutputManifest } from './opfs-output';
 export { LocalFilesModelFolder, localFilePaths } from './local-files-folder';
 export { DEMO_INDEX_FILE, DemoModelFolder, loadDemoIndex, type DemoIndex, type DemoModelEntry } from './demo-model-folder';
 export { Sha256, Sha256StateError, type Sha256State } from './sha256';

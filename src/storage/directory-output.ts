@@ -20,6 +20,8 @@ import { writeFileThroughSink } from './write-file-through-sink';
  */
 
 const PARTIAL_PREFIX = '.alloy-partial-';
+/** In a resumable merge's temporary folder: how far the merge got (its JSON is the caller's). */
+const CHECKPOINT_FILE = '.alloy-resume.json';
 
 type MovableFileHandle = FileSystemFileHandle & { move?: (dir: FileSystemDirectoryHandle, name?: string) => Promise<void> };
 
@@ -34,6 +36,8 @@ export async function directoryOutputProblem(dir: FileSystemDirectoryHandle, nam
 export class DirectoryOutputFolder implements OutputFolder {
   private readonly sinks = new Set<WritableSink>();
   private readonly written = new Map<string, number>();
+  /** Files a resumed merge found from before the reload: it may write them again. */
+  private readonly inherited = new Set<string>();
   private state: 'open' | 'committed' | 'aborted' = 'open';
 
   private constructor(
@@ -45,6 +49,78 @@ export class DirectoryOutputFolder implements OutputFolder {
     /** True when files are moved into place on commit. */
     readonly movesOnCommit: boolean,
   ) {}
+
+  /**
+   * Starts, or continues, an output that can be resumed after a reload, at file granularity
+   * (a file written with `createWritable` exists only once closed): its temporary folder is named
+   * after `resumeId` and holds the checkpoint last saved with `saveCheckpoint`, returned here (null
+   * for a new merge). `resumable` is false where files cannot be moved into place (no temporary
+   * folder): such an output starts afresh. A merge that does not use the checkpoint calls `restart()`.
+   */
+  static async beginResumable(
+    picked: FileSystemDirectoryHandle,
+    name: string,
+    resumeId: string,
+    options: { canMove?: boolean } = {},
+  ): Promise<{ folder: DirectoryOutputFolder; checkpoint: unknown; resumable: boolean }> {
+    if (!/^[0-9a-z]{8,40}$/.test(resumeId)) throw new Error(`internal: invalid resume id ${resumeId.slice(0, 50)}`);
+    const problem = await directoryOutputProblem(picked, name);
+    if (problem) throw new Error(problem);
+    const tempName = resumableTempName(name, resumeId);
+    const stale: string[] = [];
+    for await (const [entry] of entries(picked)) if (entry.startsWith(`${PARTIAL_PREFIX}${name}-`) && entry !== tempName) stale.push(entry);
+    for (const entry of stale) await picked.removeEntry(entry, { recursive: true }).catch(() => undefined);
+    if (!(options.canMove ?? supportsMove())) {
+      await picked.removeEntry(tempName, { recursive: true }).catch(() => undefined);
+      return { folder: await DirectoryOutputFolder.begin(picked, name, options), checkpoint: null, resumable: false };
+    }
+    const temp = await picked.getDirectoryHandle(tempName, { create: true });
+    if (!(await moveWorks(temp))) {
+      await picked.removeEntry(tempName, { recursive: true }).catch(() => undefined);
+      return { folder: await DirectoryOutputFolder.begin(picked, name, { canMove: false }), checkpoint: null, resumable: false };
+    }
+    const folder = new DirectoryOutputFolder(picked, name, temp, tempName, true);
+    let checkpoint: unknown = null;
+    for await (const [file, handle] of entries(temp)) {
+      if (handle.kind !== 'file') continue;
+      const blob = await (handle as FileSystemFileHandle).getFile();
+      if (file === CHECKPOINT_FILE) {
+        try {
+          checkpoint = JSON.parse(await blob.text());
+        } catch {
+          checkpoint = null;
+        }
+      } else if (!file.startsWith('.')) {
+        folder.written.set(file, blob.size);
+        folder.inherited.add(file);
+      }
+    }
+    return { folder, checkpoint, resumable: true };
+  }
+
+  /** Removes the temporary folder of the resumable merge `resumeId` of output `name`, if there is one. */
+  static async discardResumable(picked: FileSystemDirectoryHandle, name: string, resumeId: string): Promise<void> {
+    await picked.removeEntry(resumableTempName(name, resumeId), { recursive: true }).catch(() => undefined);
+  }
+
+  /** Keeps how far the merge got, for `beginResumable` after a reload. */
+  async saveCheckpoint(checkpoint: unknown): Promise<void> {
+    this.assertOpen('save a checkpoint of');
+    const writable = await (await this.target.getFileHandle(CHECKPOINT_FILE, { create: true })).createWritable({ keepExistingData: false });
+    await writable.write(new TextEncoder().encode(JSON.stringify(checkpoint)));
+    await writable.close();
+  }
+
+  /** Forgets what a resumable merge found from before: the merge starts from the beginning. */
+  async restart(): Promise<void> {
+    this.assertOpen('restart');
+    for (const file of this.inherited) {
+      this.written.delete(file);
+      await this.target.removeEntry(file).catch(() => undefined);
+    }
+    this.inherited.clear();
+    await this.target.removeEntry(CHECKPOINT_FILE).catch(() => undefined);
+  }
 
   /**
    * Starts an output `name` inside `picked`. Fails at once when `picked` already holds that name.
@@ -81,7 +157,7 @@ export class DirectoryOutputFolder implements OutputFolder {
   async create(file: string): Promise<ByteSink> {
     this.assertOpen('write to');
     if (file.includes('/') || file.includes('\\') || file.startsWith('.')) throw new Error(`invalid output file name ${file}`);
-    if (this.written.has(file)) throw new Error(`internal: output file ${file} written twice`);
+    if (this.written.has(file) && !this.inherited.delete(file)) throw new Error(`internal: output file ${file} written twice`);
     this.written.set(file, 0);
     let writable: FileSystemWritableFileStream;
     try {
@@ -183,6 +259,10 @@ class WritableSink implements ByteSink {
     this.stream = null;
     await stream?.abort().catch(() => undefined);
   }
+}
+
+function resumableTempName(name: string, resumeId: string): string {
+  return `${PARTIAL_PREFIX}${name}-r${resumeId}`;
 }
 
 async function moveWorks(dir: FileSystemDirectoryHandle): Promise<boolean> {

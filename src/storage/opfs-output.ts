@@ -30,6 +30,19 @@ export interface OutputManifest {
 const OUTPUTS_DIR = 'alloy-outputs';
 const PARTIAL_PREFIX = '.partial-';
 export const MANIFEST_FILE = '.alloy-output.json';
+/** In a resumable merge's temporary folder: how far the merge got (its JSON is the caller's). */
+const CHECKPOINT_FILE = '.alloy-resume.json';
+const RESUMABLE_PREFIX = `${PARTIAL_PREFIX}resume-`;
+
+/** Whether `id` can name a resumable merge (it becomes part of a folder name). */
+export function isResumeId(id: string): boolean {
+  return /^[0-9a-z]{8,40}$/.test(id);
+}
+
+/** The temporary folder of the resumable merge `resumeId` (kept by `removeUnfinished` when asked). */
+export function resumableFolderName(resumeId: string): string {
+  return `${RESUMABLE_PREFIX}${resumeId}`;
+}
 
 export class OpfsOutputStore {
   private constructor(private readonly root: FileSystemDirectoryHandle) {}
@@ -46,6 +59,53 @@ export class OpfsOutputStore {
     const tempName = `${PARTIAL_PREFIX}${randomId()}`;
     const temp = await this.root.getDirectoryHandle(tempName, { create: true });
     return new OpfsOutputFolder(this, name, temp, tempName);
+  }
+
+  /**
+   * Starts, or continues, the output of a merge that can be resumed after a reload. Its temporary
+   * folder is named after `resumeId` (not random), survives the page, and holds the checkpoint
+   * last saved with `saveCheckpoint`, returned here (null for a new merge). A merge that does not
+   * use the checkpoint must start afresh: `restart()` empties the folder.
+   */
+  async beginResumable(name: string, resumeId: string): Promise<{ folder: OpfsOutputFolder; checkpoint: unknown }> {
+    const problem = outputNameProblem(name);
+    if (problem) throw new Error(problem);
+    if (!isResumeId(resumeId)) throw new Error(`internal: invalid resume id ${resumeId.slice(0, 50)}`);
+    await this.checkFree(name);
+    const tempName = resumableFolderName(resumeId);
+    const temp = await this.root.getDirectoryHandle(tempName, { create: true });
+    const found = new Map<string, number>();
+    let checkpoint: unknown = null;
+    for await (const [file, handle] of entries(temp)) {
+      if (handle.kind !== 'file') continue;
+      if (file === CHECKPOINT_FILE) {
+        try {
+          checkpoint = JSON.parse(await (await (handle as FileSystemFileHandle).getFile()).text());
+        } catch {
+          checkpoint = null;
+        }
+      } else if (!file.startsWith('.')) {
+        found.set(file, (await (handle as FileSystemFileHandle).getFile()).size);
+      }
+    }
+    return { folder: new OpfsOutputFolder(this, name, temp, tempName, checkpoint === null ? new Map() : found), checkpoint };
+  }
+
+  /** Whether a resumable merge's temporary folder exists (what `beginResumable` would continue). */
+  async hasResumable(resumeId: string): Promise<boolean> {
+    if (!isResumeId(resumeId)) return false;
+    try {
+      await this.root.getDirectoryHandle(resumableFolderName(resumeId));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Removes the partial output of the resumable merge `resumeId`, if there is one. */
+  async discardResumable(resumeId: string): Promise<void> {
+    if (!isResumeId(resumeId)) return;
+    await this.root.removeEntry(resumableFolderName(resumeId), { recursive: true }).catch(() => undefined);
   }
 
   async exists(name: string): Promise<boolean> {
@@ -136,6 +196,8 @@ export class OpfsOutputStore {
 export class OpfsOutputFolder implements OutputFolder {
   private readonly sinks = new Set<OpfsFileSink>();
   private readonly written = new Map<string, number>();
+  /** Files a resumed merge found from before the reload: it may write them again. */
+  private readonly inherited: Set<string>;
   private state: 'open' | 'committed' | 'aborted' = 'open';
 
   constructor(
@@ -143,7 +205,47 @@ export class OpfsOutputFolder implements OutputFolder {
     readonly name: string,
     private readonly temp: FileSystemDirectoryHandle,
     readonly tempName: string,
-  ) {}
+    inherited: ReadonlyMap<string, number> = new Map(),
+  ) {
+    for (const [file, size] of inherited) this.written.set(file, size);
+    this.inherited = new Set(inherited.keys());
+  }
+
+  /** Keeps how far the merge got, for `OpfsOutputStore.beginResumable` after a reload. */
+  async saveCheckpoint(checkpoint: unknown): Promise<void> {
+    this.assertOpen('save a checkpoint of');
+    await writeWholeFile(this.temp, CHECKPOINT_FILE, new TextEncoder().encode(JSON.stringify(checkpoint)));
+  }
+
+  /** Forgets what a resumable merge found from before: the merge starts from the beginning. */
+  async restart(): Promise<void> {
+    this.assertOpen('restart');
+    for (const file of this.inherited) {
+      this.written.delete(file);
+      await this.temp.removeEntry(file).catch(() => undefined);
+    }
+    this.inherited.clear();
+    await this.temp.removeEntry(CHECKPOINT_FILE).catch(() => undefined);
+  }
+
+  async reopen(file: string, at: number): Promise<ByteSink> {
+    this.assertOpen('write to');
+    if (!this.inherited.delete(file)) throw new Error(`internal: output file ${file} was not written before`);
+    const handle = await this.temp.getFileHandle(file);
+    let access: FileSystemSyncAccessHandle;
+    try {
+      access = await handle.createSyncAccessHandle();
+    } catch (error) {
+      throw explainStorageError(error, `cannot write ${file} of output ${this.name}`);
+    }
+    const size = access.getSize();
+    if (size < at) {
+      access.close();
+      throw new Error(`cannot resume output ${this.name}: ${file} holds ${size} bytes, fewer than the ${at} the last checkpoint wrote`);
+    }
+    access.truncate(at);
+    return this.track(file, access, at);
+  }
 
   /** Files written so far, with their sizes. */
   get files(): { name: string; size: number }[] {
@@ -153,16 +255,22 @@ export class OpfsOutputFolder implements OutputFolder {
   async create(file: string): Promise<ByteSink> {
     this.assertOpen('write to');
     if (file.includes('/') || file === MANIFEST_FILE || file.startsWith('.')) throw new Error(`invalid output file name ${file}`);
-    if (this.written.has(file)) throw new Error(`internal: output file ${file} written twice`);
+    if (this.written.has(file) && !this.inherited.delete(file)) throw new Error(`internal: output file ${file} written twice`);
     this.written.set(file, 0);
     const handle = await this.temp.getFileHandle(file, { create: true });
     let access: FileSystemSyncAccessHandle;
     try {
       access = await handle.createSyncAccessHandle();
+      // A file from before a reload is written anew.
+      access.truncate(0);
     } catch (error) {
       throw explainStorageError(error, `cannot write ${file} of output ${this.name}`);
     }
-    const sink: OpfsFileSink = new OpfsFileSink(access, file, (size) => {
+    return this.track(file, access, 0);
+  }
+
+  private track(file: string, access: FileSystemSyncAccessHandle, position: number): ByteSink {
+    const sink: OpfsFileSink = new OpfsFileSink(access, file, position, (size) => {
       this.written.set(file, size);
       this.sinks.delete(sink);
     });
@@ -212,12 +320,12 @@ export class OpfsOutputFolder implements OutputFolder {
 }
 
 class OpfsFileSink implements ByteSink {
-  private position = 0;
   private handle: FileSystemSyncAccessHandle | null;
 
   constructor(
     handle: FileSystemSyncAccessHandle,
     private readonly file: string,
+    private position: number,
     private readonly onClose: (size: number) => void,
   ) {
     this.handle = handle;

@@ -124,6 +124,36 @@ export class SafetensorsStreamWriter {
     await this.append(this.header);
   }
 
+  /** Bytes of the file up to the data of tensor `index` (the header and the tensors before it). */
+  offsetOfTensor(index: number): number {
+    if (!Number.isInteger(index) || index < 0 || index > this.entries.length) throw new RangeError(`no tensor ${index} in a file of ${this.entries.length}`);
+    let offset = this.header.byteLength;
+    for (let i = 0; i < index; i++) offset += this.entries[i].byteLength;
+    return offset;
+  }
+
+  /**
+   * Continues a file whose header and first `tensorsDone` tensors are already written (a merge
+   * resumed after a reload): `sink` must append at `offsetOfTensor(tensorsDone)`.
+   */
+  resumeAfter(tensorsDone: number): void {
+    if (this.state !== 'new') throw new Error('SafetensorsStreamWriter.resumeAfter() on a file already begun');
+    this.offsetOfTensor(tensorsDone);
+    this.state = 'writing';
+    this.current = tensorsDone;
+    this.currentWritten = 0;
+  }
+
+  /**
+   * Hands every buffered byte to the sink, at a tensor boundary: what is in the file is then
+   * exactly the header and the tensors before `currentTensor` (a resume point).
+   */
+  async flushAtTensorBoundary(): Promise<void> {
+    if (this.state !== 'writing') throw new Error('SafetensorsStreamWriter.flushAtTensorBoundary() outside writing');
+    if (this.currentWritten !== 0) throw new Error('internal: flushAtTensorBoundary() inside a tensor');
+    await this.flush();
+  }
+
   /**
    * Appends bytes of the current tensor. When `tensor` is given it must be the current tensor's
    * name: a cheap guard against producers that lose track of the order.

@@ -18,8 +18,12 @@ import type { ByteSource } from './types';
  * Integrity: a segment fetched at the hashing frontier goes into a running SHA-256, so a file read
  * front to back is hashed from the very bytes the merge used, and `finish()` hashes the tail the
  * merge did not need. Skips of at most `gapBytes` are fetched for the hash. A merge that reads a
- * file out of file order (it reads tensors in output order) cannot be hashed that way without
- * downloading it again: `finish()` then reports the file as unverified, with the reason.
+ * file out of file order (it reads tensors in output order) leaves the frontier behind: each
+ * request it serves off the frontier gets a SHA-256 digest of its own, and `finish()` reads the
+ * rest of the file in file order (in windows cut at those requests' ends), continuing the
+ * running hash and comparing each such request's bytes with its digest. So every byte the merge
+ * used is checked against the file's sha256, at the cost of downloading the parts read out of
+ * order a second time (`verificationBytes`).
  */
 
 /** Fetches bytes [start, end); rejects with an error whose `retryable` says whether to retry. */
@@ -36,6 +40,12 @@ export interface StreamingRangeSourceOptions {
   readonly schedule?: readonly { readonly offset: number; readonly length: number }[];
   /** The file's LFS sha256 (lowercase hex): checked by `finish()`. */
   readonly sha256?: string;
+  /**
+   * When the merge reads the file out of file order, download the rest again at `finish()` to
+   * check it (default true). False: such a file is reported unverified, with the reason, and
+   * nothing is downloaded twice.
+   */
+  readonly rereadToVerify?: boolean;
   /** Tries after the first failure of one request (default 5). */
   readonly retries?: number;
   /** First retry delay, doubling each time (default 1000 ms); a `retryAfterMs` on the error (a 429's Retry-After) wins. */
@@ -68,6 +78,14 @@ interface Segment {
   bytes: Promise<Uint8Array> | null;
 }
 
+/** Bytes served to the merge that did not go into the running hash: checked by `finish()`. */
+interface OffFrontier {
+  readonly start: number;
+  readonly end: number;
+  /** Hex SHA-256 of the bytes served; null when they could not be downloaded (the merge failed then). */
+  digest: string | null;
+}
+
 export class StreamingRangeSource implements ByteSource {
   private readonly windowBytes: number;
   private readonly readAhead: number;
@@ -82,7 +100,9 @@ export class StreamingRangeSource implements ByteSource {
   /** Requests queued for the hash and not hashed yet, oldest first: each holds its bytes until hashed. */
   private readonly hashQueue: Promise<void>[] = [];
   private unverifiedReason: string | null = null;
+  private readonly offFrontier: OffFrontier[] = [];
   private requests = 0;
+  private reverified = 0;
   private peakHeld = 0;
 
   constructor(
@@ -106,6 +126,11 @@ export class StreamingRangeSource implements ByteSource {
     return this.requests;
   }
 
+  /** Bytes `finish()` downloaded again to hash the file in order (the parts read out of order). */
+  get verificationBytes(): number {
+    return this.reverified;
+  }
+
   /** Most segments held at once (the memory bound is this times `windowBytes`). */
   get peakSegmentCount(): number {
     return this.peakHeld;
@@ -123,13 +148,10 @@ export class StreamingRangeSource implements ByteSource {
     let last = first;
     if (first >= 0) while (last + 1 < this.segments.length && this.segments[last].end < end && this.segments[last + 1].start === this.segments[last].end) last++;
     if (first < 0 || this.segments[last].end < end) {
-      // Not in the schedule (a second read of a tensor): fetched on its own, not hashed.
-      if (this.hasher && this.unverifiedReason === null && offset < this.hashedTo) {
-        this.unverifiedReason = 'the merge read a part of it a second time';
-      } else if (this.hasher && this.unverifiedReason === null) {
-        this.unverifiedReason = 'the merge read a part of it that the plan did not list';
-      }
-      return this.fetchWithRetry(offset, end);
+      // Not in the schedule (a second read of a tensor): fetched on its own, checked by finish().
+      const fetched = this.fetchWithRetry(offset, end);
+      if (this.hasher) this.offFrontierRead(offset, end, fetched, offset < this.hashedTo ? 'the merge read a part of it a second time' : 'the merge read a part of it that the plan did not list');
+      return fetched;
     }
     this.cursor = last;
     // Drop what this read and its read-ahead do not need before fetching more: the memory bound.
@@ -163,11 +185,37 @@ export class StreamingRangeSource implements ByteSource {
     for (const seg of this.segments) seg.bytes = null;
     await this.hashing;
     if (this.unverifiedReason !== null || !this.hasher) return { verified: false, reason: this.unverifiedReason ?? 'no hash' };
+    if (this.offFrontier.some((r) => r.digest === null)) return { verified: false, reason: 'a part of it could not be downloaded' };
+    // Bytes served off the frontier but before it were hashed from another request: hash it all again.
+    if (this.offFrontier.some((r) => r.start < this.hashedTo)) {
+      this.hasher = Sha256.create();
+      this.hashedTo = 0;
+    }
+    const checks = [...this.offFrontier].sort((x, y) => x.start - y.start);
     while (this.hashedTo < this.size) {
       const start = this.hashedTo;
-      const end = Math.min(this.size, start + this.windowBytes);
-      this.hashBytes(end, this.fetchWithRetry(start, end));
+      let end = Math.min(this.size, start + this.windowBytes);
+      // Windows end where no checked request straddles them, so each is compared whole.
+      for (let moved = true; moved; ) {
+        moved = false;
+        for (const r of checks) if (r.start < end && r.end > end) (end = r.end), (moved = true);
+      }
+      const fetched = this.fetchWithRetry(start, end);
+      this.reverified += end - start;
+      const inside = checks.filter((r) => r.start >= start && r.end <= end);
+      this.hashBytes(end, fetched);
       await this.hashing;
+      if (this.unverifiedReason !== null) return { verified: false, reason: this.unverifiedReason };
+      const bytes = await fetched;
+      for (const r of inside) {
+        const again = await digestOf(bytes.subarray(r.start - start, r.end - start));
+        if (again !== r.digest) {
+          throw new StreamIntegrityError(
+            `the bytes ${r.start}..${r.end} of ${this.name} that this merge used differ from the same bytes downloaded again to check the file's sha256: ` +
+              'a download was altered or damaged on the way, so the merge was not saved. Merge again; if this repeats, a proxy or the network is altering downloads.',
+          );
+        }
+      }
     }
     const actual = (await this.hasher).hex();
     const expected = this.options.sha256!.toLowerCase();
@@ -212,16 +260,13 @@ export class StreamingRangeSource implements ByteSource {
   private load(i: number): Promise<Uint8Array> {
     const seg = this.segments[i];
     if (seg.bytes) return seg.bytes;
-    if (this.hasher && this.unverifiedReason === null) {
-      if (seg.start < this.hashedTo) {
-        this.unverifiedReason = 'the merge read it out of file order (it went back to a part already read)';
-      } else if (seg.start > this.hashedTo) {
-        const from = this.hashedTo;
-        // Fill a small skip for the hash, unless the schedule reads those bytes later (they would be fetched twice).
-        const readLater = this.segments.some((other) => other.start < seg.start && other.end > from);
-        if (seg.start - from <= this.gapBytes && !readLater) this.hashBytes(seg.start, this.fetchWithRetry(from, seg.start));
-        else this.unverifiedReason = `the merge read it out of file order (it jumped ${formatSize(seg.start - this.hashedTo)} ahead)`;
-      }
+    if (this.hasher && this.unverifiedReason === null && seg.start > this.hashedTo) {
+      const from = this.hashedTo;
+      // Fill a small skip for the hash, unless the schedule reads those bytes later (they would be
+      // fetched twice) or the merge already used some of them (finish() checks those).
+      const readLater = this.segments.some((other) => other.start < seg.start && other.end > from);
+      const usedBefore = this.offFrontier.some((r) => r.start < seg.start && r.end > from);
+      if (seg.start - from <= this.gapBytes && !readLater && !usedBefore) this.hashBytes(seg.start, this.fetchWithRetry(from, seg.start));
     }
     const fetched = this.fetchWithRetry(seg.start, seg.end);
     seg.bytes = fetched;
@@ -229,15 +274,42 @@ export class StreamingRangeSource implements ByteSource {
       if (seg.bytes === fetched) seg.bytes = null;
     });
     this.peakHeld = Math.max(this.peakHeld, this.segments.reduce((n, s) => n + (s.bytes ? 1 : 0), 0));
-    if (this.hasher && this.unverifiedReason === null && seg.start === this.hashedTo) this.hashBytes(seg.end, fetched);
+    if (this.hasher && this.unverifiedReason === null) {
+      if (seg.start === this.hashedTo) this.hashBytes(seg.end, fetched);
+      else {
+        const why = seg.start < this.hashedTo ? 'it went back to a part already read' : `it jumped ${formatSize(seg.start - this.hashedTo)} ahead`;
+        this.offFrontierRead(seg.start, seg.end, fetched, `the merge read it out of file order (${why})`);
+      }
+    }
     return fetched;
+  }
+
+  /** Bytes served off the hashing frontier: checked at finish(), or (without rereads) the file is unverified. */
+  private offFrontierRead(start: number, end: number, bytes: Promise<Uint8Array>, reason: string): void {
+    if (this.options.rereadToVerify === false) this.unverifiedReason ??= reason;
+    else this.digestOffFrontier(start, end, bytes);
+  }
+
+  /** Keeps a digest of bytes served to the merge off the hashing frontier, for finish() to check. */
+  private digestOffFrontier(start: number, end: number, bytes: Promise<Uint8Array>): void {
+    const entry: OffFrontier = { start, end, digest: null };
+    this.offFrontier.push(entry);
+    this.queueHashWork(async () => {
+      let data: Uint8Array;
+      try {
+        data = await bytes;
+      } catch {
+        return;
+      }
+      entry.digest = await digestOf(data);
+    });
   }
 
   /** Appends the bytes of a request at the frontier to the hash; the frontier moves to `end` at once (requests are issued in order). */
   private hashBytes(end: number, bytes: Promise<Uint8Array>): void {
     const hasher = this.hasher!;
     this.hashedTo = end;
-    const queued = this.hashing.then(async () => {
+    this.queueHashWork(async () => {
       let data: Uint8Array;
       try {
         data = await bytes;
@@ -246,12 +318,13 @@ export class StreamingRangeSource implements ByteSource {
         return;
       }
       if (this.unverifiedReason !== null) return;
-      const running = await hasher;
-      for (let at = 0; at < data.byteLength; at += HASH_SLICE_BYTES) {
-        running.update(data.subarray(at, Math.min(data.byteLength, at + HASH_SLICE_BYTES)));
-        if (at + HASH_SLICE_BYTES < data.byteLength) await yieldToEventLoop();
-      }
+      await hashInSlices(await hasher, data);
     });
+  }
+
+  /** Runs hashing work after the work queued before (one hash at a time, bounded backlog). */
+  private queueHashWork(work: () => Promise<void>): void {
+    const queued = this.hashing.then(work);
     const done = queued.finally(() => this.hashQueue.splice(this.hashQueue.indexOf(done), 1));
     this.hashQueue.push(done);
     this.hashing = done;
@@ -298,6 +371,20 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** Feeds `data` to `hasher` a slice at a time, yielding between slices (the GPU's callbacks must keep running). */
+async function hashInSlices(hasher: Sha256, data: Uint8Array): Promise<void> {
+  for (let at = 0; at < data.byteLength; at += HASH_SLICE_BYTES) {
+    hasher.update(data.subarray(at, Math.min(data.byteLength, at + HASH_SLICE_BYTES)));
+    if (at + HASH_SLICE_BYTES < data.byteLength) await yieldToEventLoop();
+  }
+}
+
+async function digestOf(data: Uint8Array): Promise<string> {
+  const hasher = await Sha256.create();
+  await hashInSlices(hasher, data);
+  return hasher.hex();
 }
 
 function yieldToEventLoop(): Promise<void> {

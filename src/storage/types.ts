@@ -72,6 +72,11 @@ export interface ByteSink {
  */
 export interface OutputFolder {
   create(file: string): Promise<ByteSink>;
+  /**
+   * Reopens a file written before (a merge resumed after a reload): the sink appends at byte
+   * `at`, dropping what followed. Only outputs that survive a reload have it.
+   */
+  reopen?(file: string, at: number): Promise<ByteSink>;
   writeText(file: string, text: string): Promise<void>;
   writeBytes(file: string, bytes: Uint8Array): Promise<void>;
   commit(): Promise<void>;

@@ -122,6 +122,20 @@ export interface MergeRequest {
   readonly outputDirectory?: FileSystemDirectoryHandle;
   /** Refuse a result with NaN or Inf in any input or output tensor: the merge fails and nothing is kept. */
   readonly refuseNonFinite?: boolean;
+  /**
+   * Makes the merge resumable after a reload (8–40 of `0-9a-z`, chosen by the page): its partial
+   * output is kept under this id with a checkpoint after every tensor, and a merge of the same
+   * plan with the same id continues after the last completed tensor. An output saved into a
+   * folder (`outputDirectory`) resumes after its last completed file (Chrome writes each file to a
+   * swap file that appears only when closed). Give a `randomSeed` too: a resumed plan must be the same.
+   */
+  readonly resumeId?: string;
+  /**
+   * Streamed files read out of file order are downloaded again, in order, at the end of the merge
+   * to check their sha256 before the output is committed (default true). False: they are reported
+   * unverified instead, and nothing is downloaded twice.
+   */
+  readonly verifyStreamedInputs?: boolean;
 }
 
 /** "Extract a LoRA" (docs/lora.md §2): `alloy extract-lora` in the app. */
@@ -250,7 +264,7 @@ export interface MergeResult {
   readonly elapsedMs: number;
   /** Every Hub file the merge read, verified against the Hub's hash (none for local and demo models). */
   readonly verified?: readonly VerifiedFile[];
-  /** Streamed Hub files whose sha256 could not be checked, and why (the merge read them out of file order). */
+  /** Streamed Hub files whose sha256 was not checked, and why (read out of file order with `verifyStreamedInputs` off, or no sha256 listed). */
   readonly unverified?: readonly (VerifiedFile & { readonly reason: string })[];
   /** How Hub inputs were read. */
   readonly inputMode?: InputMode;
@@ -260,6 +274,8 @@ export interface MergeResult {
   readonly nonFinite?: readonly NonFiniteTensor[];
   /** Where the merge's wall time went: waiting on reading inputs, on computing, on writing (ms). */
   readonly stageTimes?: RunProgress['stageTimes'];
+  /** A merge resumed after a reload: the tensors written before it, taken from its checkpoint. */
+  readonly resumedAfterTensors?: number;
 }
 
 export interface CacheEntry {
@@ -409,6 +425,10 @@ export interface EngineApi {
   /** A disk-backed File of an output (download with an object URL). */
   outputFile(outputName: string, file: string): Promise<File>;
   deleteOutput(outputName: string): Promise<void>;
+  /** Whether the partial output of the resumable merge `resumeId` is still there to continue. */
+  hasUnfinishedMerge(resumeId: string): Promise<boolean>;
+  /** Removes the partial output of the resumable merge of this request (the page's "Discard"). */
+  discardUnfinishedMerge(request: Pick<MergeRequest, 'resumeId' | 'outputName' | 'outputDirectory'>): Promise<void>;
   listCache(): Promise<CacheEntry[]>;
   deleteCached(repo: string, revision?: string): Promise<void>;
   push(request: PushRequest, onProgress: (progress: PushProgress) => void): Promise<{ readonly url: string }>;

@@ -31,6 +31,8 @@ export function createEngineClient(): EngineClient {
     listOutputs: () => remote.listOutputs(),
     outputFile: (outputName, file) => remote.outputFile(outputName, file),
     deleteOutput: (outputName) => remote.deleteOutput(outputName),
+    hasUnfinishedMerge: (resumeId) => remote.hasUnfinishedMerge(resumeId),
+    discardUnfinishedMerge: (request) => remote.discardUnfinishedMerge(request),
     listCache: () => remote.listCache(),
     deleteCached: (repo, revision) => remote.deleteCached(repo, revision),
     push: (request: PushRequest, onProgress: (progress: PushProgress) => void) => remote.push(request, Comlink.proxy(onProgress)),

@@ -1,6 +1,6 @@
 import { ConfigError, parseMergeConfig, type ConfigIssue } from '../config';
 import type { MergeConfig } from '../config/types';
-import { DEFAULT_BUDGET_BYTES, describeNonFiniteTensor, MergeCancelledError, NonFiniteError, runMerge, type MergeReport, type SourceOpener } from '../engine';
+import { DEFAULT_BUDGET_BYTES, describeNonFiniteTensor, MergeCancelledError, NonFiniteError, runMerge, type MergeCheckpoint, type MergeReport, type SourceOpener } from '../engine';
 import { HubClient, HubError, hubOrigin, hubUrlProblem, isHubRepoId } from '../hub';
 import { buildPlan, needsTokenizerFiles, PlanError, type MergePlan, type PlanOptions } from '../plan';
 import { MemoryByteSource } from '../storage';
@@ -47,6 +47,7 @@ import type {
 import { selectBackend, WebGpuUnavailableError, type GpuModuleLoader } from './backend-select';
 import { chooseInputMode, estimateDisk, type InputMode, type StorageEstimate } from './input-mode';
 import { verifyBeforeCommit } from './verify-before-commit';
+import { discardMergeOutput, openMergeOutput } from './merge-resume';
 import { attachAdapters, inputReads, summarizeAdapter } from './adapter-sources';
 import { planAdapters } from './plan-adapters';
 import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
@@ -229,7 +230,7 @@ export class EngineService implements EngineApi {
       progress.emit('preparing', true);
       const { plan, models, configWarnings } = await this.planMerge(request, signal);
       progress.plan = plan;
-      const target = await this.openTarget(request);
+      const target = await this.openTarget(request, plan);
       const inputs = new RunInputs();
       // Streamed files are checked against their sha256 once the merge read them, before the
       // output is committed: a mismatch fails the merge and leaves nothing behind.
@@ -237,14 +238,14 @@ export class EngineService implements EngineApi {
       let inputMode: InputMode;
       let backend: ComputeBackend;
       try {
-        inputMode = await this.fetchInputs(request, plan, models, target.kind, inputs, progress, signal);
+        inputMode = await this.fetchInputs(request, plan, models, target, inputs, progress, signal);
         backend = await this.chooseBackend(request, progress);
       } catch (error) {
         await output.abort();
         throw error;
       }
       progress.emit('merging', true);
-      const report = await this.runEngine(request, plan, inputs.opener(models), backend, output, progress, signal);
+      const report = await this.runEngine(request, plan, inputs.opener(models), backend, output, target, progress, signal);
       return await this.recordResult(request, target, inputs, inputMode, [...configWarnings, ...plan.warnings, ...report.warnings], report, progress);
     } catch (error) {
       throw await this.explainMergeError(error, signal, progress.plan, progress.downloads);
@@ -301,6 +302,15 @@ export class EngineService implements EngineApi {
 
   async deleteOutput(outputName: string): Promise<void> {
     await (await this.outputs()).delete(outputName);
+  }
+
+  async hasUnfinishedMerge(resumeId: string): Promise<boolean> {
+    return (await this.outputs()).hasResumable(resumeId);
+  }
+
+  async discardUnfinishedMerge(request: Pick<MergeRequest, 'resumeId' | 'outputName' | 'outputDirectory'>): Promise<void> {
+    if (this.running?.kind === 'merge') throw new Error('a merge is running: cancel it first');
+    await discardMergeOutput(await this.outputs(), request);
   }
 
   async listCache(): Promise<CacheEntry[]> {
@@ -415,14 +425,16 @@ export class EngineService implements EngineApi {
     return { plan: prepared.plan, models: prepared.models, configWarnings: parsed.warningTexts };
   }
 
-  /** Where the output goes: the picked folder, or a new output in the browser's storage (what an interrupted merge left there is removed first). */
-  private async openTarget(request: MergeRequest): Promise<OutputTarget> {
+  /**
+   * Where the output goes: the picked folder, or a new output in the browser's storage (what other
+   * interrupted merges left there is removed first). A resumable merge (the page gave it an id)
+   * keeps its partial output across reloads and continues from its checkpoint of the same plan.
+   */
+  private async openTarget(request: MergeRequest, plan: MergePlan): Promise<OutputTarget> {
     const outputs = await this.outputs();
-    await outputs.removeUnfinished();
-    if (!request.outputDirectory) return { kind: 'browser', folder: await outputs.begin(request.outputName), store: outputs };
-    const problem = outputNameProblem(request.outputName);
-    if (problem) throw new Error(problem);
-    return { kind: 'folder', folder: await DirectoryOutputFolder.begin(request.outputDirectory, request.outputName) };
+    const { folderOutput, opfsOutput, resume, onCheckpoint } = await openMergeOutput(outputs, request, plan);
+    const kept = { resume, ...(onCheckpoint ? { onCheckpoint } : {}) };
+    return folderOutput ? { kind: 'folder', folder: folderOutput, ...kept } : { kind: 'browser', folder: opfsOutput!, store: outputs, ...kept };
   }
 
   /**
@@ -433,7 +445,7 @@ export class EngineService implements EngineApi {
     request: MergeRequest,
     plan: MergePlan,
     models: ReadonlyMap<string, ResolvedModel>,
-    output: OutputTarget['kind'],
+    target: OutputTarget,
     inputs: RunInputs,
     progress: RunProgressReporter,
     signal: AbortSignal,
@@ -444,11 +456,13 @@ export class EngineService implements EngineApi {
       missingDownloadBytes: await missingBytes(cache, specs),
       hasHubInputs: specs.length > 0,
       outputBytes: plan.totalOutputBytes,
-      output,
+      output: target.kind,
       estimate: await this.storageEstimate(),
     }).mode;
     if (inputMode === 'stream') {
-      await this.openStreams(plan, specs, bySource, models, inputs, progress, signal);
+      // A resumed merge streams only what the tensors after its checkpoint read.
+      const from = target.resume?.tensorsDone ?? 0;
+      await this.openStreams(plan, specs, bySource, models, inputs, progress, signal, from, request.verifyStreamedInputs !== false);
       progress.emit('downloading', true);
     } else {
       await this.downloadToCache(specs, models, cache, inputs, progress, signal);
@@ -541,6 +555,7 @@ export class EngineService implements EngineApi {
     sources: SourceOpener,
     backend: ComputeBackend,
     output: OutputFolder,
+    target: OutputTarget,
     progress: RunProgressReporter,
     signal: AbortSignal,
   ): Promise<MergeReport> {
@@ -557,6 +572,8 @@ export class EngineService implements EngineApi {
         },
         progressIntervalMs: PROGRESS_INTERVAL_MS,
         refuseNonFinite: request.refuseNonFinite === true,
+        ...(target.resume ? { resume: target.resume } : {}),
+        ...(target.onCheckpoint ? { onCheckpoint: target.onCheckpoint } : {}),
       });
     } finally {
       await backend.dispose().catch(() => undefined);
@@ -601,6 +618,7 @@ export class EngineService implements EngineApi {
       stageTimes: report.stageTimes,
       ...(unverified.length > 0 ? { unverified } : {}),
       ...(target.kind === 'folder' ? { savedTo: target.folder.location } : {}),
+      ...(target.resume ? { resumedAfterTensors: target.resume.tensorsDone } : {}),
     };
   }
 
@@ -617,11 +635,13 @@ export class EngineService implements EngineApi {
     inputs: RunInputs,
     progress: RunProgressReporter,
     signal: AbortSignal,
+    tensorsDone: number,
+    verify: boolean,
   ): Promise<void> {
     for (const { model, spec } of specs) {
       progress.setDownload({ model, file: spec.path, bytesDone: 0, bytesTotal: spec.size, state: 'streaming' });
     }
-    const schedules = readSchedules(plan);
+    const schedules = readSchedules(plan, tensorsDone);
     const rechecked = new Set<string>();
     for (const [key, spec] of bySource) {
       const model = key.slice(0, key.indexOf('\u0000'));
@@ -629,7 +649,7 @@ export class EngineService implements EngineApi {
       // The planning reads (the header) come first: they are checked against the stream below.
       const schedule = [...hub.rangesRead(spec.path).map((r) => ({ offset: r.offset, length: r.bytes.byteLength })), ...(schedules.get(key) ?? [])];
       const shownAs = specs.find((s) => s.spec === spec)?.model ?? model;
-      const source = this.streamSource(spec, hub, schedule, shownAs, progress, signal);
+      const source = this.streamSource(spec, hub, schedule, shownAs, progress, signal, verify);
       inputs.streams.push({ model, spec, source });
       inputs.sources.set(key, async () => source);
       const id = `${spec.repo}@${spec.commit}/${spec.path}`;
@@ -647,6 +667,7 @@ export class EngineService implements EngineApi {
     shownAs: string,
     progress: RunProgressReporter,
     signal: AbortSignal,
+    verify: boolean,
   ): StreamingRangeSource {
     const d = this.options.download ?? {};
     const file = hub.file(spec.path)!;
@@ -663,6 +684,7 @@ export class EngineService implements EngineApi {
       {
         schedule,
         ...(spec.sha256 ? { sha256: spec.sha256 } : {}),
+        rereadToVerify: verify,
         ...(d.streamWindowBytes !== undefined ? { windowBytes: d.streamWindowBytes } : {}),
         ...(d.retries !== undefined ? { retries: d.retries } : {}),
         ...(d.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: d.retryBaseDelayMs } : {}),
@@ -878,10 +900,10 @@ function hasQuotaCause(error: unknown): boolean {
   return false;
 }
 
-/** Per (model, file): the tensor byte ranges the engine reads, in the order it reads them (job order). */
-function readSchedules(plan: MergePlan): Map<string, { offset: number; length: number }[]> {
+/** Per (model, file): the tensor byte ranges the engine reads, in the order it reads them (job order), from job `from` on. */
+function readSchedules(plan: MergePlan, from: number): Map<string, { offset: number; length: number }[]> {
   const out = new Map<string, { offset: number; length: number }[]>();
-  for (const job of plan.jobs) {
+  for (const job of plan.jobs.slice(from)) {
     for (const read of job.inputs.flatMap(inputReads)) {
       const key = sourceKeyOf(read.model, read.file);
       let list = out.get(key);
@@ -899,6 +921,11 @@ async function missingBytes(cache: OpfsShardCache, specs: readonly { spec: Shard
 }
 
 /** Where a merge's output goes, and what it needs there when committed. */
-type OutputTarget =
+type OutputTarget = (
   | { readonly kind: 'folder'; readonly folder: DirectoryOutputFolder }
-  | { readonly kind: 'browser'; readonly folder: OpfsOutputFolder; readonly store: OpfsOutputStore };
+  | { readonly kind: 'browser'; readonly folder: OpfsOutputFolder; readonly store: OpfsOutputStore }
+) & {
+  /** The checkpoint a resumed merge continues from (null: from the first tensor). */
+  readonly resume: MergeCheckpoint | null;
+  readonly onCheckpoint?: (checkpoint: MergeCheckpoint) => Promise<void>;
+};

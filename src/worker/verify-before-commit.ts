@@ -9,6 +9,7 @@ import type { ByteSink, OutputFolder } from '../storage/types';
 export function verifyBeforeCommit<T extends OutputFolder>(output: T, check: () => Promise<void>): OutputFolder {
   return {
     create: (file: string): Promise<ByteSink> => output.create(file),
+    ...(output.reopen ? { reopen: (file: string, at: number): Promise<ByteSink> => output.reopen!(file, at) } : {}),
     writeText: (file: string, text: string) => output.writeText(file, text),
     writeBytes: (file: string, bytes: Uint8Array) => output.writeBytes(file, bytes),
     commit: async () => {

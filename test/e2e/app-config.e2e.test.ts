@@ -115,16 +115,16 @@ describe.skipIf(!chromiumAvailable())('the app with configs a new user brings (r
       mkdirSync(notModel);
       writeFileSync(join(notModel, 'README.md'), '# not a model\n');
       const ftA = page.locator('tbody tr').filter({ has: page.getByText('models/ft_a', { exact: true }) });
-      await ftA.locator('input[webkitdirectory]').setInputFiles(notModel);
+      await ftA.getByTestId('bind-folder-input').setInputFiles(notModel);
       await ftA.getByText(/no config\.json/).waitFor();
       await ftA.getByRole('button', { name: 'Choose another folder for models/ft_a' }).waitFor();
-      await ftA.locator('input[webkitdirectory]').setInputFiles(models.a.dir);
+      await ftA.getByTestId('bind-folder-input').setInputFiles(models.a.dir);
       await ftA.getByText('LlamaForCausalLM').waitFor({ timeout: 30_000 });
       expect(await ftA.locator('.badge').first().textContent()).toBe('local folder');
       for (const [path, dir] of [['./ft-b', models.b.dir], ['../base', models.base.dir]] as const) {
         const row = page.locator('tbody tr').filter({ has: page.getByText(path, { exact: true }) });
         await row.getByRole('button', { name: `Choose folder for ${path}` }).waitFor();
-        await row.locator('input[webkitdirectory]').setInputFiles(dir);
+        await row.getByTestId('bind-folder-input').setInputFiles(dir);
         await row.getByText('LlamaForCausalLM').waitFor({ timeout: 30_000 });
         expect(await row.locator('.badge').first().textContent()).toBe('local folder');
       }

@@ -31,7 +31,7 @@ export interface RequestRecord {
   /** For CDN reads: the repo file served. */
   file?: { repo: string; path: string };
   /** Set when the fault injector aborted, failed or rate-limited it. */
-  fault?: 'fail' | 'abort' | 'rate-limit';
+  fault?: 'fail' | 'abort' | 'hold' | 'rate-limit';
   /**
    * Why the strict CDN refused it: what a browser would have preflighted (and the real CDN,
    * which answers no preflight, refused), e.g. an `Authorization` header or a suffix range.
@@ -93,6 +93,11 @@ export interface FaultOptions {
   /** Decides per CDN range request (1-based count `n` of range requests so far) whether to fail it. */
   rangeFault?: (n: number, record: RequestRecord) => 'fail' | 'abort' | undefined;
   /**
+   * Decides per CDN download (ranged or whole) whether to hold it: no answer until the client
+   * goes away, as when a page is reloaded mid-download.
+   */
+  hold?: (record: RequestRecord) => boolean;
+  /**
    * Serves altered content for the files it returns true for (the last byte flipped, so headers
    * still parse) while the listing keeps the true hashes: what a tampering proxy or mirror does.
    */
@@ -152,6 +157,8 @@ export class FakeHub {
     [READ_TOKEN, { user: FAKE_USER, role: 'read' }],
   ]);
   faults: FaultOptions = {};
+  /** Range requests held by the `hold` fault, still open. */
+  private readonly held = new Set<ServerResponse>();
   /** LFS objects uploaded (oid → bytes). */
   readonly lfsObjects = new Map<string, Uint8Array>();
 
@@ -247,6 +254,11 @@ export class FakeHub {
   /** CDN range reads of one repo file, in order. */
   rangeReads(repo: string, path: string): RequestRecord[] {
     return this.requests.filter((r) => r.server === 'cdn' && r.file?.repo === repo && r.file.path === path && r.range !== null);
+  }
+
+  /** Range requests the `hold` fault keeps waiting now. */
+  get heldRequests(): number {
+    return this.held.size;
   }
 
   resetLog(): void {
@@ -609,6 +621,12 @@ export class FakeHub {
       const bytes = this.served(repoId, path, stored);
       record.file = { repo: repoId, path };
       res.setHeader('ETag', `"${etag}"`);
+      if (this.faults.hold?.(record)) {
+        record.fault = 'hold';
+        this.held.add(res);
+        res.once('close', () => this.held.delete(res));
+        return;
+      }
       if (record.range !== null) {
         const n = ++this.rangeCount;
         const fault = this.faults.rangeFault?.(n, record);

@@ -253,6 +253,14 @@ export class MemoryDirectoryHandle {
     return false;
   }
 
+  /** Releases every access handle's lock, as the browser does when the worker holding them dies. */
+  unlockAll(): void {
+    for (const child of this.children.values()) {
+      if (child instanceof MemoryDirectoryHandle) child.unlockAll();
+      else child.file.locked = false;
+    }
+  }
+
   /** Total bytes of the files below. */
   usage(): number {
     let total = 0;
@@ -268,7 +276,13 @@ function checkName(name: string): void {
 }
 
 /** A fresh in-memory OPFS root, typed as the DOM's. `quotaBytes` caps the total file size. */
-export function memoryOpfs(quotaBytes = Infinity): { root: FileSystemDirectoryHandle; usage: () => number; setQuota: (bytes: number) => void } {
+export function memoryOpfs(quotaBytes = Infinity): {
+  root: FileSystemDirectoryHandle;
+  usage: () => number;
+  setQuota: (bytes: number) => void;
+  /** What a reload does to the worker's open access handles: their locks go (the files stay). */
+  releaseLocks: () => void;
+} {
   let root: MemoryDirectoryHandle | null = null;
   const quota: Quota = { limit: quotaBytes, used: () => root?.usage() ?? 0 };
   root = new MemoryDirectoryHandle('', quota);
@@ -279,5 +293,6 @@ export function memoryOpfs(quotaBytes = Infinity): { root: FileSystemDirectoryHa
     setQuota: (bytes) => {
       quota.limit = bytes;
     },
+    releaseLocks: () => r.unlockAll(),
   };
 }

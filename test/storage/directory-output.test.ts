@@ -104,3 +104,48 @@ describe('DirectoryOutputFolder', () => {
     expect(tree(root)).toEqual({});
   });
 });
+
+describe('DirectoryOutputFolder.beginResumable', () => {
+  it('keeps its own temporary folder and checkpoint across a reload, drops stale ones, and commits what both sessions wrote', async () => {
+    const opfs = memoryOpfs();
+    const { root } = opfs;
+    await root.getDirectoryHandle('.alloy-partial-merged-0123456789ab', { create: true }); // an older, non-resumable merge
+    const first = await DirectoryOutputFolder.beginResumable(root, 'merged', 'abcdef1234', { canMove: true });
+    expect(first.checkpoint).toBeNull();
+    expect(first.resumable).toBe(true);
+    const sink = await first.folder.create('model-00001-of-00002.safetensors');
+    await sink.write(new Uint8Array([1, 2, 3]));
+    await sink.close();
+    await first.folder.saveCheckpoint({ tensorsDone: 4 });
+    const half = await first.folder.create('model-00002-of-00002.safetensors'); // lost in the reload
+    await half.write(new Uint8Array([7]));
+    opfs.releaseLocks();
+    expect(Object.keys(tree(root))).toEqual(['.alloy-partial-merged-rabcdef1234']);
+
+    const again = await DirectoryOutputFolder.beginResumable(root, 'merged', 'abcdef1234', { canMove: true });
+    expect(again.checkpoint).toEqual({ tensorsDone: 4 });
+    const second = await again.folder.create('model-00002-of-00002.safetensors');
+    await second.write(new Uint8Array([4, 5]));
+    await second.close();
+    await again.folder.writeText('config.json', '{}');
+    await again.folder.commit();
+    expect(tree(root)).toEqual({ merged: { 'model-00001-of-00002.safetensors': 3, 'model-00002-of-00002.safetensors': 2, 'config.json': 2 } });
+    expect(Array.from(await readAll(root, ['merged', 'model-00002-of-00002.safetensors']))).toEqual([4, 5]);
+  });
+
+  it('restart() forgets the files and checkpoint found; without move it is not resumable', async () => {
+    const { root } = memoryOpfs();
+    const first = await DirectoryOutputFolder.beginResumable(root, 'merged', 'abcdef1234', { canMove: true });
+    await first.folder.writeText('a.json', '{}');
+    await first.folder.saveCheckpoint({ tensorsDone: 1 });
+    const again = await DirectoryOutputFolder.beginResumable(root, 'merged', 'abcdef1234', { canMove: true });
+    await again.folder.restart();
+    expect(tree(root)).toEqual({ '.alloy-partial-merged-rabcdef1234': {} });
+    expect(again.folder.files).toEqual([]);
+    const plain = await DirectoryOutputFolder.beginResumable(memoryOpfs().root, 'merged', 'abcdef1234', { canMove: false });
+    expect(plain.resumable).toBe(false);
+    expect(plain.folder.movesOnCommit).toBe(false);
+    await DirectoryOutputFolder.discardResumable(root, 'merged', 'abcdef1234');
+    expect(tree(root)).toEqual({});
+  });
+});

@@ -5,7 +5,7 @@ import { StreamIntegrityError, StreamingRangeSource, type StreamRangeFetch } fro
 const W = 1024; // window bytes in these tests (a multiple of 64)
 
 /** A file of `size` bytes (value i*7+3 mod 251, so any misplaced byte shows) behind a logging range fetch. */
-function remote(size: number, faults: { failFirst?: number; retryAfterMs?: number; corruptAt?: number } = {}) {
+function remote(size: number, faults: { failFirst?: number; retryAfterMs?: number; corruptAt?: number; corruptFetchOf?: { at: number; nth: number } } = {}) {
   const data = new Uint8Array(size);
   for (let i = 0; i < size; i++) data[i] = (i * 7 + 3) % 251;
   const sha256 = createHash('sha256').update(data).digest('hex');
@@ -19,6 +19,9 @@ function remote(size: number, faults: { failFirst?: number; retryAfterMs?: numbe
     }
     const out = data.slice(start, end);
     if (faults.corruptAt !== undefined && faults.corruptAt >= start && faults.corruptAt < end) out[faults.corruptAt - start] ^= 1;
+    // Altered once, in the nth request that holds it (a transient fault on the way).
+    const once = faults.corruptFetchOf;
+    if (once && once.at >= start && once.at < end && --once.nth === 0) out[once.at - start] ^= 1;
     return out;
   };
   return { data, sha256, requests, fetchRange };
@@ -103,15 +106,64 @@ describe('StreamingRangeSource', () => {
     expect(r.requests.map(([s]) => s / W)).toEqual([0, 1, 2, 3, 4, 5]);
   });
 
-  it('reports a file read out of order as unverified, without downloading it again', async () => {
+  it('verifies a file read out of order: finish() reads the rest in file order and checks the bytes the merge used', async () => {
     const r = remote(8 * W);
     const source = new StreamingRangeSource('x', r.data.byteLength, r.fetchRange, { windowBytes: W, readAhead: 0, gapBytes: W, sha256: r.sha256 });
+    await source.read(5 * W, 10); // far ahead of the hash frontier: window 5 gets a digest of its own
+    await source.read(0, 10); // at the frontier: hashed
+    expect(r.requests.map(([s]) => s / W)).toEqual([5, 0]);
+    expect(await source.finish()).toEqual({ verified: true });
+    // Windows 1..7 in file order, window 5 a second time: 7 windows downloaded again.
+    expect(r.requests.slice(2).map(([s, e]) => [s / W, e / W])).toEqual([[1, 2], [2, 3], [3, 4], [4, 5], [5, 6], [6, 7], [7, 8]]);
+    expect(source.verificationBytes).toBe(7 * W);
+  });
+
+  it('without rereads, reports a file read out of order as unverified, downloading nothing twice', async () => {
+    const r = remote(8 * W);
+    const source = new StreamingRangeSource('x', r.data.byteLength, r.fetchRange, { windowBytes: W, readAhead: 0, gapBytes: W, sha256: r.sha256, rereadToVerify: false });
     await source.read(5 * W, 10); // far ahead of the hash frontier
     await source.read(0, 10);
     const result = await source.finish();
-    expect(result.verified).toBe(false);
-    expect(result.verified === false && result.reason).toMatch(/out of file order/);
+    expect(result).toEqual({ verified: false, reason: 'the merge read it out of file order (it jumped 5 KiB ahead)' });
     expect(r.requests.length).toBe(2);
+  });
+
+  it('catches a byte altered in what an out-of-order read served, though the file downloaded again is intact', async () => {
+    const r = remote(8 * W, { corruptFetchOf: { at: 5 * W + 3, nth: 1 } });
+    const source = new StreamingRangeSource('x', r.data.byteLength, r.fetchRange, { windowBytes: W, readAhead: 0, gapBytes: W, sha256: r.sha256 });
+    const used = await source.read(5 * W, 10);
+    expect(used[3]).toBe(r.data[5 * W + 3] ^ 1);
+    await source.read(0, 10);
+    await expect(source.finish()).rejects.toThrow(new StreamIntegrityError(
+      `the bytes ${5 * W}..${6 * W} of x that this merge used differ from the same bytes downloaded again to check the file's sha256: ` +
+        'a download was altered or damaged on the way, so the merge was not saved. Merge again; if this repeats, a proxy or the network is altering downloads.',
+    ));
+  });
+
+  it('catches a byte altered in every download of a file read out of order (the sha256 differs)', async () => {
+    const r = remote(8 * W, { corruptAt: 2 * W + 9 });
+    const source = new StreamingRangeSource('x', r.data.byteLength, r.fetchRange, { windowBytes: W, readAhead: 0, gapBytes: 0, sha256: r.sha256 });
+    await source.read(6 * W, 10);
+    await source.read(2 * W, 10);
+    await source.read(0, 10);
+    await expect(source.finish()).rejects.toThrow(/have sha256 [0-9a-f]{64}, but the Hub says/);
+  });
+
+  it('hashes the whole file again when the merge read a part already hashed a second time, and checks that part too', async () => {
+    const run = async (faults: Parameters<typeof remote>[1]) => {
+      const r = remote(4 * W, faults);
+      const source = new StreamingRangeSource('x', r.data.byteLength, r.fetchRange, { windowBytes: W, readAhead: 0, sha256: r.sha256, schedule: [{ offset: 0, length: 2 * W }] });
+      await source.read(0, 2 * W); // hashed at the frontier
+      await source.read(0, 10); // drops window 1
+      await source.read(W, 10); // window 1 again, from another request: behind the frontier
+      return { r, source };
+    };
+    const good = await run({});
+    expect(await good.source.finish()).toEqual({ verified: true });
+    expect(good.source.verificationBytes).toBe(4 * W);
+    // The second download of window 1 is altered: the merge used it, the first download was intact.
+    const bad = await run({ corruptFetchOf: { at: W + 1, nth: 2 } });
+    await expect(bad.source.finish()).rejects.toThrow(`the bytes ${W}..${2 * W} of x that this merge used differ`);
   });
 
   it('follows a read schedule: fetches the scheduled ranges in the merge order, coalesced, a small tensor costing its own bytes', async () => {
@@ -138,10 +190,16 @@ describe('StreamingRangeSource', () => {
       [W + 100, 2 * W + 100],
       [2 * W + 100, 3 * W + 10],
     ]);
-    // Read out of file order: reported, nothing downloaded again to check it.
-    const result = await source.finish();
-    expect(result).toEqual({ verified: false, reason: expect.stringMatching(/out of file order/) });
-    expect(r.requests.length).toBe(5);
+    // Read out of file order: the rest of the file is read in file order to check it, windows
+    // cut so that the small tensor's request [5W, 5W+64) is compared whole.
+    expect(await source.finish()).toEqual({ verified: true });
+    expect(r.requests.slice(5)).toEqual([
+      [3 * W + 10, 4 * W + 10],
+      [4 * W + 10, 5 * W + 64],
+      [5 * W + 64, 6 * W + 64],
+      [6 * W + 64, 7 * W + 64],
+      [7 * W + 64, 8 * W],
+    ]);
     // A read the schedule does not cover is fetched on its own.
     await expectRead(7 * W, 5);
     expect(r.requests.at(-1)).toEqual([7 * W, 7 * W + 5]);

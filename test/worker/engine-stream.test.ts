@@ -54,7 +54,7 @@ async function filesOf(dir: FileSystemDirectoryHandle): Promise<Map<string, Buff
 }
 
 describe('EngineService input modes and output folders', () => {
-  it('streams Hub models: the same bytes as a cached merge, nothing cached, ranges of one window, sha256 checked', async () => {
+  it('streams Hub models: the same bytes as a cached merge, nothing cached, ranges of one window, sha256 checked where read in order', async () => {
     const cached = service(memoryOpfs().root);
     const reference = await cached.merge(request('ties'), () => {});
     expect(reference.inputMode).toBe('cache');
@@ -63,7 +63,8 @@ describe('EngineService input modes and output folders', () => {
     const engine = service(opfs.root);
     hub.resetLog();
     const progress: RunProgress[] = [];
-    const result = await engine.merge(request('ties', { inputMode: 'stream' }), (p) => progress.push(p));
+    // Without the second, in-order download that checks files read out of order (next test).
+    const result = await engine.merge(request('ties', { inputMode: 'stream', verifyStreamedInputs: false }), (p) => progress.push(p));
     expect(result.inputMode).toBe('stream');
     expect(result.files).toEqual(reference.files);
     for (const file of result.files) {
@@ -96,21 +97,46 @@ describe('EngineService input modes and output folders', () => {
     expect(progress.some((p) => p.downloads.some((d) => d.state === 'streaming'))).toBe(true);
   });
 
-  it('a streamed file read out of file order is not verified: the Result says so, and the cache mode catches the same tampering', async () => {
-    // The plan reads tensors in output order, not in the order of the file, so these files cannot
-    // be hashed as they stream (docs/browser.md): the tampering goes unnoticed in stream mode,
-    // and the warning says so and points to the cache mode, which refuses the same download.
+  it('verifies streamed files read out of file order by reading them again in order: every weight file verified, at most one extra download', async () => {
+    const opfs = memoryOpfs();
+    const engine = service(opfs.root);
+    hub.resetLog();
+    const result = await engine.merge(request('verified', { inputMode: 'stream' }), () => {});
+    expect(result.unverified ?? []).toEqual([]);
+    const weights = (result.verified ?? []).filter((v) => v.file === 'model.safetensors');
+    expect(weights).toEqual(expect.arrayContaining(Object.values(models.ids).map((model) => ({ model, file: 'model.safetensors', hash: 'sha256' }))));
+    expect(result.warnings.join('\n')).not.toContain('not checked');
+    for (const key of ['a', 'b', 'base'] as const) {
+      const reads = hub.rangeReads(models.ids[key], 'model.safetensors');
+      const bytes = reads.reduce((sum, r) => {
+        const [from, to] = r.range!.slice('bytes='.length).split('-').map(Number);
+        return sum + to - from + 1;
+      }, 0);
+      // The merge's reads (about one file) and the check's (the parts read out of order, at most one file).
+      expect(bytes, key).toBeLessThanOrEqual(weightSize(key) * 2.1);
+      for (const r of reads) expect(r.range, key).toMatch(/^bytes=\d+-\d+$/);
+    }
+  });
+
+  it('a tampered streamed file read out of file order fails the merge before the output is committed; unverified only with the check turned off', async () => {
     hub.faults = { tamper: (repo, path) => repo === models.ids.b && path === 'model.safetensors' };
-    const streamed = await service(memoryOpfs().root).merge(request('tampered', { inputMode: 'stream' }), () => {});
+    const opfs = memoryOpfs();
+    const engine = service(opfs.root);
+    await expect(engine.merge(request('tampered', { inputMode: 'stream' }), () => {})).rejects.toThrow(
+      `the bytes of ${models.ids.b}/model.safetensors streamed for this merge have sha256`,
+    );
+    expect(await engine.listOutputs()).toEqual([]);
+    expect(opfs.usage()).toBe(0);
+    // With the check off the same tampering goes unnoticed, and the warning says so and points to the cache mode.
+    const streamed = await service(memoryOpfs().root).merge(request('tampered', { inputMode: 'stream', verifyStreamedInputs: false }), () => {});
     const b = streamed.unverified?.find((u) => u.model === models.ids.b && u.file === 'model.safetensors');
     expect(b?.reason).toMatch(/out of file order/);
     expect(streamed.warnings).toContain(
       `${models.ids.b}: model.safetensors was streamed and not checked against the Hub's sha256 (${b!.reason}). Use the cache mode in Settings to verify every file.`,
     );
-    const opfs = memoryOpfs();
-    const engine = service(opfs.root);
-    await expect(engine.merge(request('tampered', { inputMode: 'cache' }), () => {})).rejects.toThrow(/corrupt: its sha256/);
-    expect(await engine.listOutputs()).toEqual([]);
+    const cached = service(memoryOpfs().root);
+    await expect(cached.merge(request('tampered', { inputMode: 'cache' }), () => {})).rejects.toThrow(/corrupt: its sha256/);
+    expect(await cached.listOutputs()).toEqual([]);
   });
 
   it('writes the output straight into a picked folder: nothing in the browser storage but that folder', async () => {

@@ -259,6 +259,11 @@ export function createMockEngine(options: MockOptions = {}): EngineApi {
     async deleteOutput(outputName) {
       state.outputs.delete(outputName);
     },
+    // The mock's merges finish in the page: nothing outlives a reload.
+    async hasUnfinishedMerge() {
+      return false;
+    },
+    async discardUnfinishedMerge() {},
     async listCache() {
       return [...state.cache.values()];
     },

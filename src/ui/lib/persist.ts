@@ -1,8 +1,10 @@
 import { createStore, del, get, set, type UseStore } from 'idb-keyval';
+import type { MergeRequest } from '../../worker/api';
 
 /**
  * Small state kept in IndexedDB (idb-keyval): settings, the last config (a draft restored on the
- * next visit), and the Hub token only when the user ticked "remember". Every call fails soft:
+ * next visit), the merge running when the page went away (offered to resume), and the Hub token
+ * only when the user ticked "remember". Every call fails soft:
  * private modes and blocked storage must not break the page.
  */
 
@@ -45,6 +47,23 @@ export const loadSettings = () => read<SavedSettings>('settings');
 export const saveSettings = (settings: SavedSettings) => write('settings', settings);
 export const loadDraft = () => read<string>('draft');
 export const saveDraft = (yaml: string) => write('draft', yaml);
+
+/**
+ * A merge that was running when the page went away (a reload, a closed tab): its request, whose
+ * `resumeId` names the partial output the worker kept. Saved when a merge starts, removed when
+ * it ends; one found at start-up is offered to resume. Only merges of Hub and demo models into
+ * the browser's storage are kept (local files and a picked folder do not survive a reload).
+ */
+export interface PendingMerge {
+  readonly request: MergeRequest & { readonly resumeId: string; readonly randomSeed: number };
+  readonly startedAt: string;
+  /** Tensors written at the last progress the page saw (a hint for the notice; the worker's checkpoint decides). */
+  readonly tensorsDone?: number;
+  readonly tensorsTotal?: number;
+}
+
+export const loadPendingMerge = () => read<PendingMerge>('pending-merge');
+export const savePendingMerge = (pending: PendingMerge | undefined) => write('pending-merge', pending);
 
 export interface RememberedToken {
   readonly token: string;

@@ -178,6 +178,8 @@ export class AppState {
   planError = $state<string | null>(null);
 
   run = $state.raw<RunState>({ status: 'idle' });
+  /** A merge that was running when the page went away (a reload): offered to resume or discard. */
+  pendingMerge = $state.raw<persist.PendingMerge | null>(null);
   outputs = $state.raw<MergeResult[]>([]);
   cache = $state.raw<CacheEntry[] | null>(null);
   cacheError = $state<string | null>(null);
@@ -330,6 +332,7 @@ export class AppState {
       return;
     }
     void this.refreshOutputs();
+    this.pendingMerge = (await persist.loadPendingMerge()) ?? null;
     this.api?.listDemoModels().then(
       (demos) => (this.demos = demos),
       () => (this.demos = []),
@@ -744,12 +747,59 @@ export class AppState {
 
   async startMerge(): Promise<void> {
     const request = this.buildRequest();
+    if (!request) return;
+    await this.runMerge(resumable(request));
+  }
+
+  /** Continues the merge the page was running when it went away, after its last completed tensor. */
+  async resumeMerge(): Promise<void> {
+    const pending = this.pendingMerge;
+    if (!pending || !this.api || this.run.status === 'running') return;
+    const { request } = pending;
+    if (request.outputDirectory && !(await writePermission(request.outputDirectory))) {
+      this.notice = { kind: 'error', text: `Alloy may no longer write into the folder "${shorten(request.outputDirectory.name)}": allow it to resume, or discard the merge.` };
+      return;
+    }
+    this.yaml = request.yaml;
+    this.outputName = request.outputName;
+    this.randomSeed = request.randomSeed;
+    this.outputDirectory = request.outputDirectory ?? null;
+    this.sources = { ...this.sources, ...Object.fromEntries(request.models.map((m) => [m.key, m.source])) };
+    for (const m of request.models) void this.inspect(m.key);
+    await this.runMerge(request);
+  }
+
+  /** Forgets the unfinished merge and removes what it wrote. */
+  async discardPendingMerge(): Promise<void> {
+    const pending = this.pendingMerge;
+    if (!pending) return;
+    this.pendingMerge = null;
+    await persist.savePendingMerge(undefined);
+    try {
+      await this.api?.discardUnfinishedMerge(pending.request);
+    } catch (error) {
+      this.notice = { kind: 'error', text: `Could not remove the unfinished merge: ${describeError(error).message}` };
+    }
+  }
+
+  private async runMerge(request: MergeRequest): Promise<void> {
     const api = this.api;
-    if (!request || !api || this.run.status === 'running') return;
+    if (!api || this.run.status === 'running') return;
     this.run = { status: 'running' };
     this.step = 'run';
+    // Kept until the merge ends: after a reload it is offered to resume.
+    const pending = request.resumeId !== undefined && request.randomSeed !== undefined
+      ? { request: request as persist.PendingMerge['request'], startedAt: new Date().toISOString() }
+      : null;
+    this.pendingMerge = null;
+    await persist.savePendingMerge(pending ?? undefined);
+    let savedTensors = -1;
     const onProgress = (progress: RunProgress) => {
       if (this.run.status === 'running') this.run = { ...this.run, progress };
+      if (pending && progress.tensorsDone !== savedTensors && this.run.status === 'running') {
+        savedTensors = progress.tensorsDone;
+        void persist.savePendingMerge({ ...pending, tensorsDone: progress.tensorsDone, tensorsTotal: progress.tensorsTotal });
+      }
     };
     try {
       const result = this.check.moe ? await api.moe(request, onProgress) : await api.merge(request, onProgress);
@@ -759,6 +809,9 @@ export class AppState {
     } catch (error) {
       const progress = this.run.status === 'running' ? this.run.progress : undefined;
       this.run = { status: 'failed', error: describeError(error), ...(progress ? { progress } : {}) };
+    } finally {
+      // Ended here (done, failed or cancelled): the worker removed its partial output.
+      if (pending) await persist.savePendingMerge(undefined);
     }
   }
 
@@ -793,6 +846,31 @@ export class AppState {
   async deleteCached(repo: string, revision?: string): Promise<void> {
     await this.api?.deleteCached(repo, revision);
     await this.refreshCache();
+  }
+}
+
+/**
+ * The request with what a resume after a reload needs: an id for its partial output, and a fixed
+ * random seed (the resumed plan must be the same). Merges of local files cannot be resumed (the
+ * files do not survive a reload) and are left as they are.
+ */
+function resumable(request: MergeRequest): MergeRequest {
+  if (request.models.some((m) => m.source.kind === 'local')) return request;
+  const id = Array.from(crypto.getRandomValues(new Uint8Array(10)), (b) => b.toString(16).padStart(2, '0')).join('');
+  return { ...request, resumeId: id, randomSeed: request.randomSeed ?? Math.floor(Math.random() * 2 ** 31) };
+}
+
+/** Asks again, where needed, for write access to a folder picked before a reload (the click on Resume is the gesture). */
+async function writePermission(dir: FileSystemDirectoryHandle): Promise<boolean> {
+  const handle = dir as FileSystemDirectoryHandle & {
+    queryPermission?: (o: { mode: 'readwrite' }) => Promise<PermissionState>;
+    requestPermission?: (o: { mode: 'readwrite' }) => Promise<PermissionState>;
+  };
+  try {
+    if (!handle.queryPermission || (await handle.queryPermission({ mode: 'readwrite' })) === 'granted') return true;
+    return (await handle.requestPermission?.({ mode: 'readwrite' })) === 'granted';
+  } catch {
+    return false;
   }
 }
 
