@@ -10,7 +10,7 @@ import { LoraAdapterError } from '../lora';
 import { escapeMessage, formatBytes, parseShardSize, SafetensorsError } from '../storage';
 import { checkOutputTarget, NodeOutputFolder, NotARegularFileError, OutputTargetError } from '../storage/node-fs';
 import { createNodeWorkerPool, defaultThreadCount } from '../backend/pool/node';
-import { WorkerPoolBackend } from '../backend/pool';
+import { poolCacheBytes, WorkerPoolBackend } from '../backend/pool';
 import { parseArgs, UsageError, type FlagSpec } from './args';
 import { readConfigFile } from './read-config-file';
 import { formatPlan } from './format-plan';
@@ -241,7 +241,7 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
   // of `threads` workers unless --threads 1. The workers' cross-pass cache gets as much memory as
   // the chunks: --memory bounds both.
   const cpuBackend = (): Promise<ComputeBackend> =>
-    threads <= 1 ? createCpuBackend() : createNodeWorkerPool({ threads, workerUrl: io.poolWorkerUrl, cacheBytes: budgetBytes ?? DEFAULT_BUDGET_BYTES });
+    threads <= 1 ? createCpuBackend() : createNodeWorkerPool({ threads, workerUrl: io.poolWorkerUrl, cacheBytes: poolCacheBytes(budgetBytes ?? DEFAULT_BUDGET_BYTES) });
   // auto: a hardware GPU if there is one, else the CPU (a software WebGPU adapter is slower).
   const chosen = await chooseNodeBackend(backendName, { budgetBytes: budgetBytes ?? DEFAULT_BUDGET_BYTES, cpu: cpuBackend }).catch(
     async (error: unknown) => {

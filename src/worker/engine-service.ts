@@ -20,6 +20,7 @@ import {
 } from '../storage/browser';
 import type { OutputFolder } from '../storage/types';
 import type { ComputeBackend } from '../backend';
+import { poolCacheBytes } from '../backend/pool/worker-pool-backend';
 import type { AdapterSummary, ExtractPlanSummary, ExtractProgress, ExtractRequest } from './api';
 import { planExtractionRequest, runExtraction, type ExtractDeps } from './extract-service';
 import { runMoeBuild } from './moe-service';
@@ -545,7 +546,7 @@ export class EngineService implements EngineApi {
     }
     progress.backend = { ...shown, threads };
     await choice.backend.dispose();
-    return this.deps.cpuPool(threads, request.memoryBudgetBytes ?? DEFAULT_BUDGET_BYTES);
+    return this.deps.cpuPool(threads, poolCacheBytes(request.memoryBudgetBytes ?? DEFAULT_BUDGET_BYTES));
   }
 
   /** Step 3: the engine merges every tensor into the output and commits it; the backend is released however it ends. */

@@ -75,6 +75,15 @@ interface PoolWorker {
 export const DEFAULT_POOL_CACHE_BYTES = 128 * 1024 * 1024;
 
 /**
+ * The cross-pass cache a merge with memory budget `budgetBytes` gives its pool: half of it. With
+ * the whole budget the workers' caches and WebAssembly memories took a large TIES or model_stock
+ * merge past 500 MiB of RSS; half kept them under it at the same speed.
+ */
+export function poolCacheBytes(budgetBytes: number): number {
+  return Math.floor(budgetBytes / 2);
+}
+
+/**
  * The CPU backend on several cores. Methods' per-chunk callbacks are closures on the calling
  * thread, so a chunk is recorded there as a small graph of ops (RecordingChunk) and computed by a
  * worker that replays it on its in-thread backend. The engine keeps `workers + 1` chunks in
