@@ -235,7 +235,7 @@ export class TensorJobRunner implements TensorMerge {
         const inputs = await next!;
         this.ctx.onWait?.('read', now() - waited);
         next = range.index + 1 < this.chunks.length ? this.inputBytes(range.index + 1) : null;
-        const chunk: BackendChunk = this.ctx.backend.beginChunk(
+        const chunk = this.ctx.backend.beginChunk(
           {
             tensorName: this.name,
             chunkIndex: range.index,

@@ -1,5 +1,5 @@
 import { dtypeSize } from './dtype';
-import type { SafetensorsDtype } from './types';
+import type { FloatDtype, SafetensorsDtype } from './types';
 
 /** How many elements of some tensor bytes are NaN, +Inf and -Inf. */
 export interface NonFiniteCounts {
@@ -31,7 +31,7 @@ export function addNonFinite(into: NonFiniteCounts, b: Readonly<NonFiniteCounts>
  * 32-bit word (two 16-bit elements at once) with no branch; only the rare bytes that have some
  * are classified element by element.
  */
-interface WordLayout {
+export interface WordLayout {
   readonly bytes: 2 | 4;
   readonly exp: number;
   readonly carry: number;
@@ -42,6 +42,11 @@ interface WordLayout {
 const BF16: WordLayout = { bytes: 2, exp: 0x7f80, carry: 0x0080, mantissa: 0x007f, sign: 0x8000 };
 const F16: WordLayout = { bytes: 2, exp: 0x7c00, carry: 0x0400, mantissa: 0x03ff, sign: 0x8000 };
 const F32: WordLayout = { bytes: 4, exp: 0x7f800000, carry: 0x00800000, mantissa: 0x007fffff, sign: 0x80000000 };
+
+/** The bit layout of a 16/32-bit float dtype's words (also for the SIMD backend's counting kernel). */
+export function wordLayout(dtype: FloatDtype): WordLayout {
+  return dtype === 'BF16' ? BF16 : dtype === 'F16' ? F16 : F32;
+}
 
 /** Misaligned bytes are scanned through an aligned scratch copy this large at a time. */
 const SCRATCH_BYTES = 64 * 1024;

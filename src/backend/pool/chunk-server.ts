@@ -1,11 +1,9 @@
-import { countNonFinite } from '../../storage/non-finite';
-import type { BackendChunk, ChunkInputBytes, ChunkNonFinite } from '../compute-backend';
+import type { BackendChunk, ChunkInputBytes } from '../compute-backend';
 import type { ReductionToken } from '../reduction';
 import type { ChunkOps, Vec } from '../types';
 import { isRef, neededNodes } from './graph';
-import type { FloatDtype } from '../../storage/types';
 import type { InThreadBackend } from './in-thread-backend';
-import { isNaNBits, wholeBuffer, wireNumber, type Arg, type ChunkRequest, type ChunkResponse, type GraphNode } from './protocol';
+import { isNaNBits, wholeBuffer, wireNumber, type Arg, type ChunkRequest, type ChunkResponse, type ChunkResult, type ChunkResultKind, type GraphNode } from './protocol';
 
 const EMPTY = new Uint8Array(0);
 
@@ -37,27 +35,21 @@ export class ChunkServer {
   private async handle(request: ChunkRequest): Promise<{ response: ChunkResponse; transfer: ArrayBuffer[] }> {
     if (request.clearCache) this.cache.clear();
     const inputs: ChunkInputBytes[] = request.inputs.map((input) => input ?? { bytes: EMPTY, dtype: 'F32', cols: request.spec.cols });
-    const chunk = this.local.backend.beginChunk(request.spec, inputs);
-    try {
-      const values = this.evaluate(chunk.ops, request);
-      if (request.result.kind === 'encode') {
-        const bytes = await chunk.encode(values[request.roots[0]] as Vec, request.result.dtype);
-        const owned = wholeBuffer(bytes) ? bytes : bytes.slice();
-        const nonFinite = counted(chunk, inputs, { bytes, dtype: request.result.dtype });
-        return { response: { type: 'result', id: request.id, bytes: owned, nonFinite }, transfer: [owned.buffer as ArrayBuffer] };
-      }
-      const partials = await chunk.readPartials(request.roots.map((id) => values[id] as ReductionToken));
-      const transfer: ArrayBuffer[] = [];
-      const owned = partials.map((p) => {
-        if (typeof p === 'number') return wireNumber(p);
-        const copy = ArrayBuffer.isView(p) && wholeBuffer(p as unknown as ArrayBufferView) ? p : Float64Array.from(p);
-        transfer.push((copy as unknown as ArrayBufferView).buffer as ArrayBuffer);
-        return copy;
-      });
-      return { response: { type: 'result', id: request.id, partials: owned, nonFinite: counted(chunk, inputs, null) }, transfer };
-    } finally {
-      chunk.release();
+    const { bytes, partials, nonFinite } = await computeChunk(this.local.backend.beginChunk(request.spec, inputs), request.roots, request.result, (ops) =>
+      this.evaluate(ops, request),
+    );
+    if (bytes) {
+      const owned = wholeBuffer(bytes) ? bytes : bytes.slice();
+      return { response: { type: 'result', id: request.id, bytes: owned, nonFinite }, transfer: [owned.buffer as ArrayBuffer] };
     }
+    const transfer: ArrayBuffer[] = [];
+    const owned = partials!.map((p) => {
+      if (typeof p === 'number') return wireNumber(p);
+      const copy = ArrayBuffer.isView(p) && wholeBuffer(p as unknown as ArrayBufferView) ? p : Float64Array.from(p);
+      transfer.push((copy as unknown as ArrayBufferView).buffer as ArrayBuffer);
+      return copy;
+    });
+    return { response: { type: 'result', id: request.id, partials: owned, nonFinite }, transfer };
   }
 
   /** Evaluates the graph with the cached values the request names, and keeps what it says to keep. */
@@ -99,13 +91,27 @@ export function replay(
   return { values, needed };
 }
 
-/** The chunk's own NaN/±Inf counts, or counted here for a backend that does not count. */
-export function counted(chunk: BackendChunk, inputs: readonly ChunkInputBytes[], output: { bytes: Uint8Array; dtype: FloatDtype } | null): ChunkNonFinite {
-  if (chunk.nonFinite) return chunk.nonFinite();
-  return {
-    inputs: inputs.map((i) => (i.countNonFinite ? countNonFinite(i.bytes, i.dtype) : null)),
-    output: output ? countNonFinite(output.bytes, output.dtype) : null,
-  };
+/**
+ * Computes a chunk whose graph `evaluate` replays on its ops: the encoded root or the roots'
+ * partials, with the NaN/±Inf the chunk counted (every in-thread backend counts). Releases it.
+ */
+export async function computeChunk(
+  chunk: BackendChunk,
+  roots: readonly number[],
+  result: ChunkResultKind,
+  evaluate: (ops: ChunkOps) => unknown[],
+): Promise<ChunkResult> {
+  try {
+    const values = evaluate(chunk.ops);
+    const computed =
+      result.kind === 'encode'
+        ? { bytes: await chunk.encode(values[roots[0]] as Vec, result.dtype) }
+        : { partials: await chunk.readPartials(roots.map((id) => values[id] as ReductionToken)) };
+    if (!chunk.nonFinite) throw new Error('internal: a pool backend computed a chunk without counting its NaN/Inf');
+    return { ...computed, nonFinite: chunk.nonFinite() };
+  } finally {
+    chunk.release();
+  }
 }
 
 function call(ops: ChunkOps, node: GraphNode, values: unknown[]): unknown {

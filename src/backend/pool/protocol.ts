@@ -53,6 +53,16 @@ export interface WireInput {
   readonly countNonFinite?: boolean;
 }
 
+/** What a chunk's graph is computed for: its reductions' partials, or its one vector encoded. */
+export type ChunkResultKind = { readonly kind: 'partials' } | { readonly kind: 'encode'; readonly dtype: FloatDtype };
+
+/** A computed chunk: the partials or the encoded bytes, and the NaN/±Inf its backend counted. */
+export interface ChunkResult {
+  readonly partials?: (number | ArrayLike<number>)[];
+  readonly bytes?: Uint8Array;
+  readonly nonFinite: ChunkNonFinite;
+}
+
 export interface ChunkRequest {
   readonly type: 'chunk';
   readonly id: number;
@@ -63,7 +73,7 @@ export interface ChunkRequest {
   readonly nodes: readonly GraphNode[];
   /** Reduction nodes whose partials to return, or the one vector node to encode. */
   readonly roots: readonly number[];
-  readonly result: { readonly kind: 'partials' } | { readonly kind: 'encode'; readonly dtype: FloatDtype };
+  readonly result: ChunkResultKind;
   /** Nodes whose value the worker takes from its cache (node id, cache key). */
   readonly hits: readonly (readonly [number, string])[];
   /** Nodes whose value the worker keeps in its cache after this chunk (node id, cache key). */

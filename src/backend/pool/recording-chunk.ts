@@ -2,7 +2,7 @@ import type { FloatDtype } from '../../storage/types';
 import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec } from '../compute-backend';
 import type { ReductionKind, ReductionToken } from '../reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../types';
-import { wireNumber, type Arg, type GraphNode, type OpName } from './protocol';
+import { wireNumber, type Arg, type ChunkResult, type ChunkResultKind, type GraphNode, type OpName } from './protocol';
 
 /** What a recorded chunk asks of its pool once the method has said what it wants. */
 export interface ChunkRunner {
@@ -11,8 +11,8 @@ export interface ChunkRunner {
     inputs: readonly ChunkInputBytes[],
     nodes: readonly GraphNode[],
     roots: readonly number[],
-    result: { kind: 'partials' } | { kind: 'encode'; dtype: FloatDtype },
-  ): Promise<{ partials?: (number | ArrayLike<number>)[]; bytes?: Uint8Array; nonFinite: ChunkNonFinite }>;
+    result: ChunkResultKind,
+  ): Promise<ChunkResult>;
 }
 
 /** A vector of a recorded chunk: the id of the node that computes it. */
@@ -137,7 +137,7 @@ export class RecordingChunk implements BackendChunk, ChunkOps {
     return this.counts;
   }
 
-  private async send(roots: number[], result: { kind: 'partials' } | { kind: 'encode'; dtype: FloatDtype }) {
+  private async send(roots: number[], result: ChunkResultKind) {
     if (this.sent) throw new Error('internal: a pooled chunk was computed twice');
     this.sent = true;
     const answer = await this.runner.run(this.spec, this.inputs, this.nodes, roots, result);

@@ -1,12 +1,9 @@
 import { countNonFinite } from '../../storage/non-finite';
-import type { FloatDtype } from '../../storage/types';
-import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from '../compute-backend';
-import type { ReductionToken } from '../reduction';
-import type { Vec } from '../types';
-import { counted, replay } from './chunk-server';
+import type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from '../compute-backend';
+import { computeChunk, replay } from './chunk-server';
 import { cacheKey, forEachRef, neededNodes } from './graph';
 import { RecordingChunk, type ChunkRunner } from './recording-chunk';
-import { isNaNBits, wholeBuffer, type ChunkRequest, type ChunkResponse, type GraphNode, type WireInput, type WorkerPort } from './protocol';
+import { isNaNBits, wholeBuffer, type ChunkRequest, type ChunkResponse, type ChunkResult, type ChunkResultKind, type GraphNode, type WireInput, type WorkerPort } from './protocol';
 import { cpuMatrixOps } from '../cpu/cpu-matrix-ops';
 
 export interface WorkerPoolOptions {
@@ -45,13 +42,6 @@ function isLight(nodes: readonly GraphNode[], roots: readonly number[]): boolean
     if (COSTLY.has(nodes[id].op) || ++ops > LIGHT_OPS) return false;
   }
   return true;
-}
-
-/** What a worker computed for one chunk. */
-export interface ChunkResult {
-  readonly partials?: (number | ArrayLike<number>)[];
-  readonly bytes?: Uint8Array;
-  readonly nonFinite: ChunkNonFinite;
 }
 
 interface Pending {
@@ -143,7 +133,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     inputs: readonly ChunkInputBytes[],
     nodes: readonly GraphNode[],
     roots: readonly number[],
-    result: { kind: 'partials' } | { kind: 'encode'; dtype: FloatDtype },
+    result: ChunkResultKind,
   ): Promise<ChunkResult> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.disposed) return Promise.reject(new Error('internal: the CPU worker pool was used after it was closed'));
@@ -190,25 +180,14 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   }
 
   /** Computes a recorded chunk on the calling thread, with the same backend code as the workers. */
-  private async runHere(
+  private runHere(
     spec: ChunkSpec,
     inputs: readonly ChunkInputBytes[],
     nodes: readonly GraphNode[],
     roots: readonly number[],
-    result: { kind: 'partials' } | { kind: 'encode'; dtype: FloatDtype },
+    result: ChunkResultKind,
   ): Promise<ChunkResult> {
-    const chunk = this.options.local.beginChunk(spec, inputs);
-    try {
-      const { values } = replay(chunk.ops, nodes, roots);
-      if (result.kind === 'encode') {
-        const bytes = await chunk.encode(values[roots[0]] as Vec, result.dtype);
-        return { bytes, nonFinite: counted(chunk, inputs, { bytes, dtype: result.dtype }) };
-      }
-      const partials = await chunk.readPartials(roots.map((id) => values[id] as ReductionToken));
-      return { partials, nonFinite: counted(chunk, inputs, null) };
-    } finally {
-      chunk.release();
-    }
+    return computeChunk(this.options.local.beginChunk(spec, inputs), roots, result, (ops) => replay(ops, nodes, roots).values);
   }
 
   async dispose(): Promise<void> {

@@ -1,4 +1,4 @@
-import { countNonFinite, type NonFiniteCounts } from '../../../storage/non-finite';
+import { countNonFinite, wordLayout, type NonFiniteCounts } from '../../../storage/non-finite';
 import type { FloatDtype } from '../../../storage/types';
 import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from '../../compute-backend';
 import { pcgHash, streamKey } from '../../random';
@@ -237,9 +237,9 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   /** NaN/±Inf of `n` elements of `dtype` at `ptr` in the kernels' memory. */
   private count(ptr: number, n: number, dtype: FloatDtype): NonFiniteCounts {
-    const [size, exp, mant] = dtype === 'F32' ? [4, 0x7f800000, 0x007fffff] : dtype === 'BF16' ? [2, 0x7f80, 0x007f] : [2, 0x7c00, 0x03ff];
+    const { bytes, exp, mantissa } = wordLayout(dtype);
     return this.scratch(16, (out) => {
-      this.k.countNonFinite(ptr, n, size, exp, mant, out);
+      this.k.countNonFinite(ptr, n, bytes, exp, mantissa, out);
       const [nan, posInf, negInf] = new Uint32Array(this.buffer, out, 3);
       return { nan, posInf, negInf };
     });
