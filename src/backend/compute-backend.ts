@@ -1,7 +1,7 @@
 import type { NonFiniteCounts } from '../storage/non-finite';
 import type { FloatDtype } from '../storage/types';
 import type { ChunkOps, Vec } from './types';
-import type { ReductionToken } from './reduction';
+import type { Partial, ReductionToken } from './reduction';
 import type { MatrixOps } from './matrix-ops';
 
 /** Raw bytes of one input for one chunk, still in the stored dtype (backends decode them). */
@@ -54,7 +54,7 @@ export interface ChunkSpec {
 export interface BackendChunk {
   readonly ops: ChunkOps;
   /** This chunk's partial values of the given reductions (numbers or per-row / per-bin arrays). */
-  readPartials(tokens: readonly ReductionToken[]): Promise<(number | ArrayLike<number>)[]>;
+  readPartials(tokens: readonly ReductionToken[]): Promise<Partial[]>;
   /** The output chunk rounded to the output dtype (round-to-nearest-even). */
   encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array>;
   /** Frees the chunk's vectors; the chunk must not be used afterwards. */

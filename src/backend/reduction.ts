@@ -32,11 +32,42 @@ export function emptyTotal(kind: ReductionKind, place: ChunkPlace): number | Flo
   }
 }
 
+/**
+ * A chunk's magnitude histogram as its non-empty bins only, in ascending bin order: one chunk's
+ * magnitudes fill a few thousand of the 65536 bins, so this is what crosses threads and what the
+ * engine adds up (the dense bins would cost the engine's thread a 65536-step loop per chunk).
+ */
+export interface SparseHistogram {
+  readonly bins: Uint16Array;
+  readonly counts: Uint32Array;
+}
+
+/** What a backend reports per chunk for one reduction: a number, per-row/per-period values, or a histogram. */
+export type Partial = number | ArrayLike<number> | SparseHistogram;
+
+/** The non-empty bins of a dense 65536-bin histogram. */
+export function sparseHistogram(dense: ArrayLike<number>): SparseHistogram {
+  let n = 0;
+  for (let b = 0; b < dense.length; b++) n += +(dense[b] !== 0);
+  const bins = new Uint16Array(n);
+  const counts = new Uint32Array(n);
+  for (let b = 0, j = 0; j < n; b++) {
+    if (dense[b] === 0) continue;
+    bins[j] = b;
+    counts[j++] = dense[b];
+  }
+  return { bins, counts };
+}
+
+export function isSparseHistogram(partial: Partial): partial is SparseHistogram {
+  return typeof partial === 'object' && 'bins' in partial;
+}
+
 /** Adds one chunk's partial (a number, or per-row / per-bin values) into the running total. */
 export function combinePartial(
   kind: ReductionKind,
   total: number | Float64Array,
-  partial: number | ArrayLike<number>,
+  partial: Partial,
   place: ChunkPlace,
 ): number | Float64Array {
   switch (kind) {
@@ -52,9 +83,9 @@ export function combinePartial(
       return out;
     }
     case 'histogram': {
-      const values = partial as ArrayLike<number>;
+      const { bins, counts } = partial as SparseHistogram;
       const out = total as Float64Array;
-      for (let b = 0; b < values.length; b++) out[b] += values[b];
+      for (let j = 0; j < bins.length; j++) out[bins[j]] += counts[j];
       return out;
     }
     case 'periodicSums': {

@@ -1,5 +1,5 @@
 import type { BackendChunk, ChunkInputBytes, ComputeBackend } from '../backend/compute-backend';
-import { combinePartial, emptyTotal, type ChunkPlace, type ReductionToken } from '../backend/reduction';
+import { combinePartial, emptyTotal, type ChunkPlace, type Partial, type ReductionToken } from '../backend/reduction';
 import type { ChunkOps, ReductionSet, Resolved, Vec } from '../backend/types';
 import type { TensorMerge } from '../methods/types';
 import type { TensorJob } from '../plan/types';
@@ -117,7 +117,7 @@ export class TensorJobRunner implements TensorMerge {
 
   async reduce<T extends ReductionSet>(
     fn: (c: ChunkOps) => T,
-    eachChunk?: (chunkIndex: number, partials: readonly (number | ArrayLike<number>)[]) => void,
+    eachChunk?: (chunkIndex: number, partials: readonly Partial[]) => void,
   ): Promise<Resolved<T>> {
     let keys: string[] | null = null;
     let totals: (number | Float64Array)[] = [];

@@ -1,6 +1,6 @@
 import type { BackendChunk, ChunkInputBytes, ChunkSpec } from '../backend/compute-backend';
 import { streamKey } from '../backend/random';
-import type { ReductionKind, ReductionToken } from '../backend/reduction';
+import { sparseHistogram, type Partial, type ReductionKind, type ReductionToken } from '../backend/reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../backend/types';
 import type { FloatDtype } from '../storage/types';
 import { sizeClass, type BufferPool } from './buffer-pool';
@@ -574,7 +574,7 @@ export class WebGpuChunk implements BackendChunk, ChunkOps {
 
   // ---- results -------------------------------------------------------------------------------
 
-  async readPartials(tokens: readonly ReductionToken[]): Promise<(number | ArrayLike<number>)[]> {
+  async readPartials(tokens: readonly ReductionToken[]): Promise<Partial[]> {
     this.backend.check();
     const partials = tokens.map((t) => t.partial as GpuPartial);
     const regions: ReadRegion[] = partials.map((p) => ({
@@ -585,7 +585,7 @@ export class WebGpuChunk implements BackendChunk, ChunkOps {
     if (regions.length === 0) return [];
     const data = await this.readBack(regions);
     return partials.map((p, i) => {
-      if (p.type === 'histogram') return new Uint32Array(data[i].buffer);
+      if (p.type === 'histogram') return sparseHistogram(new Uint32Array(data[i].buffer));
       const values = new Float32Array(data[i].buffer);
       const results = new Float64Array(p.outputs);
       for (let o = 0; o < p.outputs; o++) {

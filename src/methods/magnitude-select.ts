@@ -1,3 +1,4 @@
+import type { Partial, SparseHistogram } from '../backend/reduction';
 import type { ChunkOps, Vec } from '../backend/types';
 import { countsBefore, radixCut, upperDigit } from './radix-select';
 import type { TensorMerge } from './types';
@@ -116,13 +117,12 @@ export function keepLargestMagnitudes(c: ChunkOps, v: Vec, cut: MagnitudeCut): V
 }
 
 /**
- * Every chunk's lower histograms, kept sparse (the non-empty bins only: one upper bin holds few
+ * Every chunk's lower histograms (sparse, as backends report them: one upper bin holds few
  * distinct magnitudes per chunk). Gives up, freeing them, beyond `maxEntries` in all; the caller
  * then counts ties in a pass of its own.
  */
 class PerChunkHistograms {
-  private readonly bins: Uint16Array[][];
-  private readonly counts_: Uint32Array[][];
+  private readonly chunks: SparseHistogram[][];
   private entries = 0;
   complete = true;
 
@@ -130,46 +130,34 @@ class PerChunkHistograms {
     requests: number,
     private readonly maxEntries: number,
   ) {
-    this.bins = Array.from({ length: requests }, () => []);
-    this.counts_ = Array.from({ length: requests }, () => []);
+    this.chunks = Array.from({ length: requests }, () => []);
   }
 
-  add(chunkIndex: number, partials: readonly (number | ArrayLike<number>)[]): void {
+  add(chunkIndex: number, partials: readonly Partial[]): void {
     if (!this.complete) return;
     partials.forEach((partial, r) => {
-      const hist = partial as ArrayLike<number>;
-      let n = 0;
-      for (let b = 0; b < hist.length; b++) n += +(hist[b] !== 0);
-      const bins = new Uint16Array(n);
-      const counts = new Uint32Array(n);
-      for (let b = 0, j = 0; b < hist.length; b++) {
-        if (hist[b] === 0) continue;
-        bins[j] = b;
-        counts[j++] = hist[b];
-      }
-      this.bins[r][chunkIndex] = bins;
-      this.counts_[r][chunkIndex] = counts;
-      this.entries += n;
+      const hist = partial as SparseHistogram;
+      this.chunks[r][chunkIndex] = hist;
+      this.entries += hist.bins.length;
     });
     if (this.entries > this.maxEntries) {
       this.complete = false;
-      this.bins.forEach((b) => (b.length = 0));
-      this.counts_.forEach((c) => (c.length = 0));
+      this.chunks.forEach((c) => (c.length = 0));
     }
   }
 
   /** Per chunk, how many elements of request `r`'s upper bin have the lower bits `bin`. */
   counts(r: number, bin: number): Float64Array {
-    const bins = this.bins[r];
-    const out = new Float64Array(bins.length);
-    bins.forEach((chunkBins, chunk) => {
+    const chunks = this.chunks[r];
+    const out = new Float64Array(chunks.length);
+    chunks.forEach(({ bins: chunkBins, counts }, chunk) => {
       let lo = 0, hi = chunkBins.length; // binary search: bins are ascending
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
         if (chunkBins[mid] < bin) lo = mid + 1;
         else hi = mid;
       }
-      if (lo < chunkBins.length && chunkBins[lo] === bin) out[chunk] = this.counts_[r][chunk][lo];
+      if (lo < chunkBins.length && chunkBins[lo] === bin) out[chunk] = counts[lo];
     });
     return out;
   }

@@ -1,3 +1,4 @@
+import type { Partial } from '../backend/reduction';
 import type { ChunkOps, ReductionSet, Resolved, Vec } from '../backend/types';
 
 /** One parameter of a merge method, declared once for the validator, the planner, the UI and docs. */
@@ -91,7 +92,7 @@ export interface TensorMerge {
    */
   reduce<T extends ReductionSet>(
     fn: (c: ChunkOps) => T,
-    eachChunk?: (chunkIndex: number, partials: readonly (number | ArrayLike<number>)[]) => void,
+    eachChunk?: (chunkIndex: number, partials: readonly Partial[]) => void,
   ): Promise<Resolved<T>>;
   /** The output pass: the returned vector is the output chunk. */
   apply(fn: (c: ChunkOps) => Vec): Promise<void>;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CpuBackend, type ChunkOps, type Operand, type Vec } from '../../src/backend';
-import { combinePartial, emptyTotal, type ReductionToken } from '../../src/backend/reduction';
+import { combinePartial, emptyTotal, type Partial, type ReductionToken, type SparseHistogram } from '../../src/backend/reduction';
 import { onCpuChunk } from '../helpers/cpu-chunk';
 import { randomArray } from '../helpers/random-arrays';
 
@@ -11,7 +11,7 @@ async function partials(
   cols: number,
   fn: (c: ChunkOps) => unknown[],
   start = 0,
-): Promise<(number | ArrayLike<number>)[]> {
+): Promise<Partial[]> {
   const chunk = new CpuBackend().beginChunk(
     { tensorName: 't', chunkIndex: 0, chunkCount: 1, start, length: rows * cols, rowStart: 0, rows, cols, totalRows: rows, seed: 0 },
     inputs.map((v) => ({ bytes: new Uint8Array(Float32Array.from(v).buffer), dtype: 'F32' as const, cols })),
@@ -65,6 +65,27 @@ describe('CPU ops for the spherical, fusion and SCE methods', () => {
     total = combinePartial('periodicSums', total, [1, 2, 3], place);
     total = combinePartial('periodicSums', total, [10, 20, 30], { ...place, chunkIndex: 1 });
     expect(Array.from(total as Float64Array)).toEqual([11, 22, 33]);
+  });
+
+  it('a histogram partial is its non-empty bins in ascending order, and totals add them up', async () => {
+    // |x| bits >> 16: 1 and -1 → 0x3f80, 2 → 0x4000, 0 and -0 → 0, 0.5 → 0x3f00, NaN → 0x7fc0
+    const x = [1, -1, 2, 0, -0, 0.5, 2, NaN, 1];
+    const [hist] = await partials([x], 1, x.length, (c) => [c.magnitudeHistogram(c.input(0), null)]);
+    const { bins, counts } = hist as SparseHistogram;
+    expect(Array.from(bins)).toEqual([0, 0x3f00, 0x3f80, 0x4000, 0x7fc0]);
+    expect(Array.from(counts)).toEqual([2, 1, 3, 2, 1]);
+    // the lower 16 bits within one upper bin: 1.0 (0x3f800000) three times, 1 + 2^-16 … only 1.0 here
+    const [lower] = await partials([[1, 1.0000152587890625, 3, 1]], 1, 4, (c) => [c.magnitudeHistogram(c.input(0), 0x3f80)]);
+    expect(Array.from((lower as SparseHistogram).bins)).toEqual([0, 0x80]);
+    expect(Array.from((lower as SparseHistogram).counts)).toEqual([2, 1]);
+    const place = { chunkIndex: 0, chunkCount: 2, rowStart: 0, totalRows: 1 };
+    let total = emptyTotal('histogram', place);
+    total = combinePartial('histogram', total, hist, place);
+    total = combinePartial('histogram', total, lower, { ...place, chunkIndex: 1 });
+    const dense = total as Float64Array;
+    expect(dense.length).toBe(65536);
+    expect([dense[0], dense[0x80], dense[0x3f00], dense[0x3f80], dense[0x4000], dense[0x7fc0]]).toEqual([4, 1, 1, 3, 2, 1]);
+    expect(dense.reduce((a, b) => a + b, 0)).toBe(12);
   });
 
   it('weightedSum rounds to f32 after each term, in term order, for any mix of weights', async () => {

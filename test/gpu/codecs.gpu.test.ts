@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChunkInputBytes, ChunkSpec, ReductionToken } from '../../src/backend';
+import type { ChunkInputBytes, ChunkSpec, ReductionToken, SparseHistogram } from '../../src/backend';
 import type { WebGpuBackend } from '../../src/gpu';
 import { decodeToF32, encodeFromF32 } from '../../src/storage';
 import type { FloatDtype } from '../../src/storage/types';
@@ -155,11 +155,9 @@ describe('radix-select magnitude histograms', () => {
       try {
         const x = chunk.ops.input(0);
         const tokens = [chunk.ops.magnitudeHistogram(x, null), chunk.ops.magnitudeHistogram(x, high)] as unknown as ReductionToken[];
-        const [u, l] = (await within(chunk.readPartials(tokens), 60_000, 'histograms')) as ArrayLike<number>[];
-        for (let b = 0; b < 65536; b++) {
-          upper[b] += u[b];
-          lower[b] += l[b];
-        }
+        const [u, l] = (await within(chunk.readPartials(tokens), 60_000, 'histograms')) as SparseHistogram[];
+        u.bins.forEach((b, j) => (upper[b] += u.counts[j]));
+        l.bins.forEach((b, j) => (lower[b] += l.counts[j]));
       } finally {
         chunk.release();
       }

@@ -2,7 +2,7 @@ import { countNonFinite, decodeToF32, encodeFromF32, type NonFiniteCounts } from
 import type { FloatDtype } from '../../storage/types';
 import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from '../compute-backend';
 import { pcgHash, streamKey } from '../random';
-import type { ReductionKind, ReductionToken } from '../reduction';
+import { sparseHistogram, type Partial, type ReductionKind, type ReductionToken } from '../reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../types';
 import { cpuMatrixOps } from './cpu-matrix-ops';
 
@@ -272,7 +272,7 @@ class CpuChunk implements BackendChunk, ChunkOps {
         if (b >>> 16 === high) hist[b & 0xffff]++;
       }
     }
-    return token('histogram', hist);
+    return token('histogram', sparseHistogram(hist));
   }
 
   keepTopMagnitude(a: Vec, threshold: number, tiesBefore: number, tiesAllowed: number): Vec {
@@ -336,8 +336,8 @@ class CpuChunk implements BackendChunk, ChunkOps {
     return asVec(out);
   }
 
-  async readPartials(tokens: readonly ReductionToken[]): Promise<(number | ArrayLike<number>)[]> {
-    return tokens.map((t) => t.partial as number | ArrayLike<number>);
+  async readPartials(tokens: readonly ReductionToken[]): Promise<Partial[]> {
+    return tokens.map((t) => t.partial as Partial);
   }
 
   async encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array> {

@@ -1,5 +1,5 @@
 import type { BackendChunk, ChunkInputBytes } from '../compute-backend';
-import type { ReductionToken } from '../reduction';
+import { isSparseHistogram, type ReductionToken } from '../reduction';
 import type { ChunkOps, Vec } from '../types';
 import { isRef, neededNodes } from './graph';
 import type { InThreadBackend } from './in-thread-backend';
@@ -45,6 +45,10 @@ export class ChunkServer {
     const transfer: ArrayBuffer[] = [];
     const owned = partials!.map((p) => {
       if (typeof p === 'number') return wireNumber(p);
+      if (isSparseHistogram(p)) {
+        transfer.push(p.bins.buffer as ArrayBuffer, p.counts.buffer as ArrayBuffer);
+        return p;
+      }
       const copy = ArrayBuffer.isView(p) && wholeBuffer(p as unknown as ArrayBufferView) ? p : Float64Array.from(p);
       transfer.push((copy as unknown as ArrayBufferView).buffer as ArrayBuffer);
       return copy;

@@ -1,5 +1,6 @@
 import type { FloatDtype } from '../../storage/types';
 import type { ChunkNonFinite, ChunkSpec } from '../compute-backend';
+import type { Partial } from '../reduction';
 
 /**
  * The messages between a WorkerPoolBackend (main side) and its workers. A chunk travels as the
@@ -58,7 +59,7 @@ export type ChunkResultKind = { readonly kind: 'partials' } | { readonly kind: '
 
 /** A computed chunk: the partials or the encoded bytes, and the NaN/±Inf its backend counted. */
 export interface ChunkResult {
-  readonly partials?: (number | ArrayLike<number>)[];
+  readonly partials?: Partial[];
   readonly bytes?: Uint8Array;
   readonly nonFinite: ChunkNonFinite;
 }
@@ -84,7 +85,7 @@ export type ChunkResponse =
   | {
       readonly type: 'result';
       readonly id: number;
-      readonly partials?: (number | NaNBits | ArrayLike<number>)[];
+      readonly partials?: (Exclude<Partial, number> | number | NaNBits)[];
       readonly bytes?: Uint8Array;
       readonly nonFinite: ChunkNonFinite;
     }

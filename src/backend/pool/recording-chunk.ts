@@ -1,6 +1,6 @@
 import type { FloatDtype } from '../../storage/types';
 import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec } from '../compute-backend';
-import type { ReductionKind, ReductionToken } from '../reduction';
+import type { Partial, ReductionKind, ReductionToken } from '../reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../types';
 import { wireNumber, type Arg, type ChunkResult, type ChunkResultKind, type GraphNode, type OpName } from './protocol';
 
@@ -119,7 +119,7 @@ export class RecordingChunk implements BackendChunk, ChunkOps {
   }
   periodic(values: Float64Array): Vec { return this.vec('periodic', values.slice()); }
 
-  async readPartials(tokens: readonly ReductionToken[]): Promise<(number | ArrayLike<number>)[]> {
+  async readPartials(tokens: readonly ReductionToken[]): Promise<Partial[]> {
     const roots = tokens.map((t) => (t as RecordedToken).partial);
     return (await this.send(roots, { kind: 'partials' })).partials!;
   }

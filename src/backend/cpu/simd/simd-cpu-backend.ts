@@ -2,7 +2,7 @@ import { countNonFinite, wordLayout, type NonFiniteCounts } from '../../../stora
 import type { FloatDtype } from '../../../storage/types';
 import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from '../../compute-backend';
 import { pcgHash, streamKey } from '../../random';
-import type { ReductionKind, ReductionToken } from '../../reduction';
+import { sparseHistogram, type Partial, type ReductionKind, type ReductionToken } from '../../reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../../types';
 import { WasmHeap } from './wasm-heap';
 import { ABS, ADD, DIV, EQ, GE, GT, MAX, MIN, MUL, NEG, SIGN, SQRT, SUB, type Kernels } from './wasm-kernels';
@@ -209,8 +209,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return asVec(out);
   }
 
-  async readPartials(tokens: readonly ReductionToken[]): Promise<(number | ArrayLike<number>)[]> {
-    return tokens.map((t) => t.partial as number | ArrayLike<number>);
+  async readPartials(tokens: readonly ReductionToken[]): Promise<Partial[]> {
+    return tokens.map((t) => t.partial as Partial);
   }
 
   async encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array> {
@@ -430,7 +430,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
   magnitudeHistogram(a: Vec, high: number | null): Reduction<Float64Array> {
     const hist = this.scratch(65536 * 4, (ptr) => {
       this.k.magnitudeHistogram(this.p(a), this.length, high === null ? -1 : high, ptr);
-      return new Uint32Array(this.buffer, ptr, 65536).slice();
+      return sparseHistogram(new Uint32Array(this.buffer, ptr, 65536));
     });
     return token('histogram', hist);
   }
