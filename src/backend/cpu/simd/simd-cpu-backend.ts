@@ -2,7 +2,7 @@ import { countNonFinite, wordLayout, type NonFiniteCounts } from '../../../stora
 import type { FloatDtype } from '../../../storage/types';
 import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from '../../compute-backend';
 import { pcgHash, streamKey } from '../../random';
-import { sparseHistogram, type Partial, type ReductionKind, type ReductionToken } from '../../reduction';
+import type { Partial, ReductionKind, ReductionToken } from '../../reduction';
 import type { ChunkOps, Operand, Reduction, Vec } from '../../types';
 import { WasmHeap } from './wasm-heap';
 import { ABS, ADD, DIV, EQ, GE, GT, MAX, MIN, MUL, NEG, SIGN, SQRT, SUB, type Kernels } from './wasm-kernels';
@@ -428,9 +428,12 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   magnitudeHistogram(a: Vec, high: number | null): Reduction<Float64Array> {
-    const hist = this.scratch(65536 * 4, (ptr) => {
+    // The dense bins, then their non-empty ones (the upper bits of |x| stop at 0x7fff).
+    const bins = high === null ? 32768 : 65536;
+    const hist = this.scratch(65536 * 10, (ptr) => {
       this.k.magnitudeHistogram(this.p(a), this.length, high === null ? -1 : high, ptr);
-      return sparseHistogram(new Uint32Array(this.buffer, ptr, 65536));
+      const n = this.k.sparseBins(ptr, bins, ptr + 65536 * 4, ptr + 65536 * 6);
+      return { bins: new Uint16Array(this.buffer, ptr + 65536 * 4, n).slice(), counts: new Uint32Array(this.buffer, ptr + 65536 * 6, n).slice() };
     });
     return token('histogram', hist);
   }

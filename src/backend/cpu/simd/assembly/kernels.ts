@@ -393,6 +393,28 @@ export function magnitudeHistogram(x: usize, n: i32, high: i32, hist: usize): vo
   }
 }
 
+/**
+ * The non-empty bins of a dense histogram of `n` u32 bins (n a multiple of 16), ascending: their
+ * indices as u16 into `bins`, their counts into `counts`; returns how many. Skips empty runs of
+ * 16 bins with one vector test each (a chunk's magnitudes fill a few thousand of 65536 bins).
+ */
+export function sparseBins(hist: usize, n: i32, bins: usize, counts: usize): i32 {
+  let k: usize = 0;
+  const end = hist + ((<usize>n) << 2);
+  for (let p = hist; p < end; p += 64) {
+    const any = v128.or(v128.or(v128.load(p), v128.load(p, 16)), v128.or(v128.load(p, 32), v128.load(p, 48)));
+    if (!v128.any_true(any)) continue;
+    for (let q = p; q < p + 64; q += 4) {
+      const c = load<u32>(q);
+      if (c == 0) continue;
+      store<u16>(bins + (k << 1), <u16>((q - hist) >>> 2));
+      store<u32>(counts + (k << 2), c);
+      k++;
+    }
+  }
+  return <i32>k;
+}
+
 // ---- selection -----------------------------------------------------------------------------------
 
 /** keepTopMagnitude; returns the tie count after this chunk. */
