@@ -357,19 +357,27 @@ describe('rowRanks in WebAssembly', () => {
   // short rows (8-bit digits) and long rows (11-bit digits), many ties and both signs.
   // Row kinds by row index mod 4: constant; two magnitudes; magnitudes that differ only in low
   // mantissa bits across 4 binades (crowded first-digit buckets, sorted further on the low bits);
-  // coarse eighths.
+  // coarse eighths; many NaN (several payloads), ±Inf, zeros and subnormals (the Inf/NaN bucket
+  // sorted on its own); magnitudes over the whole f32 range (long rows need more buckets there).
+  const nanBits = new Uint32Array(1);
   const row = (kind: number, random: () => number): number => {
     const sign = random() < 0.5 ? -1 : 1;
     if (kind === 0) return 0.25;
     if (kind === 1) return sign * (random() < 0.5 ? 1 : 1.5);
     if (kind === 2) return sign * (1 + Math.floor(random() * 64) * 2 ** -20) * 2 ** Math.floor(random() * 4);
+    if (kind === 4) {
+      const pick = Math.floor(random() * 6);
+      nanBits[0] = 0x7f800001 + Math.floor(random() * 4) * 0x100000;
+      return [new Float32Array(nanBits.buffer)[0], Infinity, -Infinity, 0, sign * 1e-45, sign * 3.5][pick];
+    }
+    if (kind === 5) return sign * Math.fround(2 ** Math.floor(random() * 250 - 125)) * (random() < 0.5 ? 1 : 1.25);
     return Math.round((random() - 0.5) * 64) / 8;
   };
-  for (const [rows, cols] of [[4, 7], [4, 300], [4, 4096], [4, 9000]] as const) {
+  for (const [rows, cols] of [[6, 7], [6, 300], [6, 4096], [6, 9000]] as const) {
     it(`equals the reference on ${rows}x${cols} rows of ties`, async () => {
       const random = rng(rows * cols);
       const f = new Float32Array(rows * cols);
-      for (let i = 0; i < f.length; i++) f[i] = row(Math.floor(i / cols) % 4, random);
+      for (let i = 0; i < f.length; i++) f[i] = row(Math.floor(i / cols) % 6, random);
       const spec: ChunkSpec = { tensorName: 't', chunkIndex: 0, chunkCount: 1, start: 0, length: f.length, rowStart: 0, rows, cols, totalRows: rows, seed: 0 };
       const inputs = [{ bytes: new Uint8Array(f.buffer), dtype: 'F32' as const, cols }];
       const expected = await encodeRef(spec, inputs, (c) => c.rowRanks(c.input(0)));

@@ -482,7 +482,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
   rowRanks(a: Vec): Vec {
     const ap = this.p(a);
     const o = this.alloc();
-    this.scratch((4 * this.cols + 2050) * 4, (scratch) => this.k.rowRanks(ap, o.ptr, this.rows, this.cols, scratch));
+    this.scratch((5 * this.cols + 2050) * 4, (scratch) => this.k.rowRanks(ap, o.ptr, this.rows, this.cols, scratch));
     return asVec(o);
   }
 

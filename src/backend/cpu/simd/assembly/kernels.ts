@@ -537,43 +537,63 @@ export function random(o: usize, n: i32, base: u32): void {
  * reference's stable radix sort (rankRow in cpu-backend.ts) gives. Any stable sort gives them, so
  * this one is a bucket sort fitted to the row: zeros in the first bucket, Inf/NaN in the last, the
  * finite magnitudes spread by value over up to 2048 buckets between their minimum and maximum
- * (one counting pass, one stable scatter), then each bucket sorted on its own — by insertion for
- * the few elements a bucket usually holds, by 8-bit LSD radix on the remaining bits for a crowded one.
- * `scratch` holds 4·cols u32 plus 2050 u32 of buckets.
+ * (more when a long row's bucket bits and index bits would not fit in one u32; one counting pass,
+ * one stable scatter), then each bucket sorted on its own — by insertion for the few elements a
+ * bucket usually holds, by 8-bit LSD radix on the remaining bits for a crowded one. An element
+ * moves as one u32, its key's bits below its bucket over its order bits. `scratch` holds 5·cols
+ * plus 2050 u32.
  */
 export function rowRanks(x: usize, o: usize, rows: i32, cols: i32, scratch: usize): void {
   const n = <usize>cols;
-  const keys = scratch;
-  const order = keys + (n << 2);
-  const sortedKeys = order + (n << 2);
-  const sorted = sortedKeys + (n << 2);
-  const buckets = sorted + (n << 2);
-  // Finite buckets: about two per element for short rows, at most 2048.
+  if (n == 0) return;
+  // Each element travels as one u32: its key's bits below its bucket, then n − 1 − index (so
+  // that ascending order puts equal keys in descending index order, as the reference does).
+  const idxBits: u32 = n > 1 ? 32 - <u32>clz(<u32>(n - 1)) : 0;
+  const idxMask: u32 = idxBits >= 32 ? 0xffffffff : ((<u32>1) << idxBits) - 1;
+  const sorted = scratch;
+  const spare = sorted + (n << 2);
+  const keys = spare + (n << 2);
+  const keysSpare = keys + (n << 2);
+  const buckets = keysSpare + (n << 2);
+  // Finite buckets: about two per element for short rows, 2048 for longer ones (more when a
+  // bucket's bits and the index would not fit in 32 bits).
   const bucketBits: u32 = cols >= 1024 ? 11 : 32 - <u32>clz(<u32>cols);
   for (let r = 0; r < rows; r++) {
     const row = x + ((<usize>r * n) << 2);
     const out = o + ((<usize>r * n) << 2);
-    let min: u32 = 0x7f800000;
-    let max: u32 = 0;
-    for (let i: usize = 0; i < n; i++) {
-      const index = n - 1 - i;
-      const k = load<u32>(row + (index << 2)) & 0x7fffffff;
-      store<u32>(keys + (i << 2), k);
-      store<u32>(order + (i << 2), <u32>index);
-      if (k != 0 && k < 0x7f800000) {
+    // The smallest and largest finite nonzero key (min > max when there is none).
+    let vmin = i32x4.splat(0x7f800000);
+    let vmax = i32x4.splat(0);
+    let i: usize = 0;
+    for (; i + 4 <= n; i += 4) {
+      const k = v128.and(v128.load(row + (i << 2)), i32x4.splat(0x7fffffff));
+      const finite = i32x4.le_u(i32x4.sub(k, i32x4.splat(1)), i32x4.splat(0x7f7ffffe));
+      vmin = i32x4.min_u(vmin, v128.bitselect(k, i32x4.splat(0x7f800000), finite));
+      vmax = i32x4.max_u(vmax, v128.and(k, finite));
+    }
+    vmin = i32x4.min_u(vmin, v128.shuffle<u32>(vmin, vmin, 2, 3, 0, 1));
+    vmin = i32x4.min_u(vmin, v128.shuffle<u32>(vmin, vmin, 1, 0, 3, 2));
+    vmax = i32x4.max_u(vmax, v128.shuffle<u32>(vmax, vmax, 2, 3, 0, 1));
+    vmax = i32x4.max_u(vmax, v128.shuffle<u32>(vmax, vmax, 1, 0, 3, 2));
+    let min = <u32>i32x4.extract_lane(vmin, 0);
+    let max = <u32>i32x4.extract_lane(vmax, 0);
+    for (; i < n; i++) {
+      const k = load<u32>(row + (i << 2)) & 0x7fffffff;
+      if (k - 1 < 0x7f7fffff) {
         if (k < min) min = k;
         if (k > max) max = k;
       }
     }
-    // Bucket b of the finite ones holds keys min + [b << shift, (b + 1) << shift).
     const range: u32 = max >= min ? max - min : 0;
     const rangeBits: u32 = 32 - <u32>clz(range);
-    const shift: u32 = rangeBits > bucketBits ? rangeBits - bucketBits : 0;
+    let shift: u32 = rangeBits > bucketBits ? rangeBits - bucketBits : 0;
+    if (shift + idxBits > 32) shift = 32 - idxBits;
+    const low: u32 = shift >= 32 ? 0xffffffff : ((<u32>1) << shift) - 1;
     const last: u32 = (max >= min ? range >>> shift : 0) + 2;
     const span = (<usize>(last + 1)) << 2;
     memory.fill(buckets, 0, span);
     for (let i: usize = 0; i < n; i++) {
-      const at = buckets + (<usize>bucketOf(load<u32>(keys + (i << 2)), min, shift, last) << 2);
+      const at = buckets + (<usize>bucketOf(load<u32>(row + (i << 2)) & 0x7fffffff, min, shift, last) << 2);
       store<u32>(at, load<u32>(at) + 1);
     }
     let sum: u32 = 0;
@@ -582,49 +602,98 @@ export function rowRanks(x: usize, o: usize, rows: i32, cols: i32, scratch: usiz
       store<u32>(buckets + d, sum);
       sum += c;
     }
-    for (let i: usize = 0; i < n; i++) {
-      const k = load<u32>(keys + (i << 2));
-      const slot = buckets + (<usize>bucketOf(k, min, shift, last) << 2);
+    // Descending index order, so each bucket starts out ordered by n − 1 − index.
+    for (let j: usize = 0; j < n; j++) {
+      const index = n - 1 - j;
+      const k = load<u32>(row + (index << 2)) & 0x7fffffff;
+      const b = bucketOf(k, min, shift, last);
+      const slot = buckets + (<usize>b << 2);
       const at = <usize>load<u32>(slot);
       store<u32>(slot, <u32>at + 1);
-      store<u32>(sortedKeys + (at << 2), k);
-      store<u32>(sorted + (at << 2), load<u32>(order + (i << 2)));
+      const bits: u32 = b == 0 || b == last ? 0 : (k - min) & low;
+      store<u32>(sorted + (at << 2), (bits << idxBits) | <u32>j);
     }
-    // Each slot now holds its bucket's end. Zeros are all equal; the finite buckets differ in
-    // their low `shift` bits above `min`; Inf and NaN in any of their 23 low bits.
+    // Each slot now holds its bucket's end. Zeros are all equal; finite keys of a bucket differ in
+    // their low `shift` bits (now above the index bits); Inf and NaN in any of their 23 low bits.
     let start: usize = <usize>load<u32>(buckets);
     for (let b: u32 = 1; b <= last; b++) {
       const end = <usize>load<u32>(buckets + (<usize>b << 2));
       const count = end - start;
-      const bits: u32 = b == last ? 23 : shift;
-      const bias: u32 = b == last ? 0x7f800000 : min;
-      if (count > 48 && bits > 0) radixRange(sortedKeys, sorted, keys, order, start, end, bias, bits);
-      else if (count > 1 && bits > 0) insertionRange(sortedKeys, sorted, start, end);
+      if (count > 1) {
+        if (b == last) sortSpecial(row, n, sorted, spare, keys, keysSpare, start, end);
+        else if (shift > 0) {
+          if (count > 48) radixPacked(sorted, spare, start, end, idxBits, shift);
+          else insertionPacked(sorted, start, end);
+        }
+      }
       start = end;
     }
-    for (let i: usize = 0; i < n; i++) store<f32>(out + (load<u32>(sorted + (i << 2)) << 2), <f32>(i + 1));
+    for (let p: usize = 0; p < n; p++) {
+      const index = n - 1 - <usize>(load<u32>(sorted + (p << 2)) & idxMask);
+      store<f32>(out + (index << 2), <f32>(p + 1));
+    }
   }
+}
+
+/** Stable insertion sort of the u32 at [start, end) (packed key bits and order, all distinct). */
+function insertionPacked(v: usize, start: usize, end: usize): void {
+  for (let i = start + 1; i < end; i++) {
+    const k = load<u32>(v + (i << 2));
+    let j = i;
+    while (j > start && load<u32>(v + ((j - 1) << 2)) > k) {
+      store<u32>(v + (j << 2), load<u32>(v + ((j - 1) << 2)));
+      j--;
+    }
+    store<u32>(v + (j << 2), k);
+  }
+}
+
+/**
+ * Stable LSD radix sort of the packed u32 at [start, end) by their key bits (`bits` of them above
+ * the `idxBits` order bits, which are already ascending within equal keys), 8 bits a pass.
+ */
+function radixPacked(v: usize, spare: usize, start: usize, end: usize, idxBits: u32, bits: u32): void {
+  const counts = memory.data(256 << 2);
+  let from = v, to = spare;
+  for (let shift: u32 = 0; shift < bits; shift += 8) {
+    const width: u32 = bits - shift < 8 ? bits - shift : 8;
+    const mask: u32 = (1 << width) - 1;
+    const at0 = idxBits + shift;
+    memory.fill(counts, 0, 256 << 2);
+    for (let i = start; i < end; i++) {
+      const at = counts + (((load<u32>(from + (i << 2)) >>> at0) & mask) << 2);
+      store<u32>(at, load<u32>(at) + 1);
+    }
+    let sum = <u32>start;
+    for (let d: usize = 0; d <= <usize>mask; d++) {
+      const c = load<u32>(counts + (d << 2));
+      store<u32>(counts + (d << 2), sum);
+      sum += c;
+    }
+    for (let i = start; i < end; i++) {
+      const e = load<u32>(from + (i << 2));
+      const slot = counts + (((e >>> at0) & mask) << 2);
+      const at = <usize>load<u32>(slot);
+      store<u32>(slot, <u32>at + 1);
+      store<u32>(to + (at << 2), e);
+    }
+    const t = from; from = to; to = t;
+  }
+  if (from != v) memory.copy(v + (start << 2), from + (start << 2), (end - start) << 2);
+}
+
+/** The Inf/NaN bucket: their keys do not fit beside the order bits, so sort (key, order) pairs. */
+function sortSpecial(row: usize, n: usize, sorted: usize, spare: usize, keys: usize, keysSpare: usize, start: usize, end: usize): void {
+  for (let i = start; i < end; i++) {
+    const index = n - 1 - <usize>load<u32>(sorted + (i << 2));
+    store<u32>(keys + (i << 2), load<u32>(row + (index << 2)) & 0x7fffffff);
+  }
+  radixRange(keys, sorted, keysSpare, spare, start, end, 0x7f800000, 23);
 }
 
 /** Zeros → 0, finite → 1 + (k − min) >> shift, Inf and NaN → `last`. */
 @inline function bucketOf(k: u32, min: u32, shift: u32, last: u32): u32 {
   return k == 0 ? 0 : k >= 0x7f800000 ? last : 1 + ((k - min) >>> shift);
-}
-
-/** Stable insertion sort of keys[start, end) (with their order entries) by key. */
-function insertionRange(keys: usize, order: usize, start: usize, end: usize): void {
-  for (let i = start + 1; i < end; i++) {
-    const k = load<u32>(keys + (i << 2));
-    const v = load<u32>(order + (i << 2));
-    let j = i;
-    while (j > start && load<u32>(keys + ((j - 1) << 2)) > k) {
-      store<u32>(keys + (j << 2), load<u32>(keys + ((j - 1) << 2)));
-      store<u32>(order + (j << 2), load<u32>(order + ((j - 1) << 2)));
-      j--;
-    }
-    store<u32>(keys + (j << 2), k);
-    store<u32>(order + (j << 2), v);
-  }
 }
 
 /**
