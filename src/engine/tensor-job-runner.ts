@@ -395,6 +395,6 @@ const now = (): number => performance.now();
  * transferred away are detached here (byteLength 0) and ignored: the backend gives those back itself.
  */
 function recycleInputs(inputs: readonly ChunkInputBytes[]): void {
-  for (const input of inputs) if (input.recycle && input.bytes.byteLength > 0) input.recycle(input.bytes);
+  for (const input of inputs) if (input.recycle && input.bytes.buffer.byteLength > 0) input.recycle(input.bytes);
 }
 let nextJobId = 1;
