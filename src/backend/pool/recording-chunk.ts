@@ -12,6 +12,8 @@ export interface ChunkRunner {
     nodes: readonly GraphNode[],
     roots: readonly number[],
     result: ChunkResultKind,
+    /** Where to encode when the chunk is computed on this thread (BackendChunk.encode). */
+    into?: Uint8Array,
   ): Promise<ChunkResult>;
 }
 
@@ -124,8 +126,8 @@ export class RecordingChunk implements BackendChunk, ChunkOps {
     return (await this.send(roots, { kind: 'partials' })).partials!;
   }
 
-  async encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array> {
-    return (await this.send([handleId(v)], { kind: 'encode', dtype })).bytes!;
+  async encode(v: Vec, dtype: FloatDtype, into?: Uint8Array): Promise<Uint8Array> {
+    return (await this.send([handleId(v)], { kind: 'encode', dtype }, into)).bytes!;
   }
 
   release(): void {
@@ -137,10 +139,10 @@ export class RecordingChunk implements BackendChunk, ChunkOps {
     return this.counts;
   }
 
-  private async send(roots: number[], result: ChunkResultKind) {
+  private async send(roots: number[], result: ChunkResultKind, into?: Uint8Array) {
     if (this.sent) throw new Error('internal: a pooled chunk was computed twice');
     this.sent = true;
-    const answer = await this.runner.run(this.spec, this.inputs, this.nodes, roots, result);
+    const answer = await this.runner.run(this.spec, this.inputs, this.nodes, roots, result, into);
     this.counts = answer.nonFinite;
     return answer;
   }

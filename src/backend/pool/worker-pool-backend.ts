@@ -136,10 +136,12 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     nodes: readonly GraphNode[],
     roots: readonly number[],
     result: ChunkResultKind,
+    into?: Uint8Array,
   ): Promise<ChunkResult> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.disposed) return Promise.reject(new Error('internal: the CPU worker pool was used after it was closed'));
-    if (this.options.inThreadLight !== false && isLight(nodes, roots)) return this.runHere(spec, inputs, nodes, roots, result);
+    // Only a chunk computed here can encode into `into`; a worker's answer comes in a buffer of its own.
+    if (this.options.inThreadLight !== false && isLight(nodes, roots)) return this.runHere(spec, inputs, nodes, roots, result, into);
     const worker = this.workers[this.route(spec)];
     // Only a statistics pass stores: another pass always follows it (the output pass at least),
     // while the output pass is a job's last, so what it would store is never used.
@@ -195,8 +197,9 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     nodes: readonly GraphNode[],
     roots: readonly number[],
     result: ChunkResultKind,
+    into?: Uint8Array,
   ): Promise<ChunkResult> {
-    return computeChunk(this.options.local.beginChunk(spec, inputs), roots, result, (ops) => replay(ops, nodes, roots).values);
+    return computeChunk(this.options.local.beginChunk(spec, inputs), roots, result, (ops) => replay(ops, nodes, roots).values, into);
   }
 
   async dispose(): Promise<void> {
