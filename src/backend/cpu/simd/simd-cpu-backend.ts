@@ -45,6 +45,22 @@ class WasmVec {
   ) {}
 }
 
+/**
+ * A dot product of two vectors of a chunk, computed when the chunk's partials are read, in one
+ * sweep with the chunk's other dots (SimdChunk.computeDots). Its vectors stay where they are
+ * until the chunk is released, and no op writes into a vector once it is made.
+ */
+class PendingDot {
+  value: number | undefined = undefined;
+  constructor(
+    readonly x: number,
+    readonly y: number,
+  ) {}
+}
+
+/** Most pairs of dots one `dots` sweep takes (more measured slower: see assembly/kernels.ts). */
+const MAX_PAIRS_PER_SWEEP = 3;
+
 const asVec = (v: WasmVec): Vec => v as unknown as Vec;
 const wasmVec = (v: Vec): WasmVec => v as unknown as WasmVec;
 const token = <T extends number | Float64Array>(kind: ReductionKind, partial: unknown): Reduction<T> =>
@@ -70,6 +86,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
   /** NaN/±Inf of the inputs marked countNonFinite (counted as they are copied in) and of the output. */
   private readonly inputCounts: (NonFiniteCounts | null)[];
   private outputCounts: NonFiniteCounts | null = null;
+  /** The dots asked for since partials were last read. */
+  private pendingDots: PendingDot[] = [];
 
   constructor(
     private readonly spec: ChunkSpec,
@@ -210,7 +228,12 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   async readPartials(tokens: readonly ReductionToken[]): Promise<(number | ArrayLike<number>)[]> {
-    return tokens.map((t) => t.partial as number | ArrayLike<number>);
+    this.computeDots();
+    return tokens.map((t) => {
+      if (!(t.partial instanceof PendingDot)) return t.partial as number | ArrayLike<number>;
+      if (t.partial.value === undefined) throw new Error(`internal: a dot of chunk ${this.chunkIndex} of ${this.spec.tensorName} read after release`);
+      return t.partial.value;
+    });
   }
 
   async encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array> {
@@ -246,6 +269,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   release(): void {
+    this.pendingDots = [];
     for (const { ptr, bytes } of this.owned) this.heap.release(ptr, bytes);
     this.owned.length = 0;
     this.decoded.fill(undefined);
@@ -408,7 +432,44 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   dot(a: Vec, b: Vec): Reduction<number> {
-    return token('sum', this.k.dot(this.p(a), this.p(b), this.length));
+    const pending = new PendingDot(this.p(a), this.p(b));
+    this.pendingDots.push(pending);
+    return token('sum', pending);
+  }
+
+  /**
+   * The pending dots, two chains to a pair and up to three pairs per sweep of the `dots` kernel,
+   * so that their f64 additions overlap; each chain adds in index order exactly as `dot` does. An
+   * odd one out shares its pair with a copy of itself.
+   */
+  private computeDots(): void {
+    const dots = this.pendingDots;
+    if (dots.length === 0) return;
+    this.pendingDots = [];
+    const n = this.length;
+    if (dots.length === 1) {
+      dots[0].value = this.k.dot(dots[0].x, dots[0].y, n);
+      return;
+    }
+    const pairs = Math.ceil(dots.length / 2);
+    const sweeps = Math.ceil(pairs / MAX_PAIRS_PER_SWEEP);
+    this.scratch(pairs * 32, (table) => {
+      const out = table + pairs * 16;
+      const pointers = new Uint32Array(this.buffer, table, pairs * 4);
+      for (let j = 0; j < pairs * 2; j++) {
+        const d = dots[Math.min(j, dots.length - 1)];
+        pointers[2 * j] = d.x;
+        pointers[2 * j + 1] = d.y;
+      }
+      // Balanced sweeps: 4 pairs run as 2 + 2, not 3 + 1.
+      for (let s = 0, first = 0; s < sweeps; s++) {
+        const size = Math.floor(pairs / sweeps) + (s < pairs % sweeps ? 1 : 0);
+        this.k.dots(table + first * 16, size, n, out + first * 16);
+        first += size;
+      }
+      const sums = new Float64Array(this.buffer, out, dots.length);
+      for (let j = 0; j < dots.length; j++) dots[j].value = sums[j];
+    });
   }
 
   rowSums(a: Vec): Reduction<Float64Array> {

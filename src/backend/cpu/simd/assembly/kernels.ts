@@ -322,6 +322,82 @@ export function dot(x: usize, y: usize, n: i32): f64 {
   return s;
 }
 
+// Several dot products in one sweep. Each is the chain of `dot` above, unchanged: its products
+// y·x rounded to f32, promoted and added to its own f64 sum strictly in index order. Two chains
+// share an f64x2 (lane 0 the first, lane 1 the second); the independent pairs of a sweep overlap
+// in the CPU where one `dot` waits on each add before the next.
+
+/** The sums `s` of a pair plus the first `k` (1-4) of their products `pa` (lane 0) and `pb` (lane 1). */
+@inline function addProducts(s: v128, pa: v128, pb: v128, k: i32): v128 {
+  const lo = v128.shuffle<f32>(pa, pb, 0, 4, 1, 5); // a0 b0 a1 b1
+  s = f64x2.add(f64x2.promote_low_f32x4(lo), s);
+  if (k > 1) s = f64x2.add(f64x2.promote_low_f32x4(v128.shuffle<f32>(lo, lo, 2, 3, 2, 3)), s);
+  if (k > 2) {
+    const hi = v128.shuffle<f32>(pa, pb, 2, 6, 3, 7); // a2 b2 a3 b3
+    s = f64x2.add(f64x2.promote_low_f32x4(hi), s);
+    if (k > 3) s = f64x2.add(f64x2.promote_low_f32x4(v128.shuffle<f32>(hi, hi, 2, 3, 2, 3)), s);
+  }
+  return s;
+}
+
+/** The chains xa·ya (lane 0) and xb·yb (lane 1) over the 4 elements at byte `i`, the first `k` of them added. */
+@inline function pairStep(s: v128, xa: usize, ya: usize, xb: usize, yb: usize, i: usize, k: i32): v128 {
+  return addProducts(s, f32x4.mul(v128.load(ya + i), v128.load(xa + i)), f32x4.mul(v128.load(yb + i), v128.load(xb + i)), k);
+}
+
+@inline function ptr(t: usize, j: i32): usize {
+  return <usize>load<u32>(t + ((<usize>j) << 2));
+}
+
+/**
+ * `pairs` (1-3) pairs of dot products of `n` elements in one sweep: the table at `t` holds each
+ * pair's pointers xa, ya, xb, yb (u32); the sums go to `out` as f64, two per pair (a, then b).
+ * The last partial group of 4 elements is loaded whole (vectors are padded) but only its first
+ * n mod 4 products are added. More than 3 pairs in one loop measured slower than two sweeps (the
+ * pointers no longer fit in registers): the host splits larger sets.
+ */
+export function dots(t: usize, pairs: i32, n: i32, out: usize): void {
+  const end = (<usize>n) << 2;
+  const body = end & ~(<usize>15);
+  const k = <i32>((end - body) >> 2);
+  const zero = f64x2.splat(0);
+  let s0 = zero, s1 = zero, s2 = zero;
+  const a0 = ptr(t, 0), b0 = ptr(t, 1), c0 = ptr(t, 2), d0 = ptr(t, 3);
+  if (pairs == 1) {
+    let i: usize = 0;
+    for (; i < body; i += 16) s0 = pairStep(s0, a0, b0, c0, d0, i, 4);
+    if (k > 0) s0 = pairStep(s0, a0, b0, c0, d0, i, k);
+  } else if (pairs == 2) {
+    const a1 = ptr(t, 4), b1 = ptr(t, 5), c1 = ptr(t, 6), d1 = ptr(t, 7);
+    let i: usize = 0;
+    for (; i < body; i += 16) {
+      s0 = pairStep(s0, a0, b0, c0, d0, i, 4);
+      s1 = pairStep(s1, a1, b1, c1, d1, i, 4);
+    }
+    if (k > 0) {
+      s0 = pairStep(s0, a0, b0, c0, d0, i, k);
+      s1 = pairStep(s1, a1, b1, c1, d1, i, k);
+    }
+  } else {
+    const a1 = ptr(t, 4), b1 = ptr(t, 5), c1 = ptr(t, 6), d1 = ptr(t, 7);
+    const a2 = ptr(t, 8), b2 = ptr(t, 9), c2 = ptr(t, 10), d2 = ptr(t, 11);
+    let i: usize = 0;
+    for (; i < body; i += 16) {
+      s0 = pairStep(s0, a0, b0, c0, d0, i, 4);
+      s1 = pairStep(s1, a1, b1, c1, d1, i, 4);
+      s2 = pairStep(s2, a2, b2, c2, d2, i, 4);
+    }
+    if (k > 0) {
+      s0 = pairStep(s0, a0, b0, c0, d0, i, k);
+      s1 = pairStep(s1, a1, b1, c1, d1, i, k);
+      s2 = pairStep(s2, a2, b2, c2, d2, i, k);
+    }
+  }
+  v128.store(out, s0);
+  if (pairs > 1) v128.store(out, s1, 16);
+  if (pairs > 2) v128.store(out, s2, 32);
+}
+
 export function rowSums(x: usize, rows: i32, cols: i32, out: usize): void {
   for (let r = 0; r < rows; r++) {
     store<f64>(out + ((<usize>r) << 3), sum(x + (<usize>r) * (<usize>cols) * 4, cols));
