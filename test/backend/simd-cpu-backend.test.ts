@@ -340,7 +340,7 @@ describe('SimdCpuBackend equals CpuBackend byte for byte', () => {
   });
 });
 
-describe('several dots of one chunk, computed together when the partials are read', () => {
+describe('several dots and sums of one chunk, computed together when the partials are read', () => {
   // Values whose products' f64 sum depends on the order of the additions: magnitudes from 2^-70
   // to 2^20, subnormal and zero factors, both signs. `special` adds NaNs with payloads (quiet and
   // signalling, both signs) and ±Inf.
@@ -394,15 +394,27 @@ describe('several dots of one chunk, computed together when the partials are rea
     return { spec, inputs };
   }
 
+  type Mode = 'shared' | 'distinct' | 'mixed' | 'sums';
+  const MODES: Mode[] = ['shared', 'distinct', 'mixed', 'sums'];
+
   /**
-   * `count` dots: `shared` as a Gram matrix's entries over a few vectors (self dots and operands
-   * used by several dots, plus a vector made by an op after some dots were asked for), else
-   * every dot on two vectors of its own.
+   * `count` reductions. `shared`: dots as a Gram matrix's entries over a few vectors (self dots
+   * and operands used by several dots, plus a vector made by an op after some dots were asked
+   * for). `distinct`: every dot on two vectors of its own. `mixed`: dots, sums of products (as
+   * slerp) and sums of inputs in turn. `sums`: sums only.
    */
-  function dotsOf(c: ChunkOps, count: number, shared: boolean): Reduction<number>[] {
+  function reductionsOf(c: ChunkOps, count: number, mode: Mode): Reduction<number>[] {
     const out: Reduction<number>[] = [];
-    if (!shared) {
+    if (mode === 'distinct') {
       for (let j = 0; j < count; j++) out.push(c.dot(c.input(2 * j), c.input(2 * j + 1)));
+      return out;
+    }
+    if (mode === 'mixed' || mode === 'sums') {
+      for (let j = 0; j < count; j++) {
+        const kind = mode === 'sums' ? 1 + (j % 2) : j % 3;
+        const [x, y] = [c.input(2 * j), c.input(2 * j + 1)];
+        out.push(kind === 0 ? c.dot(x, y) : kind === 1 ? c.sum(c.mul(x, y)) : c.sum(x));
+      }
       return out;
     }
     const v = [c.input(0), c.input(1), c.input(3), c.input(5)];
@@ -428,25 +440,25 @@ describe('several dots of one chunk, computed together when the partials are rea
 
   for (const n of [0, 1, 2, 3, 5, 6, 4096, 4099]) {
     for (const special of [false, true]) {
-      it(`equal the reference bit for bit: 1-9 dots, ${n} elements${special ? ', NaN and ±Inf' : ''}`, async () => {
+      it(`equal the reference bit for bit: 1-9 dots and sums, ${n} elements${special ? ', NaN and ±Inf' : ''}`, async () => {
         const failures: string[] = [];
         let orderSensitive = 0;
         for (const count of [1, 2, 3, 4, 5, 6, 7, 9]) {
-          for (const shared of [true, false]) {
-            const { spec, inputs } = chunkOf(n, 1000 * n + 10 * count + (shared ? 1 : 0) + (special ? 5 : 0), special);
+          for (const [m, mode] of MODES.entries()) {
+            const { spec, inputs } = chunkOf(n, 1000 * n + 10 * count + m + (special ? 5 : 0), special);
             const a = cpu.beginChunk(spec, inputs);
             const b = simd.beginChunk(spec, inputs);
-            const expectedTokens = dotsOf(a.ops, count, shared);
-            const actualTokens = dotsOf(b.ops, count, shared);
+            const expectedTokens = reductionsOf(a.ops, count, mode);
+            const actualTokens = reductionsOf(b.ops, count, mode);
             expect(actualTokens.length).toBe(count);
             const expected = await a.readPartials(expectedTokens as unknown as ReductionToken[]);
             const actual = await b.readPartials(actualTokens as unknown as ReductionToken[]);
             for (let j = 0; j < count; j++) {
               const e = expected[j] as number;
               const got = actual[j] as number;
-              if (f64Hex(e) !== f64Hex(got)) failures.push(`${count} ${shared ? 'shared' : 'distinct'} dot ${j}: ${got} (${f64Hex(got)}) instead of ${e} (${f64Hex(e)})`);
+              if (f64Hex(e) !== f64Hex(got)) failures.push(`${count} ${mode} #${j}: ${got} (${f64Hex(got)}) instead of ${e} (${f64Hex(e)})`);
             }
-            if (!special && !shared) {
+            if (!special && mode === 'distinct') {
               // The data must tell the reference's order from others: each dot sums differently in lanes and backwards.
               for (let j = 0; j < count; j++) {
                 const x = new Float32Array((await a.encode(a.ops.input(2 * j), 'F32')).slice().buffer);
@@ -474,7 +486,7 @@ describe('several dots of one chunk, computed together when the partials are rea
       const c = chunk.ops;
       const first = [c.dot(c.input(0), c.input(1)), c.dot(c.input(2), c.input(2)), c.dot(c.input(3), c.input(0))];
       const early = await chunk.readPartials([first[2], first[0]] as unknown as ReductionToken[]);
-      const later = [c.dot(c.mul(c.input(4), 3), c.input(5)), c.dot(c.input(1), c.input(0)), c.dot(c.input(6), c.input(7)), c.dot(c.input(8), c.input(8))];
+      const later = [c.dot(c.mul(c.input(4), 3), c.input(5)), c.sum(c.input(1)), c.dot(c.input(6), c.input(7)), c.dot(c.input(8), c.input(8))];
       const encoded = await chunk.encode(c.add(c.input(9), c.input(10)), 'BF16');
       const all = await chunk.readPartials([...later, ...first] as unknown as ReductionToken[]);
       const again = await chunk.readPartials([later[3], first[1]] as unknown as ReductionToken[]);
@@ -492,7 +504,7 @@ describe('several dots of one chunk, computed together when the partials are rea
     const chunk = simd.beginChunk(spec, inputs);
     const token = chunk.ops.dot(chunk.ops.input(0), chunk.ops.input(1));
     chunk.release();
-    await expect(chunk.readPartials([token as unknown as ReductionToken])).rejects.toThrow(/internal: a dot of chunk 0 of t read after release/);
+    await expect(chunk.readPartials([token as unknown as ReductionToken])).rejects.toThrow(/internal: a reduction of chunk 0 of t read after release/);
   });
 });
 

@@ -46,11 +46,12 @@ class WasmVec {
 }
 
 /**
- * A dot product of two vectors of a chunk, computed when the chunk's partials are read, in one
- * sweep with the chunk's other dots (SimdChunk.computeDots). Its vectors stay where they are
- * until the chunk is released, and no op writes into a vector once it is made.
+ * A dot product (of the vectors at `x` and `y`) or a sum (of the vector at `x`; `y` is −1) of a
+ * chunk, computed when the chunk's partials are read, in sweeps with the chunk's other pending
+ * chains (SimdChunk.computeChains). Its vectors stay where they are until the chunk is released,
+ * and no op writes into a vector once it is made.
  */
-class PendingDot {
+class PendingChain {
   value: number | undefined = undefined;
   constructor(
     readonly x: number,
@@ -58,7 +59,7 @@ class PendingDot {
   ) {}
 }
 
-/** Most pairs of dots one `dots` sweep takes (more measured slower: see assembly/kernels.ts). */
+/** Most pairs of chains one sweep takes (more measured slower: see assembly/kernels.ts). */
 const MAX_PAIRS_PER_SWEEP = 3;
 
 const asVec = (v: WasmVec): Vec => v as unknown as Vec;
@@ -86,8 +87,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
   /** NaN/±Inf of the inputs marked countNonFinite (counted as they are copied in) and of the output. */
   private readonly inputCounts: (NonFiniteCounts | null)[];
   private outputCounts: NonFiniteCounts | null = null;
-  /** The dots asked for since partials were last read. */
-  private pendingDots: PendingDot[] = [];
+  /** The dots and sums asked for since partials were last read. */
+  private pending: PendingChain[] = [];
 
   constructor(
     private readonly spec: ChunkSpec,
@@ -228,10 +229,10 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   async readPartials(tokens: readonly ReductionToken[]): Promise<(number | ArrayLike<number>)[]> {
-    this.computeDots();
+    this.computeChains();
     return tokens.map((t) => {
-      if (!(t.partial instanceof PendingDot)) return t.partial as number | ArrayLike<number>;
-      if (t.partial.value === undefined) throw new Error(`internal: a dot of chunk ${this.chunkIndex} of ${this.spec.tensorName} read after release`);
+      if (!(t.partial instanceof PendingChain)) return t.partial as number | ArrayLike<number>;
+      if (t.partial.value === undefined) throw new Error(`internal: a reduction of chunk ${this.chunkIndex} of ${this.spec.tensorName} read after release`);
       return t.partial.value;
     });
   }
@@ -269,7 +270,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   release(): void {
-    this.pendingDots = [];
+    this.pending = [];
     for (const { ptr, bytes } of this.owned) this.heap.release(ptr, bytes);
     this.owned.length = 0;
     this.decoded.fill(undefined);
@@ -424,7 +425,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
   // ---- reductions ----------------------------------------------------------------------------
 
   sum(a: Vec): Reduction<number> {
-    return token('sum', this.k.sum(this.p(a), this.length));
+    return this.chain(this.p(a), -1);
   }
 
   chunkSums(a: Vec): Reduction<Float64Array> {
@@ -432,43 +433,55 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   dot(a: Vec, b: Vec): Reduction<number> {
-    const pending = new PendingDot(this.p(a), this.p(b));
-    this.pendingDots.push(pending);
+    return this.chain(this.p(a), this.p(b));
+  }
+
+  private chain(x: number, y: number): Reduction<number> {
+    const pending = new PendingChain(x, y);
+    this.pending.push(pending);
     return token('sum', pending);
   }
 
   /**
-   * The pending dots, two chains to a pair and up to three pairs per sweep of the `dots` kernel,
-   * so that their f64 additions overlap; each chain adds in index order exactly as `dot` does. An
-   * odd one out shares its pair with a copy of itself.
+   * The pending dots and sums: two chains of one kind to a pair, up to three pairs (dot pairs
+   * first) per sweep of the `chains` kernel, so that their f64 additions overlap; each chain adds
+   * in index order exactly as `dot` or `sum` does. An odd one out of a kind shares its pair with a
+   * copy of itself. A lone chain runs the single-chain kernel.
    */
-  private computeDots(): void {
-    const dots = this.pendingDots;
-    if (dots.length === 0) return;
-    this.pendingDots = [];
+  private computeChains(): void {
+    const pending = this.pending;
+    if (pending.length === 0) return;
+    this.pending = [];
     const n = this.length;
-    if (dots.length === 1) {
-      dots[0].value = this.k.dot(dots[0].x, dots[0].y, n);
+    if (pending.length === 1) {
+      const [c] = pending;
+      c.value = c.y < 0 ? this.k.sum(c.x, n) : this.k.dot(c.x, c.y, n);
       return;
     }
-    const pairs = Math.ceil(dots.length / 2);
+    const dots = pending.filter((c) => c.y >= 0);
+    const sums = pending.filter((c) => c.y < 0);
+    const dotPairs = Math.ceil(dots.length / 2);
+    const pairs = dotPairs + Math.ceil(sums.length / 2);
+    // Chain slots, two per pair: the dots, padded to even, then the sums, padded to even.
+    const slots = [...dots, ...dots.slice(dots.length - (dots.length % 2)), ...sums, ...sums.slice(sums.length - (sums.length % 2))];
     const sweeps = Math.ceil(pairs / MAX_PAIRS_PER_SWEEP);
     this.scratch(pairs * 32, (table) => {
       const out = table + pairs * 16;
       const pointers = new Uint32Array(this.buffer, table, pairs * 4);
-      for (let j = 0; j < pairs * 2; j++) {
-        const d = dots[Math.min(j, dots.length - 1)];
-        pointers[2 * j] = d.x;
-        pointers[2 * j + 1] = d.y;
-      }
+      slots.forEach((c, j) => {
+        pointers[2 * j] = c.x;
+        pointers[2 * j + 1] = Math.max(c.y, 0);
+      });
       // Balanced sweeps: 4 pairs run as 2 + 2, not 3 + 1.
       for (let s = 0, first = 0; s < sweeps; s++) {
         const size = Math.floor(pairs / sweeps) + (s < pairs % sweeps ? 1 : 0);
-        this.k.dots(table + first * 16, size, n, out + first * 16);
+        const dotsHere = Math.min(Math.max(dotPairs - first, 0), size);
+        this.k.chains(table + first * 16, dotsHere, size - dotsHere, n, out + first * 16);
         first += size;
       }
-      const sums = new Float64Array(this.buffer, out, dots.length);
-      for (let j = 0; j < dots.length; j++) dots[j].value = sums[j];
+      const values = new Float64Array(this.buffer, out, slots.length);
+      // A padding copy comes after its original and writes the same value.
+      slots.forEach((c, j) => (c.value = values[j]));
     });
   }
 
