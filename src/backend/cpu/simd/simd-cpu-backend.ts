@@ -45,6 +45,23 @@ class WasmVec {
   ) {}
 }
 
+/**
+ * A dot product (of the vectors at `x` and `y`) or a sum (of the vector at `x`; `y` is −1) of a
+ * chunk, computed when the chunk's partials are read, in sweeps with the chunk's other pending
+ * chains (SimdChunk.computeChains). Its vectors stay where they are until the chunk is released,
+ * and no op writes into a vector once it is made.
+ */
+class PendingChain {
+  value: number | undefined = undefined;
+  constructor(
+    readonly x: number,
+    readonly y: number,
+  ) {}
+}
+
+/** Most pairs of chains one sweep takes (more measured slower: see assembly/kernels.ts). */
+const MAX_PAIRS_PER_SWEEP = 3;
+
 const asVec = (v: WasmVec): Vec => v as unknown as Vec;
 const wasmVec = (v: Vec): WasmVec => v as unknown as WasmVec;
 const token = <T extends number | Float64Array>(kind: ReductionKind, partial: unknown): Reduction<T> =>
@@ -70,6 +87,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
   /** NaN/±Inf of the inputs marked countNonFinite (counted as they are copied in) and of the output. */
   private readonly inputCounts: (NonFiniteCounts | null)[];
   private outputCounts: NonFiniteCounts | null = null;
+  /** The dots and sums asked for since partials were last read. */
+  private pending: PendingChain[] = [];
 
   constructor(
     private readonly spec: ChunkSpec,
@@ -210,7 +229,12 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   async readPartials(tokens: readonly ReductionToken[]): Promise<Partial[]> {
-    return tokens.map((t) => t.partial as Partial);
+    this.computeChains();
+    return tokens.map((t) => {
+      if (!(t.partial instanceof PendingChain)) return t.partial as Partial;
+      if (t.partial.value === undefined) throw new Error(`internal: a reduction of chunk ${this.chunkIndex} of ${this.spec.tensorName} read after release`);
+      return t.partial.value;
+    });
   }
 
   async encode(v: Vec, dtype: FloatDtype, into?: Uint8Array): Promise<Uint8Array> {
@@ -246,6 +270,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   release(): void {
+    this.pending = [];
     for (const { ptr, bytes } of this.owned) this.heap.release(ptr, bytes);
     this.owned.length = 0;
     this.decoded.fill(undefined);
@@ -400,7 +425,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
   // ---- reductions ----------------------------------------------------------------------------
 
   sum(a: Vec): Reduction<number> {
-    return token('sum', this.k.sum(this.p(a), this.length));
+    return this.chain(this.p(a), -1);
   }
 
   chunkSums(a: Vec): Reduction<Float64Array> {
@@ -408,7 +433,56 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   dot(a: Vec, b: Vec): Reduction<number> {
-    return token('sum', this.k.dot(this.p(a), this.p(b), this.length));
+    return this.chain(this.p(a), this.p(b));
+  }
+
+  private chain(x: number, y: number): Reduction<number> {
+    const pending = new PendingChain(x, y);
+    this.pending.push(pending);
+    return token('sum', pending);
+  }
+
+  /**
+   * The pending dots and sums: two chains of one kind to a pair, up to three pairs (dot pairs
+   * first) per sweep of the `chains` kernel, so that their f64 additions overlap; each chain adds
+   * in index order exactly as `dot` or `sum` does. An odd one out of a kind shares its pair with a
+   * copy of itself. A lone chain runs the single-chain kernel.
+   */
+  private computeChains(): void {
+    const pending = this.pending;
+    if (pending.length === 0) return;
+    this.pending = [];
+    const n = this.length;
+    if (pending.length === 1) {
+      const [c] = pending;
+      c.value = c.y < 0 ? this.k.sum(c.x, n) : this.k.dot(c.x, c.y, n);
+      return;
+    }
+    const dots = pending.filter((c) => c.y >= 0);
+    const sums = pending.filter((c) => c.y < 0);
+    const dotPairs = Math.ceil(dots.length / 2);
+    const pairs = dotPairs + Math.ceil(sums.length / 2);
+    // Chain slots, two per pair: the dots, padded to even, then the sums, padded to even.
+    const slots = [...dots, ...dots.slice(dots.length - (dots.length % 2)), ...sums, ...sums.slice(sums.length - (sums.length % 2))];
+    const sweeps = Math.ceil(pairs / MAX_PAIRS_PER_SWEEP);
+    this.scratch(pairs * 32, (table) => {
+      const out = table + pairs * 16;
+      const pointers = new Uint32Array(this.buffer, table, pairs * 4);
+      slots.forEach((c, j) => {
+        pointers[2 * j] = c.x;
+        pointers[2 * j + 1] = Math.max(c.y, 0);
+      });
+      // Balanced sweeps: 4 pairs run as 2 + 2, not 3 + 1.
+      for (let s = 0, first = 0; s < sweeps; s++) {
+        const size = Math.floor(pairs / sweeps) + (s < pairs % sweeps ? 1 : 0);
+        const dotsHere = Math.min(Math.max(dotPairs - first, 0), size);
+        this.k.chains(table + first * 16, dotsHere, size - dotsHere, n, out + first * 16);
+        first += size;
+      }
+      const values = new Float64Array(this.buffer, out, slots.length);
+      // A padding copy comes after its original and writes the same value.
+      slots.forEach((c, j) => (c.value = values[j]));
+    });
   }
 
   rowSums(a: Vec): Reduction<Float64Array> {

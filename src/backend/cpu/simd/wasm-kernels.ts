@@ -18,6 +18,7 @@ export interface Kernels {
   accumulate2(o: number, first: number, x: number, xBf16: number, wxPtr: number, wx: number, y: number, yBf16: number, wyPtr: number, wy: number, n: number): void;
   sum(x: number, n: number): number;
   dot(x: number, y: number, n: number): number;
+  chains(table: number, dotPairs: number, sumPairs: number, n: number, out: number): void;
   rowSums(x: number, rows: number, cols: number, out: number): void;
   rowSumBroadcast(x: number, rows: number, cols: number, o: number): void;
   periodicSums(x: number, n: number, j0: number, period: number, sums: number): void;

@@ -322,6 +322,120 @@ export function dot(x: usize, y: usize, n: i32): f64 {
   return s;
 }
 
+// Several dot products and sums in one sweep. Each is the chain of `dot` or `sum` above,
+// unchanged: its values (a dot's products y·x rounded to f32) promoted and added to its own f64
+// sum strictly in index order. Two chains of one kind share an f64x2 (lane 0 the first, lane 1 the
+// second); the independent pairs of a sweep overlap in the CPU where `dot` and `sum` wait on each
+// add before the next.
+
+/** A pair of dot chains (type argument of the sweeps below). */
+type Dots = i32;
+/** A pair of sum chains: their `y` pointers are not read. */
+type Sums = f32;
+
+/** The sums `s` of a pair plus the first `k` (1-4) of their values `pa` (lane 0) and `pb` (lane 1). */
+@inline function addValues(s: v128, pa: v128, pb: v128, k: i32): v128 {
+  const lo = v128.shuffle<f32>(pa, pb, 0, 4, 1, 5); // a0 b0 a1 b1
+  s = f64x2.add(f64x2.promote_low_f32x4(lo), s);
+  if (k > 1) s = f64x2.add(f64x2.promote_low_f32x4(v128.shuffle<f32>(lo, lo, 2, 3, 2, 3)), s);
+  if (k > 2) {
+    const hi = v128.shuffle<f32>(pa, pb, 2, 6, 3, 7); // a2 b2 a3 b3
+    s = f64x2.add(f64x2.promote_low_f32x4(hi), s);
+    if (k > 3) s = f64x2.add(f64x2.promote_low_f32x4(v128.shuffle<f32>(hi, hi, 2, 3, 2, 3)), s);
+  }
+  return s;
+}
+
+/** The chains of pair `j` of the table `t` over the 4 elements at byte `i`, the first `k` of them added. */
+@inline function pairStep<T>(s: v128, t: usize, j: i32, i: usize, k: i32): v128 {
+  const xa = ptr(t, 4 * j), xb = ptr(t, 4 * j + 2);
+  if (isFloat<T>()) return addValues(s, v128.load(xa + i), v128.load(xb + i), k);
+  const ya = ptr(t, 4 * j + 1), yb = ptr(t, 4 * j + 3);
+  return addValues(s, f32x4.mul(v128.load(ya + i), v128.load(xa + i)), f32x4.mul(v128.load(yb + i), v128.load(xb + i)), k);
+}
+
+@inline function ptr(t: usize, j: i32): usize {
+  return <usize>load<u32>(t + ((<usize>j) << 2));
+}
+
+// The sweeps read their pointers from the table once per step: V8 keeps what fits in registers
+// and reloads the rest from the stack either way, and the table stays in L1.
+
+function sweep1<A>(t: usize, n: i32, out: usize): void {
+  const end = (<usize>n) << 2;
+  const body = end & ~(<usize>15);
+  let s0 = f64x2.splat(0);
+  let i: usize = 0;
+  for (; i < body; i += 16) s0 = pairStep<A>(s0, t, 0, i, 4);
+  const k = <i32>((end - body) >> 2);
+  if (k > 0) s0 = pairStep<A>(s0, t, 0, i, k);
+  v128.store(out, s0);
+}
+
+function sweep2<A, B>(t: usize, n: i32, out: usize): void {
+  const end = (<usize>n) << 2;
+  const body = end & ~(<usize>15);
+  let s0 = f64x2.splat(0), s1 = s0;
+  let i: usize = 0;
+  for (; i < body; i += 16) {
+    s0 = pairStep<A>(s0, t, 0, i, 4);
+    s1 = pairStep<B>(s1, t, 1, i, 4);
+  }
+  const k = <i32>((end - body) >> 2);
+  if (k > 0) {
+    s0 = pairStep<A>(s0, t, 0, i, k);
+    s1 = pairStep<B>(s1, t, 1, i, k);
+  }
+  v128.store(out, s0);
+  v128.store(out, s1, 16);
+}
+
+function sweep3<A, B, C>(t: usize, n: i32, out: usize): void {
+  const end = (<usize>n) << 2;
+  const body = end & ~(<usize>15);
+  let s0 = f64x2.splat(0), s1 = s0, s2 = s0;
+  let i: usize = 0;
+  for (; i < body; i += 16) {
+    s0 = pairStep<A>(s0, t, 0, i, 4);
+    s1 = pairStep<B>(s1, t, 1, i, 4);
+    s2 = pairStep<C>(s2, t, 2, i, 4);
+  }
+  const k = <i32>((end - body) >> 2);
+  if (k > 0) {
+    s0 = pairStep<A>(s0, t, 0, i, k);
+    s1 = pairStep<B>(s1, t, 1, i, k);
+    s2 = pairStep<C>(s2, t, 2, i, k);
+  }
+  v128.store(out, s0);
+  v128.store(out, s1, 16);
+  v128.store(out, s2, 32);
+}
+
+/**
+ * `dotPairs` pairs of dot products followed by `sumPairs` pairs of sums (1-3 pairs in all) of `n`
+ * elements in one sweep: the table at `t` holds each pair's pointers xa, ya, xb, yb (u32; a sum
+ * has no y); the results go to `out` as f64, two per pair (a, then b). The last partial group of
+ * 4 elements is loaded whole (vectors are padded) but only its first n mod 4 values are added.
+ * More than 3 pairs in one loop measured slower than two sweeps (the pointers no longer fit in
+ * registers): the host splits larger sets.
+ */
+export function chains(t: usize, dotPairs: i32, sumPairs: i32, n: i32, out: usize): void {
+  const pairs = dotPairs + sumPairs;
+  if (pairs == 1) {
+    if (dotPairs == 1) sweep1<Dots>(t, n, out);
+    else sweep1<Sums>(t, n, out);
+  } else if (pairs == 2) {
+    if (dotPairs == 2) sweep2<Dots, Dots>(t, n, out);
+    else if (dotPairs == 1) sweep2<Dots, Sums>(t, n, out);
+    else sweep2<Sums, Sums>(t, n, out);
+  } else {
+    if (dotPairs == 3) sweep3<Dots, Dots, Dots>(t, n, out);
+    else if (dotPairs == 2) sweep3<Dots, Dots, Sums>(t, n, out);
+    else if (dotPairs == 1) sweep3<Dots, Sums, Sums>(t, n, out);
+    else sweep3<Sums, Sums, Sums>(t, n, out);
+  }
+}
+
 export function rowSums(x: usize, rows: i32, cols: i32, out: usize): void {
   for (let r = 0; r < rows; r++) {
     store<f64>(out + ((<usize>r) << 3), sum(x + (<usize>r) * (<usize>cols) * 4, cols));
