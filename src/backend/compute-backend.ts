@@ -63,12 +63,8 @@ export interface BackendChunk {
   readonly ops: ChunkOps;
   /** This chunk's partial values of the given reductions (numbers or per-row / per-bin arrays). */
   readPartials(tokens: readonly ReductionToken[]): Promise<Partial[]>;
-  /**
-   * The output chunk rounded to the output dtype (round-to-nearest-even), as bytes the caller
-   * owns: written into `into` (exactly the encoded length) and returned as `into` itself when the
-   * backend can, else in a buffer of their own.
-   */
-  encode(v: Vec, dtype: FloatDtype, into?: Uint8Array): Promise<Uint8Array>;
+  /** The output chunk rounded to the output dtype (round-to-nearest-even). */
+  encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array>;
   /** Frees the chunk's vectors; the chunk must not be used afterwards. */
   release(): void;
   /** With `ComputeBackend.countsNonFinite`: what the chunk counted, once its result was read. */

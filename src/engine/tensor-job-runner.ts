@@ -159,20 +159,9 @@ export class TensorJobRunner implements TensorMerge {
   async apply(fn: (c: ChunkOps) => Vec): Promise<void> {
     this.startOutput();
     const dtype = this.job.dtype as FloatDtype;
-    // The output is encoded into a recycled buffer where the backend can, given back once written.
-    const buffers = this.ctx.readBuffers;
     await this.forEachChunk(
-      async (chunk, range) => {
-        const into = buffers?.take(range.length * dtypeSize(dtype));
-        const bytes = await chunk.encode(fn(chunk.ops), dtype, into);
-        const recycled = into !== undefined && bytes.buffer === into.buffer;
-        if (into && !recycled) buffers!.release(into);
-        return { bytes, recycled };
-      },
-      async ({ bytes, recycled }) => {
-        await this.emit(bytes, !this.ctx.backend.countsNonFinite);
-        if (recycled) buffers!.release(bytes);
-      },
+      (chunk) => chunk.encode(fn(chunk.ops), dtype),
+      (bytes) => this.emit(bytes, !this.ctx.backend.countsNonFinite),
     );
   }
 

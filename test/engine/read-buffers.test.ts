@@ -92,18 +92,7 @@ describe('ReadBuffers', () => {
  * across chunks and passes (tiny budget: dozens of chunks per pass).
  */
 class PoisoningReadBuffers extends ReadBuffers {
-  /** Buffers given back holding a piece of this output (encoded outputs, once written). */
-  outputsReleased = 0;
-
-  constructor(
-    maxFreeBytes: number,
-    private readonly output: Buffer,
-  ) {
-    super(maxFreeBytes);
-  }
-
   override release(bytes: Uint8Array): void {
-    if (bytes.byteLength > 0 && this.output.indexOf(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) % 4 === 0) this.outputsReleased++;
     if (bytes.buffer.byteLength > 0) new Uint8Array(bytes.buffer).fill(0xa5);
     super.release(bytes);
   }
@@ -169,7 +158,7 @@ for (const { name, make } of BACKENDS) {
           const want = await runMethod(method, models, options);
           // (The engine lets a quarter of the budget idle; at this tiny budget a chunk is larger than
           // the budget says, 1024 elements at least.)
-          const readBuffers = new PoisoningReadBuffers(1 << 20, Buffer.from(want.bytes));
+          const readBuffers = new PoisoningReadBuffers(1 << 20);
           const got = await runMethod(method, models, { ...options, readBuffers });
           expect(Buffer.from(got.bytes).equals(Buffer.from(want.bytes))).toBe(true);
           expect(got.nonFinite).toEqual(want.nonFinite);
@@ -182,9 +171,6 @@ for (const { name, make } of BACKENDS) {
           expect(allocated).toBeGreaterThan(0);
           expect(allocated).toBeLessThanOrEqual(inFlight * models.length);
           expect(reused).toBeGreaterThan(40 * models.length);
-          // A linear merge is computed on the calling thread: its output chunks are encoded into
-          // recycled buffers too, given back (and poisoned) only after they were written.
-          if (method === 'linear') expect(readBuffers.outputsReleased).toBeGreaterThan(20);
         });
       }
     }

@@ -340,8 +340,8 @@ class CpuChunk implements BackendChunk, ChunkOps {
     return tokens.map((t) => t.partial as Partial);
   }
 
-  async encode(v: Vec, dtype: FloatDtype, into?: Uint8Array): Promise<Uint8Array> {
-    const bytes = encodeFromF32(arr(v), dtype, into);
+  async encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array> {
+    const bytes = encodeFromF32(arr(v), dtype);
     this.outputCounts = countNonFinite(bytes, dtype);
     return bytes;
   }

@@ -109,13 +109,12 @@ export async function computeChunk(
   roots: readonly number[],
   result: ChunkResultKind,
   evaluate: (ops: ChunkOps) => unknown[],
-  into?: Uint8Array,
 ): Promise<ChunkResult> {
   try {
     const values = evaluate(chunk.ops);
     const computed =
       result.kind === 'encode'
-        ? { bytes: await chunk.encode(values[roots[0]] as Vec, result.dtype, into) }
+        ? { bytes: await chunk.encode(values[roots[0]] as Vec, result.dtype) }
         : { partials: await chunk.readPartials(roots.map((id) => values[id] as ReductionToken)) };
     if (!chunk.nonFinite) throw new Error('internal: a pool backend computed a chunk without counting its NaN/Inf');
     return { ...computed, nonFinite: chunk.nonFinite() };

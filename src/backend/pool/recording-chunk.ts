@@ -12,8 +12,6 @@ export interface ChunkRunner {
     nodes: readonly GraphNode[],
     roots: readonly number[],
     result: ChunkResultKind,
-    /** Where to encode when the chunk is computed on this thread (BackendChunk.encode). */
-    into?: Uint8Array,
   ): Promise<ChunkResult>;
 }
 
@@ -126,8 +124,8 @@ export class RecordingChunk implements BackendChunk, ChunkOps {
     return (await this.send(roots, { kind: 'partials' })).partials!;
   }
 
-  async encode(v: Vec, dtype: FloatDtype, into?: Uint8Array): Promise<Uint8Array> {
-    return (await this.send([handleId(v)], { kind: 'encode', dtype }, into)).bytes!;
+  async encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array> {
+    return (await this.send([handleId(v)], { kind: 'encode', dtype })).bytes!;
   }
 
   release(): void {
@@ -139,10 +137,10 @@ export class RecordingChunk implements BackendChunk, ChunkOps {
     return this.counts;
   }
 
-  private async send(roots: number[], result: ChunkResultKind, into?: Uint8Array) {
+  private async send(roots: number[], result: ChunkResultKind) {
     if (this.sent) throw new Error('internal: a pooled chunk was computed twice');
     this.sent = true;
-    const answer = await this.runner.run(this.spec, this.inputs, this.nodes, roots, result, into);
+    const answer = await this.runner.run(this.spec, this.inputs, this.nodes, roots, result);
     this.counts = answer.nonFinite;
     return answer;
   }

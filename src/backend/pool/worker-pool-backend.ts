@@ -136,12 +136,10 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     nodes: readonly GraphNode[],
     roots: readonly number[],
     result: ChunkResultKind,
-    into?: Uint8Array,
   ): Promise<ChunkResult> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.disposed) return Promise.reject(new Error('internal: the CPU worker pool was used after it was closed'));
-    // Only a chunk computed here can encode into `into`; a worker's answer comes in a buffer of its own.
-    if (this.options.inThreadLight !== false && isLight(nodes, roots)) return this.runHere(spec, inputs, nodes, roots, result, into);
+    if (this.options.inThreadLight !== false && isLight(nodes, roots)) return this.runHere(spec, inputs, nodes, roots, result);
     const worker = this.workers[this.route(spec)];
     // Only a statistics pass stores: another pass always follows it (the output pass at least),
     // while the output pass is a job's last, so what it would store is never used.
@@ -197,9 +195,8 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     nodes: readonly GraphNode[],
     roots: readonly number[],
     result: ChunkResultKind,
-    into?: Uint8Array,
   ): Promise<ChunkResult> {
-    return computeChunk(this.options.local.beginChunk(spec, inputs), roots, result, (ops) => replay(ops, nodes, roots).values, into);
+    return computeChunk(this.options.local.beginChunk(spec, inputs), roots, result, (ops) => replay(ops, nodes, roots).values);
   }
 
   async dispose(): Promise<void> {

@@ -237,19 +237,19 @@ class SimdChunk implements BackendChunk, ChunkOps {
     });
   }
 
-  async encode(v: Vec, dtype: FloatDtype, into?: Uint8Array): Promise<Uint8Array> {
+  async encode(v: Vec, dtype: FloatDtype): Promise<Uint8Array> {
     if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new Error(`cannot encode f32 values as dtype ${String(dtype)}`);
     const n = this.length;
     const ptr = this.p(v);
     if (dtype === 'F32') {
       this.outputCounts = this.count(ptr, n, 'F32');
-      return copyOut(new Uint8Array(this.buffer, ptr, n * 4), into);
+      return new Uint8Array(this.buffer, ptr, n * 4).slice();
     }
     return this.scratch(n * 2, (dst) => {
       if (dtype === 'BF16') this.k.encodeBf16(ptr, dst, n);
       else this.k.encodeF16(ptr, dst, n);
       this.outputCounts = this.count(dst, n, dtype);
-      return copyOut(new Uint8Array(this.buffer, dst, n * 2), into);
+      return new Uint8Array(this.buffer, dst, n * 2).slice();
     });
   }
 
@@ -590,12 +590,4 @@ class SimdChunk implements BackendChunk, ChunkOps {
     for (let i = 0; i < out.length; i++) out[i] = Math.log(x[i]);
     return asVec(o);
   }
-}
-
-/** Bytes of the WebAssembly heap copied out: into `into` when given (it must be exactly their length). */
-function copyOut(bytes: Uint8Array, into: Uint8Array | undefined): Uint8Array {
-  if (!into) return bytes.slice();
-  if (into.length !== bytes.length) throw new RangeError(`internal: encode into ${into.length} bytes, ${bytes.length} needed`);
-  into.set(bytes);
-  return into;
 }
