@@ -17,14 +17,6 @@ export interface ChunkInputBytes {
    */
   readonly retained?: boolean;
   /**
-   * Set when `bytes` are a recycled read buffer: the engine reuses the whole ArrayBuffer they view
-   * once the chunk is released (when it is not detached), so a backend must keep no view of it past
-   * `release()`. The whole buffer is this input's alone, so a backend may transfer it (to a worker)
-   * even where `bytes` views part of it; it then hands it back here once it is done with it (any
-   * view of it), or never (the engine reads into a new one). Never set with `retained`.
-   */
-  readonly recycle?: (bytes: Uint8Array) => void;
-  /**
    * Count this input's NaN/±Inf elements (all of `bytes`) and report them in the chunk's
    * `nonFinite()` — only for backends with `countsNonFinite`, which count where the bytes pass
    * anyway (into WebAssembly memory, into a worker) instead of in one more sweep on the engine's thread.

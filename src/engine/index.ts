@@ -3,7 +3,6 @@ export type { MergeCheckpoint, MergeOptions, MergeReport, SourceOpener } from '.
 export { MergeCancelledError } from './progress';
 export type { MergeProgress, StageTimes } from './progress';
 export { chunkRanges, rowShape } from './chunking';
-export { ReadBuffers } from './read-buffers';
 export type { ChunkRange } from './chunking';
 export {
   NonFiniteError,

@@ -7,7 +7,6 @@ import { NonFiniteError, renderNonFiniteCardSection } from './non-finite';
 import { ShardedOutputWriter } from './output-writer';
 import { MergeCancelledError, type MergeProgress, type StageTimes } from './progress';
 import { TensorJobRunner } from './tensor-job-runner';
-import { ReadBuffers } from './read-buffers';
 
 /** Opens the files of the plan's models; the engine never knows where the bytes come from. */
 export interface SourceOpener {
@@ -122,9 +121,6 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
     });
   };
 
-  // Chunk inputs are read into recycled buffers; those idle between chunks stay within a quarter
-  // of the budget (the chunks in flight hold their inputs' bytes, a small share of the budget).
-  const readBuffers = new ReadBuffers(Math.floor(budgetBytes / 4));
   const writer = new ShardedOutputWriter(plan, output);
   try {
     await writer.resume(resumed);
@@ -140,7 +136,6 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
         source,
         seed: plan.randomSeed,
         budgetBytes,
-        readBuffers,
         wholeRows: method.wholeRows,
         signal,
         warn: (m) => warnings.push(m),

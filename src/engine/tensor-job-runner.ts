@@ -9,7 +9,6 @@ import { chunkRanges, rowShape, type ChunkRange } from './chunking';
 import { MergeCancelledError } from './progress';
 import { AlignedEmbeddingReader } from './aligned-embedding';
 import { LoraInputReader } from './lora-input-reader';
-import type { ReadBuffers } from './read-buffers';
 
 /** Everything a job needs from the engine around it. */
 export interface JobContext {
@@ -28,11 +27,6 @@ export interface JobContext {
   readonly write: (bytes: Uint8Array) => Promise<void>;
   /** Wall time the job spent waiting for input bytes and for the backend (ms). */
   readonly onWait?: (stage: 'read' | 'compute', ms: number) => void;
-  /**
-   * Buffers to read chunk inputs into, given back once their chunk is finished (inputs the job
-   * does not keep across passes, read straight from their files). Undefined: a fresh one per read.
-   */
-  readonly readBuffers?: ReadBuffers;
 }
 
 /** Estimated f32 temporaries per element that a method allocates per input (kept generous). */
@@ -267,10 +261,7 @@ export class TensorJobRunner implements TensorMerge {
         }
         if (this.ctx.backend.countsNonFinite) result = result.then((r) => (this.takeCounts(chunk), r));
         this.ctx.onWait?.('compute', now() - launched);
-        result = result.finally(() => {
-          chunk.release();
-          recycleInputs(inputs);
-        });
+        result = result.finally(() => chunk.release());
         // A failure is reported when the chunk is finished, not as an unhandled rejection.
         result.catch(() => undefined);
         inFlight.push({ range, result });
@@ -314,21 +305,11 @@ export class TensorJobRunner implements TensorMerge {
         const size = dtypeSize(input.tensor.dtype);
         const offset = split ? range.start * size : range.rowStart * inCols * size;
         const length = split ? range.length * size : range.rows * inCols * size;
-        // Bytes kept across passes live as long as the job: only the others are read into recycled buffers.
-        const buffers = this.keep ? undefined : this.ctx.readBuffers;
-        const into = buffers?.take(length);
-        const bytes = await source.read(input.tensor.offset + offset, length, into);
+        const bytes = await source.read(input.tensor.offset + offset, length);
         this.ctx.onRead(length);
         // A counting backend counts these where they pass anyway (askCounts).
         if (!this.ctx.backend.countsNonFinite) this.countInput(i, range.index, bytes, input.tensor.dtype);
-        const read = { bytes, dtype: input.tensor.dtype as FloatDtype, cols: split ? range.cols : inCols, retained: this.keep };
-        if (!buffers || !into) return read;
-        // A source that ignored `into` returned bytes that are not ours to reuse.
-        if (bytes.buffer !== into.buffer) {
-          buffers.release(into);
-          return read;
-        }
-        return { ...read, recycle: (b: Uint8Array) => buffers.release(b) };
+        return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: split ? range.cols : inCols, retained: this.keep };
       }),
     );
   }
@@ -389,12 +370,4 @@ export class TensorJobRunner implements TensorMerge {
 }
 
 const now = (): number => performance.now();
-
-/**
- * Gives a released chunk's recycled input buffers back (ChunkInputBytes.recycle). Ones the backend
- * transferred away are detached here (byteLength 0) and ignored: the backend gives those back itself.
- */
-function recycleInputs(inputs: readonly ChunkInputBytes[]): void {
-  for (const input of inputs) if (input.recycle && input.bytes.buffer.byteLength > 0) input.recycle(input.bytes);
-}
 let nextJobId = 1;

@@ -69,7 +69,7 @@ export class NodeByteSource implements ByteSource {
     }
   }
 
-  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+  async read(offset: number, length: number): Promise<Uint8Array> {
     if (this.handle === null) throw new Error(`${this.name}: read after close`);
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
       throw new RangeError(`${this.name}: invalid read of ${length} bytes at ${offset}`);
@@ -80,9 +80,7 @@ export class NodeByteSource implements ByteSource {
           'it is truncated or was changed while in use; re-download it',
       );
     }
-    if (into && into.length !== length) throw new RangeError(`internal: ${this.name}: a read of ${length} bytes into a buffer of ${into.length}`);
-    // Into the caller's buffer when it gives one: a fresh one per read costs page faults and GC.
-    const buffer = into ?? new Uint8Array(length);
+    const buffer = new Uint8Array(length);
     let done = 0;
     // read() may return fewer bytes than asked (large reads, some file systems): loop.
     while (done < length) {

@@ -16,12 +16,7 @@ export interface ByteSource {
   /** Human-readable location used in error messages (a path or URL). */
   readonly name: string;
   readonly size: number;
-  /**
-   * The `length` bytes at `offset`. `into`, when given, is a buffer of exactly `length` bytes the
-   * caller owns (a recycled read buffer): a source may read into it and return it, sparing an
-   * allocation, or ignore it and return other bytes (the caller checks which it got).
-   */
-  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  read(offset: number, length: number): Promise<Uint8Array>;
   /**
    * Releases what the source holds open (a Node file handle). Optional: sources that hold
    * nothing omit it. Callers that open a source call `close?.()` when done with it.

@@ -1,6 +1,5 @@
 import { CpuBackend } from '../../src/backend';
 import type { ComputeBackend } from '../../src/backend';
-import type { ReadBuffers } from '../../src/engine/read-buffers';
 import { TensorJobRunner } from '../../src/engine/tensor-job-runner';
 import { findMethod, type MergeMethod } from '../../src/methods';
 import type { TensorJob } from '../../src/plan/types';
@@ -26,19 +25,15 @@ export interface RunOptions {
   name?: string;
   /** Runs this method object instead of the registered one called `methodName`. */
   method?: MergeMethod;
-  /** Recycled read buffers for the job (the sources read into them, as NodeByteSource does). */
-  readBuffers?: ReadBuffers;
 }
 
 function memorySource(name: string, bytes: Uint8Array): ByteSource {
   return {
     name,
     size: bytes.length,
-    async read(offset, length, into) {
+    async read(offset, length) {
       if (offset + length > bytes.length) throw new Error(`read past end of ${name}`);
-      if (!into) return bytes.slice(offset, offset + length);
-      into.set(bytes.subarray(offset, offset + length));
-      return into;
+      return bytes.slice(offset, offset + length);
     },
   };
 }
@@ -91,7 +86,6 @@ export async function runMethod(
     source: async (model) => sources[Number(model.slice(1))],
     seed: options.seed ?? 1234,
     budgetBytes: options.budgetBytes ?? 1 << 24,
-    readBuffers: options.readBuffers,
     wholeRows: method.wholeRows,
     warn: (m) => warnings.push(m),
     onRead: () => undefined,

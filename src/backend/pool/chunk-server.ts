@@ -38,16 +38,11 @@ export class ChunkServer {
     const { bytes, partials, nonFinite } = await computeChunk(this.local.backend.beginChunk(request.spec, inputs), request.roots, request.result, (ops) =>
       this.evaluate(ops, request),
     );
-    // The chunk is released (computeChunk) and its backend copied the inputs it read, so the
-    // recycled read buffers go back to the pool for the engine to read into again.
-    const givenBack = request.inputs.flatMap((input) => (input?.giveBack ? [input.bytes] : []));
-    const transfer = givenBack.map((b) => b.buffer as ArrayBuffer);
-    const back = givenBack.length > 0 ? { givenBack } : {};
     if (bytes) {
       const owned = wholeBuffer(bytes) ? bytes : bytes.slice();
-      transfer.push(owned.buffer as ArrayBuffer);
-      return { response: { type: 'result', id: request.id, bytes: owned, nonFinite, ...back }, transfer };
+      return { response: { type: 'result', id: request.id, bytes: owned, nonFinite }, transfer: [owned.buffer as ArrayBuffer] };
     }
+    const transfer: ArrayBuffer[] = [];
     const owned = partials!.map((p) => {
       if (typeof p === 'number') return wireNumber(p);
       if (isSparseHistogram(p)) {
@@ -58,7 +53,7 @@ export class ChunkServer {
       transfer.push((copy as unknown as ArrayBufferView).buffer as ArrayBuffer);
       return copy;
     });
-    return { response: { type: 'result', id: request.id, partials: owned, nonFinite, ...back }, transfer };
+    return { response: { type: 'result', id: request.id, partials: owned, nonFinite }, transfer };
   }
 
   /** Evaluates the graph with the cached values the request names, and keeps what it says to keep. */

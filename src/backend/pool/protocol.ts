@@ -52,8 +52,6 @@ export interface WireInput {
   readonly cols: number;
   /** Count its NaN/±Inf (ChunkInputBytes.countNonFinite). */
   readonly countNonFinite?: boolean;
-  /** A recycled read buffer (ChunkInputBytes.recycle): transfer it back with the answer. */
-  readonly giveBack?: boolean;
 }
 
 /** What a chunk's graph is computed for: its reductions' partials, or its one vector encoded. */
@@ -90,8 +88,6 @@ export type ChunkResponse =
       readonly partials?: (Exclude<Partial, number> | number | NaNBits)[];
       readonly bytes?: Uint8Array;
       readonly nonFinite: ChunkNonFinite;
-      /** The request's inputs marked `giveBack`, in input order, transferred back once computed. */
-      readonly givenBack?: readonly Uint8Array[];
     }
   | { readonly type: 'error'; readonly id: number; readonly message: string };
 

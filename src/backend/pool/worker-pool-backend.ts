@@ -47,8 +47,6 @@ function isLight(nodes: readonly GraphNode[], roots: readonly number[]): boolean
 interface Pending {
   resolve(value: ChunkResult): void;
   reject(error: Error): void;
-  /** Where the recycled read buffers the worker gives back go (ChunkInputBytes.recycle), in input order. */
-  readonly recycle: readonly ((bytes: Uint8Array) => void)[];
 }
 
 /** What the pool knows a worker's cache holds: it alone decides, so no question is ever asked. */
@@ -145,17 +143,10 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     // while the output pass is a job's last, so what it would store is never used.
     const plan = this.planCache(worker.ledger, spec, nodes, roots, result.kind === 'partials');
     const transfer = new Set<ArrayBuffer>();
-    const recycle: ((bytes: Uint8Array) => void)[] = [];
     // Inputs the worker does not need are counted here, if they are to be counted at all.
     const countedHere = inputs.map((input, i) => (input.countNonFinite && !plan.inputsNeeded.has(i) ? countNonFinite(input.bytes, input.dtype) : null));
     const wire: (WireInput | null)[] = inputs.map((input, i) => {
       if (!plan.inputsNeeded.has(i)) return null;
-      if (input.recycle && !input.retained) {
-        // A recycled read buffer is the input's alone, all of it: it travels as it is and comes back.
-        transfer.add(input.bytes.buffer as ArrayBuffer);
-        recycle.push(input.recycle);
-        return { bytes: input.bytes, dtype: input.dtype, cols: input.cols, countNonFinite: input.countNonFinite, giveBack: true };
-      }
       // Bytes the engine keeps for a later pass must stay usable: those are copied.
       const whole = input.retained ? null : wholeBuffer(input.bytes);
       const bytes = whole ? input.bytes : input.bytes.slice();
@@ -176,7 +167,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       stores: plan.stores,
     };
     const answered = new Promise<ChunkResult>((resolve, reject) => {
-      worker.pending.set(id, { resolve, reject, recycle });
+      worker.pending.set(id, { resolve, reject });
       try {
         worker.port.post(request, [...transfer]);
       } catch (error) {
@@ -281,7 +272,6 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       worker.ledger.bytes = 0;
       pending.reject(new Error(message.message));
     } else {
-      message.givenBack?.forEach((bytes, k) => pending.recycle[k]?.(bytes));
       const partials = message.partials?.map((p) => (isNaNBits(p) ? p.nan[0] : p));
       pending.resolve({ partials, bytes: message.bytes, nonFinite: message.nonFinite });
     }
