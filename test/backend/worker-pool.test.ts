@@ -224,19 +224,36 @@ describe('cross-pass cache of single-pass methods', () => {
 });
 
 describe('light chunks', () => {
-  it('a linear merge is computed on the calling thread (no message), TIES in the workers; bytes and counts unchanged', async () => {
+  const linears = ['linear F32 [3000] tiny with NaN/Inf', 'linear BF16 [64, 96] natural'];
+  const ties = CASES.find((x) => x.name === 'ties F32 [3000] tiny with NaN/Inf')!;
+
+  it('with one worker, a linear merge is computed on the calling thread (no message), TIES in the worker', async () => {
     const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+    const pool = new WorkerPoolBackend({ workers: 1, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
     try {
-      for (const name of ['linear F32 [3000] tiny with NaN/Inf', 'linear BF16 [64, 96] natural']) {
-        const got = await outcome(CASES.find((x) => x.name === name)!, pool);
-        expect(got).toEqual(references.get(name));
-      }
+      for (const name of linears) expect(await outcome(CASES.find((x) => x.name === name)!, pool)).toEqual(references.get(name));
       expect(sent).toEqual([]);
-      const ties = CASES.find((x) => x.name === 'ties F32 [3000] tiny with NaN/Inf')!;
       expect(await outcome(ties, pool)).toEqual(references.get(ties.name));
       expect(sent.length).toBeGreaterThan(0);
     } finally {
+      await pool.dispose();
+    }
+  });
+
+  it('with two workers, light chunks go to a worker only while none is busy: both threads compute, bytes unchanged', async () => {
+    const everyChunk: ChunkRequest[] = [];
+    const all = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, everyChunk), local: inThread, inThreadBelow: 0, inThreadLight: false });
+    const sent: ChunkRequest[] = [];
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+    try {
+      for (const name of linears) {
+        expect(await outcome(CASES.find((x) => x.name === name)!, all)).toEqual(references.get(name));
+        expect(await outcome(CASES.find((x) => x.name === name)!, pool)).toEqual(references.get(name));
+      }
+      expect(sent.length).toBeGreaterThan(0);
+      expect(sent.length).toBeLessThan(everyChunk.length);
+    } finally {
+      await all.dispose();
       await pool.dispose();
     }
   });

@@ -65,12 +65,12 @@ interface PoolWorker {
 export const DEFAULT_POOL_CACHE_BYTES = 128 * 1024 * 1024;
 
 /**
- * The cross-pass cache a merge with memory budget `budgetBytes` gives its pool: half of it. With
- * the whole budget the workers' caches and WebAssembly memories took a large TIES or model_stock
- * merge past 500 MiB of RSS; half kept them under it at the same speed.
+ * The cross-pass cache a merge with memory budget `budgetBytes` gives its pool: a quarter of it.
+ * With the whole budget the workers' caches and WebAssembly memories took a large TIES or
+ * model_stock merge past 500 MiB of RSS, and with half a large dare_ties (516 MiB) and della.
  */
 export function poolCacheBytes(budgetBytes: number): number {
-  return Math.floor(budgetBytes / 2);
+  return Math.floor(budgetBytes / 4);
 }
 
 /**
@@ -137,7 +137,16 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   ): Promise<ChunkResult> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.disposed) return Promise.reject(new Error('internal: the CPU worker pool was used after it was closed'));
-    if (this.options.inThreadLight !== false && isLight(nodes, roots)) return this.runHere(spec, inputs, nodes, roots, result);
+    // A light chunk costs less here than its bytes' trip to a worker, but one worker is left to
+    // take light chunks while it is idle, so that two threads compute (the other workers' cores
+    // stay with the calling thread's reading and writing).
+    if (this.options.inThreadLight !== false && isLight(nodes, roots)) {
+      const worker = this.workers[this.route(spec)];
+      const busy = this.workers.filter((w) => w.pending.size > 0).length;
+      if (worker.pending.size > 0 || busy >= Math.max(1, this.workers.length - 1) || this.workers.length < 2) {
+        return this.runHere(spec, inputs, nodes, roots, result);
+      }
+    }
     const worker = this.workers[this.route(spec)];
     // Only a statistics pass stores: another pass always follows it (the output pass at least),
     // while the output pass is a job's last, so what it would store is never used.
