@@ -778,12 +778,7 @@ function radixPacked(v: usize, spare: usize, start: usize, end: usize, idxBits: 
       const at = counts + (((load<u32>(from + (i << 2)) >>> at0) & mask) << 2);
       store<u32>(at, load<u32>(at) + 1);
     }
-    let sum = <u32>start;
-    for (let d: usize = 0; d <= <usize>mask; d++) {
-      const c = load<u32>(counts + (d << 2));
-      store<u32>(counts + (d << 2), sum);
-      sum += c;
-    }
+    prefixSums(counts, <usize>mask, <u32>start);
     for (let i = start; i < end; i++) {
       const e = load<u32>(from + (i << 2));
       const slot = counts + (((e >>> at0) & mask) << 2);
@@ -803,6 +798,16 @@ function sortSpecial(row: usize, n: usize, sorted: usize, spare: usize, keys: us
     store<u32>(keys + (i << 2), load<u32>(row + (index << 2)) & 0x7fffffff);
   }
   radixRange(keys, sorted, keysSpare, spare, start, end, 0x7f800000, 23);
+}
+
+/** The counts of digits 0..mask at `counts` become their exclusive prefix sums, from `start`. */
+@inline function prefixSums(counts: usize, mask: usize, start: u32): void {
+  let sum = start;
+  for (let d: usize = 0; d <= mask; d++) {
+    const c = load<u32>(counts + (d << 2));
+    store<u32>(counts + (d << 2), sum);
+    sum += c;
+  }
 }
 
 /** Zeros → 0, finite → 1 + (k − min) >> shift, Inf and NaN → `last`. */
@@ -825,12 +830,7 @@ function radixRange(keys: usize, order: usize, spareKeys: usize, spareOrder: usi
       const at = counts + ((((load<u32>(fromK + (i << 2)) - bias) >>> shift) & mask) << 2);
       store<u32>(at, load<u32>(at) + 1);
     }
-    let sum = <u32>start;
-    for (let d: usize = 0; d <= <usize>mask; d++) {
-      const c = load<u32>(counts + (d << 2));
-      store<u32>(counts + (d << 2), sum);
-      sum += c;
-    }
+    prefixSums(counts, <usize>mask, <u32>start);
     for (let i = start; i < end; i++) {
       const k = load<u32>(fromK + (i << 2));
       const slot = counts + ((((k - bias) >>> shift) & mask) << 2);
