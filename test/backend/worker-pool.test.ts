@@ -206,6 +206,32 @@ describe('cross-pass cache', () => {
   });
 });
 
+describe('cross-pass cache of row ranks', () => {
+  it('DELLA ranks each task vector once: its output pass takes the ranks of its rescale pass from the cache', async () => {
+    const sent: ChunkRequest[] = [];
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0, inThreadLight: false });
+    try {
+      const tiny = CASES.find((x) => x.name === 'della BF16 [64, 96] tiny')!;
+      const c = { ...tiny, options: { ...tiny.options, params: { ...tiny.options.params, rescale: 1 } } };
+      const want = await outcome(c, inThread);
+      const got = await outcome(c, pool);
+      expect(Buffer.from((got as { bytes: Uint8Array }).bytes).equals(Buffer.from((want as { bytes: Uint8Array }).bytes))).toBe(true);
+      const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
+      expect(chunks).toBeGreaterThan(2);
+      expect(sent.length).toBe(2 * chunks); // the rescale pass, then the output pass
+      const ranks = (keys: readonly (readonly [number, string])[]): string[] => keys.map(([, key]) => key.split('|')[1]).filter((k) => k.startsWith('rowRanks(')).sort();
+      const models = c.inputs.length - 1;
+      for (const r of sent.slice(0, chunks)) expect(ranks(r.stores)).toHaveLength(models);
+      for (const r of sent.slice(chunks)) {
+        expect(ranks(r.hits)).toEqual(ranks(sent[r.spec.chunkIndex].stores));
+        expect(r.nodes.filter((n, id) => n.op === 'rowRanks' && !r.hits.some(([hit]) => hit === id))).toHaveLength(0);
+      }
+    } finally {
+      await pool.dispose();
+    }
+  });
+});
+
 describe('cross-pass cache of single-pass methods', () => {
   it('an output pass stores nothing: it is the last pass over its tensor', async () => {
     const sent: ChunkRequest[] = [];
