@@ -2,10 +2,12 @@ import type { HubClient } from '../hub';
 import { extractLora, ExtractCancelledError, planExtraction, type ExtractOptions, type ExtractPlan } from '../lora/extract';
 import { LoraAdapterError } from '../lora';
 import { dtypeSize } from '../storage';
-import { outputNameProblem, type OpfsOutputStore, type OpfsShardCache, type ShardSpec } from '../storage/browser';
+import { outputNameProblem, type OpfsOutputStore, type OpfsShardCache } from '../storage/browser';
 import type { ByteSource, ModelTensors } from '../storage/types';
 import type { DownloadProgress, ExtractPlanSummary, ExtractProgress, ExtractRequest, MergeResult, VerifiedFile } from './api';
+import { cacheHubFiles, type HubFile } from './cache-hub-files';
 import { modelErrorMessage, sourceKey, type ModelResolver, type ResolvedModel } from './model-sources';
+import { sourceKeyOf } from './run-inputs';
 
 /**
  * "Extract a LoRA" in the worker (docs/lora.md §2): the same extraction as `alloy extract-lora`
@@ -80,8 +82,8 @@ async function prepare(deps: ExtractDeps, request: ExtractRequest, errors: strin
 }
 
 /** The Hub files an extraction reads, one spec per (model, file). */
-function hubFiles(prepared: Prepared): { model: ResolvedModel; spec: ShardSpec }[] {
-  const out = new Map<string, { model: ResolvedModel; spec: ShardSpec }>();
+function hubFiles(prepared: Prepared): HubFile[] {
+  const out = new Map<string, HubFile>();
   const add = (model: ResolvedModel, file: string): void => {
     const hub = model.hub;
     const info = hub?.file(file);
@@ -158,32 +160,17 @@ export async function runExtraction(
   const outputs = await deps.outputs();
   await outputs.removeUnfinished();
   const output = await outputs.begin(request.outputName);
-  const verified: VerifiedFile[] = [];
+  let verified: VerifiedFile[] = [];
   try {
     // 1. Hub files through the verified cache (the SVD reads each ΔW more than once).
     const cache = await deps.cache();
     const files = hubFiles(prepared);
     phase = 'downloading';
     for (const { model, spec } of files) {
-      downloads.set(`${model.key}\u0000${spec.path}`, { model: model.key, file: spec.path, bytesDone: await cache.bytesCached(spec), bytesTotal: spec.size, state: 'downloading' });
+      downloads.set(sourceKeyOf(model.key, spec.path), { model: model.key, file: spec.path, bytesDone: await cache.bytesCached(spec), bytesTotal: spec.size, state: 'downloading' });
     }
     emit(true);
-    for (const { model, spec } of files) {
-      const hub = model.hub!;
-      const file = hub.file(spec.path)!;
-      await cache.ensure(spec, (start, end, o) => deps.client().readRange(hub.snapshot, file, start, end, o), {
-        signal,
-        onProgress: (p) => {
-          downloads.set(`${model.key}\u0000${spec.path}`, { model: model.key, file: spec.path, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, state: p.state, ...(p.message ? { message: p.message } : {}) });
-          emit(p.state === 'done');
-        },
-      });
-      // The plan came from headers read by range: they must equal the verified file's bytes.
-      await hub.recheckRanges(spec.path, await cache.openFile(spec)).catch((error: unknown) => {
-        throw new Error(modelErrorMessage(model.key, error), { cause: error });
-      });
-      verified.push({ model: model.key, file: spec.path, hash: spec.sha256 ? 'sha256' : 'git-blob' });
-    }
+    verified = await cacheHubFiles(files, cache, deps.client, signal, downloads, emit);
     const opener = (model: ResolvedModel): ((file: string) => Promise<ByteSource>) => {
       const opened = new Map<string, Promise<ByteSource>>();
       return (file) => {

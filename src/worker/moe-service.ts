@@ -3,9 +3,11 @@ import type { HubClient } from '../hub';
 import { MoeCancelledError, MoeConfigError, runMoeMerge, type MoeProgress } from '../moe';
 import { ShardCacheError, DirectoryOutputFolder, outputNameProblem, type OpfsOutputStore, type OpfsShardCache, type ShardSpec } from '../storage/browser';
 import type { ModelFolder, OutputFolder } from '../storage/types';
-import type { DownloadProgress, MergeRequest, MergeResult, RunProgress, VerifiedFile } from './api';
+import type { DownloadProgress, MergeRequest, MergeResult, RunProgress } from './api';
 import { cacheFirstFolder } from './evaluate-folders';
+import { cacheHubFiles } from './cache-hub-files';
 import { modelErrorMessage, type ModelResolver, type ResolvedModel } from './model-sources';
+import { sourceKeyOf } from './run-inputs';
 
 /**
  * "Build a mixture of experts" in the worker (docs/moe.md §1): the same build as `alloy moe`
@@ -139,7 +141,6 @@ async function build(deps: MoeDeps, request: MergeRequest, onProgress: (progress
   const target: { folder: OutputFolder & { readonly files: { name: string; size: number }[] }; savedTo?: string } = request.outputDirectory
     ? await DirectoryOutputFolder.begin(request.outputDirectory, request.outputName).then((folder) => ({ folder, savedTo: folder.location }))
     : { folder: await outputs.begin(request.outputName) };
-  const verified: VerifiedFile[] = [];
   try {
     // 2. Hub weights through the verified cache: experts' MLPs and the base's other tensors are read once each, in any order.
     const cache = await deps.cache();
@@ -147,25 +148,10 @@ async function build(deps: MoeDeps, request: MergeRequest, onProgress: (progress
     phase = 'downloading';
     for (const { model, spec } of files) {
       const done = await cache.bytesCached(spec);
-      downloads.set(`${model.key}\u0000${spec.path}`, { model: model.key, file: spec.path, bytesDone: done, bytesTotal: spec.size, state: done === spec.size ? 'cached' : 'downloading' });
+      downloads.set(sourceKeyOf(model.key, spec.path), { model: model.key, file: spec.path, bytesDone: done, bytesTotal: spec.size, state: done === spec.size ? 'cached' : 'downloading' });
     }
     emit(true);
-    for (const { model, spec } of files) {
-      const hub = model.hub!;
-      const file = hub.file(spec.path)!;
-      await cache.ensure(spec, (start, end, o) => deps.client().readRange(hub.snapshot, file, start, end, o), {
-        signal,
-        onProgress: (p) => {
-          downloads.set(`${model.key}\u0000${spec.path}`, { model: model.key, file: spec.path, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, state: p.state, ...(p.message ? { message: p.message } : {}) });
-          emit(p.state === 'done');
-        },
-      });
-      // Headers read by range while inspecting must be those of the verified file.
-      await hub.recheckRanges(spec.path, await cache.openFile(spec)).catch((error: unknown) => {
-        throw new Error(modelErrorMessage(model.key, error), { cause: error });
-      });
-      verified.push({ model: model.key, file: spec.path, hash: spec.sha256 ? 'sha256' : 'git-blob' });
-    }
+    const verified = await cacheHubFiles(files, cache, deps.client, signal, downloads, emit);
 
     // 3. The build itself: runMoeMerge plans, computes the routers, writes and commits.
     phase = 'merging';
