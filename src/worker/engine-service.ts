@@ -51,7 +51,7 @@ import { verifyBeforeCommit } from './verify-before-commit';
 import { discardMergeOutput, openMergeOutput } from './merge-resume';
 import { attachAdapters, inputReads, summarizeAdapter } from './adapter-sources';
 import { planAdapters } from './plan-adapters';
-import { ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
+import { hubFileSpec, ModelResolver, modelErrorMessage, sourceKey, summarizeModel, type ResolvedModel } from './model-sources';
 import { recheckPlanningReads, RunInputs, sourceKeyOf } from './run-inputs';
 import { RunProgressReporter } from './run-progress';
 import { emptySummary, layerSources, outputFiles, workingMemoryBytes } from './plan-summary';
@@ -798,19 +798,10 @@ export class EngineService implements EngineApi {
         if (!hub) continue;
         const info = hub.file(input.file);
         if (!info) throw new Error(`Model ${input.model}: ${input.file} is not in the Hub listing of ${hub.snapshot.repo}`);
-        if (!info.sha256 && !info.oid) {
-          throw new Error(`Model ${input.model}: the Hub listed no hash for ${info.path} of ${hub.snapshot.repo}, so its download cannot be verified`);
-        }
+        const spec = hubFileSpec(input.model, hub, info);
         const id = `${hub.snapshot.repo}@${hub.snapshot.commit}/${info.path}`;
         let entry = files.get(id);
         if (!entry) {
-          const spec: ShardSpec = {
-            repo: hub.snapshot.repo,
-            commit: hub.snapshot.commit,
-            path: info.path,
-            size: info.size,
-            ...(info.sha256 ? { sha256: info.sha256 } : info.oid ? { gitOid: info.oid } : {}),
-          };
           entry = { model: input.model, spec };
           files.set(id, entry);
         }

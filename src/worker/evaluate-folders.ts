@@ -1,6 +1,6 @@
-import { LocalFilesModelFolder, MANIFEST_FILE, type OpfsOutputStore, type OpfsShardCache, type ShardSpec } from '../storage/browser';
+import { LocalFilesModelFolder, MANIFEST_FILE, type OpfsOutputStore, type OpfsShardCache } from '../storage/browser';
 import type { ByteSource, ModelFolder } from '../storage/types';
-import type { ResolvedModel } from './model-sources';
+import { hubFileSpec, type ResolvedModel } from './model-sources';
 
 /**
  * The folders the Evaluate panel reads: an input model from where the merge read it (a Hub model's
@@ -19,13 +19,7 @@ export function cacheFirstFolder(model: ResolvedModel, cache: OpfsShardCache): M
     open: async (file): Promise<ByteSource | null> => {
       const info = hub.file(file);
       if (info && (info.sha256 || info.oid)) {
-        const spec: ShardSpec = {
-          repo: hub.snapshot.repo,
-          commit: hub.snapshot.commit,
-          path: info.path,
-          size: info.size,
-          ...(info.sha256 ? { sha256: info.sha256 } : info.oid ? { gitOid: info.oid } : {}),
-        };
+        const spec = hubFileSpec(model.key, hub, info);
         if (await cache.isComplete(spec).catch(() => false)) return cache.openFile(spec);
       }
       return model.folder.open(file);

@@ -6,7 +6,7 @@ import { outputNameProblem, type OpfsOutputStore, type OpfsShardCache } from '..
 import type { ByteSource, ModelTensors } from '../storage/types';
 import type { DownloadProgress, ExtractPlanSummary, ExtractProgress, ExtractRequest, MergeResult, VerifiedFile } from './api';
 import { cacheHubFiles, type HubFile } from './cache-hub-files';
-import { modelErrorMessage, sourceKey, type ModelResolver, type ResolvedModel } from './model-sources';
+import { hubFileSpec, modelErrorMessage, sourceKey, type ModelResolver, type ResolvedModel } from './model-sources';
 import { sourceKeyOf } from './run-inputs';
 
 /**
@@ -90,11 +90,7 @@ function hubFiles(prepared: Prepared): HubFile[] {
     if (!hub || !info) return;
     const id = `${hub.snapshot.repo}@${hub.snapshot.commit}/${file}`;
     if (out.has(id)) return;
-    if (!info.sha256 && !info.oid) throw new Error(`Model ${model.key}: the Hub listed no hash for ${file} of ${hub.snapshot.repo}, so its download cannot be verified`);
-    out.set(id, {
-      model,
-      spec: { repo: hub.snapshot.repo, commit: hub.snapshot.commit, path: info.path, size: info.size, ...(info.sha256 ? { sha256: info.sha256 } : { gitOid: info.oid! }) },
-    });
+    out.set(id, { model, spec: hubFileSpec(model.key, hub, info) });
   };
   for (const action of prepared.plan.actions) {
     add(prepared.ft, action.ft.file);

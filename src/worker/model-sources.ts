@@ -1,8 +1,8 @@
 import { formatModelReference, modelPathKind, type ModelReference } from '../config';
 import type { MergeConfig } from '../config/types';
-import { baseModelsFromCard, HubError, isHubRepoId, type HubClient } from '../hub';
+import { baseModelsFromCard, HubError, isHubRepoId, type HubClient, type HubFile } from '../hub';
 import { adapterSourceKey, loadModelMetadata, loadTokenizerFiles, referencedModels, yamlPathOf, type ModelMetadata } from '../plan';
-import { DemoModelFolder, HubModelFolder, LocalFilesModelFolder, loadDemoIndex, type DemoIndex } from '../storage/browser';
+import { DemoModelFolder, HubModelFolder, LocalFilesModelFolder, loadDemoIndex, type DemoIndex, type ShardSpec } from '../storage/browser';
 import { untrustedText } from '../storage';
 import type { ModelFolder, SafetensorsDtype } from '../storage/types';
 import type { ModelBinding, ModelSourceSpec, ModelSummary } from './api';
@@ -24,9 +24,16 @@ export interface AdapterBinding {
 }
 
 /**
- * Turns the page's model bindings into model folders (Hub repo at a commit, local Files, demo
- * models) and reads their metadata once; the worker keeps them for the next plan or merge.
+ * The cache spec of Hub file `info` of model `modelKey`, served by `hub`: pinned to the snapshot's
+ * commit and checked against the file's sha256 (LFS files) or git blob id. A file the Hub lists
+ * with neither cannot be verified, so it is refused.
  */
+export function hubFileSpec(modelKey: string, hub: HubModelFolder, info: HubFile): ShardSpec {
+  if (!info.sha256 && !info.oid) {
+    throw new Error(`Model ${modelKey}: the Hub listed no hash for ${info.path} of ${hub.snapshot.repo}, so its download cannot be verified`);
+  }
+  return { repo: hub.snapshot.repo, commit: hub.snapshot.commit, path: info.path, size: info.size, ...(info.sha256 ? { sha256: info.sha256 } : { gitOid: info.oid! }) };
+}
 
 export interface ResolvedModel {
   readonly key: string;
@@ -40,6 +47,10 @@ export interface ResolvedModel {
   metadata(options?: { readonly tokenizer?: boolean }): Promise<ModelMetadata>;
 }
 
+/**
+ * Turns the page's model bindings into model folders (Hub repo at a commit, local Files, demo
+ * models) and reads their metadata once; the worker keeps them for the next plan or merge.
+ */
 export class ModelResolver {
   private readonly models = new Map<string, Promise<ResolvedModel>>();
   private demoIndex: Promise<DemoIndex> | null = null;

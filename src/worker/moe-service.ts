@@ -6,7 +6,7 @@ import type { ModelFolder, OutputFolder } from '../storage/types';
 import type { DownloadProgress, MergeRequest, MergeResult, RunProgress } from './api';
 import { cacheFirstFolder } from './evaluate-folders';
 import { cacheHubFiles } from './cache-hub-files';
-import { modelErrorMessage, type ModelResolver, type ResolvedModel } from './model-sources';
+import { hubFileSpec, modelErrorMessage, type ModelResolver, type ResolvedModel } from './model-sources';
 import { sourceKeyOf } from './run-inputs';
 
 /**
@@ -53,8 +53,7 @@ async function hubWeightFiles(model: ResolvedModel): Promise<ShardSpec[]> {
   return shards.map((path) => {
       const info = hub.file(path);
       if (!info) throw new Error(`Model ${model.key}: ${path} is not in the Hub listing of ${hub.snapshot.repo}`);
-      if (!info.sha256 && !info.oid) throw new Error(`Model ${model.key}: the Hub listed no hash for ${info.path} of ${hub.snapshot.repo}, so its download cannot be verified`);
-      return { repo: hub.snapshot.repo, commit: hub.snapshot.commit, path: info.path, size: info.size, ...(info.sha256 ? { sha256: info.sha256 } : { gitOid: info.oid! }) };
+      return hubFileSpec(model.key, hub, info);
     });
 }
 
