@@ -12,7 +12,7 @@ import { checkOutputTarget, NodeOutputFolder, NotARegularFileError, OutputTarget
 import { createNodeWorkerPool, defaultThreadCount } from '../backend/pool/node';
 import { poolCacheBytes, WorkerPoolBackend } from '../backend/pool';
 import { parseArgs, UsageError, type FlagSpec } from './args';
-import { readConfigFile } from './read-config-file';
+import { readConfigText } from './read-config-file';
 import { formatPlan } from './format-plan';
 import { evalCommand, EVAL_USAGE } from './eval-command';
 import { methodsCommand, METHODS_USAGE } from './methods-command';
@@ -175,15 +175,7 @@ interface Prepared {
 }
 
 async function prepare(configPath: string, flags: Record<string, string | boolean>, io: CliIo, outDir?: string): Promise<Prepared> {
-  const file = path.resolve(io.cwd, configPath);
-  let read: Awaited<ReturnType<typeof readConfigFile>>;
-  try {
-    read = await readConfigFile(file);
-  } catch {
-    throw new UsageError(`cannot read config file ${file}`);
-  }
-  if ('issue' in read) throw new ConfigError([read.issue], configPath);
-  const text = read.text;
+  const text = await readConfigText(configPath, io.cwd);
   const { config, warnings } = parseMergeConfig(text, configPath);
   for (const w of warnings) io.stderr(`warning: ${configPath}: ${w.path ? w.path + ': ' : ''}${w.message}\n`);
   const models = await loadLocalModels(config, io.cwd);

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import path from 'node:path';
-import { ConfigError, formatModelReference, parseMoeConfig, type ConfigDtype, type ModelReference, type MoeConfig } from '../config';
+import { formatModelReference, parseMoeConfig, type ConfigDtype, type ModelReference, type MoeConfig } from '../config';
 import { ForwardModelError } from '../model';
 import { MoeCancelledError, MoeConfigError, runMoeMerge, type MoeLayout, type MoeProgress } from '../moe';
 import { formatBytes, parseShardSize, untrustedText } from '../storage';
@@ -10,7 +10,7 @@ import { parseArgs, UsageError, type FlagSpec } from './args';
 import { ModelNotFoundError } from './local-models';
 import type { CliIo } from './main';
 import { formatDuration } from './progress-bar';
-import { readConfigFile } from './read-config-file';
+import { readConfigText } from './read-config-file';
 
 /**
  * `alloy moe CONFIG OUT_DIR`: mergekit-moe's job (docs/moe.md). Local model folders only, like
@@ -73,15 +73,8 @@ export async function moeCommand(argv: readonly string[], io: CliIo): Promise<nu
   const target = path.resolve(io.cwd, outDir);
   await checkOutputTarget(target);
 
-  const file = path.resolve(io.cwd, configPath);
-  let read: Awaited<ReturnType<typeof readConfigFile>>;
-  try {
-    read = await readConfigFile(file);
-  } catch {
-    throw new UsageError(`cannot read config file ${file}`);
-  }
-  if ('issue' in read) throw new ConfigError([read.issue], configPath);
-  const { config, warnings } = parseMoeConfig(read.text, configPath);
+  const configText = await readConfigText(configPath, io.cwd);
+  const { config, warnings } = parseMoeConfig(configText, configPath);
   for (const w of warnings) io.stderr(`warning: ${configPath}: ${w.path ? w.path + ': ' : ''}${w.message}\n`);
   // Every folder is checked before anything is read.
   const dirs = localFolders(config, io.cwd);
@@ -117,7 +110,7 @@ export async function moeCommand(argv: readonly string[], io: CliIo): Promise<nu
         allowAllSame: flags['i-understand-this-is-not-useful-without-training'] === true,
         blockBytes,
         promptBatch,
-        configText: read.text,
+        configText,
         outputName: path.basename(target),
         signal: io.signal,
       },

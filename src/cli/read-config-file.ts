@@ -1,5 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
-import { YAML_LIMITS, type ConfigIssue } from '../config';
+import path from 'node:path';
+import { ConfigError, YAML_LIMITS, type ConfigIssue } from '../config';
+import { UsageError } from './args';
 
 /**
  * A config file's text, or the issue that refuses it: a file far past the size a config may have
@@ -21,4 +23,20 @@ export async function readConfigFile(file: string): Promise<{ text: string } | {
     };
   }
   return { text: await readFile(file, 'utf8') };
+}
+
+/**
+ * The text of the config at `configPath` (resolved against `cwd`) for a command that runs it: a
+ * file that cannot be read is a usage error, one refused by its size a config error.
+ */
+export async function readConfigText(configPath: string, cwd: string): Promise<string> {
+  const file = path.resolve(cwd, configPath);
+  let read: Awaited<ReturnType<typeof readConfigFile>>;
+  try {
+    read = await readConfigFile(file);
+  } catch {
+    throw new UsageError(`cannot read config file ${file}`);
+  }
+  if ('issue' in read) throw new ConfigError([read.issue], configPath);
+  return read.text;
 }

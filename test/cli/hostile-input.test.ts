@@ -54,6 +54,10 @@ describe('hostile configs are refused with exit 2, file:line:col and no output',
     const merge = await runAlloy(['merge', 'huge.yml', 'out'], dir);
     expect(merge.code).toBe(2);
     expect(merge.stderr).toContain('huge.yml:1:1: the file is 2147483648 bytes long');
+    const moe = await runAlloy(['moe', 'huge.yml', 'out'], dir);
+    expect(moe.code).toBe(2);
+    expect(moe.stderr).toContain('huge.yml:1:1: the file is 2147483648 bytes long');
+    expect(readdirSync(dir)).toEqual(['huge.yml']);
   });
 
   it('weights that sum to 0 with normalize: validate refuses what merge would', async () => {
