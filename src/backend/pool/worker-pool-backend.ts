@@ -140,14 +140,11 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     // A light chunk costs less here than its bytes' trip to a worker, but one worker is left to
     // take light chunks while it is idle, so that two threads compute (the other workers' cores
     // stay with the calling thread's reading and writing).
-    if (this.options.inThreadLight !== false && isLight(nodes, roots)) {
-      const worker = this.workers[this.route(spec)];
-      const busy = this.workers.filter((w) => w.pending.size > 0).length;
-      if (worker.pending.size > 0 || busy >= Math.max(1, this.workers.length - 1) || this.workers.length < 2) {
-        return this.runHere(spec, inputs, nodes, roots, result);
-      }
-    }
     const worker = this.workers[this.route(spec)];
+    if (this.options.inThreadLight !== false && isLight(nodes, roots)) {
+      const busy = this.workers.filter((w) => w.pending.size > 0).length;
+      if (this.workers.length < 2 || worker.pending.size > 0 || busy >= this.workers.length - 1) return this.runHere(spec, inputs, nodes, roots, result);
+    }
     // Only a statistics pass stores: another pass always follows it (the output pass at least),
     // while the output pass is a job's last, so what it would store is never used.
     const plan = this.planCache(worker.ledger, spec, nodes, roots, result.kind === 'partials');
