@@ -194,6 +194,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
     await output.commit();
     stageTimes.writeMs += performance.now() - finishing;
   } catch (error) {
+    await writer.abandon();
     await output.abort().catch(() => undefined);
     throw error;
   }

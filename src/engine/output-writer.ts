@@ -91,6 +91,11 @@ export class ShardedOutputWriter {
     }
   }
 
+  /** After a failure: lets the shard's write in progress end before the output folder is removed. */
+  async abandon(): Promise<void> {
+    await this.current?.abandon();
+  }
+
   private async nextShard(): Promise<void> {
     if (this.current) await this.current.finish();
     this.shardIndex++;

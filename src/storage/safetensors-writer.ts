@@ -82,12 +82,22 @@ export const WRITE_BLOCK_BYTES = 8 * 1024 * 1024;
  * through `write()` (any number of calls per tensor, none crossing into the next tensor), then
  * `finish()`. It refuses a byte too many or too few, so a buggy producer cannot leave a file
  * whose header disagrees with its data. Await each call before the next.
+ *
+ * Writes go behind: `write()` returns once its bytes are in a block or handed to the sink, while
+ * the sink may still be writing them (one sink write at a time, two blocks), so a producer computes
+ * the next bytes while the previous ones reach the disk. A caller therefore never changes bytes it
+ * has passed to `write()`. A failed sink write is thrown by the next call; `flushAtTensorBoundary`
+ * and `finish` return only once every byte is in the sink.
  */
 export class SafetensorsStreamWriter {
   private readonly entries: readonly SafetensorsEntry[];
   private readonly header: Uint8Array;
-  private readonly block: Uint8Array;
+  /** The block being filled, and the other one (which the sink may still be writing). */
+  private block: Uint8Array;
+  private spare: Uint8Array | null = null;
   private blockUsed = 0;
+  /** The sink write in progress, if any. */
+  private writing: Promise<void> | null = null;
   private state: 'new' | 'writing' | 'finished' | 'failed' = 'new';
   /** Index of the tensor now receiving bytes, and how many it has received. */
   private current = 0;
@@ -200,6 +210,7 @@ export class SafetensorsStreamWriter {
     if (this.state === 'new') throw new Error('SafetensorsStreamWriter.finish() before begin()');
     const missing = this.currentTensor;
     if (this.state === 'failed' || missing !== null) {
+      await this.abandon();
       this.state = 'failed';
       await this.sink.close();
       if (missing === null) throw new Error('the file was abandoned after a failed write');
@@ -214,6 +225,13 @@ export class SafetensorsStreamWriter {
     await this.sink.close();
   }
 
+  /** Stops writing after a failure elsewhere: waits for the sink write in progress, whatever its outcome. */
+  async abandon(): Promise<void> {
+    if (this.state === 'writing') this.state = 'failed';
+    await this.writing?.catch(() => undefined);
+    this.writing = null;
+  }
+
   private skipEmptyTensors(): void {
     while (this.current < this.entries.length && this.entries[this.current].byteLength === 0) this.current++;
   }
@@ -225,21 +243,54 @@ export class SafetensorsStreamWriter {
     while (offset < bytes.byteLength) {
       if (this.blockUsed === 0 && bytes.byteLength - offset >= capacity) {
         // Nothing buffered and at least a block to write: skip the copy.
-        await this.sink.write(bytes.subarray(offset));
+        await this.send(bytes.subarray(offset));
         return;
       }
       const take = Math.min(capacity - this.blockUsed, bytes.byteLength - offset);
       this.block.set(bytes.subarray(offset, offset + take), this.blockUsed);
       this.blockUsed += take;
       offset += take;
-      if (this.blockUsed === capacity) await this.flush();
+      if (this.blockUsed === capacity) await this.sendBlock();
     }
   }
 
+  /** Every byte into the sink: the block, then the wait for the last sink write. */
   private async flush(): Promise<void> {
+    await this.sendBlock();
+    await this.settle();
+  }
+
+  /** Hands the filled part of the block to the sink and goes on filling the other block. */
+  private async sendBlock(): Promise<void> {
     if (this.blockUsed === 0) return;
-    const used = this.blockUsed;
+    const full = this.block;
+    // send() first waits for the write of the other block, which is then free to fill.
+    await this.send(full.subarray(0, this.blockUsed));
+    this.block = this.spare ?? new Uint8Array(full.byteLength);
+    this.spare = full;
     this.blockUsed = 0;
-    await this.sink.write(this.block.subarray(0, used));
+  }
+
+  /** Starts a sink write once the previous one is done, without waiting for it. */
+  private async send(bytes: Uint8Array): Promise<void> {
+    await this.settle();
+    const writing = this.sink.write(bytes);
+    // Thrown by the next settle(); until then it is not an unhandled rejection.
+    writing.catch(() => undefined);
+    this.writing = writing;
+  }
+
+  /** Waits for the sink write in progress; its failure fails the writer. */
+  private async settle(): Promise<void> {
+    const writing = this.writing;
+    if (writing === null) return;
+    try {
+      await writing;
+    } catch (error) {
+      this.state = 'failed';
+      throw error;
+    } finally {
+      if (this.writing === writing) this.writing = null;
+    }
   }
 }

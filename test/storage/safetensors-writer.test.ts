@@ -118,6 +118,49 @@ describe('SafetensorsStreamWriter', () => {
     expect(sink.bytes().subarray(-95).every((byte) => byte === 7)).toBe(true);
   });
 
+  it('writes behind: returns before the sink has written, one sink write at a time, bytes in order', async () => {
+    const entries: SafetensorsEntry[] = [{ name: 'big', dtype: 'U8', shape: [100], byteLength: 100 }];
+    const sink = new GatedSink();
+    const writer = new SafetensorsStreamWriter(sink, entries, undefined, 16);
+    await writer.begin();
+    const data = Uint8Array.from({ length: 100 }, (_, i) => i + 1);
+    // Small writes fill one block while the sink still writes the other.
+    for (let i = 0; i < 40; i += 5) await writer.write(data.subarray(i, i + 5));
+    expect(sink.started).toBeGreaterThan(0);
+    expect(sink.done).toBeLessThan(sink.started);
+    await writer.write(data.subarray(40)); // large: handed to the sink as it is
+    const finished = writer.finish();
+    await finished;
+    expect(sink.maxConcurrent).toBe(1);
+    expect(sink.closedAfterAllWrites).toBe(true);
+    expect(sink.bytes().subarray(-100)).toEqual(data);
+  });
+
+  it('throws a failed sink write at the next call, and writes nothing more', async () => {
+    const entries: SafetensorsEntry[] = [{ name: 'big', dtype: 'U8', shape: [64], byteLength: 64 }];
+    const sink = new GatedSink(2);
+    const writer = new SafetensorsStreamWriter(sink, entries, undefined, 8);
+    await writer.begin();
+    await writer.write(new Uint8Array(16)); // the header's block, then these 16 bytes: the second sink write fails
+    await expect(writer.write(new Uint8Array(16))).rejects.toThrow(/disk full/);
+    await expect(writer.write(new Uint8Array(1))).rejects.toThrow(/after a failed write/);
+    await expect(writer.finish()).rejects.toThrow(/incomplete: tensor "big" received 32 of its 64 bytes/);
+    expect(sink.started).toBe(2);
+    expect(sink.closed).toBe(true);
+  });
+
+  it('abandon() waits for the sink write in progress', async () => {
+    const entries: SafetensorsEntry[] = [{ name: 'big', dtype: 'U8', shape: [64], byteLength: 64 }];
+    const sink = new GatedSink();
+    const writer = new SafetensorsStreamWriter(sink, entries, undefined, 8);
+    await writer.begin();
+    await writer.write(new Uint8Array(32));
+    expect(sink.done).toBeLessThan(sink.started);
+    await writer.abandon();
+    expect(sink.done).toBe(sink.started);
+    await expect(writer.write(new Uint8Array(1))).rejects.toThrow(/after a failed write/);
+  });
+
   it('refuses a write that spills into the next tensor or past the end', async () => {
     const writer = new SafetensorsStreamWriter(new MemorySink(), ENTRIES);
     await writer.begin();
@@ -171,3 +214,36 @@ describe('SafetensorsStreamWriter', () => {
     expect(header.tensors).toEqual([]);
   });
 });
+
+/**
+ * A sink whose writes finish only after a few macrotasks (as a disk write would), that fails its
+ * `failAt`-th write, and that records how many writes ran at once.
+ */
+class GatedSink extends MemorySink {
+  started = 0;
+  done = 0;
+  maxConcurrent = 0;
+  closedAfterAllWrites = false;
+  private running = 0;
+
+  constructor(private readonly failAt = 0) {
+    super();
+  }
+
+  override async write(bytes: Uint8Array): Promise<void> {
+    this.started++;
+    this.running++;
+    this.maxConcurrent = Math.max(this.maxConcurrent, this.running);
+    const copy = bytes.slice(); // what the writer handed over, before any later reuse could show
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+    this.running--;
+    this.done++;
+    if (this.started === this.failAt) throw new Error('disk full');
+    await super.write(copy);
+  }
+
+  override async close(): Promise<void> {
+    this.closedAfterAllWrites = this.running === 0 && this.done === this.started;
+    await super.close();
+  }
+}
