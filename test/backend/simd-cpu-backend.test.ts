@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { CpuBackend, createSimdCpuBackend, type BackendChunk, type ChunkOps, type ComputeBackend, type Operand, type Reduction, type Vec } from '../../src/backend';
+import { CpuBackend, createSimdCpuBackend, type SimdCpuBackend, type BackendChunk, type ChunkOps, type ComputeBackend, type Operand, type Reduction, type Vec } from '../../src/backend';
 import type { ChunkInputBytes, ChunkSpec } from '../../src/backend';
 import { isSparseHistogram, type ReductionToken } from '../../src/backend/reduction';
 import type { FloatDtype } from '../../src/storage/types';
@@ -188,9 +188,10 @@ for (const count of [1, 2, 3, 4, 5]) {
 }
 
 let simd: ComputeBackend;
+let simdBackend: SimdCpuBackend;
 const cpu = new CpuBackend();
 beforeAll(async () => {
-  simd = await createSimdCpuBackend();
+  simd = simdBackend = await createSimdCpuBackend();
 });
 
 function isVec(r: OpResult): r is Vec {
@@ -292,6 +293,44 @@ describe('SimdCpuBackend equals CpuBackend byte for byte', () => {
     expect(Buffer.from(await third.encode(z, 'F32')).equals(Buffer.from(expectedY))).toBe(true);
     third.release();
     void y;
+  });
+
+  it('keeps a vector past its chunk without a copy, under two keepers, until the last one drops it', async () => {
+    const { spec, inputs } = makeChunks({ label: '', rows: 8, cols: 1000 }, 'BF16', 6);
+    const sum = (c: ChunkOps): Vec => c.add(c.input(0), c.input(1));
+    const expected = await encodeRef(spec, inputs, sum);
+    const first = simd.beginChunk(spec, inputs);
+    const kept = simdBackend.keep(first.ops, sum(first.ops));
+    const again = simdBackend.keep(first.ops, simdBackend.use(first.ops, kept)); // the same block, a second keeper
+    expect(again.ptr).toBe(kept.ptr);
+    first.release();
+    // A chunk made after the release writes its own vectors elsewhere: the kept values stay.
+    const overwrite = simd.beginChunk(spec, inputs);
+    for (let i = 0; i < 4; i++) overwrite.ops.mul(overwrite.ops.input(2), -7);
+    const reader = simd.beginChunk(spec, inputs);
+    const read = simdBackend.use(reader.ops, kept);
+    expect(Buffer.from(await reader.encode(read, 'F32')).equals(Buffer.from(expected))).toBe(true);
+    // A vector made from the kept one computes as the original would.
+    const doubled = reader.ops.mul(read, 2);
+    expect(Buffer.from(await reader.encode(doubled, 'F32')).equals(Buffer.from(await encodeRef(spec, inputs, (c) => c.mul(sum(c), 2))))).toBe(true);
+    reader.release();
+    overwrite.release();
+    simdBackend.drop(kept);
+    const still = simd.beginChunk(spec, inputs);
+    expect(Buffer.from(await still.encode(simdBackend.use(still.ops, again), 'F32')).equals(Buffer.from(expected))).toBe(true);
+    still.release();
+    simdBackend.drop(again);
+    expect(() => simdBackend.drop(again)).toThrow(/dropped twice/);
+    // Dropped blocks return to the heap: keeping and dropping a vector per chunk never grows the memory.
+    const memory = (): number => (simdBackend as unknown as { kernels: { memory: WebAssembly.Memory } }).kernels.memory.buffer.byteLength;
+    const before = memory();
+    for (let i = 0; i < 200; i++) {
+      const chunk = simd.beginChunk(spec, inputs);
+      const k = simdBackend.keep(chunk.ops, sum(chunk.ops));
+      chunk.release();
+      simdBackend.drop(k);
+    }
+    expect(memory()).toBe(before);
   });
 
   it('grows its memory for a large chunk and still matches', async () => {

@@ -2,7 +2,7 @@ import type { BackendChunk, ChunkInputBytes } from '../compute-backend';
 import { isSparseHistogram, type ReductionToken } from '../reduction';
 import type { ChunkOps, Vec } from '../types';
 import { isRef, neededNodes } from './graph';
-import type { InThreadBackend } from './in-thread-backend';
+import type { InThreadBackend, Kept } from './in-thread-backend';
 import { isNaNBits, wholeBuffer, wireNumber, type Arg, type ChunkRequest, type ChunkResponse, type ChunkResult, type ChunkResultKind, type GraphNode } from './protocol';
 
 const EMPTY = new Uint8Array(0);
@@ -13,7 +13,7 @@ const EMPTY = new Uint8Array(0);
  * What it holds is exactly what the pool's ledger says, because only the pool decides.
  */
 export class ChunkServer {
-  private readonly cache = new Map<string, Float32Array>();
+  private readonly cache = new Map<string, Kept>();
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly local: InThreadBackend) {}
@@ -26,14 +26,14 @@ export class ChunkServer {
         reply(response, transfer);
       } catch (error) {
         // A failed chunk may have left the cache half-updated: the pool fails the merge anyway.
-        this.cache.clear();
+        this.clearCache();
         reply({ type: 'error', id: request.id, message: error instanceof Error ? error.message : String(error) }, []);
       }
     });
   }
 
   private async handle(request: ChunkRequest): Promise<{ response: ChunkResponse; transfer: ArrayBuffer[] }> {
-    if (request.clearCache) this.cache.clear();
+    if (request.clearCache) this.clearCache();
     const inputs: ChunkInputBytes[] = request.inputs.map((input) => input ?? { bytes: EMPTY, dtype: 'F32', cols: request.spec.cols });
     const { bytes, partials, nonFinite } = await computeChunk(this.local.backend.beginChunk(request.spec, inputs), request.roots, request.result, (ops) =>
       this.evaluate(ops, request),
@@ -62,12 +62,20 @@ export class ChunkServer {
     const { values, needed } = replay(ops, request.nodes, request.roots, hits, (key) => {
       const cached = this.cache.get(key);
       if (!cached) throw new Error(`internal: pool worker lost cached vector ${key}`);
-      return this.local.fromArray(ops, cached);
+      return this.local.use(ops, cached);
     });
     for (const [id, key] of request.stores) {
-      if (needed[id]) this.cache.set(key, this.local.toArray(ops, values[id] as Vec).slice());
+      if (!needed[id]) continue;
+      const old = this.cache.get(key);
+      this.cache.set(key, this.local.keep(ops, values[id] as Vec));
+      if (old) this.local.drop(old);
     }
     return values;
+  }
+
+  private clearCache(): void {
+    for (const kept of this.cache.values()) this.local.drop(kept);
+    this.cache.clear();
   }
 }
 

@@ -1,40 +1,46 @@
 import { CpuBackend } from '../cpu/cpu-backend';
-import { createSimdCpuBackend, hasWasmSimd } from '../cpu/simd';
+import { createSimdCpuBackend, hasWasmSimd, type KeptVector } from '../cpu/simd';
 import type { ComputeBackend } from '../compute-backend';
 import type { ChunkOps, Vec } from '../types';
 
+/** A vector kept by an InThreadBackend across chunks; only that backend reads it. */
+export type Kept = { readonly __kept: unique symbol };
+
 /**
  * The backend each pool worker (and the pool's main side, for tiny chunks) computes with, plus
- * how its vectors become plain Float32Arrays and back, which the worker's cross-pass cache needs.
+ * how a vector outlives its chunk, which the worker's cross-pass cache needs.
  */
 export interface InThreadBackend {
   readonly backend: ComputeBackend;
-  /** The values of a vector of the chunk whose ops are `ops` (may be a view; the cache copies it). */
-  toArray(ops: ChunkOps, v: Vec): Float32Array;
-  /** A vector of the chunk whose ops are `ops` holding `values` (not modified by any op). */
-  fromArray(ops: ChunkOps, values: Float32Array): Vec;
+  /** Keeps vector `v` of the chunk whose ops are `ops` after that chunk is released. */
+  keep(ops: ChunkOps, v: Vec): Kept;
+  /** A vector of the chunk whose ops are `ops` holding a kept value (no op modifies it; it stays kept). */
+  use(ops: ChunkOps, kept: Kept): Vec;
+  /** Frees a kept value. */
+  drop(kept: Kept): void;
 }
 
 /**
  * The CPU reference backend. Its vectors are Float32Arrays of the chunk's length and its ops
- * never write into their arguments, so a cached array can be handed to them as it is.
+ * never write into their arguments, so a kept copy can be handed to them as it is.
  */
 export function cpuInThreadBackend(): InThreadBackend {
   return {
     backend: new CpuBackend(),
-    toArray: (_ops, v) => v as unknown as Float32Array,
-    fromArray: (_ops, values) => values as unknown as Vec,
+    keep: (_ops, v) => (v as unknown as Float32Array).slice() as unknown as Kept,
+    use: (_ops, kept) => kept as unknown as Vec,
+    drop: () => {},
   };
 }
 
-/** The SIMD WebAssembly kernels (byte-identical to the reference); vectors live in wasm memory. */
+/** The SIMD WebAssembly kernels (byte-identical to the reference); kept vectors stay in wasm memory. */
 export async function simdInThreadBackend(): Promise<InThreadBackend> {
   const backend = await createSimdCpuBackend();
-  type SimdOps = ChunkOps & { valuesOf(v: Vec): Float32Array; vectorOf(values: Float32Array): Vec };
   return {
     backend,
-    toArray: (ops, v) => (ops as SimdOps).valuesOf(v),
-    fromArray: (ops, values) => (ops as SimdOps).vectorOf(values),
+    keep: (ops, v) => backend.keep(ops, v) as unknown as Kept,
+    use: (ops, kept) => backend.use(ops, kept as unknown as KeptVector),
+    drop: (kept) => backend.drop(kept as unknown as KeptVector),
   };
 }
 

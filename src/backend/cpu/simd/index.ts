@@ -3,11 +3,11 @@ import { CpuBackend } from '../cpu-backend';
 import { SimdCpuBackend } from './simd-cpu-backend';
 import { hasWasmSimd, instantiateKernels } from './wasm-kernels';
 
-export { SimdCpuBackend } from './simd-cpu-backend';
+export { SimdCpuBackend, type KeptVector } from './simd-cpu-backend';
 export { hasWasmSimd } from './wasm-kernels';
 
 /** The CPU backend on WebAssembly SIMD kernels; rejects where WebAssembly SIMD is missing. */
-export async function createSimdCpuBackend(): Promise<ComputeBackend> {
+export async function createSimdCpuBackend(): Promise<SimdCpuBackend> {
   if (!hasWasmSimd()) throw new Error('this JavaScript engine has no WebAssembly SIMD (128-bit)');
   return new SimdCpuBackend(await instantiateKernels());
 }

@@ -21,13 +21,32 @@ export class SimdCpuBackend implements ComputeBackend {
   /** The JavaScript reference: the forward pass's time is in its cache-blocked matmul. */
   readonly matrix = cpuMatrixOps;
   private readonly heap: WasmHeap;
+  private readonly kept: KeptBlocks;
 
   constructor(private readonly kernels: Kernels) {
     this.heap = new WasmHeap(kernels.memory, kernels.heapBase());
+    this.kept = new KeptBlocks(this.heap);
   }
 
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk {
-    return new SimdChunk(spec, inputs, this.kernels, this.heap);
+    return new SimdChunk(spec, inputs, this.kernels, this.heap, this.kept);
+  }
+
+  /**
+   * Keeps vector `v` of the chunk whose ops are `ops` in memory past that chunk's release (a pool
+   * worker's cache across passes), without copying it: `use` hands it to a later chunk, `drop` frees it.
+   */
+  keep(ops: ChunkOps, v: Vec): KeptVector {
+    return (ops as SimdChunk).keep(v);
+  }
+
+  /** A vector of the chunk whose ops are `ops` that reads the kept vector (no op writes into it). */
+  use(ops: ChunkOps, kept: KeptVector): Vec {
+    return (ops as SimdChunk).use(kept);
+  }
+
+  drop(kept: KeptVector): void {
+    this.kept.drop(kept);
   }
 
   async dispose(): Promise<void> {}
@@ -57,6 +76,40 @@ class PendingChain {
     readonly x: number,
     readonly y: number,
   ) {}
+}
+
+/** A vector kept in the kernels' memory across chunks (SimdCpuBackend.keep). */
+export interface KeptVector {
+  readonly ptr: number;
+  readonly bytes: number;
+}
+
+/**
+ * The blocks kept past their chunk's release, with how many keepers each has (a pool may keep the
+ * same vector under two names): a block returns to the heap when its last keeper drops it.
+ */
+class KeptBlocks {
+  private readonly refs = new Map<number, number>();
+
+  constructor(private readonly heap: WasmHeap) {}
+
+  has(ptr: number): boolean {
+    return this.refs.has(ptr);
+  }
+
+  add(ptr: number): void {
+    this.refs.set(ptr, (this.refs.get(ptr) ?? 0) + 1);
+  }
+
+  drop(kept: KeptVector): void {
+    const refs = this.refs.get(kept.ptr);
+    if (refs === undefined) throw new Error(`internal: kept vector at ${kept.ptr} dropped twice`);
+    if (refs > 1) this.refs.set(kept.ptr, refs - 1);
+    else {
+      this.refs.delete(kept.ptr);
+      this.heap.release(kept.ptr, kept.bytes);
+    }
+  }
 }
 
 /** Most pairs of chains one sweep takes (more measured slower: see assembly/kernels.ts). */
@@ -95,6 +148,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
     private readonly inputs: readonly ChunkInputBytes[],
     private readonly k: Kernels,
     private readonly heap: WasmHeap,
+    private readonly kept: KeptBlocks,
   ) {
     this.chunkIndex = spec.chunkIndex;
     this.start = spec.start;
@@ -165,12 +219,21 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return this.f32(this.p(v));
   }
 
-  /** A vector of this chunk holding a copy of `values` (a cached vector from an earlier pass). */
-  vectorOf(values: Float32Array): Vec {
-    if (values.length !== this.length) throw new Error(`internal: ${values.length} values for a chunk of ${this.length}`);
-    const out = this.alloc();
-    this.f32(out.ptr).set(values);
-    return asVec(out);
+  /** Takes the f32 block of `v` out of this chunk's ownership, so that its release leaves it (SimdCpuBackend.keep). */
+  keep(v: Vec): KeptVector {
+    const ptr = this.p(v);
+    const bytes = this.length * 4;
+    const i = this.owned.findIndex((block) => block.ptr === ptr);
+    if (i >= 0) this.owned.splice(i, 1);
+    else if (!this.kept.has(ptr)) throw new Error(`internal: chunk ${this.chunkIndex} of ${this.spec.tensorName} keeps a vector it does not hold`);
+    this.kept.add(ptr);
+    return { ptr, bytes };
+  }
+
+  /** A kept vector as a vector of this chunk, which does not free it. */
+  use(kept: KeptVector): Vec {
+    if (kept.bytes !== this.length * 4) throw new Error(`internal: a kept vector of ${kept.bytes / 4} values for a chunk of ${this.length}`);
+    return asVec(new WasmVec(kept.ptr));
   }
 
   // ---- inputs and output ---------------------------------------------------------------------
