@@ -80,7 +80,10 @@ export class NodeByteSource implements ByteSource {
           'it is truncated or was changed while in use; re-download it',
       );
     }
-    const buffer = new Uint8Array(length);
+    // Not zero-filled first: the loop below fills every byte or throws, and the buffer is dropped.
+    // A plain Uint8Array over the Buffer's own ArrayBuffer (a Buffer's slice() would be a view).
+    const unfilled = Buffer.allocUnsafeSlow(length);
+    const buffer = new Uint8Array(unfilled.buffer, unfilled.byteOffset, length);
     let done = 0;
     // read() may return fewer bytes than asked (large reads, some file systems): loop.
     while (done < length) {
