@@ -153,7 +153,20 @@ const WEIGHT_SETS: ((c: ChunkOps) => Operand)[][] = [
 ];
 WEIGHT_SETS.forEach((set, k) => {
   OPS[`weightedSum ${k}`] = (c) => c.weightedSum(set.map((_, i) => c.input(i % INPUTS)), set.map((w) => w(c)));
+  // Task vectors: differences the SIMD backend subtracts inside the sum, as vectors of their own
+  // when another op reads them too, and a difference of a difference.
+  OPS[`weightedSum ${k} of differences`] = (c) =>
+    c.weightedSum(set.map((_, i) => c.sub(c.input(i % INPUTS), c.input((i + 1) % INPUTS))), set.map((w) => w(c)));
+  OPS[`weightedSum ${k} of differences read elsewhere too`] = (c) => {
+    const d = set.map((_, i) => c.sub(c.input((i + 2) % INPUTS), c.input(i % INPUTS)));
+    const sum = c.weightedSum(d, set.map((w) => w(c)));
+    return d.length === 0 ? sum : c.add(c.mul(d[0], 0.5), sum);
+  };
+  OPS[`weightedSum ${k} of nested differences`] = (c) =>
+    c.weightedSum(set.map((_, i) => c.sub(c.sub(c.input(i % INPUTS), c.input(1)), c.input(3))), set.map((w) => w(c)));
 });
+OPS['weightedSum of differences, weights that are differences'] = (c) =>
+  c.weightedSum([c.sub(c.input(0), c.input(1)), c.sub(c.input(2), c.input(1))], [c.sub(c.input(4), c.input(3)), 0.25]);
 OPS['random 0'] = (c) => c.random(0);
 OPS['random 3'] = (c) => c.random(3);
 OPS['perRow'] = (c) => c.perRow(Float64Array.from({ length: 16 }, (_, i) => [0.1, -0, NaN, 1e300, -1e-300, 1 / 3][i % 6] * (i + 1)));

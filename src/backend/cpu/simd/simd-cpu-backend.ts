@@ -53,14 +53,16 @@ export class SimdCpuBackend implements ComputeBackend {
 }
 
 /**
- * A chunk-sized f32 vector at `ptr` in the kernels' memory. A bf16 input starts as its raw bytes
- * at `raw` (ptr −1): weightedSum reads them directly, decoding on the fly, and any other op decodes
- * them once into f32 first (SimdChunk.p).
+ * A chunk-sized f32 vector at `ptr` in the kernels' memory. Two kinds start without one (ptr −1),
+ * and weightedSum reads them as they are, while any other op first writes them out as f32 once
+ * (SimdChunk.p): a bf16 input, as its raw bytes at `raw`, decoded on the fly; and the difference
+ * `minuend − subtrahend` that `sub` makes of two vectors (a task vector), subtracted on the fly.
  */
 class WasmVec {
   constructor(
     public ptr: number,
     readonly raw = -1,
+    readonly difference: readonly [WasmVec, WasmVec] | null = null,
   ) {}
 }
 
@@ -181,7 +183,11 @@ class SimdChunk implements BackendChunk, ChunkOps {
     const w = wasmVec(v);
     if (w.ptr < 0) {
       const ptr = this.allocBlock(this.length * 4);
-      this.k.decodeBf16(w.raw, ptr, this.length);
+      if (w.difference) {
+        const [a, aBf16] = this.term(asVec(w.difference[0]));
+        const [b, bBf16] = this.term(asVec(w.difference[1]));
+        this.k.binaryVV(SUB, a, aBf16, b, bBf16, ptr, this.length);
+      } else this.k.decodeBf16(w.raw, ptr, this.length);
       w.ptr = ptr;
     }
     return w.ptr;
@@ -207,7 +213,14 @@ class SimdChunk implements BackendChunk, ChunkOps {
    */
   private term(v: Vec): [number, number] {
     const w = wasmVec(v);
-    return w.ptr < 0 ? [w.raw, 1] : [w.ptr, 0];
+    return w.ptr < 0 && w.raw >= 0 ? [w.raw, 1] : [this.p(v), 0];
+  }
+
+  /** A weightedSum term for the accumulate kernels: a term, and the term subtracted from it (0, 0 for none). */
+  private diffTerm(v: Vec): [number, number, number, number] {
+    const w = wasmVec(v);
+    if (w.ptr >= 0 || !w.difference) return [...this.term(v), 0, 0];
+    return [...this.term(asVec(w.difference[0])), ...this.term(asVec(w.difference[1]))];
   }
 
   private f32(ptr: number): Float32Array {
@@ -346,6 +359,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return this.binary(a, b, ADD, (x, y) => x + y);
   }
   sub(a: Operand, b: Operand): Vec {
+    // Of two vectors, a difference written out only when an op other than weightedSum reads it.
+    if (typeof a !== 'number' && typeof b !== 'number') return asVec(new WasmVec(-1, -1, [wasmVec(a), wasmVec(b)]));
     return this.binary(a, b, SUB, (x, y) => x - y);
   }
   mul(a: Operand, b: Operand): Vec {
@@ -438,14 +453,14 @@ class SimdChunk implements BackendChunk, ChunkOps {
     for (let t = 0; t < terms.length; t += 2) {
       const first = t === 0 ? 1 : 0;
       const [wxp, wx] = weight(weights[t]);
-      const [xp, xRaw] = this.term(terms[t]);
+      const [xp, xRaw, xm, xmRaw] = this.diffTerm(terms[t]);
       if (t + 1 === terms.length) {
-        this.k.accumulate1(o.ptr, first, xp, xRaw, wxp, wx, n);
+        this.k.accumulate1(o.ptr, first, xp, xRaw, xm, xmRaw, wxp, wx, n);
         continue;
       }
       const [wyp, wy] = weight(weights[t + 1]);
-      const [yp, yRaw] = this.term(terms[t + 1]);
-      this.k.accumulate2(o.ptr, first, xp, xRaw, wxp, wx, yp, yRaw, wyp, wy, n);
+      const [yp, yRaw, ym, ymRaw] = this.diffTerm(terms[t + 1]);
+      this.k.accumulate2(o.ptr, first, xp, xRaw, xm, xmRaw, wxp, wx, yp, yRaw, ym, ymRaw, wyp, wy, n);
     }
     return asVec(o);
   }

@@ -14,8 +14,13 @@ export interface Kernels {
   unary(op: number, a: number, o: number, n: number): void;
   where(c: number, aPtr: number, as: number, bPtr: number, bs: number, o: number, n: number): void;
   fill(o: number, n: number, value: number): void;
-  accumulate1(o: number, first: number, x: number, xBf16: number, wPtr: number, w: number, n: number): void;
-  accumulate2(o: number, first: number, x: number, xBf16: number, wxPtr: number, wx: number, y: number, yBf16: number, wyPtr: number, wy: number, n: number): void;
+  accumulate1(o: number, first: number, x: number, xBf16: number, xm: number, xmBf16: number, wPtr: number, w: number, n: number): void;
+  accumulate2(
+    o: number, first: number,
+    x: number, xBf16: number, xm: number, xmBf16: number, wxPtr: number, wx: number,
+    y: number, yBf16: number, ym: number, ymBf16: number, wyPtr: number, wy: number,
+    n: number,
+  ): void;
   sum(x: number, n: number): number;
   dot(x: number, y: number, n: number): number;
   chains(table: number, dotPairs: number, sumPairs: number, n: number, out: number): void;

@@ -250,15 +250,25 @@ export function fill(o: usize, n: i32, value: f32): void {
 // ---- weightedSum: f64 lanes, as the reference's `o[i] += w * x[i]` ------------------------------
 
 /**
- * o = fround(o + w·x) (o = +0 when `first`); the weight is a scalar (f64) when `wPtr` is 0. A term
- * flagged bf16 is read as the raw input and decoded on the fly (bf16 is the top half of an f32).
+ * Four f32 values of a term at byte offset `i`: the vector at `p` (decoded on the fly when `bf16`,
+ * bf16 being the top half of an f32), minus the vector at `m` when `m` is not 0 (the f32
+ * subtraction `sub` makes, for a difference weightedSum takes before it is written anywhere).
  */
-export function accumulate1(o: usize, first: bool, x: usize, xBf16: bool, wPtr: usize, w: f64, n: i32): void {
+@inline function loadDiff(p: usize, pBf16: bool, m: usize, mBf16: bool, i: usize): v128 {
+  const x = loadTerm(p, i, pBf16);
+  return m ? f32x4.sub(x, loadTerm(m, i, mBf16)) : x;
+}
+
+/**
+ * o = fround(o + w·x) (o = +0 when `first`); the weight is a scalar (f64) when `wPtr` is 0, and the
+ * term x is as loadDiff reads it.
+ */
+export function accumulate1(o: usize, first: bool, x: usize, xBf16: bool, xm: usize, xmBf16: bool, wPtr: usize, w: f64, n: i32): void {
   const end = (<usize>n) << 2;
   const ws = f64x2.splat(w);
   const zero = f64x2.splat(0);
   for (let i: usize = 0; i < end; i += 16) {
-    const xv = loadTerm(x, i, xBf16);
+    const xv = loadDiff(x, xBf16, xm, xmBf16, i);
     let wl = ws, wh = ws;
     if (wPtr) {
       const wv = v128.load(wPtr + i);
@@ -275,15 +285,20 @@ export function accumulate1(o: usize, first: bool, x: usize, xBf16: bool, wPtr: 
   }
 }
 
-/** o = fround(fround(o + wx·x) + wy·y), two terms per sweep. */
-export function accumulate2(o: usize, first: bool, x: usize, xBf16: bool, wxPtr: usize, wx: f64, y: usize, yBf16: bool, wyPtr: usize, wy: f64, n: i32): void {
+/** o = fround(fround(o + wx·x) + wy·y), two terms per sweep (each as loadDiff reads it). */
+export function accumulate2(
+  o: usize, first: bool,
+  x: usize, xBf16: bool, xm: usize, xmBf16: bool, wxPtr: usize, wx: f64,
+  y: usize, yBf16: bool, ym: usize, ymBf16: bool, wyPtr: usize, wy: f64,
+  n: i32,
+): void {
   const end = (<usize>n) << 2;
   const wxs = f64x2.splat(wx);
   const wys = f64x2.splat(wy);
   const zero = f64x2.splat(0);
   for (let i: usize = 0; i < end; i += 16) {
-    const xv = loadTerm(x, i, xBf16);
-    const yv = loadTerm(y, i, yBf16);
+    const xv = loadDiff(x, xBf16, xm, xmBf16, i);
+    const yv = loadDiff(y, yBf16, ym, ymBf16, i);
     let wxl = wxs, wxh = wxs, wyl = wys, wyh = wys;
     if (wxPtr) {
       const wv = v128.load(wxPtr + i);
