@@ -421,17 +421,17 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return asVec(o);
   }
 
-  /** Comparisons and min/max; a scalar first operand is broadcast into the output first. */
+  /** Comparisons and min/max. */
   private compare(a: Operand, b: Operand, op: number): Vec {
     const o = this.alloc();
     const n = this.length;
-    let x: number;
     if (typeof a === 'number') {
-      this.k.fill(o.ptr, n, Math.fround(a));
-      x = o.ptr;
-    } else x = this.p(a);
-    if (typeof b === 'number') this.k.compareVS(op, x, Math.fround(b), o.ptr, n);
-    else this.k.compareVV(op, x, this.p(b), o.ptr, n);
+      if (typeof b === 'number') {
+        this.k.fill(o.ptr, n, Math.fround(a));
+        this.k.compareVS(op, o.ptr, Math.fround(b), o.ptr, n);
+      } else this.k.compareSV(op, Math.fround(a), this.p(b), o.ptr, n);
+    } else if (typeof b === 'number') this.k.compareVS(op, this.p(a), Math.fround(b), o.ptr, n);
+    else this.k.compareVV(op, this.p(a), this.p(b), o.ptr, n);
     return asVec(o);
   }
 

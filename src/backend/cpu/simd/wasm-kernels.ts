@@ -11,6 +11,7 @@ export interface Kernels {
   binarySV(op: number, s: number, b: number, o: number, n: number): void;
   compareVV(op: number, a: number, b: number, o: number, n: number): void;
   compareVS(op: number, a: number, s: number, o: number, n: number): void;
+  compareSV(op: number, s: number, b: number, o: number, n: number): void;
   unary(op: number, a: number, o: number, n: number): void;
   where(c: number, aPtr: number, as: number, bPtr: number, bs: number, o: number, n: number): void;
   fill(o: number, n: number, value: number): void;

@@ -203,6 +203,16 @@ export function compareVS(op: i32, a: usize, s: f32, o: usize, n: i32): void {
   else for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(EQ, v128.load(a + i), b));
 }
 
+export function compareSV(op: i32, s: f32, b: usize, o: usize, n: i32): void {
+  const end = (<usize>n) << 2;
+  const a = f32x4.splat(s);
+  if (op == MIN) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(MIN, a, v128.load(b + i)));
+  else if (op == MAX) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(MAX, a, v128.load(b + i)));
+  else if (op == GT) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(GT, a, v128.load(b + i)));
+  else if (op == GE) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(GE, a, v128.load(b + i)));
+  else for (let i: usize = 0; i < end; i += 16) v128.store(o + i, compare(EQ, a, v128.load(b + i)));
+}
+
 const NEG = 0, ABS = 1, SIGN = 2, SQRT = 3;
 
 export function unary(op: i32, a: usize, o: usize, n: i32): void {
