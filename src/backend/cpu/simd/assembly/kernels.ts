@@ -64,7 +64,7 @@ export function decodeBf16(src: usize, dst: usize, n: i32): void {
     v128.and(v128.or(i32x4.splat(0x00400000), i32x4.shl(mant, 13)), i32x4.ne(mant, i32x4.splat(0))),
   );
   // Subnormal (and zero): mant · 2^-24, exact in f32.
-  const sub = f32x4.mul(f32x4.convert_i32x4_u(mant), f32x4.splat(5.9604644775390625e-8));
+  const sub = f32x4.mul(f32x4.convert_i32x4_s(mant), f32x4.splat(5.9604644775390625e-8));
   const bits = v128.bitselect(
     special,
     v128.bitselect(sub, normal, i32x4.eq(exp, i32x4.splat(0))),
@@ -655,16 +655,19 @@ export function signConsensusN(terms: usize, scales: usize, weights: usize, coun
  * 2^(32−s) made exactly from its f32 bit pattern.
  */
 export function random(o: usize, n: i32, base: u32): void {
-  let index = i32x4.add(i32x4.splat(base), i32x4(0, 1, 2, 3));
+  // state = index · 747796405 + 2891336453 (mod 2^32), stepped by 4 indices with one add.
+  let state = i32x4.add(i32x4.mul(i32x4.add(i32x4.splat(base), i32x4(0, 1, 2, 3)), i32x4.splat(747796405)), i32x4.splat(<i32>2891336453));
+  const step = i32x4.splat(<i32>(<u32>747796405 * 4));
   for (let j = 0; j < n; j += 4) {
-    const state = i32x4.add(i32x4.mul(index, i32x4.splat(747796405)), i32x4.splat(<i32>2891336453));
     const up = i32x4.sub(i32x4.splat(28), i32x4.shr_u(state, 28)); // 32 − shift, 13…28
-    const power = i32x4.trunc_sat_f32x4_u(i32x4.shl(i32x4.add(up, i32x4.splat(127)), 23));
+    // 2^up < 2^31 and h < 2^24 below: the signed conversions give the same values as the unsigned
+    // ones, in a few instructions where x86 has no unsigned SIMD conversion.
+    const power = i32x4.trunc_sat_f32x4_s(i32x4.shl(i32x4.add(up, i32x4.splat(127)), 23));
     const shifted = v128.shuffle<i32>(i64x2.extmul_low_i32x4_u(state, power), i64x2.extmul_high_i32x4_u(state, power), 1, 3, 5, 7);
     const word = i32x4.mul(v128.xor(shifted, state), i32x4.splat(277803737));
     const h = i32x4.shr_u(v128.xor(i32x4.shr_u(word, 22), word), 8);
-    v128.store(o + ((<usize>j) << 2), f32x4.mul(f32x4.convert_i32x4_u(h), f32x4.splat(5.9604644775390625e-8)));
-    index = i32x4.add(index, i32x4.splat(4));
+    v128.store(o + ((<usize>j) << 2), f32x4.mul(f32x4.convert_i32x4_s(h), f32x4.splat(5.9604644775390625e-8)));
+    state = i32x4.add(state, step);
   }
 }
 
