@@ -183,6 +183,9 @@ OPS['periodicSums 7'] = (c) => c.periodicSums(c.input(0), 7);
 OPS['periodicSums cols'] = (c) => c.periodicSums(c.min(c.max(c.input(3), -1e6), 1e6), c.cols);
 OPS['histogram'] = (c) => c.magnitudeHistogram(c.input(0), null);
 OPS['histogram high'] = (c) => c.magnitudeHistogram(c.input(1), 0x3f80);
+// The upper digit in every lane (zeros, and NaN from Inf·0), and in scattered lanes (x > 0 made 1).
+OPS['histogram high, every element'] = (c) => c.magnitudeHistogram(c.mul(c.input(1), 0), 0);
+OPS['histogram high, scattered'] = (c) => c.magnitudeHistogram(c.where(c.gt(c.input(0), 0), 1, c.input(0)), 0x3f80);
 OPS['histogram high f16'] = (c) => c.magnitudeHistogram(c.input(2), 0x3c00);
 for (const [t, before, allowed] of [[0.5, 0, 1e9], [0, 0, 3], [Infinity, 0, 0], [NaN, 0, 1]] as const) {
   OPS[`keepTop ${t} ${before} ${allowed}`] = (c) => c.keepTopMagnitude(c.input(0), t, before, allowed);

@@ -522,12 +522,26 @@ export function magnitudeHistogram(x: usize, n: i32, high: i32, hist: usize): vo
       store<u32>(bin, load<u32>(bin) + 1);
     }
   } else {
-    for (let p = x; p < end; p += 4) {
-      const b = load<u32>(p) & 0x7fffffff;
-      if (<i32>(b >>> 16) == high) {
-        const bin = hist + ((b & 0xffff) << 2);
-        store<u32>(bin, load<u32>(bin) + 1);
-      }
+    // Few elements have the upper digit `high`: four are tested at once, and counted one by one
+    // only where one of them has it.
+    const want = i32x4.splat(high);
+    const body = x + (((<usize>n) >> 2) << 4);
+    let p = x;
+    for (; p < body; p += 16) {
+      const digits = i32x4.shr_u(v128.and(v128.load(p), i32x4.splat(0x7fffffff)), 16);
+      if (v128.any_true(i32x4.eq(digits, want))) lowerBins(p, p + 16, high, hist);
+    }
+    lowerBins(p, end, high, hist);
+  }
+}
+
+/** Counts the lower digit of |x| for the elements in [p, end) whose upper digit is `high`. */
+@inline function lowerBins(p: usize, end: usize, high: i32, hist: usize): void {
+  for (; p < end; p += 4) {
+    const b = load<u32>(p) & 0x7fffffff;
+    if (<i32>(b >>> 16) == high) {
+      const bin = hist + ((b & 0xffff) << 2);
+      store<u32>(bin, load<u32>(bin) + 1);
     }
   }
 }
