@@ -614,6 +614,11 @@ class SimdChunk implements BackendChunk, ChunkOps {
       this.k.signConsensus2(this.p(terms[0]), this.p(terms[1]), o.ptr, n, s[0], s[1], w[0], w[1], normalize);
       return asVec(o);
     }
+    if (terms.length === 3) {
+      const [x0, x1, x2] = terms.map((t) => this.p(t));
+      this.k.signConsensus3(x0, x1, x2, o.ptr, n, s[0], s[1], s[2], w[0], w[1], w[2], normalize);
+      return asVec(o);
+    }
     const count = terms.length;
     const ptrs = terms.map((t) => this.p(t));
     this.scratch(count * 12, (ptr) => {

@@ -34,6 +34,7 @@ export interface Kernels {
   sparseBins(hist: number, n: number, bins: number, counts: number): number;
   keepTop(x: number, o: number, n: number, t: number, tiesBefore: number, tiesAllowed: number): number;
   signConsensus2(x0: number, x1: number, o: number, n: number, s0: number, s1: number, w0: number, w1: number, normalize: number): void;
+  signConsensus3(x0: number, x1: number, x2: number, o: number, n: number, s0: number, s1: number, s2: number, w0: number, w1: number, w2: number, normalize: number): void;
   signConsensusN(terms: number, scales: number, weights: number, count: number, o: number, n: number, normalize: number): void;
   random(o: number, n: number, base: number): void;
   rowRanks(x: number, o: number, rows: number, cols: number, scratch: number): void;

@@ -621,6 +621,44 @@ export function signConsensus2(x0: usize, x1: usize, o: usize, n: i32, s0: f32, 
   }
 }
 
+/**
+ * TIES consensus, three terms: signConsensusN's arithmetic in its order (f64 sums from +0, term by
+ * term, the term first in each add), with the three scaled terms loaded and kept in registers.
+ */
+export function signConsensus3(x0: usize, x1: usize, x2: usize, o: usize, n: i32, s0: f32, s1: f32, s2: f32, w0: f32, w1: f32, w2: f32, normalize: bool): void {
+  const end = (<usize>n) << 2;
+  const zero = f32x4.splat(0);
+  const zero64 = f64x2.splat(0);
+  for (let i: usize = 0; i < end; i += 16) {
+    const a = f32x4.mul(v128.load(x0 + i), f32x4.splat(s0));
+    const b = f32x4.mul(v128.load(x1 + i), f32x4.splat(s1));
+    const c = f32x4.mul(v128.load(x2 + i), f32x4.splat(s2));
+    const tl = f64x2.add(lo64(c), f64x2.add(lo64(b), f64x2.add(lo64(a), zero64)));
+    const th = f64x2.add(hi64(c), f64x2.add(hi64(b), f64x2.add(hi64(a), zero64)));
+    const positive = f32x4.ge(join32(tl, th), zero);
+    const ka = ones(v128.bitselect(f32x4.gt(a, zero), f32x4.lt(a, zero), positive));
+    const kb = ones(v128.bitselect(f32x4.gt(b, zero), f32x4.lt(b, zero), positive));
+    const kc = ones(v128.bitselect(f32x4.gt(c, zero), f32x4.lt(c, zero), positive));
+    const ma = f32x4.mul(a, ka);
+    const mb = f32x4.mul(b, kb);
+    const mc = f32x4.mul(c, kc);
+    let ml = f64x2.add(lo64(mc), f64x2.add(lo64(mb), f64x2.add(lo64(ma), zero64)));
+    let mh = f64x2.add(hi64(mc), f64x2.add(hi64(mb), f64x2.add(hi64(ma), zero64)));
+    if (normalize) {
+      const da = f32x4.mul(f32x4.splat(w0), ka);
+      const db = f32x4.mul(f32x4.splat(w1), kb);
+      const dc = f32x4.mul(f32x4.splat(w2), kc);
+      let dl = f64x2.add(lo64(dc), f64x2.add(lo64(db), f64x2.add(lo64(da), zero64)));
+      let dh = f64x2.add(hi64(dc), f64x2.add(hi64(db), f64x2.add(hi64(da), zero64)));
+      dl = f64x2.add(dl, v128.and(f64x2.eq(dl, zero64), f64x2.splat(1)));
+      dh = f64x2.add(dh, v128.and(f64x2.eq(dh, zero64), f64x2.splat(1)));
+      ml = f64x2.div(ml, dl);
+      mh = f64x2.div(mh, dh);
+    }
+    v128.store(o + i, join32(ml, mh));
+  }
+}
+
 /** TIES consensus, any other number of terms: `terms` holds `count` vector pointers (u32),
  * `scales` and `weights` `count` f32 each. Sums run in f64 from +0 in term order. */
 export function signConsensusN(terms: usize, scales: usize, weights: usize, count: i32, o: usize, n: i32, normalize: bool): void {
