@@ -183,11 +183,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
     const w = wasmVec(v);
     if (w.ptr < 0) {
       const ptr = this.allocBlock(this.length * 4);
-      if (w.difference) {
-        const [a, aBf16] = this.term(asVec(w.difference[0]));
-        const [b, bBf16] = this.term(asVec(w.difference[1]));
-        this.k.binaryVV(SUB, a, aBf16, b, bBf16, ptr, this.length);
-      } else this.k.decodeBf16(w.raw, ptr, this.length);
+      if (w.difference) this.k.binaryVV(SUB, ...this.diffTerm(v), ptr, this.length);
+      else this.k.decodeBf16(w.raw, ptr, this.length);
       w.ptr = ptr;
     }
     return w.ptr;
