@@ -54,9 +54,14 @@ export class TensorJobRunner implements TensorMerge {
   private readonly aligned: AlignedEmbeddingReader | null;
   /** Applies the LoRA adapters of `model+lora` inputs (docs/lora.md), handing the backend f32 rows. */
   private readonly lora: LoraInputReader | null;
-  /** Raw input bytes kept across passes when the whole tensor fits in a quarter of the budget. */
+  /**
+   * Raw input bytes kept across passes when the whole tensor fits in a quarter of the budget,
+   * until the output pass (a job's last) hands them to the backend.
+   */
   private readonly keep: boolean;
   private readonly kept = new Map<number, Promise<ChunkInputBytes[]>>();
+  /** Set once the output pass began: no pass follows it, so nothing read from then on is kept. */
+  private finalPass = false;
   private bytesWritten = 0;
   /** NaN/Inf per input, each element counted once (at its chunk's first read), and of the output. */
   private readonly inputNonFinite: NonFiniteCounts[];
@@ -152,6 +157,7 @@ export class TensorJobRunner implements TensorMerge {
 
   async apply(fn: (c: ChunkOps) => Vec): Promise<void> {
     this.startOutput();
+    this.finalPass = true;
     const dtype = this.job.dtype as FloatDtype;
     await this.forEachChunk(
       (chunk) => chunk.encode(fn(chunk.ops), dtype),
@@ -275,23 +281,33 @@ export class TensorJobRunner implements TensorMerge {
     }
   }
 
+  /**
+   * The input bytes of chunk `index`: kept ones from an earlier pass, or read now (and kept, for
+   * a pass before the output pass). In the output pass the bytes are the backend's (unretained):
+   * it may move them to a worker without a copy, and the engine holds them no longer.
+   */
   private inputBytes(index: number): Promise<ChunkInputBytes[]> {
     const cached = this.kept.get(index);
-    if (cached) return cached;
-    const promise = this.readInputs(this.chunks[index]);
-    if (this.keep) this.kept.set(index, promise);
+    if (cached && !this.finalPass) return cached;
+    if (cached) {
+      this.kept.delete(index);
+      return cached.then((inputs) => inputs.map((input) => ({ ...input, retained: false })));
+    }
+    const keep = this.keep && !this.finalPass;
+    const promise = this.readInputs(this.chunks[index], keep);
+    if (keep) this.kept.set(index, promise);
     // A failed prefetch is reported when the chunk is awaited, not as an unhandled rejection.
     promise.catch(() => undefined);
     return promise;
   }
 
-  private async readInputs(range: ChunkRange): Promise<ChunkInputBytes[]> {
+  private async readInputs(range: ChunkRange, retained: boolean): Promise<ChunkInputBytes[]> {
     return Promise.all(
       this.job.inputs.map(async (input, i) => {
         if (this.aligned) {
           const rows = await this.aligned.read(i, range.rowStart, range.rowStart + range.rows);
           this.countInput(i, range.index, rows.bytes, rows.dtype, range.rowStart);
-          return { bytes: rows.bytes, dtype: rows.dtype, cols: this.cols, retained: this.keep };
+          return { bytes: rows.bytes, dtype: rows.dtype, cols: this.cols, retained };
         }
         const inCols = rowShape(input.tensor.shape).cols;
         const split = range.rows === 1 && range.cols !== this.cols; // piece of a long 1-D tensor
@@ -299,7 +315,7 @@ export class TensorJobRunner implements TensorMerge {
           if (split) throw new Error(`internal: ${this.name}: a LoRA-adapted row cannot be split across chunks`);
           const bytes = await this.lora.read(i, range.rowStart, range.rows);
           this.countInput(i, range.index, bytes, 'F32');
-          return { bytes, dtype: 'F32' as const, cols: inCols, retained: this.keep };
+          return { bytes, dtype: 'F32' as const, cols: inCols, retained };
         }
         const source = await this.sources[i];
         const size = dtypeSize(input.tensor.dtype);
@@ -309,7 +325,7 @@ export class TensorJobRunner implements TensorMerge {
         this.ctx.onRead(length);
         // A counting backend counts these where they pass anyway (askCounts).
         if (!this.ctx.backend.countsNonFinite) this.countInput(i, range.index, bytes, input.tensor.dtype);
-        return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: split ? range.cols : inCols, retained: this.keep };
+        return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: split ? range.cols : inCols, retained };
       }),
     );
   }
