@@ -18,6 +18,8 @@ export {
   type ShardState,
 } from './opfs-shard-cache';
 export { isResumeId, MANIFEST_FILE, OpfsOutputFolder, OpfsOutputStore, outputNameProblem, resumableFolderName, type OutputManifest } from './opfs-output';
+export { inThreadFileWriter, remoteFileWriter, serveFileWrites, type OpfsFileWriter, type WriterPort, type WriterRequest } from './opfs-file-writer';
+export { opfsWriterThread } from './opfs-writer-thread';
 export { LocalFilesModelFolder, localFilePaths } from './local-files-folder';
 export { DEMO_INDEX_FILE, DemoModelFolder, loadDemoIndex, type DemoIndex, type DemoModelEntry } from './demo-model-folder';
 export { Sha256, Sha256StateError, type Sha256State } from './sha256';

@@ -1,3 +1,4 @@
+import { inThreadFileWriter, ShortFileError, type OpfsFileWriter, type WritableFile } from './opfs-file-writer';
 import { entries } from './opfs-shard-cache';
 import type { NonFiniteTensor } from './non-finite';
 import type { ByteSink, OutputFolder } from './types';
@@ -11,8 +12,9 @@ export { outputNameProblem };
  * (`alloy-outputs/.partial-<random>/`) that `commit()` turns into `alloy-outputs/<name>/` (its
  * files moved in, then a manifest written last) and `abort()` deletes, so a cancelled or failed
  * merge never leaves something that looks like a finished model. Files are written front to back
- * through SyncAccessHandles (dedicated workers only) and read back as disk-backed Files, which
- * is how the page downloads a multi-GB shard without holding it in memory.
+ * through SyncAccessHandles (dedicated workers only; on a writer thread of their own where one is
+ * given, see ./opfs-file-writer.ts) and read back as disk-backed Files, which is how the page
+ * downloads a multi-GB shard without holding it in memory.
  */
 
 export interface OutputManifest {
@@ -45,10 +47,14 @@ export function resumableFolderName(resumeId: string): string {
 }
 
 export class OpfsOutputStore {
-  private constructor(private readonly root: FileSystemDirectoryHandle) {}
+  private constructor(
+    private readonly root: FileSystemDirectoryHandle,
+    /** @internal how OpfsOutputFolder writes its files */
+    readonly writer: OpfsFileWriter,
+  ) {}
 
-  static async open(storageRoot: FileSystemDirectoryHandle): Promise<OpfsOutputStore> {
-    return new OpfsOutputStore(await storageRoot.getDirectoryHandle(OUTPUTS_DIR, { create: true }));
+  static async open(storageRoot: FileSystemDirectoryHandle, writer: OpfsFileWriter = inThreadFileWriter()): Promise<OpfsOutputStore> {
+    return new OpfsOutputStore(await storageRoot.getDirectoryHandle(OUTPUTS_DIR, { create: true }), writer);
   }
 
   /** Starts writing an output; fails at once when the name is taken or invalid. */
@@ -232,19 +238,16 @@ export class OpfsOutputFolder implements OutputFolder {
     this.assertOpen('write to');
     if (!this.inherited.delete(file)) throw new Error(`internal: output file ${file} was not written before`);
     const handle = await this.temp.getFileHandle(file);
-    let access: FileSystemSyncAccessHandle;
+    let opened: WritableFile;
     try {
-      access = await handle.createSyncAccessHandle();
+      opened = await this.store.writer.open(handle, at);
     } catch (error) {
+      if (error instanceof ShortFileError) {
+        throw new Error(`cannot resume output ${this.name}: ${file} holds ${error.size} bytes, fewer than the ${at} the last checkpoint wrote`);
+      }
       throw explainStorageError(error, `cannot write ${file} of output ${this.name}`);
     }
-    const size = access.getSize();
-    if (size < at) {
-      access.close();
-      throw new Error(`cannot resume output ${this.name}: ${file} holds ${size} bytes, fewer than the ${at} the last checkpoint wrote`);
-    }
-    access.truncate(at);
-    return this.track(file, access, at);
+    return this.track(file, opened, at);
   }
 
   /** Files written so far, with their sizes. */
@@ -258,19 +261,18 @@ export class OpfsOutputFolder implements OutputFolder {
     if (this.written.has(file) && !this.inherited.delete(file)) throw new Error(`internal: output file ${file} written twice`);
     this.written.set(file, 0);
     const handle = await this.temp.getFileHandle(file, { create: true });
-    let access: FileSystemSyncAccessHandle;
+    let opened: WritableFile;
     try {
-      access = await handle.createSyncAccessHandle();
       // A file from before a reload is written anew.
-      access.truncate(0);
+      opened = await this.store.writer.open(handle, 0);
     } catch (error) {
       throw explainStorageError(error, `cannot write ${file} of output ${this.name}`);
     }
-    return this.track(file, access, 0);
+    return this.track(file, opened, 0);
   }
 
-  private track(file: string, access: FileSystemSyncAccessHandle, position: number): ByteSink {
-    const sink: OpfsFileSink = new OpfsFileSink(access, file, position, (size) => {
+  private track(file: string, opened: WritableFile, position: number): ByteSink {
+    const sink: OpfsFileSink = new OpfsFileSink(opened, file, position, (size) => {
       this.written.set(file, size);
       this.sinks.delete(sink);
     });
@@ -320,40 +322,34 @@ export class OpfsOutputFolder implements OutputFolder {
 }
 
 class OpfsFileSink implements ByteSink {
-  private handle: FileSystemSyncAccessHandle | null;
+  private opened: WritableFile | null;
 
   constructor(
-    handle: FileSystemSyncAccessHandle,
+    opened: WritableFile,
     private readonly file: string,
     private position: number,
     private readonly onClose: (size: number) => void,
   ) {
-    this.handle = handle;
+    this.opened = opened;
   }
 
   async write(bytes: Uint8Array): Promise<void> {
-    if (!this.handle) throw new Error(`write to ${this.file} after close`);
+    if (!this.opened) throw new Error(`write to ${this.file} after close`);
     try {
-      let done = 0;
-      while (done < bytes.byteLength) {
-        const n = this.handle.write(bytes.subarray(done), { at: this.position });
-        if (n <= 0) throw new Error('the file system accepted no bytes');
-        done += n;
-        this.position += n;
-      }
+      await this.opened.write(bytes, this.position);
+      this.position += bytes.byteLength;
     } catch (error) {
       throw explainStorageError(error, `cannot write ${this.file}`);
     }
   }
 
   async close(): Promise<void> {
-    const handle = this.handle;
-    if (!handle) return;
-    this.handle = null;
+    const opened = this.opened;
+    if (!opened) return;
+    this.opened = null;
     try {
-      handle.flush();
+      await opened.close();
     } finally {
-      handle.close();
       this.onClose(this.position);
     }
   }

@@ -15,6 +15,7 @@ import {
   OpfsShardCache,
   outputNameProblem,
   ShardCacheError,
+  type OpfsFileWriter,
   type ShardCacheOptions,
   type ShardSpec,
 } from '../storage/browser';
@@ -82,6 +83,8 @@ export interface EngineServiceDeps {
   readonly cpuPool?: (threads: number, cacheBytes: number) => Promise<ComputeBackend>;
   /** Threads a merge uses when its request does not say (the browser: navigator.hardwareConcurrency). */
   readonly defaultThreads?: () => number;
+  /** Where output files are written (the browser: a writer thread); default this thread. */
+  readonly opfsWriter?: () => OpfsFileWriter;
 }
 
 const PROGRESS_INTERVAL_MS = 100;
@@ -718,7 +721,7 @@ export class EngineService implements EngineApi {
 
   private outputs(): Promise<OpfsOutputStore> {
     if (!this.outputsPromise) {
-      this.outputsPromise = this.deps.storageRoot().then((root) => OpfsOutputStore.open(root));
+      this.outputsPromise = this.deps.storageRoot().then((root) => OpfsOutputStore.open(root, this.deps.opfsWriter?.()));
       this.outputsPromise.catch(() => (this.outputsPromise = null));
     }
     return this.outputsPromise;

@@ -6,6 +6,7 @@
  */
 import * as Comlink from 'comlink';
 import { createBrowserWorkerPool, defaultBrowserThreads } from '../backend/pool/browser';
+import { opfsWriterThread } from '../storage/browser';
 import { EngineService } from './engine-service';
 
 declare const self: DedicatedWorkerGlobalScope;
@@ -18,6 +19,8 @@ const service = new EngineService({
   // The CPU backend's workers are nested workers of this one (module workers, no SharedArrayBuffer).
   cpuPool: (threads, cacheBytes) => createBrowserWorkerPool({ threads, cacheBytes }),
   defaultThreads: defaultBrowserThreads,
+  // Output files are written on a thread of their own: a SyncAccessHandle's write blocks its thread.
+  opfsWriter: opfsWriterThread,
 });
 
 Comlink.expose(service);

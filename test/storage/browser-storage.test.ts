@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { localFilePaths, OpfsOutputStore, Sha256, Sha256StateError } from '../../src/storage/browser';
+import type { OpfsFileWriter } from '../../src/storage/browser';
 import { memoryOpfs } from '../helpers/memory-opfs';
+import { fakeWriterThread } from '../helpers/writer-thread';
 
 const file = (name: string, text: string, relative?: string): File =>
   Object.assign(new File([text], name), relative !== undefined ? { webkitRelativePath: relative } : {}) as File;
@@ -61,10 +63,15 @@ describe('local files', () => {
   });
 });
 
-describe('OpfsOutputStore', () => {
+const WRITERS: [string, () => OpfsFileWriter | undefined][] = [
+  ['writing in this thread', () => undefined],
+  ['writing on a writer thread', () => fakeWriterThread().writer],
+];
+
+describe.each(WRITERS)('OpfsOutputStore, %s', (_, writer) => {
   it('shows an output only once committed; abort leaves nothing; names are checked up front', async () => {
     const { root } = memoryOpfs();
-    const store = await OpfsOutputStore.open(root);
+    const store = await OpfsOutputStore.open(root, writer());
     const output = await store.begin('my-merge');
     const sink = await output.create('model.safetensors');
     await sink.write(new Uint8Array([1, 2, 3]));
@@ -97,10 +104,37 @@ describe('OpfsOutputStore', () => {
 
   it('explains a full disk while writing an output', async () => {
     const { root } = memoryOpfs(1000);
-    const store = await OpfsOutputStore.open(root);
+    const store = await OpfsOutputStore.open(root, writer());
     const output = await store.begin('big');
     const sink = await output.create('model.safetensors');
     await expect(sink.write(new Uint8Array(2000))).rejects.toThrow(/not enough storage space \(QuotaExceededError\)/);
     await output.abort();
+  });
+
+  it('resumes a file where the last checkpoint left it, and refuses one shorter than that', async () => {
+    const opfs = memoryOpfs();
+    const store = await OpfsOutputStore.open(opfs.root, writer());
+    const first = await store.beginResumable('out', 'resumetest1');
+    const sink = await first.folder.create('model.safetensors');
+    await sink.write(new Uint8Array([1, 2, 3, 4, 5, 6]));
+    await first.folder.saveCheckpoint({ at: 4 });
+    opfs.releaseLocks(); // a reload: the sink is gone, its file stays
+
+    const again = await store.beginResumable('out', 'resumetest1');
+    expect(again.checkpoint).toEqual({ at: 4 });
+    const resumed = await again.folder.reopen!('model.safetensors', 4);
+    await resumed.write(new Uint8Array([9]));
+    await resumed.close();
+    await again.folder.commit();
+    expect(new Uint8Array(await (await store.file('out', 'model.safetensors')).arrayBuffer())).toEqual(new Uint8Array([1, 2, 3, 4, 9]));
+
+    const short = await store.beginResumable('short', 'resumetest2');
+    await (await short.folder.create('model.safetensors')).write(new Uint8Array(3));
+    await short.folder.saveCheckpoint({ at: 10 });
+    opfs.releaseLocks();
+    const shortAgain = await store.beginResumable('short', 'resumetest2');
+    await expect(shortAgain.folder.reopen!('model.safetensors', 10)).rejects.toThrow(
+      'cannot resume output short: model.safetensors holds 3 bytes, fewer than the 10 the last checkpoint wrote',
+    );
   });
 });
