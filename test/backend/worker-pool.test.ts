@@ -142,7 +142,6 @@ for (const variant of VARIANTS) {
         local: inThread,
         cacheBytes: variant.cacheBytes,
         inThreadBelow: 0, // every chunk through a worker
-        inThreadLight: false,
       });
     });
     afterAll(() => pool.dispose());
@@ -171,7 +170,7 @@ function recordingPort(url: URL, sent: ChunkRequest[]): WorkerPort {
 describe('cross-pass cache', () => {
   it('TIES decodes and differences its inputs once: later passes get no input bytes', async () => {
     const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0, inThreadLight: false });
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
     try {
       const c = CASES.find((x) => x.name === 'ties BF16 [64, 96] tiny')!;
       const got = await outcome(c, pool);
@@ -209,7 +208,7 @@ describe('cross-pass cache', () => {
 describe('cross-pass cache of row ranks', () => {
   it('DELLA ranks each task vector once: its output pass takes the ranks of its rescale pass from the cache', async () => {
     const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0, inThreadLight: false });
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
     try {
       const tiny = CASES.find((x) => x.name === 'della BF16 [64, 96] tiny')!;
       const c = { ...tiny, options: { ...tiny.options, params: { ...tiny.options.params, rescale: 1 } } };
@@ -235,7 +234,7 @@ describe('cross-pass cache of row ranks', () => {
 describe('cross-pass cache of single-pass methods', () => {
   it('an output pass stores nothing: it is the last pass over its tensor', async () => {
     const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0, inThreadLight: false });
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
     try {
       for (const method of ['linear', 'task_arithmetic']) {
         const c = CASES.find((x) => x.name === `${method} BF16 [64, 96] tiny`)!;
@@ -244,42 +243,6 @@ describe('cross-pass cache of single-pass methods', () => {
       expect(sent.length).toBeGreaterThan(4);
       expect(sent.every((r) => r.stores.length === 0 && r.hits.length === 0 && r.inputs.every((i) => i !== null))).toBe(true);
     } finally {
-      await pool.dispose();
-    }
-  });
-});
-
-describe('light chunks', () => {
-  const linears = ['linear F32 [3000] tiny with NaN/Inf', 'linear BF16 [64, 96] natural'];
-  const ties = CASES.find((x) => x.name === 'ties F32 [3000] tiny with NaN/Inf')!;
-
-  it('with one worker, a linear merge is computed on the calling thread (no message), TIES in the worker', async () => {
-    const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 1, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
-    try {
-      for (const name of linears) expect(await outcome(CASES.find((x) => x.name === name)!, pool)).toEqual(references.get(name));
-      expect(sent).toEqual([]);
-      expect(await outcome(ties, pool)).toEqual(references.get(ties.name));
-      expect(sent.length).toBeGreaterThan(0);
-    } finally {
-      await pool.dispose();
-    }
-  });
-
-  it('with two workers, light chunks go to a worker only while none is busy: both threads compute, bytes unchanged', async () => {
-    const everyChunk: ChunkRequest[] = [];
-    const all = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, everyChunk), local: inThread, inThreadBelow: 0, inThreadLight: false });
-    const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
-    try {
-      for (const name of linears) {
-        expect(await outcome(CASES.find((x) => x.name === name)!, all)).toEqual(references.get(name));
-        expect(await outcome(CASES.find((x) => x.name === name)!, pool)).toEqual(references.get(name));
-      }
-      expect(sent.length).toBeGreaterThan(0);
-      expect(sent.length).toBeLessThan(everyChunk.length);
-    } finally {
-      await all.dispose();
       await pool.dispose();
     }
   });
@@ -305,7 +268,6 @@ describe('worker failures', () => {
         spawn: (i) => nodeWorkerPort(i === 0 || file === 'syntax.mjs' ? pathToFileURL(join(dir, file)) : workerUrl),
         local: inThread,
         inThreadBelow: 0,
-        inThreadLight: false,
       });
       try {
         const c = CASES.find((x) => x.name === 'linear BF16 [64, 96] tiny')!;
@@ -319,7 +281,7 @@ describe('worker failures', () => {
   }
 
   it('a failing op in a worker rejects that chunk with its message', async () => {
-    const pool = new WorkerPoolBackend({ workers: 1, spawn: () => nodeWorkerPort(workerUrl), local: inThread, inThreadBelow: 0, inThreadLight: false });
+    const pool = new WorkerPoolBackend({ workers: 1, spawn: () => nodeWorkerPort(workerUrl), local: inThread, inThreadBelow: 0 });
     try {
       const chunk = pool.beginChunk(
         { tensorName: 't', chunkIndex: 0, chunkCount: 1, start: 0, length: 4, rowStart: 0, rows: 1, cols: 4, totalRows: 1, seed: 1 },

@@ -81,17 +81,14 @@ export class ChunkServer {
 
 /**
  * Evaluates the nodes the roots need on `ops`, in id order (arguments come first); nodes in
- * `hits` take their value from `cached` instead. Used by the workers and, for light graphs, by
- * the pool on its own thread.
+ * `hits` take their value from `cached` instead.
  */
-export function replay(
+function replay(
   ops: ChunkOps,
   nodes: readonly GraphNode[],
   roots: readonly number[],
-  hits: ReadonlyMap<number, string> = new Map(),
-  cached: (key: string) => Vec = () => {
-    throw new Error('internal: a cached vector was asked for outside a pool worker');
-  },
+  hits: ReadonlyMap<number, string>,
+  cached: (key: string) => Vec,
 ): { values: unknown[]; needed: Uint8Array } {
   const needed = neededNodes(nodes, roots, new Set(hits.keys()));
   const values: unknown[] = new Array(nodes.length);
@@ -107,7 +104,7 @@ export function replay(
  * Computes a chunk whose graph `evaluate` replays on its ops: the encoded root or the roots'
  * partials, with the NaN/±Inf the chunk counted (every in-thread backend counts). Releases it.
  */
-export async function computeChunk(
+async function computeChunk(
   chunk: BackendChunk,
   roots: readonly number[],
   result: ChunkResultKind,
