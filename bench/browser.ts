@@ -4,8 +4,8 @@
  * the app's own UI, once from local folders (the folder picker) and once from the local fake Hub,
  * with the app's own backend choice. For each run it reports the time from "Start merge" to the
  * Result step, MB/s of input, the read/compute/write split the Run step showed last, and the
- * peak memory (PSS) of all browser processes together; the CLI's time on the same models sits
- * beside it. Not a test: nothing is asserted. JSON goes to DIR/browser-results.json.
+ * peak memory (PSS) of all browser processes together, sampled each second; the CLI's time on the
+ * same models (median of three runs) sits beside it. Not a test: nothing is asserted. JSON goes to DIR/browser-results.json.
  *
  * Modes: `local` (folders through the file input), `hub` (the fake Hub, models downloaded into the
  * OPFS cache first), `stream` (the fake Hub, Settings → stream: read by large ranges while merging,
@@ -30,6 +30,16 @@ import { FakeHub } from '../test/fakehub/server';
 import { writeBenchModel, type BenchModelSpec } from './generate-models';
 
 const MODELS = ['base', 'ft1', 'ft2'] as const;
+
+/** The CLI's time is the median of this many runs (one run varied by ±20 % on these machines). */
+const CLI_RUNS = 3;
+
+/**
+ * How often the browser's memory is sampled. Summing smaps_rollup over every browser process takes
+ * about 50 ms of CPU (the kernel walks their page tables); every 200 ms that took a quarter of one
+ * of the two cores from the merge being timed.
+ */
+const PSS_SAMPLE_MS = 1000;
 
 const CONFIGS: Record<string, (name: (m: (typeof MODELS)[number]) => string) => string> = {
   linear: (n) => `models:
@@ -207,15 +217,19 @@ export async function main(args: readonly string[]): Promise<void> {
       writeFileSync(join(modelsDir, `${method}.yml`), config((m) => m));
       const cliOut = join(modelsDir, `cli-out-${method}`);
       rmSync(cliOut, { recursive: true, force: true });
-      const cliStarted = performance.now();
-      execFileSync(process.execPath, [join(root, 'bin/alloy.js'), 'merge', `${method}.yml`, cliOut, '--quiet'], { cwd: modelsDir });
-      const cliSeconds = (performance.now() - cliStarted) / 1000;
-      rmSync(cliOut, { recursive: true, force: true });
+      const cliRuns: number[] = [];
+      for (let run = 0; run < CLI_RUNS; run++) {
+        const cliStarted = performance.now();
+        execFileSync(process.execPath, [join(root, 'bin/alloy.js'), 'merge', `${method}.yml`, cliOut, '--quiet'], { cwd: modelsDir });
+        cliRuns.push((performance.now() - cliStarted) / 1000);
+        rmSync(cliOut, { recursive: true, force: true });
+      }
+      const cliSeconds = cliRuns.sort((a, b) => a - b)[CLI_RUNS >> 1];
       for (const mode of options.modes) {
         const session = await launchBrowser();
         const pid = browserPid(session.profile);
         let peak = treePssBytes(pid);
-        const sampler = setInterval(() => (peak = Math.max(peak, treePssBytes(pid))), 200);
+        const sampler = setInterval(() => (peak = Math.max(peak, treePssBytes(pid))), PSS_SAMPLE_MS);
         try {
           const yaml = config((m) => (mode === 'local' ? m : `bench/${m}`));
           const dirs = mode === 'local' ? MODELS.map((m) => join(modelsDir, m)) : [];
