@@ -175,7 +175,8 @@ async function mergeInApp(
   const result = how.folder ? page.getByTestId('saved-to-folder') : page.getByRole('heading', { name: 'Push to the Hugging Face Hub' });
   while (!(await result.isVisible())) {
     const shown = page.getByText(/Waiting mostly on/);
-    if (await shown.count()) split = (await shown.first().textContent())?.trim() ?? split;
+    // The line goes when the merge ends: read it without waiting for it.
+    if (await shown.count()) split = (await shown.first().textContent({ timeout: 1000 }).catch(() => null))?.trim() ?? split;
     const failure = page.getByRole('alert');
     if (await failure.count()) throw new Error(`the merge failed in the app: ${await failure.first().textContent()}\n${session.log.join('\n')}`);
     await page.waitForTimeout(250);
