@@ -94,7 +94,10 @@ export interface TensorMerge {
     fn: (c: ChunkOps) => T,
     eachChunk?: (chunkIndex: number, partials: readonly Partial[]) => void,
   ): Promise<Resolved<T>>;
-  /** The output pass: the returned vector is the output chunk. */
+  /**
+   * The output pass: the returned vector is the output chunk. It is the tensor's last pass (the
+   * engine then lets go of the input bytes it kept for the earlier passes); a method calls it once.
+   */
   apply(fn: (c: ChunkOps) => Vec): Promise<void>;
   /** Output = input `i` unchanged (raw bytes when its dtype is the output dtype). */
   copyInput(i: number): Promise<void>;
