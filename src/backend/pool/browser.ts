@@ -1,23 +1,12 @@
 import { createInThreadBackend } from './in-thread-backend';
-import type { WorkerPort } from './protocol';
+import { webWorkerPort } from '../../storage/worker-port';
+import type { ChunkRequest, ChunkResponse, WorkerPort } from './protocol';
 import { WorkerPoolBackend } from './worker-pool-backend';
 
 /** A module Web Worker as a pool port; a load failure or an uncaught error fails the pending chunks. */
 function browserWorkerPort(): WorkerPort {
   // Vite bundles the worker from this exact pattern (a nested worker of the engine worker).
-  const worker = new Worker(new URL('./browser-worker.ts', import.meta.url), { type: 'module', name: 'alloy-cpu' });
-  return {
-    post: (message, transfer) => worker.postMessage(message, transfer),
-    listen(onMessage, onFailure) {
-      worker.onmessage = (event) => onMessage(event.data);
-      worker.onerror = (event) => {
-        event.preventDefault();
-        onFailure(new Error(event.message || 'the worker failed to load or threw'));
-      };
-      worker.onmessageerror = () => onFailure(new Error('a message could not be read'));
-    },
-    terminate: () => worker.terminate(),
-  };
+  return webWorkerPort<ChunkRequest, ChunkResponse>(new Worker(new URL('./browser-worker.ts', import.meta.url), { type: 'module', name: 'alloy-cpu' }));
 }
 
 /** Threads the app uses by default: the cores the browser reports. */
