@@ -154,7 +154,9 @@ export function remoteFileWriter(port: WriterPort): OpfsFileWriter {
       else waiting.reject(Object.assign(new Error(reply.message), { name: reply.name }));
     },
     (error) => {
-      failure = new Error(`the thread that writes output files stopped: ${error.message}`, { cause: error });
+      failure = new Error(`the thread that writes output files stopped: ${error.message}. The merge cannot go on: reload the page and start it again.`, {
+        cause: error,
+      });
       for (const waiting of pending.values()) waiting.reject(failure);
       pending.clear();
     },
