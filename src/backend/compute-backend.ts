@@ -1,13 +1,18 @@
 import type { NonFiniteCounts } from '../storage/non-finite';
-import type { FloatDtype } from '../storage/types';
+import type { FileRange, FloatDtype } from '../storage/types';
 import type { ChunkOps, Vec } from './types';
 import type { Partial, ReductionToken } from './reduction';
 import type { MatrixOps } from './matrix-ops';
 
 /** Raw bytes of one input for one chunk, still in the stored dtype (backends decode them). */
 export interface ChunkInputBytes {
-  /** The chunk's rows of this input at the input's full row length (`cols`). */
+  /** The chunk's rows of this input at the input's full row length (`cols`); empty where `file` is set. */
   readonly bytes: Uint8Array;
+  /**
+   * Where those rows lie in their file, instead of `bytes`: only for a backend that asked for it
+   * (`readsFiles`), which reads them itself (a pool's workers, each straight into its own memory).
+   */
+  readonly file?: FileRange;
   readonly dtype: FloatDtype;
   /** Row length of the input; larger than the chunk's `cols` when an embedding is cut (docs/methods.md §1). */
   readonly cols: number;
@@ -61,6 +66,12 @@ export interface BackendChunk {
   release(): void;
   /** With `ComputeBackend.countsNonFinite`: what the chunk counted, once its result was read. */
   nonFinite?(): ChunkNonFinite;
+  /**
+   * With `ComputeBackend.readsFiles`: the share (0..1) of the chunk's time on the backend that
+   * went into reading its inputs, once its result was read. The engine counts that share of its
+   * wait for the chunk as waiting for reads.
+   */
+  readShare?(): number;
 }
 
 /** A place where tensor arithmetic runs: the CPU reference or WebGPU. */
@@ -79,6 +90,11 @@ export interface ComputeBackend {
   readonly chunksInFlight?: number;
   /** Chunks count the NaN/±Inf of inputs marked `countNonFinite` and of their encoded output (`BackendChunk.nonFinite`). */
   readonly countsNonFinite?: boolean;
+  /**
+   * True when a chunk of `length` elements should get its inputs as `file` ranges wherever their
+   * source has a SharedFile, rather than as bytes the engine read. Undefined: never.
+   */
+  readsFiles?(length: number): boolean;
   /**
    * The dense matrix operations of the forward pass and of LoRA's product (docs/model.md §7) on
    * this backend. Undefined: the CPU reference (`cpuMatrixOps`).

@@ -225,12 +225,16 @@ export class TensorJobRunner implements TensorMerge {
     finish: (result: R, range: ChunkRange) => Promise<void> | void,
   ): Promise<void> {
     const depth = Math.max(1, Math.floor(this.ctx.backend.chunksInFlight ?? 1));
-    const inFlight: { range: ChunkRange; result: Promise<R> }[] = [];
+    const inFlight: { range: ChunkRange; chunk: BackendChunk; result: Promise<R> }[] = [];
     const finishOldest = async (): Promise<void> => {
       const oldest = inFlight.shift()!;
       const waited = now();
       const result = await oldest.result;
-      this.ctx.onWait?.('compute', now() - waited);
+      // Where the backend read the chunk's inputs itself, that share of the wait was for reading.
+      const ms = now() - waited;
+      const read = ms * (oldest.chunk.readShare?.() ?? 0);
+      if (read > 0) this.ctx.onWait?.('read', read);
+      this.ctx.onWait?.('compute', ms - read);
       await finish(result, oldest.range);
     };
     let next: Promise<ChunkInputBytes[]> | null = this.chunks.length > 0 ? this.inputBytes(0) : null;
@@ -270,7 +274,7 @@ export class TensorJobRunner implements TensorMerge {
         result = result.finally(() => chunk.release());
         // A failure is reported when the chunk is finished, not as an unhandled rejection.
         result.catch(() => undefined);
-        inFlight.push({ range, result });
+        inFlight.push({ range, chunk, result });
         while (inFlight.length >= depth) await finishOldest();
       }
       while (inFlight.length > 0) await finishOldest();
@@ -302,6 +306,8 @@ export class TensorJobRunner implements TensorMerge {
   }
 
   private async readInputs(range: ChunkRange, retained: boolean): Promise<ChunkInputBytes[]> {
+    // A backend that reads files (and counts their NaN/Inf) gets where plain tensor rows lie.
+    const byFile = this.ctx.backend.countsNonFinite === true && this.ctx.backend.readsFiles?.(range.length) === true;
     return Promise.all(
       this.job.inputs.map(async (input, i) => {
         if (this.aligned) {
@@ -321,11 +327,19 @@ export class TensorJobRunner implements TensorMerge {
         const size = dtypeSize(input.tensor.dtype);
         const offset = split ? range.start * size : range.rowStart * inCols * size;
         const length = split ? range.length * size : range.rows * inCols * size;
+        const dtype = input.tensor.dtype as FloatDtype;
+        const cols = split ? range.cols : inCols;
+        // A range past the end is left to read(), which says what is wrong with the file.
+        const shared = byFile && input.tensor.offset + offset + length <= source.size ? source.shared : null;
+        if (shared) {
+          this.ctx.onRead(length);
+          return { bytes: NO_BYTES, file: { file: shared, offset: input.tensor.offset + offset, length }, dtype, cols };
+        }
         const bytes = await source.read(input.tensor.offset + offset, length);
         this.ctx.onRead(length);
         // A counting backend counts these where they pass anyway (askCounts).
         if (!this.ctx.backend.countsNonFinite) this.countInput(i, range.index, bytes, input.tensor.dtype);
-        return { bytes, dtype: input.tensor.dtype as FloatDtype, cols: split ? range.cols : inCols, retained };
+        return { bytes, dtype, cols, retained };
       }),
     );
   }
@@ -386,4 +400,5 @@ export class TensorJobRunner implements TensorMerge {
 }
 
 const now = (): number => performance.now();
+const NO_BYTES = new Uint8Array(0);
 let nextJobId = 1;

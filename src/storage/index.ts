@@ -6,11 +6,13 @@
 export type {
   ByteSink,
   ByteSource,
+  FileRange,
   FloatDtype,
   ModelFolder,
   ModelTensors,
   OutputFolder,
   SafetensorsDtype,
+  SharedFile,
   TensorInfo,
 } from './types';
 export {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { ByteSink, ByteSource, ModelFolder, OutputFolder } from './types';
+import type { ByteSink, ByteSource, ModelFolder, OutputFolder, SharedFile } from './types';
 import { untrustedText } from './untrusted-text';
 import { writeFileThroughSink } from './write-file-through-sink';
 
@@ -67,6 +67,11 @@ export class NodeByteSource implements ByteSource {
       await handle.close();
       throw error;
     }
+  }
+
+  /** The open descriptor, which a pool's worker threads read too; none once closed. */
+  get shared(): SharedFile | null {
+    return this.handle === null ? null : { kind: 'fd', name: this.name, fd: this.handle.fd, size: this.size };
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {

@@ -18,10 +18,31 @@ export interface ByteSource {
   readonly size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
   /**
+   * The same file as a worker thread can read it itself (FileRange), where there is such a form:
+   * a CPU pool's workers then read their chunks' bytes in parallel, straight into their own memory.
+   */
+  readonly shared?: SharedFile | null;
+  /**
    * Releases what the source holds open (a Node file handle). Optional: sources that hold
    * nothing omit it. Callers that open a source call `close?.()` when done with it.
    */
   close?(): Promise<void>;
+}
+
+/**
+ * A file that other threads of this process can read: an open Node file descriptor (worker_threads
+ * share the process's descriptors; valid until its ByteSource closes), or a Blob (a File the user
+ * picked, an OPFS file), which a Web Worker receives as a structured clone of the same bytes.
+ */
+export type SharedFile =
+  | { readonly kind: 'fd'; readonly name: string; readonly fd: number; readonly size: number }
+  | { readonly kind: 'blob'; readonly name: string; readonly blob: Blob };
+
+/** `length` bytes of a SharedFile from byte `offset` (within the file: its ByteSource checked that). */
+export interface FileRange {
+  readonly file: SharedFile;
+  readonly offset: number;
+  readonly length: number;
 }
 
 /** One tensor of a safetensors file, with its absolute byte position inside that file. */

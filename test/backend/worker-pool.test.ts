@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -8,6 +8,7 @@ import { WorkerPoolBackend, type ChunkRequest, type WorkerPort } from '../../src
 import { nodeWorkerPort } from '../../src/backend/pool/node';
 import { METHODS, type MergeMethod } from '../../src/methods';
 import { decodeToF32 } from '../../src/storage';
+import { NodeByteSource } from '../../src/storage/node-fs';
 import type { FloatDtype } from '../../src/storage/types';
 import { poolWorkerUrl } from '../helpers/pool-worker';
 import { perturbed, randomArray } from '../helpers/random-arrays';
@@ -79,9 +80,9 @@ function casesFor(method: MergeMethod): Case[] {
 const CASES = METHODS.flatMap(casesFor);
 
 type Outcome = { bytes: Uint8Array; nonFinite: unknown } | { error: string };
-async function outcome(c: Case, backend?: ComputeBackend): Promise<Outcome> {
+async function outcome(c: Case, backend?: ComputeBackend, files = false): Promise<Outcome> {
   try {
-    const run = await runMethod(c.inputs[0] && c.name.split(' ')[0], c.inputs, { ...c.options, backend });
+    const run = await runMethod(c.inputs[0] && c.name.split(' ')[0], c.inputs, { ...c.options, backend, files });
     return { bytes: run.bytes, nonFinite: run.nonFinite };
   } catch (error) {
     return { error: (error as Error).message };
@@ -126,14 +127,17 @@ it('covers every registered method and most succeed on awkward data', () => {
   expect(failed).toBeLessThan(CASES.length / 4);
 });
 
+// `files`: the inputs are files, which the workers read themselves (ChunkInputBytes.file).
 const VARIANTS = [
-  { workers: 1, cacheBytes: 0 },
-  { workers: 2, cacheBytes: 40_000 }, // room for a few chunks' vectors only
-  { workers: 3, cacheBytes: undefined }, // the default: everything fits
+  { workers: 1, cacheBytes: 0, files: false },
+  { workers: 2, cacheBytes: 40_000, files: false }, // room for a few chunks' vectors only
+  { workers: 3, cacheBytes: undefined, files: false }, // the default: everything fits
+  { workers: 2, cacheBytes: 40_000, files: true },
+  { workers: 1, cacheBytes: 0, files: true },
 ];
 
 for (const variant of VARIANTS) {
-  describe(`pool of ${variant.workers} worker(s), cache ${variant.cacheBytes ?? 'default'}: bytes = CPU backend`, () => {
+  describe(`pool of ${variant.workers} worker(s), cache ${variant.cacheBytes ?? 'default'}${variant.files ? ', inputs read by the workers from files' : ''}: bytes = CPU backend`, () => {
     let pool: WorkerPoolBackend;
     beforeAll(() => {
       pool = new WorkerPoolBackend({
@@ -147,7 +151,7 @@ for (const variant of VARIANTS) {
     afterAll(() => pool.dispose());
     for (const c of CASES) {
       it(c.name, async () => {
-        const got = await outcome(c, pool);
+        const got = await outcome(c, pool, variant.files);
         const want = references.get(c.name)!;
         if ('error' in want) expect(got).toEqual(want);
         else {
@@ -201,6 +205,55 @@ describe('cross-pass cache', () => {
       expect(sent.filter((r) => r.clearCache).length).toBeLessThanOrEqual(2);
     } finally {
       await pool.dispose();
+    }
+  });
+});
+
+describe('inputs read by the workers', () => {
+  it('from files, the pool sends where the bytes lie, never the bytes, and TIES reads each once', async () => {
+    const sent: ChunkRequest[] = [];
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+    try {
+      const c = CASES.find((x) => x.name === 'ties BF16 [64, 96] tiny')!;
+      const got = await outcome(c, pool, true);
+      expect(Buffer.from((got as { bytes: Uint8Array }).bytes).equals(Buffer.from((references.get(c.name) as { bytes: Uint8Array }).bytes))).toBe(true);
+      const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
+      expect(chunks).toBeGreaterThan(2);
+      const inputs = sent.flatMap((r) => r.inputs.filter((i) => i !== null));
+      expect(inputs.length).toBe(4 * chunks + chunks); // all four once, then the base's for the output pass
+      for (const input of inputs) {
+        expect(input.bytes.length).toBe(0);
+        expect(input.file?.file.kind).toBe('fd');
+      }
+      // Chunk k of every input starts where chunk k of the tensor does, after the file's padding.
+      const rowBytes = 96 * 2;
+      for (const r of sent.slice(0, chunks)) {
+        for (const input of r.inputs) expect(input!.file!.offset).toBe(37 + r.spec.rowStart * rowBytes);
+        expect(r.inputs.reduce((s, i) => s + i!.file!.length, 0)).toBe(4 * r.spec.rows * rowBytes);
+      }
+    } finally {
+      await pool.dispose();
+    }
+  });
+
+  it('a file cut short after it was opened fails its chunk with what happened and what to do', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'alloy-cut-')), 'model.safetensors');
+    writeFileSync(path, new Uint8Array(64));
+    const source = await NodeByteSource.open(path);
+    const pool = new WorkerPoolBackend({ workers: 1, spawn: () => nodeWorkerPort(workerUrl), local: inThread, inThreadBelow: 0 });
+    try {
+      truncateSync(path, 20);
+      const chunk = pool.beginChunk(
+        { tensorName: 't', chunkIndex: 0, chunkCount: 1, start: 0, length: 8, rowStart: 0, rows: 1, cols: 8, totalRows: 1, seed: 1 },
+        [{ bytes: new Uint8Array(0), file: { file: source.shared!, offset: 8, length: 32 }, dtype: 'F32', cols: 8 }],
+      );
+      const sum = chunk.ops.sum(chunk.ops.input(0));
+      await expect(chunk.readPartials([sum as never])).rejects.toThrow(
+        new RegExp(`${path.replace(/[.]/g, '\\.')}: the file ended at byte 20 while reading 32 bytes at 8 \\(it has 20 bytes now, 64 when it was opened\\): it was truncated while in use; re-download it`),
+      );
+    } finally {
+      await pool.dispose();
+      await source.close();
     }
   });
 });

@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CpuBackend } from '../../src/backend';
 import type { ComputeBackend } from '../../src/backend';
 import { TensorJobRunner } from '../../src/engine/tensor-job-runner';
@@ -5,6 +8,7 @@ import { findMethod, type MergeMethod } from '../../src/methods';
 import type { TensorJob } from '../../src/plan/types';
 import { decodeToF32, encodeFromF32 } from '../../src/storage';
 import type { ByteSource, FloatDtype, NonFiniteTensor } from '../../src/storage';
+import { NodeByteSource } from '../../src/storage/node-fs';
 
 export interface ArrayInput {
   values: ArrayLike<number>;
@@ -25,7 +29,17 @@ export interface RunOptions {
   name?: string;
   /** Runs this method object instead of the registered one called `methodName`. */
   method?: MergeMethod;
+  /**
+   * Reads the inputs from files (NodeByteSource, whose descriptor a pool's workers read too), each
+   * tensor after a few bytes of padding, instead of from memory.
+   */
+  files?: boolean;
+  /** The job runner's waits (JobContext.onWait). */
+  onWait?: (stage: 'read' | 'compute', ms: number) => void;
 }
+
+/** Bytes ahead of each tensor in an input file (odd, so that no read is aligned by accident). */
+const FILE_PADDING = 37;
 
 function memorySource(name: string, bytes: Uint8Array): ByteSource {
   return {
@@ -36,6 +50,16 @@ function memorySource(name: string, bytes: Uint8Array): ByteSource {
       return bytes.slice(offset, offset + length);
     },
   };
+}
+
+async function fileSources(dir: string, encoded: Uint8Array[]): Promise<ByteSource[]> {
+  return Promise.all(
+    encoded.map(async (bytes, i) => {
+      const path = join(dir, `input${i}.bin`);
+      await writeFile(path, Buffer.concat([Buffer.alloc(FILE_PADDING, 0xa5), bytes, Buffer.alloc(3, 0x5a)]));
+      return NodeByteSource.open(path);
+    }),
+  );
 }
 
 /**
@@ -53,10 +77,10 @@ export async function runMethod(
   const shape = options.shape ?? inputs[0].shape ?? [inputs[0].values.length];
   const numel = shape.reduce((a, b) => a * b, 1);
   const size = dtype === 'F32' ? 4 : 2;
-  const sources = inputs.map((input, i) => {
-    const inputDtype = input.dtype ?? dtype;
-    return memorySource(`input${i}`, encodeFromF32(Float32Array.from(input.values), inputDtype));
-  });
+  const encoded = inputs.map((input) => encodeFromF32(Float32Array.from(input.values), input.dtype ?? dtype));
+  const offset = options.files ? FILE_PADDING : 0;
+  const dir = options.files ? await mkdtemp(join(tmpdir(), 'alloy-run-method-')) : null;
+  const sources = dir ? await fileSources(dir, encoded) : encoded.map((bytes, i) => memorySource(`input${i}`, bytes));
   const job: TensorJob = {
     name: options.name ?? 'model.layers.0.mlp.up_proj.weight',
     shape,
@@ -74,8 +98,8 @@ export async function runMethod(
         dtype: input.dtype ?? dtype,
         shape: input.shape ?? shape,
         file: `input${i}`,
-        offset: 0,
-        byteLength: sources[i].size,
+        offset,
+        byteLength: encoded[i].length,
       },
     })),
   };
@@ -89,12 +113,18 @@ export async function runMethod(
     wholeRows: method.wholeRows,
     warn: (m) => warnings.push(m),
     onRead: () => undefined,
+    onWait: options.onWait,
     onOutput: () => undefined,
     write: async (b) => {
       chunks.push(b.slice());
     },
   });
-  await method.merge(runner);
+  try {
+    await method.merge(runner);
+  } finally {
+    await Promise.all(sources.map((s) => s.close?.()));
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
   if (!runner.complete) throw new Error('incomplete output');
   const bytes = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
   let o = 0;

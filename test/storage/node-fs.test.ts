@@ -18,6 +18,8 @@ import {
   NotARegularFileError,
   OutputTargetError,
 } from '../../src/storage/node-fs';
+import { readFileRange, readFileRangeInto } from '../../src/storage/node-file-range';
+import { BlobByteSource, readBlobRange } from '../../src/storage/blob-source';
 
 let root: string;
 beforeEach(async () => {
@@ -52,6 +54,38 @@ describe('NodeByteSource', () => {
     await writeFile(file, new Uint8Array(10));
     await expect(source.read(0, 50)).rejects.toThrow(/file ended at byte 10 while reading 50 bytes at 0/);
     await source.close();
+  });
+
+  it('shares its descriptor for other threads to read the same bytes, until it closes', async () => {
+    const file = path.join(root, 'f.bin');
+    const bytes = Uint8Array.from({ length: 100 }, (_, i) => (i * 7) & 255);
+    await writeFile(file, bytes);
+    const source = await NodeByteSource.open(file);
+    const shared = source.shared!;
+    expect(shared).toMatchObject({ kind: 'fd', name: file, size: 100 });
+    expect(readFileRange({ file: shared, offset: 13, length: 50 })).toEqual(await source.read(13, 50));
+    const target = new Uint8Array(87);
+    readFileRangeInto({ file: shared, offset: 13, length: 87 }, target);
+    expect(target).toEqual(bytes.subarray(13));
+    expect(() => readFileRangeInto({ file: shared, offset: 0, length: 4 }, new Uint8Array(5))).toThrow(/internal: a read of 4 bytes/);
+    await writeFile(file, new Uint8Array(10));
+    expect(() => readFileRange({ file: shared, offset: 0, length: 50 })).toThrow(
+      `${file}: the file ended at byte 10 while reading 50 bytes at 0 (it has 10 bytes now, 100 when it was opened): it was truncated while in use; re-download it`,
+    );
+    await source.close();
+    expect(source.shared).toBeNull();
+  });
+});
+
+describe('BlobByteSource', () => {
+  it('shares its Blob, which readBlobRange reads as the source does, refusing ranges past its end', async () => {
+    const bytes = Uint8Array.from({ length: 64 }, (_, i) => 255 - i);
+    const source = new BlobByteSource('m/model.safetensors', new Blob([bytes]));
+    const range = { file: source.shared, offset: 5, length: 40 };
+    expect(await readBlobRange(range)).toEqual(await source.read(5, 40));
+    expect(await readBlobRange(range)).toEqual(bytes.subarray(5, 45));
+    await expect(readBlobRange({ ...range, offset: 30 })).rejects.toThrow('m/model.safetensors: cannot read bytes 30..70, the file is only 64 bytes');
+    await expect(readBlobRange({ file: { kind: 'fd', name: 'x', fd: 0, size: 1 }, offset: 0, length: 1 })).rejects.toThrow(/not a Blob here/);
   });
 });
 

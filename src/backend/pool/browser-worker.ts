@@ -3,9 +3,11 @@
  * Entry of a CPU pool worker in the browser: a module Web Worker that the app's engine worker
  * starts (./browser.ts).
  */
+import { readBlobRange } from '../../storage/blob-source';
 import { ChunkServer } from './chunk-server';
 import { createInThreadBackend } from './in-thread-backend';
 import type { ChunkRequest } from './protocol';
+import { TimedFileReads } from './timed-file-reads';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -15,5 +17,6 @@ const reply = (request: ChunkRequest): void =>
   server!.receive(request, (response, transfer) => self.postMessage(response, transfer));
 // Messages that arrive while the backend starts wait for it.
 self.onmessage = (event: MessageEvent<ChunkRequest>) => (server ? reply(event.data) : queued.push(event.data));
-server = new ChunkServer(await createInThreadBackend());
+// Inputs may come as Blobs (picked or OPFS files) to read here, off the engine's thread.
+server = new ChunkServer(await createInThreadBackend(), new TimedFileReads(readBlobRange));
 for (const request of queued.splice(0)) reply(request);

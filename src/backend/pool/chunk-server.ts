@@ -3,6 +3,7 @@ import { isSparseHistogram, type ReductionToken } from '../reduction';
 import type { ChunkOps, Vec } from '../types';
 import { isRef, neededNodes } from './graph';
 import type { InThreadBackend, Kept } from './in-thread-backend';
+import type { TimedFileReads } from './timed-file-reads';
 import { isNaNBits, wholeBuffer, wireNumber, type Arg, type ChunkRequest, type ChunkResponse, type ChunkResult, type ChunkResultKind, type GraphNode } from './protocol';
 
 const EMPTY = new Uint8Array(0);
@@ -16,7 +17,14 @@ export class ChunkServer {
   private readonly cache = new Map<string, Kept>();
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly local: InThreadBackend) {}
+  /**
+   * `files` reads the file ranges a request names (ChunkInputBytes.file) for a backend that does
+   * not read them itself (`local.readsFiles`, whose reads go through `files.readInto`).
+   */
+  constructor(
+    private readonly local: InThreadBackend,
+    private readonly files: TimedFileReads,
+  ) {}
 
   /** Handles requests one after another; `reply` gets each answer and the buffers to transfer. */
   receive(request: ChunkRequest, reply: (response: ChunkResponse, transfer: ArrayBuffer[]) => void): void {
@@ -33,14 +41,24 @@ export class ChunkServer {
   }
 
   private async handle(request: ChunkRequest): Promise<{ response: ChunkResponse; transfer: ArrayBuffer[] }> {
+    const start = performance.now();
+    const readBefore = this.files.ms;
     if (request.clearCache) this.clearCache();
-    const inputs: ChunkInputBytes[] = request.inputs.map((input) => input ?? { bytes: EMPTY, dtype: 'F32', cols: request.spec.cols });
+    const inputs: ChunkInputBytes[] = await Promise.all(
+      request.inputs.map(async (input) => {
+        if (!input) return { bytes: EMPTY, dtype: 'F32', cols: request.spec.cols };
+        if (!input.file || this.local.readsFiles) return input;
+        return { bytes: await this.files.read(input.file), dtype: input.dtype, cols: input.cols, countNonFinite: input.countNonFinite };
+      }),
+    );
     const { bytes, partials, nonFinite } = await computeChunk(this.local.backend.beginChunk(request.spec, inputs), request.roots, request.result, (ops) =>
       this.evaluate(ops, request),
     );
+    const busy = performance.now() - start;
+    const readShare = busy > 0 ? Math.min(1, (this.files.ms - readBefore) / busy) : 0;
     if (bytes) {
       const owned = wholeBuffer(bytes) ? bytes : bytes.slice();
-      return { response: { type: 'result', id: request.id, bytes: owned, nonFinite }, transfer: [owned.buffer as ArrayBuffer] };
+      return { response: { type: 'result', id: request.id, bytes: owned, nonFinite, readShare }, transfer: [owned.buffer as ArrayBuffer] };
     }
     const transfer: ArrayBuffer[] = [];
     const owned = partials!.map((p) => {
@@ -53,7 +71,7 @@ export class ChunkServer {
       transfer.push((copy as unknown as ArrayBufferView).buffer as ArrayBuffer);
       return copy;
     });
-    return { response: { type: 'result', id: request.id, partials: owned, nonFinite }, transfer };
+    return { response: { type: 'result', id: request.id, partials: owned, nonFinite, readShare }, transfer };
   }
 
   /** Evaluates the graph with the cached values the request names, and keeps what it says to keep. */

@@ -1,5 +1,5 @@
 import { CpuBackend } from '../cpu/cpu-backend';
-import { createSimdCpuBackend, hasWasmSimd, type KeptVector } from '../cpu/simd';
+import { createSimdCpuBackend, hasWasmSimd, type FileRangeReader, type KeptVector } from '../cpu/simd';
 import type { ComputeBackend } from '../compute-backend';
 import type { ChunkOps, Vec } from '../types';
 
@@ -12,6 +12,8 @@ export type Kept = { readonly __kept: unique symbol };
  */
 export interface InThreadBackend {
   readonly backend: ComputeBackend;
+  /** Its chunks read inputs given as file ranges (ChunkInputBytes.file) themselves. */
+  readonly readsFiles: boolean;
   /** Keeps vector `v` of the chunk whose ops are `ops` after that chunk is released. */
   keep(ops: ChunkOps, v: Vec): Kept;
   /** A vector of the chunk whose ops are `ops` holding a kept value (no op modifies it; it stays kept). */
@@ -27,17 +29,22 @@ export interface InThreadBackend {
 export function cpuInThreadBackend(): InThreadBackend {
   return {
     backend: new CpuBackend(),
+    readsFiles: false,
     keep: (_ops, v) => (v as unknown as Float32Array).slice() as unknown as Kept,
     use: (_ops, kept) => kept as unknown as Vec,
     drop: () => {},
   };
 }
 
-/** The SIMD WebAssembly kernels (byte-identical to the reference); kept vectors stay in wasm memory. */
-export async function simdInThreadBackend(): Promise<InThreadBackend> {
-  const backend = await createSimdCpuBackend();
+/**
+ * The SIMD WebAssembly kernels (byte-identical to the reference); kept vectors stay in wasm memory.
+ * With `readInto` (a synchronous reader: Node), its chunks read file ranges straight into that memory.
+ */
+export async function simdInThreadBackend(readInto?: FileRangeReader): Promise<InThreadBackend> {
+  const backend = await createSimdCpuBackend(readInto);
   return {
     backend,
+    readsFiles: readInto !== undefined,
     keep: (ops, v) => backend.keep(ops, v) as unknown as Kept,
     use: (ops, kept) => backend.use(ops, kept as unknown as KeptVector),
     drop: (kept) => backend.drop(kept as unknown as KeptVector),
@@ -45,6 +52,6 @@ export async function simdInThreadBackend(): Promise<InThreadBackend> {
 }
 
 /** The hook every worker entry and the pool use: the SIMD kernels where WebAssembly has SIMD. */
-export async function createInThreadBackend(): Promise<InThreadBackend> {
-  return hasWasmSimd() ? simdInThreadBackend() : cpuInThreadBackend();
+export async function createInThreadBackend(readInto?: FileRangeReader): Promise<InThreadBackend> {
+  return hasWasmSimd() ? simdInThreadBackend(readInto) : cpuInThreadBackend();
 }

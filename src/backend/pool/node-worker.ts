@@ -3,11 +3,16 @@
  * CLI (vite.cli.config.ts) and the benchmark.
  */
 import { parentPort } from 'node:worker_threads';
+import { readFileRange, readFileRangeInto } from '../../storage/node-file-range';
 import { ChunkServer } from './chunk-server';
 import { createInThreadBackend } from './in-thread-backend';
 import type { ChunkRequest } from './protocol';
+import { TimedFileReads } from './timed-file-reads';
 
 const port = parentPort;
 if (!port) throw new Error('pool-worker.js is a worker_threads entry, not a program to run');
-const server = new ChunkServer(await createInThreadBackend());
+// Inputs come as ranges of the engine's open files (worker_threads share its descriptors): read
+// synchronously, straight into the kernels' memory.
+const files = new TimedFileReads(readFileRange, readFileRangeInto);
+const server = new ChunkServer(await createInThreadBackend(files.readInto), files);
 port.on('message', (request: ChunkRequest) => server.receive(request, (response, transfer) => port.postMessage(response, transfer)));

@@ -1,4 +1,4 @@
-import type { FloatDtype } from '../../storage/types';
+import type { FileRange, FloatDtype } from '../../storage/types';
 import type { ChunkNonFinite, ChunkSpec } from '../compute-backend';
 import type { Partial } from '../reduction';
 
@@ -45,9 +45,13 @@ export interface GraphNode {
   readonly args: readonly Arg[];
 }
 
-/** One input's bytes for the worker; null where the worker holds everything derived from it. */
+/**
+ * One input's bytes for the worker, or where in a file it reads them itself (ChunkInputBytes.file);
+ * null where the worker holds everything derived from it.
+ */
 export interface WireInput {
   readonly bytes: Uint8Array;
+  readonly file?: FileRange;
   readonly dtype: FloatDtype;
   readonly cols: number;
   /** Count its NaN/±Inf (ChunkInputBytes.countNonFinite). */
@@ -57,11 +61,15 @@ export interface WireInput {
 /** What a chunk's graph is computed for: its reductions' partials, or its one vector encoded. */
 export type ChunkResultKind = { readonly kind: 'partials' } | { readonly kind: 'encode'; readonly dtype: FloatDtype };
 
-/** A computed chunk: the partials or the encoded bytes, and the NaN/±Inf its backend counted. */
+/**
+ * A computed chunk: the partials or the encoded bytes, the NaN/±Inf its backend counted, and the
+ * share of the worker's time on it that went into reading its inputs from their files.
+ */
 export interface ChunkResult {
   readonly partials?: Partial[];
   readonly bytes?: Uint8Array;
   readonly nonFinite: ChunkNonFinite;
+  readonly readShare?: number;
 }
 
 export interface ChunkRequest {
@@ -88,6 +96,7 @@ export type ChunkResponse =
       readonly partials?: (Exclude<Partial, number> | number | NaNBits)[];
       readonly bytes?: Uint8Array;
       readonly nonFinite: ChunkNonFinite;
+      readonly readShare: number;
     }
   | { readonly type: 'error'; readonly id: number; readonly message: string };
 

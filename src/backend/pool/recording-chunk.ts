@@ -41,6 +41,7 @@ export class RecordingChunk implements BackendChunk, ChunkOps {
   private readonly inputNodes = new Map<number, Vec>();
   private sent = false;
   private counts: ChunkNonFinite | null = null;
+  private share = 0;
 
   constructor(
     private readonly spec: ChunkSpec,
@@ -137,11 +138,16 @@ export class RecordingChunk implements BackendChunk, ChunkOps {
     return this.counts;
   }
 
+  readShare(): number {
+    return this.share;
+  }
+
   private async send(roots: number[], result: ChunkResultKind) {
     if (this.sent) throw new Error('internal: a pooled chunk was computed twice');
     this.sent = true;
     const answer = await this.runner.run(this.spec, this.inputs, this.nodes, roots, result);
     this.counts = answer.nonFinite;
+    this.share = answer.readShare ?? 0;
     return answer;
   }
 }

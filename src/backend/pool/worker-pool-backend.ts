@@ -105,6 +105,11 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     return this.workers.length;
   }
 
+  /** The workers read the inputs of every chunk they compute (all but the smallest) from their files. */
+  readsFiles(length: number): boolean {
+    return length >= this.inThreadBelow;
+  }
+
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk {
     if (this.failure) throw this.failure;
     if (spec.length < this.inThreadBelow) return this.options.local.beginChunk(spec, inputs);
@@ -125,9 +130,16 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     // while the output pass is a job's last, so what it would store is never used.
     const plan = this.planCache(worker.ledger, spec, nodes, roots, result.kind === 'partials');
     const transfer = new Set<ArrayBuffer>();
-    // Inputs the worker does not need are counted here, if they are to be counted at all.
-    const countedHere = inputs.map((input, i) => (input.countNonFinite && !plan.inputsNeeded.has(i) ? countNonFinite(input.bytes, input.dtype) : null));
+    // Inputs the worker does not need are counted here, if they are to be counted at all; a file
+    // range is not read here: the worker reads and counts it.
+    const countedHere = inputs.map((input, i) =>
+      input.countNonFinite && !input.file && !plan.inputsNeeded.has(i) ? countNonFinite(input.bytes, input.dtype) : null,
+    );
     const wire: (WireInput | null)[] = inputs.map((input, i) => {
+      if (input.file) {
+        if (!plan.inputsNeeded.has(i) && !input.countNonFinite) return null;
+        return { bytes: input.bytes, file: input.file, dtype: input.dtype, cols: input.cols, countNonFinite: input.countNonFinite };
+      }
       if (!plan.inputsNeeded.has(i)) return null;
       // Bytes the engine keeps for a later pass must stay usable: those are copied.
       const whole = input.retained ? null : wholeBuffer(input.bytes);
@@ -246,7 +258,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       pending.reject(new Error(message.message));
     } else {
       const partials = message.partials?.map((p) => (isNaNBits(p) ? p.nan[0] : p));
-      pending.resolve({ partials, bytes: message.bytes, nonFinite: message.nonFinite });
+      pending.resolve({ partials, bytes: message.bytes, nonFinite: message.nonFinite, readShare: message.readShare });
     }
   }
 

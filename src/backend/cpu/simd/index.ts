@@ -1,15 +1,18 @@
 import type { ComputeBackend } from '../../compute-backend';
 import { CpuBackend } from '../cpu-backend';
-import { SimdCpuBackend } from './simd-cpu-backend';
+import { SimdCpuBackend, type FileRangeReader } from './simd-cpu-backend';
 import { hasWasmSimd, instantiateKernels } from './wasm-kernels';
 
-export { SimdCpuBackend, type KeptVector } from './simd-cpu-backend';
+export { SimdCpuBackend, type FileRangeReader, type KeptVector } from './simd-cpu-backend';
 export { hasWasmSimd } from './wasm-kernels';
 
-/** The CPU backend on WebAssembly SIMD kernels; rejects where WebAssembly SIMD is missing. */
-export async function createSimdCpuBackend(): Promise<SimdCpuBackend> {
+/**
+ * The CPU backend on WebAssembly SIMD kernels; rejects where WebAssembly SIMD is missing. With
+ * `readInto`, its chunks read inputs given as file ranges themselves (ChunkInputBytes.file).
+ */
+export async function createSimdCpuBackend(readInto?: FileRangeReader): Promise<SimdCpuBackend> {
   if (!hasWasmSimd()) throw new Error('this JavaScript engine has no WebAssembly SIMD (128-bit)');
-  return new SimdCpuBackend(await instantiateKernels());
+  return new SimdCpuBackend(await instantiateKernels(), readInto);
 }
 
 /**

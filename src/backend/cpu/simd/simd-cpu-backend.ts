@@ -1,5 +1,5 @@
 import { countNonFinite, wordLayout, type NonFiniteCounts } from '../../../storage/non-finite';
-import type { FloatDtype } from '../../../storage/types';
+import type { FileRange, FloatDtype } from '../../../storage/types';
 import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from '../../compute-backend';
 import { pcgHash, streamKey } from '../../random';
 import type { Partial, ReductionKind, ReductionToken } from '../../reduction';
@@ -23,13 +23,17 @@ export class SimdCpuBackend implements ComputeBackend {
   private readonly heap: WasmHeap;
   private readonly kept: KeptBlocks;
 
-  constructor(private readonly kernels: Kernels) {
+  /** `readInto` reads the inputs given as file ranges (a pool worker's; none elsewhere). */
+  constructor(
+    private readonly kernels: Kernels,
+    private readonly readInto?: FileRangeReader,
+  ) {
     this.heap = new WasmHeap(kernels.memory, kernels.heapBase());
     this.kept = new KeptBlocks(this.heap);
   }
 
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk {
-    return new SimdChunk(spec, inputs, this.kernels, this.heap, this.kept);
+    return new SimdChunk(spec, inputs, this.kernels, this.heap, this.kept, this.readInto);
   }
 
   /**
@@ -79,6 +83,9 @@ class PendingChain {
     readonly y: number,
   ) {}
 }
+
+/** Fills `target` (exactly `range.length` bytes) with a file range's bytes, synchronously. */
+export type FileRangeReader = (range: FileRange, target: Uint8Array) => void;
 
 /** A vector kept in the kernels' memory across chunks (SimdCpuBackend.keep). */
 export interface KeptVector {
@@ -151,6 +158,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
     private readonly k: Kernels,
     private readonly heap: WasmHeap,
     private readonly kept: KeptBlocks,
+    private readonly readInto: FileRangeReader | undefined,
   ) {
     this.chunkIndex = spec.chunkIndex;
     this.start = spec.start;
@@ -258,15 +266,20 @@ class SimdChunk implements BackendChunk, ChunkOps {
       throw new Error(`cannot decode dtype ${String(input.dtype)} to f32`);
     }
     const narrow = !(input.cols === this.cols || this.rows <= 1);
-    const src = narrow ? input.bytes : input.bytes.subarray(0, this.length * size);
-    if (!narrow && src.byteLength % size !== 0) {
-      throw new RangeError(`${src.byteLength} bytes is not a whole number of ${input.dtype} elements (${size} bytes each)`);
+    // A file range is read straight into the vector, unless it is cut (narrow) or longer than the chunk.
+    const direct = input.file !== undefined && !narrow && input.file.length <= this.length * size;
+    const all = direct ? input.bytes : this.bytesOf(input);
+    const src = narrow ? all : all.subarray(0, this.length * size);
+    const byteLength = direct ? input.file!.length : src.byteLength;
+    if (!narrow && byteLength % size !== 0) {
+      throw new RangeError(`${byteLength} bytes is not a whole number of ${input.dtype} elements (${size} bytes each)`);
     }
-    const n = narrow ? this.length : src.byteLength / size;
+    const n = narrow ? this.length : byteLength / size;
     // F32 bytes are copied straight into the vector; 16-bit inputs through a scratch block.
     const copyInto = (ptr: number): void => {
       const dst = new Uint8Array(this.buffer, ptr, n * size);
-      if (!narrow) dst.set(src);
+      if (direct) this.readInto!(input.file!, dst);
+      else if (!narrow) dst.set(src);
       else {
         // A wider embedding cut to the common width: the first `cols` values of every row.
         const rowBytes = input.cols * size;
@@ -276,7 +289,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
     };
     // A narrow input is counted over all of its bytes (the cut columns too), as the engine would.
     const count = input.countNonFinite === true && !narrow;
-    if (input.countNonFinite && narrow) this.inputCounts[i] = countNonFinite(input.bytes, input.dtype);
+    if (input.countNonFinite && narrow) this.inputCounts[i] = countNonFinite(all, input.dtype);
     let out: WasmVec;
     if (input.dtype === 'F32') {
       out = this.alloc();
@@ -299,6 +312,15 @@ class SimdChunk implements BackendChunk, ChunkOps {
     }
     this.decoded[i] = out;
     return asVec(out);
+  }
+
+  /** An input's bytes in a buffer of their own: read now when it is a file range. */
+  private bytesOf(input: ChunkInputBytes): Uint8Array {
+    if (!input.file) return input.bytes;
+    if (!this.readInto) throw new Error(`internal: chunk ${this.chunkIndex} of ${this.spec.tensorName} got a file range but reads no files`);
+    const bytes = new Uint8Array(input.file.length);
+    this.readInto(input.file, bytes);
+    return bytes;
   }
 
   async readPartials(tokens: readonly ReductionToken[]): Promise<Partial[]> {
@@ -328,7 +350,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   nonFinite(): ChunkNonFinite {
     // An input the method never read was never copied in: counted where it is.
-    const inputs = this.inputs.map((input, i) => this.inputCounts[i] ?? (input.countNonFinite ? countNonFinite(input.bytes, input.dtype) : null));
+    const inputs = this.inputs.map((input, i) => this.inputCounts[i] ?? (input.countNonFinite ? countNonFinite(this.bytesOf(input), input.dtype) : null));
     return { inputs, output: this.outputCounts };
   }
 

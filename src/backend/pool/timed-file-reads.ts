@@ -1,0 +1,38 @@
+import type { FileRange } from '../../storage/types';
+import type { FileRangeReader } from '../cpu/simd';
+
+/**
+ * How a pool worker reads the file ranges it is sent (ChunkInputBytes.file), timed: the share of
+ * a chunk's time its reads took travels with its result, so that the engine's read/compute split
+ * still says what bounds a merge whose reading the workers do.
+ */
+export class TimedFileReads {
+  /** Milliseconds spent reading so far. */
+  ms = 0;
+  /** Reads straight into a given buffer (the kernels' memory), where reads can be synchronous (Node). */
+  readonly readInto: FileRangeReader | undefined;
+
+  constructor(
+    private readonly reader: (range: FileRange) => Uint8Array | Promise<Uint8Array>,
+    into?: FileRangeReader,
+  ) {
+    this.readInto = into && ((range, target) => {
+      const start = performance.now();
+      try {
+        into(range, target);
+      } finally {
+        this.ms += performance.now() - start;
+      }
+    });
+  }
+
+  /** A range's bytes in a buffer of their own. */
+  async read(range: FileRange): Promise<Uint8Array> {
+    const start = performance.now();
+    try {
+      return await this.reader(range);
+    } finally {
+      this.ms += performance.now() - start;
+    }
+  }
+}
