@@ -226,21 +226,27 @@ async function mergeCommand(argv: readonly string[], io: CliIo): Promise<number>
   // Before any work: an output path the merge could not end in is refused now, not after an hour.
   await checkOutputTarget(path.resolve(io.cwd, outDir));
   const threads = threadsFlag(flags.threads);
-  const { plan, models } = await prepare(configPath, flags, io, outDir);
-  for (const w of plan.warnings) io.stderr(`warning: ${w}\n`);
-  const quiet = flags.quiet === true;
   // The CPU backend: the SIMD kernels (same bytes as the JavaScript reference, faster), on a pool
   // of `threads` workers unless --threads 1. The workers' cross-pass cache gets as much memory as
   // the chunks: --memory bounds both.
   const cpuBackend = (): Promise<ComputeBackend> =>
     threads <= 1 ? createCpuBackend() : createNodeWorkerPool({ threads, workerUrl: io.poolWorkerUrl, cacheBytes: poolCacheBytes(budgetBytes ?? DEFAULT_BUDGET_BYTES) });
   // auto: a hardware GPU if there is one, else the CPU (a software WebGPU adapter is slower).
-  const chosen = await chooseNodeBackend(backendName, { budgetBytes: budgetBytes ?? DEFAULT_BUDGET_BYTES, cpu: cpuBackend }).catch(
-    async (error: unknown) => {
-      await models.sources.closeAll();
-      throw error;
-    },
-  );
+  // Chosen while the config and the models' headers are read: a pool's workers take ~50 ms to
+  // start, on other cores.
+  const choosing = chooseNodeBackend(backendName, { budgetBytes: budgetBytes ?? DEFAULT_BUDGET_BYTES, cpu: cpuBackend });
+  choosing.catch(() => undefined);
+  const prepared = await prepare(configPath, flags, io, outDir).catch(async (error: unknown) => {
+    await choosing.then((c) => c.backend.dispose()).catch(() => undefined);
+    throw error;
+  });
+  const { plan, models } = prepared;
+  for (const w of plan.warnings) io.stderr(`warning: ${w}\n`);
+  const quiet = flags.quiet === true;
+  const chosen = await choosing.catch(async (error: unknown) => {
+    await models.sources.closeAll();
+    throw error;
+  });
   if (!quiet && backendName !== 'cpu') io.stderr(`${chosen.reason}\n`);
   let backend = chosen.backend;
   io.onBackend?.(backend);
