@@ -3,7 +3,7 @@
  * Entry of a CPU pool worker in the browser: a module Web Worker that the app's engine worker
  * starts (./browser.ts).
  */
-import { readBlobRange } from '../../storage/blob-source';
+import { BlobRangeReader } from '../../storage/blob-source';
 import { ChunkServer } from './chunk-server';
 import { createInThreadBackend } from './in-thread-backend';
 import type { ChunkRequest } from './protocol';
@@ -18,5 +18,5 @@ const reply = (request: ChunkRequest): void =>
 // Messages that arrive while the backend starts wait for it.
 self.onmessage = (event: MessageEvent<ChunkRequest>) => (server ? reply(event.data) : queued.push(event.data));
 // Inputs may come as Blobs (picked or OPFS files) to read here, off the engine's thread.
-server = new ChunkServer(await createInThreadBackend(), new TimedFileReads(readBlobRange));
+server = new ChunkServer(await createInThreadBackend(), new TimedFileReads(new BlobRangeReader()));
 for (const request of queued.splice(0)) reply(request);

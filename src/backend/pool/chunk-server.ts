@@ -44,16 +44,21 @@ export class ChunkServer {
     const start = performance.now();
     const readBefore = this.files.ms;
     if (request.clearCache) this.clearCache();
+    const read: Uint8Array[] = [];
     const inputs: ChunkInputBytes[] = await Promise.all(
       request.inputs.map(async (input) => {
         if (!input) return { bytes: EMPTY, dtype: 'F32', cols: request.spec.cols };
         if (!input.file || this.local.readsFiles) return input;
-        return { bytes: await this.files.read(input.file), dtype: input.dtype, cols: input.cols, countNonFinite: input.countNonFinite };
+        const bytes = await this.files.read(input.file);
+        read.push(bytes);
+        return { bytes, dtype: input.dtype, cols: input.cols, countNonFinite: input.countNonFinite };
       }),
     );
     const { bytes, partials, nonFinite } = await computeChunk(this.local.backend.beginChunk(request.spec, inputs), request.roots, request.result, (ops) =>
       this.evaluate(ops, request),
     );
+    // The chunk is computed and released: its backend copied what it needed of the bytes read.
+    for (const r of read) this.files.recycle(r);
     const busy = performance.now() - start;
     const readShare = busy > 0 ? Math.min(1, (this.files.ms - readBefore) / busy) : 0;
     if (bytes) {

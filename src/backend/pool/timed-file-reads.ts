@@ -1,6 +1,12 @@
 import type { FileRange } from '../../storage/types';
 import type { FileRangeReader } from '../cpu/simd';
 
+/** Reads file ranges into buffers of their own, which `recycle` may take back for later reads. */
+export interface RangeReader {
+  read(range: FileRange): Uint8Array | Promise<Uint8Array>;
+  recycle?(bytes: Uint8Array): void;
+}
+
 /**
  * How a pool worker reads the file ranges it is sent (ChunkInputBytes.file), timed: the share of
  * a chunk's time its reads took travels with its result, so that the engine's read/compute split
@@ -13,7 +19,7 @@ export class TimedFileReads {
   readonly readInto: FileRangeReader | undefined;
 
   constructor(
-    private readonly reader: (range: FileRange) => Uint8Array | Promise<Uint8Array>,
+    private readonly reader: RangeReader,
     into?: FileRangeReader,
   ) {
     this.readInto = into && ((range, target) => {
@@ -26,13 +32,18 @@ export class TimedFileReads {
     });
   }
 
-  /** A range's bytes in a buffer of their own. */
+  /** A range's bytes in a buffer of their own, until they are given back with `recycle`. */
   async read(range: FileRange): Promise<Uint8Array> {
     const start = performance.now();
     try {
-      return await this.reader(range);
+      return await this.reader.read(range);
     } finally {
       this.ms += performance.now() - start;
     }
+  }
+
+  /** Takes back bytes `read` returned, once nothing uses them. */
+  recycle(bytes: Uint8Array): void {
+    this.reader.recycle?.(bytes);
   }
 }
