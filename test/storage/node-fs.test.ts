@@ -109,3 +109,166 @@ describe('BlobByteSource', () => {
     expect(again.map((r) => r.buffer.byteLength).sort((a, b) => a - b)).toEqual([5, 12, 13, 14, 15, 16, 17, 18, 19]);
   });
 });
+
+describe('nodeModelFolder', () => {
+  it('lists, opens and reads files, and loads the model', async () => {
+    const dir = path.join(root, 'model');
+    await mkdir(path.join(dir, 'sub'), { recursive: true });
+    await mkdir(path.join(dir, '.cache'));
+    const header = encodeSafetensorsHeader(entries);
+    await writeFile(path.join(dir, 'model.safetensors'), Buffer.concat([header, new Uint8Array(34)]));
+    await writeFile(path.join(dir, 'config.json'), '{"x": 1}');
+    await writeFile(path.join(dir, 'sub', 'note.txt'), 'hi');
+    await writeFile(path.join(dir, '.cache', 'junk'), 'x');
+
+    const folder = nodeModelFolder(dir, 'my-model');
+    expect(folder.id).toBe('my-model');
+    expect(await folder.listFiles()).toEqual(['config.json', 'model.safetensors', 'sub/note.txt']);
+    expect(await folder.readText('config.json')).toBe('{"x": 1}');
+    expect(await folder.readText('missing.json')).toBeNull();
+    expect(await folder.open('missing.safetensors')).toBeNull();
+    await expect(folder.readText('../outside.json')).rejects.toThrow(/not a file name inside/);
+    await expect(folder.open('/etc/passwd')).rejects.toThrow(/not a file name inside/);
+
+    const model = await loadModelTensors(folder);
+    expect(model.files).toEqual(['model.safetensors']);
+    expect(model.tensors.get('b')).toMatchObject({ offset: header.byteLength + 24, byteLength: 10 });
+    expect(nodeModelFolder(dir).id).toBe(dir);
+  });
+});
+
+async function siblings(): Promise<string[]> {
+  return (await readdir(root)).sort();
+}
+
+describe('NodeOutputFolder', () => {
+  it('writes into a temporary sibling and renames it on commit', async () => {
+    const out = path.join(root, 'out');
+    const folder = await NodeOutputFolder.open(out);
+    expect(path.dirname(folder.tempDir)).toBe(root);
+    // The pid of the run owns it: a later run removes it only once this process is gone.
+    expect(path.basename(folder.tempDir)).toMatch(new RegExp(`^out\\.alloy-tmp-${process.pid}-[0-9a-f]{12}$`));
+
+    const writer = new SafetensorsStreamWriter(await folder.create('model.safetensors'), entries);
+    await writer.begin();
+    await writer.write(new Uint8Array(24).fill(1));
+    await writer.write(new Uint8Array(10).fill(2));
+    await writer.finish();
+    await folder.writeText('config.json', '{}\n');
+    await folder.writeBytes('nested/data.bin', new Uint8Array([1, 2, 3]));
+    expect(await siblings()).toEqual([path.basename(folder.tempDir)]);
+
+    await folder.commit();
+    expect(await siblings()).toEqual(['out']);
+    expect((await readdir(out)).sort()).toEqual(['config.json', 'model.safetensors', 'nested']);
+    expect(await readFile(path.join(out, 'config.json'), 'utf8')).toBe('{}\n');
+    const source = await NodeByteSource.open(path.join(out, 'model.safetensors'));
+    const header = await readSafetensorsHeader(source, 'model.safetensors');
+    expect([...(await source.read(header.tensors[1].offset, 10))]).toEqual(new Array(10).fill(2));
+    await source.close();
+    await expect(folder.writeText('late.txt', '')).rejects.toThrow(/already committed/);
+  });
+
+  it('replaces an existing empty folder', async () => {
+    const out = path.join(root, 'out');
+    await mkdir(out);
+    const folder = await NodeOutputFolder.open(out);
+    await folder.writeText('a.txt', 'a');
+    await folder.commit();
+    expect(await readdir(out)).toEqual(['a.txt']);
+    expect(await siblings()).toEqual(['out']);
+  });
+
+  it('creates missing parent folders', async () => {
+    const out = path.join(root, 'deep', 'er', 'out');
+    const folder = await NodeOutputFolder.open(out);
+    await folder.writeText('a.txt', 'a');
+    await folder.commit();
+    expect(await readdir(out)).toEqual(['a.txt']);
+  });
+
+  it('refuses up front a folder that is not empty, or a file', async () => {
+    const out = path.join(root, 'out');
+    await mkdir(out);
+    await writeFile(path.join(out, 'keep.txt'), 'x');
+    await expect(NodeOutputFolder.open(out)).rejects.toThrow(/already exists and is not empty.*choose another output folder/);
+    await expect(NodeOutputFolder.open(path.join(out, 'keep.txt'))).rejects.toThrow(/exists and is not a folder/);
+    expect(await siblings()).toEqual(['out']);
+  });
+
+  it('refuses to commit over a folder that filled up during the merge, keeping both', async () => {
+    const out = path.join(root, 'out');
+    const folder = await NodeOutputFolder.open(out);
+    await folder.writeText('a.txt', 'a');
+    await mkdir(out);
+    await writeFile(path.join(out, 'other.txt'), 'x');
+    await expect(folder.commit()).rejects.toThrow(/not empty/);
+    expect(await readdir(out)).toEqual(['other.txt']);
+    await folder.abort();
+    expect(await siblings()).toEqual(['out']);
+  });
+
+  it('removes everything on abort, open files included', async () => {
+    const folder = await NodeOutputFolder.open(path.join(root, 'out'));
+    await folder.writeText('a.txt', 'a');
+    const sink = await folder.create('model.safetensors');
+    await sink.write(new Uint8Array(10));
+    await folder.abort();
+    await folder.abort();
+    expect(await siblings()).toEqual([]);
+    await expect(folder.commit()).rejects.toThrow(/already aborted/);
+  });
+
+  it('refuses to commit while a file is still open, to write a file twice, or outside the folder', async () => {
+    const folder = await NodeOutputFolder.open(path.join(root, 'out'));
+    const sink = await folder.create('model.safetensors');
+    await expect(folder.commit()).rejects.toThrow(/1 output file\(s\) are still being written/);
+    await sink.close();
+    await expect(folder.create('model.safetensors')).rejects.toThrow(/EEXIST/);
+    await expect(folder.writeText('../escape.txt', 'x')).rejects.toThrow(/not a file name inside/);
+    await folder.commit();
+    expect(await siblings()).toEqual(['out']);
+  });
+});
+
+describe('non-regular files and awkward output paths', () => {
+  it('refuses a named pipe at once, as a byte source and as a text file, instead of waiting for a writer', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const dir = path.join(root, 'model');
+    await mkdir(dir);
+    const pipe = path.join(dir, 'config.json');
+    execFileSync('mkfifo', [pipe]);
+    const expected = new NotARegularFileError(pipe, await stat(pipe)).message;
+    await expect(NodeByteSource.open(pipe)).rejects.toThrow(expected);
+    await expect(NodeByteSource.open(pipe)).rejects.toThrow(/config\.json is a named pipe, not a regular file: .*put the real file there/);
+    await expect(nodeModelFolder(dir).readText('config.json')).rejects.toBeInstanceOf(NotARegularFileError);
+    await expect(nodeModelFolder(dir).open('config.json')).rejects.toBeInstanceOf(NotARegularFileError);
+    await expect(NodeByteSource.open(dir)).rejects.toThrow(/is a folder, not a regular file/);
+  });
+
+  it('refuses a symlinked, file or non-empty output target before creating anything', async () => {
+    await mkdir(path.join(root, 'real'));
+    await symlink(path.join(root, 'real'), path.join(root, 'link'));
+    await symlink(path.join(root, 'nowhere'), path.join(root, 'dangling'));
+    await writeFile(path.join(root, 'file'), 'x');
+    await expect(NodeOutputFolder.open(path.join(root, 'link'))).rejects.toThrow(/is a symbolic link/);
+    await expect(NodeOutputFolder.open(path.join(root, 'dangling'))).rejects.toThrow(/is a symbolic link/);
+    await expect(NodeOutputFolder.open(path.join(root, 'file'))).rejects.toThrow(/exists and is not a folder/);
+    await expect(checkOutputTarget(path.join(root, 'file', 'x'))).rejects.toBeInstanceOf(OutputTargetError);
+    expect(await siblings()).toEqual(['dangling', 'file', 'link', 'real']);
+  });
+
+  it('creates missing parents one by one and removes only dead runs\' temporary folders', async () => {
+    const parent = path.join(root, 'a', 'b');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    await mkdir(path.join(parent, `out.alloy-tmp-${dead}-00000000000a`), { recursive: true });
+    await mkdir(path.join(parent, `out.alloy-tmp-${process.pid}-00000000000b`));
+    await mkdir(path.join(parent, `other.alloy-tmp-${dead}-00000000000c`));
+    const folder = await NodeOutputFolder.open(path.join(parent, 'out'));
+    expect(folder.removedStale).toEqual([path.join(parent, `out.alloy-tmp-${dead}-00000000000a`)]);
+    expect((await readdir(parent)).sort()).toEqual(
+      [`other.alloy-tmp-${dead}-00000000000c`, `out.alloy-tmp-${process.pid}-00000000000b`, path.basename(folder.tempDir)].sort(),
+    );
+    await folder.abort();
+  });
+});
