@@ -4,6 +4,7 @@ import { type FileHandle, lstat, mkdir, open, readFile, readdir, rename, rm, rmd
 import path from 'node:path';
 import type { ByteSink, ByteSource, ModelFolder, OutputFolder, SharedFile } from './types';
 import { untrustedText } from './untrusted-text';
+import { WRITE_PIECE_BYTES } from './write-pieces';
 import { writeFileThroughSink } from './write-file-through-sink';
 
 /**
@@ -180,7 +181,7 @@ export class NodeFileSink implements ByteSink {
     let done = 0;
     while (done < bytes.byteLength) {
       // Position null = the current position: the file is written strictly front to back.
-      const { bytesWritten } = await this.handle.write(bytes, done, bytes.byteLength - done, null);
+      const { bytesWritten } = await this.handle.write(bytes, done, Math.min(bytes.byteLength - done, WRITE_PIECE_BYTES), null);
       done += bytesWritten;
     }
   }

@@ -5,6 +5,7 @@
  * (`remoteFileWriter` with `serveFileWrites` in ./opfs-writer-worker.ts); `inThreadFileWriter`
  * writes where it is called (Node tests, and anything that writes little).
  */
+import { WRITE_PIECE_BYTES } from './write-pieces';
 
 /** A file open for writing; `write` is done with `bytes` when its promise resolves. */
 export interface WritableFile {
@@ -53,7 +54,7 @@ export class SyncFileWrites {
     const access = this.access(file);
     let done = 0;
     while (done < bytes.byteLength) {
-      const n = access.write(bytes.subarray(done), { at: at + done });
+      const n = access.write(bytes.subarray(done, done + WRITE_PIECE_BYTES), { at: at + done });
       if (n <= 0) throw new Error('the file system accepted no bytes');
       done += n;
     }
