@@ -20,6 +20,7 @@ import {
 } from '../../src/storage/node-fs';
 import { readFileRange, readFileRangeInto } from '../../src/storage/node-file-range';
 import { BlobByteSource, BlobRangeReader } from '../../src/storage/blob-source';
+import { WRITE_PIECE_BYTES } from '../../src/storage/write-pieces';
 
 let root: string;
 beforeEach(async () => {
@@ -142,6 +143,29 @@ async function siblings(): Promise<string[]> {
 }
 
 describe('NodeOutputFolder', () => {
+  it('hands the file system at most WRITE_PIECE_BYTES per write, front to back', async () => {
+    const folder = await NodeOutputFolder.open(path.join(root, 'out'));
+    const sink = await folder.create('big.bin');
+    const handleType = Object.getPrototypeOf((sink as unknown as { handle: object }).handle) as { write: (...args: unknown[]) => unknown };
+    const original = handleType.write;
+    const lengths: number[] = [];
+    handleType.write = function (this: unknown, ...args: unknown[]) {
+      lengths.push(args[2] as number);
+      return original.apply(this, args);
+    };
+    const bytes = Uint8Array.from({ length: 2.5 * WRITE_PIECE_BYTES }, (_, i) => (i * 7) & 255);
+    try {
+      await sink.write(bytes);
+    } finally {
+      handleType.write = original;
+    }
+    await sink.close();
+    expect(lengths).toEqual([WRITE_PIECE_BYTES, WRITE_PIECE_BYTES, WRITE_PIECE_BYTES / 2]);
+    expect(WRITE_PIECE_BYTES).toBe(1024 * 1024);
+    await folder.commit();
+    expect(new Uint8Array(await readFile(path.join(root, 'out', 'big.bin')))).toEqual(bytes);
+  });
+
   it('writes into a temporary sibling and renames it on commit', async () => {
     const out = path.join(root, 'out');
     const folder = await NodeOutputFolder.open(out);

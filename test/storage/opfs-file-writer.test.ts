@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { memoryOpfs } from '../helpers/memory-opfs';
 import { fakeWriterThread } from '../helpers/writer-thread';
+import { WRITE_PIECE_BYTES } from '../../src/storage/write-pieces';
 
 async function fileBytes(root: FileSystemDirectoryHandle, name: string): Promise<Uint8Array> {
   return new Uint8Array(await (await (await root.getFileHandle(name)).getFile()).arrayBuffer());
@@ -20,6 +21,31 @@ describe('output files written on a writer thread', () => {
     await file.write(block.subarray(0, 2), 4);
     await file.close();
     expect(await fileBytes(root, 'a.bin')).toEqual(new Uint8Array([1, 2, 3, 4, 9, 9]));
+  });
+
+  it('hands the file system at most WRITE_PIECE_BYTES per write', async () => {
+    const { root } = memoryOpfs();
+    const { writer } = fakeWriterThread();
+    const handle = await root.getFileHandle('big.bin', { create: true });
+    const probe = await handle.createSyncAccessHandle();
+    const accessType = Object.getPrototypeOf(probe) as { write: (buffer: ArrayBufferView, options?: { at?: number }) => number };
+    probe.close();
+    const original = accessType.write;
+    const writes: [number, number][] = [];
+    accessType.write = function (this: unknown, buffer, options) {
+      writes.push([options?.at ?? 0, buffer.byteLength]);
+      return original.call(this, buffer, options);
+    };
+    const bytes = Uint8Array.from({ length: 2 * WRITE_PIECE_BYTES + 10 }, (_, i) => (i * 11) & 255);
+    try {
+      const file = await writer.open(handle, 0);
+      await file.write(bytes, 5);
+      await file.close();
+    } finally {
+      accessType.write = original;
+    }
+    expect(writes).toEqual([[5, WRITE_PIECE_BYTES], [5 + WRITE_PIECE_BYTES, WRITE_PIECE_BYTES], [5 + 2 * WRITE_PIECE_BYTES, 10]]);
+    expect((await fileBytes(root, 'big.bin')).subarray(5)).toEqual(bytes);
   });
 
   it('does the requests in the order they were sent, over several files', async () => {
