@@ -17,14 +17,15 @@ export function readFileRangeInto(range: FileRange, target: Uint8Array): void {
     if (bytesRead === 0) {
       // The merge checked every range against the file's size when it opened it.
       const size = safeSize(file.fd);
-      throw new Error(
-        `${file.name}: the file ended at byte ${offset + done} while reading ${length} bytes at ${offset}` +
-          `${size === null || size === file.size ? '' : ` (it has ${size} bytes now, ${file.size} when it was opened)`}: ` +
-          'it was truncated while in use; re-download it',
-      );
+      throw fileEndedError(file.name, offset + done, length, offset, size === null || size === file.size ? '' : ` (it has ${size} bytes now, ${file.size} when it was opened)`);
     }
     done += bytesRead;
   }
+}
+
+/** A read of `length` bytes at `offset` that met the end of the file at byte `at` (`detail` says more). */
+export function fileEndedError(name: string, at: number, length: number, offset: number, detail = ''): Error {
+  return new Error(`${name}: the file ended at byte ${at} while reading ${length} bytes at ${offset}${detail}: it was truncated while in use; re-download it`);
 }
 
 /** A FileRange's bytes in a new buffer. */

@@ -3,6 +3,7 @@ import { constants, type Stats } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ByteSink, ByteSource, ModelFolder, OutputFolder, SharedFile } from './types';
+import { fileEndedError } from './node-file-range';
 import { untrustedText } from './untrusted-text';
 import { WRITE_PIECE_BYTES } from './write-pieces';
 import { writeFileThroughSink } from './write-file-through-sink';
@@ -94,12 +95,7 @@ export class NodeByteSource implements ByteSource {
     // read() may return fewer bytes than asked (large reads, some file systems): loop.
     while (done < length) {
       const { bytesRead } = await this.handle.read(buffer, done, length - done, offset + done);
-      if (bytesRead === 0) {
-        throw new Error(
-          `${this.name}: the file ended at byte ${offset + done} while reading ${length} bytes at ${offset}: ` +
-            'it was truncated while in use; re-download it',
-        );
-      }
+      if (bytesRead === 0) throw fileEndedError(this.name, offset + done, length, offset);
       done += bytesRead;
     }
     return buffer;

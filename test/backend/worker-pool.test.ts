@@ -171,68 +171,68 @@ function recordingPort(url: URL, sent: ChunkRequest[]): WorkerPort {
   return { ...port, post: (m, t) => (sent.push(m), port.post(m, t)), listen: port.listen, terminate: port.terminate };
 }
 
+/**
+ * Runs case `name` on a pool of 2 workers that records the requests it sends, expects the
+ * reference's bytes, and returns the requests. `files`: the inputs are files the workers read.
+ */
+async function recordedRun(name: string, files: boolean): Promise<ChunkRequest[]> {
+  const sent: ChunkRequest[] = [];
+  const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+  try {
+    const got = await outcome(CASES.find((x) => x.name === name)!, pool, files);
+    expect(Buffer.from((got as { bytes: Uint8Array }).bytes).equals(Buffer.from((references.get(name) as { bytes: Uint8Array }).bytes))).toBe(true);
+  } finally {
+    await pool.dispose();
+  }
+  return sent;
+}
+
 describe('cross-pass cache', () => {
   it('TIES decodes and differences its inputs once: later passes get no input bytes', async () => {
-    const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
-    try {
-      const c = CASES.find((x) => x.name === 'ties BF16 [64, 96] tiny')!;
-      const got = await outcome(c, pool);
-      expect(Buffer.from((got as { bytes: Uint8Array }).bytes).equals(Buffer.from((references.get(c.name) as { bytes: Uint8Array }).bytes))).toBe(true);
-      const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
-      expect(chunks).toBeGreaterThan(2);
-      const passes = sent.length / chunks;
-      expect(passes).toBeGreaterThanOrEqual(3); // histogram pass(es), then the output pass
-      const firstPass = sent.slice(0, chunks);
-      const lastPass = sent.slice(-chunks);
-      // First pass: all four inputs travel, and the three task vectors are kept.
-      for (const r of firstPass) {
-        expect(r.inputs.filter((i) => i !== null).length).toBe(4);
-        expect(r.stores.map(([, key]) => key.split('|')[1]).sort()).toEqual(['sub(input0,input1)', 'sub(input2,input1)', 'sub(input3,input1)']);
-        expect(r.hits).toEqual([]);
-      }
-      // Middle passes: nothing travels but the graph.
-      for (const r of sent.slice(chunks, -chunks)) {
-        expect(r.inputs.every((i) => i === null)).toBe(true);
-        expect(r.hits.length).toBe(3);
-      }
-      // Output pass: the task vectors come from the cache; only the base's bytes travel.
-      for (const r of lastPass) {
-        expect(r.inputs.map((i) => i !== null)).toEqual([false, true, false, false]);
-        expect(r.hits.length).toBe(3);
-      }
-      // Each chunk goes to one worker in every pass: the worker's cache is the one that holds it.
-      expect(sent.filter((r) => r.clearCache).length).toBeLessThanOrEqual(2);
-    } finally {
-      await pool.dispose();
+    const sent = await recordedRun('ties BF16 [64, 96] tiny', false);
+    const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
+    expect(chunks).toBeGreaterThan(2);
+    const passes = sent.length / chunks;
+    expect(passes).toBeGreaterThanOrEqual(3); // histogram pass(es), then the output pass
+    const firstPass = sent.slice(0, chunks);
+    const lastPass = sent.slice(-chunks);
+    // First pass: all four inputs travel, and the three task vectors are kept.
+    for (const r of firstPass) {
+      expect(r.inputs.filter((i) => i !== null).length).toBe(4);
+      expect(r.stores.map(([, key]) => key.split('|')[1]).sort()).toEqual(['sub(input0,input1)', 'sub(input2,input1)', 'sub(input3,input1)']);
+      expect(r.hits).toEqual([]);
     }
+    // Middle passes: nothing travels but the graph.
+    for (const r of sent.slice(chunks, -chunks)) {
+      expect(r.inputs.every((i) => i === null)).toBe(true);
+      expect(r.hits.length).toBe(3);
+    }
+    // Output pass: the task vectors come from the cache; only the base's bytes travel.
+    for (const r of lastPass) {
+      expect(r.inputs.map((i) => i !== null)).toEqual([false, true, false, false]);
+      expect(r.hits.length).toBe(3);
+    }
+    // Each chunk goes to one worker in every pass: the worker's cache is the one that holds it.
+    expect(sent.filter((r) => r.clearCache).length).toBeLessThanOrEqual(2);
   });
 });
 
 describe('inputs read by the workers', () => {
   it('from files, the pool sends where the bytes lie, never the bytes, and TIES reads each once', async () => {
-    const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
-    try {
-      const c = CASES.find((x) => x.name === 'ties BF16 [64, 96] tiny')!;
-      const got = await outcome(c, pool, true);
-      expect(Buffer.from((got as { bytes: Uint8Array }).bytes).equals(Buffer.from((references.get(c.name) as { bytes: Uint8Array }).bytes))).toBe(true);
-      const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
-      expect(chunks).toBeGreaterThan(2);
-      const inputs = sent.flatMap((r) => r.inputs.filter((i) => i !== null));
-      expect(inputs.length).toBe(4 * chunks + chunks); // all four once, then the base's for the output pass
-      for (const input of inputs) {
-        expect(input.bytes.length).toBe(0);
-        expect(input.file?.file.kind).toBe('fd');
-      }
-      // Chunk k of every input starts where chunk k of the tensor does, after the file's padding.
-      const rowBytes = 96 * 2;
-      for (const r of sent.slice(0, chunks)) {
-        for (const input of r.inputs) expect(input!.file!.offset).toBe(37 + r.spec.rowStart * rowBytes);
-        expect(r.inputs.reduce((s, i) => s + i!.file!.length, 0)).toBe(4 * r.spec.rows * rowBytes);
-      }
-    } finally {
-      await pool.dispose();
+    const sent = await recordedRun('ties BF16 [64, 96] tiny', true);
+    const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
+    expect(chunks).toBeGreaterThan(2);
+    const inputs = sent.flatMap((r) => r.inputs.filter((i) => i !== null));
+    expect(inputs.length).toBe(4 * chunks + chunks); // all four once, then the base's for the output pass
+    for (const input of inputs) {
+      expect(input.bytes.length).toBe(0);
+      expect(input.file?.file.kind).toBe('fd');
+    }
+    // Chunk k of every input starts where chunk k of the tensor does, after the file's padding.
+    const rowBytes = 96 * 2;
+    for (const r of sent.slice(0, chunks)) {
+      for (const input of r.inputs) expect(input!.file!.offset).toBe(37 + r.spec.rowStart * rowBytes);
+      expect(r.inputs.reduce((s, i) => s + i!.file!.length, 0)).toBe(4 * r.spec.rows * rowBytes);
     }
   });
 
