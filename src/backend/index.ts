@@ -1,7 +1,7 @@
 export type { ChunkOps, Operand, Reduction, ReductionSet, Resolved, Vec } from './types';
 export type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from './compute-backend';
 export type { ReductionKind, ReductionToken, ChunkPlace, Partial, SparseHistogram } from './reduction';
-export { combinePartial, emptyTotal } from './reduction';
+export { combinePartial, emptyTotal, HistogramTotals } from './reduction';
 export { pcgHash, hashName, streamKey, randomUniform } from './random';
 export { CpuBackend } from './cpu/cpu-backend';
 export { createSimdCpuBackend, createCpuBackend, hasWasmSimd, SimdCpuBackend } from './cpu/simd';

@@ -1,4 +1,5 @@
 import type { ComputeBackend } from '../backend/compute-backend';
+import { HistogramTotals } from '../backend/reduction';
 import { findMethod } from '../methods';
 import type { MergePlan } from '../plan/types';
 import type { NonFiniteTensor } from '../storage';
@@ -122,6 +123,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
   };
 
   const writer = new ShardedOutputWriter(plan, output);
+  const histograms = new HistogramTotals();
   try {
     await writer.resume(resumed);
     for (const job of plan.jobs.slice(resumed)) {
@@ -136,6 +138,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
         source,
         seed: plan.randomSeed,
         budgetBytes,
+        histograms,
         wholeRows: method.wholeRows,
         signal,
         warn: (m) => warnings.push(m),
@@ -146,10 +149,10 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
           currentShare = fraction * jobInputBytes;
           report('merging');
         },
-        write: async (bytes) => {
+        write: async (bytes, released) => {
           bytesWritten += bytes.length;
           const waited = performance.now();
-          await writer.write(bytes);
+          await writer.write(bytes, released);
           stageTimes.writeMs += performance.now() - waited;
         },
         onWait: (stage, ms) => {
@@ -162,6 +165,8 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
       } catch (error) {
         if (error instanceof MergeCancelledError) throw error;
         throw new Error(`Merging tensor ${job.name} (${job.method}) failed: ${(error as Error).message}`, { cause: error });
+      } finally {
+        runner.release();
       }
       if (!runner.complete) throw new Error(`internal: method ${job.method} wrote no complete output for ${job.name}`);
       const found = runner.nonFinite();

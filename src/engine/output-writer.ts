@@ -77,9 +77,10 @@ export class ShardedOutputWriter {
     return this.current === null;
   }
 
-  async write(bytes: Uint8Array): Promise<void> {
+  /** `released`: see SafetensorsStreamWriter.write. */
+  async write(bytes: Uint8Array, released?: () => void): Promise<void> {
     if (!this.current) throw new Error('internal: tensor bytes written before beginTensor');
-    await this.current.write(bytes);
+    await this.current.write(bytes, undefined, released);
   }
 
   async finish(): Promise<void> {

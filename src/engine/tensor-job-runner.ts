@@ -1,5 +1,5 @@
 import type { BackendChunk, ChunkInputBytes, ComputeBackend } from '../backend/compute-backend';
-import { combinePartial, emptyTotal, type ChunkPlace, type Partial, type ReductionToken } from '../backend/reduction';
+import { combinePartial, emptyTotal, HISTOGRAM_BINS, type ChunkPlace, type HistogramTotals, type Partial, type ReductionToken } from '../backend/reduction';
 import type { ChunkOps, ReductionSet, Resolved, Vec } from '../backend/types';
 import type { TensorMerge } from '../methods/types';
 import type { TensorJob } from '../plan/types';
@@ -24,9 +24,12 @@ export interface JobContext {
   readonly onRead: (bytes: number) => void;
   /** Called with the fraction of the job's output written so far. */
   readonly onOutput: (fraction: number) => void;
-  readonly write: (bytes: Uint8Array) => Promise<void>;
+  /** Writes output bytes; calls `released` once nothing holds them any more (never after a failure). */
+  readonly write: (bytes: Uint8Array, released?: () => void) => Promise<void>;
   /** Wall time the job spent waiting for input bytes and for the backend (ms). */
   readonly onWait?: (stage: 'read' | 'compute', ms: number) => void;
+  /** Where histogram totals come from and go back to (`release`); undefined: new ones each time. */
+  readonly histograms?: HistogramTotals;
 }
 
 /** Estimated f32 temporaries per element that a method allocates per input (kept generous). */
@@ -68,6 +71,8 @@ export class TensorJobRunner implements TensorMerge {
   private readonly outputNonFinite = noNonFinite();
   /** Chunk × input pairs already counted: the runner reads a chunk again in later passes unless it keeps it. */
   private readonly counted: Uint8Array;
+  /** The histogram totals this job's reductions took from `ctx.histograms`, given back by `release`. */
+  private readonly histogramTotals: Float64Array[] = [];
   /** ChunkSpec.jobId: one value for all passes over this tensor, unique in the process. */
   private readonly jobId = nextJobId++;
 
@@ -100,6 +105,19 @@ export class TensorJobRunner implements TensorMerge {
     this.inputNonFinite = job.inputs.map(() => noNonFinite());
     this.counted = new Uint8Array(this.chunks.length * job.inputs.length);
     this.aligned = job.alignment ? new AlignedEmbeddingReader(job, this.sources, (n) => ctx.onRead(n), Math.floor(ctx.budgetBytes / 2)) : null;
+  }
+
+  private readonly takeHistogram = (): Float64Array => {
+    const histograms = this.ctx.histograms;
+    if (!histograms) return new Float64Array(HISTOGRAM_BINS);
+    const total = histograms.take();
+    this.histogramTotals.push(total);
+    return total;
+  };
+
+  /** Once the method is done with this job: gives its histogram totals back for later jobs. */
+  release(): void {
+    this.ctx.histograms?.give(this.histogramTotals.splice(0));
   }
 
   warn(message: string): void {
@@ -142,7 +160,7 @@ export class TensorJobRunner implements TensorMerge {
         const place = this.place(range);
         if (range.index === 0) {
           kinds = chunkKinds;
-          totals = kinds.map((k) => emptyTotal(k, place));
+          totals = kinds.map((k) => emptyTotal(k, place, this.takeHistogram));
         }
         eachChunk?.(range.index, partials);
         totals = totals.map((total, i) => combinePartial(kinds[i], total, partials[i], place));
@@ -159,9 +177,12 @@ export class TensorJobRunner implements TensorMerge {
     this.startOutput();
     this.finalPass = true;
     const dtype = this.job.dtype as FloatDtype;
+    const backend = this.ctx.backend;
+    // The encoded bytes go back to the backend once written (ComputeBackend.recycle).
+    const recycle = backend.recycle ? (bytes: Uint8Array): void => backend.recycle!(bytes) : undefined;
     await this.forEachChunk(
       (chunk) => chunk.encode(fn(chunk.ops), dtype),
-      (bytes) => this.emit(bytes, !this.ctx.backend.countsNonFinite),
+      (bytes) => this.emit(bytes, !backend.countsNonFinite, recycle),
     );
   }
 
@@ -196,13 +217,13 @@ export class TensorJobRunner implements TensorMerge {
   }
 
   /** Writes output bytes, counting their NaN/Inf unless the backend did (`count` false). */
-  private async emit(bytes: Uint8Array, count: boolean): Promise<void> {
+  private async emit(bytes: Uint8Array, count: boolean, released?: (bytes: Uint8Array) => void): Promise<void> {
     this.bytesWritten += bytes.length;
     if (this.bytesWritten > this.job.byteLength) {
       throw new Error(`internal: ${this.name} produced more bytes than its ${this.job.byteLength}`);
     }
     if (count) addNonFinite(this.outputNonFinite, countNonFinite(bytes, this.job.dtype));
-    await this.ctx.write(bytes);
+    await this.ctx.write(bytes, released && (() => released(bytes)));
     this.ctx.onOutput(this.bytesWritten / this.job.byteLength);
   }
 

@@ -166,9 +166,11 @@ export class SafetensorsStreamWriter {
 
   /**
    * Appends bytes of the current tensor. When `tensor` is given it must be the current tensor's
-   * name: a cheap guard against producers that lose track of the order.
+   * name: a cheap guard against producers that lose track of the order. A block's worth of bytes
+   * goes to the sink as it is, and the sink may still be writing it when this resolves:
+   * `released` is called once the writer no longer holds `bytes` (never after a failure).
    */
-  async write(bytes: Uint8Array, tensor?: string): Promise<void> {
+  async write(bytes: Uint8Array, tensor?: string, released?: () => void): Promise<void> {
     if (this.state !== 'writing') {
       const when = { new: 'before begin()', finished: 'after finish()', failed: 'after a failed write' }[this.state];
       throw new Error(`SafetensorsStreamWriter.write() ${when}`);
@@ -182,7 +184,10 @@ export class SafetensorsStreamWriter {
           : `got bytes for tensor "${tensor}" but the file expects tensor "${expected}" next`,
       );
     }
-    if (bytes.byteLength === 0) return;
+    if (bytes.byteLength === 0) {
+      released?.();
+      return;
+    }
     if (expected === null) {
       this.state = 'failed';
       throw new Error(`${bytes.byteLength} bytes written after the last tensor: the file is already complete`);
@@ -201,7 +206,7 @@ export class SafetensorsStreamWriter {
       this.current++;
       this.currentWritten = 0;
     }
-    await this.append(bytes);
+    await this.append(bytes, released);
   }
 
   /** Flushes and closes the sink; throws (after closing it) when a tensor is short of bytes. */
@@ -237,13 +242,15 @@ export class SafetensorsStreamWriter {
   }
 
   /** Copies into the block, handing full blocks to the sink; large writes bypass the copy. */
-  private async append(bytes: Uint8Array): Promise<void> {
+  private async append(bytes: Uint8Array, released?: () => void): Promise<void> {
     const capacity = this.block.byteLength;
     let offset = 0;
     while (offset < bytes.byteLength) {
       if (this.blockUsed === 0 && bytes.byteLength - offset >= capacity) {
         // Nothing buffered and at least a block to write: skip the copy.
         await this.send(bytes.subarray(offset));
+        // The sink holds the bytes until that write ends.
+        if (released) this.writing?.then(released, () => undefined);
         return;
       }
       const take = Math.min(capacity - this.blockUsed, bytes.byteLength - offset);
@@ -252,6 +259,7 @@ export class SafetensorsStreamWriter {
       offset += take;
       if (this.blockUsed === capacity) await this.sendBlock();
     }
+    released?.();
   }
 
   /** Every byte into the sink: the block, then the wait for the last sink write. */
@@ -271,7 +279,7 @@ export class SafetensorsStreamWriter {
     this.blockUsed = 0;
   }
 
-  /** Starts a sink write once the previous one is done, without waiting for it. */
+  /** Starts a sink write once the previous one is done, without waiting for it (`writing`). */
   private async send(bytes: Uint8Array): Promise<void> {
     await this.settle();
     const writing = this.sink.write(bytes);

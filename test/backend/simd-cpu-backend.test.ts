@@ -311,6 +311,38 @@ describe('SimdCpuBackend equals CpuBackend byte for byte', () => {
     void y;
   });
 
+  it('encodes into the buffer of recycled output bytes, with the same bytes as the reference', async () => {
+    const big = makeChunks({ label: '', rows: 8, cols: 1000 }, 'BF16', 7);
+    const small = makeChunks({ label: '', rows: 5, cols: 1000 }, 'BF16', 8);
+    const tiny = makeChunks({ label: '', rows: 1, cols: 1000 }, 'BF16', 9);
+    const op = (c: ChunkOps): Vec => c.sub(c.input(0), c.input(1));
+    const encode = async ({ spec, inputs }: typeof big, dtype: FloatDtype): Promise<Uint8Array> => {
+      const chunk = simd.beginChunk(spec, inputs);
+      try {
+        return await chunk.encode(op(chunk.ops), dtype);
+      } finally {
+        chunk.release();
+      }
+    };
+    const first = await encode(big, 'F32');
+    simdBackend.recycle(first);
+    // A chunk of 5 rows of bf16 (10 000 bytes) fits the 32 000 of the first only within twice its size: a new buffer.
+    const other = await encode(small, 'BF16');
+    expect(other.buffer).not.toBe(first.buffer);
+    // 5 rows of f32 (20 000 bytes) go into the recycled buffer, at its start.
+    const reused = await encode(small, 'F32');
+    expect(reused.buffer).toBe(first.buffer);
+    expect(reused.byteOffset).toBe(0);
+    expect(reused.byteLength).toBe(20000);
+    expect(Buffer.from(reused).equals(Buffer.from(await encodeRef(small.spec, small.inputs, op)))).toBe(true);
+    // Taken: the next chunk gets a buffer of its own.
+    expect((await encode(tiny, 'F32')).buffer).not.toBe(first.buffer);
+    simdBackend.recycle(reused);
+    simdBackend.recycle(reused); // twice: still one spare
+    expect((await encode(big, 'F32')).buffer).toBe(first.buffer);
+    expect((await encode(big, 'F32')).buffer).not.toBe(first.buffer);
+  });
+
   it('keeps a vector past its chunk without a copy, under two keepers, until the last one drops it', async () => {
     const { spec, inputs } = makeChunks({ label: '', rows: 8, cols: 1000 }, 'BF16', 6);
     const sum = (c: ChunkOps): Vec => c.add(c.input(0), c.input(1));

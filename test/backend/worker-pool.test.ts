@@ -168,7 +168,7 @@ for (const variant of VARIANTS) {
 /** A port that records what the pool sends (and otherwise is the real worker). */
 function recordingPort(url: URL, sent: ChunkRequest[]): WorkerPort {
   const port = nodeWorkerPort(url);
-  return { ...port, post: (m, t) => (sent.push(m), port.post(m, t)), listen: port.listen, terminate: port.terminate };
+  return { ...port, post: (m, t) => (m.type === 'chunk' && sent.push(m), port.post(m, t)), listen: port.listen, terminate: port.terminate };
 }
 
 /**
@@ -254,6 +254,50 @@ describe('inputs read by the workers', () => {
     } finally {
       await pool.dispose();
       await source.close();
+    }
+  });
+});
+
+describe('recycled output bytes', () => {
+  it('go back to the worker that encoded them, which encodes a later chunk into their buffer; in-thread ones to the local backend', async () => {
+    const posted: { worker: number; type: string }[] = [];
+    const spawn = (worker: number): WorkerPort => {
+      const port = nodeWorkerPort(workerUrl);
+      return { ...port, post: (m, t) => (posted.push({ worker, type: m.type }), port.post(m, t)) };
+    };
+    const localRecycled: Uint8Array[] = [];
+    const local: ComputeBackend = Object.assign(Object.create(inThread) as ComputeBackend, { recycle: (b: Uint8Array) => localRecycled.push(b) });
+    const pool = new WorkerPoolBackend({ workers: 2, spawn, local, inThreadBelow: 1000 });
+    const values = randomArray(4096, 3, 1);
+    const f32 = new Uint8Array(values.buffer);
+    const encode = async (backend: ComputeBackend, length: number): Promise<Uint8Array> => {
+      const spec = { tensorName: 'w', chunkIndex: 0, chunkCount: 1, start: 0, length, rowStart: 0, rows: 1, cols: length, totalRows: 1, seed: 1 };
+      const chunk = backend.beginChunk(spec, [{ bytes: f32.slice(0, length * 4), dtype: 'F32', cols: length }]);
+      try {
+        return await chunk.encode(chunk.ops.mul(chunk.ops.input(0), 3), 'F32');
+      } finally {
+        chunk.release();
+      }
+    };
+    try {
+      const first = await encode(pool, 4096);
+      expect(Buffer.from(first).equals(Buffer.from(await encode(inThread, 4096)))).toBe(true);
+      const encodedBy = posted.at(-1)!.worker;
+      pool.recycle(first);
+      expect(first.buffer.byteLength).toBe(0); // moved back to the worker, not copied
+      expect(posted.at(-1)).toEqual({ worker: encodedBy, type: 'recycle' });
+      // The same tensor and chunk go to the same worker: 3000 values fit the 16 KiB buffer that came back.
+      const second = await encode(pool, 3000);
+      expect(posted.at(-1)!.worker).toBe(encodedBy);
+      expect(second.byteLength).toBe(12000);
+      expect(second.buffer.byteLength).toBe(4096 * 4);
+      expect(Buffer.from(second).equals(Buffer.from(await encode(inThread, 3000)))).toBe(true);
+      // A chunk below inThreadBelow is encoded here: its bytes go back to the local backend.
+      const small = await encode(pool, 500);
+      pool.recycle(small);
+      expect(localRecycled).toEqual([small]);
+    } finally {
+      await pool.dispose();
     }
   });
 });

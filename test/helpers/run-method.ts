@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CpuBackend } from '../../src/backend';
-import type { ComputeBackend } from '../../src/backend';
+import type { ComputeBackend, HistogramTotals } from '../../src/backend';
 import { TensorJobRunner } from '../../src/engine/tensor-job-runner';
 import { findMethod, type MergeMethod } from '../../src/methods';
 import type { TensorJob } from '../../src/plan/types';
@@ -36,6 +36,8 @@ export interface RunOptions {
   files?: boolean;
   /** The job runner's waits (JobContext.onWait). */
   onWait?: (stage: 'read' | 'compute', ms: number) => void;
+  /** Where the job takes its histogram totals from and gives them back to when it ends (JobContext.histograms). */
+  histograms?: HistogramTotals;
 }
 
 /** Bytes ahead of each tensor in an input file (odd, so that no read is aligned by accident). */
@@ -114,6 +116,7 @@ export async function runMethod(
     warn: (m) => warnings.push(m),
     onRead: () => undefined,
     onWait: options.onWait,
+    histograms: options.histograms,
     onOutput: () => undefined,
     write: async (b) => {
       chunks.push(b.slice());
@@ -122,6 +125,7 @@ export async function runMethod(
   try {
     await method.merge(runner);
   } finally {
+    runner.release();
     await Promise.all(sources.map((s) => s.close?.()));
     if (dir) await rm(dir, { recursive: true, force: true });
   }

@@ -136,6 +136,35 @@ describe('SafetensorsStreamWriter', () => {
     expect(sink.bytes().subarray(-100)).toEqual(data);
   });
 
+  it('releases copied bytes at once and passed-through bytes only once the sink has written them', async () => {
+    const entries: SafetensorsEntry[] = [{ name: 'big', dtype: 'U8', shape: [100], byteLength: 100 }];
+    const sink = new GatedSink();
+    const writer = new SafetensorsStreamWriter(sink, entries, undefined, 16);
+    await writer.begin();
+    const released: string[] = [];
+    await writer.write(new Uint8Array(4).fill(1), undefined, () => released.push('small'));
+    expect(released).toEqual(['small']); // copied into the block
+    const large = new Uint8Array(96).fill(2);
+    await writer.write(large, 'big', () => released.push(`large after ${sink.done} of ${sink.started} sink writes`));
+    // The sink still writes the large bytes (as they are): they are not released yet.
+    expect(released).toEqual(['small']);
+    await writer.finish();
+    expect(released).toEqual(['small', `large after ${sink.started} of ${sink.started} sink writes`]);
+    expect(sink.bytes().subarray(-96).every((byte) => byte === 2)).toBe(true);
+  });
+
+  it('never releases bytes whose sink write failed', async () => {
+    const entries: SafetensorsEntry[] = [{ name: 'big', dtype: 'U8', shape: [64], byteLength: 64 }];
+    const sink = new GatedSink(2);
+    const writer = new SafetensorsStreamWriter(sink, entries, undefined, 8);
+    await writer.begin();
+    let released = 0;
+    await writer.write(new Uint8Array(16), undefined, () => released++); // passed through: the failing sink write
+    await expect(writer.write(new Uint8Array(16))).rejects.toThrow(/disk full/);
+    await expect(writer.finish()).rejects.toThrow(/incomplete/);
+    expect(released).toBe(0);
+  });
+
   it('throws a failed sink write at the next call, and writes nothing more', async () => {
     const entries: SafetensorsEntry[] = [{ name: 'big', dtype: 'U8', shape: [64], byteLength: 64 }];
     const sink = new GatedSink(2);

@@ -1,12 +1,12 @@
 import { createInThreadBackend } from './in-thread-backend';
 import { webWorkerPort } from '../../storage/worker-port';
-import type { ChunkRequest, ChunkResponse, WorkerPort } from './protocol';
+import type { PoolRequest, ChunkResponse, WorkerPort } from './protocol';
 import { WorkerPoolBackend } from './worker-pool-backend';
 
 /** A module Web Worker as a pool port; a load failure or an uncaught error fails the pending chunks. */
 function browserWorkerPort(): WorkerPort {
   // Vite bundles the worker from this exact pattern (a nested worker of the engine worker).
-  return webWorkerPort<ChunkRequest, ChunkResponse>(new Worker(new URL('./browser-worker.ts', import.meta.url), { type: 'module', name: 'alloy-cpu' }));
+  return webWorkerPort<PoolRequest, ChunkResponse>(new Worker(new URL('./browser-worker.ts', import.meta.url), { type: 'module', name: 'alloy-cpu' }));
 }
 
 /** Threads the app uses by default: the cores the browser reports. */

@@ -4,7 +4,19 @@ import type { ChunkOps, Vec } from '../types';
 import { isRef, neededNodes } from './graph';
 import type { InThreadBackend, Kept } from './in-thread-backend';
 import type { TimedFileReads } from './timed-file-reads';
-import { isNaNBits, wholeBuffer, wireNumber, type Arg, type ChunkRequest, type ChunkResponse, type ChunkResult, type ChunkResultKind, type GraphNode } from './protocol';
+import {
+  isNaNBits,
+  leadingBuffer,
+  wholeBuffer,
+  wireNumber,
+  type Arg,
+  type ChunkRequest,
+  type ChunkResponse,
+  type ChunkResult,
+  type ChunkResultKind,
+  type GraphNode,
+  type PoolRequest,
+} from './protocol';
 
 const EMPTY = new Uint8Array(0);
 
@@ -26,8 +38,15 @@ export class ChunkServer {
     private readonly files: TimedFileReads,
   ) {}
 
-  /** Handles requests one after another; `reply` gets each answer and the buffers to transfer. */
-  receive(request: ChunkRequest, reply: (response: ChunkResponse, transfer: ArrayBuffer[]) => void): void {
+  /**
+   * Handles chunk requests one after another; `reply` gets each answer and the buffers to
+   * transfer. A recycled output buffer goes to the backend at once.
+   */
+  receive(request: PoolRequest, reply: (response: ChunkResponse, transfer: ArrayBuffer[]) => void): void {
+    if (request.type === 'recycle') {
+      this.local.backend.recycle?.(new Uint8Array(request.buffer));
+      return;
+    }
     this.queue = this.queue.then(async () => {
       try {
         const { response, transfer } = await this.handle(request);
@@ -62,7 +81,8 @@ export class ChunkServer {
     const busy = performance.now() - start;
     const readShare = busy > 0 ? Math.min(1, (this.files.ms - readBefore) / busy) : 0;
     if (bytes) {
-      const owned = wholeBuffer(bytes) ? bytes : bytes.slice();
+      // Encoded into the start of a recycled buffer, or into a buffer of its own.
+      const owned = leadingBuffer(bytes) ? bytes : bytes.slice();
       return { response: { type: 'result', id: request.id, bytes: owned, nonFinite, readShare }, transfer: [owned.buffer as ArrayBuffer] };
     }
     const transfer: ArrayBuffer[] = [];

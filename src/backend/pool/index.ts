@@ -3,5 +3,5 @@
  * ./browser (Web Workers), imported directly so neither platform loads the other's code.
  */
 export { WorkerPoolBackend, DEFAULT_POOL_CACHE_BYTES, poolCacheBytes, type WorkerPoolOptions } from './worker-pool-backend';
-export type { WorkerPort, ChunkRequest, ChunkResponse } from './protocol';
+export type { WorkerPort, ChunkRequest, ChunkResponse, PoolRequest } from './protocol';
 export { createInThreadBackend, type InThreadBackend } from './in-thread-backend';

@@ -6,7 +6,7 @@ import { parentPort } from 'node:worker_threads';
 import { readFileRange, readFileRangeInto } from '../../storage/node-file-range';
 import { ChunkServer } from './chunk-server';
 import { createInThreadBackend } from './in-thread-backend';
-import type { ChunkRequest } from './protocol';
+import type { PoolRequest } from './protocol';
 import { TimedFileReads } from './timed-file-reads';
 
 const port = parentPort;
@@ -15,4 +15,4 @@ if (!port) throw new Error('pool-worker.js is a worker_threads entry, not a prog
 // synchronously, straight into the kernels' memory.
 const files = new TimedFileReads({ read: readFileRange }, readFileRangeInto);
 const server = new ChunkServer(await createInThreadBackend(files.readInto), files);
-port.on('message', (request: ChunkRequest) => server.receive(request, (response, transfer) => port.postMessage(response, transfer)));
+port.on('message', (request: PoolRequest) => server.receive(request, (response, transfer) => port.postMessage(response, transfer)));

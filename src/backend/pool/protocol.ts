@@ -89,6 +89,15 @@ export interface ChunkRequest {
   readonly stores: readonly (readonly [number, string])[];
 }
 
+/** Output bytes a chunk of this worker encoded, written by the engine: the buffer to encode into again. */
+export interface RecycleRequest {
+  readonly type: 'recycle';
+  readonly buffer: ArrayBuffer;
+}
+
+/** What the pool sends its workers. */
+export type PoolRequest = ChunkRequest | RecycleRequest;
+
 export type ChunkResponse =
   | {
       readonly type: 'result';
@@ -102,10 +111,19 @@ export type ChunkResponse =
 
 /** The two ends of a worker as the pool sees them (worker_threads or a Web Worker). */
 export interface WorkerPort {
-  post(message: ChunkRequest, transfer: ArrayBuffer[]): void;
+  post(message: PoolRequest, transfer: ArrayBuffer[]): void;
   /** Registers the handlers once: answers, and a failure after which the worker is gone. */
   listen(onMessage: (message: ChunkResponse) => void, onFailure: (error: Error) => void): void;
   terminate(): Promise<void> | void;
+}
+
+/**
+ * The buffer of a typed array when the view starts it: transferring that buffer moves the view
+ * (with its length) to the receiver without a copy.
+ */
+export function leadingBuffer(view: ArrayBufferView): ArrayBuffer | null {
+  const buffer = view.buffer;
+  return buffer instanceof ArrayBuffer && view.byteOffset === 0 ? buffer : null;
 }
 
 /** The buffer of a typed array when the view covers all of it (then it can be transferred). */

@@ -78,6 +78,8 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   private readonly cachePerWorker: number;
   private readonly inThreadBelow: number;
   private nextId = 1;
+  /** The worker whose chunk encoded the bytes in each buffer: where `recycle` sends it back. */
+  private readonly encodedBy = new WeakMap<ArrayBuffer, PoolWorker>();
   private failure: Error | null = null;
   private disposed = false;
   private job: number | undefined;
@@ -173,6 +175,19 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     return answered.then((r) => ({ ...r, nonFinite: { ...r.nonFinite, inputs: r.nonFinite.inputs.map((c, i) => countedHere[i] ?? c) } }));
   }
 
+  /** Sends written output bytes back to the worker that encoded them (or to the in-thread backend). */
+  recycle(bytes: Uint8Array): void {
+    const buffer = bytes.buffer;
+    const worker = buffer instanceof ArrayBuffer ? this.encodedBy.get(buffer) : undefined;
+    if (!worker) {
+      this.options.local.recycle?.(bytes);
+      return;
+    }
+    this.encodedBy.delete(buffer as ArrayBuffer);
+    if (this.disposed || this.failure) return;
+    worker.port.post({ type: 'recycle', buffer: buffer as ArrayBuffer }, [buffer as ArrayBuffer]);
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
@@ -258,6 +273,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       pending.reject(new Error(message.message));
     } else {
       const partials = message.partials?.map((p) => (isNaNBits(p) ? p.nan[0] : p));
+      if (message.bytes) this.encodedBy.set(message.bytes.buffer as ArrayBuffer, worker);
       pending.resolve({ partials, bytes: message.bytes, nonFinite: message.nonFinite, readShare: message.readShare });
     }
   }

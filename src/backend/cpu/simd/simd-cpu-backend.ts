@@ -3,6 +3,7 @@ import type { FileRange, FloatDtype } from '../../../storage/types';
 import type { BackendChunk, ChunkInputBytes, ChunkNonFinite, ChunkSpec, ComputeBackend } from '../../compute-backend';
 import { pcgHash, streamKey } from '../../random';
 import type { Partial, ReductionKind, ReductionToken } from '../../reduction';
+import { SpareBuffers } from '../../spare-buffers';
 import type { ChunkOps, Operand, Reduction, Vec } from '../../types';
 import { WasmHeap } from './wasm-heap';
 import { ABS, ADD, DIV, EQ, GE, GT, MAX, MIN, MUL, NEG, SIGN, SQRT, SUB, type Kernels } from './wasm-kernels';
@@ -22,6 +23,7 @@ export class SimdCpuBackend implements ComputeBackend {
   readonly matrix = cpuMatrixOps;
   private readonly heap: WasmHeap;
   private readonly kept: KeptBlocks;
+  private readonly spares = new SpareBuffers();
 
   /** `readInto` reads the inputs given as file ranges (a pool worker's; none elsewhere). */
   constructor(
@@ -33,7 +35,12 @@ export class SimdCpuBackend implements ComputeBackend {
   }
 
   beginChunk(spec: ChunkSpec, inputs: readonly ChunkInputBytes[]): BackendChunk {
-    return new SimdChunk(spec, inputs, this.kernels, this.heap, this.kept, this.readInto);
+    return new SimdChunk(spec, inputs, this.kernels, this.heap, this.kept, this.spares, this.readInto);
+  }
+
+  /** Encodes later chunks into the buffer of these written output bytes. */
+  recycle(bytes: Uint8Array): void {
+    this.spares.put(bytes);
   }
 
   /**
@@ -158,6 +165,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
     private readonly k: Kernels,
     private readonly heap: WasmHeap,
     private readonly kept: KeptBlocks,
+    private readonly spares: SpareBuffers,
     private readonly readInto: FileRangeReader | undefined,
   ) {
     this.chunkIndex = spec.chunkIndex;
@@ -338,14 +346,21 @@ class SimdChunk implements BackendChunk, ChunkOps {
     const ptr = this.p(v);
     if (dtype === 'F32') {
       this.outputCounts = this.count(ptr, n, 'F32');
-      return new Uint8Array(this.buffer, ptr, n * 4).slice();
+      return this.outputOf(ptr, n * 4);
     }
     return this.scratch(n * 2, (dst) => {
       if (dtype === 'BF16') this.k.encodeBf16(ptr, dst, n);
       else this.k.encodeF16(ptr, dst, n);
       this.outputCounts = this.count(dst, n, dtype);
-      return new Uint8Array(this.buffer, dst, n * 2).slice();
+      return this.outputOf(dst, n * 2);
     });
+  }
+
+  /** A copy of `length` bytes at `ptr`, in a recycled buffer where there is one (SpareBuffers). */
+  private outputOf(ptr: number, length: number): Uint8Array {
+    const out = this.spares.take(length);
+    out.set(new Uint8Array(this.buffer, ptr, length));
+    return out;
   }
 
   nonFinite(): ChunkNonFinite {
