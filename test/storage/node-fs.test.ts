@@ -161,7 +161,7 @@ describe('NodeOutputFolder', () => {
     }
     await sink.close();
     expect(lengths).toEqual([WRITE_PIECE_BYTES, WRITE_PIECE_BYTES, WRITE_PIECE_BYTES / 2]);
-    expect(WRITE_PIECE_BYTES).toBe(1024 * 1024);
+    expect(WRITE_PIECE_BYTES).toBe(512 * 1024);
     await folder.commit();
     expect(new Uint8Array(await readFile(path.join(root, 'out', 'big.bin')))).toEqual(bytes);
   });
