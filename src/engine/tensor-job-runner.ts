@@ -1,5 +1,5 @@
 import type { BackendChunk, ChunkInputBytes, ComputeBackend } from '../backend/compute-backend';
-import { combinePartial, emptyTotal, HISTOGRAM_BINS, type ChunkPlace, type HistogramTotals, type Partial, type ReductionToken } from '../backend/reduction';
+import { combinePartial, emptyTotal, type ChunkPlace, type HistogramTotals, type Partial, type ReductionToken } from '../backend/reduction';
 import type { ChunkOps, ReductionSet, Resolved, Vec } from '../backend/types';
 import type { TensorMerge } from '../methods/types';
 import type { TensorJob } from '../plan/types';
@@ -107,13 +107,12 @@ export class TensorJobRunner implements TensorMerge {
     this.aligned = job.alignment ? new AlignedEmbeddingReader(job, this.sources, (n) => ctx.onRead(n), Math.floor(ctx.budgetBytes / 2)) : null;
   }
 
-  private readonly takeHistogram = (): Float64Array => {
-    const histograms = this.ctx.histograms;
-    if (!histograms) return new Float64Array(HISTOGRAM_BINS);
+  /** A histogram total from `histograms` (ctx.histograms), given back by `release`. */
+  private takeHistogram(histograms: HistogramTotals): Float64Array {
     const total = histograms.take();
     this.histogramTotals.push(total);
     return total;
-  };
+  }
 
   /** Once the method is done with this job: gives its histogram totals back for later jobs. */
   release(): void {
@@ -160,7 +159,8 @@ export class TensorJobRunner implements TensorMerge {
         const place = this.place(range);
         if (range.index === 0) {
           kinds = chunkKinds;
-          totals = kinds.map((k) => emptyTotal(k, place, this.takeHistogram));
+          const histograms = this.ctx.histograms;
+          totals = kinds.map((k) => emptyTotal(k, place, histograms && (() => this.takeHistogram(histograms))));
         }
         eachChunk?.(range.index, partials);
         totals = totals.map((total, i) => combinePartial(kinds[i], total, partials[i], place));
@@ -178,11 +178,10 @@ export class TensorJobRunner implements TensorMerge {
     this.finalPass = true;
     const dtype = this.job.dtype as FloatDtype;
     const backend = this.ctx.backend;
-    // The encoded bytes go back to the backend once written (ComputeBackend.recycle).
-    const recycle = backend.recycle ? (bytes: Uint8Array): void => backend.recycle!(bytes) : undefined;
     await this.forEachChunk(
       (chunk) => chunk.encode(fn(chunk.ops), dtype),
-      (bytes) => this.emit(bytes, !backend.countsNonFinite, recycle),
+      // The encoded bytes go back to the backend once written (ComputeBackend.recycle).
+      (bytes) => this.emit(bytes, !backend.countsNonFinite, backend.recycle && (() => backend.recycle!(bytes))),
     );
   }
 
@@ -217,13 +216,13 @@ export class TensorJobRunner implements TensorMerge {
   }
 
   /** Writes output bytes, counting their NaN/Inf unless the backend did (`count` false). */
-  private async emit(bytes: Uint8Array, count: boolean, released?: (bytes: Uint8Array) => void): Promise<void> {
+  private async emit(bytes: Uint8Array, count: boolean, released?: () => void): Promise<void> {
     this.bytesWritten += bytes.length;
     if (this.bytesWritten > this.job.byteLength) {
       throw new Error(`internal: ${this.name} produced more bytes than its ${this.job.byteLength}`);
     }
     if (count) addNonFinite(this.outputNonFinite, countNonFinite(bytes, this.job.dtype));
-    await this.ctx.write(bytes, released && (() => released(bytes)));
+    await this.ctx.write(bytes, released);
     this.ctx.onOutput(this.bytesWritten / this.job.byteLength);
   }
 
