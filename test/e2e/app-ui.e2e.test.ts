@@ -118,7 +118,8 @@ describe.skipIf(!chromiumAvailable())('the app, end to end (real worker, fake hu
     const row = page.locator('tbody tr', { hasText: folder });
     await row.getByText('local folder').waitFor();
     await row.getByText('LlamaForCausalLM').waitFor({ timeout: 30_000 });
-    const demo = page.getByRole('button', { name: /^\+ / }).first();
+    // The demo list loads on its own; model rows have '+ …' buttons too (+ LoRA adapter).
+    const demo = page.getByRole('group', { name: 'Demo models' }).getByRole('button').first();
     const demoName = (await demo.textContent())!.replace('+', '').trim();
     await demo.click();
     await page.locator('tbody tr', { hasText: demoName }).getByText('LlamaForCausalLM').waitFor({ timeout: 30_000 });

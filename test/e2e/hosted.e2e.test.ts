@@ -46,7 +46,7 @@ describe.skipIf(!chromiumAvailable())('the app on a static host', () => {
     const page = browser.page;
     await page.goto(`${site!.url}${SUB_PATH}`);
     await page.getByRole('heading', { name: 'mergekit YAML' }).waitFor();
-    const demo = page.getByRole('button', { name: /^\+ / }).first();
+    const demo = page.getByRole('group', { name: 'Demo models' }).getByRole('button').first();
     await demo.waitFor({ timeout: 30_000 });
     const demoName = (await demo.textContent())!.replace('+', '').trim();
     await demo.click();
