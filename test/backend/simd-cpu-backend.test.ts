@@ -642,6 +642,58 @@ describe('rowRanks in WebAssembly', () => {
       expect(Buffer.from(actual).equals(Buffer.from(expected))).toBe(true);
     });
   }
+
+  // gt(steps(rowRanks(x)), y), DELLA's keep test: the kernels decide most elements from the range
+  // of ranks their bucket spans, and count or rank only where y falls inside the range it maps to.
+  // Chains that rise, fall, give every rank its own value, cross 0·Inf (a NaN inside a bucket's
+  // range), carry NaN, exceed the steps a chain keeps lazily, or divide by the ranks (not monotone:
+  // written out); y from the chain's own values (ties at the threshold, and crowded rows that
+  // fall back to ranking the whole row) and awkward values.
+  const CHAINS: Record<string, (c: ChunkOps, r: Vec, cols: number) => Vec> = {
+    della: (c, r, n) => c.add(c.mul(c.sub(r, 1), 0.2 / (n - 1)), 0.4),
+    falling: (c, r, n) => c.sub(0.9, c.mul(r, 0.5 / n)),
+    'rank by rank': (c, r, n) => c.div(r, n),
+    'negative divisor': (c, r) => c.div(c.add(r, -3), -7),
+    'through 0 times Inf': (c, r) => c.add(c.mul(c.sub(r, 3), Infinity), 0.5),
+    'times 0': (c, r) => c.mul(r, 0),
+    'NaN scalar': (c, r) => c.add(r, NaN),
+    'scalar first': (c, r, n) => c.add(0.1, c.mul(0.8 / n, r)),
+    'nine steps': (c, r, n) => Array.from({ length: 9 }, (_, k) => k).reduce((v, k) => c.add(v, k / n), r),
+    'scalar over ranks': (c, r) => c.div(1, r),
+  };
+  const thresholds = (p: Float32Array, cols: number, random: () => number): Float32Array =>
+    p.map((own, i) => {
+      const pick = random();
+      if (pick < 0.3) return own;
+      if (pick < 0.6) return p[i - (i % cols) + Math.floor(random() * cols)];
+      if (pick < 0.7) return [NaN, Infinity, -Infinity, 0, 1][Math.floor(random() * 5)];
+      return random();
+    });
+  for (const [name, chain] of Object.entries(CHAINS)) {
+    for (const [rows, cols] of [[6, 7], [6, 300], [6, 4096], [3, 9000]] as const) {
+      it(`gt of ${name} ranks equals the reference on ${rows}x${cols} rows`, async () => {
+        const random = rng(rows * cols + name.length);
+        const f = new Float32Array(rows * cols);
+        for (let i = 0; i < f.length; i++) f[i] = row(Math.floor(i / cols) % 6, random);
+        const spec: ChunkSpec = { tensorName: 't', chunkIndex: 0, chunkCount: 1, start: 0, length: f.length, rowStart: 0, rows, cols, totalRows: rows, seed: 0 };
+        const x = { bytes: new Uint8Array(f.buffer), dtype: 'F32' as const, cols };
+        const p = new Float32Array((await encodeRef(spec, [x], (c) => chain(c, c.rowRanks(c.input(0)), cols))).buffer);
+        const inputs = [x, { bytes: new Uint8Array(thresholds(p, cols, random).buffer), dtype: 'F32' as const, cols }];
+        const ops = (c: ChunkOps): Vec[] => {
+          const stepped = chain(c, c.rowRanks(c.input(0)), cols);
+          // The chain read by another op too: written out with the ops' own bytes.
+          return [c.gt(stepped, c.input(1)), c.mul(chain(c, c.rowRanks(c.input(0)), cols), c.input(1))];
+        };
+        for (const k of [0, 1]) {
+          const expected = await encodeRef(spec, inputs, (c) => ops(c)[k]);
+          const chunk = simd.beginChunk(spec, inputs);
+          const actual = await chunk.encode(ops(chunk.ops)[k], 'F32');
+          chunk.release();
+          expect(Buffer.from(actual).equals(Buffer.from(expected)), `${name}, op ${k}`).toBe(true);
+        }
+      });
+    }
+  }
 });
 
 async function encodeRef(spec: ChunkSpec, inputs: readonly ChunkInputBytes[], op: (c: ChunkOps) => Vec, dtype: FloatDtype = 'F32'): Promise<Uint8Array> {

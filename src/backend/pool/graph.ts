@@ -38,19 +38,15 @@ const BINARY = new Set(['add', 'sub', 'mul', 'div', 'min', 'max']);
 
 /**
  * The cache key of a node whose value depends only on the chunk's inputs and position, the same
- * in every pass over the tensor: a decoded input, a random stream, an elementwise op of two of
- * those (a task vector `sub(input i, input base)`), or the row ranks of such a node (DELLA ranks
- * each task vector in its rescale pass and again in its output pass). Null for every other node.
- * Scalars are left out on purpose: an expression with a scalar usually carries a per-pass threshold.
+ * in every pass over the tensor: a decoded input, a random stream, or an elementwise op of two of
+ * those (a task vector `sub(input i, input base)`). Null for every other node. Scalars are left
+ * out on purpose: an expression with a scalar usually carries a per-pass threshold. Row ranks are
+ * left out too: the SIMD kernels compare DELLA's keep probabilities mostly without ranking, in
+ * less time than a cached ranking would take to write out.
  */
 export function cacheKey(nodes: readonly GraphNode[], id: number): string | null {
   const node = nodes[id];
   if (node.op === 'input' || node.op === 'random') return `${node.op}${node.args[0] as number}`;
-  if (node.op === 'rowRanks') {
-    const [a] = node.args;
-    const inner = isRef(a) && nodes[a.v].op !== 'rowRanks' ? cacheKey(nodes, a.v) : null;
-    return inner === null ? null : `rowRanks(${inner})`;
-  }
   if (!BINARY.has(node.op)) return null;
   const [a, b] = node.args;
   if (!isRef(a) || !isRef(b)) return null;

@@ -217,7 +217,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   /**
    * Decides, for one request, which nodes the worker takes from its cache and which it stores,
    * and so which inputs it needs. Cached are the outermost nodes of the input-only part of the
-   * graph that the rest of it uses (cacheKey), ranks first, then first come first kept, within the worker's share.
+   * graph that the rest of it uses (cacheKey), first come first kept, within the worker's share.
    */
   private planCache(ledger: Ledger, spec: ChunkSpec, nodes: readonly GraphNode[], roots: readonly number[], store: boolean) {
     const job = this.cachePerWorker > 0 && spec.jobId !== undefined ? spec.jobId : null;
@@ -248,9 +248,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     }
     const stores: [number, string][] = [];
     const size = spec.length * 4;
-    // Ranks first: they cost far more to compute again than anything else the cache may hold.
-    const order = [...nodes.keys()].sort((x, y) => +(nodes[y].op === 'rowRanks') - +(nodes[x].op === 'rowRanks') || x - y);
-    for (const id of store ? order : []) {
+    for (let id = 0; store && id < nodes.length; id++) {
       const key = keys[id];
       if (key === null || !needed[id] || !frontier[id] || hitIds.has(id)) continue;
       if (ledger.bytes + size > this.cachePerWorker || ledger.keys.has(full(key))) continue;

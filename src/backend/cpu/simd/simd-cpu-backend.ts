@@ -64,18 +64,30 @@ export class SimdCpuBackend implements ComputeBackend {
 }
 
 /**
- * A chunk-sized f32 vector at `ptr` in the kernels' memory. Two kinds start without one (ptr −1),
- * and weightedSum reads them as they are, while any other op first writes them out as f32 once
- * (SimdChunk.p): a bf16 input, as its raw bytes at `raw`, decoded on the fly; and the difference
- * `minuend − subtrahend` that `sub` makes of two vectors (a task vector), subtracted on the fly.
+ * A chunk-sized f32 vector at `ptr` in the kernels' memory. Three kinds start without one (ptr −1),
+ * and some ops read them as they are, while any other op first writes them out as f32 once
+ * (SimdChunk.p): a bf16 input, as its raw bytes at `raw`, decoded on the fly by weightedSum; the
+ * difference `minuend − subtrahend` that `sub` makes of two vectors (a task vector), subtracted on
+ * the fly by weightedSum; and the row ranks of a vector with scalar steps applied to them
+ * (`ranked`), which `gt` compares with a vector mostly without ranking (rowRanksGreater).
  */
 class WasmVec {
   constructor(
     public ptr: number,
     readonly raw = -1,
     readonly difference: readonly [WasmVec, WasmVec] | null = null,
+    readonly ranked: RankedSteps | null = null,
   ) {}
 }
+
+/** Row ranks of `source`, then each step as binaryVS (binarySV where the scalar comes first). */
+interface RankedSteps {
+  readonly source: WasmVec;
+  readonly steps: readonly { readonly op: number; readonly scalarFirst: boolean; readonly scalar: number }[];
+}
+
+/** Most scalar steps a ranked vector takes before it is written out (DELLA's keep probabilities take 3). */
+const MAX_RANK_STEPS = 8;
 
 /**
  * A dot product (of the vectors at `x` and `y`) or a sum (of the vector at `x`; `y` is −1) of a
@@ -198,12 +210,38 @@ class SimdChunk implements BackendChunk, ChunkOps {
   private p(v: Vec): number {
     const w = wasmVec(v);
     if (w.ptr < 0) {
+      const source = w.ranked ? this.p(asVec(w.ranked.source)) : -1;
       const ptr = this.allocBlock(this.length * 4);
-      if (w.difference) this.k.binaryVV(SUB, ...this.diffTerm(v), ptr, this.length);
+      if (w.ranked) this.writeRanked(source, w.ranked, ptr);
+      else if (w.difference) this.k.binaryVV(SUB, ...this.diffTerm(v), ptr, this.length);
       else this.k.decodeBf16(w.raw, ptr, this.length);
       w.ptr = ptr;
     }
     return w.ptr;
+  }
+
+  /** The ranks of the vector at `source`, then the steps, in place: the bytes of the ops one by one. */
+  private writeRanked(source: number, ranked: RankedSteps, ptr: number): void {
+    this.scratch((5 * this.cols + 2050) * 4, (scratch) => this.k.rowRanks(source, ptr, this.rows, this.cols, scratch));
+    for (const { op, scalarFirst, scalar } of ranked.steps) {
+      if (scalarFirst) this.k.binarySV(op, scalar, ptr, ptr, this.length);
+      else this.k.binaryVS(op, ptr, scalar, ptr, this.length);
+    }
+  }
+
+  /**
+   * A ranked vector with one more step, for a scalar op of one: + − × ÷ are monotone in the
+   * vector operand except a scalar divided by it, which is written out. Null where it does not apply.
+   */
+  private rankStep(a: Operand, b: Operand, op: number): Vec | null {
+    const [v, scalar] = typeof a === 'number' ? [b, a] : [a, b];
+    if (typeof v === 'number' || typeof scalar !== 'number') return null;
+    const { ptr, ranked } = wasmVec(v);
+    if (ptr >= 0 || !ranked || ranked.steps.length >= MAX_RANK_STEPS) return null;
+    const scalarFirst = typeof a === 'number' && op === SUB;
+    if (op === DIV && typeof a === 'number') return null;
+    const step = { op, scalarFirst, scalar: Math.fround(scalar) };
+    return asVec(new WasmVec(-1, -1, null, { source: ranked.source, steps: [...ranked.steps, step] }));
   }
 
   /** Runs `fn` with a temporary block of `bytes` bytes, freed afterwards. */
@@ -438,6 +476,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   private binary(a: Operand, b: Operand, op: number, scalar: (x: number, y: number) => number): Vec {
+    const stepped = this.rankStep(a, b, op);
+    if (stepped) return stepped;
     const o = this.alloc();
     const n = this.length;
     if (typeof a === 'number') {
@@ -457,6 +497,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   /** Comparisons and min/max. */
   private compare(a: Operand, b: Operand, op: number): Vec {
+    const ranked = typeof a !== 'number' && wasmVec(a).ptr < 0 ? wasmVec(a).ranked : null;
+    if (op === GT && ranked && typeof b !== 'number') return this.rankedGreater(ranked, b);
     const o = this.alloc();
     const n = this.length;
     if (typeof a === 'number') {
@@ -670,10 +712,28 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   // ---- in JavaScript over views of wasm memory (rare or sort-like: the reference's loops) ---------
 
+  /** Ranked when an op reads them (SimdChunk.p), or never where `gt` compares them (rankedGreater). */
   rowRanks(a: Vec): Vec {
-    const ap = this.p(a);
+    return asVec(new WasmVec(-1, -1, null, { source: wasmVec(a), steps: [] }));
+  }
+
+  /** gt(steps(rowRanks(source)), b), deciding most elements from their rank's bucket alone (rowRanksGreater). */
+  private rankedGreater({ source, steps }: RankedSteps, b: Vec): Vec {
+    const x = this.p(asVec(source));
+    const y = this.p(b);
     const o = this.alloc();
-    this.scratch((5 * this.cols + 2050) * 4, (scratch) => this.k.rowRanks(ap, o.ptr, this.rows, this.cols, scratch));
+    const kernelScratch = (8 * this.cols + 4104) * 4;
+    this.scratch(kernelScratch + steps.length * 12, (ptr) => {
+      const table = ptr + kernelScratch;
+      const words = new Int32Array(this.buffer, table, steps.length * 3);
+      const floats = new Float32Array(this.buffer, table, steps.length * 3);
+      steps.forEach(({ op, scalarFirst, scalar }, j) => {
+        words[3 * j] = op;
+        words[3 * j + 1] = scalarFirst ? 1 : 0;
+        floats[3 * j + 2] = scalar;
+      });
+      this.k.rowRanksGreater(x, y, o.ptr, this.rows, this.cols, table, steps.length, ptr);
+    });
     return asVec(o);
   }
 

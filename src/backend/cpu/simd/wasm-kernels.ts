@@ -38,6 +38,7 @@ export interface Kernels {
   signConsensusN(terms: number, scales: number, weights: number, count: number, o: number, n: number, normalize: number): void;
   random(o: number, n: number, base: number): void;
   rowRanks(x: number, o: number, rows: number, cols: number, scratch: number): void;
+  rowRanksGreater(x: number, y: number, o: number, rows: number, cols: number, steps: number, count: number, scratch: number): void;
   countNonFinite(p: number, n: number, size: number, exp: number, mant: number, out: number): void;
 }
 

@@ -739,6 +739,47 @@ export function random(o: usize, n: i32, base: u32): void {
  */
 export function rowRanks(x: usize, o: usize, rows: i32, cols: i32, scratch: usize): void {
   const n = <usize>cols;
+  for (let r = 0; r < rows; r++) rankRow(x + ((<usize>r * n) << 2), o + ((<usize>r * n) << 2), n, scratch);
+}
+
+/** Finite buckets of a row of `cols`: about two per element for short rows, 2048 for longer ones. */
+@inline function bucketBitsFor(cols: usize): u32 {
+  return cols >= 1024 ? 11 : 32 - <u32>clz(<u32>cols);
+}
+
+/** The smallest and largest finite nonzero key of a row (|x| bits; rangeMin > rangeMax when there is none). */
+let rangeMin: u32 = 0;
+let rangeMax: u32 = 0;
+
+function finiteKeyRange(row: usize, n: usize): void {
+  let vmin = i32x4.splat(0x7f800000);
+  let vmax = i32x4.splat(0);
+  let i: usize = 0;
+  for (; i + 4 <= n; i += 4) {
+    const k = v128.and(v128.load(row + (i << 2)), i32x4.splat(0x7fffffff));
+    const finite = i32x4.le_u(i32x4.sub(k, i32x4.splat(1)), i32x4.splat(0x7f7ffffe));
+    vmin = i32x4.min_u(vmin, v128.bitselect(k, i32x4.splat(0x7f800000), finite));
+    vmax = i32x4.max_u(vmax, v128.and(k, finite));
+  }
+  vmin = i32x4.min_u(vmin, v128.shuffle<u32>(vmin, vmin, 2, 3, 0, 1));
+  vmin = i32x4.min_u(vmin, v128.shuffle<u32>(vmin, vmin, 1, 0, 3, 2));
+  vmax = i32x4.max_u(vmax, v128.shuffle<u32>(vmax, vmax, 2, 3, 0, 1));
+  vmax = i32x4.max_u(vmax, v128.shuffle<u32>(vmax, vmax, 1, 0, 3, 2));
+  let min = <u32>i32x4.extract_lane(vmin, 0);
+  let max = <u32>i32x4.extract_lane(vmax, 0);
+  for (; i < n; i++) {
+    const k = load<u32>(row + (i << 2)) & 0x7fffffff;
+    if (k - 1 < 0x7f7fffff) {
+      if (k < min) min = k;
+      if (k > max) max = k;
+    }
+  }
+  rangeMin = min;
+  rangeMax = max;
+}
+
+/** The ranks (as f32) of one row of `n` at `row` into `out`; `scratch` holds 5·n plus 2050 u32. */
+function rankRow(row: usize, out: usize, n: usize, scratch: usize): void {
   if (n == 0) return;
   // Each element travels as one u32: its key's bits below its bucket, then n − 1 − index (so
   // that ascending order puts equal keys in descending index order, as the reference does).
@@ -749,84 +790,184 @@ export function rowRanks(x: usize, o: usize, rows: i32, cols: i32, scratch: usiz
   const keys = spare + (n << 2);
   const keysSpare = keys + (n << 2);
   const buckets = keysSpare + (n << 2);
-  // Finite buckets: about two per element for short rows, 2048 for longer ones (more when a
-  // bucket's bits and the index would not fit in 32 bits).
-  const bucketBits: u32 = cols >= 1024 ? 11 : 32 - <u32>clz(<u32>cols);
+  // More buckets than bucketBitsFor gives when a bucket's bits and the index would not fit in 32 bits.
+  const bucketBits = bucketBitsFor(n);
+  finiteKeyRange(row, n);
+  const min = rangeMin;
+  const max = rangeMax;
+  const range: u32 = max >= min ? max - min : 0;
+  const rangeBits: u32 = 32 - <u32>clz(range);
+  let shift: u32 = rangeBits > bucketBits ? rangeBits - bucketBits : 0;
+  if (shift + idxBits > 32) shift = 32 - idxBits;
+  const low: u32 = shift >= 32 ? 0xffffffff : ((<u32>1) << shift) - 1;
+  const last: u32 = (max >= min ? range >>> shift : 0) + 2;
+  const span = (<usize>(last + 1)) << 2;
+  memory.fill(buckets, 0, span);
+  for (let i: usize = 0; i < n; i++) {
+    const at = buckets + (<usize>bucketOf(load<u32>(row + (i << 2)) & 0x7fffffff, min, shift, last) << 2);
+    store<u32>(at, load<u32>(at) + 1);
+  }
+  let sum: u32 = 0;
+  for (let d: usize = 0; d < span; d += 4) {
+    const c = load<u32>(buckets + d);
+    store<u32>(buckets + d, sum);
+    sum += c;
+  }
+  // Descending index order, so each bucket starts out ordered by n − 1 − index.
+  for (let j: usize = 0; j < n; j++) {
+    const index = n - 1 - j;
+    const k = load<u32>(row + (index << 2)) & 0x7fffffff;
+    const b = bucketOf(k, min, shift, last);
+    const slot = buckets + (<usize>b << 2);
+    const at = <usize>load<u32>(slot);
+    store<u32>(slot, <u32>at + 1);
+    const bits: u32 = b == 0 || b == last ? 0 : (k - min) & low;
+    store<u32>(sorted + (at << 2), (bits << idxBits) | <u32>j);
+  }
+  // Each slot now holds its bucket's end. Zeros are all equal; finite keys of a bucket differ in
+  // their low `shift` bits (now above the index bits); Inf and NaN in any of their 23 low bits.
+  let start: usize = <usize>load<u32>(buckets);
+  for (let b: u32 = 1; b <= last; b++) {
+    const end = <usize>load<u32>(buckets + (<usize>b << 2));
+    const count = end - start;
+    if (count > 1) {
+      if (b == last) sortSpecial(row, n, sorted, spare, keys, keysSpare, start, end);
+      else if (shift > 0) {
+        if (count > 48) radixPacked(sorted, spare, start, end, idxBits, shift);
+        else insertionPacked(sorted, start, end);
+      }
+    }
+    start = end;
+  }
+  for (let p: usize = 0; p < n; p++) {
+    const index = n - 1 - <usize>(load<u32>(sorted + (p << 2)) & idxMask);
+    store<f32>(out + (index << 2), <f32>(p + 1));
+  }
+}
+
+/**
+ * f32 steps applied to a rank, as binaryVS/binarySV apply them to a vector of ranks: at `steps`,
+ * 12 bytes a step — the op (ADD, SUB, MUL, DIV), 1 when the scalar comes first (SUB only), the
+ * scalar. Every step is monotone in its operand, so the result is monotone in the rank.
+ */
+function applySteps(v: f32, steps: usize, count: i32): f32 {
+  for (let s = 0; s < count; s++) {
+    const at = steps + <usize>s * 12;
+    const op = load<i32>(at);
+    const c = load<f32>(at, 8);
+    if (op == ADD) v = v + c;
+    else if (op == MUL) v = v * c;
+    else if (op == SUB) v = load<i32>(at, 4) ? c - v : v - c;
+    else v = v / c;
+  }
+  return v;
+}
+
+/** Undecided elements a row resolves by counting (each one a pass over the row) before it ranks the whole row. */
+const COUNTED_RANKS: u32 = 16;
+
+/**
+ * rowRanksGreater: o = 1 where steps(rank) > y, else 0, with the ranks rowRanks gives and the
+ * steps of applySteps — the bytes of rowRanks, the steps' binaryVS/binarySV and compareVV(GT) —
+ * mostly without sorting. The buckets of rankRow (without its index-bit limit) give each element
+ * the range of ranks [first, last] its bucket spans; as the steps are monotone, every rank in it
+ * maps between steps(first) and steps(last) (from a table of steps(r) for every rank). An element
+ * whose y lies below both is 1, one whose y is at or above both is 0; for the rest (y in between,
+ * or a bound NaN) its exact rank is counted: the keys below its own plus its equals at higher
+ * indices, plus 1 — or, past COUNTED_RANKS of them in a row, the whole row is ranked. A NaN inside
+ * the span with neither bound NaN needs a step that meets 0 or ±Inf inside it, which leaves the
+ * bounds at −Inf and +Inf (or NaN), and so never a decided 1; nor a decided 0 but for y = +Inf,
+ * which no value exceeds anyway. `scratch` holds 8·cols plus 4104 u32.
+ */
+export function rowRanksGreater(x: usize, y: usize, o: usize, rows: i32, cols: i32, steps: usize, count: i32, scratch: usize): void {
+  const n = <usize>cols;
+  if (n == 0) return;
+  const table = scratch; // steps(r) at table + 4·r, r = 1…n
+  const starts = table + ((n + 1) << 2); // up to 2051 bucket starts and the end
+  const undecided = starts + (2052 << 2);
+  const ranks = undecided + (n << 2);
+  const rankScratch = ranks + (n << 2);
+  for (let r: usize = 1; r <= n; r++) store<f32>(table + (r << 2), applySteps(<f32>r, steps, count));
+  const up = nonDecreasing(table, n);
+  const bucketBits = bucketBitsFor(n);
   for (let r = 0; r < rows; r++) {
     const row = x + ((<usize>r * n) << 2);
+    const yr = y + ((<usize>r * n) << 2);
     const out = o + ((<usize>r * n) << 2);
-    // The smallest and largest finite nonzero key (min > max when there is none).
-    let vmin = i32x4.splat(0x7f800000);
-    let vmax = i32x4.splat(0);
-    let i: usize = 0;
-    for (; i + 4 <= n; i += 4) {
-      const k = v128.and(v128.load(row + (i << 2)), i32x4.splat(0x7fffffff));
-      const finite = i32x4.le_u(i32x4.sub(k, i32x4.splat(1)), i32x4.splat(0x7f7ffffe));
-      vmin = i32x4.min_u(vmin, v128.bitselect(k, i32x4.splat(0x7f800000), finite));
-      vmax = i32x4.max_u(vmax, v128.and(k, finite));
-    }
-    vmin = i32x4.min_u(vmin, v128.shuffle<u32>(vmin, vmin, 2, 3, 0, 1));
-    vmin = i32x4.min_u(vmin, v128.shuffle<u32>(vmin, vmin, 1, 0, 3, 2));
-    vmax = i32x4.max_u(vmax, v128.shuffle<u32>(vmax, vmax, 2, 3, 0, 1));
-    vmax = i32x4.max_u(vmax, v128.shuffle<u32>(vmax, vmax, 1, 0, 3, 2));
-    let min = <u32>i32x4.extract_lane(vmin, 0);
-    let max = <u32>i32x4.extract_lane(vmax, 0);
-    for (; i < n; i++) {
-      const k = load<u32>(row + (i << 2)) & 0x7fffffff;
-      if (k - 1 < 0x7f7fffff) {
-        if (k < min) min = k;
-        if (k > max) max = k;
-      }
-    }
-    const range: u32 = max >= min ? max - min : 0;
+    finiteKeyRange(row, n);
+    const lowest = rangeMin;
+    const highest = rangeMax;
+    const range: u32 = highest >= lowest ? highest - lowest : 0;
     const rangeBits: u32 = 32 - <u32>clz(range);
-    let shift: u32 = rangeBits > bucketBits ? rangeBits - bucketBits : 0;
-    if (shift + idxBits > 32) shift = 32 - idxBits;
-    const low: u32 = shift >= 32 ? 0xffffffff : ((<u32>1) << shift) - 1;
-    const last: u32 = (max >= min ? range >>> shift : 0) + 2;
-    const span = (<usize>(last + 1)) << 2;
-    memory.fill(buckets, 0, span);
+    const shift: u32 = rangeBits > bucketBits ? rangeBits - bucketBits : 0;
+    const last: u32 = (highest >= lowest ? range >>> shift : 0) + 2;
+    // Bucket b's elements take the ranks starts[b] + 1 … starts[b + 1].
+    memory.fill(starts, 0, (<usize>(last + 2)) << 2);
     for (let i: usize = 0; i < n; i++) {
-      const at = buckets + (<usize>bucketOf(load<u32>(row + (i << 2)) & 0x7fffffff, min, shift, last) << 2);
+      const at = starts + (<usize>(bucketOf(load<u32>(row + (i << 2)) & 0x7fffffff, lowest, shift, last) + 1) << 2);
       store<u32>(at, load<u32>(at) + 1);
     }
-    let sum: u32 = 0;
-    for (let d: usize = 0; d < span; d += 4) {
-      const c = load<u32>(buckets + d);
-      store<u32>(buckets + d, sum);
-      sum += c;
+    for (let b: usize = 1; b <= <usize>last + 1; b++) store<u32>(starts + (b << 2), load<u32>(starts + (b << 2)) + load<u32>(starts + ((b - 1) << 2)));
+    // Without branches: whether an element is 1 or 0 is a coin toss for DELLA.
+    let open: usize = 0;
+    for (let i: usize = 0; i < n; i++) {
+      const at = starts + (<usize>bucketOf(load<u32>(row + (i << 2)) & 0x7fffffff, lowest, shift, last) << 2);
+      const first = load<f32>(table + ((<usize>load<u32>(at) + 1) << 2));
+      const final = load<f32>(table + (<usize>load<u32>(at, 4) << 2));
+      const low = select<f32>(first, final, up);
+      const high = select<f32>(final, first, up);
+      const v = load<f32>(yr + (i << 2));
+      // In integers: V8 compiles an f32 select to a branch. A NaN bound fails both tests: undecided.
+      const one = <u32>(low > v);
+      store<u32>(undecided + (open << 2), <u32>i);
+      open += <usize>((one | <u32>(high <= v)) ^ 1);
+      store<u32>(out + (i << 2), one * 0x3f800000);
     }
-    // Descending index order, so each bucket starts out ordered by n − 1 − index.
-    for (let j: usize = 0; j < n; j++) {
-      const index = n - 1 - j;
-      const k = load<u32>(row + (index << 2)) & 0x7fffffff;
-      const b = bucketOf(k, min, shift, last);
-      const slot = buckets + (<usize>b << 2);
-      const at = <usize>load<u32>(slot);
-      store<u32>(slot, <u32>at + 1);
-      const bits: u32 = b == 0 || b == last ? 0 : (k - min) & low;
-      store<u32>(sorted + (at << 2), (bits << idxBits) | <u32>j);
-    }
-    // Each slot now holds its bucket's end. Zeros are all equal; finite keys of a bucket differ in
-    // their low `shift` bits (now above the index bits); Inf and NaN in any of their 23 low bits.
-    let start: usize = <usize>load<u32>(buckets);
-    for (let b: u32 = 1; b <= last; b++) {
-      const end = <usize>load<u32>(buckets + (<usize>b << 2));
-      const count = end - start;
-      if (count > 1) {
-        if (b == last) sortSpecial(row, n, sorted, spare, keys, keysSpare, start, end);
-        else if (shift > 0) {
-          if (count > 48) radixPacked(sorted, spare, start, end, idxBits, shift);
-          else insertionPacked(sorted, start, end);
-        }
-      }
-      start = end;
-    }
-    for (let p: usize = 0; p < n; p++) {
-      const index = n - 1 - <usize>(load<u32>(sorted + (p << 2)) & idxMask);
-      store<f32>(out + (index << 2), <f32>(p + 1));
+    if (open == 0) continue;
+    if (open > <usize>COUNTED_RANKS) rankRow(row, ranks, n, rankScratch);
+    for (let j: usize = 0; j < open; j++) {
+      const i = <usize>load<u32>(undecided + (j << 2));
+      const rank = open > <usize>COUNTED_RANKS ? <usize>load<f32>(ranks + (i << 2)) : <usize>countRank(row, n, i);
+      store<f32>(out + (i << 2), load<f32>(table + (rank << 2)) > load<f32>(yr + (i << 2)) ? 1 : 0);
     }
   }
+}
+
+/**
+ * Whether the steps' table (ranks 1…n at table + 4·r) is non-decreasing: told by its first two
+ * different values that are not NaN (a constant or all-NaN table reads either way alike).
+ */
+function nonDecreasing(table: usize, n: usize): bool {
+  let first: f32 = NaN;
+  for (let r: usize = 1; r <= n; r++) {
+    const v = load<f32>(table + (r << 2));
+    if (v != v) continue;
+    if (first != first) first = v;
+    else if (v != first) return v > first;
+  }
+  return true;
+}
+
+/** The rank of element i of a row: 1 + the keys below its own + its equals at higher indices. */
+function countRank(row: usize, n: usize, i: usize): u32 {
+  const k = load<u32>(row + (i << 2)) & 0x7fffffff;
+  const key = i32x4.splat(k);
+  const index = i32x4.splat(<i32>i);
+  let lanes = i32x4(0, 1, 2, 3);
+  let ahead = i32x4.splat(0);
+  let j: usize = 0;
+  for (; j + 4 <= n; j += 4) {
+    const keys = v128.and(v128.load(row + (j << 2)), i32x4.splat(0x7fffffff));
+    const counted = v128.or(i32x4.lt_u(keys, key), v128.and(i32x4.eq(keys, key), i32x4.gt_s(lanes, index)));
+    ahead = i32x4.sub(ahead, counted);
+    lanes = i32x4.add(lanes, i32x4.splat(4));
+  }
+  let rank: u32 = 1 + <u32>(i32x4.extract_lane(ahead, 0) + i32x4.extract_lane(ahead, 1) + i32x4.extract_lane(ahead, 2) + i32x4.extract_lane(ahead, 3));
+  for (; j < n; j++) {
+    const kj = load<u32>(row + (j << 2)) & 0x7fffffff;
+    if (kj < k || (kj == k && j > i)) rank++;
+  }
+  return rank;
 }
 
 /** Stable insertion sort of the u32 at [start, end) (packed key bits and order, all distinct). */
