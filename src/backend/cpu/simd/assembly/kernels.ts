@@ -889,7 +889,7 @@ export function rowRanksGreater(x: usize, y: usize, o: usize, rows: i32, cols: i
   const rankScratch = ranks + (n << 2);
   for (let r: usize = 1; r <= n; r++) store<f32>(table + (r << 2), applySteps(<f32>r, steps, count));
   const up = nonDecreasing(table, n);
-  const bucketBits = bucketBitsFor(n);
+  const bucketBits: u32 = n > 1 ? min<u32>(11, 32 - <u32>clz(<u32>(n - 1))) : 1;
   for (let r = 0; r < rows; r++) {
     const row = x + ((<usize>r * n) << 2);
     const yr = y + ((<usize>r * n) << 2);
@@ -903,15 +903,18 @@ export function rowRanksGreater(x: usize, y: usize, o: usize, rows: i32, cols: i
     const last: u32 = (highest >= lowest ? range >>> shift : 0) + 2;
     // Bucket b's elements take the ranks starts[b] + 1 … starts[b + 1].
     memory.fill(starts, 0, (<usize>(last + 2)) << 2);
+    // Each element's bucket, as u16 (at most 2051 buckets), where the ranks go only later.
     for (let i: usize = 0; i < n; i++) {
-      const at = starts + (<usize>(bucketOf(load<u32>(row + (i << 2)) & 0x7fffffff, lowest, shift, last) + 1) << 2);
+      const b = bucketOf(load<u32>(row + (i << 2)) & 0x7fffffff, lowest, shift, last);
+      store<u16>(ranks + (i << 1), <u16>b);
+      const at = starts + ((<usize>b + 1) << 2);
       store<u32>(at, load<u32>(at) + 1);
     }
     for (let b: usize = 1; b <= <usize>last + 1; b++) store<u32>(starts + (b << 2), load<u32>(starts + (b << 2)) + load<u32>(starts + ((b - 1) << 2)));
     // Without branches: whether an element is 1 or 0 is a coin toss for DELLA.
     let open: usize = 0;
     for (let i: usize = 0; i < n; i++) {
-      const at = starts + (<usize>bucketOf(load<u32>(row + (i << 2)) & 0x7fffffff, lowest, shift, last) << 2);
+      const at = starts + (<usize>load<u16>(ranks + (i << 1)) << 2);
       const first = load<f32>(table + ((<usize>load<u32>(at) + 1) << 2));
       const final = load<f32>(table + (<usize>load<u32>(at, 4) << 2));
       const low = select<f32>(first, final, up);
