@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { CpuBackend, createSimdCpuBackend, type SimdCpuBackend, type BackendChunk, type ChunkOps, type ComputeBackend, type Operand, type Reduction, type Vec } from '../../src/backend';
 import type { ChunkInputBytes, ChunkSpec } from '../../src/backend';
 import { isSparseHistogram, type ReductionToken } from '../../src/backend/reduction';
+import { randomUniform, streamKey } from '../../src/backend/random';
 import type { FloatDtype } from '../../src/storage/types';
 
 /**
@@ -202,6 +203,23 @@ for (const count of [1, 2, 3, 4, 5]) {
   OPS[`signConsensus ${count} zero weights`] = (c) =>
     c.signConsensus(Array.from({ length: count }, (_, i) => c.input(i)), Array(count).fill(1), Array(count).fill(0));
 }
+
+// DARE's keep, x · (p > uniform): drawn in one sweep (keepBelow), except where a chunk crosses
+// index 2^32 ('split 1-D piece'); the mask alone, read twice, or first in the product: written
+// out. Last in the table, so that the ops above keep their seeds.
+for (const p of [0.5, 0, 1, -0, 1e-8, Infinity, NaN]) {
+  OPS[`keep below ${p}`] = (c) => c.mul(c.input(0), c.gt(p, c.random(1)));
+  OPS[`keep below ${p}, of a difference`] = (c) => c.mul(c.sub(c.input(1), c.input(3)), c.gt(p, c.random(2)));
+}
+// A threshold equal to one of the stream's own draws: that element is dropped (p > u is false).
+OPS['keep below a drawn value'] = (c) =>
+  c.mul(c.input(0), c.gt(randomUniform(streamKey(77, 'model.layers.0.self_attn.q_proj.weight', 1), c.start + (c.length >> 1)), c.random(1)));
+OPS['gt random'] = (c) => c.gt(0.3, c.random(2));
+OPS['keep below, mask read twice'] = (c) => {
+  const mask = c.gt(0.4, c.random(0));
+  return c.add(c.mul(c.input(0), mask), mask);
+};
+OPS['keep below, mask first'] = (c) => c.mul(c.gt(0.6, c.random(4)), c.input(2));
 
 let simd: ComputeBackend;
 let simdBackend: SimdCpuBackend;

@@ -37,16 +37,16 @@ export function neededNodes(nodes: readonly GraphNode[], roots: readonly number[
 const BINARY = new Set(['add', 'sub', 'mul', 'div', 'min', 'max']);
 
 /**
- * The cache key of a node whose value depends only on the chunk's inputs and position, the same
- * in every pass over the tensor: a decoded input, a random stream, or an elementwise op of two of
- * those (a task vector `sub(input i, input base)`). Null for every other node. Scalars are left
- * out on purpose: an expression with a scalar usually carries a per-pass threshold. Row ranks are
- * left out too: the SIMD kernels compare DELLA's keep probabilities mostly without ranking, in
- * less time than a cached ranking would take to write out.
+ * The cache key of a node whose value depends only on the chunk's inputs, the same in every pass
+ * over the tensor: a decoded input, or an elementwise op of two of them (a task vector
+ * `sub(input i, input base)`). Null for every other node. Scalars are left out on purpose: an
+ * expression with a scalar usually carries a per-pass threshold. Random streams and row ranks are
+ * left out too: the SIMD kernels draw a stream, or decide DELLA's keep test mostly without
+ * ranking, in less time than a cached copy would take to write out and read back.
  */
 export function cacheKey(nodes: readonly GraphNode[], id: number): string | null {
   const node = nodes[id];
-  if (node.op === 'input' || node.op === 'random') return `${node.op}${node.args[0] as number}`;
+  if (node.op === 'input') return `input${node.args[0] as number}`;
   if (!BINARY.has(node.op)) return null;
   const [a, b] = node.args;
   if (!isRef(a) || !isRef(b)) return null;
@@ -56,5 +56,5 @@ export function cacheKey(nodes: readonly GraphNode[], id: number): string | null
 }
 
 function leafKey(node: GraphNode): string | null {
-  return node.op === 'input' || node.op === 'random' ? `${node.op}${node.args[0] as number}` : null;
+  return node.op === 'input' ? `input${node.args[0] as number}` : null;
 }

@@ -14,7 +14,7 @@ export interface WorkerPoolOptions {
   readonly local: ComputeBackend;
   /**
    * Memory all workers together may keep for later passes over a tensor (decoded inputs, task
-   * vectors, random streams), in bytes. 0 turns the cache off. Default 128 MiB.
+   * vectors), in bytes. 0 turns the cache off. Default 128 MiB.
    */
   readonly cacheBytes?: number;
   /**
@@ -64,7 +64,7 @@ export function poolCacheBytes(budgetBytes: number): number {
  * the output bytes do not depend on the number of workers or the chunk size.
  *
  * Chunk k of a tensor goes to the same worker in every pass, and the worker keeps what does not
- * change between passes (decoded inputs, task vectors, random streams) within `cacheBytes`, so a
+ * change between passes (decoded inputs, task vectors) within `cacheBytes`, so a
  * multi-pass method decodes and differences its inputs once, and their bytes travel once.
  */
 export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {

@@ -64,12 +64,13 @@ export class SimdCpuBackend implements ComputeBackend {
 }
 
 /**
- * A chunk-sized f32 vector at `ptr` in the kernels' memory. Three kinds start without one (ptr −1),
+ * A chunk-sized f32 vector at `ptr` in the kernels' memory. Four kinds start without one (ptr −1),
  * and some ops read them as they are, while any other op first writes them out as f32 once
  * (SimdChunk.p): a bf16 input, as its raw bytes at `raw`, decoded on the fly by weightedSum; the
  * difference `minuend − subtrahend` that `sub` makes of two vectors (a task vector), subtracted on
- * the fly by weightedSum; and the row ranks of a vector with scalar steps applied to them
- * (`ranked`), which `gt` compares with a vector mostly without ranking (rowRanksGreater).
+ * the fly by weightedSum; the row ranks of a vector with scalar steps applied to them (`ranked`),
+ * which `gt` compares with a vector mostly without ranking (rowRanksGreater); and a random stream
+ * or the mask `below > stream` (`drawn`), drawn where `mul` keeps a vector by it (keepBelow).
  */
 class WasmVec {
   constructor(
@@ -77,7 +78,14 @@ class WasmVec {
     readonly raw = -1,
     readonly difference: readonly [WasmVec, WasmVec] | null = null,
     readonly ranked: RankedSteps | null = null,
+    readonly drawn: Drawn | null = null,
   ) {}
+}
+
+/** The uniforms of random(base), as the kernel draws them; with `below`, the mask below > uniform. */
+interface Drawn {
+  readonly base: number;
+  readonly below?: number;
 }
 
 /** Row ranks of `source`, then each step as binaryVS (binarySV where the scalar comes first). */
@@ -213,7 +221,10 @@ class SimdChunk implements BackendChunk, ChunkOps {
       const source = w.ranked ? this.p(asVec(w.ranked.source)) : -1;
       const ptr = this.allocBlock(this.length * 4);
       if (w.ranked) this.writeRanked(source, w.ranked, ptr);
-      else if (w.difference) this.k.binaryVV(SUB, ...this.diffTerm(v), ptr, this.length);
+      else if (w.drawn) {
+        this.k.random(ptr, this.length, w.drawn.base);
+        if (w.drawn.below !== undefined) this.k.compareSV(GT, w.drawn.below, ptr, ptr, this.length);
+      } else if (w.difference) this.k.binaryVV(SUB, ...this.diffTerm(v), ptr, this.length);
       else this.k.decodeBf16(w.raw, ptr, this.length);
       w.ptr = ptr;
     }
@@ -478,6 +489,14 @@ class SimdChunk implements BackendChunk, ChunkOps {
   private binary(a: Operand, b: Operand, op: number, scalar: (x: number, y: number) => number): Vec {
     const stepped = this.rankStep(a, b, op);
     if (stepped) return stepped;
+    const mask = typeof b !== 'number' && wasmVec(b).ptr < 0 ? wasmVec(b).drawn : null;
+    if (op === MUL && typeof a !== 'number' && mask?.below !== undefined) {
+      // x · (below > uniform): DARE's keep, in one sweep.
+      const x = this.p(a);
+      const o = this.alloc();
+      this.k.keepBelow(x, o.ptr, this.length, mask.below, mask.base);
+      return asVec(o);
+    }
     const o = this.alloc();
     const n = this.length;
     if (typeof a === 'number') {
@@ -499,6 +518,10 @@ class SimdChunk implements BackendChunk, ChunkOps {
   private compare(a: Operand, b: Operand, op: number): Vec {
     const ranked = typeof a !== 'number' && wasmVec(a).ptr < 0 ? wasmVec(a).ranked : null;
     if (op === GT && ranked && typeof b !== 'number') return this.rankedGreater(ranked, b);
+    const drawn = typeof b !== 'number' && wasmVec(b).ptr < 0 ? wasmVec(b).drawn : null;
+    if (op === GT && typeof a === 'number' && drawn && drawn.below === undefined) {
+      return asVec(new WasmVec(-1, -1, null, null, { base: drawn.base, below: Math.fround(a) }));
+    }
     const o = this.alloc();
     const n = this.length;
     if (typeof a === 'number') {
@@ -543,8 +566,10 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   random(stream: number): Vec {
     const key = streamKey(this.spec.seed, this.spec.tensorName, stream);
-    const o = this.alloc();
     // randomUniform(key, start + i): the outer hash changes only where the index crosses 2^32.
+    // Below that, the stream is drawn where it is read (Drawn).
+    if (this.start + this.length <= TWO_POW_32) return asVec(new WasmVec(-1, -1, null, null, { base: (pcgHash(key) + this.start) >>> 0 }));
+    const o = this.alloc();
     for (let i = 0; i < this.length; ) {
       const hi = Math.floor((this.start + i) / TWO_POW_32);
       const lo = this.start + i - hi * TWO_POW_32;

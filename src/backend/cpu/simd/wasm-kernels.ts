@@ -39,6 +39,7 @@ export interface Kernels {
   random(o: number, n: number, base: number): void;
   rowRanks(x: number, o: number, rows: number, cols: number, scratch: number): void;
   rowRanksGreater(x: number, y: number, o: number, rows: number, cols: number, steps: number, count: number, scratch: number): void;
+  keepBelow(x: number, o: number, n: number, t: number, base: number): void;
   countNonFinite(p: number, n: number, size: number, exp: number, mant: number, out: number): void;
 }
 

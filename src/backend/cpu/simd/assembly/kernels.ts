@@ -708,18 +708,43 @@ export function signConsensusN(terms: usize, scales: usize, weights: usize, coun
  */
 export function random(o: usize, n: i32, base: u32): void {
   // state = index · 747796405 + 2891336453 (mod 2^32), stepped by 4 indices with one add.
-  let state = i32x4.add(i32x4.mul(i32x4.add(i32x4.splat(base), i32x4(0, 1, 2, 3)), i32x4.splat(747796405)), i32x4.splat(<i32>2891336453));
-  const step = i32x4.splat(<i32>(<u32>747796405 * 4));
+  let state = firstState(base);
   for (let j = 0; j < n; j += 4) {
-    const up = i32x4.sub(i32x4.splat(28), i32x4.shr_u(state, 28)); // 32 − shift, 13…28
-    // 2^up < 2^31 and h < 2^24 below: the signed conversions give the same values as the unsigned
-    // ones, in a few instructions where x86 has no unsigned SIMD conversion.
-    const power = i32x4.trunc_sat_f32x4_s(i32x4.shl(i32x4.add(up, i32x4.splat(127)), 23));
-    const shifted = v128.shuffle<i32>(i64x2.extmul_low_i32x4_u(state, power), i64x2.extmul_high_i32x4_u(state, power), 1, 3, 5, 7);
-    const word = i32x4.mul(v128.xor(shifted, state), i32x4.splat(277803737));
-    const h = i32x4.shr_u(v128.xor(i32x4.shr_u(word, 22), word), 8);
-    v128.store(o + ((<usize>j) << 2), f32x4.mul(f32x4.convert_i32x4_s(h), f32x4.splat(5.9604644775390625e-8)));
-    state = i32x4.add(state, step);
+    v128.store(o + ((<usize>j) << 2), uniform4(state));
+    state = i32x4.add(state, i32x4.splat(STATE_STEP));
+  }
+}
+
+const STATE_STEP: i32 = <i32>(<u32>747796405 * 4);
+
+@inline function firstState(base: u32): v128 {
+  return i32x4.add(i32x4.mul(i32x4.add(i32x4.splat(base), i32x4(0, 1, 2, 3)), i32x4.splat(747796405)), i32x4.splat(<i32>2891336453));
+}
+
+/** The uniforms of the four PCG states `state`. */
+@inline function uniform4(state: v128): v128 {
+  const up = i32x4.sub(i32x4.splat(28), i32x4.shr_u(state, 28)); // 32 − shift, 13…28
+  // 2^up < 2^31 and h < 2^24 below: the signed conversions give the same values as the unsigned
+  // ones, in a few instructions where x86 has no unsigned SIMD conversion.
+  const power = i32x4.trunc_sat_f32x4_s(i32x4.shl(i32x4.add(up, i32x4.splat(127)), 23));
+  const shifted = v128.shuffle<i32>(i64x2.extmul_low_i32x4_u(state, power), i64x2.extmul_high_i32x4_u(state, power), 1, 3, 5, 7);
+  const word = i32x4.mul(v128.xor(shifted, state), i32x4.splat(277803737));
+  const h = i32x4.shr_u(v128.xor(i32x4.shr_u(word, 22), word), 8);
+  return f32x4.mul(f32x4.convert_i32x4_s(h), f32x4.splat(5.9604644775390625e-8));
+}
+
+/**
+ * keepBelow: o = x · (t > u), u the uniforms of `random(base)` — the bytes of random, then
+ * compareSV(GT, t, u), then binaryVV(MUL, x, mask), in one sweep (DARE's Bernoulli keep).
+ */
+export function keepBelow(x: usize, o: usize, n: i32, t: f32, base: u32): void {
+  let state = firstState(base);
+  const threshold = f32x4.splat(t);
+  for (let j = 0; j < n; j += 4) {
+    const at = (<usize>j) << 2;
+    const mask = ones(f32x4.gt(threshold, uniform4(state)));
+    v128.store(o + at, arith(MUL, v128.load(x + at), mask));
+    state = i32x4.add(state, i32x4.splat(STATE_STEP));
   }
 }
 
@@ -869,7 +894,7 @@ const COUNTED_RANKS: u32 = 16;
 /**
  * rowRanksGreater: o = 1 where steps(rank) > y, else 0, with the ranks rowRanks gives and the
  * steps of applySteps — the bytes of rowRanks, the steps' binaryVS/binarySV and compareVV(GT) —
- * mostly without sorting. The buckets of rankRow (without its index-bit limit) give each element
+ * mostly without sorting. Buckets as rankRow makes them (about one per element, at most 2048) give each element
  * the range of ranks [first, last] its bucket spans; as the steps are monotone, every rank in it
  * maps between steps(first) and steps(last) (from a table of steps(r) for every rank). An element
  * whose y lies below both is 1, one whose y is at or above both is 0; for the rest (y in between,
