@@ -195,7 +195,7 @@ async function prepare(configPath: string, flags: Record<string, string | boolea
 
 function sizeFlag(name: string, value: string): number {
   try {
-    return parseShardSize(value);
+    return parseShardSize(value, name === 'memory' ? 'memory size' : 'shard size');
   } catch (error) {
     throw new UsageError(`--${name}: ${(error as Error).message}`);
   }

@@ -17,15 +17,15 @@ const SUFFIX_DIGITS: Readonly<Record<string, number>> = { k: 3, m: 6, b: 9 };
  * k, M or B (case-insensitive there too, so `500m` is 500 million), in powers of 1000.
  * Unlike mergekit, a decimal before the suffix is accepted (`1.5B`) when it gives whole bytes.
  */
-export function parseShardSize(value: string | number): number {
+export function parseShardSize(value: string | number, what = 'shard size'): number {
   if (typeof value === 'number') {
     if (Number.isSafeInteger(value)) return value;
-    throw new Error(`shard size ${value} is not a whole number of bytes`);
+    throw new Error(`${what} ${value} is not a whole number of bytes`);
   }
   const match = /^(\d+)(?:\.(\d+))?([kKmMbB])?$/.exec(value.trim());
   const wrong = (why: string): Error =>
     new Error(
-      `shard size "${value}" ${why}: write a number of bytes, optionally followed by k (thousand), ` +
+      `${what} "${value}" ${why}: write a number of bytes, optionally followed by k (thousand), ` +
         `M (million) or B (billion), e.g. 5B, 500M, 1.5B`,
     );
   if (!match) throw wrong('is not understood');

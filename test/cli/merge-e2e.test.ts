@@ -250,4 +250,10 @@ describe('alloy merge refuses bad input and leaves no output', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--bogus');
   });
+
+  it('exits 2 on a --memory size it does not understand, and says it is a memory size', async () => {
+    const r = await runAlloy(['merge', 'c.yml', 'out', '--memory', '1G'], tempDir());
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--memory: memory size "1G" is not understood');
+  });
 });
