@@ -220,6 +220,19 @@ OPS['keep below, mask read twice'] = (c) => {
   return c.add(c.mul(c.input(0), mask), mask);
 };
 OPS['keep below, mask first'] = (c) => c.mul(c.gt(0.6, c.random(4)), c.input(2));
+// Sums of |x|, which the SIMD kernels add without writing |x| (NaN of either sign, -0 …), alone,
+// with another sum in the same sweep, and with |x| read by another op too.
+OPS['sum abs'] = (c) => c.sum(c.abs(c.input(0)));
+OPS['sum abs, with other sums pending'] = (c) => {
+  c.sum(c.abs(c.input(1)));
+  c.sum(c.input(2));
+  return c.sum(c.abs(c.sub(c.input(0), c.input(3))));
+};
+OPS['abs summed and read'] = (c) => {
+  const a = c.abs(c.input(0));
+  c.sum(a);
+  return c.mul(a, 2);
+};
 
 let simd: ComputeBackend;
 let simdBackend: SimdCpuBackend;
@@ -517,9 +530,11 @@ describe('several dots and sums of one chunk, computed together when the partial
     }
     if (mode === 'mixed' || mode === 'sums') {
       for (let j = 0; j < count; j++) {
-        const kind = mode === 'sums' ? 1 + (j % 2) : j % 3;
+        // Sums of |x| (the SIMD kernels mask the sign as they add): of an input, and of a difference.
+        const kind = mode === 'sums' ? 1 + (j % 4) : j % 5;
         const [x, y] = [c.input(2 * j), c.input(2 * j + 1)];
-        out.push(kind === 0 ? c.dot(x, y) : kind === 1 ? c.sum(c.mul(x, y)) : c.sum(x));
+        const sums = [() => c.sum(c.mul(x, y)), () => c.sum(x), () => c.sum(c.abs(x)), () => c.sum(c.abs(c.sub(x, y)))];
+        out.push(kind === 0 ? c.dot(x, y) : sums[kind - 1]());
       }
       return out;
     }

@@ -64,52 +64,68 @@ export class SimdCpuBackend implements ComputeBackend {
 }
 
 /**
- * A chunk-sized f32 vector at `ptr` in the kernels' memory. Four kinds start without one (ptr −1),
- * and some ops read them as they are, while any other op first writes them out as f32 once
- * (SimdChunk.p): a bf16 input, as its raw bytes at `raw`, decoded on the fly by weightedSum; the
- * difference `minuend − subtrahend` that `sub` makes of two vectors (a task vector), subtracted on
- * the fly by weightedSum; the row ranks of a vector with scalar steps applied to them (`ranked`),
- * which `gt` compares with a vector mostly without ranking (rowRanksGreater); and a random stream
- * or the mask `below > stream` (`drawn`), drawn where `mul` keeps a vector by it (keepBelow).
+ * A chunk-sized f32 vector at `ptr` in the kernels' memory, or one not written yet (ptr −1) whose
+ * `deferred` says how to make it: some ops read it as it is, any other op first writes it out as
+ * f32 once (SimdChunk.p), with the bytes the ops one by one would give.
  */
 class WasmVec {
   constructor(
     public ptr: number,
-    readonly raw = -1,
-    readonly difference: readonly [WasmVec, WasmVec] | null = null,
-    readonly ranked: RankedSteps | null = null,
-    readonly drawn: Drawn | null = null,
+    readonly deferred: Deferred | null = null,
   ) {}
 }
 
-/** The uniforms of random(base), as the kernel draws them; with `below`, the mask below > uniform. */
-interface Drawn {
-  readonly base: number;
-  readonly below?: number;
+/**
+ * The vectors kept unwritten, and who reads them as they are:
+ * - `raw`: a bf16 input's bytes at `raw`, which weightedSum and binary ops decode as they go;
+ * - `difference`: `minuend − subtrahend` of two vectors (a task vector), which weightedSum subtracts as it goes;
+ * - `ranked`: the row ranks of `source` with scalar steps applied (binaryVS, or binarySV where the
+ *   scalar comes first), which `gt` compares with a vector mostly without ranking (rowRanksGreater);
+ * - `drawn`: the random stream from `base`, or with `below` the mask below > stream, by which
+ *   `mul` keeps a vector in the sweep that draws it (keepBelow);
+ * - `abs`: |source|, which `sum` adds without writing it (the chains kernel's magnitude mask).
+ */
+type Deferred =
+  | { readonly kind: 'raw'; readonly raw: number }
+  | { readonly kind: 'difference'; readonly minuend: WasmVec; readonly subtrahend: WasmVec }
+  | { readonly kind: 'ranked'; readonly source: WasmVec; readonly steps: readonly RankStep[] }
+  | { readonly kind: 'drawn'; readonly base: number; readonly below?: number }
+  | { readonly kind: 'abs'; readonly source: WasmVec };
+
+interface RankStep {
+  readonly op: number;
+  readonly scalarFirst: boolean;
+  readonly scalar: number;
 }
 
-/** Row ranks of `source`, then each step as binaryVS (binarySV where the scalar comes first). */
-interface RankedSteps {
-  readonly source: WasmVec;
-  readonly steps: readonly { readonly op: number; readonly scalarFirst: boolean; readonly scalar: number }[];
+/** The deferred form of kind `kind` of an operand not written yet, or null. */
+function deferredAs<K extends Deferred['kind']>(v: Operand, kind: K): Extract<Deferred, { kind: K }> | null {
+  if (typeof v === 'number') return null;
+  const w = wasmVec(v);
+  return w.ptr < 0 && w.deferred?.kind === kind ? (w.deferred as Extract<Deferred, { kind: K }>) : null;
 }
 
 /** Most scalar steps a ranked vector takes before it is written out (DELLA's keep probabilities take 3). */
 const MAX_RANK_STEPS = 8;
 
 /**
- * A dot product (of the vectors at `x` and `y`) or a sum (of the vector at `x`; `y` is −1) of a
- * chunk, computed when the chunk's partials are read, in sweeps with the chunk's other pending
- * chains (SimdChunk.computeChains). Its vectors stay where they are until the chunk is released,
- * and no op writes into a vector once it is made.
+ * A dot product (of the vectors at `x` and `y`) or a sum (of the vector at `x`, its values ANDed
+ * with `mask`: ALL_BITS, or MAGNITUDE_BITS for a sum of |x|; `y` is −1) of a chunk, computed when
+ * the chunk's partials are read, in sweeps with the chunk's other pending chains
+ * (SimdChunk.computeChains). Its vectors stay where they are until the chunk is released, and no
+ * op writes into a vector once it is made.
  */
 class PendingChain {
   value: number | undefined = undefined;
   constructor(
     readonly x: number,
     readonly y: number,
+    readonly mask = ALL_BITS,
   ) {}
 }
+
+const ALL_BITS = 0xffffffff;
+const MAGNITUDE_BITS = 0x7fffffff;
 
 /** Fills `target` (exactly `range.length` bytes) with a file range's bytes, synchronously. */
 export type FileRangeReader = (range: FileRange, target: Uint8Array) => void;
@@ -217,24 +233,28 @@ class SimdChunk implements BackendChunk, ChunkOps {
    */
   private p(v: Vec): number {
     const w = wasmVec(v);
-    if (w.ptr < 0) {
-      const source = w.ranked ? this.p(asVec(w.ranked.source)) : -1;
-      const ptr = this.allocBlock(this.length * 4);
-      if (w.ranked) this.writeRanked(source, w.ranked, ptr);
-      else if (w.drawn) {
-        this.k.random(ptr, this.length, w.drawn.base);
-        if (w.drawn.below !== undefined) this.k.compareSV(GT, w.drawn.below, ptr, ptr, this.length);
-      } else if (w.difference) this.k.binaryVV(SUB, ...this.diffTerm(v), ptr, this.length);
-      else this.k.decodeBf16(w.raw, ptr, this.length);
-      w.ptr = ptr;
+    const d = w.deferred;
+    if (w.ptr >= 0 || !d) return w.ptr;
+    const n = this.length;
+    const source = d.kind === 'ranked' || d.kind === 'abs' ? this.p(asVec(d.source)) : -1;
+    const terms = d.kind === 'difference' ? this.diffTerm(v) : null;
+    const ptr = this.allocBlock(n * 4);
+    if (d.kind === 'raw') this.k.decodeBf16(d.raw, ptr, n);
+    else if (terms) this.k.binaryVV(SUB, ...terms, ptr, n);
+    else if (d.kind === 'ranked') this.writeRanked(source, d.steps, ptr);
+    else if (d.kind === 'abs') this.k.unary(ABS, source, ptr, n);
+    else if (d.kind === 'drawn') {
+      this.k.random(ptr, n, d.base);
+      if (d.below !== undefined) this.k.compareSV(GT, d.below, ptr, ptr, n);
     }
-    return w.ptr;
+    w.ptr = ptr;
+    return ptr;
   }
 
   /** The ranks of the vector at `source`, then the steps, in place: the bytes of the ops one by one. */
-  private writeRanked(source: number, ranked: RankedSteps, ptr: number): void {
+  private writeRanked(source: number, steps: readonly RankStep[], ptr: number): void {
     this.scratch((5 * this.cols + 2050) * 4, (scratch) => this.k.rowRanks(source, ptr, this.rows, this.cols, scratch));
-    for (const { op, scalarFirst, scalar } of ranked.steps) {
+    for (const { op, scalarFirst, scalar } of steps) {
       if (scalarFirst) this.k.binarySV(op, scalar, ptr, ptr, this.length);
       else this.k.binaryVS(op, ptr, scalar, ptr, this.length);
     }
@@ -246,13 +266,13 @@ class SimdChunk implements BackendChunk, ChunkOps {
    */
   private rankStep(a: Operand, b: Operand, op: number): Vec | null {
     const [v, scalar] = typeof a === 'number' ? [b, a] : [a, b];
-    if (typeof v === 'number' || typeof scalar !== 'number') return null;
-    const { ptr, ranked } = wasmVec(v);
-    if (ptr >= 0 || !ranked || ranked.steps.length >= MAX_RANK_STEPS) return null;
+    if (typeof scalar !== 'number') return null;
+    const ranked = deferredAs(v, 'ranked');
+    if (!ranked || ranked.steps.length >= MAX_RANK_STEPS) return null;
     const scalarFirst = typeof a === 'number' && op === SUB;
     if (op === DIV && typeof a === 'number') return null;
     const step = { op, scalarFirst, scalar: Math.fround(scalar) };
-    return asVec(new WasmVec(-1, -1, null, { source: ranked.source, steps: [...ranked.steps, step] }));
+    return asVec(new WasmVec(-1, { kind: 'ranked', source: ranked.source, steps: [...ranked.steps, step] }));
   }
 
   /** Runs `fn` with a temporary block of `bytes` bytes, freed afterwards. */
@@ -274,15 +294,15 @@ class SimdChunk implements BackendChunk, ChunkOps {
    * no decoding pass over memory; anything else as its f32 address (flag 0).
    */
   private term(v: Vec): [number, number] {
-    const w = wasmVec(v);
-    return w.ptr < 0 && w.raw >= 0 ? [w.raw, 1] : [this.p(v), 0];
+    const raw = deferredAs(v, 'raw');
+    return raw ? [raw.raw, 1] : [this.p(v), 0];
   }
 
   /** A weightedSum term for the accumulate kernels: a term, and the term subtracted from it (0, 0 for none). */
   private diffTerm(v: Vec): [number, number, number, number] {
-    const w = wasmVec(v);
-    if (w.ptr >= 0 || !w.difference) return [...this.term(v), 0, 0];
-    return [...this.term(asVec(w.difference[0])), ...this.term(asVec(w.difference[1]))];
+    const difference = deferredAs(v, 'difference');
+    if (!difference) return [...this.term(v), 0, 0];
+    return [...this.term(asVec(difference.minuend)), ...this.term(asVec(difference.subtrahend))];
   }
 
   private f32(ptr: number): Float32Array {
@@ -357,7 +377,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
       const raw = this.allocBlock(n * 2);
       copyInto(raw);
       if (count) this.inputCounts[i] = this.count(raw, n, 'BF16');
-      out = new WasmVec(-1, raw);
+      out = new WasmVec(-1, { kind: 'raw', raw });
     } else {
       out = this.alloc();
       this.scratch(n * 2, (raw) => {
@@ -443,7 +463,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
   sub(a: Operand, b: Operand): Vec {
     // Of two vectors, a difference written out only when an op other than weightedSum reads it.
-    if (typeof a !== 'number' && typeof b !== 'number') return asVec(new WasmVec(-1, -1, [wasmVec(a), wasmVec(b)]));
+    if (typeof a !== 'number' && typeof b !== 'number') return asVec(new WasmVec(-1, { kind: 'difference', minuend: wasmVec(a), subtrahend: wasmVec(b) }));
     return this.binary(a, b, SUB, (x, y) => x - y);
   }
   mul(a: Operand, b: Operand): Vec {
@@ -471,7 +491,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return this.unary(a, NEG);
   }
   abs(a: Vec): Vec {
-    return this.unary(a, ABS);
+    return asVec(new WasmVec(-1, { kind: 'abs', source: wasmVec(a) }));
   }
   sign(a: Vec): Vec {
     return this.unary(a, SIGN);
@@ -489,7 +509,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
   private binary(a: Operand, b: Operand, op: number, scalar: (x: number, y: number) => number): Vec {
     const stepped = this.rankStep(a, b, op);
     if (stepped) return stepped;
-    const mask = typeof b !== 'number' && wasmVec(b).ptr < 0 ? wasmVec(b).drawn : null;
+    const mask = deferredAs(b, 'drawn');
     if (op === MUL && typeof a !== 'number' && mask?.below !== undefined) {
       // x · (below > uniform): DARE's keep, in one sweep.
       const x = this.p(a);
@@ -516,11 +536,11 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   /** Comparisons and min/max. */
   private compare(a: Operand, b: Operand, op: number): Vec {
-    const ranked = typeof a !== 'number' && wasmVec(a).ptr < 0 ? wasmVec(a).ranked : null;
-    if (op === GT && ranked && typeof b !== 'number') return this.rankedGreater(ranked, b);
-    const drawn = typeof b !== 'number' && wasmVec(b).ptr < 0 ? wasmVec(b).drawn : null;
+    const ranked = deferredAs(a, 'ranked');
+    if (op === GT && ranked && typeof b !== 'number') return this.rankedGreater(ranked.source, ranked.steps, b);
+    const drawn = deferredAs(b, 'drawn');
     if (op === GT && typeof a === 'number' && drawn && drawn.below === undefined) {
-      return asVec(new WasmVec(-1, -1, null, null, { base: drawn.base, below: Math.fround(a) }));
+      return asVec(new WasmVec(-1, { kind: 'drawn', base: drawn.base, below: Math.fround(a) }));
     }
     const o = this.alloc();
     const n = this.length;
@@ -568,7 +588,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
     const key = streamKey(this.spec.seed, this.spec.tensorName, stream);
     // randomUniform(key, start + i): the outer hash changes only where the index crosses 2^32.
     // Below that, the stream is drawn where it is read (Drawn).
-    if (this.start + this.length <= TWO_POW_32) return asVec(new WasmVec(-1, -1, null, null, { base: (pcgHash(key) + this.start) >>> 0 }));
+    if (this.start + this.length <= TWO_POW_32) return asVec(new WasmVec(-1, { kind: 'drawn', base: (pcgHash(key) + this.start) >>> 0 }));
     const o = this.alloc();
     for (let i = 0; i < this.length; ) {
       const hi = Math.floor((this.start + i) / TWO_POW_32);
@@ -604,19 +624,21 @@ class SimdChunk implements BackendChunk, ChunkOps {
   // ---- reductions ----------------------------------------------------------------------------
 
   sum(a: Vec): Reduction<number> {
-    return this.chain(this.p(a), -1);
+    // A sum of magnitudes masks the sign as it adds: |a| is not written.
+    const abs = deferredAs(a, 'abs');
+    return abs ? this.chain(this.p(asVec(abs.source)), -1, MAGNITUDE_BITS) : this.chain(this.p(a), -1);
   }
 
   chunkSums(a: Vec): Reduction<Float64Array> {
-    return token('chunkSums', this.k.sum(this.p(a), this.length));
+    return token('chunkSums', this.k.sum(this.p(a), this.length, ALL_BITS));
   }
 
   dot(a: Vec, b: Vec): Reduction<number> {
     return this.chain(this.p(a), this.p(b));
   }
 
-  private chain(x: number, y: number): Reduction<number> {
-    const pending = new PendingChain(x, y);
+  private chain(x: number, y: number, mask?: number): Reduction<number> {
+    const pending = new PendingChain(x, y, mask);
     this.pending.push(pending);
     return token('sum', pending);
   }
@@ -634,7 +656,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
     const n = this.length;
     if (pending.length === 1) {
       const [c] = pending;
-      c.value = c.y < 0 ? this.k.sum(c.x, n) : this.k.dot(c.x, c.y, n);
+      c.value = c.y < 0 ? this.k.sum(c.x, n, c.mask) : this.k.dot(c.x, c.y, n);
       return;
     }
     const dots = pending.filter((c) => c.y >= 0);
@@ -649,7 +671,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
       const pointers = new Uint32Array(this.buffer, table, pairs * 4);
       slots.forEach((c, j) => {
         pointers[2 * j] = c.x;
-        pointers[2 * j + 1] = Math.max(c.y, 0);
+        pointers[2 * j + 1] = c.y < 0 ? c.mask : c.y;
       });
       // Balanced sweeps: 4 pairs run as 2 + 2, not 3 + 1.
       for (let s = 0, first = 0; s < sweeps; s++) {
@@ -739,11 +761,11 @@ class SimdChunk implements BackendChunk, ChunkOps {
 
   /** Ranked when an op reads them (SimdChunk.p), or never where `gt` compares them (rankedGreater). */
   rowRanks(a: Vec): Vec {
-    return asVec(new WasmVec(-1, -1, null, { source: wasmVec(a), steps: [] }));
+    return asVec(new WasmVec(-1, { kind: 'ranked', source: wasmVec(a), steps: [] }));
   }
 
   /** gt(steps(rowRanks(source)), b), deciding most elements from their rank's bucket alone (rowRanksGreater). */
-  private rankedGreater({ source, steps }: RankedSteps, b: Vec): Vec {
+  private rankedGreater(source: WasmVec, steps: readonly RankStep[], b: Vec): Vec {
     const x = this.p(asVec(source));
     const y = this.p(b);
     const o = this.alloc();

@@ -22,7 +22,7 @@ export interface Kernels {
     y: number, yBf16: number, ym: number, ymBf16: number, wyPtr: number, wy: number,
     n: number,
   ): void;
-  sum(x: number, n: number): number;
+  sum(x: number, n: number, mask: number): number;
   dot(x: number, y: number, n: number): number;
   chains(table: number, dotPairs: number, sumPairs: number, n: number, out: number): void;
   rowSums(x: number, rows: number, cols: number, out: number): void;

@@ -334,10 +334,15 @@ export function accumulate2(
 
 // ---- reductions (f64, strictly in index order like the reference) -------------------------------
 
-export function sum(x: usize, n: i32): f64 {
+/**
+ * The f64 sum of `n` f32 in index order, each first ANDed with `mask`: 0xffffffff, or 0x7fffffff
+ * for the sum of magnitudes (the bytes of unary ABS then sum: its quieting of NaN is the
+ * promotion's own).
+ */
+export function sum(x: usize, n: i32, mask: u32): f64 {
   let s: f64 = 0;
   const end = x + ((<usize>n) << 2);
-  for (let p = x; p < end; p += 4) s = <f64>load<f32>(p) + s;
+  for (let p = x; p < end; p += 4) s = <f64>reinterpret<f32>(load<u32>(p) & mask) + s;
   return s;
 }
 
@@ -355,7 +360,7 @@ export function dot(x: usize, y: usize, n: i32): f64 {
 
 /** A pair of dot chains (type argument of the sweeps below). */
 type Dots = i32;
-/** A pair of sum chains: their `y` pointers are not read. */
+/** A pair of sum chains: their `y` slots hold the mask each value is ANDed with (see `sum`). */
 type Sums = f32;
 
 /** The sums `s` of a pair plus the first `k` (1-4) of their values `pa` (lane 0) and `pb` (lane 1). */
@@ -374,7 +379,10 @@ type Sums = f32;
 /** The chains of pair `j` of the table `t` over the 4 elements at byte `i`, the first `k` of them added. */
 @inline function pairStep<T>(s: v128, t: usize, j: i32, i: usize, k: i32): v128 {
   const xa = ptr(t, 4 * j), xb = ptr(t, 4 * j + 2);
-  if (isFloat<T>()) return addValues(s, v128.load(xa + i), v128.load(xb + i), k);
+  if (isFloat<T>()) {
+    const ma = i32x4.splat(<i32>ptr(t, 4 * j + 1)), mb = i32x4.splat(<i32>ptr(t, 4 * j + 3));
+    return addValues(s, v128.and(v128.load(xa + i), ma), v128.and(v128.load(xb + i), mb), k);
+  }
   const ya = ptr(t, 4 * j + 1), yb = ptr(t, 4 * j + 3);
   return addValues(s, f32x4.mul(v128.load(ya + i), v128.load(xa + i)), f32x4.mul(v128.load(yb + i), v128.load(xb + i)), k);
 }
@@ -438,8 +446,8 @@ function sweep3<A, B, C>(t: usize, n: i32, out: usize): void {
 
 /**
  * `dotPairs` pairs of dot products followed by `sumPairs` pairs of sums (1-3 pairs in all) of `n`
- * elements in one sweep: the table at `t` holds each pair's pointers xa, ya, xb, yb (u32; a sum
- * has no y); the results go to `out` as f64, two per pair (a, then b). The last partial group of
+ * elements in one sweep: the table at `t` holds each pair's pointers xa, ya, xb, yb (u32; a sum's
+ * y is the mask of `sum`); the results go to `out` as f64, two per pair (a, then b). The last partial group of
  * 4 elements is loaded whole (vectors are padded) but only its first n mod 4 values are added.
  * More than 3 pairs in one loop measured slower than two sweeps (the pointers no longer fit in
  * registers): the host splits larger sets.
@@ -463,14 +471,14 @@ export function chains(t: usize, dotPairs: i32, sumPairs: i32, n: i32, out: usiz
 
 export function rowSums(x: usize, rows: i32, cols: i32, out: usize): void {
   for (let r = 0; r < rows; r++) {
-    store<f64>(out + ((<usize>r) << 3), sum(x + (<usize>r) * (<usize>cols) * 4, cols));
+    store<f64>(out + ((<usize>r) << 3), sum(x + (<usize>r) * (<usize>cols) * 4, cols, 0xffffffff));
   }
 }
 
 export function rowSumBroadcast(x: usize, rows: i32, cols: i32, o: usize): void {
   for (let r = 0; r < rows; r++) {
     const at = (<usize>r) * (<usize>cols) * 4;
-    const s = <f32>sum(x + at, cols);
+    const s = <f32>sum(x + at, cols, 0xffffffff);
     for (let i: usize = 0, end = (<usize>cols) << 2; i < end; i += 4) store<f32>(o + at + i, s);
   }
 }
