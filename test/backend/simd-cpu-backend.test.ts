@@ -412,6 +412,26 @@ describe('SimdCpuBackend equals CpuBackend byte for byte', () => {
     expect(memory()).toBe(before);
   });
 
+  it('keeps a 0/1 mask as one bit per element: a later chunk reads the same bytes, and dropping it frees its block', async () => {
+    for (const shape of [{ rows: 1, cols: 1 }, { rows: 1, cols: 15 }, { rows: 1, cols: 17 }, { rows: 17, cols: 241 }, { rows: 1, cols: 4097 }]) {
+      const { spec, inputs } = makeChunks({ label: '', ...shape }, 'F32', shape.cols);
+      // NaN, ±0, ±Inf and subnormals of input 0 make both bits, and both kinds of mask.
+      for (const mask of [(c: ChunkOps) => c.gt(c.input(0), c.input(1)), (c: ChunkOps) => c.gt(0.5, c.random(3))]) {
+        const expected = await encodeRef(spec, inputs, mask);
+        const first = simd.beginChunk(spec, inputs);
+        const kept = simdBackend.keep(first.ops, mask(first.ops), true);
+        expect(kept.bytes).toBe(Math.ceil(spec.length / 16) * 2);
+        first.release();
+        const reader = simd.beginChunk(spec, inputs);
+        for (let i = 0; i < 3; i++) reader.ops.mul(reader.ops.input(2), -7); // vectors written where the chunk's were
+        expect(Buffer.from(await reader.encode(simdBackend.use(reader.ops, kept), 'F32')).equals(Buffer.from(expected)), `${shape.rows}x${shape.cols}`).toBe(true);
+        reader.release();
+        simdBackend.drop(kept);
+        expect(() => simdBackend.drop(kept)).toThrow(/dropped twice/);
+      }
+    }
+  });
+
   it('grows its memory for a large chunk and still matches', async () => {
     const shape = { label: '', rows: 64, cols: 40000 };
     const { spec, inputs } = makeChunks(shape, 'BF16', 9);

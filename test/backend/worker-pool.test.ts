@@ -303,31 +303,57 @@ describe('recycled output bytes', () => {
 });
 
 describe('cross-pass cache of DELLA', () => {
-  it('its output pass takes the task vectors of its rescale pass from the cache, and draws and ranks again (neither is cached)', async () => {
+  const tiny = CASES.find((x) => x.name === 'della BF16 [64, 96] tiny')!;
+  const c = { ...tiny, options: { ...tiny.options, params: { ...tiny.options.params, rescale: 1 } } };
+  const base = c.options.baseIndex!;
+  const others = c.inputs.map((_, i) => i).filter((i) => i !== base);
+  const keys = (list: readonly (readonly [number, string])[]): string[] => list.map(([, key]) => key.split('|')[1]).sort();
+  const masks = (list: readonly (readonly [number, string])[]): string[] => keys(list).filter((k) => k.startsWith('mask:gt('));
+
+  /** The requests of a pooled DELLA merge of `c` (equal to the in-thread bytes), rescale pass first. */
+  async function run(cacheBytes?: number): Promise<{ rescale: ChunkRequest[]; output: ChunkRequest[] }> {
     const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0, cacheBytes });
     try {
-      const tiny = CASES.find((x) => x.name === 'della BF16 [64, 96] tiny')!;
-      const c = { ...tiny, options: { ...tiny.options, params: { ...tiny.options.params, rescale: 1 } } };
       const want = await outcome(c, inThread);
       const got = await outcome(c, pool);
       expect(Buffer.from((got as { bytes: Uint8Array }).bytes).equals(Buffer.from((want as { bytes: Uint8Array }).bytes))).toBe(true);
-      const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
-      expect(chunks).toBeGreaterThan(2);
-      expect(sent.length).toBe(2 * chunks); // the rescale pass, then the output pass
-      const keys = (list: readonly (readonly [number, string])[]): string[] => list.map(([, key]) => key.split('|')[1]).sort();
-      const models = c.inputs.length - 1;
-      const base = c.options.baseIndex!;
-      const others = c.inputs.map((_, i) => i).filter((i) => i !== base);
-      const expected = others.map((i) => `sub(input${i},input${base})`).sort();
-      for (const r of sent.slice(0, chunks)) expect(keys(r.stores)).toEqual(expected);
-      for (const r of sent.slice(chunks)) {
-        expect(keys(r.hits)).toEqual(expected);
-        expect(r.nodes.filter((n) => n.op === 'rowRanks')).toHaveLength(models);
-      }
     } finally {
       await pool.dispose();
     }
+    const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
+    expect(chunks).toBeGreaterThan(2);
+    expect(sent.length).toBe(2 * chunks);
+    return { rescale: sent.slice(0, chunks), output: sent.slice(chunks) };
+  }
+
+  it('its output pass takes the keep masks (a bit per element) and task vectors of its rescale pass from the cache: it neither ranks nor draws again', async () => {
+    const { rescale, output } = await run();
+    const vectors = others.map((i) => `sub(input${i},input${base})`);
+    for (const r of rescale) {
+      expect(masks(r.stores)).toHaveLength(others.length);
+      expect(keys(r.stores)).toEqual([...masks(r.stores), ...vectors].sort());
+      // The masks, and only they, are kept as bits; each spells DELLA's keep test, scalars and all.
+      expect(r.bitStores.map((id) => r.nodes[id].op)).toEqual(others.map(() => 'gt'));
+      expect(r.stores.filter(([id]) => r.bitStores.includes(id)).map(([, key]) => key)).toEqual(r.stores.filter(([, key]) => key.includes('|mask:')).map(([, key]) => key));
+      expect(masks(r.stores).every((k) => k.includes('rowRanks(sub(input') && k.includes('random'))).toBe(true);
+    }
+    for (const r of output) {
+      const first = rescale.find((s) => s.spec.chunkIndex === r.spec.chunkIndex)!;
+      expect(keys(r.hits)).toEqual(keys(first.stores));
+      // Every keep test is a hit: nothing under it (ranks, random streams) is computed.
+      const hit = new Set(r.hits.map(([id]) => id));
+      expect(r.nodes.flatMap((n, id) => (n.op === 'gt' ? [id] : [])).every((id) => hit.has(id))).toBe(true);
+      expect(r.stores).toEqual([]);
+    }
+  });
+
+  it('with room for the masks alone (not one task vector), the output pass still neither ranks nor draws', async () => {
+    // Per worker 2 KiB: a chunk's three masks take 3 · 256 bytes, one task vector 8 KiB.
+    const { rescale, output } = await run(4096);
+    for (const r of rescale) expect(keys(r.stores)).toEqual(masks(r.stores));
+    expect(rescale.every((r) => masks(r.stores).length === others.length)).toBe(true);
+    for (const r of output) expect(masks(r.hits)).toHaveLength(others.length);
   });
 });
 

@@ -107,10 +107,11 @@ export class ChunkServer {
       if (!cached) throw new Error(`internal: pool worker lost cached vector ${key}`);
       return this.local.use(ops, cached);
     });
+    const bits = new Set(request.bitStores);
     for (const [id, key] of request.stores) {
       if (!needed[id]) continue;
       const old = this.cache.get(key);
-      this.cache.set(key, this.local.keep(ops, values[id] as Vec));
+      this.cache.set(key, this.local.keep(ops, values[id] as Vec, bits.has(id)));
       if (old) this.local.drop(old);
     }
     return values;

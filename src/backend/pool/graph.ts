@@ -1,4 +1,4 @@
-import type { Arg, GraphNode } from './protocol';
+import { isNaNBits, type Arg, type GraphNode, type OpName } from './protocol';
 
 /**
  * Pure functions over a recorded chunk graph, shared by the pool (which decides what the worker
@@ -42,7 +42,8 @@ const BINARY = new Set(['add', 'sub', 'mul', 'div', 'min', 'max']);
  * `sub(input i, input base)`). Null for every other node. Scalars are left out on purpose: an
  * expression with a scalar usually carries a per-pass threshold. Random streams and row ranks are
  * left out too: the SIMD kernels draw a stream, or decide DELLA's keep test mostly without
- * ranking, in less time than a cached copy would take to write out and read back.
+ * ranking, in less time than a cached copy would take to write out and read back; what DELLA's
+ * output pass needs of them, its keep masks, is cached as bits instead (maskKeys).
  */
 export function cacheKey(nodes: readonly GraphNode[], id: number): string | null {
   const node = nodes[id];
@@ -57,4 +58,35 @@ export function cacheKey(nodes: readonly GraphNode[], id: number): string | null
 
 function leafKey(node: GraphNode): string | null {
   return node.op === 'input' ? `input${node.args[0] as number}` : null;
+}
+
+/** Elementwise ops and row ranks: what a mask's value may be computed through (maskKeys). */
+const MASK_PARTS = new Set<OpName>(['add', 'sub', 'mul', 'div', 'min', 'max', 'neg', 'abs', 'sign', 'sqrt', 'gt', 'ge', 'eq', 'rowRanks']);
+const COMPARISONS = new Set<OpName>(['gt', 'ge', 'eq']);
+
+/**
+ * The cache keys of the graph's comparisons (0/1 masks) that depend on the chunk's inputs, random
+ * streams and scalars alone through row ranks — DELLA's keep test, `ranks → probability > uniform`:
+ * the one value a pass computes that costs far more to compute again than to keep, and a worker
+ * keeps it as one bit per element. A key spells the whole expression, scalars exactly, so that it
+ * names the same vector in every pass over a chunk. Null for every other node.
+ */
+export function maskKeys(nodes: readonly GraphNode[]): (string | null)[] {
+  const values: (string | null)[] = new Array(nodes.length).fill(null);
+  const ranked = new Uint8Array(nodes.length);
+  const argKey = (arg: Arg): string | null => {
+    if (typeof arg === 'number') return Object.is(arg, -0) ? '-0' : String(arg);
+    if (isNaNBits(arg)) return `nan${Array.from(new Uint32Array(arg.nan.buffer, arg.nan.byteOffset, 2)).join(':')}`;
+    return isRef(arg) ? values[arg.v] : null;
+  };
+  nodes.forEach((node, id) => {
+    if (node.op === 'input' || node.op === 'random') values[id] = `${node.op}${node.args[0] as number}`;
+    else if (MASK_PARTS.has(node.op)) {
+      const parts = node.args.map(argKey);
+      if (parts.includes(null)) return;
+      values[id] = `${node.op}(${parts.join(',')})`;
+      ranked[id] = node.op === 'rowRanks' || node.args.some((a) => isRef(a) && ranked[a.v] === 1) ? 1 : 0;
+    }
+  });
+  return nodes.map((node, id) => (COMPARISONS.has(node.op) && ranked[id] ? `mask:${values[id]}` : null));
 }

@@ -14,8 +14,11 @@ export interface InThreadBackend {
   readonly backend: ComputeBackend;
   /** Its chunks read inputs given as file ranges (ChunkInputBytes.file) themselves. */
   readonly readsFiles: boolean;
-  /** Keeps vector `v` of the chunk whose ops are `ops` after that chunk is released. */
-  keep(ops: ChunkOps, v: Vec): Kept;
+  /**
+   * Keeps vector `v` of the chunk whose ops are `ops` after that chunk is released; `bits`: v is a
+   * 0/1 mask, which the SIMD backend keeps as one bit per element (the reference as it is).
+   */
+  keep(ops: ChunkOps, v: Vec, bits: boolean): Kept;
   /** A vector of the chunk whose ops are `ops` holding a kept value (no op modifies it; it stays kept). */
   use(ops: ChunkOps, kept: Kept): Vec;
   /** Frees a kept value. */
@@ -45,7 +48,7 @@ export async function simdInThreadBackend(readInto?: FileRangeReader): Promise<I
   return {
     backend,
     readsFiles: readInto !== undefined,
-    keep: (ops, v) => backend.keep(ops, v) as unknown as Kept,
+    keep: (ops, v, bits) => backend.keep(ops, v, bits) as unknown as Kept,
     use: (ops, kept) => backend.use(ops, kept as unknown as KeptVector),
     drop: (kept) => backend.drop(kept as unknown as KeptVector),
   };

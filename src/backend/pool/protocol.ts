@@ -87,6 +87,8 @@ export interface ChunkRequest {
   readonly hits: readonly (readonly [number, string])[];
   /** Nodes whose value the worker keeps in its cache after this chunk (node id, cache key). */
   readonly stores: readonly (readonly [number, string])[];
+  /** Which of `stores` are 0/1 masks, kept as one bit per element. */
+  readonly bitStores: readonly number[];
 }
 
 /** Output bytes a chunk of this worker encoded, written by the engine: the buffer to encode into again. */

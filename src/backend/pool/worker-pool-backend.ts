@@ -1,6 +1,6 @@
 import { countNonFinite } from '../../storage/non-finite';
 import type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from '../compute-backend';
-import { cacheKey, forEachRef, neededNodes } from './graph';
+import { cacheKey, forEachRef, maskKeys, neededNodes } from './graph';
 import { RecordingChunk, type ChunkRunner } from './recording-chunk';
 import { isNaNBits, wholeBuffer, type ChunkRequest, type ChunkResponse, type ChunkResult, type ChunkResultKind, type GraphNode, type WireInput, type WorkerPort } from './protocol';
 import { cpuMatrixOps } from '../cpu/cpu-matrix-ops';
@@ -161,6 +161,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       result,
       hits: plan.hits,
       stores: plan.stores,
+      bitStores: plan.bitStores,
     };
     const answered = new Promise<ChunkResult>((resolve, reject) => {
       worker.pending.set(id, { resolve, reject });
@@ -216,8 +217,10 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
 
   /**
    * Decides, for one request, which nodes the worker takes from its cache and which it stores,
-   * and so which inputs it needs. Cached are the outermost nodes of the input-only part of the
-   * graph that the rest of it uses (cacheKey), first come first kept, within the worker's share.
+   * and so which inputs it needs. Cached are DELLA's keep masks (maskKeys: a bit per element,
+   * far cheaper to keep than to rank again) first, then the outermost nodes of the input-only
+   * part of the graph that the rest of it uses (cacheKey), first come first kept, within the
+   * worker's share.
    */
   private planCache(ledger: Ledger, spec: ChunkSpec, nodes: readonly GraphNode[], roots: readonly number[], store: boolean) {
     const job = this.cachePerWorker > 0 && spec.jobId !== undefined ? spec.jobId : null;
@@ -228,7 +231,8 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       ledger.bytes = 0;
       ledger.keys.clear();
     }
-    const keys = nodes.map((_, id) => (job === null ? null : cacheKey(nodes, id)));
+    const masks = job === null ? nodes.map(() => null) : maskKeys(nodes);
+    const keys = nodes.map((_, id) => (job === null ? null : (masks[id] ?? cacheKey(nodes, id))));
     const full = (key: string): string => `${spec.chunkIndex}|${key}`;
     const hitIds = new Set<number>();
     keys.forEach((key, id) => key !== null && ledger.keys.has(full(key)) && hitIds.add(id));
@@ -244,19 +248,25 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
         continue;
       }
       if (nodes[id].op === 'input') inputsNeeded.add(nodes[id].args[0] as number);
-      if (keys[id] === null) forEachRef(nodes[id].args, (ref) => (frontier[ref] = 1));
+      if (cacheKey(nodes, id) === null) forEachRef(nodes[id].args, (ref) => (frontier[ref] = 1));
     }
     const stores: [number, string][] = [];
-    const size = spec.length * 4;
-    for (let id = 0; store && id < nodes.length; id++) {
-      const key = keys[id];
-      if (key === null || !needed[id] || !frontier[id] || hitIds.has(id)) continue;
-      if (ledger.bytes + size > this.cachePerWorker || ledger.keys.has(full(key))) continue;
-      ledger.keys.add(full(key));
-      ledger.bytes += size;
-      stores.push([id, full(key)]);
+    const bitStores: number[] = [];
+    if (!store) return { clear, hits, stores, bitStores, inputsNeeded };
+    const storable = (id: number): boolean => needed[id] === 1 && !hitIds.has(id);
+    // A mask takes a bit per element, padded to whole 16-element words (SimdCpuBackend.keep).
+    const maskIds = [...nodes.keys()].filter((id) => masks[id] !== null && storable(id));
+    const vectorIds = [...nodes.keys()].filter((id) => masks[id] === null && keys[id] !== null && frontier[id] === 1 && storable(id));
+    for (const [ids, size] of [[maskIds, Math.ceil(spec.length / 16) * 2], [vectorIds, spec.length * 4]] as const) {
+      for (const id of ids) {
+        if (ledger.bytes + size > this.cachePerWorker || ledger.keys.has(full(keys[id]!))) continue;
+        ledger.keys.add(full(keys[id]!));
+        ledger.bytes += size;
+        stores.push([id, full(keys[id]!)]);
+        if (masks[id] !== null) bitStores.push(id);
+      }
     }
-    return { clear, hits, stores, inputsNeeded };
+    return { clear, hits, stores, bitStores, inputsNeeded };
   }
 
   private answer(worker: PoolWorker, message: ChunkResponse): void {

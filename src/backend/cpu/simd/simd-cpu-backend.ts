@@ -45,10 +45,11 @@ export class SimdCpuBackend implements ComputeBackend {
 
   /**
    * Keeps vector `v` of the chunk whose ops are `ops` in memory past that chunk's release (a pool
-   * worker's cache across passes), without copying it: `use` hands it to a later chunk, `drop` frees it.
+   * worker's cache across passes), without copying it — or, with `bits` (v a 0/1 mask), as one bit
+   * per element: `use` hands it to a later chunk, `drop` frees it.
    */
-  keep(ops: ChunkOps, v: Vec): KeptVector {
-    return (ops as SimdChunk).keep(v);
+  keep(ops: ChunkOps, v: Vec, bits = false): KeptVector {
+    return (ops as SimdChunk).keep(v, bits);
   }
 
   /** A vector of the chunk whose ops are `ops` that reads the kept vector (no op writes into it). */
@@ -130,10 +131,11 @@ const MAGNITUDE_BITS = 0x7fffffff;
 /** Fills `target` (exactly `range.length` bytes) with a file range's bytes, synchronously. */
 export type FileRangeReader = (range: FileRange, target: Uint8Array) => void;
 
-/** A vector kept in the kernels' memory across chunks (SimdCpuBackend.keep). */
+/** A vector kept in the kernels' memory across chunks (SimdCpuBackend.keep); `bits`: a packed 0/1 mask of `length` elements. */
 export interface KeptVector {
   readonly ptr: number;
   readonly bytes: number;
+  readonly bits?: { readonly length: number };
 }
 
 /**
@@ -314,9 +316,18 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return this.f32(this.p(v));
   }
 
-  /** Takes the f32 block of `v` out of this chunk's ownership, so that its release leaves it (SimdCpuBackend.keep). */
-  keep(v: Vec): KeptVector {
+  /**
+   * Takes the f32 block of `v` out of this chunk's ownership, so that its release leaves it, or
+   * with `bits` packs the 0/1 mask `v` into a block of its own (SimdCpuBackend.keep).
+   */
+  keep(v: Vec, bits: boolean): KeptVector {
     const ptr = this.p(v);
+    if (bits) {
+      const packed = { ptr: this.heap.alloc(Math.ceil(this.length / 16) * 2), bytes: Math.ceil(this.length / 16) * 2, bits: { length: this.length } };
+      this.k.packMask(ptr, packed.ptr, this.length);
+      this.kept.add(packed.ptr);
+      return packed;
+    }
     const bytes = this.length * 4;
     const i = this.owned.findIndex((block) => block.ptr === ptr);
     if (i >= 0) this.owned.splice(i, 1);
@@ -325,10 +336,14 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return { ptr, bytes };
   }
 
-  /** A kept vector as a vector of this chunk, which does not free it. */
+  /** A kept vector as a vector of this chunk, which does not free it (a packed mask: unpacked into a vector of this chunk). */
   use(kept: KeptVector): Vec {
-    if (kept.bytes !== this.length * 4) throw new Error(`internal: a kept vector of ${kept.bytes / 4} values for a chunk of ${this.length}`);
-    return asVec(new WasmVec(kept.ptr));
+    const length = kept.bits ? kept.bits.length : kept.bytes / 4;
+    if (length !== this.length) throw new Error(`internal: a kept vector of ${length} values for a chunk of ${this.length}`);
+    if (!kept.bits) return asVec(new WasmVec(kept.ptr));
+    const o = this.alloc();
+    this.k.unpackMask(kept.ptr, o.ptr, this.length);
+    return asVec(o);
   }
 
   // ---- inputs and output ---------------------------------------------------------------------

@@ -40,6 +40,8 @@ export interface Kernels {
   rowRanks(x: number, o: number, rows: number, cols: number, scratch: number): void;
   rowRanksGreater(x: number, y: number, o: number, rows: number, cols: number, steps: number, count: number, scratch: number): void;
   keepBelow(x: number, o: number, n: number, t: number, base: number): void;
+  packMask(x: number, o: number, n: number): void;
+  unpackMask(x: number, o: number, n: number): void;
   countNonFinite(p: number, n: number, size: number, exp: number, mant: number, out: number): void;
 }
 

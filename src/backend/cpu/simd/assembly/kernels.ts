@@ -706,6 +706,34 @@ export function signConsensusN(terms: usize, scales: usize, weights: usize, coun
   }
 }
 
+// ---- masks -----------------------------------------------------------------------------------------
+
+/** packMask: bit j of u16 word w = element 16·w + j of the 0/1 vector at `x` is not 0 (whole words: vectors are padded). */
+export function packMask(x: usize, o: usize, n: i32): void {
+  for (let i = 0; i < n; i += 16) {
+    const p = x + ((<usize>i) << 2);
+    const word =
+      i32x4.bitmask(f32x4.ne(v128.load(p), f32x4.splat(0))) |
+      (i32x4.bitmask(f32x4.ne(v128.load(p, 16), f32x4.splat(0))) << 4) |
+      (i32x4.bitmask(f32x4.ne(v128.load(p, 32), f32x4.splat(0))) << 8) |
+      (i32x4.bitmask(f32x4.ne(v128.load(p, 48), f32x4.splat(0))) << 12);
+    store<u16>(o + ((<usize>i) >> 3), <u16>word);
+  }
+}
+
+/** unpackMask: the f32 1 or 0 of each bit packMask wrote. */
+export function unpackMask(x: usize, o: usize, n: i32): void {
+  const bit = i32x4(1, 2, 4, 8);
+  for (let i = 0; i < n; i += 16) {
+    const word = <i32>load<u16>(x + ((<usize>i) >> 3));
+    const p = o + ((<usize>i) << 2);
+    v128.store(p, ones(i32x4.ne(v128.and(i32x4.splat(word), bit), i32x4.splat(0))));
+    v128.store(p, ones(i32x4.ne(v128.and(i32x4.splat(word >> 4), bit), i32x4.splat(0))), 16);
+    v128.store(p, ones(i32x4.ne(v128.and(i32x4.splat(word >> 8), bit), i32x4.splat(0))), 32);
+    v128.store(p, ones(i32x4.ne(v128.and(i32x4.splat(word >> 12), bit), i32x4.splat(0))), 48);
+  }
+}
+
 // ---- random ----------------------------------------------------------------------------------------
 
 /**
