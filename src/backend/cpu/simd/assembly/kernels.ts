@@ -839,6 +839,17 @@ function finiteKeyRange(row: usize, n: usize): void {
   rangeMax = max;
 }
 
+/** The shift that spreads the keys finiteKeyRange found over 2^bucketBits buckets. */
+@inline function bucketShift(bucketBits: u32): u32 {
+  const rangeBits: u32 = 32 - <u32>clz(rangeMax >= rangeMin ? rangeMax - rangeMin : 0);
+  return rangeBits > bucketBits ? rangeBits - bucketBits : 0;
+}
+
+/** The last bucket (Inf and NaN; zeros are bucket 0) for the keys finiteKeyRange found, at `shift`. */
+@inline function lastBucket(shift: u32): u32 {
+  return (rangeMax >= rangeMin ? (rangeMax - rangeMin) >>> shift : 0) + 2;
+}
+
 /** The ranks (as f32) of one row of `n` at `row` into `out`; `scratch` holds 5·n plus 2050 u32. */
 function rankRow(row: usize, out: usize, n: usize, scratch: usize): void {
   if (n == 0) return;
@@ -855,13 +866,10 @@ function rankRow(row: usize, out: usize, n: usize, scratch: usize): void {
   const bucketBits = bucketBitsFor(n);
   finiteKeyRange(row, n);
   const min = rangeMin;
-  const max = rangeMax;
-  const range: u32 = max >= min ? max - min : 0;
-  const rangeBits: u32 = 32 - <u32>clz(range);
-  let shift: u32 = rangeBits > bucketBits ? rangeBits - bucketBits : 0;
+  let shift = bucketShift(bucketBits);
   if (shift + idxBits > 32) shift = 32 - idxBits;
   const low: u32 = shift >= 32 ? 0xffffffff : ((<u32>1) << shift) - 1;
-  const last: u32 = (max >= min ? range >>> shift : 0) + 2;
+  const last = lastBucket(shift);
   const span = (<usize>(last + 1)) << 2;
   memory.fill(buckets, 0, span);
   for (let i: usize = 0; i < n; i++) {
@@ -957,11 +965,8 @@ export function rowRanksGreater(x: usize, y: usize, o: usize, rows: i32, cols: i
     const out = o + ((<usize>r * n) << 2);
     finiteKeyRange(row, n);
     const lowest = rangeMin;
-    const highest = rangeMax;
-    const range: u32 = highest >= lowest ? highest - lowest : 0;
-    const rangeBits: u32 = 32 - <u32>clz(range);
-    const shift: u32 = rangeBits > bucketBits ? rangeBits - bucketBits : 0;
-    const last: u32 = (highest >= lowest ? range >>> shift : 0) + 2;
+    const shift = bucketShift(bucketBits);
+    const last = lastBucket(shift);
     // Bucket b's elements take the ranks starts[b] + 1 … starts[b + 1].
     memory.fill(starts, 0, (<usize>(last + 2)) << 2);
     // Each element's bucket, as u16 (at most 2051 buckets), where the ranks go only later.
