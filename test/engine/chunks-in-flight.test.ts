@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CpuBackend, type BackendChunk, type ComputeBackend } from '../../src/backend';
+import { hookedChunk } from '../helpers/cpu-chunk';
 import { randomArray, perturbed } from '../helpers/random-arrays';
 import { runMethod } from '../helpers/run-method';
 
@@ -22,17 +23,12 @@ function overlappingBackend(depth: number): ComputeBackend & { readonly maxOpen:
     beginChunk(spec, inputs): BackendChunk {
       open++;
       maxOpen = Math.max(maxOpen, open);
-      const inner = cpu.beginChunk(spec, inputs);
       const delay = 2 + 3 * ((depth - (spec.chunkIndex % depth)) % depth);
-      return {
-        ops: inner.ops,
-        readPartials: async (tokens) => later(await inner.readPartials(tokens), delay),
-        encode: async (v, dtype) => later(await inner.encode(v, dtype), delay),
-        release: () => {
-          open--;
-          inner.release();
-        },
-      };
+      return hookedChunk(cpu.beginChunk(spec, inputs), {
+        partials: (partials) => later(partials, delay),
+        encoded: (bytes) => later(bytes, delay),
+        released: () => open--,
+      });
     },
     dispose: () => cpu.dispose(),
   };
@@ -69,21 +65,14 @@ describe('chunks in flight', () => {
       chunksInFlight: 4,
       beginChunk(spec, inputs) {
         open++;
-        const inner = cpu.beginChunk(spec, inputs);
-        return {
-          ops: inner.ops,
-          readPartials: (tokens) => inner.readPartials(tokens),
-          encode: async (v, dtype) => {
-            const bytes = await inner.encode(v, dtype);
+        return hookedChunk(cpu.beginChunk(spec, inputs), {
+          encoded: async (bytes) => {
             if (spec.chunkIndex === 1) throw new Error('chunk 1 failed');
             await new Promise((r) => setTimeout(r, 5));
             return bytes;
           },
-          release: () => {
-            open--;
-            inner.release();
-          },
-        };
+          released: () => open--,
+        });
       },
       dispose: () => cpu.dispose(),
     };

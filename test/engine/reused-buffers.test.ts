@@ -10,6 +10,7 @@ import { buildPlan } from '../../src/plan';
 import { NodeOutputFolder } from '../../src/storage/node-fs';
 import { tempDir } from '../cli/run-alloy';
 import { makeFineTune, makeTinyModel } from '../fixtures/models';
+import { hookedChunk } from '../helpers/cpu-chunk';
 import { randomArray } from '../helpers/random-arrays';
 import { runMethod } from '../helpers/run-method';
 
@@ -33,18 +34,13 @@ function recyclingBackend(): ComputeBackend & { readonly encoded: number; readon
       return recycled;
     },
     beginChunk(spec, inputs): BackendChunk {
-      const inner = cpu.beginChunk(spec, inputs);
-      return {
-        ops: inner.ops,
-        readPartials: (tokens) => inner.readPartials(tokens),
-        encode: async (v, dtype) => {
-          const bytes = await inner.encode(v, dtype);
+      return hookedChunk(cpu.beginChunk(spec, inputs), {
+        encoded: (bytes) => {
           out.add(bytes);
           encoded++;
           return bytes;
         },
-        release: () => inner.release(),
-      };
+      });
     },
     recycle(bytes) {
       if (!out.delete(bytes)) throw new Error('recycled bytes the backend did not encode, or twice');

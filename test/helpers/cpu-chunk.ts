@@ -1,5 +1,6 @@
 import { CpuBackend } from '../../src/backend';
-import type { ChunkOps, Vec } from '../../src/backend';
+import type { BackendChunk, ChunkOps, Vec } from '../../src/backend';
+import type { Partial } from '../../src/backend/reduction';
 import { decodeToF32 } from '../../src/storage';
 
 /**
@@ -35,4 +36,33 @@ export async function onCpuChunk(
   } finally {
     chunk.release();
   }
+}
+
+/**
+ * `inner` with hooks for test backends: `partials` and `encoded` get the inner chunk's result and
+ * return it (after a delay, say) or throw; `released` runs before the inner chunk is released.
+ */
+export function hookedChunk(
+  inner: BackendChunk,
+  hooks: {
+    partials?: (partials: Partial[]) => Promise<Partial[]>;
+    encoded?: (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+    released?: () => void;
+  },
+): BackendChunk {
+  return {
+    ops: inner.ops,
+    readPartials: async (tokens) => {
+      const partials = await inner.readPartials(tokens);
+      return hooks.partials ? hooks.partials(partials) : partials;
+    },
+    encode: async (v, dtype) => {
+      const bytes = await inner.encode(v, dtype);
+      return hooks.encoded ? hooks.encoded(bytes) : bytes;
+    },
+    release: () => {
+      hooks.released?.();
+      inner.release();
+    },
+  };
 }
