@@ -232,7 +232,8 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       ledger.keys.clear();
     }
     const masks = job === null ? nodes.map(() => null) : maskKeys(nodes);
-    const keys = nodes.map((_, id) => (job === null ? null : (masks[id] ?? cacheKey(nodes, id))));
+    const vectors = nodes.map((_, id) => (job === null ? null : cacheKey(nodes, id)));
+    const keys = masks.map((mask, id) => mask ?? vectors[id]);
     const full = (key: string): string => `${spec.chunkIndex}|${key}`;
     const hitIds = new Set<number>();
     keys.forEach((key, id) => key !== null && ledger.keys.has(full(key)) && hitIds.add(id));
@@ -248,7 +249,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
         continue;
       }
       if (nodes[id].op === 'input') inputsNeeded.add(nodes[id].args[0] as number);
-      if (cacheKey(nodes, id) === null) forEachRef(nodes[id].args, (ref) => (frontier[ref] = 1));
+      if (vectors[id] === null) forEachRef(nodes[id].args, (ref) => (frontier[ref] = 1));
     }
     const stores: [number, string][] = [];
     const bitStores: number[] = [];
@@ -256,7 +257,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     const storable = (id: number): boolean => needed[id] === 1 && !hitIds.has(id);
     // A mask takes a bit per element, padded to whole 16-element words (SimdCpuBackend.keep).
     const maskIds = [...nodes.keys()].filter((id) => masks[id] !== null && storable(id));
-    const vectorIds = [...nodes.keys()].filter((id) => masks[id] === null && keys[id] !== null && frontier[id] === 1 && storable(id));
+    const vectorIds = [...nodes.keys()].filter((id) => masks[id] === null && vectors[id] !== null && frontier[id] === 1 && storable(id));
     for (const [ids, size] of [[maskIds, Math.ceil(spec.length / 16) * 2], [vectorIds, spec.length * 4]] as const) {
       for (const id of ids) {
         if (ledger.bytes + size > this.cachePerWorker || ledger.keys.has(full(keys[id]!))) continue;
