@@ -1,3 +1,4 @@
+import { whileHeld } from './pending-streams';
 import type { ByteSource, FileRange, SharedFile } from './types';
 
 /**
@@ -44,19 +45,22 @@ export class BlobRangeReader {
     let buffer = at >= 0 ? this.spare.splice(at, 1)[0] : new ArrayBuffer(length);
     let done = 0;
     try {
-      const reader = file.blob.slice(offset, offset + length).stream().getReader({ mode: 'byob' });
-      try {
-        // Stops at the last byte asked for, without waiting for the stream to say it has ended.
-        while (done < length) {
-          const next = await reader.read(new Uint8Array(buffer, done, length - done));
-          // The view comes back on the same memory (moved to a new ArrayBuffer), also when done.
-          if (next.value) buffer = next.value.buffer as ArrayBuffer;
-          if (next.done) break;
-          done += next.value.byteLength;
+      const stream = file.blob.slice(offset, offset + length).stream();
+      const reader = stream.getReader({ mode: 'byob' });
+      await whileHeld(stream, reader, async () => {
+        try {
+          // Stops at the last byte asked for, without waiting for the stream to say it has ended.
+          while (done < length) {
+            const next = await reader.read(new Uint8Array(buffer, done, length - done));
+            // The view comes back on the same memory (moved to a new ArrayBuffer), also when done.
+            if (next.value) buffer = next.value.buffer as ArrayBuffer;
+            if (next.done) break;
+            done += next.value.byteLength;
+          }
+        } finally {
+          reader.cancel().catch(() => undefined);
         }
-      } finally {
-        reader.cancel().catch(() => undefined);
-      }
+      });
     } catch (error) {
       throw unreadable(file.name, error);
     }

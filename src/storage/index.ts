@@ -35,6 +35,7 @@ export {
 } from './non-finite';
 export { SafetensorsError, type SafetensorsErrorLocation } from './errors';
 export { formatBytes } from './format-bytes';
+export { whileHeld } from './pending-streams';
 export { escapeMessage, UNTRUSTED_MAX_CHARS, untrustedText } from './untrusted-text';
 export {
   MAX_HEADER_BYTES,

@@ -3,6 +3,7 @@ import { entries } from './opfs-shard-cache';
 import type { NonFiniteTensor } from './non-finite';
 import type { ByteSink, OutputFolder } from './types';
 import { outputNameProblem } from './output-name';
+import { whileHeld } from './pending-streams';
 import { writeFileThroughSink } from './write-file-through-sink';
 
 export { outputNameProblem };
@@ -365,17 +366,20 @@ async function moveFile(handle: FileSystemFileHandle, from: FileSystemDirectoryH
   const file = await handle.getFile();
   const target = await (await to.getFileHandle(name, { create: true })).createSyncAccessHandle();
   try {
-    const reader = file.stream().getReader();
-    let at = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      let written = 0;
-      while (written < value.byteLength) {
-        written += target.write(value.subarray(written), { at: at + written });
+    const stream = file.stream();
+    const reader = stream.getReader();
+    await whileHeld(stream, reader, async () => {
+      let at = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        let written = 0;
+        while (written < value.byteLength) {
+          written += target.write(value.subarray(written), { at: at + written });
+        }
+        at += value.byteLength;
       }
-      at += value.byteLength;
-    }
+    });
     target.flush();
   } finally {
     target.close();

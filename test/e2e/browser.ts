@@ -36,10 +36,14 @@ export interface BrowserSession {
   close(): Promise<void>;
 }
 
-/** `webgpu: false`: a browser without WebGPU (no flags enabling it, as on a Linux Chrome by default). */
-export async function launchBrowser(options: { readonly webgpu?: boolean } = {}): Promise<BrowserSession> {
+/**
+ * `webgpu: false`: a browser without WebGPU (no flags enabling it, as on a Linux Chrome by default).
+ * `extraArgs`: more command-line flags (`--js-flags=--expose-gc`).
+ */
+export async function launchBrowser(options: { readonly webgpu?: boolean; readonly extraArgs?: readonly string[] } = {}): Promise<BrowserSession> {
   const profile = mkdtempSync(join(tmpdir(), 'alloy-chromium-'));
-  const args = options.webgpu === false ? [...CHROMIUM_ARGS.filter((a) => !/webgpu/i.test(a)), '--disable-features=WebGPU'] : CHROMIUM_ARGS;
+  const base = options.webgpu === false ? [...CHROMIUM_ARGS.filter((a) => !/webgpu/i.test(a)), '--disable-features=WebGPU'] : CHROMIUM_ARGS;
+  const args = [...base, ...(options.extraArgs ?? [])];
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,

@@ -5,6 +5,7 @@
  * permission prompt, where one download per file makes Chrome ask to allow multiple downloads.
  * Browsers without it get one download per file.
  */
+import { whileHeld } from '../../storage';
 
 export function downloadFile(file: Blob, name: string): void {
   const url = URL.createObjectURL(file);
@@ -46,7 +47,8 @@ export async function saveAllToFolder(
     const file = await open(name);
     const handle = await folder.getFileHandle(name, { create: true });
     const writable = await handle.createWritable();
-    await file.stream().pipeTo(writable);
+    const stream = file.stream();
+    await whileHeld(stream, writable, () => stream.pipeTo(writable));
   }
   return parent.name;
 }

@@ -4,6 +4,8 @@
  * `page.evaluate`. Progress events are kept in `events` so tests can look at them.
  */
 import type { PushProgress, RunProgress } from '../../../src/worker/api';
+import { BlobRangeReader } from '../../../src/storage/blob-source';
+import type { SharedFile } from '../../../src/storage/types';
 import { createEngineClient, type EngineClient } from '../../../src/worker/client';
 
 export interface Harness {
@@ -14,6 +16,12 @@ export interface Harness {
   merge(request: Parameters<EngineClient['merge']>[0]): Promise<Awaited<ReturnType<EngineClient['merge']>> | { error: string }>;
   /** An output file as base64. */
   outputBase64(outputName: string, file: string): Promise<string>;
+  /**
+   * Reads ranges of an OPFS file (a disk-backed Blob) through BlobRangeReader, `concurrent` at a
+   * time for `rounds` rounds, allocating garbage and collecting it (`gc`, with --expose-gc) while
+   * they are pending; says how many reads came back right, or which never settled or came wrong.
+   */
+  blobReadsUnderGc(options: { rangeBytes: number; concurrent: number; rounds: number }): Promise<{ reads: number } | { error: string }>;
 }
 
 const engine = createEngineClient();
@@ -38,7 +46,53 @@ const harness: Harness = {
     for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
     return btoa(binary);
   },
+  blobReadsUnderGc,
 };
+
+/** Byte `i` of the blob-reads file: not periodic at any power of two below 2^20. */
+const patternByte = (i: number): number => (i * 7 + Math.floor(i / 4099)) & 255;
+
+async function blobReadsUnderGc(options: { rangeBytes: number; concurrent: number; rounds: number }): Promise<{ reads: number } | { error: string }> {
+  const { rangeBytes, concurrent, rounds } = options;
+  const size = rangeBytes * concurrent * 2 + 12345;
+  const handle = await (await navigator.storage.getDirectory()).getFileHandle('blob-reads.bin', { create: true });
+  const writable = await handle.createWritable();
+  const piece = new Uint8Array(1 << 20);
+  for (let at = 0; at < size; at += piece.length) {
+    const n = Math.min(piece.length, size - at);
+    for (let i = 0; i < n; i++) piece[i] = patternByte(at + i);
+    await writable.write(piece.subarray(0, n));
+  }
+  await writable.close();
+  const file: SharedFile = { kind: 'blob', name: 'blob-reads.bin', blob: await handle.getFile() };
+  const reader = new BlobRangeReader();
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (!collect) return { error: 'gc() is missing: launch Chromium with --js-flags=--expose-gc' };
+  let reads = 0;
+  for (let round = 0; round < rounds; round++) {
+    const offsets = Array.from({ length: concurrent }, (_, k) => ((round * concurrent + k) * 4099 * 1021) % (size - rangeBytes));
+    const pending = offsets.map((offset) => reader.read({ file, offset, length: rangeBytes }));
+    let settled = false;
+    const all = Promise.all(pending).finally(() => (settled = true));
+    // Garbage, and collections, while the reads are pending.
+    for (let g = 0; g < 8 && !settled; g++) {
+      new Float32Array(1 << 20).fill(g);
+      collect();
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const got = await Promise.race([all, new Promise<null>((resolve) => setTimeout(() => resolve(null), 10_000))]);
+    if (!got) return { error: `round ${round + 1}: a read never settled (${reads} reads before came back)` };
+    for (let k = 0; k < got.length; k++) {
+      for (let i = 0; i < rangeBytes; i += 997) {
+        if (got[k][i] !== patternByte(offsets[k] + i)) return { error: `round ${round + 1}: byte ${offsets[k] + i} came back wrong` };
+      }
+      reader.recycle(got[k]);
+      reads++;
+    }
+  }
+  await (await navigator.storage.getDirectory()).removeEntry('blob-reads.bin');
+  return { reads };
+}
 
 (window as unknown as { alloyHarness: Harness }).alloyHarness = harness;
 document.getElementById('status')!.textContent = 'ready';
