@@ -3,6 +3,7 @@ export type { MergeCheckpoint, MergeOptions, MergeReport, SourceOpener } from '.
 export { MergeCancelledError } from './progress';
 export type { MergeProgress, StageTimes } from './progress';
 export { chunkRanges, rowShape } from './chunking';
+export { chunkBytesPerElement } from './tensor-job-runner';
 export type { ChunkRange } from './chunking';
 export {
   NonFiniteError,

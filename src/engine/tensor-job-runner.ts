@@ -37,6 +37,14 @@ const TEMPORARIES_PER_INPUT = 4;
 const TEMPORARIES_FIXED = 8;
 
 /**
+ * Working memory per element of a chunk: the inputs' bytes (`inputBytes`, summed over the
+ * `inputs` inputs) plus the f32 temporaries a method may allocate.
+ */
+export function chunkBytesPerElement(inputBytes: number, inputs: number): number {
+  return inputBytes + 4 * (TEMPORARIES_PER_INPUT * inputs + TEMPORARIES_FIXED);
+}
+
+/**
  * Runs one TensorJob: gives the method its TensorMerge view, streams each pass over row-aligned
  * chunks (reading chunk i+1 while chunk i computes), and writes the output pass in order.
  */
@@ -91,7 +99,7 @@ export class TensorJobRunner implements TensorMerge {
     // Aligned embeddings may arrive in f32 (substituted and padding rows, see AlignedEmbeddingReader),
     // and so do inputs with a LoRA applied.
     const inputBytesPerElement = job.inputs.reduce((s, i) => s + (job.alignment || i.adapter?.kind === 'lora' ? 4 : dtypeSize(i.tensor.dtype)), 0);
-    const perElement = inputBytesPerElement + 4 * (TEMPORARIES_PER_INPUT * job.inputs.length + TEMPORARIES_FIXED);
+    const perElement = chunkBytesPerElement(inputBytesPerElement, job.inputs.length);
     // Chunks in flight share the budget.
     const inFlight = Math.max(1, Math.floor(ctx.backend.chunksInFlight ?? 1));
     const budgetElements = Math.max(1024, Math.floor(ctx.budgetBytes / inFlight / perElement));

@@ -1,5 +1,6 @@
 import { formatModelReference, toOutputSlices } from '../config';
 import type { MergeConfig } from '../config/types';
+import { chunkBytesPerElement } from '../engine';
 import type { MergePlan } from '../plan';
 import { dtypeSize, encodeSafetensorsHeader } from '../storage';
 import type { PlanSummary } from './api';
@@ -22,19 +23,18 @@ export function outputFiles(plan: MergePlan, copySize: (model: string, file: str
   return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-// Mirrors TensorJobRunner's sizing of a chunk (src/engine/tensor-job-runner.ts): input bytes plus
-// f32 temporaries per element. An estimate for the page; the GPU backend may round it up.
-const TEMPORARIES_PER_INPUT = 4;
-const TEMPORARIES_FIXED = 8;
-
-/** Peak working memory of one chunk at the budget: what the GPU must hold at once. */
+/**
+ * Peak working memory of one chunk at the budget: what the GPU must hold at once. A chunk is sized
+ * as TensorJobRunner sizes it (chunkBytesPerElement); an estimate for the page, which the GPU
+ * backend may round up.
+ */
 export function workingMemoryBytes(plan: MergePlan, budgetBytes: number): number {
   let peak = 0;
   for (const job of plan.jobs) {
     const numel = job.shape.reduce((a, b) => a * b, 1);
     if (numel === 0) continue;
     const inputBytes = job.inputs.reduce((s, i) => s + dtypeSize(i.tensor.dtype), 0);
-    const perElement = inputBytes + 4 * (TEMPORARIES_PER_INPUT * job.inputs.length + TEMPORARIES_FIXED);
+    const perElement = chunkBytesPerElement(inputBytes, job.inputs.length);
     const cols = job.shape.length === 0 ? 1 : job.shape[job.shape.length - 1];
     const maxElements = Math.max(1024, Math.floor(budgetBytes / perElement));
     const rows = cols === 0 ? 1 : Math.max(1, Math.floor(maxElements / cols));
