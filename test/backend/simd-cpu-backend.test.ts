@@ -533,17 +533,31 @@ describe('several dots and sums of one chunk, computed together when the partial
     return { spec, inputs };
   }
 
-  type Mode = 'shared' | 'distinct' | 'mixed' | 'sums';
-  const MODES: Mode[] = ['shared', 'distinct', 'mixed', 'sums'];
+  type Mode = 'shared' | 'distinct' | 'mixed' | 'sums' | 'gram';
+  const MODES: Mode[] = ['shared', 'distinct', 'mixed', 'sums', 'gram'];
 
   /**
    * `count` reductions. `shared`: dots as a Gram matrix's entries over a few vectors (self dots
    * and operands used by several dots, plus a vector made by an op after some dots were asked
    * for). `distinct`: every dot on two vectors of its own. `mixed`: dots, sums of products (as
-   * slerp) and sums of inputs in turn. `sums`: sums only.
+   * slerp) and sums of inputs in turn. `sums`: sums only. `gram`: dots of task vectors, as
+   * model_stock asks for them, the Gram matrix in row order of differences with one subtrahend
+   * (the gram kernel): of 2 from bf16 inputs (3 dots), f32 ones (5: and plain dots after), with
+   * y·x for x·y (4); of 3 from bf16 inputs (6), mixed dtypes (7), with x written out by a sum
+   * first (9); and only part of one (1, 2: f16 inputs).
    */
   function reductionsOf(c: ChunkOps, count: number, mode: Mode): Reduction<number>[] {
     const out: Reduction<number>[] = [];
+    if (mode === 'gram') {
+      // Inputs by dtype (DTYPES): 0, 2, 4 are f32; 1, 5, 9, 13 bf16; 3, 7 f16.
+      const indices = { 2: [1, 3, 7], 5: [0, 2, 4], 6: [1, 5, 9, 13], 7: [0, 3, 5, 2], 9: [1, 5, 9, 13] }[count] ?? [1, 5, 9];
+      const base = c.input(indices[0]);
+      const v = indices.slice(1).map((i) => c.sub(c.input(i), base));
+      if (count === 9) out.push(c.sum(v[0]));
+      for (let i = 0; i < v.length; i++) for (let j = i; j < v.length; j++) out.push(count === 4 && j > i ? c.dot(v[j], v[i]) : c.dot(v[i], v[j]));
+      for (let k = 0; out.length < count; k++) out.push(c.dot(c.input(10 + (k % 4)), c.input(14 + (k % 4))));
+      return out.slice(0, count);
+    }
     if (mode === 'distinct') {
       for (let j = 0; j < count; j++) out.push(c.dot(c.input(2 * j), c.input(2 * j + 1)));
       return out;
@@ -619,6 +633,50 @@ describe('several dots and sums of one chunk, computed together when the partial
       });
     }
   }
+
+  it('give Gram matrices of task vectors the NaN payloads of the reference, in the sweep and its last partial group', async () => {
+    // x = a − s, y = b − s and z = c − s end with NaNs of different payloads: the products there
+    // are the dots' last NaNs, whose payloads the sums keep, and they depend on the order of the
+    // operands of ×. On 8 elements they are in the 4-wide sweep, on 7 in the partial group after
+    // it. The matrices: of x, y; of x, y, z; of x, y, z with y·x for x·y, with y of another
+    // subtrahend, and with x written out first (these three computed as any dots are).
+    const variants = ['x y', 'x y z', 'y·x', 'other subtrahend', 'written'] as const;
+    for (const n of [7, 8]) {
+      const values = (last: number, middle: number): Float32Array => {
+        const v = Float32Array.from({ length: n }, (_, i) => 0.25 * (i + 1));
+        new Uint32Array(v.buffer)[n - 1] = last;
+        new Uint32Array(v.buffer)[3] = middle;
+        return v;
+      };
+      const columns = [
+        values(0x7fc00123, 0x3f800000),
+        values(0xffc00456, 0x7fc00789),
+        values(0x7fc0abcd, 0xff800000),
+        values(0x3f800000, 0x3f800000),
+        values(0x40000000, 0x7fc00042),
+      ];
+      for (const dtype of ['F32', 'BF16'] as const) {
+        const bytes = (v: Float32Array): Uint8Array =>
+          dtype === 'F32' ? new Uint8Array(v.buffer.slice(0)) : new Uint8Array(Uint16Array.from(new Uint32Array(v.buffer), (x) => x >>> 16).buffer);
+        const inputs = columns.map((v) => ({ bytes: bytes(v), dtype, cols: n }));
+        const spec: ChunkSpec = { tensorName: 't', chunkIndex: 0, chunkCount: 1, start: 0, length: n, rowStart: 0, rows: 1, cols: n, totalRows: 1, seed: 0 };
+        for (const variant of variants) {
+          const gram = async (backend: ComputeBackend): Promise<string[]> => {
+            const chunk = backend.beginChunk(spec, inputs);
+            const c = chunk.ops;
+            const base = c.input(3);
+            const v = [0, 1, 2].slice(0, variant === 'x y' ? 2 : 3).map((i) => c.sub(c.input(i), variant === 'other subtrahend' && i === 1 ? c.input(4) : base));
+            const tokens = variant === 'written' ? [c.sum(v[0])] : [];
+            for (let i = 0; i < v.length; i++) for (let j = i; j < v.length; j++) tokens.push(variant === 'y·x' && j > i ? c.dot(v[j], v[i]) : c.dot(v[i], v[j]));
+            const partials = await chunk.readPartials(tokens as unknown as ReductionToken[]);
+            chunk.release();
+            return partials.map((p) => f64Hex(p as number));
+          };
+          expect(await gram(simd), `${n} ${dtype} ${variant}`).toEqual(await gram(cpu));
+        }
+      }
+    }
+  });
 
   it('reads dots asked for after an earlier read, in any token order, with vectors made in between', async () => {
     const { spec, inputs } = chunkOf(4099, 42, false);

@@ -79,7 +79,8 @@ class WasmVec {
 /**
  * The vectors kept unwritten, and who reads them as they are:
  * - `raw`: a bf16 input's bytes at `raw`, which weightedSum and binary ops decode as they go;
- * - `difference`: `minuend − subtrahend` of two vectors (a task vector), which weightedSum subtracts as it goes;
+ * - `difference`: `minuend − subtrahend` of two vectors (a task vector), which weightedSum subtracts as it goes,
+ *   and whose Gram matrix (model_stock's dots) the gram kernel computes without writing them;
  * - `ranked`: the row ranks of `source` with scalar steps applied (binaryVS, or binarySV where the
  *   scalar comes first), which `gt` compares with a vector mostly without ranking (rowRanksGreater);
  * - `drawn`: the random stream from `base`, or with `below` the mask below > stream, by which
@@ -119,9 +120,11 @@ const MAX_RANK_STEPS = 8;
 class PendingChain {
   value: number | undefined = undefined;
   constructor(
-    readonly x: number,
-    readonly y: number,
+    public x: number,
+    public y: number,
     readonly mask = ALL_BITS,
+    /** A dot of two differences not written yet (x and y are −1 until they are): `gram` may take it. */
+    readonly differences?: readonly [Vec, Vec],
   ) {}
 }
 
@@ -649,13 +652,47 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   dot(a: Vec, b: Vec): Reduction<number> {
+    // Task vectors stay unwritten until the chains are computed: their Gram matrix may need none.
+    if (deferredAs(a, 'difference') && deferredAs(b, 'difference')) return this.chain(-1, -1, ALL_BITS, [a, b]);
     return this.chain(this.p(a), this.p(b));
   }
 
-  private chain(x: number, y: number, mask?: number): Reduction<number> {
-    const pending = new PendingChain(x, y, mask);
+  private chain(x: number, y: number, mask?: number, differences?: readonly [Vec, Vec]): Reduction<number> {
+    const pending = new PendingChain(x, y, mask, differences);
     this.pending.push(pending);
     return token('sum', pending);
+  }
+
+  /**
+   * The Gram matrix of 2 or 3 differences with one subtrahend, all still unwritten, when the
+   * pending dots of differences are exactly its entries in row order (v0·v0, v0·v1, …, as
+   * model_stock asks for them): the gram kernel computes them from the inputs without writing the
+   * differences. Otherwise nothing.
+   */
+  private computeGram(): void {
+    const dots = this.pending.filter((c) => c.differences);
+    const count = dots.length === 3 ? 2 : dots.length === 6 ? 3 : 0;
+    if (count === 0) return;
+    // The first row of the matrix names the vectors; every entry must then be (v[i], v[j]).
+    const v = dots.slice(0, count).map((c) => c.differences![1]);
+    for (let i = 0, d = 0; i < count; i++) {
+      for (let j = i; j < count; j++, d++) {
+        const [a, b] = dots[d].differences!;
+        if (a !== v[i] || b !== v[j]) return;
+      }
+    }
+    if (new Set(v).size !== count) return;
+    const differences = v.map((x) => deferredAs(x, 'difference'));
+    const subtrahend = differences[0]?.subtrahend;
+    if (differences.some((d) => !d || d.subtrahend !== subtrahend)) return;
+    const terms = [subtrahend!, ...differences.map((d) => d!.minuend)].map((w) => this.term(asVec(w)));
+    this.scratch(32 + 8 * dots.length, (table) => {
+      const pointers = new Uint32Array(this.buffer, table, 8);
+      terms.forEach(([ptr, bf16], j) => pointers.set([ptr, bf16], 2 * j));
+      this.k.gram(table, count, this.length, table + 32);
+      new Float64Array(this.buffer, table + 32, dots.length).forEach((value, i) => (dots[i].value = value));
+    });
+    this.pending = this.pending.filter((c) => !c.differences);
   }
 
   /**
@@ -665,9 +702,13 @@ class SimdChunk implements BackendChunk, ChunkOps {
    * copy of itself. A lone chain runs the single-chain kernel.
    */
   private computeChains(): void {
+    this.computeGram();
     const pending = this.pending;
     if (pending.length === 0) return;
     this.pending = [];
+    for (const c of pending) {
+      if (c.differences) [c.x, c.y] = [this.p(c.differences[0]), this.p(c.differences[1])];
+    }
     const n = this.length;
     if (pending.length === 1) {
       const [c] = pending;

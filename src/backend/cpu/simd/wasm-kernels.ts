@@ -25,6 +25,7 @@ export interface Kernels {
   sum(x: number, n: number, mask: number): number;
   dot(x: number, y: number, n: number): number;
   chains(table: number, dotPairs: number, sumPairs: number, n: number, out: number): void;
+  gram(table: number, count: number, n: number, out: number): void;
   rowSums(x: number, rows: number, cols: number, out: number): void;
   rowSumBroadcast(x: number, rows: number, cols: number, o: number): void;
   periodicSums(x: number, n: number, j0: number, period: number, sums: number): void;

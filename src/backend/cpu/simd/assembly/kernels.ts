@@ -469,6 +469,46 @@ export function chains(t: usize, dotPairs: i32, sumPairs: i32, n: i32, out: usiz
   }
 }
 
+/** Term `j` (0-3) of a gram table: its address, and whether it is raw bf16. */
+@inline function gramTerm(t: usize, j: i32, i: usize): v128 {
+  return loadTerm(<usize>load<u32>(t + ((<usize>j) << 3)), i, load<u32>(t + ((<usize>j) << 3), 4) != 0);
+}
+
+/**
+ * The Gram matrix of `count` (2 or 3) differences with one subtrahend, x = a − s, y = b − s,
+ * z = c − s, without writing them: the table at `t` holds s, a, b (, c), each as an address and
+ * a raw-bf16 flag (u32 pairs), read as loadTerm reads them and subtracted as `sub` does. The dots
+ * go to `out` as f64 in the order x·x, x·y (, x·z), y·y (, y·z, z·z), each exactly what `chains`
+ * gives for the dot of the written vectors (the same products, added in index order; the last
+ * partial group of 4 is loaded whole and only its first n mod 4 products added).
+ */
+export function gram(t: usize, count: i32, n: i32, out: usize): void {
+  const end = (<usize>n) << 2;
+  const body = end & ~(<usize>15);
+  let s0 = f64x2.splat(0), s1 = s0, s2 = s0;
+  for (let i: usize = 0; i < end; i += 16) {
+    const k = i < body ? 4 : <i32>((end - body) >> 2);
+    const base = gramTerm(t, 0, i);
+    const x = f32x4.sub(gramTerm(t, 1, i), base), y = f32x4.sub(gramTerm(t, 2, i), base);
+    s0 = addValues(s0, f32x4.mul(x, x), f32x4.mul(y, x), k);
+    if (count == 2) {
+      const yy = f32x4.mul(y, y);
+      s1 = addValues(s1, yy, yy, k);
+    } else {
+      const z = f32x4.sub(gramTerm(t, 3, i), base);
+      s1 = addValues(s1, f32x4.mul(z, x), f32x4.mul(y, y), k);
+      s2 = addValues(s2, f32x4.mul(z, y), f32x4.mul(z, z), k);
+    }
+  }
+  v128.store(out, s0);
+  if (count == 2) {
+    store<f64>(out, f64x2.extract_lane(s1, 0), 16);
+  } else {
+    v128.store(out, s1, 16);
+    v128.store(out, s2, 32);
+  }
+}
+
 export function rowSums(x: usize, rows: i32, cols: i32, out: usize): void {
   for (let r = 0; r < rows; r++) {
     store<f64>(out + ((<usize>r) << 3), sum(x + (<usize>r) * (<usize>cols) * 4, cols, 0xffffffff));
