@@ -217,6 +217,44 @@ describe('cross-pass cache', () => {
   });
 });
 
+describe('cross-pass cache over several tensors', () => {
+  /** Runs cases one after another on one recording pool (a job each), expecting the reference's bytes; the requests of each. */
+  async function recordedJobs(names: readonly string[]): Promise<ChunkRequest[][]> {
+    const sent: ChunkRequest[] = [];
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+    const jobs: ChunkRequest[][] = [];
+    try {
+      for (const name of names) {
+        const before = sent.length;
+        const got = await outcome(CASES.find((x) => x.name === name)!, pool, false);
+        expect(Buffer.from((got as { bytes: Uint8Array }).bytes).equals(Buffer.from((references.get(name) as { bytes: Uint8Array }).bytes)), name).toBe(true);
+        jobs.push(sent.slice(before));
+      }
+    } finally {
+      await pool.dispose();
+    }
+    return jobs;
+  }
+  const storedKeys = (requests: ChunkRequest[]): string[] => [...new Set(requests.flatMap((r) => r.stores.map(([, key]) => key.split('|')[1])))].sort();
+  const TASK_VECTORS = ['sub(input0,input1)', 'sub(input2,input1)', 'sub(input3,input1)'];
+
+  it('keeps no task vectors for model_stock once a tensor showed that its output pass reads the inputs instead', async () => {
+    const [first, second, third] = await recordedJobs(['model_stock BF16 [64, 96] tiny', 'model_stock BF16 [64, 96] tiny', 'model_stock BF16 [64, 96] tiny']);
+    expect(storedKeys(first)).toEqual(TASK_VECTORS);
+    expect(first.every((r) => r.hits.length === 0)).toBe(true);
+    expect(storedKeys(second)).toEqual([]);
+    expect(storedKeys(third)).toEqual([]);
+  });
+
+  it('keeps them again after an output pass had to compute them: TIES after model_stock', async () => {
+    const [, ties, again] = await recordedJobs(['model_stock BF16 [64, 96] tiny', 'ties BF16 [64, 96] tiny', 'ties BF16 [64, 96] tiny']);
+    expect(storedKeys(ties)).toEqual([]);
+    expect(ties.every((r) => r.hits.length === 0)).toBe(true);
+    expect(storedKeys(again)).toEqual(TASK_VECTORS);
+    expect(again.filter((r) => r.hits.length === 3).length).toBeGreaterThan(0);
+  });
+});
+
 describe('inputs read by the workers', () => {
   it('from files, the pool sends where the bytes lie, never the bytes, and TIES reads each once', async () => {
     const sent = await recordedRun('ties BF16 [64, 96] tiny', true);

@@ -37,6 +37,18 @@ interface Ledger {
   job: number | null;
   bytes: number;
   readonly keys: Set<string>;
+  /** Of this job: what was stored, and what a later pass took, by key without the chunk index. */
+  readonly stored: Set<string>;
+  readonly taken: Set<string>;
+}
+
+/** Empties a ledger for `job` (the worker's cache is cleared with it). */
+function resetLedger(ledger: Ledger, job: number | null): void {
+  ledger.job = job;
+  ledger.bytes = 0;
+  ledger.keys.clear();
+  ledger.stored.clear();
+  ledger.taken.clear();
 }
 
 interface PoolWorker {
@@ -78,6 +90,13 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   private readonly cachePerWorker: number;
   private readonly inThreadBelow: number;
   private nextId = 1;
+  /**
+   * Keys (without the chunk index) that the last job to store them never took again: not stored,
+   * until a pass recomputes one. model_stock's statistics pass would keep its task vectors for an
+   * output pass that reads the inputs instead, writing them out where they need not be (the gram
+   * kernel) and taking the cache's room.
+   */
+  private readonly untaken = new Set<string>();
   /** The worker whose chunk encoded the bytes in each buffer: where `recycle` sends it back. */
   private readonly encodedBy = new WeakMap<ArrayBuffer, PoolWorker>();
   private failure: Error | null = null;
@@ -93,7 +112,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     this.inThreadBelow = options.inThreadBelow ?? 65536;
     this.workers = [];
     for (let i = 0; i < count; i++) {
-      const worker: PoolWorker = { port: options.spawn(i), pending: new Map(), ledger: { job: null, bytes: 0, keys: new Set() } };
+      const worker: PoolWorker = { port: options.spawn(i), pending: new Map(), ledger: { job: null, bytes: 0, keys: new Set(), stored: new Set(), taken: new Set() } };
       worker.port.listen(
         (message) => this.answer(worker, message),
         (error) => this.fail(new Error(`CPU worker ${i + 1} of ${count} stopped: ${error.message}. The merge cannot go on; try again with --threads 1 (CLI) or one thread (app settings).`, { cause: error })),
@@ -220,16 +239,18 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
    * and so which inputs it needs. Cached are DELLA's keep masks (maskKeys: a bit per element,
    * far cheaper to keep than to rank again) first, then the outermost nodes of the input-only
    * part of the graph that the rest of it uses (cacheKey), first come first kept, within the
-   * worker's share.
+   * worker's share, unless the last job that kept them never took them again (`untaken`).
    */
   private planCache(ledger: Ledger, spec: ChunkSpec, nodes: readonly GraphNode[], roots: readonly number[], store: boolean) {
     const job = this.cachePerWorker > 0 && spec.jobId !== undefined ? spec.jobId : null;
     let clear = false;
     if (ledger.job !== job || job === null) {
       clear = ledger.keys.size > 0;
-      ledger.job = job;
-      ledger.bytes = 0;
-      ledger.keys.clear();
+      for (const key of ledger.stored) {
+        if (ledger.taken.has(key)) this.untaken.delete(key);
+        else this.untaken.add(key);
+      }
+      resetLedger(ledger, job);
     }
     const masks = job === null ? nodes.map(() => null) : maskKeys(nodes);
     const vectors = nodes.map((_, id) => (job === null ? null : cacheKey(nodes, id)));
@@ -246,11 +267,14 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       if (!needed[id]) continue;
       if (hitIds.has(id)) {
         hits.push([id, full(keys[id]!)]);
+        ledger.taken.add(keys[id]!);
         continue;
       }
       if (nodes[id].op === 'input') inputsNeeded.add(nodes[id].args[0] as number);
       if (vectors[id] === null) forEachRef(nodes[id].args, (ref) => (frontier[ref] = 1));
     }
+    // An output pass that computes again what was not stored: storing it pays after all.
+    if (!store) keys.forEach((key, id) => key !== null && needed[id] === 1 && frontier[id] === 1 && !hitIds.has(id) && this.untaken.delete(key));
     const stores: [number, string][] = [];
     const bitStores: number[] = [];
     if (!store) return { clear, hits, stores, bitStores, inputsNeeded };
@@ -260,8 +284,9 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     const vectorIds = [...nodes.keys()].filter((id) => masks[id] === null && vectors[id] !== null && frontier[id] === 1 && storable(id));
     for (const [ids, size] of [[maskIds, Math.ceil(spec.length / 16) * 2], [vectorIds, spec.length * 4]] as const) {
       for (const id of ids) {
-        if (ledger.bytes + size > this.cachePerWorker || ledger.keys.has(full(keys[id]!))) continue;
+        if (ledger.bytes + size > this.cachePerWorker || ledger.keys.has(full(keys[id]!)) || this.untaken.has(keys[id]!)) continue;
         ledger.keys.add(full(keys[id]!));
+        ledger.stored.add(keys[id]!);
         ledger.bytes += size;
         stores.push([id, full(keys[id]!)]);
         if (masks[id] !== null) bitStores.push(id);
@@ -276,9 +301,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     worker.pending.delete(message.id);
     if (message.type === 'error') {
       // The worker dropped its cache: so does the ledger (the merge fails anyway).
-      worker.ledger.job = null;
-      worker.ledger.keys.clear();
-      worker.ledger.bytes = 0;
+      resetLedger(worker.ledger, null);
       pending.reject(new Error(message.message));
     } else {
       const partials = message.partials?.map((p) => (isNaNBits(p) ? p.nan[0] : p));
