@@ -36,9 +36,9 @@ interface Pending {
 interface Ledger {
   job: number | null;
   bytes: number;
+  /** What the worker holds: `chunk index|key`. */
   readonly keys: Set<string>;
-  /** Of this job: what was stored, and what a later pass took, by key without the chunk index. */
-  readonly stored: Set<string>;
+  /** Keys (without the chunk index) that a later pass of this job took from the cache. */
   readonly taken: Set<string>;
 }
 
@@ -47,7 +47,6 @@ function resetLedger(ledger: Ledger, job: number | null): void {
   ledger.job = job;
   ledger.bytes = 0;
   ledger.keys.clear();
-  ledger.stored.clear();
   ledger.taken.clear();
 }
 
@@ -112,7 +111,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     this.inThreadBelow = options.inThreadBelow ?? 65536;
     this.workers = [];
     for (let i = 0; i < count; i++) {
-      const worker: PoolWorker = { port: options.spawn(i), pending: new Map(), ledger: { job: null, bytes: 0, keys: new Set(), stored: new Set(), taken: new Set() } };
+      const worker: PoolWorker = { port: options.spawn(i), pending: new Map(), ledger: { job: null, bytes: 0, keys: new Set(), taken: new Set() } };
       worker.port.listen(
         (message) => this.answer(worker, message),
         (error) => this.fail(new Error(`CPU worker ${i + 1} of ${count} stopped: ${error.message}. The merge cannot go on; try again with --threads 1 (CLI) or one thread (app settings).`, { cause: error })),
@@ -246,7 +245,8 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     let clear = false;
     if (ledger.job !== job || job === null) {
       clear = ledger.keys.size > 0;
-      for (const key of ledger.stored) {
+      for (const held of ledger.keys) {
+        const key = held.slice(held.indexOf('|') + 1);
         if (ledger.taken.has(key)) this.untaken.delete(key);
         else this.untaken.add(key);
       }
@@ -286,7 +286,6 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       for (const id of ids) {
         if (ledger.bytes + size > this.cachePerWorker || ledger.keys.has(full(keys[id]!)) || this.untaken.has(keys[id]!)) continue;
         ledger.keys.add(full(keys[id]!));
-        ledger.stored.add(keys[id]!);
         ledger.bytes += size;
         stores.push([id, full(keys[id]!)]);
         if (masks[id] !== null) bitStores.push(id);
