@@ -432,6 +432,51 @@ describe('SimdCpuBackend equals CpuBackend byte for byte', () => {
     }
   });
 
+  it("keeps vectors by a packed mask (keepBits), and packs the mask DARE's keep draws (keepBelow), with the reference's bytes", async () => {
+    // Kept: raw bf16, f16/f32 inputs, and task vectors subtracted in the sweep (bf16 − bf16, mixed, f32 − f16).
+    const kept: [string, (c: ChunkOps) => Vec][] = [
+      ['input 0', (c) => c.input(0)],
+      ['bf16 input', (c) => c.input(3)],
+      ['bf16 − input 0', (c) => c.sub(c.input(3), c.input(0))],
+      ['f16 − bf16', (c) => c.sub(c.input(1), c.input(3))],
+      ['f32 − f16', (c) => c.sub(c.input(2), c.input(1))],
+    ];
+    const masks: [string, (c: ChunkOps) => Vec][] = [
+      ['compared', (c) => c.gt(c.input(0), c.input(1))],
+      ['drawn', (c) => c.gt(0.5, c.random(3))],
+      ['drawn, NaN threshold', (c) => c.gt(NaN, c.random(1))],
+    ];
+    const failures: string[] = [];
+    for (const shape of [{ rows: 1, cols: 1 }, { rows: 1, cols: 15 }, { rows: 1, cols: 17 }, { rows: 3, cols: 341 }, { rows: 17, cols: 241 }, { rows: 1, cols: 4097 }]) {
+      for (const dtype of ['BF16', 'F16', 'F32'] as const) {
+        const { spec, inputs } = makeChunks({ label: '', ...shape }, dtype, shape.rows * shape.cols + 3);
+        for (const [maskName, mask] of masks) {
+          const label = `${shape.rows}x${shape.cols} ${dtype} ${maskName}`;
+          const same = async (what: string, c: BackendChunk, v: Vec, op: (c: ChunkOps) => Vec): Promise<void> => {
+            if (!Buffer.from(await c.encode(v, 'F32')).equals(Buffer.from(await encodeRef(spec, inputs, op)))) failures.push(`${label}: ${what}`);
+          };
+          // The mask is drawn and packed by the product that reads it first (keepBelow), then kept.
+          const first = simd.beginChunk(spec, inputs);
+          const m = mask(first.ops);
+          const product = first.ops.mul(kept[2][1](first.ops), m);
+          const bits = simdBackend.keep(first.ops, m, true);
+          await same('product that packs', first, product, (c) => c.mul(kept[2][1](c), mask(c)));
+          first.release();
+          for (const [name, x] of kept) {
+            const reader = simd.beginChunk(spec, inputs);
+            await same(`${name} · kept mask`, reader, reader.ops.mul(x(reader.ops), simdBackend.use(reader.ops, bits)), (c) => c.mul(x(c), mask(c)));
+            reader.release();
+          }
+          const reader = simd.beginChunk(spec, inputs);
+          await same('kept mask', reader, simdBackend.use(reader.ops, bits), mask);
+          reader.release();
+          simdBackend.drop(bits);
+        }
+      }
+    }
+    expect(failures.join('\n')).toBe('');
+  });
+
   it('grows its memory for a large chunk and still matches', async () => {
     const shape = { label: '', rows: 64, cols: 40000 };
     const { spec, inputs } = makeChunks(shape, 'BF16', 9);

@@ -340,60 +340,76 @@ describe('recycled output bytes', () => {
   });
 });
 
-describe('cross-pass cache of DELLA', () => {
-  const tiny = CASES.find((x) => x.name === 'della BF16 [64, 96] tiny')!;
-  const c = { ...tiny, options: { ...tiny.options, params: { ...tiny.options.params, rescale: 1 } } };
-  const base = c.options.baseIndex!;
-  const others = c.inputs.map((_, i) => i).filter((i) => i !== base);
-  const keys = (list: readonly (readonly [number, string])[]): string[] => list.map(([, key]) => key.split('|')[1]).sort();
-  const masks = (list: readonly (readonly [number, string])[]): string[] => keys(list).filter((k) => k.startsWith('mask:gt('));
+for (const method of ['della', 'dare_ties'] as const) {
+  describe(`cross-pass cache of ${method}`, () => {
+    const tiny = CASES.find((x) => x.name === `${method} BF16 [64, 96] tiny`)!;
+    const c = { ...tiny, options: { ...tiny.options, params: { ...tiny.options.params, rescale: 1 } } };
+    const base = c.options.baseIndex!;
+    const others = c.inputs.map((_, i) => i).filter((i) => i !== base);
+    const keys = (list: readonly (readonly [number, string])[]): string[] => list.map(([, key]) => key.split('|')[1]).sort();
+    const masks = (list: readonly (readonly [number, string])[]): string[] => keys(list).filter((k) => k.startsWith('mask:gt('));
 
-  /** The requests of a pooled DELLA merge of `c` (equal to the in-thread bytes), rescale pass first. */
-  async function run(cacheBytes?: number): Promise<{ rescale: ChunkRequest[]; output: ChunkRequest[] }> {
-    const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0, cacheBytes });
-    try {
-      const want = await outcome(c, inThread);
-      const got = await outcome(c, pool);
-      expect(Buffer.from((got as { bytes: Uint8Array }).bytes).equals(Buffer.from((want as { bytes: Uint8Array }).bytes))).toBe(true);
-    } finally {
-      await pool.dispose();
+    /** The requests of a pooled merge of `c` (equal to the in-thread bytes), rescale pass first. */
+    async function run(cacheBytes?: number): Promise<{ rescale: ChunkRequest[]; output: ChunkRequest[] }> {
+      const sent: ChunkRequest[] = [];
+      const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0, cacheBytes });
+      try {
+        const want = await outcome(c, inThread);
+        const got = await outcome(c, pool);
+        expect(Buffer.from((got as { bytes: Uint8Array }).bytes).equals(Buffer.from((want as { bytes: Uint8Array }).bytes))).toBe(true);
+      } finally {
+        await pool.dispose();
+      }
+      const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
+      expect(chunks).toBe(7);
+      expect(sent.length).toBe(2 * chunks);
+      return { rescale: sent.slice(0, chunks), output: sent.slice(chunks) };
     }
-    const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
-    expect(chunks).toBeGreaterThan(2);
-    expect(sent.length).toBe(2 * chunks);
-    return { rescale: sent.slice(0, chunks), output: sent.slice(chunks) };
-  }
 
-  it('its output pass takes the keep masks (a bit per element) and task vectors of its rescale pass from the cache: it neither ranks nor draws again', async () => {
-    const { rescale, output } = await run();
-    const vectors = others.map((i) => `sub(input${i},input${base})`);
-    for (const r of rescale) {
-      expect(masks(r.stores)).toHaveLength(others.length);
-      expect(keys(r.stores)).toEqual([...masks(r.stores), ...vectors].sort());
-      // The masks, and only they, are kept as bits; each spells DELLA's keep test, scalars and all.
-      expect(r.bitStores.map((id) => r.nodes[id].op)).toEqual(others.map(() => 'gt'));
-      expect(r.stores.filter(([id]) => r.bitStores.includes(id)).map(([, key]) => key)).toEqual(r.stores.filter(([, key]) => key.includes('|mask:')).map(([, key]) => key));
-      expect(masks(r.stores).every((k) => k.includes('rowRanks(sub(input') && k.includes('random'))).toBe(true);
-    }
-    for (const r of output) {
-      const first = rescale.find((s) => s.spec.chunkIndex === r.spec.chunkIndex)!;
-      expect(keys(r.hits)).toEqual(keys(first.stores));
-      // Every keep test is a hit: nothing under it (ranks, random streams) is computed.
-      const hit = new Set(r.hits.map(([id]) => id));
-      expect(r.nodes.flatMap((n, id) => (n.op === 'gt' ? [id] : [])).every((id) => hit.has(id))).toBe(true);
-      expect(r.stores).toEqual([]);
-    }
+    it('its output pass takes the keep masks (a bit per element) and task vectors of its rescale pass from the cache: it draws (and ranks) nothing again', async () => {
+      const { rescale, output } = await run();
+      const vectors = others.map((i) => `sub(input${i},input${base})`);
+      for (const r of rescale) {
+        expect(masks(r.stores)).toHaveLength(others.length);
+        expect(keys(r.stores)).toEqual([...masks(r.stores), ...vectors].sort());
+        // The masks, and only they, are kept as bits; each spells the keep test, scalars and all.
+        expect(r.bitStores.map((id) => r.nodes[id].op)).toEqual(others.map(() => 'gt'));
+        expect(r.stores.filter(([id]) => r.bitStores.includes(id)).map(([, key]) => key)).toEqual(r.stores.filter(([, key]) => key.includes('|mask:')).map(([, key]) => key));
+        const test = method === 'della' ? /^mask:gt\(add\(mul\(sub\(rowRanks\(sub\(input\d,input\d\)\),1\),[^,]+\),[^,]+\),random\d\)$/ : /^mask:gt\([\d.]+,random\d\)$/;
+        expect(masks(r.stores).every((k) => test.test(k)), masks(r.stores).join(' ')).toBe(true);
+      }
+      for (const r of output) {
+        const first = rescale.find((s) => s.spec.chunkIndex === r.spec.chunkIndex)!;
+        expect(keys(r.hits)).toEqual(keys(first.stores));
+        // Every keep test is a hit: nothing under it (ranks, random streams) is computed.
+        const hit = new Set(r.hits.map(([id]) => id));
+        expect(r.nodes.flatMap((n, id) => (n.op === 'gt' ? [id] : [])).every((id) => hit.has(id))).toBe(true);
+        expect(r.stores).toEqual([]);
+      }
+    });
+
+    it('with room for the masks alone (not one task vector), the output pass still draws nothing', async () => {
+      // Per worker 2 KiB: a chunk's three masks take 3 · 120 bytes, one task vector 3840.
+      const { rescale, output } = await run(4096);
+      for (const r of rescale) expect(keys(r.stores)).toEqual(masks(r.stores));
+      expect(rescale.every((r) => masks(r.stores).length === others.length)).toBe(true);
+      for (const r of output) expect(masks(r.hits)).toHaveLength(others.length);
+    });
+
+    it("task vectors leave room for the masks of the worker's later chunks", async () => {
+      // 6 chunks of 960 elements (a mask 120 bytes, a task vector 3840) and one of 384 (a mask 48
+      // bytes); chunks 0, 2, 4 and 6 on one worker. Per worker: the masks of those 4 chunks and
+      // one task vector, less a byte. Kept first come first, chunk 0's task vector would leave no
+      // room for all of chunk 6's masks.
+      const perWorker = 3 * (3 * 120) + 3 * 48 + 3840 - 1;
+      const { rescale, output } = await run(2 * perWorker);
+      expect(rescale.map((r) => r.spec.length)).toEqual([960, 960, 960, 960, 960, 960, 384]);
+      for (const r of output) expect(masks(r.hits)).toHaveLength(others.length);
+      // The worker with 3 chunks keeps a task vector all the same.
+      expect(rescale.some((r) => keys(r.stores).length > masks(r.stores).length)).toBe(true);
+    });
   });
-
-  it('with room for the masks alone (not one task vector), the output pass still neither ranks nor draws', async () => {
-    // Per worker 2 KiB: a chunk's three masks take 3 · 256 bytes, one task vector 8 KiB.
-    const { rescale, output } = await run(4096);
-    for (const r of rescale) expect(keys(r.stores)).toEqual(masks(r.stores));
-    expect(rescale.every((r) => masks(r.stores).length === others.length)).toBe(true);
-    for (const r of output) expect(masks(r.hits)).toHaveLength(others.length);
-  });
-});
+}
 
 describe('cross-pass cache of single-pass methods', () => {
   it('an output pass stores nothing: it is the last pass over its tensor', async () => {

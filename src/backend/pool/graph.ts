@@ -42,8 +42,8 @@ const BINARY = new Set(['add', 'sub', 'mul', 'div', 'min', 'max']);
  * `sub(input i, input base)`). Null for every other node. Scalars are left out on purpose: an
  * expression with a scalar usually carries a per-pass threshold. Random streams and row ranks are
  * left out too: the SIMD kernels draw a stream, or decide DELLA's keep test mostly without
- * ranking, in less time than a cached copy would take to write out and read back; what DELLA's
- * output pass needs of them, its keep masks, is cached as bits instead (maskKeys).
+ * ranking, in less time than a cached copy would take to write out and read back; what an
+ * output pass needs of them, DARE's and DELLA's keep masks, is cached as bits instead (maskKeys).
  */
 export function cacheKey(nodes: readonly GraphNode[], id: number): string | null {
   const node = nodes[id];
@@ -66,27 +66,31 @@ const COMPARISONS = new Set<OpName>(['gt', 'ge', 'eq']);
 
 /**
  * The cache keys of the graph's comparisons (0/1 masks) that depend on the chunk's inputs, random
- * streams and scalars alone through row ranks — DELLA's keep test, `ranks → probability > uniform`:
- * the one value a pass computes that costs far more to compute again than to keep, and a worker
- * keeps it as one bit per element. A key spells the whole expression, scalars exactly, so that it
- * names the same vector in every pass over a chunk. Null for every other node.
+ * streams and scalars alone, and on a random stream or row ranks — DARE's keep test
+ * `density > uniform` and DELLA's `ranks → probability > uniform`: values that cost far more to
+ * draw or rank again than to keep, which a worker keeps as one bit per element. A key spells the
+ * whole expression, scalars exactly, so that it names the same vector in every pass over a chunk.
+ * Null for every other node.
  */
 export function maskKeys(nodes: readonly GraphNode[]): (string | null)[] {
   const values: (string | null)[] = new Array(nodes.length).fill(null);
-  const ranked = new Uint8Array(nodes.length);
+  /** 1 where a node's value depends on a random stream or row ranks. */
+  const costly = new Uint8Array(nodes.length);
   const argKey = (arg: Arg): string | null => {
     if (typeof arg === 'number') return Object.is(arg, -0) ? '-0' : String(arg);
     if (isNaNBits(arg)) return `nan${Array.from(new Uint32Array(arg.nan.buffer, arg.nan.byteOffset, 2)).join(':')}`;
     return isRef(arg) ? values[arg.v] : null;
   };
   nodes.forEach((node, id) => {
-    if (node.op === 'input' || node.op === 'random') values[id] = `${node.op}${node.args[0] as number}`;
-    else if (MASK_PARTS.has(node.op)) {
+    if (node.op === 'input' || node.op === 'random') {
+      values[id] = `${node.op}${node.args[0] as number}`;
+      costly[id] = node.op === 'random' ? 1 : 0;
+    } else if (MASK_PARTS.has(node.op)) {
       const parts = node.args.map(argKey);
       if (parts.includes(null)) return;
       values[id] = `${node.op}(${parts.join(',')})`;
-      ranked[id] = node.op === 'rowRanks' || node.args.some((a) => isRef(a) && ranked[a.v] === 1) ? 1 : 0;
+      costly[id] = node.op === 'rowRanks' || node.args.some((a) => isRef(a) && costly[a.v] === 1) ? 1 : 0;
     }
   });
-  return nodes.map((node, id) => (COMPARISONS.has(node.op) && ranked[id] ? `mask:${values[id]}` : null));
+  return nodes.map((node, id) => (COMPARISONS.has(node.op) && costly[id] ? `mask:${values[id]}` : null));
 }

@@ -235,7 +235,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
 
   /**
    * Decides, for one request, which nodes the worker takes from its cache and which it stores,
-   * and so which inputs it needs. Cached are DELLA's keep masks (maskKeys: a bit per element,
+   * and so which inputs it needs. Cached are DARE's and DELLA's keep masks (maskKeys: a bit per element,
    * far cheaper to keep than to rank again) first, then the outermost nodes of the input-only
    * part of the graph that the rest of it uses (cacheKey), first come first kept, within the
    * worker's share, unless the last job that kept them never took them again (`untaken`).
@@ -282,9 +282,12 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     // A mask takes a bit per element, padded to whole 16-element words (SimdCpuBackend.keep).
     const maskIds = [...nodes.keys()].filter((id) => masks[id] !== null && storable(id));
     const vectorIds = [...nodes.keys()].filter((id) => masks[id] === null && vectors[id] !== null && frontier[id] === 1 && storable(id));
-    for (const [ids, size] of [[maskIds, Math.ceil(spec.length / 16) * 2], [vectorIds, spec.length * 4]] as const) {
+    const maskSize = Math.ceil(spec.length / 16) * 2;
+    // Vectors leave room for the masks of this worker's later chunks of the job: a mask saves far more.
+    const laterMasks = maskIds.length * maskSize * Math.floor((spec.chunkCount - 1 - spec.chunkIndex) / this.workers.length);
+    for (const [ids, size, reserve] of [[maskIds, maskSize, 0], [vectorIds, spec.length * 4, laterMasks]] as const) {
       for (const id of ids) {
-        if (ledger.bytes + size > this.cachePerWorker || ledger.keys.has(full(keys[id]!)) || this.untaken.has(keys[id]!)) continue;
+        if (ledger.bytes + size + reserve > this.cachePerWorker || ledger.keys.has(full(keys[id]!)) || this.untaken.has(keys[id]!)) continue;
         ledger.keys.add(full(keys[id]!));
         ledger.bytes += size;
         stores.push([id, full(keys[id]!)]);

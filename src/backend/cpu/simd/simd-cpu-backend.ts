@@ -70,6 +70,11 @@ export class SimdCpuBackend implements ComputeBackend {
  * f32 once (SimdChunk.p), with the bytes the ops one by one would give.
  */
 class WasmVec {
+  /**
+   * A 0/1 mask's bits as packMask packs them, where they exist without a sweep of their own:
+   * written by the keepBelow that drew the mask, or kept by an earlier pass (`bits`). −1 if not.
+   */
+  packed = -1;
   constructor(
     public ptr: number,
     readonly deferred: Deferred | null = null,
@@ -84,7 +89,9 @@ class WasmVec {
  * - `ranked`: the row ranks of `source` with scalar steps applied (binaryVS, or binarySV where the
  *   scalar comes first), which `gt` compares with a vector mostly without ranking (rowRanksGreater);
  * - `drawn`: the random stream from `base`, or with `below` the mask below > stream, by which
- *   `mul` keeps a vector in the sweep that draws it (keepBelow);
+ *   `mul` keeps a vector in the sweep that draws it and packs the mask's bits (keepBelow);
+ * - `bits`: a 0/1 mask kept packed by an earlier pass (at `packed`), by which `mul` keeps a vector
+ *   without unpacking it (keepBits);
  * - `abs`: |source|, which `sum` adds without writing it (the chains kernel's magnitude mask).
  */
 type Deferred =
@@ -92,6 +99,7 @@ type Deferred =
   | { readonly kind: 'difference'; readonly minuend: WasmVec; readonly subtrahend: WasmVec }
   | { readonly kind: 'ranked'; readonly source: WasmVec; readonly steps: readonly RankStep[] }
   | { readonly kind: 'drawn'; readonly base: number; readonly below?: number }
+  | { readonly kind: 'bits' }
   | { readonly kind: 'abs'; readonly source: WasmVec };
 
 interface RankStep {
@@ -244,7 +252,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
     const source = d.kind === 'ranked' || d.kind === 'abs' ? this.p(asVec(d.source)) : -1;
     const terms = d.kind === 'difference' ? this.diffTerm(v) : null;
     const ptr = this.allocBlock(n * 4);
-    if (d.kind === 'raw') this.k.decodeBf16(d.raw, ptr, n);
+    if (w.packed >= 0) this.k.unpackMask(w.packed, ptr, n);
+    else if (d.kind === 'raw') this.k.decodeBf16(d.raw, ptr, n);
     else if (terms) this.k.binaryVV(SUB, ...terms, ptr, n);
     else if (d.kind === 'ranked') this.writeRanked(source, d.steps, ptr);
     else if (d.kind === 'abs') this.k.unary(ABS, source, ptr, n);
@@ -324,29 +333,39 @@ class SimdChunk implements BackendChunk, ChunkOps {
    * with `bits` packs the 0/1 mask `v` into a block of its own (SimdCpuBackend.keep).
    */
   keep(v: Vec, bits: boolean): KeptVector {
+    if (!bits) return { ptr: this.take(this.p(v)), bytes: this.length * 4 };
+    const mask = { bits: { length: this.length }, bytes: this.maskBytes };
+    const packed = wasmVec(v).packed;
+    if (packed >= 0) return { ptr: this.take(packed), ...mask };
     const ptr = this.p(v);
-    if (bits) {
-      const packed = { ptr: this.heap.alloc(Math.ceil(this.length / 16) * 2), bytes: Math.ceil(this.length / 16) * 2, bits: { length: this.length } };
-      this.k.packMask(ptr, packed.ptr, this.length);
-      this.kept.add(packed.ptr);
-      return packed;
-    }
-    const bytes = this.length * 4;
+    const kept = { ptr: this.heap.alloc(mask.bytes), ...mask };
+    this.k.packMask(ptr, kept.ptr, this.length);
+    this.kept.add(kept.ptr);
+    return kept;
+  }
+
+  /** Takes block `ptr` of this chunk out of its ownership into the kept blocks (one more keeper if it is kept already). */
+  private take(ptr: number): number {
     const i = this.owned.findIndex((block) => block.ptr === ptr);
     if (i >= 0) this.owned.splice(i, 1);
     else if (!this.kept.has(ptr)) throw new Error(`internal: chunk ${this.chunkIndex} of ${this.spec.tensorName} keeps a vector it does not hold`);
     this.kept.add(ptr);
-    return { ptr, bytes };
+    return ptr;
   }
 
-  /** A kept vector as a vector of this chunk, which does not free it (a packed mask: unpacked into a vector of this chunk). */
+  /** Bytes of a 0/1 mask of this chunk packed a bit per element, in whole 16-element words (packMask). */
+  private get maskBytes(): number {
+    return Math.ceil(this.length / 16) * 2;
+  }
+
+  /** A kept vector as a vector of this chunk, which does not free it (a packed mask: unpacked when an op needs its values). */
   use(kept: KeptVector): Vec {
     const length = kept.bits ? kept.bits.length : kept.bytes / 4;
     if (length !== this.length) throw new Error(`internal: a kept vector of ${length} values for a chunk of ${this.length}`);
     if (!kept.bits) return asVec(new WasmVec(kept.ptr));
-    const o = this.alloc();
-    this.k.unpackMask(kept.ptr, o.ptr, this.length);
-    return asVec(o);
+    const mask = new WasmVec(-1, { kind: 'bits' });
+    mask.packed = kept.ptr;
+    return asVec(mask);
   }
 
   // ---- inputs and output ---------------------------------------------------------------------
@@ -527,13 +546,9 @@ class SimdChunk implements BackendChunk, ChunkOps {
   private binary(a: Operand, b: Operand, op: number, scalar: (x: number, y: number) => number): Vec {
     const stepped = this.rankStep(a, b, op);
     if (stepped) return stepped;
-    const mask = deferredAs(b, 'drawn');
-    if (op === MUL && typeof a !== 'number' && mask?.below !== undefined) {
-      // x · (below > uniform): DARE's keep, in one sweep.
-      const x = this.p(a);
-      const o = this.alloc();
-      this.k.keepBelow(x, o.ptr, this.length, mask.below, mask.base);
-      return asVec(o);
+    if (op === MUL && typeof a !== 'number' && typeof b !== 'number') {
+      const kept = this.keepByMask(a, b);
+      if (kept) return kept;
     }
     const o = this.alloc();
     const n = this.length;
@@ -548,6 +563,26 @@ class SimdChunk implements BackendChunk, ChunkOps {
       const [ap, aRaw] = this.term(a);
       const [bp, bRaw] = this.term(b);
       this.k.binaryVV(op, ap, aRaw, bp, bRaw, o.ptr, n);
+    }
+    return asVec(o);
+  }
+
+  /**
+   * x · mask for a 0/1 mask whose bits are packed (keepBits), or not drawn yet (DARE's
+   * below > uniform: keepBelow, which packs its bits for a later pass), with x a task vector
+   * subtracted in the sweep; null for any other mask.
+   */
+  private keepByMask(a: Vec, mask: Vec): Vec | null {
+    const packed = wasmVec(mask).packed;
+    const drawn = packed < 0 ? deferredAs(mask, 'drawn') : null;
+    if (packed < 0 && drawn?.below === undefined) return null;
+    const x = this.diffTerm(a);
+    const o = this.alloc();
+    if (packed >= 0) this.k.keepBits(...x, packed, o.ptr, this.length);
+    else {
+      const bits = this.allocBlock(this.maskBytes);
+      this.k.keepBelow(...x, o.ptr, bits, this.length, drawn!.below!, drawn!.base);
+      wasmVec(mask).packed = bits;
     }
     return asVec(o);
   }

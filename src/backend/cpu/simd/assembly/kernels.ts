@@ -811,16 +811,75 @@ const STATE_STEP: i32 = <i32>(<u32>747796405 * 4);
 
 /**
  * keepBelow: o = x · (t > u), u the uniforms of `random(base)` — the bytes of random, then
- * compareSV(GT, t, u), then binaryVV(MUL, x, mask), in one sweep (DARE's Bernoulli keep).
+ * compareSV(GT, t, u), then binaryVV(MUL, x, mask), in one sweep (DARE's Bernoulli keep), with x
+ * as loadDiff reads it (a task vector not written yet). The mask also goes to `bits` as packMask
+ * packs it, for a later pass to keep by (keepBits) instead of drawing it again.
  */
-export function keepBelow(x: usize, o: usize, n: i32, t: f32, base: u32): void {
+export function keepBelow(x: usize, xBf16: bool, xm: usize, xmBf16: bool, o: usize, bits: usize, n: i32, t: f32, base: u32): void {
+  if (xm == 0) {
+    if (xBf16) keepBelowSweep(x, true, 0, false, false, o, bits, n, t, base);
+    else keepBelowSweep(x, false, 0, false, false, o, bits, n, t, base);
+  } else if (xBf16 && xmBf16) keepBelowSweep(x, true, xm, true, true, o, bits, n, t, base);
+  else if (!xBf16 && !xmBf16) keepBelowSweep(x, false, xm, false, true, o, bits, n, t, base);
+  else keepBelowSweep(x, xBf16, xm, xmBf16, true, o, bits, n, t, base);
+}
+
+/**
+ * The term loadDiff reads, for sweeps called with constant flags (`diff`: xm is subtracted) so
+ * that the compiler drops the tests from their loops (-O3 does not unswitch loops).
+ */
+@inline function loadKeptTerm(x: usize, xBf16: bool, xm: usize, xmBf16: bool, diff: bool, i: usize): v128 {
+  const v = loadTerm(x, i, xBf16);
+  return diff ? f32x4.sub(v, loadTerm(xm, i, xmBf16)) : v;
+}
+
+/** Whole words of 16 elements (vectors are padded): four groups of 4, one u16 of bits. */
+@inline function keepBelowSweep(x: usize, xBf16: bool, xm: usize, xmBf16: bool, diff: bool, o: usize, bits: usize, n: i32, t: f32, base: u32): void {
   let state = firstState(base);
   const threshold = f32x4.splat(t);
-  for (let j = 0; j < n; j += 4) {
+  const step = i32x4.splat(STATE_STEP);
+  for (let j = 0; j < n; j += 16) {
     const at = (<usize>j) << 2;
-    const mask = ones(f32x4.gt(threshold, uniform4(state)));
-    v128.store(o + at, arith(MUL, v128.load(x + at), mask));
-    state = i32x4.add(state, i32x4.splat(STATE_STEP));
+    const k0 = f32x4.gt(threshold, uniform4(state));
+    state = i32x4.add(state, step);
+    const k1 = f32x4.gt(threshold, uniform4(state));
+    state = i32x4.add(state, step);
+    const k2 = f32x4.gt(threshold, uniform4(state));
+    state = i32x4.add(state, step);
+    const k3 = f32x4.gt(threshold, uniform4(state));
+    state = i32x4.add(state, step);
+    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at), ones(k0)));
+    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at + 16), ones(k1)), 16);
+    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at + 32), ones(k2)), 32);
+    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at + 48), ones(k3)), 48);
+    const word = i32x4.bitmask(k0) | (i32x4.bitmask(k1) << 4) | (i32x4.bitmask(k2) << 8) | (i32x4.bitmask(k3) << 12);
+    store<u16>(bits + ((<usize>j) >> 3), <u16>word);
+  }
+}
+
+/** keepBits: o = x · mask, the mask packed at `bits` (packMask): the bytes of unpackMask, then binaryVV(MUL, x, mask), x as loadDiff reads it. */
+export function keepBits(x: usize, xBf16: bool, xm: usize, xmBf16: bool, bits: usize, o: usize, n: i32): void {
+  if (xm == 0) {
+    if (xBf16) keepBitsSweep(x, true, 0, false, false, bits, o, n);
+    else keepBitsSweep(x, false, 0, false, false, bits, o, n);
+  } else if (xBf16 && xmBf16) keepBitsSweep(x, true, xm, true, true, bits, o, n);
+  else if (!xBf16 && !xmBf16) keepBitsSweep(x, false, xm, false, true, bits, o, n);
+  else keepBitsSweep(x, xBf16, xm, xmBf16, true, bits, o, n);
+}
+
+/** The 0/1 f32 of the four bits of `word` from bit `shift` (unpackMask's). */
+@inline function unpacked4(word: i32, shift: i32): v128 {
+  return ones(i32x4.ne(v128.and(i32x4.splat(word >> shift), i32x4(1, 2, 4, 8)), i32x4.splat(0)));
+}
+
+@inline function keepBitsSweep(x: usize, xBf16: bool, xm: usize, xmBf16: bool, diff: bool, bits: usize, o: usize, n: i32): void {
+  for (let j = 0; j < n; j += 16) {
+    const at = (<usize>j) << 2;
+    const word = <i32>load<u16>(bits + ((<usize>j) >> 3));
+    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at), unpacked4(word, 0)));
+    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at + 16), unpacked4(word, 4)), 16);
+    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at + 32), unpacked4(word, 8)), 32);
+    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at + 48), unpacked4(word, 12)), 48);
   }
 }
 
