@@ -145,14 +145,26 @@ const ADD = 0, SUB = 1, MUL = 2, DIV = 3;
   return f32x4.div(a, b);
 }
 
-// One loop per operation (the `op` test is hoisted by hand: -O3 does not unswitch loops).
-// `aBf16`/`bBf16`: the operand is a raw bf16 input, decoded in the sweep (see loadTerm).
+// One loop per operation and kind of operands (the tests are hoisted by hand: -O3 does not
+// unswitch loops). `aBf16`/`bBf16`: the operand is a raw bf16 input, decoded in the sweep (see loadTerm).
 export function binaryVV(op: i32, a: usize, aBf16: bool, b: usize, bBf16: bool, o: usize, n: i32): void {
   const end = (<usize>n) << 2;
-  if (op == ADD) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(ADD, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
-  else if (op == SUB) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(SUB, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
-  else if (op == MUL) for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(MUL, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
-  else for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(DIV, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
+  if (op == ADD) binaryOperands(ADD, a, aBf16, b, bBf16, o, end);
+  else if (op == SUB) binaryOperands(SUB, a, aBf16, b, bBf16, o, end);
+  else if (op == MUL) binaryOperands(MUL, a, aBf16, b, bBf16, o, end);
+  else binaryOperands(DIV, a, aBf16, b, bBf16, o, end);
+}
+
+@inline function binaryOperands(op: i32, a: usize, aBf16: bool, b: usize, bBf16: bool, o: usize, end: usize): void {
+  if (aBf16) {
+    if (bBf16) binarySweep(op, a, true, b, true, o, end);
+    else binarySweep(op, a, true, b, false, o, end);
+  } else if (bBf16) binarySweep(op, a, false, b, true, o, end);
+  else binarySweep(op, a, false, b, false, o, end);
+}
+
+@inline function binarySweep(op: i32, a: usize, aBf16: bool, b: usize, bBf16: bool, o: usize, end: usize): void {
+  for (let i: usize = 0; i < end; i += 16) v128.store(o + i, arith(op, loadTerm(a, i, aBf16), loadTerm(b, i, bBf16)));
 }
 
 /** vector (op) scalar */
@@ -1040,7 +1052,9 @@ const COUNTED_RANKS: u32 = 16;
  * mostly without sorting. Buckets as rankRow makes them (about one per element, at most 2048) give each element
  * the range of ranks [first, last] its bucket spans; as the steps are monotone, every rank in it
  * maps between steps(first) and steps(last) (from a table of steps(r) for every rank). An element
- * whose y lies below both is 1, one whose y is at or above both is 0; for the rest (y in between,
+ * whose y lies below both is 1, one whose y is at or above both is 0 — told for most elements by
+ * the table's ends alone, four at a time, the others one by one from their bucket's span, and those
+ * listed without branches first (for DELLA whether a y falls inside is a coin toss); for the rest (y in between,
  * or a bound NaN) its exact rank is counted: the keys below its own plus its equals at higher
  * indices, plus 1 — or, past COUNTED_RANKS of them in a row, the whole row is ranked. A NaN inside
  * the span with neither bound NaN needs a step that meets 0 or ±Inf inside it, which leaves the
@@ -1057,7 +1071,14 @@ export function rowRanksGreater(x: usize, y: usize, o: usize, rows: i32, cols: i
   const rankScratch = ranks + (n << 2);
   for (let r: usize = 1; r <= n; r++) store<f32>(table + (r << 2), applySteps(<f32>r, steps, count));
   const up = nonDecreasing(table, n);
+  // Every bucket's bounds lie between the table's ends: a y below both ends is a 1 and one at or
+  // above both a 0 whatever the element's bucket, four at a time. (Steps that make a NaN inside
+  // the table leave NaN or −Inf and +Inf at its ends: nothing is decided here then but a y of
+  // +Inf, which no rank exceeds.)
+  const lowAll = f32x4.splat(select<f32>(load<f32>(table, 4), load<f32>(table + (n << 2)), up));
+  const highAll = f32x4.splat(select<f32>(load<f32>(table + (n << 2)), load<f32>(table, 4), up));
   const bucketBits: u32 = n > 1 ? min<u32>(11, 32 - <u32>clz(<u32>(n - 1))) : 1;
+  const body = n & ~(<usize>3);
   for (let r = 0; r < rows; r++) {
     const row = x + ((<usize>r * n) << 2);
     const yr = y + ((<usize>r * n) << 2);
@@ -1068,28 +1089,43 @@ export function rowRanksGreater(x: usize, y: usize, o: usize, rows: i32, cols: i
     const last = lastBucket(shift);
     // Bucket b's elements take the ranks starts[b] + 1 … starts[b + 1].
     memory.fill(starts, 0, (<usize>(last + 2)) << 2);
-    // Each element's bucket, as u16 (at most 2051 buckets), where the ranks go only later.
-    for (let i: usize = 0; i < n; i++) {
-      const b = bucketOf(load<u32>(row + (i << 2)) & 0x7fffffff, lowest, shift, last);
-      store<u16>(ranks + (i << 1), <u16>b);
-      const at = starts + ((<usize>b + 1) << 2);
-      store<u32>(at, load<u32>(at) + 1);
+    // Four buckets at a time (bucketOf's), counted one by one.
+    const min4 = i32x4.splat(<i32>lowest);
+    const last4 = i32x4.splat(<i32>last);
+    for (let i: usize = 0; i < body; i += 4) {
+      const k = v128.and(v128.load(row + (i << 2)), i32x4.splat(0x7fffffff));
+      const finite = i32x4.add(i32x4.shr_u(i32x4.sub(k, min4), shift), i32x4.splat(1));
+      const b = v128.and(v128.bitselect(last4, finite, i32x4.ge_u(k, i32x4.splat(0x7f800000))), i32x4.ne(k, i32x4.splat(0)));
+      countBucket(starts, <u32>i32x4.extract_lane(b, 0));
+      countBucket(starts, <u32>i32x4.extract_lane(b, 1));
+      countBucket(starts, <u32>i32x4.extract_lane(b, 2));
+      countBucket(starts, <u32>i32x4.extract_lane(b, 3));
     }
-    for (let b: usize = 1; b <= <usize>last + 1; b++) store<u32>(starts + (b << 2), load<u32>(starts + (b << 2)) + load<u32>(starts + ((b - 1) << 2)));
-    // Without branches: whether an element is 1 or 0 is a coin toss for DELLA.
+    for (let i = body; i < n; i++) countBucket(starts, bucketOf(load<u32>(row + (i << 2)) & 0x7fffffff, lowest, shift, last));
+    // The running sum stays in a register: each bucket read back from memory would wait on its store.
+    let total: u32 = 0;
+    for (let b: usize = 1; b <= <usize>last + 1; b++) {
+      total += load<u32>(starts + (b << 2));
+      store<u32>(starts + (b << 2), total);
+    }
+    // The rest (a fifth for DELLA's usual ±epsilon) listed without branches (whether an element
+    // is decided is a coin toss), at `ranks` until rankRow needs it, then decided by their buckets.
+    const pending = ranks;
+    let listed: usize = 0;
+    let index = i32x4(0, 1, 2, 3);
+    for (let i: usize = 0; i < body; i += 4) {
+      const v = v128.load(yr + (i << 2));
+      const one = f32x4.lt(v, lowAll);
+      v128.store(out + (i << 2), ones(one));
+      const lanes = <usize>i32x4.bitmask(v128.not(v128.or(one, f32x4.ge(v, highAll))));
+      v128.store(pending + (listed << 2), i8x16.swizzle(index, v128.load(COMPACT + (lanes << 4))));
+      listed += <usize>popcnt(lanes);
+      index = i32x4.add(index, i32x4.splat(4));
+    }
+    for (let i = body; i < n; i++) store<u32>(pending + (listed++ << 2), <u32>i);
     let open: usize = 0;
-    for (let i: usize = 0; i < n; i++) {
-      const at = starts + (<usize>load<u16>(ranks + (i << 1)) << 2);
-      const first = load<f32>(table + ((<usize>load<u32>(at) + 1) << 2));
-      const final = load<f32>(table + (<usize>load<u32>(at, 4) << 2));
-      const low = select<f32>(first, final, up);
-      const high = select<f32>(final, first, up);
-      const v = load<f32>(yr + (i << 2));
-      // In integers: V8 compiles an f32 select to a branch. A NaN bound fails both tests: undecided.
-      const one = <u32>(low > v);
-      store<u32>(undecided + (open << 2), <u32>i);
-      open += <usize>((one | <u32>(high <= v)) ^ 1);
-      store<u32>(out + (i << 2), one * 0x3f800000);
+    for (let j: usize = 0; j < listed; j++) {
+      open = decideByBucket(row, yr, out, <usize>load<u32>(pending + (j << 2)), table, starts, lowest, shift, last, up, undecided, open);
     }
     if (open == 0) continue;
     if (open > <usize>COUNTED_RANKS) rankRow(row, ranks, n, rankScratch);
@@ -1099,6 +1135,53 @@ export function rowRanksGreater(x: usize, y: usize, o: usize, rows: i32, cols: i
       store<f32>(out + (i << 2), load<f32>(table + (rank << 2)) > load<f32>(yr + (i << 2)) ? 1 : 0);
     }
   }
+}
+
+/** One more element in bucket b (counted at starts[b + 1]). */
+@inline function countBucket(starts: usize, b: u32): void {
+  const at = starts + ((<usize>b + 1) << 2);
+  store<u32>(at, load<u32>(at) + 1);
+}
+
+/** For each 4-bit lane mask, the swizzle that moves the u32 lanes it has to the front. */
+const COMPACT = memory.data<u8>([
+  0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0,
+  8, 9, 10, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 1, 2, 3, 8, 9, 10, 11, 0, 0, 0, 0, 0, 0, 0, 0,
+  4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0,
+  12, 13, 14, 15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 1, 2, 3, 12, 13, 14, 15, 0, 0, 0, 0, 0, 0, 0, 0,
+  4, 5, 6, 7, 12, 13, 14, 15, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 0, 0, 0, 0,
+  8, 9, 10, 11, 12, 13, 14, 15, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 0, 0, 0, 0,
+  4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 0, 0, 0,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+]);
+
+/**
+ * Element i of a row by the bounds of its bucket: 1 or 0 into `out`, or, where y lies between
+ * them (or a bound is NaN), its index appended to the `open` undecided ones. The new count.
+ */
+@inline function decideByBucket(
+  row: usize, yr: usize, out: usize, i: usize, table: usize, starts: usize,
+  lowest: u32, shift: u32, last: u32, up: bool, undecided: usize, open: usize,
+): usize {
+  const at = starts + (<usize>bucketOf(load<u32>(row + (i << 2)) & 0x7fffffff, lowest, shift, last) << 2);
+  const first = load<f32>(table + ((<usize>load<u32>(at) + 1) << 2));
+  const final = load<f32>(table + (<usize>load<u32>(at, 4) << 2));
+  const low = select<f32>(first, final, up);
+  const high = select<f32>(final, first, up);
+  const v = load<f32>(yr + (i << 2));
+  // In integers: V8 compiles an f32 select to a branch. A NaN bound fails both tests: undecided.
+  const one = <u32>(low > v);
+  store<u32>(undecided + (open << 2), <u32>i);
+  store<u32>(out + (i << 2), one * 0x3f800000);
+  return open + <usize>((one | <u32>(high <= v)) ^ 1);
 }
 
 /**
