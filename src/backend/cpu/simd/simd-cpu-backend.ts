@@ -642,15 +642,20 @@ class SimdChunk implements BackendChunk, ChunkOps {
     // randomUniform(key, start + i): the outer hash changes only where the index crosses 2^32.
     // Below that, the stream is drawn where it is read (Drawn).
     if (this.start + this.length <= TWO_POW_32) return asVec(new WasmVec(-1, { kind: 'drawn', base: (pcgHash(key) + this.start) >>> 0 }));
+    // Drawn in pieces, through a scratch block: the kernel writes whole 16-element words, and a
+    // piece starting inside one would write up to 15 elements past the vector's padded end.
     const o = this.alloc();
-    for (let i = 0; i < this.length; ) {
-      const hi = Math.floor((this.start + i) / TWO_POW_32);
-      const lo = this.start + i - hi * TWO_POW_32;
-      const n = Math.min(this.length - i, TWO_POW_32 - lo);
-      const base = (pcgHash((key ^ hi) >>> 0) + lo) >>> 0;
-      this.k.random(o.ptr + i * 4, n, base);
-      i += n;
-    }
+    this.scratch((this.length + 16) * 4, (drawn) => {
+      for (let i = 0; i < this.length; ) {
+        const hi = Math.floor((this.start + i) / TWO_POW_32);
+        const lo = this.start + i - hi * TWO_POW_32;
+        const n = Math.min(this.length - i, TWO_POW_32 - lo);
+        const base = (pcgHash((key ^ hi) >>> 0) + lo) >>> 0;
+        this.k.random(drawn + i * 4, n, base);
+        i += n;
+      }
+      this.f32(o.ptr).set(this.f32(drawn));
+    });
     return asVec(o);
   }
 
