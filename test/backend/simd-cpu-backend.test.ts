@@ -234,6 +234,21 @@ OPS['abs summed and read'] = (c) => {
   return c.mul(a, 2);
 };
 
+// Weighted sums of raw bf16 inputs (0 in the BF16 runs, and 3) and of their task vectors, which
+// the kernels sweep with their tests hoisted: one term, two, three and four (first sweeps and later).
+const BF16_TERMS: ((c: ChunkOps) => Vec)[] = [(c) => c.input(3), (c) => c.input(0), (c) => c.input(3), (c) => c.input(0)];
+const BF16_DIFFERENCES: ((c: ChunkOps) => Vec)[] = [
+  (c) => c.sub(c.input(0), c.input(3)),
+  (c) => c.sub(c.input(3), c.input(0)),
+  (c) => c.sub(c.input(0), c.input(3)),
+  (c) => c.sub(c.input(3), c.input(0)),
+];
+for (const count of [1, 2, 3, 4]) {
+  const weights = [0.3, -1.5, 1 / 3, 1e-30].slice(0, count);
+  OPS[`weightedSum of ${count} bf16 inputs`] = (c) => c.weightedSum(BF16_TERMS.slice(0, count).map((t) => t(c)), weights);
+  OPS[`weightedSum of ${count} bf16 differences`] = (c) => c.weightedSum(BF16_DIFFERENCES.slice(0, count).map((t) => t(c)), weights);
+}
+
 let simd: ComputeBackend;
 let simdBackend: SimdCpuBackend;
 const cpu = new CpuBackend();

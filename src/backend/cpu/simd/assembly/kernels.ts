@@ -272,25 +272,38 @@ export function fill(o: usize, n: i32, value: f32): void {
 // ---- weightedSum: f64 lanes, as the reference's `o[i] += w * x[i]` ------------------------------
 
 /**
- * Four f32 values of a term at byte offset `i`: the vector at `p` (decoded on the fly when `bf16`,
- * bf16 being the top half of an f32), minus the vector at `m` when `m` is not 0 (the f32
- * subtraction `sub` makes, for a difference weightedSum takes before it is written anywhere).
+ * Four f32 of a term at byte offset `i`: the vector at `p` (decoded from bf16 when `pBf16`, a
+ * bf16 being the top half of an f32), minus the vector at `m` when `diff` (the f32 subtraction
+ * `sub` makes, for a difference a sweep takes before it is written anywhere). The sweeps are
+ * called with constant flags for the usual terms, so that the tests leave their loops (-O3 does
+ * not unswitch loops).
  */
-@inline function loadDiff(p: usize, pBf16: bool, m: usize, mBf16: bool, i: usize): v128 {
+@inline function loadDiff(p: usize, pBf16: bool, m: usize, mBf16: bool, diff: bool, i: usize): v128 {
   const x = loadTerm(p, i, pBf16);
-  return m ? f32x4.sub(x, loadTerm(m, i, mBf16)) : x;
+  return diff ? f32x4.sub(x, loadTerm(m, i, mBf16)) : x;
 }
 
 /**
  * o = fround(o + w·x) (o = +0 when `first`); the weight is a scalar (f64) when `wPtr` is 0, and the
- * term x is as loadDiff reads it.
+ * term x is as loadDiff reads it (a difference when `xm` is not 0).
  */
 export function accumulate1(o: usize, first: bool, x: usize, xBf16: bool, xm: usize, xmBf16: bool, wPtr: usize, w: f64, n: i32): void {
+  // Raw bf16 inputs, or task vectors of them, with a scalar weight: linear and task arithmetic.
+  if (wPtr == 0 && xBf16 && (xm == 0 || xmBf16)) {
+    if (xm == 0) {
+      if (first) accumulate1Sweep(o, true, x, true, 0, false, false, 0, w, n);
+      else accumulate1Sweep(o, false, x, true, 0, false, false, 0, w, n);
+    } else if (first) accumulate1Sweep(o, true, x, true, xm, true, true, 0, w, n);
+    else accumulate1Sweep(o, false, x, true, xm, true, true, 0, w, n);
+  } else accumulate1Sweep(o, first, x, xBf16, xm, xmBf16, xm != 0, wPtr, w, n);
+}
+
+@inline function accumulate1Sweep(o: usize, first: bool, x: usize, xBf16: bool, xm: usize, xmBf16: bool, xDiff: bool, wPtr: usize, w: f64, n: i32): void {
   const end = (<usize>n) << 2;
   const ws = f64x2.splat(w);
   const zero = f64x2.splat(0);
   for (let i: usize = 0; i < end; i += 16) {
-    const xv = loadDiff(x, xBf16, xm, xmBf16, i);
+    const xv = loadDiff(x, xBf16, xm, xmBf16, xDiff, i);
     let wl = ws, wh = ws;
     if (wPtr) {
       const wv = v128.load(wPtr + i);
@@ -314,13 +327,29 @@ export function accumulate2(
   y: usize, yBf16: bool, ym: usize, ymBf16: bool, wyPtr: usize, wy: f64,
   n: i32,
 ): void {
+  // Two raw bf16 inputs, or two task vectors of them, with scalar weights: linear and task arithmetic.
+  if (wxPtr == 0 && wyPtr == 0 && xBf16 && yBf16 && ((xm == 0 && ym == 0) || (xm != 0 && ym != 0 && xmBf16 && ymBf16))) {
+    if (xm == 0) {
+      if (first) accumulate2Sweep(o, true, x, true, 0, false, false, 0, wx, y, true, 0, false, false, 0, wy, n);
+      else accumulate2Sweep(o, false, x, true, 0, false, false, 0, wx, y, true, 0, false, false, 0, wy, n);
+    } else if (first) accumulate2Sweep(o, true, x, true, xm, true, true, 0, wx, y, true, ym, true, true, 0, wy, n);
+    else accumulate2Sweep(o, false, x, true, xm, true, true, 0, wx, y, true, ym, true, true, 0, wy, n);
+  } else accumulate2Sweep(o, first, x, xBf16, xm, xmBf16, xm != 0, wxPtr, wx, y, yBf16, ym, ymBf16, ym != 0, wyPtr, wy, n);
+}
+
+@inline function accumulate2Sweep(
+  o: usize, first: bool,
+  x: usize, xBf16: bool, xm: usize, xmBf16: bool, xDiff: bool, wxPtr: usize, wx: f64,
+  y: usize, yBf16: bool, ym: usize, ymBf16: bool, yDiff: bool, wyPtr: usize, wy: f64,
+  n: i32,
+): void {
   const end = (<usize>n) << 2;
   const wxs = f64x2.splat(wx);
   const wys = f64x2.splat(wy);
   const zero = f64x2.splat(0);
   for (let i: usize = 0; i < end; i += 16) {
-    const xv = loadDiff(x, xBf16, xm, xmBf16, i);
-    const yv = loadDiff(y, yBf16, ym, ymBf16, i);
+    const xv = loadDiff(x, xBf16, xm, xmBf16, xDiff, i);
+    const yv = loadDiff(y, yBf16, ym, ymBf16, yDiff, i);
     let wxl = wxs, wxh = wxs, wyl = wys, wyh = wys;
     if (wxPtr) {
       const wv = v128.load(wxPtr + i);
@@ -845,15 +874,6 @@ export function keepBelow(x: usize, xBf16: bool, xm: usize, xmBf16: bool, o: usi
   else keepBelowSweep(x, xBf16, xm, xmBf16, true, o, bits, n, t, base);
 }
 
-/**
- * The term loadDiff reads, for sweeps called with constant flags (`diff`: xm is subtracted) so
- * that the compiler drops the tests from their loops (-O3 does not unswitch loops).
- */
-@inline function loadKeptTerm(x: usize, xBf16: bool, xm: usize, xmBf16: bool, diff: bool, i: usize): v128 {
-  const v = loadTerm(x, i, xBf16);
-  return diff ? f32x4.sub(v, loadTerm(xm, i, xmBf16)) : v;
-}
-
 /** Whole words of 16 elements (vectors are padded): four groups of 4, one u16 of bits. */
 @inline function keepBelowSweep(x: usize, xBf16: bool, xm: usize, xmBf16: bool, diff: bool, o: usize, bits: usize, n: i32, t: f32, base: u32): void {
   let state = firstState(base);
@@ -869,10 +889,10 @@ export function keepBelow(x: usize, xBf16: bool, xm: usize, xmBf16: bool, o: usi
     state = i32x4.add(state, step);
     const k3 = f32x4.gt(threshold, uniform4(state));
     state = i32x4.add(state, step);
-    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at), ones(k0)));
-    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at + 16), ones(k1)), 16);
-    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at + 32), ones(k2)), 32);
-    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at + 48), ones(k3)), 48);
+    v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at), ones(k0)));
+    v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at + 16), ones(k1)), 16);
+    v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at + 32), ones(k2)), 32);
+    v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at + 48), ones(k3)), 48);
     const word = i32x4.bitmask(k0) | (i32x4.bitmask(k1) << 4) | (i32x4.bitmask(k2) << 8) | (i32x4.bitmask(k3) << 12);
     store<u16>(bits + ((<usize>j) >> 3), <u16>word);
   }
@@ -897,10 +917,10 @@ export function keepBits(x: usize, xBf16: bool, xm: usize, xmBf16: bool, bits: u
   for (let j = 0; j < n; j += 16) {
     const at = (<usize>j) << 2;
     const word = <i32>load<u16>(bits + ((<usize>j) >> 3));
-    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at), unpacked4(word, 0)));
-    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at + 16), unpacked4(word, 4)), 16);
-    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at + 32), unpacked4(word, 8)), 32);
-    v128.store(o + at, arith(MUL, loadKeptTerm(x, xBf16, xm, xmBf16, diff, at + 48), unpacked4(word, 12)), 48);
+    v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at), unpacked4(word, 0)));
+    v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at + 16), unpacked4(word, 4)), 16);
+    v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at + 32), unpacked4(word, 8)), 32);
+    v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at + 48), unpacked4(word, 12)), 48);
   }
 }
 
