@@ -427,6 +427,32 @@ describe('SimdCpuBackend equals CpuBackend byte for byte', () => {
     expect(memory()).toBe(before);
   });
 
+  it('keeps a bf16 input as its raw bytes, decoded or not: later chunks compute from it as from the input', async () => {
+    for (const shape of [{ rows: 1, cols: 1 }, { rows: 1, cols: 17 }, { rows: 17, cols: 241 }]) {
+      const { spec, inputs } = makeChunks({ label: '', ...shape }, 'BF16', shape.cols + 11);
+      const ops: [string, (c: ChunkOps, x: Vec) => Vec][] = [
+        ['as it is', (_c, x) => x],
+        ['in a task vector summed', (c, x) => c.weightedSum([c.sub(x, c.input(3)), c.input(3)], [0.3, -2])],
+        ['decoded by an op', (c, x) => c.sqrt(x)],
+      ];
+      for (const decodedFirst of [false, true]) {
+        const first = simd.beginChunk(spec, inputs);
+        if (decodedFirst) first.ops.exp(first.ops.input(0)); // an op that writes the decoded values out
+        const kept = simdBackend.keep(first.ops, first.ops.input(0));
+        expect(kept.bytes).toBe(spec.length * 2);
+        first.release();
+        for (const [name, op] of ops) {
+          const reader = simd.beginChunk(spec, inputs);
+          for (let i = 0; i < 3; i++) reader.ops.mul(reader.ops.input(2), -7); // vectors written where the first chunk's were
+          const got = Buffer.from(await reader.encode(op(reader.ops, simdBackend.use(reader.ops, kept)), 'F32'));
+          expect(got.equals(Buffer.from(await encodeRef(spec, inputs, (c) => op(c, c.input(0))))), `${shape.rows}x${shape.cols} ${name}${decodedFirst ? ', decoded first' : ''}`).toBe(true);
+          reader.release();
+        }
+        simdBackend.drop(kept);
+      }
+    }
+  });
+
   it('keeps a 0/1 mask as one bit per element: a later chunk reads the same bytes, and dropping it frees its block', async () => {
     for (const shape of [{ rows: 1, cols: 1 }, { rows: 1, cols: 15 }, { rows: 1, cols: 17 }, { rows: 17, cols: 241 }, { rows: 1, cols: 4097 }]) {
       const { spec, inputs } = makeChunks({ label: '', ...shape }, 'F32', shape.cols);

@@ -187,8 +187,10 @@ async function recordedRun(name: string, files: boolean): Promise<ChunkRequest[]
   return sent;
 }
 
+const INPUTS = ['input0', 'input1', 'input2', 'input3'];
+
 describe('cross-pass cache', () => {
-  it('TIES decodes and differences its inputs once: later passes get no input bytes', async () => {
+  it('TIES reads its inputs once: later passes get no input bytes', async () => {
     const sent = await recordedRun('ties BF16 [64, 96] tiny', false);
     const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
     expect(chunks).toBeGreaterThan(2);
@@ -196,21 +198,17 @@ describe('cross-pass cache', () => {
     expect(passes).toBeGreaterThanOrEqual(3); // histogram pass(es), then the output pass
     const firstPass = sent.slice(0, chunks);
     const lastPass = sent.slice(-chunks);
-    // First pass: all four inputs travel, and the three task vectors are kept.
+    // First pass: all four inputs travel, and are kept.
     for (const r of firstPass) {
       expect(r.inputs.filter((i) => i !== null).length).toBe(4);
-      expect(r.stores.map(([, key]) => key.split('|')[1]).sort()).toEqual(['sub(input0,input1)', 'sub(input2,input1)', 'sub(input3,input1)']);
+      expect(r.stores.map(([, key]) => key.split('|')[1]).sort()).toEqual(INPUTS);
       expect(r.hits).toEqual([]);
     }
-    // Middle passes: nothing travels but the graph.
-    for (const r of sent.slice(chunks, -chunks)) {
+    // Later passes: nothing travels but the graph.
+    for (const r of [...sent.slice(chunks, -chunks), ...lastPass]) {
       expect(r.inputs.every((i) => i === null)).toBe(true);
-      expect(r.hits.length).toBe(3);
-    }
-    // Output pass: the task vectors come from the cache; only the base's bytes travel.
-    for (const r of lastPass) {
-      expect(r.inputs.map((i) => i !== null)).toEqual([false, true, false, false]);
-      expect(r.hits.length).toBe(3);
+      expect(r.hits.map(([, key]) => key.split('|')[1]).sort()).toEqual(INPUTS);
+      expect(r.stores).toEqual([]);
     }
     // Each chunk goes to one worker in every pass: the worker's cache is the one that holds it.
     expect(sent.filter((r) => r.clearCache).length).toBeLessThanOrEqual(2);
@@ -235,23 +233,18 @@ describe('cross-pass cache over several tensors', () => {
     }
     return jobs;
   }
-  const storedKeys = (requests: ChunkRequest[]): string[] => [...new Set(requests.flatMap((r) => r.stores.map(([, key]) => key.split('|')[1])))].sort();
-  const TASK_VECTORS = ['sub(input0,input1)', 'sub(input2,input1)', 'sub(input3,input1)'];
-
-  it('keeps no task vectors for model_stock once a tensor showed that its output pass reads the inputs instead', async () => {
-    const [first, second, third] = await recordedJobs(['model_stock BF16 [64, 96] tiny', 'model_stock BF16 [64, 96] tiny', 'model_stock BF16 [64, 96] tiny']);
-    expect(storedKeys(first)).toEqual(TASK_VECTORS);
-    expect(first.every((r) => r.hits.length === 0)).toBe(true);
-    expect(storedKeys(second)).toEqual([]);
-    expect(storedKeys(third)).toEqual([]);
-  });
-
-  it('keeps them again after an output pass had to compute them: TIES after model_stock', async () => {
-    const [, ties, again] = await recordedJobs(['model_stock BF16 [64, 96] tiny', 'ties BF16 [64, 96] tiny', 'ties BF16 [64, 96] tiny']);
-    expect(storedKeys(ties)).toEqual([]);
-    expect(ties.every((r) => r.hits.length === 0)).toBe(true);
-    expect(storedKeys(again)).toEqual(TASK_VECTORS);
-    expect(again.filter((r) => r.hits.length === 3).length).toBeGreaterThan(0);
+  it("model_stock's output pass takes the inputs its Gram pass read from the cache, and a new tensor starts from an empty cache", async () => {
+    const [first, second] = await recordedJobs(['model_stock BF16 [64, 96] tiny', 'ties BF16 [64, 96] tiny']);
+    const chunks = Math.max(...first.map((r) => r.spec.chunkCount));
+    expect(first.length).toBe(2 * chunks);
+    for (const r of first.slice(0, chunks)) expect(r.stores.map(([, key]) => key.split('|')[1]).sort()).toEqual(INPUTS);
+    for (const r of first.slice(chunks)) {
+      expect(r.inputs.every((i) => i === null)).toBe(true);
+      expect(r.hits.length).toBe(4);
+    }
+    // The next tensor's first pass finds nothing: each worker's first request of it clears its cache.
+    expect(second.slice(0, chunks).every((r) => r.hits.length === 0 && r.inputs.every((i) => i !== null))).toBe(true);
+    expect(second.filter((r) => r.clearCache).length).toBe(2);
   });
 });
 
@@ -261,7 +254,7 @@ describe('inputs read by the workers', () => {
     const chunks = Math.max(...sent.map((r) => r.spec.chunkCount));
     expect(chunks).toBeGreaterThan(2);
     const inputs = sent.flatMap((r) => r.inputs.filter((i) => i !== null));
-    expect(inputs.length).toBe(4 * chunks + chunks); // all four once, then the base's for the output pass
+    expect(inputs.length).toBe(4 * chunks); // all four once
     for (const input of inputs) {
       expect(input.bytes.length).toBe(0);
       expect(input.file?.file.kind).toBe('fd');
@@ -366,12 +359,11 @@ for (const method of ['della', 'dare_ties'] as const) {
       return { rescale: sent.slice(0, chunks), output: sent.slice(chunks) };
     }
 
-    it('its output pass takes the keep masks (a bit per element) and task vectors of its rescale pass from the cache: it draws (and ranks) nothing again', async () => {
+    it('its output pass takes the keep masks (a bit per element) and inputs of its rescale pass from the cache: it reads, draws (and ranks) nothing again', async () => {
       const { rescale, output } = await run();
-      const vectors = others.map((i) => `sub(input${i},input${base})`);
       for (const r of rescale) {
         expect(masks(r.stores)).toHaveLength(others.length);
-        expect(keys(r.stores)).toEqual([...masks(r.stores), ...vectors].sort());
+        expect(keys(r.stores)).toEqual([...INPUTS, ...masks(r.stores)].sort());
         // The masks, and only they, are kept as bits; each spells the keep test, scalars and all.
         expect(r.bitStores.map((id) => r.nodes[id].op)).toEqual(others.map(() => 'gt'));
         expect(r.stores.filter(([id]) => r.bitStores.includes(id)).map(([, key]) => key)).toEqual(r.stores.filter(([, key]) => key.includes('|mask:')).map(([, key]) => key));
@@ -384,28 +376,30 @@ for (const method of ['della', 'dare_ties'] as const) {
         // Every keep test is a hit: nothing under it (ranks, random streams) is computed.
         const hit = new Set(r.hits.map(([id]) => id));
         expect(r.nodes.flatMap((n, id) => (n.op === 'gt' ? [id] : [])).every((id) => hit.has(id))).toBe(true);
+        expect(r.inputs.every((i) => i === null)).toBe(true);
         expect(r.stores).toEqual([]);
       }
     });
 
-    it('with room for the masks alone (not one task vector), the output pass still draws nothing', async () => {
-      // Per worker 2 KiB: a chunk's three masks take 3 · 120 bytes, one task vector 3840.
-      const { rescale, output } = await run(4096);
+    it('with room for the masks alone (not one input), the output pass still draws nothing', async () => {
+      // Per worker 1440 bytes: a worker's masks take at most 3 · 360 + 144 (chunks 0, 2, 4 and 6:
+      // see below), its smallest input 768 (bf16, of the last chunk).
+      const { rescale, output } = await run(2 * 1440);
       for (const r of rescale) expect(keys(r.stores)).toEqual(masks(r.stores));
       expect(rescale.every((r) => masks(r.stores).length === others.length)).toBe(true);
       for (const r of output) expect(masks(r.hits)).toHaveLength(others.length);
     });
 
-    it("task vectors leave room for the masks of the worker's later chunks", async () => {
-      // 6 chunks of 960 elements (a mask 120 bytes, a task vector 3840) and one of 384 (a mask 48
+    it("inputs leave room for the masks of the worker's later chunks", async () => {
+      // 6 chunks of 960 elements (a mask 120 bytes, a bf16 input 1920) and one of 384 (a mask 48
       // bytes); chunks 0, 2, 4 and 6 on one worker. Per worker: the masks of those 4 chunks and
-      // one task vector, less a byte. Kept first come first, chunk 0's task vector would leave no
-      // room for all of chunk 6's masks.
-      const perWorker = 3 * (3 * 120) + 3 * 48 + 3840 - 1;
+      // one input, less a byte. Kept first come first, chunk 0's input would leave no room for
+      // all of chunk 6's masks.
+      const perWorker = 3 * (3 * 120) + 3 * 48 + 1920 - 1;
       const { rescale, output } = await run(2 * perWorker);
       expect(rescale.map((r) => r.spec.length)).toEqual([960, 960, 960, 960, 960, 960, 384]);
       for (const r of output) expect(masks(r.hits)).toHaveLength(others.length);
-      // The worker with 3 chunks keeps a task vector all the same.
+      // The worker with 3 chunks keeps an input all the same.
       expect(rescale.some((r) => keys(r.stores).length > masks(r.stores).length)).toBe(true);
     });
   });

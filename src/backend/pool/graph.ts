@@ -10,7 +10,7 @@ export function isRef(arg: Arg): arg is { readonly v: number } {
   return typeof arg === 'object' && arg !== null && 'v' in arg;
 }
 
-export function forEachRef(args: readonly Arg[], fn: (id: number) => void): void {
+function forEachRef(args: readonly Arg[], fn: (id: number) => void): void {
   for (const arg of args) {
     if (isRef(arg)) fn(arg.v);
     else if (Array.isArray(arg)) forEachRef(arg, fn);
@@ -32,32 +32,6 @@ export function neededNodes(nodes: readonly GraphNode[], roots: readonly number[
     if (!hits.has(id)) forEachRef(nodes[id].args, (ref) => needed[ref] || stack.push(ref));
   }
   return needed;
-}
-
-const BINARY = new Set(['add', 'sub', 'mul', 'div', 'min', 'max']);
-
-/**
- * The cache key of a node whose value depends only on the chunk's inputs, the same in every pass
- * over the tensor: a decoded input, or an elementwise op of two of them (a task vector
- * `sub(input i, input base)`). Null for every other node. Scalars are left out on purpose: an
- * expression with a scalar usually carries a per-pass threshold. Random streams and row ranks are
- * left out too: the SIMD kernels draw a stream, or decide DELLA's keep test mostly without
- * ranking, in less time than a cached copy would take to write out and read back; what an
- * output pass needs of them, DARE's and DELLA's keep masks, is cached as bits instead (maskKeys).
- */
-export function cacheKey(nodes: readonly GraphNode[], id: number): string | null {
-  const node = nodes[id];
-  if (node.op === 'input') return `input${node.args[0] as number}`;
-  if (!BINARY.has(node.op)) return null;
-  const [a, b] = node.args;
-  if (!isRef(a) || !isRef(b)) return null;
-  const ka = leafKey(nodes[a.v]);
-  const kb = leafKey(nodes[b.v]);
-  return ka !== null && kb !== null ? `${node.op}(${ka},${kb})` : null;
-}
-
-function leafKey(node: GraphNode): string | null {
-  return node.op === 'input' ? `input${node.args[0] as number}` : null;
 }
 
 /** Elementwise ops and row ranks: what a mask's value may be computed through (maskKeys). */

@@ -1,6 +1,6 @@
 import { countNonFinite } from '../../storage/non-finite';
 import type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from '../compute-backend';
-import { cacheKey, forEachRef, maskKeys, neededNodes } from './graph';
+import { maskKeys, neededNodes } from './graph';
 import { RecordingChunk, type ChunkRunner } from './recording-chunk';
 import { isNaNBits, wholeBuffer, type ChunkRequest, type ChunkResponse, type ChunkResult, type ChunkResultKind, type GraphNode, type WireInput, type WorkerPort } from './protocol';
 import { cpuMatrixOps } from '../cpu/cpu-matrix-ops';
@@ -13,8 +13,8 @@ export interface WorkerPoolOptions {
   /** Computes chunks too small to be worth a message, on the calling thread (same code as the workers). */
   readonly local: ComputeBackend;
   /**
-   * Memory all workers together may keep for later passes over a tensor (decoded inputs, task
-   * vectors), in bytes. 0 turns the cache off. Default 128 MiB.
+   * Memory all workers together may keep for later passes over a tensor (inputs, keep masks), in
+   * bytes. 0 turns the cache off. Default 128 MiB.
    */
   readonly cacheBytes?: number;
   /**
@@ -38,8 +38,6 @@ interface Ledger {
   bytes: number;
   /** What the worker holds: `chunk index|key`. */
   readonly keys: Set<string>;
-  /** Keys (without the chunk index) that a later pass of this job took from the cache. */
-  readonly taken: Set<string>;
 }
 
 /** Empties a ledger for `job` (the worker's cache is cleared with it). */
@@ -47,7 +45,6 @@ function resetLedger(ledger: Ledger, job: number | null): void {
   ledger.job = job;
   ledger.bytes = 0;
   ledger.keys.clear();
-  ledger.taken.clear();
 }
 
 interface PoolWorker {
@@ -75,8 +72,8 @@ export function poolCacheBytes(budgetBytes: number): number {
  * the output bytes do not depend on the number of workers or the chunk size.
  *
  * Chunk k of a tensor goes to the same worker in every pass, and the worker keeps what does not
- * change between passes (decoded inputs, task vectors) within `cacheBytes`, so a
- * multi-pass method decodes and differences its inputs once, and their bytes travel once.
+ * change between passes (its inputs, keep masks) within `cacheBytes`, so a multi-pass method
+ * reads its inputs once.
  */
 export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   readonly name = 'cpu' as const;
@@ -89,13 +86,6 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   private readonly cachePerWorker: number;
   private readonly inThreadBelow: number;
   private nextId = 1;
-  /**
-   * Keys (without the chunk index) that the last job to store them never took again: not stored,
-   * until a pass recomputes one. model_stock's statistics pass would keep its task vectors for an
-   * output pass that reads the inputs instead, writing them out where they need not be (the gram
-   * kernel) and taking the cache's room.
-   */
-  private readonly untaken = new Set<string>();
   /** The worker whose chunk encoded the bytes in each buffer: where `recycle` sends it back. */
   private readonly encodedBy = new WeakMap<ArrayBuffer, PoolWorker>();
   private failure: Error | null = null;
@@ -111,7 +101,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     this.inThreadBelow = options.inThreadBelow ?? 65536;
     this.workers = [];
     for (let i = 0; i < count; i++) {
-      const worker: PoolWorker = { port: options.spawn(i), pending: new Map(), ledger: { job: null, bytes: 0, keys: new Set(), taken: new Set() } };
+      const worker: PoolWorker = { port: options.spawn(i), pending: new Map(), ledger: { job: null, bytes: 0, keys: new Set() } };
       worker.port.listen(
         (message) => this.answer(worker, message),
         (error) => this.fail(new Error(`CPU worker ${i + 1} of ${count} stopped: ${error.message}. The merge cannot go on; try again with --threads 1 (CLI) or one thread (app settings).`, { cause: error })),
@@ -148,7 +138,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     const worker = this.workers[this.route(spec)];
     // Only a statistics pass stores: another pass always follows it (the output pass at least),
     // while the output pass is a job's last, so what it would store is never used.
-    const plan = this.planCache(worker.ledger, spec, nodes, roots, result.kind === 'partials');
+    const plan = this.planCache(worker.ledger, spec, inputs, nodes, roots, result.kind === 'partials');
     const transfer = new Set<ArrayBuffer>();
     // Inputs the worker does not need are counted here, if they are to be counted at all; a file
     // range is not read here: the worker reads and counts it.
@@ -235,64 +225,53 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
 
   /**
    * Decides, for one request, which nodes the worker takes from its cache and which it stores,
-   * and so which inputs it needs. Cached are DARE's and DELLA's keep masks (maskKeys: a bit per element,
-   * far cheaper to keep than to rank again) first, then the outermost nodes of the input-only
-   * part of the graph that the rest of it uses (cacheKey), first come first kept, within the
-   * worker's share, unless the last job that kept them never took them again (`untaken`).
+   * and so which inputs it needs. Cached are DARE's and DELLA's keep masks (maskKeys: a bit per
+   * element, far cheaper to keep than to draw or rank again) first, then the inputs the pass
+   * reads, as the worker holds them (a bf16 input raw, 2 bytes an element; others decoded, 4),
+   * first come first kept, within the worker's share. A later pass computes everything else from
+   * them again: task vectors and other elementwise ops of inputs are subtracted inside the sweeps
+   * that read them, in less time than reading the inputs again would take.
    */
-  private planCache(ledger: Ledger, spec: ChunkSpec, nodes: readonly GraphNode[], roots: readonly number[], store: boolean) {
+  private planCache(ledger: Ledger, spec: ChunkSpec, inputs: readonly ChunkInputBytes[], nodes: readonly GraphNode[], roots: readonly number[], store: boolean) {
     const job = this.cachePerWorker > 0 && spec.jobId !== undefined ? spec.jobId : null;
     let clear = false;
     if (ledger.job !== job || job === null) {
       clear = ledger.keys.size > 0;
-      for (const held of ledger.keys) {
-        const key = held.slice(held.indexOf('|') + 1);
-        if (ledger.taken.has(key)) this.untaken.delete(key);
-        else this.untaken.add(key);
-      }
       resetLedger(ledger, job);
     }
     const masks = job === null ? nodes.map(() => null) : maskKeys(nodes);
-    const vectors = nodes.map((_, id) => (job === null ? null : cacheKey(nodes, id)));
-    const keys = masks.map((mask, id) => mask ?? vectors[id]);
+    const keys = nodes.map((node, id) => (job === null ? null : (masks[id] ?? (node.op === 'input' ? `input${node.args[0] as number}` : null))));
     const full = (key: string): string => `${spec.chunkIndex}|${key}`;
     const hitIds = new Set<number>();
     keys.forEach((key, id) => key !== null && ledger.keys.has(full(key)) && hitIds.add(id));
     const needed = neededNodes(nodes, roots, hitIds);
     const hits: [number, string][] = [];
-    const frontier = new Uint8Array(nodes.length);
     const inputsNeeded = new Set<number>();
-    for (const root of roots) frontier[root] = 1;
     for (let id = 0; id < nodes.length; id++) {
       if (!needed[id]) continue;
-      if (hitIds.has(id)) {
-        hits.push([id, full(keys[id]!)]);
-        ledger.taken.add(keys[id]!);
-        continue;
-      }
-      if (nodes[id].op === 'input') inputsNeeded.add(nodes[id].args[0] as number);
-      if (vectors[id] === null) forEachRef(nodes[id].args, (ref) => (frontier[ref] = 1));
+      if (hitIds.has(id)) hits.push([id, full(keys[id]!)]);
+      else if (nodes[id].op === 'input') inputsNeeded.add(nodes[id].args[0] as number);
     }
-    // An output pass that computes again what was not stored: storing it pays after all.
-    if (!store) keys.forEach((key, id) => key !== null && needed[id] === 1 && frontier[id] === 1 && !hitIds.has(id) && this.untaken.delete(key));
     const stores: [number, string][] = [];
     const bitStores: number[] = [];
     if (!store) return { clear, hits, stores, bitStores, inputsNeeded };
-    const storable = (id: number): boolean => needed[id] === 1 && !hitIds.has(id);
+    const storable = (id: number): boolean => keys[id] !== null && needed[id] === 1 && !hitIds.has(id);
     // A mask takes a bit per element, padded to whole 16-element words (SimdCpuBackend.keep).
-    const maskIds = [...nodes.keys()].filter((id) => masks[id] !== null && storable(id));
-    const vectorIds = [...nodes.keys()].filter((id) => masks[id] === null && vectors[id] !== null && frontier[id] === 1 && storable(id));
     const maskSize = Math.ceil(spec.length / 16) * 2;
-    // Vectors leave room for the masks of this worker's later chunks of the job: a mask saves far more.
+    const maskIds = [...nodes.keys()].filter((id) => masks[id] !== null && storable(id));
+    const inputIds = [...nodes.keys()].filter((id) => nodes[id].op === 'input' && storable(id));
+    // Inputs leave room for the masks of this worker's later chunks of the job: a mask saves far more.
     const laterMasks = maskIds.length * maskSize * Math.floor((spec.chunkCount - 1 - spec.chunkIndex) / this.workers.length);
-    for (const [ids, size, reserve] of [[maskIds, maskSize, 0], [vectorIds, spec.length * 4, laterMasks]] as const) {
-      for (const id of ids) {
-        if (ledger.bytes + size + reserve > this.cachePerWorker || ledger.keys.has(full(keys[id]!)) || this.untaken.has(keys[id]!)) continue;
-        ledger.keys.add(full(keys[id]!));
-        ledger.bytes += size;
-        stores.push([id, full(keys[id]!)]);
-        if (masks[id] !== null) bitStores.push(id);
-      }
+    const candidates = [
+      ...maskIds.map((id) => [id, maskSize, 0] as const),
+      ...inputIds.map((id) => [id, spec.length * heldBytesPerElement(spec, inputs[nodes[id].args[0] as number]), laterMasks] as const),
+    ];
+    for (const [id, size, reserve] of candidates) {
+      if (ledger.bytes + size + reserve > this.cachePerWorker || ledger.keys.has(full(keys[id]!))) continue;
+      ledger.keys.add(full(keys[id]!));
+      ledger.bytes += size;
+      stores.push([id, full(keys[id]!)]);
+      if (masks[id] !== null) bitStores.push(id);
     }
     return { clear, hits, stores, bitStores, inputsNeeded };
   }
@@ -326,4 +305,12 @@ function hashName(name: string): number {
   let h = 0;
   for (let i = 0; i < name.length; i++) h = (Math.imul(h, 31) + name.charCodeAt(i)) >>> 0;
   return h;
+}
+
+/**
+ * Bytes an element of an input takes in a worker's memory (SimdCpuBackend): a bf16 input whose
+ * rows are the chunk's stays raw, any other is decoded to f32.
+ */
+function heldBytesPerElement(spec: ChunkSpec, input: ChunkInputBytes): number {
+  return input.dtype === 'BF16' && (input.cols === spec.cols || spec.rows <= 1) ? 2 : 4;
 }

@@ -45,8 +45,8 @@ export class SimdCpuBackend implements ComputeBackend {
 
   /**
    * Keeps vector `v` of the chunk whose ops are `ops` in memory past that chunk's release (a pool
-   * worker's cache across passes), without copying it — or, with `bits` (v a 0/1 mask), as one bit
-   * per element: `use` hands it to a later chunk, `drop` frees it.
+   * worker's cache across passes), without copying it (a bf16 input as its raw bytes) — or, with
+   * `bits` (v a 0/1 mask), as one bit per element: `use` hands it to a later chunk, `drop` frees it.
    */
   keep(ops: ChunkOps, v: Vec, bits = false): KeptVector {
     return (ops as SimdChunk).keep(v, bits);
@@ -142,11 +142,15 @@ const MAGNITUDE_BITS = 0x7fffffff;
 /** Fills `target` (exactly `range.length` bytes) with a file range's bytes, synchronously. */
 export type FileRangeReader = (range: FileRange, target: Uint8Array) => void;
 
-/** A vector kept in the kernels' memory across chunks (SimdCpuBackend.keep); `bits`: a packed 0/1 mask of `length` elements. */
+/**
+ * A vector kept in the kernels' memory across chunks (SimdCpuBackend.keep): f32 values, or `bits`,
+ * a packed 0/1 mask of `length` elements, or `raw`, a bf16 input's bytes as they were read.
+ */
 export interface KeptVector {
   readonly ptr: number;
   readonly bytes: number;
   readonly bits?: { readonly length: number };
+  readonly raw?: { readonly length: number };
 }
 
 /**
@@ -333,6 +337,9 @@ class SimdChunk implements BackendChunk, ChunkOps {
    * with `bits` packs the 0/1 mask `v` into a block of its own (SimdCpuBackend.keep).
    */
   keep(v: Vec, bits: boolean): KeptVector {
+    // A bf16 input is kept as it was read, even where an op has decoded it.
+    const raw = wasmVec(v).deferred;
+    if (raw?.kind === 'raw' && !bits) return { ptr: this.take(raw.raw), bytes: this.length * 2, raw: { length: this.length } };
     if (!bits) return { ptr: this.take(this.p(v)), bytes: this.length * 4 };
     const mask = { bits: { length: this.length }, bytes: this.maskBytes };
     const packed = wasmVec(v).packed;
@@ -358,10 +365,14 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return Math.ceil(this.length / 16) * 2;
   }
 
-  /** A kept vector as a vector of this chunk, which does not free it (a packed mask: unpacked when an op needs its values). */
+  /**
+   * A kept vector as a vector of this chunk, which does not free it (a packed mask or raw bf16:
+   * unpacked or decoded when an op needs its values).
+   */
   use(kept: KeptVector): Vec {
-    const length = kept.bits ? kept.bits.length : kept.bytes / 4;
+    const length = kept.bits ? kept.bits.length : kept.raw ? kept.raw.length : kept.bytes / 4;
     if (length !== this.length) throw new Error(`internal: a kept vector of ${length} values for a chunk of ${this.length}`);
+    if (kept.raw) return asVec(new WasmVec(-1, { kind: 'raw', raw: kept.ptr }));
     if (!kept.bits) return asVec(new WasmVec(kept.ptr));
     const mask = new WasmVec(-1, { kind: 'bits' });
     mask.packed = kept.ptr;

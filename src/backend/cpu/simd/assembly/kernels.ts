@@ -682,8 +682,27 @@ export function keepTop(x: usize, o: usize, n: i32, t: f32, tiesBefore: f64, tie
   return ties;
 }
 
+/**
+ * 1 where a term agrees with the elected sign, else 0: x > 0 where the sum is positive, x < 0
+ * where not, as x with its sign flipped where not (`flip`, the sign bit there) > 0: NaN and ±0
+ * never agree.
+ */
+@inline function agrees(x: v128, flip: v128): v128 {
+  return ones(f32x4.gt(v128.xor(x, flip), f32x4.splat(0)));
+}
+
+/** The sign bit where `positive` is not set: the `flip` of agrees. */
+@inline function flipOf(positive: v128): v128 {
+  return v128.andnot(i32x4.splat(0x80000000), positive);
+}
+
 /** TIES consensus, two terms (the reference's unrolled path). */
 export function signConsensus2(x0: usize, x1: usize, o: usize, n: i32, s0: f32, s1: f32, w0: f32, w1: f32, normalize: bool): void {
+  if (normalize) signConsensus2Sweep(x0, x1, o, n, s0, s1, w0, w1, true);
+  else signConsensus2Sweep(x0, x1, o, n, s0, s1, w0, w1, false);
+}
+
+@inline function signConsensus2Sweep(x0: usize, x1: usize, o: usize, n: i32, s0: f32, s1: f32, w0: f32, w1: f32, normalize: bool): void {
   const end = (<usize>n) << 2;
   const zero = f32x4.splat(0);
   const w0v = f32x4.splat(w0);
@@ -691,9 +710,9 @@ export function signConsensus2(x0: usize, x1: usize, o: usize, n: i32, s0: f32, 
   for (let i: usize = 0; i < end; i += 16) {
     const a = f32x4.mul(v128.load(x0 + i), f32x4.splat(s0));
     const b = f32x4.mul(v128.load(x1 + i), f32x4.splat(s1));
-    const positive = f32x4.ge(f32x4.add(b, a), zero);
-    const ka = ones(v128.bitselect(f32x4.gt(a, zero), f32x4.lt(a, zero), positive));
-    const kb = ones(v128.bitselect(f32x4.gt(b, zero), f32x4.lt(b, zero), positive));
+    const flip = flipOf(f32x4.ge(f32x4.add(b, a), zero));
+    const ka = agrees(a, flip);
+    const kb = agrees(b, flip);
     const ma = f32x4.mul(a, ka);
     const mb = f32x4.mul(b, kb);
     if (!normalize) {
@@ -713,8 +732,15 @@ export function signConsensus2(x0: usize, x1: usize, o: usize, n: i32, s0: f32, 
 /**
  * TIES consensus, three terms: signConsensusN's arithmetic in its order (f64 sums from +0, term by
  * term, the term first in each add), with the three scaled terms loaded and kept in registers.
+ * Where only a sum's sign (≥ 0) or its being 0 counts, the first add of +0 is left out: it changes
+ * nothing but a −0 into +0.
  */
 export function signConsensus3(x0: usize, x1: usize, x2: usize, o: usize, n: i32, s0: f32, s1: f32, s2: f32, w0: f32, w1: f32, w2: f32, normalize: bool): void {
+  if (normalize) signConsensus3Sweep(x0, x1, x2, o, n, s0, s1, s2, w0, w1, w2, true);
+  else signConsensus3Sweep(x0, x1, x2, o, n, s0, s1, s2, w0, w1, w2, false);
+}
+
+@inline function signConsensus3Sweep(x0: usize, x1: usize, x2: usize, o: usize, n: i32, s0: f32, s1: f32, s2: f32, w0: f32, w1: f32, w2: f32, normalize: bool): void {
   const end = (<usize>n) << 2;
   const zero = f32x4.splat(0);
   const zero64 = f64x2.splat(0);
@@ -722,12 +748,12 @@ export function signConsensus3(x0: usize, x1: usize, x2: usize, o: usize, n: i32
     const a = f32x4.mul(v128.load(x0 + i), f32x4.splat(s0));
     const b = f32x4.mul(v128.load(x1 + i), f32x4.splat(s1));
     const c = f32x4.mul(v128.load(x2 + i), f32x4.splat(s2));
-    const tl = f64x2.add(lo64(c), f64x2.add(lo64(b), f64x2.add(lo64(a), zero64)));
-    const th = f64x2.add(hi64(c), f64x2.add(hi64(b), f64x2.add(hi64(a), zero64)));
-    const positive = f32x4.ge(join32(tl, th), zero);
-    const ka = ones(v128.bitselect(f32x4.gt(a, zero), f32x4.lt(a, zero), positive));
-    const kb = ones(v128.bitselect(f32x4.gt(b, zero), f32x4.lt(b, zero), positive));
-    const kc = ones(v128.bitselect(f32x4.gt(c, zero), f32x4.lt(c, zero), positive));
+    const tl = f64x2.add(lo64(c), f64x2.add(lo64(b), lo64(a)));
+    const th = f64x2.add(hi64(c), f64x2.add(hi64(b), hi64(a)));
+    const flip = flipOf(f32x4.ge(join32(tl, th), zero));
+    const ka = agrees(a, flip);
+    const kb = agrees(b, flip);
+    const kc = agrees(c, flip);
     const ma = f32x4.mul(a, ka);
     const mb = f32x4.mul(b, kb);
     const mc = f32x4.mul(c, kc);
@@ -737,8 +763,8 @@ export function signConsensus3(x0: usize, x1: usize, x2: usize, o: usize, n: i32
       const da = f32x4.mul(f32x4.splat(w0), ka);
       const db = f32x4.mul(f32x4.splat(w1), kb);
       const dc = f32x4.mul(f32x4.splat(w2), kc);
-      let dl = f64x2.add(lo64(dc), f64x2.add(lo64(db), f64x2.add(lo64(da), zero64)));
-      let dh = f64x2.add(hi64(dc), f64x2.add(hi64(db), f64x2.add(hi64(da), zero64)));
+      let dl = f64x2.add(lo64(dc), f64x2.add(lo64(db), lo64(da)));
+      let dh = f64x2.add(hi64(dc), f64x2.add(hi64(db), hi64(da)));
       dl = f64x2.add(dl, v128.and(f64x2.eq(dl, zero64), f64x2.splat(1)));
       dh = f64x2.add(dh, v128.and(f64x2.eq(dh, zero64), f64x2.splat(1)));
       ml = f64x2.div(ml, dl);
@@ -762,12 +788,12 @@ export function signConsensusN(terms: usize, scales: usize, weights: usize, coun
       tl = f64x2.add(lo64(w), tl);
       th = f64x2.add(hi64(w), th);
     }
-    const positive = f32x4.ge(join32(tl, th), zero);
+    const flip = flipOf(f32x4.ge(join32(tl, th), zero));
     let ml = zero64, mh = zero64, dl = zero64, dh = zero64;
     for (let j = 0; j < count; j++) {
       const jj = (<usize>j) << 2;
       const w = f32x4.mul(v128.load(load<u32>(terms + jj) + i), f32x4.splat(load<f32>(scales + jj)));
-      const k = ones(v128.bitselect(f32x4.gt(w, zero), f32x4.lt(w, zero), positive));
+      const k = agrees(w, flip);
       const kw = f32x4.mul(w, k);
       ml = f64x2.add(lo64(kw), ml);
       mh = f64x2.add(hi64(kw), mh);
