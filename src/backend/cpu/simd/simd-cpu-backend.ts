@@ -333,8 +333,9 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   /**
-   * Takes the f32 block of `v` out of this chunk's ownership, so that its release leaves it, or
-   * with `bits` packs the 0/1 mask `v` into a block of its own (SimdCpuBackend.keep).
+   * Takes the block of `v` (its f32 values, or the raw bytes of a bf16 input) out of this chunk's
+   * ownership, so that its release leaves it, or with `bits` the packed bits of the 0/1 mask `v`
+   * (those keepBelow wrote, or packed now into a block of their own) (SimdCpuBackend.keep).
    */
   keep(v: Vec, bits: boolean): KeptVector {
     // A bf16 input is kept as it was read, even where an op has decoded it.
