@@ -249,6 +249,23 @@ for (const count of [1, 2, 3, 4]) {
   OPS[`weightedSum of ${count} bf16 differences`] = (c) => c.weightedSum(BF16_DIFFERENCES.slice(0, count).map((t) => t(c)), weights);
 }
 
+// Histograms and top-k of task vectors, which the kernels subtract in their sweeps: raw bf16 −
+// raw bf16 (BF16 runs), f32 − f32, mixed; x − x for upper digits and ties every element has
+// (0, and the NaN of Inf − Inf and NaN inputs).
+const DIFFERENCES: [string, (c: ChunkOps) => Vec][] = [
+  ['bf16', (c) => c.sub(c.input(0), c.input(3))],
+  ['f32', (c) => c.sub(c.input(2), c.input(1))],
+  ['mixed', (c) => c.sub(c.input(1), c.input(3))],
+  ['x - x', (c) => c.sub(c.input(0), c.input(0))],
+];
+for (const [name, d] of DIFFERENCES) {
+  OPS[`histogram of a ${name} difference`] = (c) => c.magnitudeHistogram(d(c), null);
+  for (const high of [0, 0x3f80, 0x7fc0]) OPS[`histogram high ${high} of a ${name} difference`] = (c) => c.magnitudeHistogram(d(c), high);
+  for (const [t, before, allowed] of [[0.5, 0, 1e9], [0, 1, 3], [Infinity, 0, 0], [NaN, 0, 1]] as const) {
+    OPS[`keepTop ${t} ${before} ${allowed} of a ${name} difference`] = (c) => c.keepTopMagnitude(d(c), t, before, allowed);
+  }
+}
+
 let simd: ComputeBackend;
 let simdBackend: SimdCpuBackend;
 const cpu = new CpuBackend();

@@ -813,8 +813,10 @@ class SimdChunk implements BackendChunk, ChunkOps {
   magnitudeHistogram(a: Vec, high: number | null): Reduction<Float64Array> {
     // The dense bins, then their non-empty ones (the upper bits of |x| stop at 0x7fff).
     const bins = high === null ? 32768 : 65536;
+    // A task vector is subtracted in the sweep, not written.
+    const x = this.diffTerm(a);
     const hist = this.scratch(65536 * 10, (ptr) => {
-      this.k.magnitudeHistogram(this.p(a), this.length, high === null ? -1 : high, ptr);
+      this.k.magnitudeHistogram(...x, this.length, high === null ? -1 : high, ptr);
       const n = this.k.sparseBins(ptr, bins, ptr + 65536 * 4, ptr + 65536 * 6);
       return { bins: new Uint16Array(this.buffer, ptr + 65536 * 4, n).slice(), counts: new Uint32Array(this.buffer, ptr + 65536 * 6, n).slice() };
     });
@@ -830,8 +832,9 @@ class SimdChunk implements BackendChunk, ChunkOps {
   // ---- selection -----------------------------------------------------------------------------
 
   keepTopMagnitude(a: Vec, threshold: number, tiesBefore: number, tiesAllowed: number): Vec {
+    const x = this.diffTerm(a);
     const o = this.alloc();
-    this.k.keepTop(this.p(a), o.ptr, this.length, Math.fround(threshold), tiesBefore, tiesAllowed);
+    this.k.keepTop(...x, o.ptr, this.length, Math.fround(threshold), tiesBefore, tiesAllowed);
     return asVec(o);
   }
 

@@ -31,9 +31,9 @@ export interface Kernels {
   periodicSums(x: number, n: number, j0: number, period: number, sums: number): void;
   periodic(values: number, period: number, j0: number, o: number, n: number): void;
   perRow(values: number, rows: number, cols: number, o: number): void;
-  magnitudeHistogram(x: number, n: number, high: number, hist: number): void;
+  magnitudeHistogram(x: number, xBf16: number, xm: number, xmBf16: number, n: number, high: number, hist: number): void;
   sparseBins(hist: number, n: number, bins: number, counts: number): number;
-  keepTop(x: number, o: number, n: number, t: number, tiesBefore: number, tiesAllowed: number): number;
+  keepTop(x: number, xBf16: number, xm: number, xmBf16: number, o: number, n: number, t: number, tiesBefore: number, tiesAllowed: number): number;
   signConsensus2(x0: number, x1: number, o: number, n: number, s0: number, s1: number, w0: number, w1: number, normalize: number): void;
   signConsensus3(x0: number, x1: number, x2: number, o: number, n: number, s0: number, s1: number, s2: number, w0: number, w1: number, w2: number, normalize: number): void;
   signConsensusN(terms: number, scales: number, weights: number, count: number, o: number, n: number, normalize: number): void;

@@ -602,37 +602,53 @@ export function perRow(values: usize, rows: i32, cols: i32, o: usize): void {
   }
 }
 
-export function magnitudeHistogram(x: usize, n: i32, high: i32, hist: usize): void {
+/**
+ * The histogram of the upper 16 bits of |x| (high < 0), or of the lower 16 of the elements whose
+ * upper 16 are `high`, into 65536 u32 bins at `hist`; x as loadDiff reads it (a task vector not
+ * written yet).
+ */
+export function magnitudeHistogram(x: usize, xBf16: bool, xm: usize, xmBf16: bool, n: i32, high: i32, hist: usize): void {
   memory.fill(hist, 0, 65536 << 2);
-  const end = x + ((<usize>n) << 2);
-  if (high < 0) {
-    for (let p = x; p < end; p += 4) {
-      const bin = hist + (((load<u32>(p) & 0x7fffffff) >>> 16) << 2);
-      store<u32>(bin, load<u32>(bin) + 1);
+  if (xm == 0) {
+    if (xBf16) histogramSweep(x, true, 0, false, false, n, high, hist);
+    else histogramSweep(x, false, 0, false, false, n, high, hist);
+  } else if (xBf16 && xmBf16) histogramSweep(x, true, xm, true, true, n, high, hist);
+  else if (!xBf16 && !xmBf16) histogramSweep(x, false, xm, false, true, n, high, hist);
+  else histogramSweep(x, xBf16, xm, xmBf16, true, n, high, hist);
+}
+
+/** Four elements at a time; the last partial group is loaded whole (vectors are padded), its first n mod 4 counted. */
+@inline function histogramSweep(x: usize, xBf16: bool, xm: usize, xmBf16: bool, diff: bool, n: i32, high: i32, hist: usize): void {
+  const end = (<usize>n) << 2;
+  const want = i32x4.splat(high);
+  for (let i: usize = 0; i < end; i += 16) {
+    const lanes = i + 16 <= end ? 4 : <i32>((end - i) >> 2);
+    const m = v128.and(loadDiff(x, xBf16, xm, xmBf16, diff, i), i32x4.splat(0x7fffffff));
+    if (high < 0) {
+      const upper = i32x4.shr_u(m, 16);
+      countBin(hist, <u32>i32x4.extract_lane(upper, 0));
+      if (lanes > 1) countBin(hist, <u32>i32x4.extract_lane(upper, 1));
+      if (lanes > 2) countBin(hist, <u32>i32x4.extract_lane(upper, 2));
+      if (lanes > 3) countBin(hist, <u32>i32x4.extract_lane(upper, 3));
+    } else if (v128.any_true(i32x4.eq(i32x4.shr_u(m, 16), want))) {
+      // Few elements have the upper digit `high`: four are tested at once, and counted one by one
+      // only where one of them has it.
+      lowerBin(hist, <u32>i32x4.extract_lane(m, 0), high);
+      if (lanes > 1) lowerBin(hist, <u32>i32x4.extract_lane(m, 1), high);
+      if (lanes > 2) lowerBin(hist, <u32>i32x4.extract_lane(m, 2), high);
+      if (lanes > 3) lowerBin(hist, <u32>i32x4.extract_lane(m, 3), high);
     }
-  } else {
-    // Few elements have the upper digit `high`: four are tested at once, and counted one by one
-    // only where one of them has it.
-    const want = i32x4.splat(high);
-    const body = x + (((<usize>n) >> 2) << 4);
-    let p = x;
-    for (; p < body; p += 16) {
-      const digits = i32x4.shr_u(v128.and(v128.load(p), i32x4.splat(0x7fffffff)), 16);
-      if (v128.any_true(i32x4.eq(digits, want))) lowerBins(p, p + 16, high, hist);
-    }
-    lowerBins(p, end, high, hist);
   }
 }
 
-/** Counts the lower digit of |x| for the elements in [p, end) whose upper digit is `high`. */
-@inline function lowerBins(p: usize, end: usize, high: i32, hist: usize): void {
-  for (; p < end; p += 4) {
-    const b = load<u32>(p) & 0x7fffffff;
-    if (<i32>(b >>> 16) == high) {
-      const bin = hist + ((b & 0xffff) << 2);
-      store<u32>(bin, load<u32>(bin) + 1);
-    }
-  }
+@inline function countBin(hist: usize, bin: u32): void {
+  const at = hist + ((<usize>bin) << 2);
+  store<u32>(at, load<u32>(at) + 1);
+}
+
+/** Counts the lower digit of magnitude bits `b` where its upper digit is `high`. */
+@inline function lowerBin(hist: usize, b: u32, high: i32): void {
+  if (<i32>(b >>> 16) == high) countBin(hist, b & 0xffff);
 }
 
 /**
@@ -659,27 +675,41 @@ export function sparseBins(hist: usize, n: i32, bins: usize, counts: usize): i32
 
 // ---- selection -----------------------------------------------------------------------------------
 
-/** keepTopMagnitude; returns the tie count after this chunk. */
-export function keepTop(x: usize, o: usize, n: i32, t: f32, tiesBefore: f64, tiesAllowed: f64): f64 {
+/** keepTopMagnitude of x as loadDiff reads it (a task vector not written yet); returns the tie count after this chunk. */
+export function keepTop(x: usize, xBf16: bool, xm: usize, xmBf16: bool, o: usize, n: i32, t: f32, tiesBefore: f64, tiesAllowed: f64): f64 {
+  if (xm == 0) {
+    if (xBf16) return keepTopSweep(x, true, 0, false, false, o, n, t, tiesBefore, tiesAllowed);
+    return keepTopSweep(x, false, 0, false, false, o, n, t, tiesBefore, tiesAllowed);
+  }
+  if (xBf16 && xmBf16) return keepTopSweep(x, true, xm, true, true, o, n, t, tiesBefore, tiesAllowed);
+  if (!xBf16 && !xmBf16) return keepTopSweep(x, false, xm, false, true, o, n, t, tiesBefore, tiesAllowed);
+  return keepTopSweep(x, xBf16, xm, xmBf16, true, o, n, t, tiesBefore, tiesAllowed);
+}
+
+@inline function keepTopSweep(x: usize, xBf16: bool, xm: usize, xmBf16: bool, diff: bool, o: usize, n: i32, t: f32, tiesBefore: f64, tiesAllowed: f64): f64 {
   const tv = f32x4.splat(t);
   let ties = tiesBefore;
   const end = (<usize>n) << 2;
   for (let i: usize = 0; i < end; i += 16) {
-    const v = v128.load(x + i);
+    const v = loadDiff(x, xBf16, xm, xmBf16, diff, i);
     const m = v128.and(v, i32x4.splat(0x7fffffff));
     // v · +(m > t): keeps -0 for negative v and NaN for ±Inf·0, as the reference.
     v128.store(o + i, f32x4.mul(v, ones(f32x4.gt(m, tv))));
     if (v128.any_true(f32x4.eq(m, tv))) {
-      for (let k: usize = 0; k < 16 && i + k < end; k += 4) {
-        const e = load<f32>(x + i + k);
-        if (abs<f32>(e) == t) {
-          store<f32>(o + i + k, ties < tiesAllowed ? e : 0);
-          ties++;
-        }
-      }
+      ties = keepTie(o + i, f32x4.extract_lane(v, 0), t, ties, tiesAllowed);
+      if (i + 4 < end) ties = keepTie(o + i + 4, f32x4.extract_lane(v, 1), t, ties, tiesAllowed);
+      if (i + 8 < end) ties = keepTie(o + i + 8, f32x4.extract_lane(v, 2), t, ties, tiesAllowed);
+      if (i + 12 < end) ties = keepTie(o + i + 12, f32x4.extract_lane(v, 3), t, ties, tiesAllowed);
     }
   }
   return ties;
+}
+
+/** An element e at `at` whose magnitude is the threshold: kept while fewer than `allowed` ties were; the new tie count. */
+@inline function keepTie(at: usize, e: f32, t: f32, ties: f64, allowed: f64): f64 {
+  if (abs<f32>(e) != t) return ties;
+  store<f32>(at, ties < allowed ? e : 0);
+  return ties + 1;
 }
 
 /**
