@@ -4,6 +4,7 @@ import { maskKeys, neededNodes } from './graph';
 import { RecordingChunk, type ChunkRunner } from './recording-chunk';
 import { isNaNBits, wholeBuffer, type ChunkRequest, type ChunkResponse, type ChunkResult, type ChunkResultKind, type GraphNode, type WireInput, type WorkerPort } from './protocol';
 import { cpuMatrixOps } from '../cpu/cpu-matrix-ops';
+import { heldBytesPerElement, packedMaskBytes } from '../cpu/simd';
 
 export interface WorkerPoolOptions {
   /** Number of workers (at least 1). */
@@ -256,15 +257,14 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     const bitStores: number[] = [];
     if (!store) return { clear, hits, stores, bitStores, inputsNeeded };
     const storable = (id: number): boolean => keys[id] !== null && needed[id] === 1 && !hitIds.has(id);
-    // A mask takes a bit per element, padded to whole 16-element words (SimdCpuBackend.keep).
-    const maskSize = Math.ceil(spec.length / 16) * 2;
+    const maskSize = packedMaskBytes(spec.length);
     const maskIds = [...nodes.keys()].filter((id) => masks[id] !== null && storable(id));
     const inputIds = [...nodes.keys()].filter((id) => nodes[id].op === 'input' && storable(id));
     // Inputs leave room for the masks of this worker's later chunks of the job: a mask saves far more.
     const laterMasks = maskIds.length * maskSize * Math.floor((spec.chunkCount - 1 - spec.chunkIndex) / this.workers.length);
     const candidates = [
       ...maskIds.map((id) => [id, maskSize, 0] as const),
-      ...inputIds.map((id) => [id, spec.length * heldBytesPerElement(spec, inputs[nodes[id].args[0] as number]), laterMasks] as const),
+      ...inputIds.map((id) => [id, spec.length * heldBytesPerElement(inputs[nodes[id].args[0] as number], spec), laterMasks] as const),
     ];
     for (const [id, size, reserve] of candidates) {
       if (ledger.bytes + size + reserve > this.cachePerWorker || ledger.keys.has(full(keys[id]!))) continue;
@@ -305,12 +305,4 @@ function hashName(name: string): number {
   let h = 0;
   for (let i = 0; i < name.length; i++) h = (Math.imul(h, 31) + name.charCodeAt(i)) >>> 0;
   return h;
-}
-
-/**
- * Bytes an element of an input takes in a worker's memory (SimdCpuBackend): a bf16 input whose
- * rows are the chunk's stays raw, any other is decoded to f32.
- */
-function heldBytesPerElement(spec: ChunkSpec, input: ChunkInputBytes): number {
-  return input.dtype === 'BF16' && (input.cols === spec.cols || spec.rows <= 1) ? 2 : 4;
 }

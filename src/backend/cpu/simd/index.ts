@@ -3,7 +3,7 @@ import { CpuBackend } from '../cpu-backend';
 import { SimdCpuBackend, type FileRangeReader } from './simd-cpu-backend';
 import { hasWasmSimd, instantiateKernels } from './wasm-kernels';
 
-export { SimdCpuBackend, type FileRangeReader, type KeptVector } from './simd-cpu-backend';
+export { heldBytesPerElement, packedMaskBytes, SimdCpuBackend, type FileRangeReader, type KeptVector } from './simd-cpu-backend';
 export { hasWasmSimd } from './wasm-kernels';
 
 /**

@@ -195,6 +195,24 @@ function bytesPer(dtype: FloatDtype): number {
 
 const TWO_POW_32 = 4294967296;
 
+/** Bytes of a 0/1 mask of `length` elements kept packed, a bit per element in whole 16-element words (packMask). */
+export function packedMaskBytes(length: number): number {
+  return Math.ceil(length / 16) * 2;
+}
+
+/** Whether an input's rows are the chunk's own, not those of a wider embedding cut to the chunk's width. */
+function fullRows(input: { readonly cols: number }, chunk: { readonly rows: number; readonly cols: number }): boolean {
+  return input.cols === chunk.cols || chunk.rows <= 1;
+}
+
+/**
+ * Bytes an element of an input takes when a chunk holds (and keeps) it: a bf16 input with full
+ * rows stays raw, any other is decoded to f32.
+ */
+export function heldBytesPerElement(input: { readonly dtype: FloatDtype; readonly cols: number }, chunk: { readonly rows: number; readonly cols: number }): number {
+  return input.dtype === 'BF16' && fullRows(input, chunk) ? 2 : 4;
+}
+
 class SimdChunk implements BackendChunk, ChunkOps {
   readonly ops: ChunkOps = this;
   readonly chunkIndex: number;
@@ -361,9 +379,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return ptr;
   }
 
-  /** Bytes of a 0/1 mask of this chunk packed a bit per element, in whole 16-element words (packMask). */
   private get maskBytes(): number {
-    return Math.ceil(this.length / 16) * 2;
+    return packedMaskBytes(this.length);
   }
 
   /**
@@ -391,7 +408,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
     if (input.dtype !== 'F32' && input.dtype !== 'F16' && input.dtype !== 'BF16') {
       throw new Error(`cannot decode dtype ${String(input.dtype)} to f32`);
     }
-    const narrow = !(input.cols === this.cols || this.rows <= 1);
+    const narrow = !fullRows(input, this);
     // A file range is read straight into the vector, unless it is cut (narrow) or longer than the chunk.
     const direct = input.file !== undefined && !narrow && input.file.length <= this.length * size;
     const all = direct ? input.bytes : this.bytesOf(input);
@@ -586,16 +603,19 @@ class SimdChunk implements BackendChunk, ChunkOps {
    */
   private keepByMask(a: Vec, mask: Vec): Vec | null {
     const packed = wasmVec(mask).packed;
-    const drawn = packed < 0 ? deferredAs(mask, 'drawn') : null;
-    if (packed < 0 && drawn?.below === undefined) return null;
+    if (packed >= 0) {
+      const x = this.diffTerm(a);
+      const o = this.alloc();
+      this.k.keepBits(...x, packed, o.ptr, this.length);
+      return asVec(o);
+    }
+    const drawn = deferredAs(mask, 'drawn');
+    if (drawn?.below === undefined) return null;
     const x = this.diffTerm(a);
     const o = this.alloc();
-    if (packed >= 0) this.k.keepBits(...x, packed, o.ptr, this.length);
-    else {
-      const bits = this.allocBlock(this.maskBytes);
-      this.k.keepBelow(...x, o.ptr, bits, this.length, drawn!.below!, drawn!.base);
-      wasmVec(mask).packed = bits;
-    }
+    const bits = this.allocBlock(this.maskBytes);
+    this.k.keepBelow(...x, o.ptr, bits, this.length, drawn.below, drawn.base);
+    wasmVec(mask).packed = bits;
     return asVec(o);
   }
 

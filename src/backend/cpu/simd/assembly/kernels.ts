@@ -641,8 +641,9 @@ export function magnitudeHistogram(x: usize, xBf16: bool, xm: usize, xmBf16: boo
   }
 }
 
-@inline function countBin(hist: usize, bin: u32): void {
-  const at = hist + ((<usize>bin) << 2);
+/** One more in u32 counter `index` of the array at `counts`. */
+@inline function countBin(counts: usize, index: u32): void {
+  const at = counts + ((<usize>index) << 2);
   store<u32>(at, load<u32>(at) + 1);
 }
 
@@ -847,28 +848,34 @@ export function signConsensusN(terms: usize, scales: usize, weights: usize, coun
 
 /** packMask: bit j of u16 word w = element 16·w + j of the 0/1 vector at `x` is not 0 (whole words: vectors are padded). */
 export function packMask(x: usize, o: usize, n: i32): void {
+  const zero = f32x4.splat(0);
   for (let i = 0; i < n; i += 16) {
     const p = x + ((<usize>i) << 2);
-    const word =
-      i32x4.bitmask(f32x4.ne(v128.load(p), f32x4.splat(0))) |
-      (i32x4.bitmask(f32x4.ne(v128.load(p, 16), f32x4.splat(0))) << 4) |
-      (i32x4.bitmask(f32x4.ne(v128.load(p, 32), f32x4.splat(0))) << 8) |
-      (i32x4.bitmask(f32x4.ne(v128.load(p, 48), f32x4.splat(0))) << 12);
+    const word = maskWord(f32x4.ne(v128.load(p), zero), f32x4.ne(v128.load(p, 16), zero), f32x4.ne(v128.load(p, 32), zero), f32x4.ne(v128.load(p, 48), zero));
     store<u16>(o + ((<usize>i) >> 3), <u16>word);
   }
 }
 
+/** The packed word of 16 elements from the lane masks of their four groups of 4. */
+@inline function maskWord(m0: v128, m1: v128, m2: v128, m3: v128): i32 {
+  return i32x4.bitmask(m0) | (i32x4.bitmask(m1) << 4) | (i32x4.bitmask(m2) << 8) | (i32x4.bitmask(m3) << 12);
+}
+
 /** unpackMask: the f32 1 or 0 of each bit packMask wrote. */
 export function unpackMask(x: usize, o: usize, n: i32): void {
-  const bit = i32x4(1, 2, 4, 8);
   for (let i = 0; i < n; i += 16) {
     const word = <i32>load<u16>(x + ((<usize>i) >> 3));
     const p = o + ((<usize>i) << 2);
-    v128.store(p, ones(i32x4.ne(v128.and(i32x4.splat(word), bit), i32x4.splat(0))));
-    v128.store(p, ones(i32x4.ne(v128.and(i32x4.splat(word >> 4), bit), i32x4.splat(0))), 16);
-    v128.store(p, ones(i32x4.ne(v128.and(i32x4.splat(word >> 8), bit), i32x4.splat(0))), 32);
-    v128.store(p, ones(i32x4.ne(v128.and(i32x4.splat(word >> 12), bit), i32x4.splat(0))), 48);
+    v128.store(p, unpacked4(word, 0));
+    v128.store(p, unpacked4(word, 4), 16);
+    v128.store(p, unpacked4(word, 8), 32);
+    v128.store(p, unpacked4(word, 12), 48);
   }
+}
+
+/** The 0/1 f32 of the four bits of a packed word from bit `shift`. */
+@inline function unpacked4(word: i32, shift: i32): v128 {
+  return ones(i32x4.ne(v128.and(i32x4.splat(word >> shift), i32x4(1, 2, 4, 8)), i32x4.splat(0)));
 }
 
 // ---- random ----------------------------------------------------------------------------------------
@@ -949,8 +956,7 @@ export function keepBelow(x: usize, xBf16: bool, xm: usize, xmBf16: bool, o: usi
     v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at + 16), ones(k1)), 16);
     v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at + 32), ones(k2)), 32);
     v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at + 48), ones(k3)), 48);
-    const word = i32x4.bitmask(k0) | (i32x4.bitmask(k1) << 4) | (i32x4.bitmask(k2) << 8) | (i32x4.bitmask(k3) << 12);
-    store<u16>(bits + ((<usize>j) >> 3), <u16>word);
+    store<u16>(bits + ((<usize>j) >> 3), <u16>maskWord(k0, k1, k2, k3));
   }
 }
 
@@ -962,11 +968,6 @@ export function keepBits(x: usize, xBf16: bool, xm: usize, xmBf16: bool, bits: u
   } else if (xBf16 && xmBf16) keepBitsSweep(x, true, xm, true, true, bits, o, n);
   else if (!xBf16 && !xmBf16) keepBitsSweep(x, false, xm, false, true, bits, o, n);
   else keepBitsSweep(x, xBf16, xm, xmBf16, true, bits, o, n);
-}
-
-/** The 0/1 f32 of the four bits of `word` from bit `shift` (unpackMask's). */
-@inline function unpacked4(word: i32, shift: i32): v128 {
-  return ones(i32x4.ne(v128.and(i32x4.splat(word >> shift), i32x4(1, 2, 4, 8)), i32x4.splat(0)));
 }
 
 @inline function keepBitsSweep(x: usize, xBf16: bool, xm: usize, xmBf16: bool, diff: bool, bits: usize, o: usize, n: i32): void {
@@ -1175,12 +1176,8 @@ export function rowRanksGreater(x: usize, y: usize, o: usize, rows: i32, cols: i
     // Bucket b's elements take the ranks starts[b] + 1 … starts[b + 1].
     memory.fill(starts, 0, (<usize>(last + 2)) << 2);
     // Four buckets at a time (bucketOf's), counted one by one.
-    const min4 = i32x4.splat(<i32>lowest);
-    const last4 = i32x4.splat(<i32>last);
     for (let i: usize = 0; i < body; i += 4) {
-      const k = v128.and(v128.load(row + (i << 2)), i32x4.splat(0x7fffffff));
-      const finite = i32x4.add(i32x4.shr_u(i32x4.sub(k, min4), shift), i32x4.splat(1));
-      const b = v128.and(v128.bitselect(last4, finite, i32x4.ge_u(k, i32x4.splat(0x7f800000))), i32x4.ne(k, i32x4.splat(0)));
+      const b = bucketsOf4(v128.and(v128.load(row + (i << 2)), i32x4.splat(0x7fffffff)), lowest, shift, last);
       countBucket(starts, <u32>i32x4.extract_lane(b, 0));
       countBucket(starts, <u32>i32x4.extract_lane(b, 1));
       countBucket(starts, <u32>i32x4.extract_lane(b, 2));
@@ -1224,8 +1221,7 @@ export function rowRanksGreater(x: usize, y: usize, o: usize, rows: i32, cols: i
 
 /** One more element in bucket b (counted at starts[b + 1]). */
 @inline function countBucket(starts: usize, b: u32): void {
-  const at = starts + ((<usize>b + 1) << 2);
-  store<u32>(at, load<u32>(at) + 1);
+  countBin(starts, b + 1);
 }
 
 /** For each 4-bit lane mask, the swizzle that moves the u32 lanes it has to the front. */
@@ -1370,6 +1366,12 @@ function sortSpecial(row: usize, n: usize, sorted: usize, spare: usize, keys: us
 /** Zeros → 0, finite → 1 + (k − min) >> shift, Inf and NaN → `last`. */
 @inline function bucketOf(k: u32, min: u32, shift: u32, last: u32): u32 {
   return k == 0 ? 0 : k >= 0x7f800000 ? last : 1 + ((k - min) >>> shift);
+}
+
+/** bucketOf of four keys. */
+@inline function bucketsOf4(k: v128, min: u32, shift: u32, last: u32): v128 {
+  const finite = i32x4.add(i32x4.shr_u(i32x4.sub(k, i32x4.splat(<i32>min)), shift), i32x4.splat(1));
+  return v128.and(v128.bitselect(i32x4.splat(<i32>last), finite, i32x4.ge_u(k, i32x4.splat(0x7f800000))), i32x4.ne(k, i32x4.splat(0)));
 }
 
 /**
