@@ -7,7 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    globalSetup: ['test/helpers/build-wasm.setup.ts'],
+    globalSetup: ['test/helpers/build-wasm.setup.ts', 'test/helpers/temp-root.setup.ts'],
     projects: [
       {
         extends: true,
