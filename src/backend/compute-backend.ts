@@ -89,6 +89,17 @@ export interface ComputeBackend {
    */
   readonly chunksInFlight?: number;
   /**
+   * How many tensors the engine may merge at once (default 1). With 2, a pool's workers start the
+   * next tensor's first pass while the last chunks of a pass of this one finish, instead of one
+   * worker waiting for the other at every pass's end. Each tensor is still written in plan order:
+   * its output pass waits for the tensor before it. Each tensor's chunks are sized for the whole
+   * budget: a pool's workers compute one chunk at a time each whatever the number of tensors, and
+   * the engine holds only file ranges for them (ComputeBackend.readsFiles).
+   */
+  readonly jobsInFlight?: number;
+  /** The tensor job `jobId` (ChunkSpec.jobId) is done: nothing it kept for later passes is needed any more. */
+  endJob?(jobId: number): void;
+  /**
    * Takes back bytes a chunk's `encode` returned once the engine has written them and holds them
    * no longer, to encode later chunks into their buffer instead of allocating (each buffer
    * allocated and dropped per chunk had the engine's thread collecting garbage every 0.1 s).

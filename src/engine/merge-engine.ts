@@ -124,15 +124,33 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
 
   const writer = new ShardedOutputWriter(plan, output);
   const histograms = new HistogramTotals();
+  /** The tensors begun and not yet done, oldest first. */
+  const running: Promise<void>[] = [];
+  // Stops the tensors still running when one fails.
+  const stop = new AbortController();
+  const jobSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
   try {
     await writer.resume(resumed);
+    // Up to `jobsInFlight` tensors at once (a worker pool: the next tensor's first pass fills the
+    // workers while the last chunks of this one finish), each written, checked and counted
+    // strictly in plan order: a tensor begins its output once the one before it is done.
+    const window = Math.max(1, Math.floor(backend.jobsInFlight ?? 1));
+    let previous: Promise<void> = Promise.resolve();
+    let failed = false;
     for (const job of plan.jobs.slice(resumed)) {
       if (signal?.aborted) throw new MergeCancelledError();
       const method = findMethod(job.method);
       if (!method) throw new Error(`internal: the plan uses unknown method ${job.method}`);
-      currentTensor = job.name;
       const jobInputBytes = jobInputBytesOf(job);
-      await writer.beginTensor(job.name);
+      const before = previous;
+      let writing: Promise<void> | null = null;
+      // The tensor's turn: the one before it is done, and its bytes go next.
+      const turn = (): Promise<void> =>
+        (writing ??= before.then(async () => {
+          currentTensor = job.name;
+          await writer.beginTensor(job.name);
+        }));
+      const jobWarnings: string[] = [];
       const runner = new TensorJobRunner(job, {
         backend,
         source,
@@ -140,8 +158,8 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
         budgetBytes,
         histograms,
         wholeRows: method.wholeRows,
-        signal,
-        warn: (m) => warnings.push(m),
+        signal: jobSignal,
+        warn: (m) => jobWarnings.push(m),
         onRead: (n) => {
           bytesRead += n;
         },
@@ -150,6 +168,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
           report('merging');
         },
         write: async (bytes, released) => {
+          await turn();
           bytesWritten += bytes.length;
           const waited = performance.now();
           await writer.write(bytes, released);
@@ -160,29 +179,40 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
           else stageTimes.computeMs += ms;
         },
       });
-      try {
-        await method.merge(runner);
-      } catch (error) {
-        if (error instanceof MergeCancelledError) throw error;
-        throw new Error(`Merging tensor ${job.name} (${job.method}) failed: ${(error as Error).message}`, { cause: error });
-      } finally {
-        runner.release();
-      }
-      if (!runner.complete) throw new Error(`internal: method ${job.method} wrote no complete output for ${job.name}`);
-      const found = runner.nonFinite();
-      if (found) {
-        nonFinite.push(found);
-        if (options.refuseNonFinite) throw new NonFiniteError(found);
-      }
-      tensorsDone++;
-      inputBytesDone += jobInputBytes;
-      currentShare = 0;
-      if (options.onCheckpoint) {
-        await writer.checkpoint();
-        await options.onCheckpoint({ tensorsDone, warnings: [...warnings], nonFinite: [...nonFinite], atFileBoundary: writer.atFileBoundary });
-      }
-      report('merging');
+      const done = (async (): Promise<void> => {
+        try {
+          await method.merge(runner);
+        } catch (error) {
+          if (error instanceof MergeCancelledError) throw error;
+          throw new Error(`Merging tensor ${job.name} (${job.method}) failed: ${(error as Error).message}`, { cause: error });
+        } finally {
+          runner.release();
+        }
+        await turn();
+        warnings.push(...jobWarnings);
+        if (!runner.complete) throw new Error(`internal: method ${job.method} wrote no complete output for ${job.name}`);
+        const found = runner.nonFinite();
+        if (found) {
+          nonFinite.push(found);
+          if (options.refuseNonFinite) throw new NonFiniteError(found);
+        }
+        tensorsDone++;
+        inputBytesDone += jobInputBytes;
+        currentShare = 0;
+        if (options.onCheckpoint) {
+          await writer.checkpoint();
+          await options.onCheckpoint({ tensorsDone, warnings: [...warnings], nonFinite: [...nonFinite], atFileBoundary: writer.atFileBoundary });
+        }
+        report('merging');
+      })();
+      // A failure is thrown where the job is awaited, in plan order, not as an unhandled rejection;
+      // no job begins after one has failed.
+      done.catch(() => (failed = true));
+      previous = done;
+      running.push(done);
+      while (running.length >= window || (failed && running.length > 0)) await running.shift();
     }
+    while (running.length > 0) await running.shift();
     currentTensor = null;
     report('writing', true);
     const finishing = performance.now();
@@ -199,6 +229,9 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
     await output.commit();
     stageTimes.writeMs += performance.now() - finishing;
   } catch (error) {
+    // Tensors still running stop at their next chunk, or at their turn (the one before failed).
+    stop.abort();
+    await Promise.allSettled(running);
     await writer.abandon();
     await output.abort().catch(() => undefined);
     throw error;

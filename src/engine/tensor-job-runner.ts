@@ -122,9 +122,10 @@ export class TensorJobRunner implements TensorMerge {
     return total;
   }
 
-  /** Once the method is done with this job: gives its histogram totals back for later jobs. */
+  /** Once the method is done with this job: gives its histogram totals back for later jobs, and tells the backend. */
   release(): void {
     this.ctx.histograms?.give(this.histogramTotals.splice(0));
+    this.ctx.backend.endJob?.(this.jobId);
   }
 
   warn(message: string): void {

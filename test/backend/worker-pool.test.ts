@@ -4,12 +4,13 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCpuBackend, type ComputeBackend } from '../../src/backend';
-import { WorkerPoolBackend, type ChunkRequest, type WorkerPort } from '../../src/backend/pool';
+import { WorkerPoolBackend, type ChunkRequest, type PoolRequest, type WorkerPort } from '../../src/backend/pool';
 import { nodeWorkerPort } from '../../src/backend/pool/node';
 import { METHODS, type MergeMethod } from '../../src/methods';
 import { decodeToF32 } from '../../src/storage';
 import { NodeByteSource } from '../../src/storage/node-fs';
 import type { FloatDtype } from '../../src/storage/types';
+import type { ReductionToken } from '../../src/backend/reduction';
 import { poolWorkerUrl } from '../helpers/pool-worker';
 import { perturbed, randomArray } from '../helpers/random-arrays';
 import { runMethod, type ArrayInput, type RunOptions } from '../helpers/run-method';
@@ -201,17 +202,17 @@ describe('cross-pass cache', () => {
     // First pass: all four inputs travel, and are kept.
     for (const r of firstPass) {
       expect(r.inputs.filter((i) => i !== null).length).toBe(4);
-      expect(r.stores.map(([, key]) => key.split('|')[1]).sort()).toEqual(INPUTS);
+      expect(r.stores.map(([, key]) => key.split('|')[2]).sort()).toEqual(INPUTS);
       expect(r.hits).toEqual([]);
     }
     // Later passes: nothing travels but the graph.
     for (const r of [...sent.slice(chunks, -chunks), ...lastPass]) {
       expect(r.inputs.every((i) => i === null)).toBe(true);
-      expect(r.hits.map(([, key]) => key.split('|')[1]).sort()).toEqual(INPUTS);
+      expect(r.hits.map(([, key]) => key.split('|')[2]).sort()).toEqual(INPUTS);
       expect(r.stores).toEqual([]);
     }
-    // Each chunk goes to one worker in every pass: the worker's cache is the one that holds it.
-    expect(sent.filter((r) => r.clearCache).length).toBeLessThanOrEqual(2);
+    // The output pass is the last: it forgets what it takes from the cache, the passes before keep it.
+    expect(sent.map((r) => r.forgetHits)).toEqual(sent.map((_, i) => i >= sent.length - chunks));
   });
 });
 
@@ -233,18 +234,19 @@ describe('cross-pass cache over several tensors', () => {
     }
     return jobs;
   }
-  it("model_stock's output pass takes the inputs its Gram pass read from the cache, and a new tensor starts from an empty cache", async () => {
+  it("model_stock's output pass takes the inputs its Gram pass read from the cache, and a new tensor starts from none of them", async () => {
     const [first, second] = await recordedJobs(['model_stock BF16 [64, 96] tiny', 'ties BF16 [64, 96] tiny']);
     const chunks = Math.max(...first.map((r) => r.spec.chunkCount));
     expect(first.length).toBe(2 * chunks);
-    for (const r of first.slice(0, chunks)) expect(r.stores.map(([, key]) => key.split('|')[1]).sort()).toEqual(INPUTS);
+    for (const r of first.slice(0, chunks)) expect(r.stores.map(([, key]) => key.split('|')[2]).sort()).toEqual(INPUTS);
     for (const r of first.slice(chunks)) {
       expect(r.inputs.every((i) => i === null)).toBe(true);
       expect(r.hits.length).toBe(4);
     }
-    // The next tensor's first pass finds nothing: each worker's first request of it clears its cache.
+    // The next tensor's first pass finds nothing of the first one's: its keys name its own job.
     expect(second.slice(0, chunks).every((r) => r.hits.length === 0 && r.inputs.every((i) => i !== null))).toBe(true);
-    expect(second.filter((r) => r.clearCache).length).toBe(2);
+    const job = (r: ChunkRequest): string => r.stores[0][1].split('|')[0];
+    expect(job(second[0])).not.toBe(job(first[0]));
   });
 });
 
@@ -333,13 +335,73 @@ describe('recycled output bytes', () => {
   });
 });
 
+describe('cross-pass cache of two tensors at once', () => {
+  it('two jobs running at once on one pool each take their later passes from their own cached inputs', async () => {
+    const sent: ChunkRequest[] = [];
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+    const names = ['ties BF16 [64, 96] tiny', 'model_stock BF16 [64, 96] tiny'];
+    try {
+      const got = await Promise.all(names.map((name) => outcome(CASES.find((x) => x.name === name)!, pool)));
+      got.forEach((g, i) => expect(Buffer.from((g as { bytes: Uint8Array }).bytes).equals(Buffer.from((references.get(names[i]) as { bytes: Uint8Array }).bytes)), names[i]).toBe(true));
+    } finally {
+      await pool.dispose();
+    }
+    const jobs = [...new Set(sent.map((r) => r.spec.jobId))];
+    expect(jobs).toHaveLength(2);
+    // The two jobs' requests interleave.
+    const order = sent.map((r) => r.spec.jobId);
+    expect(order.indexOf(jobs[1])).toBeLessThan(order.lastIndexOf(jobs[0]));
+    for (const job of jobs) {
+      const requests = sent.filter((r) => r.spec.jobId === job);
+      const chunks = requests[0].spec.chunkCount;
+      for (const r of requests.slice(chunks)) {
+        expect(r.inputs.every((i) => i === null)).toBe(true);
+        expect(r.hits.map(([, key]) => key.split('|')[0])).toEqual(r.hits.map(() => String(job)));
+      }
+    }
+  });
+
+  it('a job that ends has its workers forget what it kept and did not take back', async () => {
+    const messages: PoolRequest[] = [];
+    const port = (): WorkerPort => {
+      const inner = nodeWorkerPort(workerUrl);
+      return { ...inner, post: (m, t) => (messages.push(m), inner.post(m, t)) };
+    };
+    const pool = new WorkerPoolBackend({ workers: 1, spawn: port, local: inThread, inThreadBelow: 0 });
+    const spec = { tensorName: 't', chunkIndex: 0, chunkCount: 2, start: 0, length: 64, rowStart: 0, rows: 1, cols: 64, totalRows: 2, seed: 1, jobId: 9001 };
+    const bytes = new Uint8Array(new Float32Array(64).fill(0.5).buffer);
+    const sum = async (): Promise<ChunkRequest> => {
+      const chunk = pool.beginChunk(spec, [{ bytes: bytes.slice(), dtype: 'F32', cols: 64 }]);
+      try {
+        expect(await chunk.readPartials([chunk.ops.sum(chunk.ops.input(0)) as unknown as ReductionToken])).toEqual([32]);
+      } finally {
+        chunk.release();
+      }
+      return messages.at(-1) as ChunkRequest;
+    };
+    try {
+      // A statistics pass keeps the input; a second one takes it from the cache.
+      expect((await sum()).stores.map(([, key]) => key)).toEqual(['9001|0|input0']);
+      expect((await sum()).hits.map(([, key]) => key)).toEqual(['9001|0|input0']);
+      pool.endJob(9001);
+      expect(messages.at(-1)).toEqual({ type: 'forget', keys: ['9001|0|input0'] });
+      // Forgotten: the same chunk asked again reads its input and keeps it anew.
+      const again = await sum();
+      expect(again.hits).toEqual([]);
+      expect(again.inputs[0]).not.toBeNull();
+    } finally {
+      await pool.dispose();
+    }
+  });
+});
+
 for (const method of ['della', 'dare_ties'] as const) {
   describe(`cross-pass cache of ${method}`, () => {
     const tiny = CASES.find((x) => x.name === `${method} BF16 [64, 96] tiny`)!;
     const c = { ...tiny, options: { ...tiny.options, params: { ...tiny.options.params, rescale: 1 } } };
     const base = c.options.baseIndex!;
     const others = c.inputs.map((_, i) => i).filter((i) => i !== base);
-    const keys = (list: readonly (readonly [number, string])[]): string[] => list.map(([, key]) => key.split('|')[1]).sort();
+    const keys = (list: readonly (readonly [number, string])[]): string[] => list.map(([, key]) => key.split('|')[2]).sort();
     const masks = (list: readonly (readonly [number, string])[]): string[] => keys(list).filter((k) => k.startsWith('mask:gt('));
 
     /** The requests of a pooled merge of `c` (equal to the in-thread bytes), rescale pass first. */

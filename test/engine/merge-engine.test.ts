@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CpuBackend } from '../../src/backend';
+import { CpuBackend, type BackendChunk, type ComputeBackend } from '../../src/backend';
 import { loadLocalModels } from '../../src/cli/local-models';
 import { parseMergeConfig } from '../../src/config';
 import { MergeCancelledError, runMerge, type MergeProgress } from '../../src/engine';
@@ -10,6 +10,53 @@ import { NodeOutputFolder } from '../../src/storage/node-fs';
 import { makeFineTune, makeTinyModel } from '../fixtures/models';
 import { readModelDir } from '../fixtures/safetensors';
 import { tempDir } from '../cli/run-alloy';
+import { hookedChunk } from '../helpers/cpu-chunk';
+
+/**
+ * The CPU backend as a backend that runs two tensor jobs at once (as a worker pool does), each
+ * chunk's result delayed so that the jobs' chunks interleave; records the jobs ended and the
+ * most jobs with chunks open at once. `fail` makes the output chunks of that tensor fail, `slow`
+ * delays those of another by 150 ms.
+ */
+function twoJobBackend(fail?: string, slow?: string): ComputeBackend & { readonly ended: number[]; readonly mostJobsOpen: number; readonly open: number } {
+  const cpu = new CpuBackend();
+  const open = new Map<number, number>();
+  const ended: number[] = [];
+  let mostJobsOpen = 0;
+  const later = <T>(value: T, ms: number): Promise<T> => new Promise((r) => setTimeout(() => r(value), ms));
+  return {
+    name: 'cpu',
+    chunksInFlight: 3,
+    jobsInFlight: 2,
+    ended,
+    get mostJobsOpen() {
+      return mostJobsOpen;
+    },
+    get open() {
+      return [...open.values()].reduce((a, b) => a + b, 0);
+    },
+    endJob: (jobId) => ended.push(jobId),
+    beginChunk(spec, inputs): BackendChunk {
+      const job = spec.jobId!;
+      open.set(job, (open.get(job) ?? 0) + 1);
+      mostJobsOpen = Math.max(mostJobsOpen, open.size);
+      const delay = spec.tensorName === slow ? 150 : 1 + (spec.chunkIndex % 3);
+      return hookedChunk(cpu.beginChunk(spec, inputs), {
+        partials: (partials) => later(partials, delay),
+        encoded: async (bytes) => {
+          if (spec.tensorName === fail) throw new Error(`chunk ${spec.chunkIndex} of ${spec.tensorName} failed`);
+          return later(bytes, delay);
+        },
+        released: () => {
+          const left = open.get(job)! - 1;
+          if (left === 0) open.delete(job);
+          else open.set(job, left);
+        },
+      });
+    },
+    dispose: () => cpu.dispose(),
+  };
+}
 
 async function setup() {
   const dir = tempDir();
@@ -80,5 +127,49 @@ describe('runMerge', () => {
     const small = readModelDir(join(dir, 'small'));
     const large = readModelDir(join(dir, 'large'));
     for (const [name, t] of large.tensors) expect(Buffer.from(small.tensors.get(name)!.raw).equals(Buffer.from(t.raw)), name).toBe(true);
+  });
+
+  it('with two tensors in flight: the same bytes, each written, checked and checkpointed in plan order', async () => {
+    const { dir, plan, models } = await setup();
+    const reference = await NodeOutputFolder.open(join(dir, 'one'));
+    await runMerge(plan, { backend: new CpuBackend(), sources: models.sources, output: reference, budgetBytes: 16 * 1024 });
+    const backend = twoJobBackend();
+    const checkpoints: number[] = [];
+    const report = await runMerge(plan, {
+      backend,
+      sources: models.sources,
+      output: await NodeOutputFolder.open(join(dir, 'two')),
+      budgetBytes: 16 * 1024,
+      onCheckpoint: async ({ tensorsDone }) => {
+        checkpoints.push(tensorsDone);
+      },
+    });
+    await models.sources.closeAll();
+    // The next tensor's chunks ran while this one's were open: the jobs did overlap.
+    expect(backend.mostJobsOpen).toBe(2);
+    expect(backend.ended).toHaveLength(plan.jobs.length);
+    expect(checkpoints).toEqual(plan.jobs.map((_, i) => i + 1));
+    expect(report.bytesWritten).toBe(plan.totalOutputBytes);
+    const one = readModelDir(join(dir, 'one'));
+    const two = readModelDir(join(dir, 'two'));
+    expect([...two.tensors.keys()]).toEqual([...one.tensors.keys()]);
+    for (const [name, t] of one.tensors) expect(Buffer.from(two.tensors.get(name)!.raw).equals(Buffer.from(t.raw)), name).toBe(true);
+  });
+
+  it('with two tensors in flight, a tensor that fails stops the merge with its error, after the one running beside it settles', async () => {
+    const { dir, plan, models } = await setup();
+    const failing = plan.jobs[3].name;
+    const backend = twoJobBackend(failing, plan.jobs[4].name);
+    const run = runMerge(plan, { backend, sources: models.sources, output: await NodeOutputFolder.open(join(dir, 'out')), budgetBytes: 16 * 1024 });
+    // Taken as the merge fails, before anything else runs: no chunk of the tensor beside it is still open.
+    let openAtFailure = -1;
+    const error = await run.then(
+      () => null,
+      (e: unknown) => ((openAtFailure = backend.open), e as Error),
+    );
+    expect(error?.message).toMatch(new RegExp(`^Merging tensor ${failing.replace(/\./g, '\\.')} \\(ties\\) failed: chunk \\d+ of`));
+    expect(openAtFailure).toBe(0);
+    await models.sources.closeAll();
+    expect(existsSync(join(dir, 'out'))).toBe(false);
   });
 });

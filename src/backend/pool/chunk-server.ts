@@ -47,6 +47,10 @@ export class ChunkServer {
       this.local.backend.recycle?.(new Uint8Array(request.buffer));
       return;
     }
+    if (request.type === 'forget') {
+      this.queue = this.queue.then(() => this.forget(request.keys));
+      return;
+    }
     this.queue = this.queue.then(async () => {
       try {
         const { response, transfer } = await this.handle(request);
@@ -62,7 +66,6 @@ export class ChunkServer {
   private async handle(request: ChunkRequest): Promise<{ response: ChunkResponse; transfer: ArrayBuffer[] }> {
     const start = performance.now();
     const readBefore = this.files.ms;
-    if (request.clearCache) this.clearCache();
     const read: Uint8Array[] = [];
     const inputs: ChunkInputBytes[] = await Promise.all(
       request.inputs.map(async (input) => {
@@ -76,6 +79,7 @@ export class ChunkServer {
     const { bytes, partials, nonFinite } = await computeChunk(this.local.backend.beginChunk(request.spec, inputs), request.roots, request.result, (ops) =>
       this.evaluate(ops, request),
     );
+    if (request.forgetHits) this.forget(request.hits.map(([, key]) => key));
     // The chunk is computed and released: its backend copied what it needed of the bytes read.
     for (const r of read) this.files.recycle(r);
     const busy = performance.now() - start;
@@ -115,6 +119,15 @@ export class ChunkServer {
       if (old) this.local.drop(old);
     }
     return values;
+  }
+
+  private forget(keys: readonly string[]): void {
+    for (const key of keys) {
+      const kept = this.cache.get(key);
+      if (!kept) continue;
+      this.cache.delete(key);
+      this.local.drop(kept);
+    }
   }
 
   private clearCache(): void {

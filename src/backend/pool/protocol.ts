@@ -75,8 +75,6 @@ export interface ChunkResult {
 export interface ChunkRequest {
   readonly type: 'chunk';
   readonly id: number;
-  /** Forget every cached vector first (a new tensor job reached this worker). */
-  readonly clearCache: boolean;
   readonly spec: ChunkSpec;
   readonly inputs: readonly (WireInput | null)[];
   readonly nodes: readonly GraphNode[];
@@ -89,6 +87,14 @@ export interface ChunkRequest {
   readonly stores: readonly (readonly [number, string])[];
   /** Which of `stores` are 0/1 masks, kept as one bit per element. */
   readonly bitStores: readonly number[];
+  /** Forget the `hits` once the chunk is computed: this is their job's last pass. */
+  readonly forgetHits: boolean;
+}
+
+/** Cached vectors the worker forgets (their job ended), in turn with the chunks before and after. */
+export interface ForgetRequest {
+  readonly type: 'forget';
+  readonly keys: readonly string[];
 }
 
 /** Output bytes a chunk of this worker encoded, written by the engine: the buffer to encode into again. */
@@ -98,7 +104,7 @@ export interface RecycleRequest {
 }
 
 /** What the pool sends its workers. */
-export type PoolRequest = ChunkRequest | RecycleRequest;
+export type PoolRequest = ChunkRequest | RecycleRequest | ForgetRequest;
 
 export type ChunkResponse =
   | {

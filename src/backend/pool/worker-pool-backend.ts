@@ -35,17 +35,17 @@ interface Pending {
 
 /** What the pool knows a worker's cache holds: it alone decides, so no question is ever asked. */
 interface Ledger {
-  job: number | null;
   bytes: number;
-  /** What the worker holds: `chunk index|key`. */
-  readonly keys: Set<string>;
+  /** What the worker holds, `job|chunk index|key`, and the bytes of each. */
+  readonly keys: Map<string, number>;
 }
 
-/** Empties a ledger for `job` (the worker's cache is cleared with it). */
-function resetLedger(ledger: Ledger, job: number | null): void {
-  ledger.job = job;
-  ledger.bytes = 0;
-  ledger.keys.clear();
+/** Takes `keys` out of a ledger (the worker forgets them in the same order). */
+function forgetKeys(ledger: Ledger, keys: readonly string[]): void {
+  for (const key of keys) {
+    ledger.bytes -= ledger.keys.get(key) ?? 0;
+    ledger.keys.delete(key);
+  }
 }
 
 interface PoolWorker {
@@ -57,12 +57,15 @@ interface PoolWorker {
 export const DEFAULT_POOL_CACHE_BYTES = 128 * 1024 * 1024;
 
 /**
- * The cross-pass cache a merge with memory budget `budgetBytes` gives its pool: a quarter of it.
- * With the whole budget the workers' caches and WebAssembly memories took a large TIES or
- * model_stock merge past 500 MiB of RSS, and with half a large dare_ties (516 MiB) and della.
+ * The cross-pass cache a merge with memory budget `budgetBytes` gives its pool: half of it, which
+ * holds what two tensors in flight keep (jobsInFlight). A quarter, for one tensor at a time, left
+ * a third of model_stock's and DARE's output chunks reading their inputs again once two tensors
+ * overlapped; with half, 3 × 337 MB model_stock took 1.38 s against 1.47 s (2 threads). The
+ * whole budget took a large TIES or model_stock merge past 500 MiB of RSS; half keeps a large
+ * dare_ties at 250 MiB.
  */
 export function poolCacheBytes(budgetBytes: number): number {
-  return Math.floor(budgetBytes / 4);
+  return Math.floor(budgetBytes / 2);
 }
 
 /**
@@ -81,6 +84,8 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   /** The JavaScript reference: the forward pass's time is in its cache-blocked matmul. */
   readonly matrix = cpuMatrixOps;
   readonly chunksInFlight: number;
+  /** Two tensors at once: the next one's chunks fill the workers while this one's passes drain. */
+  readonly jobsInFlight = 2;
   /** Workers count the NaN/±Inf of the bytes they receive and encode, off the engine's thread. */
   readonly countsNonFinite = true;
   private readonly workers: PoolWorker[];
@@ -91,8 +96,8 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   private readonly encodedBy = new WeakMap<ArrayBuffer, PoolWorker>();
   private failure: Error | null = null;
   private disposed = false;
-  private job: number | undefined;
-  private jobOffset = 0;
+  /** The worker offset of each job begun and not ended (route). */
+  private readonly jobOffsets = new Map<number, number>();
   private jobsSeen = 0;
 
   constructor(private readonly options: WorkerPoolOptions) {
@@ -102,7 +107,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     this.inThreadBelow = options.inThreadBelow ?? 65536;
     this.workers = [];
     for (let i = 0; i < count; i++) {
-      const worker: PoolWorker = { port: options.spawn(i), pending: new Map(), ledger: { job: null, bytes: 0, keys: new Set() } };
+      const worker: PoolWorker = { port: options.spawn(i), pending: new Map(), ledger: { bytes: 0, keys: new Map() } };
       worker.port.listen(
         (message) => this.answer(worker, message),
         (error) => this.fail(new Error(`CPU worker ${i + 1} of ${count} stopped: ${error.message}. The merge cannot go on; try again with --threads 1 (CLI) or one thread (app settings).`, { cause: error })),
@@ -162,7 +167,6 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     const request: ChunkRequest = {
       type: 'chunk',
       id,
-      clearCache: plan.clear,
       spec,
       inputs: wire,
       nodes,
@@ -171,6 +175,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       hits: plan.hits,
       stores: plan.stores,
       bitStores: plan.bitStores,
+      forgetHits: plan.forgetHits,
     };
     const answered = new Promise<ChunkResult>((resolve, reject) => {
       worker.pending.set(id, { resolve, reject });
@@ -210,6 +215,18 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     await this.options.local.dispose();
   }
 
+  /** Forgets what job `jobId` kept: its tensor is done. */
+  endJob(jobId: number): void {
+    this.jobOffsets.delete(jobId);
+    const prefix = `${jobId}|`;
+    for (const worker of this.workers) {
+      const keys = [...worker.ledger.keys.keys()].filter((key) => key.startsWith(prefix));
+      if (keys.length === 0) continue;
+      forgetKeys(worker.ledger, keys);
+      if (!this.disposed && !this.failure) worker.port.post({ type: 'forget', keys }, []);
+    }
+  }
+
   /**
    * Chunk k of a job goes to worker (offset + k) mod n in every pass; each job starts one worker
    * further, so tensors of a single chunk spread over the workers too.
@@ -217,11 +234,9 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   private route(spec: ChunkSpec): number {
     const n = this.workers.length;
     if (spec.jobId === undefined) return (hashName(spec.tensorName) + spec.chunkIndex) % n;
-    if (spec.jobId !== this.job) {
-      this.job = spec.jobId;
-      this.jobOffset = this.jobsSeen++ % n;
-    }
-    return (this.jobOffset + spec.chunkIndex) % n;
+    let offset = this.jobOffsets.get(spec.jobId);
+    if (offset === undefined) this.jobOffsets.set(spec.jobId, (offset = this.jobsSeen++ % n));
+    return (offset + spec.chunkIndex) % n;
   }
 
   /**
@@ -235,14 +250,9 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
    */
   private planCache(ledger: Ledger, spec: ChunkSpec, inputs: readonly ChunkInputBytes[], nodes: readonly GraphNode[], roots: readonly number[], store: boolean) {
     const job = this.cachePerWorker > 0 && spec.jobId !== undefined ? spec.jobId : null;
-    let clear = false;
-    if (ledger.job !== job || job === null) {
-      clear = ledger.keys.size > 0;
-      resetLedger(ledger, job);
-    }
     const masks = job === null ? nodes.map(() => null) : maskKeys(nodes);
     const keys = nodes.map((node, id) => (job === null ? null : (masks[id] ?? (node.op === 'input' ? `input${node.args[0] as number}` : null))));
-    const full = (key: string): string => `${spec.chunkIndex}|${key}`;
+    const full = (key: string): string => `${job}|${spec.chunkIndex}|${key}`;
     const hitIds = new Set<number>();
     keys.forEach((key, id) => key !== null && ledger.keys.has(full(key)) && hitIds.add(id));
     const needed = neededNodes(nodes, roots, hitIds);
@@ -255,7 +265,12 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     }
     const stores: [number, string][] = [];
     const bitStores: number[] = [];
-    if (!store) return { clear, hits, stores, bitStores, inputsNeeded };
+    if (!store) {
+      // The output pass is the job's last: what it takes from the cache is not needed again, and
+      // its room goes to the next tensor's first pass.
+      forgetKeys(ledger, hits.map(([, key]) => key));
+      return { hits, stores, bitStores, inputsNeeded, forgetHits: hits.length > 0 };
+    }
     const storable = (id: number): boolean => keys[id] !== null && needed[id] === 1 && !hitIds.has(id);
     const maskSize = packedMaskBytes(spec.length);
     const maskIds = [...nodes.keys()].filter((id) => masks[id] !== null && storable(id));
@@ -267,13 +282,14 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       ...inputIds.map((id) => [id, spec.length * heldBytesPerElement(inputs[nodes[id].args[0] as number], spec), laterMasks] as const),
     ];
     for (const [id, size, reserve] of candidates) {
-      if (ledger.bytes + size + reserve > this.cachePerWorker || ledger.keys.has(full(keys[id]!))) continue;
-      ledger.keys.add(full(keys[id]!));
+      const key = full(keys[id]!);
+      if (ledger.bytes + size + reserve > this.cachePerWorker || ledger.keys.has(key)) continue;
+      ledger.keys.set(key, size);
       ledger.bytes += size;
-      stores.push([id, full(keys[id]!)]);
+      stores.push([id, key]);
       if (masks[id] !== null) bitStores.push(id);
     }
-    return { clear, hits, stores, bitStores, inputsNeeded };
+    return { hits, stores, bitStores, inputsNeeded, forgetHits: false };
   }
 
   private answer(worker: PoolWorker, message: ChunkResponse): void {
@@ -282,7 +298,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     worker.pending.delete(message.id);
     if (message.type === 'error') {
       // The worker dropped its cache: so does the ledger (the merge fails anyway).
-      resetLedger(worker.ledger, null);
+      forgetKeys(worker.ledger, [...worker.ledger.keys.keys()]);
       pending.reject(new Error(message.message));
     } else {
       const partials = message.partials?.map((p) => (isNaNBits(p) ? p.nan[0] : p));
