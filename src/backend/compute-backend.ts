@@ -94,7 +94,8 @@ export interface ComputeBackend {
    * worker waiting for the other at every pass's end. Each tensor is still written in plan order:
    * its output pass waits for the tensor before it. Each tensor's chunks are sized for the whole
    * budget: a pool's workers compute one chunk at a time each whatever the number of tensors, and
-   * the engine holds only file ranges for them (ComputeBackend.readsFiles).
+   * the engine holds a second tensor's chunks as file ranges (readsFiles), or as their input
+   * bytes where it reads them itself (a download in progress): a small part of a chunk's budget.
    */
   readonly jobsInFlight?: number;
   /** The tensor job `jobId` (ChunkSpec.jobId) is done: nothing it kept for later passes is needed any more. */

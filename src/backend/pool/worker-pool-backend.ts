@@ -60,7 +60,7 @@ export const DEFAULT_POOL_CACHE_BYTES = 128 * 1024 * 1024;
  * The cross-pass cache a merge with memory budget `budgetBytes` gives its pool: half of it, which
  * holds what two tensors in flight keep (jobsInFlight). A quarter, for one tensor at a time, left
  * a third of model_stock's and DARE's output chunks reading their inputs again once two tensors
- * overlapped; with half, 3 × 337 MB model_stock took 1.38 s against 1.47 s (2 threads). The
+ * overlapped; with half, 3 × 337 MB model_stock took 1.38 s against 1.46 s (2 threads). The
  * whole budget took a large TIES or model_stock merge past 500 MiB of RSS; half keeps a large
  * dare_ties at 250 MiB.
  */
