@@ -131,8 +131,7 @@ export class ChunkServer {
   }
 
   private clearCache(): void {
-    for (const kept of this.cache.values()) this.local.drop(kept);
-    this.cache.clear();
+    this.forget([...this.cache.keys()]);
   }
 }
 
