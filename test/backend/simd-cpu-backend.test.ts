@@ -266,6 +266,29 @@ for (const [name, d] of DIFFERENCES) {
   }
 }
 
+// DARE's rescale (l1RescaleFactors): |d| summed, then d kept below a draw, so that keepBelow writes
+// d as it subtracts it; the sum, and d and the kept values read afterwards. Raw bf16 − raw bf16 (in
+// the BF16 runs), f16 − bf16 and x − x; the sum pending alone and beside the kept values' sum.
+for (const [name, d] of [['bf16', (c: ChunkOps) => c.sub(c.input(0), c.input(3))], ['f16 − bf16', (c: ChunkOps) => c.sub(c.input(1), c.input(3))], ['x − x', (c: ChunkOps) => c.sub(c.input(0), c.input(0))]] as const) {
+  OPS[`sum of |${name} difference| kept below after`] = (c) => {
+    const delta = d(c);
+    const sum = c.sum(c.abs(delta));
+    c.mul(delta, c.gt(0.5, c.random(1)));
+    return sum;
+  };
+  OPS[`sums of |${name} difference| and of |kept|`] = (c) => {
+    const delta = d(c);
+    c.sum(c.abs(delta));
+    return c.sum(c.abs(c.mul(delta, c.gt(0.3, c.random(2)))));
+  };
+  OPS[`${name} difference written by its keep, read after`] = (c) => {
+    const delta = d(c);
+    c.sum(c.abs(delta));
+    const kept = c.mul(delta, c.gt(0.7, c.random(3)));
+    return c.sub(delta, kept);
+  };
+}
+
 let simd: ComputeBackend;
 let simdBackend: SimdCpuBackend;
 const cpu = new CpuBackend();

@@ -133,6 +133,8 @@ class PendingChain {
     readonly mask = ALL_BITS,
     /** A dot of two differences not written yet (x and y are −1 until they are): `gram` may take it. */
     readonly differences?: readonly [Vec, Vec],
+    /** A sum of the magnitudes of a difference not written yet (x is −1 until it is): keepBelow may write it. */
+    readonly magnitudesOf?: Vec,
   ) {}
 }
 
@@ -612,10 +614,14 @@ class SimdChunk implements BackendChunk, ChunkOps {
     const drawn = deferredAs(mask, 'drawn');
     if (drawn?.below === undefined) return null;
     const x = this.diffTerm(a);
+    // A task vector whose magnitudes a pending sum reads (DARE's rescale) is written in this sweep.
+    const summed = deferredAs(a, 'difference') !== null && this.pending.some((c) => c.magnitudesOf === a);
+    const d = summed ? this.allocBlock(this.length * 4) : 0;
     const o = this.alloc();
     const bits = this.allocBlock(this.maskBytes);
-    this.k.keepBelow(...x, o.ptr, bits, this.length, drawn.below, drawn.base);
+    this.k.keepBelow(...x, o.ptr, bits, this.length, drawn.below, drawn.base, d);
     wasmVec(mask).packed = bits;
+    if (summed) wasmVec(a).ptr = d;
     return asVec(o);
   }
 
@@ -714,9 +720,13 @@ class SimdChunk implements BackendChunk, ChunkOps {
   // ---- reductions ----------------------------------------------------------------------------
 
   sum(a: Vec): Reduction<number> {
-    // A sum of magnitudes masks the sign as it adds: |a| is not written.
+    // A sum of magnitudes masks the sign as it adds: |a| is not written. A difference stays
+    // unwritten until the sum is computed, in case a keepBelow writes it first.
     const abs = deferredAs(a, 'abs');
-    return abs ? this.chain(this.p(asVec(abs.source)), -1, MAGNITUDE_BITS) : this.chain(this.p(a), -1);
+    if (!abs) return this.chain(this.p(a), -1);
+    const source = asVec(abs.source);
+    if (deferredAs(source, 'difference')) return this.chain(-1, -1, MAGNITUDE_BITS, undefined, source);
+    return this.chain(this.p(source), -1, MAGNITUDE_BITS);
   }
 
   chunkSums(a: Vec): Reduction<Float64Array> {
@@ -729,8 +739,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
     return this.chain(this.p(a), this.p(b));
   }
 
-  private chain(x: number, y: number, mask?: number, differences?: readonly [Vec, Vec]): Reduction<number> {
-    const pending = new PendingChain(x, y, mask, differences);
+  private chain(x: number, y: number, mask?: number, differences?: readonly [Vec, Vec], magnitudesOf?: Vec): Reduction<number> {
+    const pending = new PendingChain(x, y, mask, differences, magnitudesOf);
     this.pending.push(pending);
     return token('sum', pending);
   }
@@ -780,6 +790,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
     this.pending = [];
     for (const c of pending) {
       if (c.differences) [c.x, c.y] = [this.p(c.differences[0]), this.p(c.differences[1])];
+      if (c.magnitudesOf) c.x = this.p(c.magnitudesOf);
     }
     const n = this.length;
     if (pending.length === 1) {

@@ -40,7 +40,7 @@ export interface Kernels {
   random(o: number, n: number, base: number): void;
   rowRanks(x: number, o: number, rows: number, cols: number, scratch: number): void;
   rowRanksGreater(x: number, y: number, o: number, rows: number, cols: number, steps: number, count: number, scratch: number): void;
-  keepBelow(x: number, xBf16: number, xm: number, xmBf16: number, o: number, bits: number, n: number, t: number, base: number): void;
+  keepBelow(x: number, xBf16: number, xm: number, xmBf16: number, o: number, bits: number, n: number, t: number, base: number, d: number): void;
   keepBits(x: number, xBf16: number, xm: number, xmBf16: number, bits: number, o: number, n: number): void;
   packMask(x: number, o: number, n: number): void;
   unpackMask(x: number, o: number, n: number): void;

@@ -926,19 +926,24 @@ const STATE_STEP: i32 = <i32>(<u32>747796405 * 4);
  * keepBelow: o = x · (t > u), u the uniforms of `random(base)` — the bytes of random, then
  * compareSV(GT, t, u), then binaryVV(MUL, x, mask), in one sweep (DARE's Bernoulli keep), with x
  * as loadDiff reads it (a task vector not written yet). The mask also goes to `bits` as packMask
- * packs it, for a later pass to keep by (keepBits) instead of drawing it again.
+ * packs it, for a later pass to keep by (keepBits) instead of drawing it again. Where `d` is not 0
+ * (x a difference), the task vector x goes there too, the bytes of binaryVV(SUB): DARE's rescale
+ * sums its magnitudes, and so needs no sweep of its own to write it.
  */
-export function keepBelow(x: usize, xBf16: bool, xm: usize, xmBf16: bool, o: usize, bits: usize, n: i32, t: f32, base: u32): void {
+export function keepBelow(x: usize, xBf16: bool, xm: usize, xmBf16: bool, o: usize, bits: usize, n: i32, t: f32, base: u32, d: usize): void {
   if (xm == 0) {
-    if (xBf16) keepBelowSweep(x, true, 0, false, false, o, bits, n, t, base);
-    else keepBelowSweep(x, false, 0, false, false, o, bits, n, t, base);
-  } else if (xBf16 && xmBf16) keepBelowSweep(x, true, xm, true, true, o, bits, n, t, base);
-  else if (!xBf16 && !xmBf16) keepBelowSweep(x, false, xm, false, true, o, bits, n, t, base);
-  else keepBelowSweep(x, xBf16, xm, xmBf16, true, o, bits, n, t, base);
+    if (xBf16) keepBelowSweep(x, true, 0, false, false, o, bits, n, t, base, 0, false);
+    else keepBelowSweep(x, false, 0, false, false, o, bits, n, t, base, 0, false);
+  } else if (d != 0) {
+    if (xBf16 && xmBf16) keepBelowSweep(x, true, xm, true, true, o, bits, n, t, base, d, true);
+    else keepBelowSweep(x, xBf16, xm, xmBf16, true, o, bits, n, t, base, d, true);
+  } else if (xBf16 && xmBf16) keepBelowSweep(x, true, xm, true, true, o, bits, n, t, base, 0, false);
+  else if (!xBf16 && !xmBf16) keepBelowSweep(x, false, xm, false, true, o, bits, n, t, base, 0, false);
+  else keepBelowSweep(x, xBf16, xm, xmBf16, true, o, bits, n, t, base, 0, false);
 }
 
 /** Whole words of 16 elements (vectors are padded): four groups of 4, one u16 of bits. */
-@inline function keepBelowSweep(x: usize, xBf16: bool, xm: usize, xmBf16: bool, diff: bool, o: usize, bits: usize, n: i32, t: f32, base: u32): void {
+@inline function keepBelowSweep(x: usize, xBf16: bool, xm: usize, xmBf16: bool, diff: bool, o: usize, bits: usize, n: i32, t: f32, base: u32, d: usize, write: bool): void {
   let state = firstState(base);
   const threshold = f32x4.splat(t);
   const step = i32x4.splat(STATE_STEP);
@@ -952,10 +957,20 @@ export function keepBelow(x: usize, xBf16: bool, xm: usize, xmBf16: bool, o: usi
     state = i32x4.add(state, step);
     const k3 = f32x4.gt(threshold, uniform4(state));
     state = i32x4.add(state, step);
-    v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at), ones(k0)));
-    v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at + 16), ones(k1)), 16);
-    v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at + 32), ones(k2)), 32);
-    v128.store(o + at, arith(MUL, loadDiff(x, xBf16, xm, xmBf16, diff, at + 48), ones(k3)), 48);
+    const x0 = loadDiff(x, xBf16, xm, xmBf16, diff, at);
+    const x1 = loadDiff(x, xBf16, xm, xmBf16, diff, at + 16);
+    const x2 = loadDiff(x, xBf16, xm, xmBf16, diff, at + 32);
+    const x3 = loadDiff(x, xBf16, xm, xmBf16, diff, at + 48);
+    if (write) {
+      v128.store(d + at, x0);
+      v128.store(d + at, x1, 16);
+      v128.store(d + at, x2, 32);
+      v128.store(d + at, x3, 48);
+    }
+    v128.store(o + at, arith(MUL, x0, ones(k0)));
+    v128.store(o + at, arith(MUL, x1, ones(k1)), 16);
+    v128.store(o + at, arith(MUL, x2, ones(k2)), 32);
+    v128.store(o + at, arith(MUL, x3, ones(k3)), 48);
     store<u16>(bits + ((<usize>j) >> 3), <u16>maskWord(k0, k1, k2, k3));
   }
 }
