@@ -35,7 +35,19 @@
 
 /** Four f32 at byte offset `i` of an f32 vector, or decoded from the bf16 vector at `p` (`bf16`). */
 @inline function loadTerm(p: usize, i: usize, bf16: bool): v128 {
-  return bf16 ? i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p + (i >> 1))), 16) : v128.load(p + i);
+  return bf16 ? bf16Low(v128.load64_zero(p + (i >> 1))) : v128.load(p + i);
+}
+
+/**
+ * The f32 of the four bf16 in the low half of `v`: each the upper half of an f32 whose lower half
+ * is 0, interleaved with zeros in one unpack (a widening and a shift took two).
+ */
+@inline function bf16Low(v: v128): v128 {
+  return v128.shuffle<i16>(i16x8.splat(0), v, 0, 8, 1, 9, 2, 10, 3, 11);
+}
+/** The f32 of the four bf16 in the high half of `v`. */
+@inline function bf16High(v: v128): v128 {
+  return v128.shuffle<i16>(i16x8.splat(0), v, 4, 12, 5, 13, 6, 14, 7, 15);
 }
 
 export function heapBase(): usize {
@@ -48,8 +60,8 @@ export function decodeBf16(src: usize, dst: usize, n: i32): void {
   for (let i = 0; i < n; i += 8) {
     const v = v128.load(src + ((<usize>i) << 1));
     const d = dst + ((<usize>i) << 2);
-    v128.store(d, i32x4.shl(i32x4.extend_low_i16x8_u(v), 16));
-    v128.store(d, i32x4.shl(i32x4.extend_high_i16x8_u(v), 16), 16);
+    v128.store(d, bf16Low(v));
+    v128.store(d, bf16High(v), 16);
   }
 }
 
