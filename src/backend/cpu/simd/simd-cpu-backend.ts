@@ -85,7 +85,8 @@ class WasmVec {
  * The vectors kept unwritten, and who reads them as they are:
  * - `raw`: a bf16 input's bytes at `raw`, which weightedSum and binary ops decode as they go;
  * - `difference`: `minuend − subtrahend` of two vectors (a task vector), which weightedSum subtracts as it goes,
- *   and whose Gram matrix (model_stock's dots) the gram kernel computes without writing them;
+ *   whose Gram matrix (model_stock's dots) the gram kernel computes without writing them, and
+ *   which keepBelow writes as it subtracts it where a pending sum reads its magnitudes (DARE's rescale);
  * - `ranked`: the row ranks of `source` with scalar steps applied (binaryVS, or binarySV where the
  *   scalar comes first), which `gt` compares with a vector mostly without ranking (rowRanksGreater);
  * - `drawn`: the random stream from `base`, or with `below` the mask below > stream, by which
