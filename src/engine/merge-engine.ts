@@ -98,10 +98,23 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
   const stageTimes = { readMs: 0, computeMs: 0, writeMs: 0 };
   let lastReport = -Infinity;
   const interval = options.progressIntervalMs ?? 100;
+  /** A report held back by the interval, made when it has passed: the state a burst of tensors ended in shows even if nothing follows (a read that stalls). */
+  let trailing: ReturnType<typeof setTimeout> | null = null;
+  const clearTrailing = (): void => {
+    if (trailing !== null) clearTimeout(trailing);
+    trailing = null;
+  };
   const report = (phase: MergeProgress['phase'], force = false): void => {
     if (!options.onProgress) return;
     const now = Date.now();
-    if (!force && now - lastReport < interval) return;
+    if (!force && now - lastReport < interval) {
+      trailing ??= setTimeout(() => {
+        trailing = null;
+        report(phase);
+      }, interval - (now - lastReport));
+      return;
+    }
+    clearTrailing();
     lastReport = now;
     const elapsedMs = now - started;
     const done = inputBytesDone + currentShare;
@@ -229,6 +242,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
     await output.commit();
     stageTimes.writeMs += performance.now() - finishing;
   } catch (error) {
+    clearTrailing();
     // Tensors still running stop at their next chunk, or at their turn (the one before failed).
     stop.abort();
     await Promise.allSettled(running);

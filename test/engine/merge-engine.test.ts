@@ -117,6 +117,33 @@ describe('runMerge', () => {
     expect(readModelDir(join(dir, 'out')).tensors.size).toBe(plan.jobs.length);
   });
 
+  it('reports the tensors a burst finished when the merge then stalls, before anything else happens', async () => {
+    // Every tensor but the last finishes at once; the last one's chunks wait for a gate. With a
+    // report at most every 300 ms, the burst's last state is reported when that interval has
+    // passed, not when the stalled tensor finishes.
+    const { dir, plan, models } = await setup();
+    const last = plan.jobs.at(-1)!.name;
+    const cpu = new CpuBackend();
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const backend: ComputeBackend = {
+      name: 'cpu',
+      beginChunk: (spec, inputs) =>
+        hookedChunk(cpu.beginChunk(spec, inputs), {
+          partials: async (partials) => (spec.tensorName === last ? gate.then(() => partials) : partials),
+          encoded: async (bytes) => (spec.tensorName === last ? gate.then(() => bytes) : bytes),
+        }),
+      dispose: () => cpu.dispose(),
+    };
+    const events: MergeProgress[] = [];
+    const run = runMerge(plan, { backend, sources: models.sources, output: await NodeOutputFolder.open(join(dir, 'out')), progressIntervalMs: 300, onProgress: (p) => events.push(p) });
+    await expect.poll(() => events.at(-1)?.tensorsDone, { timeout: 5000, interval: 20 }).toBe(plan.jobs.length - 1);
+    open();
+    await run;
+    await models.sources.closeAll();
+    expect(events.at(-1)!.tensorsDone).toBe(plan.jobs.length);
+  });
+
   it('gives identical bytes whatever the memory budget', async () => {
     const { dir, plan, models } = await setup();
     for (const [name, budget] of [['small', 8 * 1024], ['large', 64 * 1024 * 1024]] as const) {
