@@ -100,17 +100,24 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
   const interval = options.progressIntervalMs ?? 100;
   /** A report held back by the interval, made when it has passed: the state a burst of tensors ended in shows even if nothing follows (a read that stalls). */
   let trailing: ReturnType<typeof setTimeout> | null = null;
+  /** What onProgress threw in a held-back report: the merge fails with it at its next report. */
+  let trailingError: { readonly error: unknown } | null = null;
   const clearTrailing = (): void => {
     if (trailing !== null) clearTimeout(trailing);
     trailing = null;
   };
   const report = (phase: MergeProgress['phase'], force = false): void => {
     if (!options.onProgress) return;
+    if (trailingError) throw trailingError.error;
     const now = Date.now();
     if (!force && now - lastReport < interval) {
       trailing ??= setTimeout(() => {
         trailing = null;
-        report(phase);
+        try {
+          report(phase);
+        } catch (error) {
+          trailingError = { error };
+        }
       }, interval - (now - lastReport));
       return;
     }

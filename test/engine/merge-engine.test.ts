@@ -68,6 +68,23 @@ async function setup() {
   return { dir, plan, models };
 }
 
+/** The CPU backend with the chunks of tensor `name` held until `open` is called. */
+function stallingLastTensor(name: string): { readonly backend: ComputeBackend; readonly open: () => void } {
+  const cpu = new CpuBackend();
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const backend: ComputeBackend = {
+    name: 'cpu',
+    beginChunk: (spec, inputs) =>
+      hookedChunk(cpu.beginChunk(spec, inputs), {
+        partials: async (partials) => (spec.tensorName === name ? gate.then(() => partials) : partials),
+        encoded: async (bytes) => (spec.tensorName === name ? gate.then(() => bytes) : bytes),
+      }),
+    dispose: () => cpu.dispose(),
+  };
+  return { backend, open };
+}
+
 describe('runMerge', () => {
   it('cancels between chunks, removes the temporary output and writes nothing', async () => {
     const { dir, plan, models } = await setup();
@@ -122,26 +139,37 @@ describe('runMerge', () => {
     // report at most every 300 ms, the burst's last state is reported when that interval has
     // passed, not when the stalled tensor finishes.
     const { dir, plan, models } = await setup();
-    const last = plan.jobs.at(-1)!.name;
-    const cpu = new CpuBackend();
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    const backend: ComputeBackend = {
-      name: 'cpu',
-      beginChunk: (spec, inputs) =>
-        hookedChunk(cpu.beginChunk(spec, inputs), {
-          partials: async (partials) => (spec.tensorName === last ? gate.then(() => partials) : partials),
-          encoded: async (bytes) => (spec.tensorName === last ? gate.then(() => bytes) : bytes),
-        }),
-      dispose: () => cpu.dispose(),
-    };
+    const stalled = stallingLastTensor(plan.jobs.at(-1)!.name);
     const events: MergeProgress[] = [];
-    const run = runMerge(plan, { backend, sources: models.sources, output: await NodeOutputFolder.open(join(dir, 'out')), progressIntervalMs: 300, onProgress: (p) => events.push(p) });
+    const run = runMerge(plan, { backend: stalled.backend, sources: models.sources, output: await NodeOutputFolder.open(join(dir, 'out')), progressIntervalMs: 300, onProgress: (p) => events.push(p) });
     await expect.poll(() => events.at(-1)?.tensorsDone, { timeout: 5000, interval: 20 }).toBe(plan.jobs.length - 1);
-    open();
+    stalled.open();
     await run;
     await models.sources.closeAll();
     expect(events.at(-1)!.tensorsDone).toBe(plan.jobs.length);
+  });
+
+  it('fails the merge with what onProgress throws in a held-back report, at its next report (no uncaught error)', async () => {
+    const { dir, plan, models } = await setup();
+    const stalled = stallingLastTensor(plan.jobs.at(-1)!.name);
+    let thrown = false;
+    const run = runMerge(plan, {
+      backend: stalled.backend,
+      sources: models.sources,
+      output: await NodeOutputFolder.open(join(dir, 'out')),
+      progressIntervalMs: 300,
+      // Only the held-back report sees the burst's end: the stall holds every other report back.
+      onProgress: (p) => {
+        if (p.tensorsDone !== plan.jobs.length - 1) return;
+        thrown = true;
+        throw new Error('progress sink closed');
+      },
+    });
+    await expect.poll(() => thrown, { timeout: 5000, interval: 20 }).toBe(true);
+    stalled.open();
+    await expect(run).rejects.toThrow('progress sink closed');
+    await models.sources.closeAll();
+    expect(existsSync(join(dir, 'out'))).toBe(false);
   });
 
   it('gives identical bytes whatever the memory budget', async () => {
