@@ -69,7 +69,7 @@ async function setup() {
 }
 
 /** The CPU backend with the chunks of tensor `name` held until `open` is called. */
-function stallingLastTensor(name: string): { readonly backend: ComputeBackend; readonly open: () => void } {
+function stallingTensor(name: string): { readonly backend: ComputeBackend; readonly open: () => void } {
   const cpu = new CpuBackend();
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
@@ -139,7 +139,7 @@ describe('runMerge', () => {
     // report at most every 300 ms, the burst's last state is reported when that interval has
     // passed, not when the stalled tensor finishes.
     const { dir, plan, models } = await setup();
-    const stalled = stallingLastTensor(plan.jobs.at(-1)!.name);
+    const stalled = stallingTensor(plan.jobs.at(-1)!.name);
     const events: MergeProgress[] = [];
     const run = runMerge(plan, { backend: stalled.backend, sources: models.sources, output: await NodeOutputFolder.open(join(dir, 'out')), progressIntervalMs: 300, onProgress: (p) => events.push(p) });
     await expect.poll(() => events.at(-1)?.tensorsDone, { timeout: 5000, interval: 20 }).toBe(plan.jobs.length - 1);
@@ -151,7 +151,7 @@ describe('runMerge', () => {
 
   it('fails the merge with what onProgress throws in a held-back report, at its next report (no uncaught error)', async () => {
     const { dir, plan, models } = await setup();
-    const stalled = stallingLastTensor(plan.jobs.at(-1)!.name);
+    const stalled = stallingTensor(plan.jobs.at(-1)!.name);
     let thrown = false;
     const run = runMerge(plan, {
       backend: stalled.backend,
