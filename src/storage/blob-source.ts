@@ -3,17 +3,19 @@ import type { ByteSource, FileRange, SharedFile } from './types';
 
 /**
  * A ByteSource over a Blob: a File the user picked or dropped, or a disk-backed File of an OPFS
- * file (`FileSystemFileHandle.getFile()`). Reads are slices, so nothing is loaded whole.
+ * file (`FileSystemFileHandle.getFile()`). Reads are slices, so nothing is loaded whole. `shared`
+ * says how a worker reads the same bytes: the Blob itself, unless the caller has a better way (an
+ * OPFS file's handle).
  */
 export class BlobByteSource implements ByteSource {
   readonly name: string;
   readonly shared: SharedFile;
   private readonly blob: Blob;
 
-  constructor(name: string, blob: Blob) {
+  constructor(name: string, blob: Blob, shared?: SharedFile) {
     this.name = name;
     this.blob = blob;
-    this.shared = { kind: 'blob', name, blob };
+    this.shared = shared ?? { kind: 'blob', name, blob };
   }
 
   get size(): number {
@@ -39,7 +41,7 @@ export class BlobRangeReader {
 
   async read(range: FileRange): Promise<Uint8Array> {
     const { file, offset, length } = range;
-    if (file.kind !== 'blob') throw new Error(`internal: ${file.name} is not a Blob here, and a Web Worker reads only Blobs`);
+    if (file.kind === 'fd') throw new Error(`internal: ${file.name} is a Node file descriptor, which a Web Worker cannot read`);
     checkRange(file.name, file.blob, offset, length);
     const at = this.spare.findIndex((b) => b.byteLength >= length);
     let buffer = at >= 0 ? this.spare.splice(at, 1)[0] : new ArrayBuffer(length);

@@ -34,3 +34,8 @@ function describeLocation(where: SafetensorsErrorLocation): string {
   if (where.tensor !== undefined) parts.push(`tensor "${untrustedText(where.tensor)}"`);
   return parts.join(', ');
 }
+
+/** A read of `length` bytes at `offset` that met the end of the file at byte `at` (`detail` says more). */
+export function fileEndedError(name: string, at: number, length: number, offset: number, detail = ''): Error {
+  return new Error(`${name}: the file ended at byte ${at} while reading ${length} bytes at ${offset}${detail}: it was truncated while in use; re-download it`);
+}

@@ -1,4 +1,5 @@
 import { fstatSync, readSync } from 'node:fs';
+import { fileEndedError } from './errors';
 import type { FileRange } from './types';
 
 /**
@@ -21,11 +22,6 @@ export function readFileRangeInto(range: FileRange, target: Uint8Array): void {
     }
     done += bytesRead;
   }
-}
-
-/** A read of `length` bytes at `offset` that met the end of the file at byte `at` (`detail` says more). */
-export function fileEndedError(name: string, at: number, length: number, offset: number, detail = ''): Error {
-  return new Error(`${name}: the file ended at byte ${at} while reading ${length} bytes at ${offset}${detail}: it was truncated while in use; re-download it`);
 }
 
 /** A FileRange's bytes in a new buffer. */

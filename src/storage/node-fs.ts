@@ -3,7 +3,7 @@ import { constants, type Stats } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ByteSink, ByteSource, ModelFolder, OutputFolder, SharedFile } from './types';
-import { fileEndedError } from './node-file-range';
+import { fileEndedError } from './errors';
 import { untrustedText } from './untrusted-text';
 import { WRITE_PIECE_BYTES } from './write-pieces';
 import { writeFileThroughSink } from './write-file-through-sink';

@@ -181,7 +181,8 @@ export class OpfsShardCache {
         0,
       );
     }
-    return new BlobByteSource(`${spec.repo}/${spec.path}`, file);
+    const name = `${spec.repo}/${spec.path}`;
+    return new BlobByteSource(name, file, { kind: 'opfs', name, key: `${spec.repo}@${spec.commit}/${spec.path}`, handle, blob: file });
   }
 
   /**

@@ -36,7 +36,13 @@ export interface ByteSource {
  */
 export type SharedFile =
   | { readonly kind: 'fd'; readonly name: string; readonly fd: number; readonly size: number }
-  | { readonly kind: 'blob'; readonly name: string; readonly blob: Blob };
+  | { readonly kind: 'blob'; readonly name: string; readonly blob: Blob }
+  /**
+   * A complete file of the Hub download cache: a worker reads it through a read-only sync access
+   * handle of its own (storage/opfs-range-reader.ts), or as the Blob where it cannot open one.
+   * `key` names the file uniquely (repo, commit and path): each message brings a new clone of `handle`.
+   */
+  | { readonly kind: 'opfs'; readonly name: string; readonly key: string; readonly handle: FileSystemFileHandle; readonly blob: Blob };
 
 /** `length` bytes of a SharedFile from byte `offset` (within the file: its ByteSource checked that). */
 export interface FileRange {

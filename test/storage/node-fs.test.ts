@@ -97,7 +97,10 @@ describe('BlobByteSource', () => {
     expect(third.buffer.byteLength).toBe(10);
     expect(third).toEqual(bytes.subarray(0, 10));
     await expect(reader.read({ ...range, offset: 1100 })).rejects.toThrow('m/model.safetensors: cannot read bytes 1100..4100, the file is only 4096 bytes');
-    await expect(reader.read({ file: { kind: 'fd', name: 'x', fd: 0, size: 1 }, offset: 0, length: 1 })).rejects.toThrow(/not a Blob here/);
+    await expect(reader.read({ file: { kind: 'fd', name: 'x', fd: 0, size: 1 }, offset: 0, length: 1 })).rejects.toThrow(/x is a Node file descriptor, which a Web Worker cannot read/);
+    // A cached OPFS file whose handle a worker could not open is read as its Blob.
+    const cached = { kind: 'opfs', name: 'm/model.safetensors', key: 'm@c/model.safetensors', handle: {} as FileSystemFileHandle, blob: new Blob([bytes]) } as const;
+    expect(await reader.read({ file: cached, offset: 5, length: 7 })).toEqual(bytes.subarray(5, 12));
   });
 
   it('keeps at most eight spare buffers, the largest', async () => {

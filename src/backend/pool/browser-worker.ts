@@ -4,6 +4,7 @@
  * starts (./browser.ts).
  */
 import { BlobRangeReader } from '../../storage/blob-source';
+import { OpfsRangeReader } from '../../storage/opfs-range-reader';
 import { ChunkServer } from './chunk-server';
 import { createInThreadBackend } from './in-thread-backend';
 import type { PoolRequest } from './protocol';
@@ -17,6 +18,8 @@ const reply = (request: PoolRequest): void =>
   server!.receive(request, (response, transfer) => self.postMessage(response, transfer));
 // Messages that arrive while the backend starts wait for it.
 self.onmessage = (event: MessageEvent<PoolRequest>) => (server ? reply(event.data) : queued.push(event.data));
-// Inputs may come as Blobs (picked or OPFS files) to read here, off the engine's thread.
-server = new ChunkServer(await createInThreadBackend(), new TimedFileReads(new BlobRangeReader()));
+// Inputs may come as files to read here, off the engine's thread: the download cache's files
+// straight into the kernels' memory where a read-only handle opens, other files as Blobs.
+const files = new TimedFileReads(new BlobRangeReader(), new OpfsRangeReader());
+server = new ChunkServer(await createInThreadBackend(files.readInto), files);
 for (const request of queued.splice(0)) reply(request);

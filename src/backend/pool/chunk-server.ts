@@ -30,8 +30,8 @@ export class ChunkServer {
   private queue: Promise<unknown> = Promise.resolve();
 
   /**
-   * `files` reads the file ranges a request names (ChunkInputBytes.file) for a backend that does
-   * not read them itself (`local.readsFiles`, whose reads go through `files.readInto`).
+   * `files` reads the file ranges a request names (ChunkInputBytes.file), unless the backend reads
+   * them itself (`local.readsFiles`, through `files.readInto`, for the files `files.direct` accepts).
    */
   constructor(
     private readonly local: InThreadBackend,
@@ -70,7 +70,8 @@ export class ChunkServer {
     const inputs: ChunkInputBytes[] = await Promise.all(
       request.inputs.map(async (input) => {
         if (!input) return { bytes: EMPTY, dtype: 'F32', cols: request.spec.cols };
-        if (!input.file || this.local.readsFiles) return input;
+        // A file the backend reads itself goes to it as the range; others are read here first.
+        if (!input.file || (this.local.readsFiles && (await this.files.direct(input.file.file)))) return input;
         const bytes = await this.files.read(input.file);
         read.push(bytes);
         return { bytes, dtype: input.dtype, cols: input.cols, countNonFinite: input.countNonFinite };

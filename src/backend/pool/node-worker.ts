@@ -13,6 +13,6 @@ const port = parentPort;
 if (!port) throw new Error('pool-worker.js is a worker_threads entry, not a program to run');
 // Inputs come as ranges of the engine's open files (worker_threads share its descriptors): read
 // synchronously, straight into the kernels' memory.
-const files = new TimedFileReads({ read: readFileRange }, readFileRangeInto);
+const files = new TimedFileReads({ read: readFileRange }, { readInto: readFileRangeInto });
 const server = new ChunkServer(await createInThreadBackend(files.readInto), files);
 port.on('message', (request: PoolRequest) => server.receive(request, (response, transfer) => port.postMessage(response, transfer)));

@@ -7,6 +7,8 @@ import type { PushProgress, RunProgress } from '../../../src/worker/api';
 import { BlobRangeReader } from '../../../src/storage/blob-source';
 import type { SharedFile } from '../../../src/storage/types';
 import { createEngineClient, type EngineClient } from '../../../src/worker/client';
+import type { OpfsReadsReply, OpfsReadsRequest } from './opfs-reads-worker';
+import { patternByte } from './pattern';
 
 export interface Harness {
   readonly engine: EngineClient;
@@ -22,6 +24,12 @@ export interface Harness {
    * they are pending; says how many reads came back right, or which never settled or came wrong.
    */
   blobReadsUnderGc(options: { rangeBytes: number; concurrent: number; rounds: number }): Promise<{ reads: number } | { error: string }>;
+  /**
+   * Reads ranges of an OPFS file of `size` bytes in two workers at once through OpfsRangeReader
+   * (as the CPU pool's workers read the download cache), then once more while a third worker
+   * holds the file open for writing; ends by deleting the file once every worker is gone.
+   */
+  opfsReads(size: number, ranges: readonly (readonly [number, number])[]): Promise<{ together: OpfsReadsReply[]; whileLocked: OpfsReadsReply; lockAfterReaders: OpfsReadsReply; removed: boolean }>;
 }
 
 const engine = createEngineClient();
@@ -47,15 +55,13 @@ const harness: Harness = {
     return btoa(binary);
   },
   blobReadsUnderGc,
+  opfsReads,
 };
 
-/** Byte `i` of the blob-reads file: not periodic at any power of two below 2^20. */
-const patternByte = (i: number): number => (i * 7 + Math.floor(i / 4099)) & 255;
 
-async function blobReadsUnderGc(options: { rangeBytes: number; concurrent: number; rounds: number }): Promise<{ reads: number } | { error: string }> {
-  const { rangeBytes, concurrent, rounds } = options;
-  const size = rangeBytes * concurrent * 2 + 12345;
-  const handle = await (await navigator.storage.getDirectory()).getFileHandle('blob-reads.bin', { create: true });
+/** Writes `name` in OPFS: `size` bytes of patternByte. */
+async function writePatternFile(name: string, size: number): Promise<FileSystemFileHandle> {
+  const handle = await (await navigator.storage.getDirectory()).getFileHandle(name, { create: true });
   const writable = await handle.createWritable();
   const piece = new Uint8Array(1 << 20);
   for (let at = 0; at < size; at += piece.length) {
@@ -64,6 +70,44 @@ async function blobReadsUnderGc(options: { rangeBytes: number; concurrent: numbe
     await writable.write(piece.subarray(0, n));
   }
   await writable.close();
+  return handle;
+}
+
+async function opfsReads(size: number, ranges: readonly (readonly [number, number])[]) {
+  const handle = await writePatternFile('opfs-reads.bin', size);
+  const start = (): Worker => new Worker(new URL('./opfs-reads-worker.ts', import.meta.url), { type: 'module' });
+  const ask = (worker: Worker, request: OpfsReadsRequest): Promise<OpfsReadsReply> =>
+    new Promise((resolve, reject) => {
+      worker.onmessage = (event: MessageEvent<OpfsReadsReply>) => resolve(event.data);
+      worker.onerror = (event) => reject(new Error(event.message));
+      worker.postMessage(request);
+    });
+  const read: OpfsReadsRequest = { op: 'read', handle, ranges, size };
+  // Two readers hold the file at once (the first keeps its handle while the second opens one).
+  const readers = [start(), start()];
+  const together = [await ask(readers[0], read), await ask(readers[1], read)];
+  // A writer cannot open the file while readers hold it; once they are gone, it can, and a reader cannot.
+  for (const r of readers) r.terminate();
+  const locker = start();
+  const lockAfterReaders = await ask(locker, { op: 'lock', handle });
+  const late = start();
+  const whileLocked = await ask(late, read);
+  await ask(locker, { op: 'close' });
+  locker.terminate();
+  late.terminate();
+  let removed = true;
+  try {
+    await (await navigator.storage.getDirectory()).removeEntry('opfs-reads.bin');
+  } catch {
+    removed = false;
+  }
+  return { together, whileLocked, lockAfterReaders, removed };
+}
+
+async function blobReadsUnderGc(options: { rangeBytes: number; concurrent: number; rounds: number }): Promise<{ reads: number } | { error: string }> {
+  const { rangeBytes, concurrent, rounds } = options;
+  const size = rangeBytes * concurrent * 2 + 12345;
+  const handle = await writePatternFile('blob-reads.bin', size);
   const file: SharedFile = { kind: 'blob', name: 'blob-reads.bin', blob: await handle.getFile() };
   const reader = new BlobRangeReader();
   const collect = (globalThis as { gc?: () => void }).gc;
