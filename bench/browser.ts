@@ -4,18 +4,23 @@
  * the app's own UI, once from local folders (the folder picker) and once from the local fake Hub,
  * with the app's own backend choice. For each run it reports the time from "Start merge" to the
  * Result step, MB/s of input, the read/compute/write split the Run step showed last, and the
- * peak memory (PSS) of all browser processes together, sampled each second; the CLI's time on the
- * same models (median of three runs) sits beside it. Not a test: nothing is asserted. JSON goes to DIR/browser-results.json.
+ * peak memory (PSS) of all browser processes together, sampled each second, and the CPU seconds
+ * the browser's threads took during the merge (by process type and thread name; the pool's
+ * workers end with the merge, so theirs are the renderer's "ended threads"). The CLI's time on
+ * the same models sits beside it, the median of three runs into a folder deleted before each
+ * (`cliSeconds`) and of three into new folders (`cliNewFolderSeconds`, as the app writes a new
+ * file). Not a test: nothing is asserted. JSON goes to DIR/browser-results.json.
  *
  * Modes: `local` (folders through the file input), `hub` (the fake Hub, models downloaded into the
- * OPFS cache first), `stream` (the fake Hub, Settings → stream: read by large ranges while merging,
+ * OPFS cache first), `cached` (the same, timing a second merge whose files are all in the cache
+ * already), `stream` (the fake Hub, Settings → stream: read by large ranges while merging,
  * nothing cached), `folder` (hub, cached, output saved into a picked folder as it is written) and
  * `stream-folder` (streamed and saved into a folder: the laptop case, nothing of the models or the
  * output in the browser's storage). The folder picker is stubbed with an OPFS folder, as in
  * test/e2e/app-disk.e2e.test.ts (headless Chromium shows no picker). Each row also gives the
  * browser profile's size on disk after the merge (OPFS cache and outputs included).
  *
- * Options: --methods a,b (default linear,ties), --modes local,hub,stream,folder,stream-folder
+ * Options: --methods a,b (default linear,ties), --modes local,hub,cached,stream,folder,stream-folder
  * (default local,hub), --scale N (model size multiplier, default 1 ≈ 3 × 337 MB; 3 ≈ 3 × 1 GB),
  * --dir DIR (default .bench).
  */
@@ -58,7 +63,7 @@ dtype: bfloat16
 `,
 };
 
-const MODES = ['local', 'hub', 'stream', 'folder', 'stream-folder'] as const;
+const MODES = ['local', 'hub', 'cached', 'stream', 'folder', 'stream-folder'] as const;
 type Mode = (typeof MODES)[number];
 
 interface Options {
@@ -111,6 +116,45 @@ function treePssBytes(rootPid: number): number {
   return total;
 }
 
+/** CPU seconds (user + system) so far of each thread of a process and its descendants, by "process type / thread name". */
+function treeCpuSeconds(rootPid: number): Map<string, number> {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  const totals = new Map<string, number>();
+  const stack = [rootPid];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    try {
+      const type = /--type=([\w-]+)/.exec(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))?.[1] ?? 'browser';
+      // The process's own total counts its ended threads too (a merge's pool workers end with it).
+      const own = readFileSync(`/proc/${pid}/stat`, 'utf8').slice(readFileSync(`/proc/${pid}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
+      totals.set(`${type}/(ended threads)`, (totals.get(`${type}/(ended threads)`) ?? 0) + (Number(own[11]) + Number(own[12])) / 100);
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+$/, '');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const key = `${type}/${comm}`;
+        const t = (Number(fields[11]) + Number(fields[12])) / 100;
+        totals.set(key, (totals.get(key) ?? 0) + t);
+        totals.set(`${type}/(ended threads)`, totals.get(`${type}/(ended threads)`)! - t);
+      }
+    } catch {
+      // gone
+    }
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return totals;
+}
+
 /** Bytes on disk under a folder (the browser profile: OPFS cache and outputs included). */
 function duBytes(dir: string): number {
   try {
@@ -141,7 +185,8 @@ async function mergeInApp(
   yaml: string,
   localDirs: readonly string[],
   how: { readonly inputMode: 'cache' | 'stream'; readonly folder: boolean },
-): Promise<{ seconds: number; split: string | null; unverified: string | null }> {
+  browserPid: number,
+): Promise<{ seconds: number; split: string | null; unverified: string | null; cpu: Record<string, number> }> {
   const page = session.page;
   if (how.folder) {
     await session.context.addInitScript(() => {
@@ -169,6 +214,7 @@ async function mergeInApp(
     await page.getByTestId('choose-output-folder').click();
     await page.getByTestId('output-folder-name').waitFor();
   }
+  const cpuBefore = treeCpuSeconds(browserPid);
   const started = performance.now();
   await page.getByRole('button', { name: 'Start merge' }).and(page.locator(':enabled')).click();
   // Watched with querySelector alone, every 50 ms: Playwright's role and text queries, every 250 ms
@@ -184,13 +230,19 @@ async function mergeInApp(
     throw new Error(`the merge failed in the app: ${await page.getByRole('alert').first().textContent()}\n${session.log.join('\n')}`);
   }
   const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = treeCpuSeconds(browserPid);
+  const cpu: Record<string, number> = {};
+  for (const [key, s] of [...cpuAfter].sort((a, b) => b[1] - (cpuBefore.get(b[0]) ?? 0) - a[1] + (cpuBefore.get(a[0]) ?? 0))) {
+    const used = s - (cpuBefore.get(key) ?? 0);
+    if (used >= 0.05) cpu[key] = Number(used.toFixed(2));
+  }
   const note = page.getByTestId('unverified-note');
   const unverified = (await note.count()) ? ((await note.textContent())?.trim() ?? null) : null;
   // The whole merge's split, as the Run step states it once the merge is done.
   await page.getByRole('navigation', { name: 'Steps' }).getByRole('button', { name: /Run/ }).click();
   const final = page.getByTestId('final-stage-split');
   const split = (await final.count()) ? ((await final.textContent())?.trim() ?? null) : null;
-  return { seconds, split, unverified };
+  return { seconds, split, unverified, cpu };
 }
 
 export async function main(args: readonly string[]): Promise<void> {
@@ -228,6 +280,18 @@ export async function main(args: readonly string[]): Promise<void> {
         rmSync(cliOut, { recursive: true, force: true });
       }
       const cliSeconds = cliRuns.sort((a, b) => a - b)[CLI_RUNS >> 1];
+      // The same, each run writing a new folder and none deleted before the last: as the app writes
+      // a new OPFS file. Rewriting a folder just deleted reuses the page cache it freed; on the
+      // test VMs a page never touched before costs several times more to fill (the host backs it
+      // first): Linear's output then took 1.5 s instead of 0.6 s in the CLI.
+      const cliNewRuns: number[] = [];
+      for (let run = 0; run < CLI_RUNS; run++) {
+        const cliStarted = performance.now();
+        execFileSync(process.execPath, [join(root, 'bin/alloy.js'), 'merge', `${method}.yml`, `${cliOut}-${run}`, '--quiet'], { cwd: modelsDir });
+        cliNewRuns.push((performance.now() - cliStarted) / 1000);
+      }
+      for (let run = 0; run < CLI_RUNS; run++) rmSync(`${cliOut}-${run}`, { recursive: true, force: true });
+      const cliNewFolderSeconds = cliNewRuns.sort((a, b) => a - b)[CLI_RUNS >> 1];
       for (const mode of options.modes) {
         const session = await launchBrowser();
         const pid = browserPid(session.profile);
@@ -238,7 +302,10 @@ export async function main(args: readonly string[]): Promise<void> {
           const dirs = mode === 'local' ? MODELS.map((m) => join(modelsDir, m)) : [];
           const how = { inputMode: mode === 'stream' || mode === 'stream-folder' ? ('stream' as const) : ('cache' as const), folder: mode.endsWith('folder') };
           hub.resetLog();
-          const run = await mergeInApp(session, site.url, hub.url, yaml, dirs, how);
+          // `cached`: the Hub's files are downloaded by a first merge, and the second one is timed.
+          if (mode === 'cached') await mergeInApp(session, site.url, hub.url, yaml, dirs, how, pid);
+          hub.resetLog();
+          const run = await mergeInApp(session, site.url, hub.url, yaml, dirs, how, pid);
           const rangeRequests = hub.requests.filter((r) => r.server === 'cdn' && r.range !== null).length;
           const row = {
             method,
@@ -248,10 +315,13 @@ export async function main(args: readonly string[]): Promise<void> {
             inputMBps: Number((inputBytes / 1e6 / run.seconds).toFixed(1)),
             cliSeconds: Number(cliSeconds.toFixed(2)),
             appOverCli: Number((run.seconds / cliSeconds).toFixed(2)),
+            cliNewFolderSeconds: Number(cliNewFolderSeconds.toFixed(2)),
+            appOverCliNewFolder: Number((run.seconds / cliNewFolderSeconds).toFixed(2)),
             split: run.split,
             browserPeakPssMB: Number((peak / 1e6).toFixed(0)),
             rangeRequests,
             profileDiskMB: Number((duBytes(session.profile) / 1e6).toFixed(0)),
+            cpuSeconds: run.cpu,
             ...(run.unverified ? { unverified: run.unverified } : {}),
           };
           results.push(row);
