@@ -1,3 +1,4 @@
+import './v8-tuning';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { createCpuBackend, type ComputeBackend } from '../backend';
