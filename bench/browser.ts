@@ -86,72 +86,71 @@ function parseOptions(args: readonly string[]): Options {
   return { methods, modes, scale: Number(option('scale', '1')), dir: resolve(option('dir', '.bench')) };
 }
 
-/** Sums PSS over a process and its descendants (/proc), in bytes. */
-function treePssBytes(rootPid: number): number {
+/** A process and its descendants (/proc), root first. */
+function processTree(rootPid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(entry));
-      children.set(ppid, list);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  let total = 0;
-  const stack = [rootPid];
-  while (stack.length > 0) {
-    const pid = stack.pop()!;
-    try {
-      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-      const pss = /^Pss:\s+(\d+) kB/m.exec(rollup);
-      if (pss) total += Number(pss[1]) * 1024;
-    } catch {
-      // gone, or not readable
-    }
-    stack.push(...(children.get(pid) ?? []));
-  }
-  return total;
-}
-
-/** CPU seconds (user + system) so far of each thread of a process and its descendants, by "process type / thread name". */
-function treeCpuSeconds(rootPid: number): Map<string, number> {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const ppid = Number(statFields(readFileSync(`/proc/${entry}/stat`, 'utf8'))[1]);
       children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
     } catch {
       // the process ended meanwhile
     }
   }
-  const totals = new Map<string, number>();
+  const tree: number[] = [];
   const stack = [rootPid];
   while (stack.length > 0) {
     const pid = stack.pop()!;
+    tree.push(pid);
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return tree;
+}
+
+/** The fields of a /proc stat line after the command name: [0] state, [1] ppid, [11] utime, [12] stime. */
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** Sums PSS over a process and its descendants, in bytes. */
+function treePssBytes(rootPid: number): number {
+  let total = 0;
+  for (const pid of processTree(rootPid)) {
+    try {
+      const pss = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+      if (pss) total += Number(pss[1]) * 1024;
+    } catch {
+      // gone, or not readable
+    }
+  }
+  return total;
+}
+
+/**
+ * CPU seconds (user + system) so far of a process and its descendants, by "process type / thread
+ * name"; the seconds of threads that ended count as the process type's "(ended threads)".
+ */
+function treeCpuSeconds(rootPid: number): Map<string, number> {
+  const totals = new Map<string, number>();
+  const add = (key: string, seconds: number): void => void totals.set(key, (totals.get(key) ?? 0) + seconds);
+  const seconds = (fields: string[]): number => (Number(fields[11]) + Number(fields[12])) / 100;
+  for (const pid of processTree(rootPid)) {
     try {
       const type = /--type=([\w-]+)/.exec(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))?.[1] ?? 'browser';
       // The process's own total counts its ended threads too (a merge's pool workers end with it).
-      const own = readFileSync(`/proc/${pid}/stat`, 'utf8').slice(readFileSync(`/proc/${pid}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
-      totals.set(`${type}/(ended threads)`, (totals.get(`${type}/(ended threads)`) ?? 0) + (Number(own[11]) + Number(own[12])) / 100);
+      let ended = seconds(statFields(readFileSync(`/proc/${pid}/stat`, 'utf8')));
       for (const tid of readdirSync(`/proc/${pid}/task`)) {
         const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+$/, '');
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        const key = `${type}/${comm}`;
-        const t = (Number(fields[11]) + Number(fields[12])) / 100;
-        totals.set(key, (totals.get(key) ?? 0) + t);
-        totals.set(`${type}/(ended threads)`, totals.get(`${type}/(ended threads)`)! - t);
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+$/, '');
+        const own = seconds(statFields(stat));
+        add(`${type}/${name}`, own);
+        ended -= own;
       }
+      add(`${type}/(ended threads)`, ended);
     } catch {
       // gone
     }
-    stack.push(...(children.get(pid) ?? []));
   }
   return totals;
 }
@@ -252,12 +251,9 @@ async function mergeInApp(
     throw new Error(`the merge failed in the app: ${await page.getByRole('alert').first().textContent()}\n${session.log.join('\n')}`);
   }
   const seconds = (performance.now() - started) / 1000;
-  const cpuAfter = treeCpuSeconds(browserPid);
-  const cpu: Record<string, number> = {};
-  for (const [key, s] of [...cpuAfter].sort((a, b) => b[1] - (cpuBefore.get(b[0]) ?? 0) - a[1] + (cpuBefore.get(a[0]) ?? 0))) {
-    const used = s - (cpuBefore.get(key) ?? 0);
-    if (used >= 0.05) cpu[key] = Number(used.toFixed(2));
-  }
+  // CPU seconds of the merge, most first; below 0.05 s left out.
+  const used = [...treeCpuSeconds(browserPid)].map(([key, s]) => [key, s - (cpuBefore.get(key) ?? 0)] as const);
+  const cpu = Object.fromEntries(used.filter(([, s]) => s >= 0.05).sort((a, b) => b[1] - a[1]).map(([key, s]) => [key, Number(s.toFixed(2))]));
   const note = page.getByTestId('unverified-note');
   const unverified = (await note.count()) ? ((await note.textContent())?.trim() ?? null) : null;
   // The whole merge's split, as the Run step states it once the merge is done.
