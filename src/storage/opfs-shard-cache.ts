@@ -529,6 +529,11 @@ class PartialFile {
   private hasher: Sha256 | null = null;
   /** Blocks [0, hashed) are in the hash. */
   private hashed = 0;
+  /**
+   * Where a block that finished out of order is read back to be hashed, reused: a fresh 32 MiB
+   * buffer for each such block (most of them, four blocks being fetched at once) cost its pages.
+   */
+  private readBack: Uint8Array | null = null;
 
   constructor(
     readonly spec: ShardSpec,
@@ -586,7 +591,8 @@ class PartialFile {
       let bytes: Uint8Array;
       if (justWritten && justWritten.index === this.hashed) bytes = justWritten.bytes;
       else {
-        bytes = new Uint8Array(this.blockLength(this.hashed));
+        this.readBack ??= new Uint8Array(this.blockBytes);
+        bytes = this.readBack.subarray(0, this.blockLength(this.hashed));
         const read = this.opened(this.data).read(bytes, { at: this.hashed * this.blockBytes });
         if (read !== bytes.byteLength) throw new Error(`short read of the cached ${this.spec.path} while hashing it`);
       }
@@ -650,6 +656,7 @@ class PartialFile {
   close(): void {
     this.data?.close();
     this.stateFile?.close();
+    this.readBack = null;
   }
 
   private opened<T>(value: T | null): T {

@@ -70,6 +70,28 @@ describe('OpfsShardCache', () => {
     expect(hub.requests.length).toBe(0);
   });
 
+  it('hashes blocks that finish in reverse order right: each read back into one reused buffer, the last one short', async () => {
+    expect(spec.size % BLOCK).not.toBe(0); // the last block is shorter than the others
+    const { root } = memoryOpfs();
+    const count = blocks(spec.size);
+    const cache = await OpfsShardCache.open(root, { blockBytes: BLOCK, concurrency: count });
+    // Block i answers once every later block has: block 0 finishes last, so blocks 1.. wait for it.
+    const finished = [...Array(count)].map(() => {
+      let resolve!: () => void;
+      return { promise: new Promise<void>((r) => (resolve = r)), resolve: () => resolve() };
+    });
+    const reversed: typeof fetchRange = async (start, end, o) => {
+      const i = start / BLOCK;
+      const bytes = await fetchRange(start, end, o);
+      if (i + 1 < count) await finished[i + 1].promise;
+      queueMicrotask(() => finished[i].resolve());
+      return bytes;
+    };
+    await cache.ensure(spec, reversed);
+    expect((await readAll(cache)).equals(disk)).toBe(true);
+    expect((await cache.list())[0]).toMatchObject({ complete: true, verified: true });
+  });
+
   it('resumes after a failure without fetching finished blocks again', async () => {
     const { root } = memoryOpfs();
     // No retries: the 4th range request aborts mid-body and the download stops.
