@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Harness } from './harness/harness';
-import { buildHarness, chromiumAvailable, launchBrowser, type BrowserSession } from './browser';
+import { buildHarness, chromiumAvailable, launchBrowser, openHarnessPage, type BrowserSession } from './browser';
 import { serveStatic, type StaticServer } from './static-server';
 
 type HarnessWindow = { alloyHarness: Harness };
@@ -27,8 +27,7 @@ describe.skipIf(!chromiumAvailable())('Blob reads under garbage collection', () 
   });
 
   it('settles every read of six at a time, with the bytes of the file', async () => {
-    await browser.page.goto(`${site.url}/index.html`);
-    await browser.page.waitForFunction(() => (window as unknown as HarnessWindow).alloyHarness !== undefined, null, { timeout: 30_000 });
+    await openHarnessPage(browser.page, site.url);
     const result = await browser.page.evaluate(() =>
       (window as unknown as HarnessWindow).alloyHarness.blobReadsUnderGc({ rangeBytes: 4 << 20, concurrent: 6, rounds: 40 }),
     );

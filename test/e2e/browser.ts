@@ -76,3 +76,9 @@ export function buildHarness(): Promise<string> {
   }
   return harnessBuilt;
 }
+
+/** Opens the harness page (served from buildHarness's folder at `siteUrl`) and waits until `window.alloyHarness` is there. */
+export async function openHarnessPage(page: Page, siteUrl: string): Promise<void> {
+  await page.goto(`${siteUrl}/index.html`);
+  await page.waitForFunction(() => (window as unknown as { alloyHarness?: unknown }).alloyHarness !== undefined, null, { timeout: 30_000 });
+}

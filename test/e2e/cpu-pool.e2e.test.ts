@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Harness } from './harness/harness';
-import { buildHarness, chromiumAvailable, launchBrowser, type BrowserSession } from './browser';
+import { buildHarness, chromiumAvailable, launchBrowser, openHarnessPage, type BrowserSession } from './browser';
 import { serveStatic, type StaticServer } from './static-server';
 import { runAlloy, writeConfig } from '../cli/run-alloy';
 import { makeHubModels, serveHubModels, TIES_YAML, type HubModels } from '../fakehub/models';
@@ -50,8 +50,7 @@ describe.skipIf(!chromiumAvailable())('CPU worker pool in Chromium', () => {
   });
 
   it('merges TIES on 3 nested workers; the bytes equal the CLI on one thread, and the Run step gets threads and the stage split', async () => {
-    await browser.page.goto(`${site.url}/index.html`);
-    await browser.page.waitForFunction(() => (window as unknown as HarnessWindow).alloyHarness !== undefined, null, { timeout: 30_000 });
+    await openHarnessPage(browser.page, site.url);
     await browser.page.evaluate((hubUrl) => (window as unknown as HarnessWindow).alloyHarness.engine.configure({ hubUrl }), hub.url);
     expect(await browser.page.evaluate(() => globalThis.crossOriginIsolated)).toBe(false);
     const request = { yaml: TIES_YAML(models.ids), models: [], outputName: 'ties-pool', backend: 'cpu' as const, randomSeed: 1, threads: 3, memoryBudgetBytes: MEMORY };

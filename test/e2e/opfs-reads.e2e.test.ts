@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Harness } from './harness/harness';
-import { buildHarness, chromiumAvailable, launchBrowser, type BrowserSession } from './browser';
+import { buildHarness, chromiumAvailable, launchBrowser, openHarnessPage, type BrowserSession } from './browser';
 import { serveStatic, type StaticServer } from './static-server';
 
 type HarnessWindow = { alloyHarness: Harness };
@@ -28,8 +28,7 @@ describe.skipIf(!chromiumAvailable())('OPFS reads in pool workers', () => {
   });
 
   it('two workers read one cached file at once, a locked file is left to Blob reads, and an ended worker lets go', async () => {
-    await browser.page.goto(`${site.url}/index.html`);
-    await browser.page.waitForFunction(() => (window as unknown as HarnessWindow).alloyHarness !== undefined, null, { timeout: 30_000 });
+    await openHarnessPage(browser.page, site.url);
     // Odd offsets and lengths, the first and the last byte, one range of over a MiB.
     const ranges: [number, number][] = [[0, 1], [1, 4097], [SIZE - 1, 1], [777_777, (1 << 20) + 3], [SIZE - 70_001, 70_001]];
     const result = await browser.page.evaluate(([size, r]) => (window as unknown as HarnessWindow).alloyHarness.opfsReads(size, r), [SIZE, ranges] as const);

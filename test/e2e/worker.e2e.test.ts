@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Harness } from './harness/harness';
-import { buildHarness, chromiumAvailable, launchBrowser, type BrowserSession } from './browser';
+import { buildHarness, chromiumAvailable, launchBrowser, openHarnessPage, type BrowserSession } from './browser';
 import { serveStatic, type StaticServer } from './static-server';
 import { runAlloy, writeConfig } from '../cli/run-alloy';
 import { makeHubModels, serveHubModels, TIES_YAML, type HubModels } from '../fakehub/models';
@@ -32,8 +32,7 @@ const GRADIENT_YAML = (ids: HubModels['ids']): string =>
 type HarnessWindow = { alloyHarness: Harness };
 
 async function openHarness(download: Record<string, number> = {}): Promise<void> {
-  await browser.page.goto(`${site.url}/index.html`);
-  await browser.page.waitForFunction(() => (window as unknown as HarnessWindow).alloyHarness !== undefined, null, { timeout: 30_000 });
+  await openHarnessPage(browser.page, site.url);
   await browser.page.evaluate(
     ([hubUrl, d]) => (window as unknown as HarnessWindow).alloyHarness.engine.configure({ hubUrl, download: d }),
     [hub.url, { blockBytes: BLOCK, ...download }] as const,

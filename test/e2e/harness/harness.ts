@@ -58,7 +58,6 @@ const harness: Harness = {
   opfsReads,
 };
 
-
 /** Writes `name` in OPFS: `size` bytes of patternByte. */
 async function writePatternFile(name: string, size: number): Promise<FileSystemFileHandle> {
   const handle = await (await navigator.storage.getDirectory()).getFileHandle(name, { create: true });
@@ -86,7 +85,7 @@ async function opfsReads(size: number, ranges: readonly (readonly [number, numbe
   // Two readers hold the file at once (the first keeps its handle while the second opens one).
   const readers = [start(), start()];
   const together = [await ask(readers[0], read), await ask(readers[1], read)];
-  // A writer cannot open the file while readers hold it; once they are gone, it can, and a reader cannot.
+  // Once the readers are gone, a writer can lock the file; while it holds it, a reader cannot open a handle.
   for (const r of readers) r.terminate();
   const locker = start();
   const lockAfterReaders = await ask(locker, { op: 'lock', handle });
