@@ -1,9 +1,10 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { CpuBackend, createSimdCpuBackend, type SimdCpuBackend, type BackendChunk, type ChunkOps, type ComputeBackend, type Operand, type Reduction, type Vec } from '../../src/backend';
+import { CpuBackend, createSimdCpuBackend, SimdCpuBackend, type BackendChunk, type ChunkOps, type ComputeBackend, type Operand, type Reduction, type Vec } from '../../src/backend';
 import type { ChunkInputBytes, ChunkSpec } from '../../src/backend';
 import { isSparseHistogram, type ReductionToken } from '../../src/backend/reduction';
 import { randomUniform, streamKey } from '../../src/backend/random';
 import type { FloatDtype } from '../../src/storage/types';
+import { instantiateKernels, type Kernels } from '../../src/backend/cpu/simd/wasm-kernels';
 
 /**
  * SimdCpuBackend against the reference CpuBackend, op by op, byte for byte: every vector result
@@ -289,6 +290,39 @@ for (const [name, d] of [['bf16', (c: ChunkOps) => c.sub(c.input(0), c.input(3))
   };
 }
 
+// Thresholds whose keep test h < ⌈t·2^24⌉ (keepBelow compares the 24-bit hashes) rounds up or
+// is exact, and thresholds next to one of the stream's own draws u: the next float up keeps that
+// element, u itself and the next float down drop it.
+const f32Step = (v: number, step: number): number => new Float32Array(new Uint32Array([new Uint32Array(new Float32Array([v]).buffer)[0] + step]).buffer)[0];
+for (const p of [1 / 3, 2 ** -24, 1 - 2 ** -24, 5e-8, 1.5]) OPS[`keep below ${p}`] = (c) => c.mul(c.input(0), c.gt(p, c.random(1)));
+for (const [name, step] of [['up', 1], ['down', -1]] as const) {
+  OPS[`keep below the float ${name} from a drawn value`] = (c) =>
+    c.mul(c.input(0), c.gt(f32Step(randomUniform(streamKey(77, 'model.layers.0.self_attn.q_proj.weight', 1), c.start + (c.length >> 1)), step), c.random(1)));
+}
+
+// DARE's output pass: the consensus of task vectors kept by masks already packed (here by the
+// products that drew them), which signConsensusKept reads without writing them: raw bf16
+// differences (in the BF16 runs), f32 ones (f32 − decoded f16), and a mix (written out first).
+const KEPT_DIFFERENCES: Record<string, ((c: ChunkOps) => Vec)[]> = {
+  bf16: [(c) => c.sub(c.input(0), c.input(3)), (c) => c.sub(c.input(3), c.input(0)), (c) => c.sub(c.input(0), c.input(3))],
+  f32: [(c) => c.sub(c.input(2), c.input(1)), (c) => c.sub(c.input(1), c.input(2)), (c) => c.sub(c.input(2), c.input(4))],
+  mixed: [(c) => c.sub(c.input(0), c.input(3)), (c) => c.sub(c.input(2), c.input(1)), (c) => c.sub(c.input(1), c.input(3))],
+};
+function keptConsensus(kind: string, count: number, weights: number[] | null): (c: ChunkOps) => Vec {
+  return (c) => {
+    const masks = Array.from({ length: count }, (_, j) => c.gt([0.5, 0.3, 0.8][j], c.random(j + 1)));
+    for (const m of masks) c.sum(c.mul(c.input(4), m));
+    const terms = KEPT_DIFFERENCES[kind].slice(0, count).map((d, j) => c.mul(d(c), masks[j]));
+    return c.signConsensus(terms, [0.5, -0.7, 1 / 3].slice(0, count), weights && weights.slice(0, count));
+  };
+}
+for (const kind of Object.keys(KEPT_DIFFERENCES)) {
+  for (const count of [2, 3]) {
+    OPS[`signConsensus ${count} of kept ${kind} differences`] = keptConsensus(kind, count, null);
+    OPS[`signConsensus ${count} of kept ${kind} differences, weights`] = keptConsensus(kind, count, [0.3, 0, 0.7]);
+  }
+}
+
 let simd: ComputeBackend;
 let simdBackend: SimdCpuBackend;
 const cpu = new CpuBackend();
@@ -556,6 +590,24 @@ describe('SimdCpuBackend equals CpuBackend byte for byte', () => {
       }
     }
     expect(failures.join('\n')).toBe('');
+  });
+
+  it('reads the terms of a consensus kept by packed masks in its sweep where they are alike (bf16 or f32 differences), else writes them first', async () => {
+    // A backend of its own on kernels of their own, whose fused consensus counts its calls.
+    const kernels = await instantiateKernels();
+    let calls = 0;
+    const counting = new SimdCpuBackend({ ...kernels, signConsensusKept: (...args: Parameters<Kernels['signConsensusKept']>) => (calls++, kernels.signConsensusKept(...args)) });
+    for (const [kind, dtype, fused] of [['bf16', 'BF16', true], ['bf16', 'F32', false], ['f32', 'BF16', true], ['mixed', 'BF16', false]] as const) {
+      for (const count of [2, 3]) {
+        const { spec, inputs } = makeChunks({ label: '', rows: 3, cols: 341 }, dtype, 5);
+        const chunk = counting.beginChunk(spec, inputs);
+        calls = 0;
+        const got = await chunk.encode(keptConsensus(kind, count, null)(chunk.ops), 'F32');
+        chunk.release();
+        expect(calls, `${count} ${kind} differences, ${dtype} input 0`).toBe(fused ? 1 : 0);
+        expect(Buffer.from(got).equals(Buffer.from(await encodeRef(spec, inputs, keptConsensus(kind, count, null)))), `${count} ${kind} ${dtype}`).toBe(true);
+      }
+    }
   });
 
   it('grows its memory for a large chunk and still matches', async () => {

@@ -89,10 +89,11 @@ class WasmVec {
  *   which keepBelow writes as it subtracts it where a pending sum reads its magnitudes (DARE's rescale);
  * - `ranked`: the row ranks of `source` with scalar steps applied (binaryVS, or binarySV where the
  *   scalar comes first), which `gt` compares with a vector mostly without ranking (rowRanksGreater);
- * - `drawn`: the random stream from `base`, or with `below` the mask below > stream, by which
- *   `mul` keeps a vector in the sweep that draws it and packs the mask's bits (keepBelow);
- * - `bits`: a 0/1 mask kept packed by an earlier pass (at `packed`), by which `mul` keeps a vector
- *   without unpacking it (keepBits);
+ * - `drawn`: the random stream from `base`, or with `below` the mask below > stream;
+ * - `bits`: a 0/1 mask kept packed by an earlier pass (at `packed`);
+ * - `masked`: x · mask (`mul`) for a mask that is `drawn` with `below` or packed, written in the
+ *   sweep that draws the mask and packs its bits (keepBelow), or that unpacks them (keepBits); a
+ *   sign consensus of such task vectors reads them unwritten (signConsensusKept, DARE's output pass);
  * - `abs`: |source|, which `sum` adds without writing it (the chains kernel's magnitude mask).
  */
 type Deferred =
@@ -101,6 +102,7 @@ type Deferred =
   | { readonly kind: 'ranked'; readonly source: WasmVec; readonly steps: readonly RankStep[] }
   | { readonly kind: 'drawn'; readonly base: number; readonly below?: number }
   | { readonly kind: 'bits' }
+  | { readonly kind: 'masked'; readonly x: WasmVec; readonly mask: WasmVec }
   | { readonly kind: 'abs'; readonly source: WasmVec };
 
 interface RankStep {
@@ -197,6 +199,15 @@ function bytesPer(dtype: FloatDtype): number {
 }
 
 const TWO_POW_32 = 4294967296;
+const TWO_POW_24 = 16777216;
+
+/**
+ * The uniforms of `random` are the 24-bit hashes h over 2^24, so t > h/2^24 exactly where
+ * h < ⌈t·2^24⌉ (t·2^24 is exact in f64): that bound, from 0 (t ≤ 0 or NaN: none) to 2^24 (all).
+ */
+function hashesBelow(t: number): number {
+  return t > 0 ? Math.min(Math.ceil(t * TWO_POW_24), TWO_POW_24) : 0;
+}
 
 /** Bytes of a 0/1 mask of `length` elements kept packed, a bit per element in whole 16-element words (packMask). */
 export function packedMaskBytes(length: number): number {
@@ -273,6 +284,7 @@ class SimdChunk implements BackendChunk, ChunkOps {
     const w = wasmVec(v);
     const d = w.deferred;
     if (w.ptr >= 0 || !d) return w.ptr;
+    if (d.kind === 'masked') return (w.ptr = this.writeMasked(d.x, d.mask));
     const n = this.length;
     const source = d.kind === 'ranked' || d.kind === 'abs' ? this.p(asVec(d.source)) : -1;
     const terms = d.kind === 'difference' ? this.diffTerm(v) : null;
@@ -600,30 +612,38 @@ class SimdChunk implements BackendChunk, ChunkOps {
   }
 
   /**
-   * x · mask for a 0/1 mask whose bits are packed (keepBits), or not drawn yet (DARE's
-   * below > uniform: keepBelow, which packs its bits for a later pass), with x a task vector
-   * subtracted in the sweep; null for any other mask.
+   * x · mask, unwritten, for a 0/1 mask whose bits are packed or not drawn yet (DARE's
+   * below > uniform), with x a task vector subtracted in the sweep that writes it (writeMasked);
+   * null for any other mask.
    */
   private keepByMask(a: Vec, mask: Vec): Vec | null {
-    const packed = wasmVec(mask).packed;
-    if (packed >= 0) {
-      const x = this.diffTerm(a);
-      const o = this.alloc();
-      this.k.keepBits(...x, packed, o.ptr, this.length);
-      return asVec(o);
-    }
-    const drawn = deferredAs(mask, 'drawn');
-    if (drawn?.below === undefined) return null;
+    const m = wasmVec(mask);
+    if (m.packed < 0 && deferredAs(mask, 'drawn')?.below === undefined) return null;
+    return asVec(new WasmVec(-1, { kind: 'masked', x: wasmVec(a), mask: m }));
+  }
+
+  /**
+   * The f32 address of x · mask: by the mask's packed bits (keepBits), or drawing the mask and
+   * packing its bits in the same sweep (keepBelow), which also writes the task vector x where a
+   * pending sum reads its magnitudes.
+   */
+  private writeMasked(xv: WasmVec, mask: WasmVec): number {
+    const n = this.length;
+    const a = asVec(xv);
     const x = this.diffTerm(a);
-    // A task vector whose magnitudes a pending sum reads (DARE's rescale) is written in this sweep.
+    const o = this.allocBlock(n * 4);
+    if (mask.packed >= 0) {
+      this.k.keepBits(...x, mask.packed, o, n);
+      return o;
+    }
+    const drawn = mask.deferred as Extract<Deferred, { kind: 'drawn' }>;
     const summed = deferredAs(a, 'difference') !== null && this.pending.some((c) => c.magnitudesOf === a);
-    const d = summed ? this.allocBlock(this.length * 4) : 0;
-    const o = this.alloc();
+    const d = summed ? this.allocBlock(n * 4) : 0;
     const bits = this.allocBlock(this.maskBytes);
-    this.k.keepBelow(...x, o.ptr, bits, this.length, drawn.below, drawn.base, d);
-    wasmVec(mask).packed = bits;
-    if (summed) wasmVec(a).ptr = d;
-    return asVec(o);
+    this.k.keepBelow(...x, o, bits, n, hashesBelow(drawn.below!), drawn.base, d);
+    mask.packed = bits;
+    if (summed) xv.ptr = d;
+    return o;
   }
 
   /** Comparisons and min/max. */
@@ -876,6 +896,14 @@ class SimdChunk implements BackendChunk, ChunkOps {
     const s = scales.map(Math.fround);
     const w = weights ? weights.map(Math.fround) : scales.map(() => 0);
     const normalize = weights !== null ? 1 : 0;
+    const kept = this.keptTerms(terms);
+    if (kept) {
+      this.scratch(36, (table) => {
+        new Uint32Array(this.buffer, table, 9).set(kept.pointers);
+        this.k.signConsensusKept(table, terms.length, kept.bf16 ? 1 : 0, o.ptr, n, s[0], s[1], s[2] ?? 0, w[0], w[1], w[2] ?? 0, normalize);
+      });
+      return asVec(o);
+    }
     if (terms.length === 2) {
       this.k.signConsensus2(this.p(terms[0]), this.p(terms[1]), o.ptr, n, s[0], s[1], w[0], w[1], normalize);
       return asVec(o);
@@ -898,6 +926,30 @@ class SimdChunk implements BackendChunk, ChunkOps {
       this.k.signConsensusN(ptr, ptr + count * 4, ptr + count * 8, count, o.ptr, n, normalize);
     });
     return asVec(o);
+  }
+
+  /**
+   * For signConsensusKept: 2 or 3 terms, each a task vector (of two raw bf16 inputs, or of two
+   * written f32 vectors, alike for all) kept by a packed mask and not written; their x, xm and bits
+   * pointers. Null for any other terms.
+   */
+  private keptTerms(terms: readonly Vec[]): { pointers: number[]; bf16: boolean } | null {
+    if (terms.length !== 2 && terms.length !== 3) return null;
+    const pointers: number[] = [];
+    let bf16: boolean | undefined;
+    for (const term of terms) {
+      const masked = deferredAs(term, 'masked');
+      const difference = masked && masked.mask.packed >= 0 ? deferredAs(asVec(masked.x), 'difference') : null;
+      if (!masked || !difference) return null;
+      const [x, xm] = [difference.minuend, difference.subtrahend];
+      const raw = [x, xm].map((v) => deferredAs(asVec(v), 'raw')?.raw);
+      const termBf16 = raw[0] !== undefined && raw[1] !== undefined;
+      if (!termBf16 && (x.ptr < 0 || xm.ptr < 0)) return null;
+      if (bf16 !== undefined && bf16 !== termBf16) return null;
+      bf16 = termBf16;
+      pointers.push(termBf16 ? raw[0]! : x.ptr, termBf16 ? raw[1]! : xm.ptr, masked.mask.packed);
+    }
+    return { pointers, bf16: bf16! };
   }
 
   // ---- in JavaScript over views of wasm memory (rare or sort-like: the reference's loops) ---------

@@ -36,11 +36,12 @@ export interface Kernels {
   keepTop(x: number, xBf16: number, xm: number, xmBf16: number, o: number, n: number, t: number, tiesBefore: number, tiesAllowed: number): number;
   signConsensus2(x0: number, x1: number, o: number, n: number, s0: number, s1: number, w0: number, w1: number, normalize: number): void;
   signConsensus3(x0: number, x1: number, x2: number, o: number, n: number, s0: number, s1: number, s2: number, w0: number, w1: number, w2: number, normalize: number): void;
+  signConsensusKept(t: number, count: number, bf16: number, o: number, n: number, s0: number, s1: number, s2: number, w0: number, w1: number, w2: number, normalize: number): void;
   signConsensusN(terms: number, scales: number, weights: number, count: number, o: number, n: number, normalize: number): void;
   random(o: number, n: number, base: number): void;
   rowRanks(x: number, o: number, rows: number, cols: number, scratch: number): void;
   rowRanksGreater(x: number, y: number, o: number, rows: number, cols: number, steps: number, count: number, scratch: number): void;
-  keepBelow(x: number, xBf16: number, xm: number, xmBf16: number, o: number, bits: number, n: number, t: number, base: number, d: number): void;
+  keepBelow(x: number, xBf16: number, xm: number, xmBf16: number, o: number, bits: number, n: number, below: number, base: number, d: number): void;
   keepBits(x: number, xBf16: number, xm: number, xmBf16: number, bits: number, o: number, n: number): void;
   packMask(x: number, o: number, n: number): void;
   unpackMask(x: number, o: number, n: number): void;

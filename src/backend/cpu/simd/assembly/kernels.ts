@@ -741,18 +741,18 @@ export function keepTop(x: usize, xBf16: bool, xm: usize, xmBf16: bool, o: usize
 
 /** TIES consensus, two terms (the reference's unrolled path). */
 export function signConsensus2(x0: usize, x1: usize, o: usize, n: i32, s0: f32, s1: f32, w0: f32, w1: f32, normalize: bool): void {
-  if (normalize) signConsensus2Sweep(x0, x1, o, n, s0, s1, w0, w1, true);
-  else signConsensus2Sweep(x0, x1, o, n, s0, s1, w0, w1, false);
+  if (normalize) signConsensus2Sweep(x0, 0, 0, x1, 0, 0, false, false, o, n, s0, s1, w0, w1, true);
+  else signConsensus2Sweep(x0, 0, 0, x1, 0, 0, false, false, o, n, s0, s1, w0, w1, false);
 }
 
-@inline function signConsensus2Sweep(x0: usize, x1: usize, o: usize, n: i32, s0: f32, s1: f32, w0: f32, w1: f32, normalize: bool): void {
+@inline function signConsensus2Sweep(x0: usize, m0: usize, b0: usize, x1: usize, m1: usize, b1: usize, bf16: bool, kept: bool, o: usize, n: i32, s0: f32, s1: f32, w0: f32, w1: f32, normalize: bool): void {
   const end = (<usize>n) << 2;
   const zero = f32x4.splat(0);
   const w0v = f32x4.splat(w0);
   const w1v = f32x4.splat(w1);
   for (let i: usize = 0; i < end; i += 16) {
-    const a = f32x4.mul(v128.load(x0 + i), f32x4.splat(s0));
-    const b = f32x4.mul(v128.load(x1 + i), f32x4.splat(s1));
+    const a = f32x4.mul(consensusTerm(x0, m0, b0, bf16, kept, i), f32x4.splat(s0));
+    const b = f32x4.mul(consensusTerm(x1, m1, b1, bf16, kept, i), f32x4.splat(s1));
     const flip = flipOf(f32x4.ge(f32x4.add(b, a), zero));
     const ka = agrees(a, flip);
     const kb = agrees(b, flip);
@@ -779,18 +779,48 @@ export function signConsensus2(x0: usize, x1: usize, o: usize, n: i32, s0: f32, 
  * nothing but a −0 into +0.
  */
 export function signConsensus3(x0: usize, x1: usize, x2: usize, o: usize, n: i32, s0: f32, s1: f32, s2: f32, w0: f32, w1: f32, w2: f32, normalize: bool): void {
-  if (normalize) signConsensus3Sweep(x0, x1, x2, o, n, s0, s1, s2, w0, w1, w2, true);
-  else signConsensus3Sweep(x0, x1, x2, o, n, s0, s1, s2, w0, w1, w2, false);
+  if (normalize) signConsensus3Sweep(x0, 0, 0, x1, 0, 0, x2, 0, 0, false, false, o, n, s0, s1, s2, w0, w1, w2, true);
+  else signConsensus3Sweep(x0, 0, 0, x1, 0, 0, x2, 0, 0, false, false, o, n, s0, s1, s2, w0, w1, w2, false);
 }
 
-@inline function signConsensus3Sweep(x0: usize, x1: usize, x2: usize, o: usize, n: i32, s0: f32, s1: f32, s2: f32, w0: f32, w1: f32, w2: f32, normalize: bool): void {
+/**
+ * signConsensus2 or 3 (`count`) of terms kept by packed masks (DARE's and DELLA's output pass):
+ * term j is x − xm, both bf16 (`bf16`) or both f32, times the 0/1 mask packed at `bits`, read as
+ * keepBits writes it — without writing it. The table at `t` holds x, xm and bits of each term (u32).
+ */
+export function signConsensusKept(t: usize, count: i32, bf16: bool, o: usize, n: i32, s0: f32, s1: f32, s2: f32, w0: f32, w1: f32, w2: f32, normalize: bool): void {
+  const x0 = <usize>load<u32>(t), m0 = <usize>load<u32>(t, 4), b0 = <usize>load<u32>(t, 8);
+  const x1 = <usize>load<u32>(t, 12), m1 = <usize>load<u32>(t, 16), b1 = <usize>load<u32>(t, 20);
+  const x2 = <usize>load<u32>(t, 24), m2 = <usize>load<u32>(t, 28), b2 = <usize>load<u32>(t, 32);
+  if (count == 2) {
+    if (bf16) {
+      if (normalize) signConsensus2Sweep(x0, m0, b0, x1, m1, b1, true, true, o, n, s0, s1, w0, w1, true);
+      else signConsensus2Sweep(x0, m0, b0, x1, m1, b1, true, true, o, n, s0, s1, w0, w1, false);
+    } else signConsensus2Sweep(x0, m0, b0, x1, m1, b1, false, true, o, n, s0, s1, w0, w1, normalize);
+  } else if (bf16) {
+    if (normalize) signConsensus3Sweep(x0, m0, b0, x1, m1, b1, x2, m2, b2, true, true, o, n, s0, s1, s2, w0, w1, w2, true);
+    else signConsensus3Sweep(x0, m0, b0, x1, m1, b1, x2, m2, b2, true, true, o, n, s0, s1, s2, w0, w1, w2, false);
+  } else signConsensus3Sweep(x0, m0, b0, x1, m1, b1, x2, m2, b2, false, true, o, n, s0, s1, s2, w0, w1, w2, normalize);
+}
+
+/**
+ * Four values of a consensus term at byte `i`: the f32 vector at `x`, or where `kept`, x − xm (both
+ * bf16 where `bf16`) times the 0/1 mask packed at `bits`, with the bytes of keepBits.
+ */
+@inline function consensusTerm(x: usize, xm: usize, bits: usize, bf16: bool, kept: bool, i: usize): v128 {
+  if (!kept) return v128.load(x + i);
+  const e = i >> 2;
+  return arith(MUL, loadDiff(x, bf16, xm, bf16, true, i), unpacked4(<i32>load<u8>(bits + (e >> 3)), <i32>(e & 4)));
+}
+
+@inline function signConsensus3Sweep(x0: usize, m0: usize, b0: usize, x1: usize, m1: usize, b1: usize, x2: usize, m2: usize, b2: usize, bf16: bool, kept: bool, o: usize, n: i32, s0: f32, s1: f32, s2: f32, w0: f32, w1: f32, w2: f32, normalize: bool): void {
   const end = (<usize>n) << 2;
   const zero = f32x4.splat(0);
   const zero64 = f64x2.splat(0);
   for (let i: usize = 0; i < end; i += 16) {
-    const a = f32x4.mul(v128.load(x0 + i), f32x4.splat(s0));
-    const b = f32x4.mul(v128.load(x1 + i), f32x4.splat(s1));
-    const c = f32x4.mul(v128.load(x2 + i), f32x4.splat(s2));
+    const a = f32x4.mul(consensusTerm(x0, m0, b0, bf16, kept, i), f32x4.splat(s0));
+    const b = f32x4.mul(consensusTerm(x1, m1, b1, bf16, kept, i), f32x4.splat(s1));
+    const c = f32x4.mul(consensusTerm(x2, m2, b2, bf16, kept, i), f32x4.splat(s2));
     const tl = f64x2.add(lo64(c), f64x2.add(lo64(b), lo64(a)));
     const th = f64x2.add(hi64(c), f64x2.add(hi64(b), hi64(a)));
     const flip = flipOf(f32x4.ge(join32(tl, th), zero));
@@ -924,15 +954,35 @@ const STATE_STEP: i32 = <i32>(<u32>747796405 * 4);
 
 /** The uniforms of the four PCG states `state`. */
 @inline function uniform4(state: v128): v128 {
-  const up = i32x4.sub(i32x4.splat(28), i32x4.shr_u(state, 28)); // 32 − shift, 13…28
-  // 2^up < 2^31 and h < 2^24 below: the signed conversions give the same values as the unsigned
-  // ones, in a few instructions where x86 has no unsigned SIMD conversion.
-  const power = i32x4.trunc_sat_f32x4_s(i32x4.shl(i32x4.add(up, i32x4.splat(127)), 23));
-  const shifted = v128.shuffle<i32>(i64x2.extmul_low_i32x4_u(state, power), i64x2.extmul_high_i32x4_u(state, power), 1, 3, 5, 7);
-  const word = i32x4.mul(v128.xor(shifted, state), i32x4.splat(277803737));
-  const h = i32x4.shr_u(v128.xor(i32x4.shr_u(word, 22), word), 8);
-  return f32x4.mul(f32x4.convert_i32x4_s(h), f32x4.splat(5.9604644775390625e-8));
+  return f32x4.mul(f32x4.convert_i32x4_s(hash4(state)), f32x4.splat(5.9604644775390625e-8));
 }
+
+/**
+ * The upper 24 bits of the PCG hash of the four states `state` (as i32, below 2^24; the signed
+ * conversion in uniform4 then gives the unsigned one's values in one instruction, where x86 has no
+ * unsigned SIMD conversion).
+ */
+@inline function hash4(state: v128): v128 {
+  const word = i32x4.mul(v128.xor(shiftedState(state), state), i32x4.splat(277803737));
+  return i32x4.shr_u(v128.xor(i32x4.shr_u(word, 22), word), 8);
+}
+
+/**
+ * state >>> ((state >>> 28) + 4) per lane. SIMD shifts all lanes by one amount, so the shift is
+ * taken as the high word of the 64-bit product state · 2^(28 − s), s = state >>> 28: that power's
+ * four bytes are looked up in one swizzle, its one nonzero byte being 1 << (4 − s) in byte 3 for
+ * s ≤ 4, 1 << (12 − s) in byte 2 for 5 ≤ s ≤ 12, 1 << (20 − s) in byte 1 above. Each byte's index is
+ * s plus its byte's offset in POWER_INDEX; indices past 15 (or below 0, wrapping) give 0.
+ */
+@inline function shiftedState(state: v128): v128 {
+  const s = i32x4.shr_u(state, 28);
+  const index = i8x16.add(v128.shuffle<u8>(s, s, 0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12), POWER_INDEX);
+  const power = i8x16.swizzle(POWER_BYTES, index);
+  return v128.shuffle<i32>(i64x2.extmul_low_i32x4_u(state, power), i64x2.extmul_high_i32x4_u(state, power), 1, 3, 5, 7);
+}
+
+const POWER_BYTES = i8x16(-128, 64, 32, 16, 8, 4, 2, 1, 0, 0, 0, 16, 8, 4, 2, 1);
+const POWER_INDEX = i8x16(-128, -13, -5, 11, -128, -13, -5, 11, -128, -13, -5, 11, -128, -13, -5, 11);
 
 /**
  * keepBelow: o = x · (t > u), u the uniforms of `random(base)` — the bytes of random, then
@@ -940,34 +990,35 @@ const STATE_STEP: i32 = <i32>(<u32>747796405 * 4);
  * as loadDiff reads it (a task vector not written yet). The mask also goes to `bits` as packMask
  * packs it, for a later pass to keep by (keepBits) instead of drawing it again. Where `d` is not 0
  * (x a difference), the task vector x goes there too, the bytes of binaryVV(SUB): DARE's rescale
- * sums its magnitudes, and so needs no sweep of its own to write it.
+ * sums its magnitudes, and so needs no sweep of its own to write it. t > u is taken as h < `below`
+ * for the 24-bit hashes h = u·2^24, `below` being ⌈t·2^24⌉ clamped to [0, 2^24] (0 for NaN).
  */
-export function keepBelow(x: usize, xBf16: bool, xm: usize, xmBf16: bool, o: usize, bits: usize, n: i32, t: f32, base: u32, d: usize): void {
+export function keepBelow(x: usize, xBf16: bool, xm: usize, xmBf16: bool, o: usize, bits: usize, n: i32, below: i32, base: u32, d: usize): void {
   if (xm == 0) {
-    if (xBf16) keepBelowSweep(x, true, 0, false, false, o, bits, n, t, base, 0, false);
-    else keepBelowSweep(x, false, 0, false, false, o, bits, n, t, base, 0, false);
+    if (xBf16) keepBelowSweep(x, true, 0, false, false, o, bits, n, below, base, 0, false);
+    else keepBelowSweep(x, false, 0, false, false, o, bits, n, below, base, 0, false);
   } else if (d != 0) {
-    if (xBf16 && xmBf16) keepBelowSweep(x, true, xm, true, true, o, bits, n, t, base, d, true);
-    else keepBelowSweep(x, xBf16, xm, xmBf16, true, o, bits, n, t, base, d, true);
-  } else if (xBf16 && xmBf16) keepBelowSweep(x, true, xm, true, true, o, bits, n, t, base, 0, false);
-  else if (!xBf16 && !xmBf16) keepBelowSweep(x, false, xm, false, true, o, bits, n, t, base, 0, false);
-  else keepBelowSweep(x, xBf16, xm, xmBf16, true, o, bits, n, t, base, 0, false);
+    if (xBf16 && xmBf16) keepBelowSweep(x, true, xm, true, true, o, bits, n, below, base, d, true);
+    else keepBelowSweep(x, xBf16, xm, xmBf16, true, o, bits, n, below, base, d, true);
+  } else if (xBf16 && xmBf16) keepBelowSweep(x, true, xm, true, true, o, bits, n, below, base, 0, false);
+  else if (!xBf16 && !xmBf16) keepBelowSweep(x, false, xm, false, true, o, bits, n, below, base, 0, false);
+  else keepBelowSweep(x, xBf16, xm, xmBf16, true, o, bits, n, below, base, 0, false);
 }
 
 /** Whole words of 16 elements (vectors are padded): four groups of 4, one u16 of bits. */
-@inline function keepBelowSweep(x: usize, xBf16: bool, xm: usize, xmBf16: bool, diff: bool, o: usize, bits: usize, n: i32, t: f32, base: u32, d: usize, write: bool): void {
+@inline function keepBelowSweep(x: usize, xBf16: bool, xm: usize, xmBf16: bool, diff: bool, o: usize, bits: usize, n: i32, below: i32, base: u32, d: usize, write: bool): void {
   let state = firstState(base);
-  const threshold = f32x4.splat(t);
+  const threshold = i32x4.splat(below);
   const step = i32x4.splat(STATE_STEP);
   for (let j = 0; j < n; j += 16) {
     const at = (<usize>j) << 2;
-    const k0 = f32x4.gt(threshold, uniform4(state));
+    const k0 = i32x4.lt_s(hash4(state), threshold);
     state = i32x4.add(state, step);
-    const k1 = f32x4.gt(threshold, uniform4(state));
+    const k1 = i32x4.lt_s(hash4(state), threshold);
     state = i32x4.add(state, step);
-    const k2 = f32x4.gt(threshold, uniform4(state));
+    const k2 = i32x4.lt_s(hash4(state), threshold);
     state = i32x4.add(state, step);
-    const k3 = f32x4.gt(threshold, uniform4(state));
+    const k3 = i32x4.lt_s(hash4(state), threshold);
     state = i32x4.add(state, step);
     const x0 = loadDiff(x, xBf16, xm, xmBf16, diff, at);
     const x1 = loadDiff(x, xBf16, xm, xmBf16, diff, at + 16);
