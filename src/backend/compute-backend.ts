@@ -91,11 +91,14 @@ export interface ComputeBackend {
   /**
    * How many tensors the engine may merge at once (default 1). With 2, a pool's workers start the
    * next tensor's first pass while the last chunks of a pass of this one finish, instead of one
-   * worker waiting for the other at every pass's end. Each tensor is still written in plan order:
-   * its output pass waits for the tensor before it. Each tensor's chunks are sized for the whole
-   * budget: a pool's workers compute one chunk at a time each whatever the number of tensors, and
-   * the engine holds a second tensor's chunks as file ranges (readsFiles), or as their input
-   * bytes where it reads them itself (a download in progress): a small part of a chunk's budget.
+   * worker waiting for the other at every pass's end; with more, a worker has another small
+   * tensor's chunk queued while the engine answers the end of a pass. Each tensor is still
+   * written in plan order: its output pass waits for the tensor before it. Each tensor's chunks
+   * are sized for the whole budget: a pool's workers compute one chunk at a time each whatever
+   * the number of tensors, and the engine holds the other tensors' chunks as file ranges
+   * (readsFiles), or as their input bytes where it reads them itself (a download in progress).
+   * Beyond two, the engine starts a tensor only while those in flight are small: their inputs
+   * together, each counted up to the budget, within twice the budget.
    */
   readonly jobsInFlight?: number;
   /** The tensor job `jobId` (ChunkSpec.jobId) is done: nothing it kept for later passes is needed any more. */

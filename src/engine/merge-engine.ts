@@ -145,19 +145,29 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
   const writer = new ShardedOutputWriter(plan, output);
   const histograms = new HistogramTotals();
   /** The tensors begun and not yet done, oldest first. */
-  const running: Promise<void>[] = [];
+  const running: { readonly done: Promise<void>; readonly holds: number }[] = [];
   // Stops the tensors still running when one fails.
   const stop = new AbortController();
   const jobSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
   try {
     await writer.resume(resumed);
-    // Up to `jobsInFlight` tensors at once (a worker pool: the next tensor's first pass fills the
-    // workers while the last chunks of this one finish), each written, checked and counted
-    // strictly in plan order: a tensor begins its output once the one before it is done.
+    // Up to `jobsInFlight` tensors at once (a worker pool: the next tensors' first passes fill the
+    // workers while this one's passes drain), each written, checked and counted strictly in plan
+    // order: a tensor begins its output once the one before it is done. Beyond two, only while
+    // the tensors in flight hold no more than two whole-budget tensors would: small tensors.
     const window = Math.max(1, Math.floor(backend.jobsInFlight ?? 1));
+    const heldBytes = (job: MergePlan['jobs'][number]): number => Math.min(jobInputBytesOf(job), budgetBytes);
+    let held = 0;
+    const finishOldest = (): Promise<void> => {
+      const oldest = running.shift()!;
+      held -= oldest.holds;
+      return oldest.done;
+    };
     let previous: Promise<void> = Promise.resolve();
     let failed = false;
     for (const job of plan.jobs.slice(resumed)) {
+      const holds = heldBytes(job);
+      while (running.length >= 2 && held + holds > 2 * budgetBytes) await finishOldest();
       if (signal?.aborted) throw new MergeCancelledError();
       const method = findMethod(job.method);
       if (!method) throw new Error(`internal: the plan uses unknown method ${job.method}`);
@@ -229,10 +239,11 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
       // no job begins after one has failed.
       done.catch(() => (failed = true));
       previous = done;
-      running.push(done);
-      while (running.length >= window || (failed && running.length > 0)) await running.shift();
+      running.push({ done, holds });
+      held += holds;
+      while (running.length >= window || (failed && running.length > 0)) await finishOldest();
     }
-    while (running.length > 0) await running.shift();
+    while (running.length > 0) await finishOldest();
     currentTensor = null;
     report('writing', true);
     const finishing = performance.now();
@@ -252,7 +263,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
     clearTrailing();
     // Tensors still running stop at their next chunk, or at their turn (the one before failed).
     stop.abort();
-    await Promise.allSettled(running);
+    await Promise.allSettled(running.map((r) => r.done));
     await writer.abandon();
     await output.abort().catch(() => undefined);
     throw error;

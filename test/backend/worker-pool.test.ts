@@ -335,6 +335,39 @@ describe('recycled output bytes', () => {
   });
 });
 
+describe('routing', () => {
+  it('starts a tensor on the worker with the fewest elements queued, and sends its chunk k to the same worker in every pass', async () => {
+    // Ports that record where each request goes and never answer, so that every chunk stays queued.
+    const routed: [number, ChunkRequest][] = [];
+    const port = (worker: number): WorkerPort => ({
+      post: (m) => void (m.type === 'chunk' && routed.push([worker, m])),
+      listen: () => undefined,
+      terminate: () => undefined,
+    });
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: port, local: inThread, inThreadBelow: 0 });
+    const send = (jobId: number, chunkIndex: number, length: number): void => {
+      const spec = { tensorName: `t${jobId}`, chunkIndex, chunkCount: 2, start: 0, length, rowStart: 0, rows: 1, cols: length, totalRows: 1, seed: 0, jobId };
+      const input = { bytes: new Uint8Array(length * 4), dtype: 'F32' as const, cols: length };
+      pool.run(spec, [input], [{ op: 'input', args: [0] }], [0], { kind: 'encode', dtype: 'F32' }).catch(() => undefined);
+    };
+    send(1, 0, 1000); // worker 0: both idle, its turn
+    send(2, 0, 10); // worker 1: idle
+    send(3, 0, 10); // worker 1 again, 10 queued against 1000 (by turns: worker 0)
+    send(4, 0, 10); // worker 1: 20 against 1000
+    send(1, 1, 1000); // job 1's second chunk: the worker after its first
+    send(3, 0, 10); // job 3's next pass: where its chunk 0 went before
+    await pool.dispose();
+    expect(routed.map(([worker, r]) => [r.spec.jobId, r.spec.chunkIndex, worker])).toEqual([
+      [1, 0, 0],
+      [2, 0, 1],
+      [3, 0, 1],
+      [4, 0, 1],
+      [1, 1, 1],
+      [3, 0, 1],
+    ]);
+  });
+});
+
 describe('cross-pass cache of two tensors at once', () => {
   it('two jobs running at once on one pool each take their later passes from their own cached inputs', async () => {
     const sent: ChunkRequest[] = [];

@@ -13,12 +13,12 @@ import { tempDir } from '../cli/run-alloy';
 import { hookedChunk } from '../helpers/cpu-chunk';
 
 /**
- * The CPU backend as a backend that runs two tensor jobs at once (as a worker pool does), each
- * chunk's result delayed so that the jobs' chunks interleave; records the jobs ended and the
- * most jobs with chunks open at once. `fail` makes the output chunks of that tensor fail, `slow`
- * delays those of another by 150 ms.
+ * The CPU backend as a backend that runs two (or `jobs`) tensor jobs at once (as a worker pool
+ * does), each chunk's result delayed so that the jobs' chunks interleave; records the jobs ended
+ * and the most jobs with chunks open at once. `fail` makes the output chunks of that tensor fail,
+ * `slow` delays those of another by 150 ms.
  */
-function twoJobBackend(fail?: string, slow?: string): ComputeBackend & { readonly ended: number[]; readonly mostJobsOpen: number; readonly open: number } {
+function twoJobBackend(fail?: string, slow?: string, jobs = 2): ComputeBackend & { readonly ended: number[]; readonly mostJobsOpen: number; readonly open: number } {
   const cpu = new CpuBackend();
   const open = new Map<number, number>();
   const ended: number[] = [];
@@ -27,7 +27,7 @@ function twoJobBackend(fail?: string, slow?: string): ComputeBackend & { readonl
   return {
     name: 'cpu',
     chunksInFlight: 3,
-    jobsInFlight: 2,
+    jobsInFlight: jobs,
     ended,
     get mostJobsOpen() {
       return mostJobsOpen;
@@ -209,6 +209,25 @@ describe('runMerge', () => {
     const two = readModelDir(join(dir, 'two'));
     expect([...two.tensors.keys()]).toEqual([...one.tensors.keys()]);
     for (const [name, t] of one.tensors) expect(Buffer.from(two.tensors.get(name)!.raw).equals(Buffer.from(t.raw)), name).toBe(true);
+  });
+
+  it('with four tensors allowed in flight: small tensors overlap beyond two, tensors as large as the budget two at most, with the same bytes', async () => {
+    const { dir, plan, models } = await setup();
+    const reference = await NodeOutputFolder.open(join(dir, 'one'));
+    await runMerge(plan, { backend: new CpuBackend(), sources: models.sources, output: reference, budgetBytes: 16 * 1024 });
+    const one = readModelDir(join(dir, 'one'));
+    // Every tensor's inputs (two f32 models of 64 × 128 at most) within a 1 MiB budget's share;
+    // at 2 KiB, most tensors hold a whole budget.
+    expect(Math.max(...plan.jobs.map((job) => job.inputs.reduce((s, i) => s + i.tensor.byteLength, 0)))).toBeLessThan(256 * 1024);
+    for (const [budgetBytes, most] of [[1024 * 1024, 4], [2 * 1024, 2]] as const) {
+      const backend = twoJobBackend(undefined, undefined, 4);
+      const out = join(dir, `budget-${budgetBytes}`);
+      await runMerge(plan, { backend, sources: models.sources, output: await NodeOutputFolder.open(out), budgetBytes });
+      expect(backend.mostJobsOpen, `budget ${budgetBytes}`).toBe(most);
+      const got = readModelDir(out);
+      for (const [name, t] of one.tensors) expect(Buffer.from(got.tensors.get(name)!.raw).equals(Buffer.from(t.raw)), name).toBe(true);
+    }
+    await models.sources.closeAll();
   });
 
   it('with two tensors in flight, a tensor that fails stops the merge with its error, after the one running beside it settles', async () => {

@@ -48,6 +48,12 @@ export async function createNodeWorkerPool(options: { threads: number; workerUrl
       `the CPU worker bundle ${fileURLToPath(url)} is missing (running from sources?): build it with \`npm run build:cli\`, or use --threads 1`,
     );
   }
-  const local = (await createInThreadBackend()).backend;
-  return new WorkerPoolBackend({ workers: options.threads, spawn: () => nodeWorkerPort(url), local, cacheBytes: options.cacheBytes });
+  // The workers start first: each takes ~40 ms to load its bundle and kernels, on other cores,
+  // while this thread compiles its own kernels for the chunks it keeps (inThreadBelow).
+  const ports = Array.from({ length: Math.max(1, Math.floor(options.threads)) }, () => nodeWorkerPort(url));
+  const local = await createInThreadBackend().catch(async (error: unknown) => {
+    await Promise.all(ports.map((p) => p.terminate()));
+    throw error;
+  });
+  return new WorkerPoolBackend({ workers: ports.length, spawn: (i) => ports[i], local: local.backend, cacheBytes: options.cacheBytes });
 }

@@ -31,6 +31,8 @@ export interface WorkerPoolOptions {
 interface Pending {
   resolve(value: ChunkResult): void;
   reject(error: Error): void;
+  /** The chunk's elements: the work it adds to its worker's queue (route). */
+  readonly elements: number;
 }
 
 /** What the pool knows a worker's cache holds: it alone decides, so no question is ever asked. */
@@ -85,7 +87,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   readonly matrix = cpuMatrixOps;
   readonly chunksInFlight: number;
   /** Two tensors at once: the next one's chunks fill the workers while this one's passes drain. */
-  readonly jobsInFlight = 2;
+  readonly jobsInFlight = 4;
   /** Workers count the NaN/±Inf of the bytes they receive and encode, off the engine's thread. */
   readonly countsNonFinite = true;
   private readonly workers: PoolWorker[];
@@ -178,7 +180,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       forgetHits: plan.forgetHits,
     };
     const answered = new Promise<ChunkResult>((resolve, reject) => {
-      worker.pending.set(id, { resolve, reject });
+      worker.pending.set(id, { resolve, reject, elements: spec.length });
       try {
         worker.port.post(request, [...transfer]);
       } catch (error) {
@@ -228,14 +230,22 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   }
 
   /**
-   * Chunk k of a job goes to worker (offset + k) mod n in every pass; each job starts one worker
-   * further, so tensors of a single chunk spread over the workers too.
+   * Chunk k of a job goes to worker (offset + k) mod n in every pass. A job starts on the worker
+   * with the fewest elements queued, the next one round the workers among equals, so that tensors
+   * of a single chunk and of unequal sizes keep every worker busy: by turns alone, a small
+   * tensor's worker would wait for a large one's to finish before the next tensor began.
    */
   private route(spec: ChunkSpec): number {
     const n = this.workers.length;
     if (spec.jobId === undefined) return (hashName(spec.tensorName) + spec.chunkIndex) % n;
     let offset = this.jobOffsets.get(spec.jobId);
-    if (offset === undefined) this.jobOffsets.set(spec.jobId, (offset = this.jobsSeen++ % n));
+    if (offset === undefined) {
+      const queued = this.workers.map((w) => [...w.pending.values()].reduce((sum, p) => sum + p.elements, 0));
+      const first = this.jobsSeen++ % n;
+      offset = first;
+      for (let k = 1; k < n; k++) if (queued[(first + k) % n] < queued[offset]) offset = (first + k) % n;
+      this.jobOffsets.set(spec.jobId, offset);
+    }
     return (offset + spec.chunkIndex) % n;
   }
 
