@@ -86,7 +86,10 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   /** The JavaScript reference: the forward pass's time is in its cache-blocked matmul. */
   readonly matrix = cpuMatrixOps;
   readonly chunksInFlight: number;
-  /** Two tensors at once: the next one's chunks fill the workers while this one's passes drain. */
+  /**
+   * Up to four tensors at once, two of them large (ComputeBackend.jobsInFlight): the next ones'
+   * chunks fill the workers while this one's passes drain.
+   */
   readonly jobsInFlight = 4;
   /** Workers count the NaN/±Inf of the bytes they receive and encode, off the engine's thread. */
   readonly countsNonFinite = true;
