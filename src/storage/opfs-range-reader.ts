@@ -9,7 +9,7 @@ import type { FileRange, SharedFile } from './types';
  * the file: every worker holds one at once, and the browser process takes no part in a read (a
  * Blob read goes through it, and cost it as much CPU as the worker). Where a worker cannot open
  * one (a browser without read-only handles, a file locked for writing), `accepts` says no and the
- * file is read as its Blob. Handles close with the worker (the pool ends with its merge) or `close`.
+ * file is read as its Blob. Handles close with the worker (the pool ends with its merge).
  */
 export class OpfsRangeReader {
   private readonly opening = new Map<string, Promise<FileSystemSyncAccessHandle | null>>();
@@ -41,13 +41,6 @@ export class OpfsRangeReader {
       if (n === 0) throw fileEndedError(file.name, offset + done, length, offset);
       done += n;
     }
-  }
-
-  /** Closes every handle this reader opened. */
-  close(): void {
-    for (const access of this.open.values()) access.close();
-    this.open.clear();
-    this.opening.clear();
   }
 }
 

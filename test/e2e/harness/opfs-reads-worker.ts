@@ -26,7 +26,6 @@ let lock: FileSystemSyncAccessHandle | null = null;
 self.onmessage = async (event: MessageEvent<OpfsReadsRequest>) => {
   const request = event.data;
   if (request.op === 'close') {
-    reader.close();
     lock?.close();
     self.postMessage({ closed: true } satisfies OpfsReadsReply);
     return;
