@@ -47,6 +47,9 @@ const CLI_RUNS = 3;
  */
 const PSS_SAMPLE_MS = 1000;
 
+/** How long a merge may run before the bench stops and reports what the page showed. */
+const MERGE_TIMEOUT_MS = 600_000;
+
 const CONFIGS: Record<string, (name: (m: (typeof MODELS)[number]) => string) => string> = {
   linear: (n) => `models:
   - {model: ${n('base')}, parameters: {weight: 0.4}}
@@ -242,11 +245,17 @@ async function mergeInApp(
   // before, walk the whole page (ARIA roles, names, text) and took a visible share of the two cores
   // from the merge being timed, and the end was seen up to 250 ms late.
   const result = how.folder ? '[data-testid="saved-to-folder"]' : '#push-title';
-  const ended = await page.waitForFunction(
-    (selector) => (document.querySelector(selector) ? 'done' : document.querySelector('[role=alert]') ? 'failed' : null),
-    result,
-    { polling: 50, timeout: 600_000 },
-  );
+  const ended = await page
+    .waitForFunction(
+      (selector) => (document.querySelector(selector) ? 'done' : document.querySelector('[role=alert]') ? 'failed' : null),
+      result,
+      { polling: 50, timeout: MERGE_TIMEOUT_MS },
+    )
+    .catch(async (error: unknown) => {
+      // A merge that never ends: what the page showed (step, progress) says where it stopped.
+      const shown = await page.evaluate(() => document.body.innerText).catch(() => '(the page could not be read)');
+      throw new Error(`the merge did not end within ${MERGE_TIMEOUT_MS / 1000} s (${(error as Error).message}); the page showed:\n${shown.slice(-3000)}\n${session.log.join('\n')}`);
+    });
   if ((await ended.jsonValue()) === 'failed') {
     throw new Error(`the merge failed in the app: ${await page.getByRole('alert').first().textContent()}\n${session.log.join('\n')}`);
   }
