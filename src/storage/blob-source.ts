@@ -1,4 +1,4 @@
-import { whileHeld } from './pending-streams';
+import { whileHeld } from './held-objects';
 import type { ByteSource, FileRange, SharedFile } from './types';
 
 /**
@@ -49,7 +49,7 @@ export class BlobRangeReader {
     try {
       const stream = file.blob.slice(offset, offset + length).stream();
       const reader = stream.getReader({ mode: 'byob' });
-      await whileHeld(stream, reader, async () => {
+      await whileHeld([stream, reader], async () => {
         try {
           // Stops at the last byte asked for, without waiting for the stream to say it has ended.
           while (done < length) {

@@ -1,3 +1,4 @@
+import { whileHeld } from './held-objects';
 import { entries } from './opfs-shard-cache';
 import type { ByteSink, OutputFolder } from './types';
 import { writeFileThroughSink } from './write-file-through-sink';
@@ -106,7 +107,9 @@ export class DirectoryOutputFolder implements OutputFolder {
   /** Keeps how far the merge got, for `beginResumable` after a reload. */
   async saveCheckpoint(checkpoint: unknown): Promise<void> {
     this.assertOpen('save a checkpoint of');
-    const writable = await (await this.target.getFileHandle(CHECKPOINT_FILE, { create: true })).createWritable({ keepExistingData: false });
+    const file = await this.target.getFileHandle(CHECKPOINT_FILE, { create: true });
+    // Held while it opens, as an OPFS file's sync access handle must be (held-objects.ts).
+    const writable = await whileHeld([file], () => file.createWritable({ keepExistingData: false }));
     await writable.write(new TextEncoder().encode(JSON.stringify(checkpoint)));
     await writable.close();
   }

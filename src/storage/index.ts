@@ -35,7 +35,7 @@ export {
 } from './non-finite';
 export { SafetensorsError, type SafetensorsErrorLocation } from './errors';
 export { formatBytes } from './format-bytes';
-export { whileHeld } from './pending-streams';
+export { whileHeld } from './held-objects';
 export { escapeMessage, UNTRUSTED_MAX_CHARS, untrustedText } from './untrusted-text';
 export {
   MAX_HEADER_BYTES,

@@ -3,7 +3,8 @@ import { entries } from './opfs-shard-cache';
 import type { NonFiniteTensor } from './non-finite';
 import type { ByteSink, OutputFolder } from './types';
 import { outputNameProblem } from './output-name';
-import { whileHeld } from './pending-streams';
+import { whileHeld } from './held-objects';
+import { openSyncAccessHandle } from './opfs-handles';
 import { writeFileThroughSink } from './write-file-through-sink';
 
 export { outputNameProblem };
@@ -364,11 +365,11 @@ async function moveFile(handle: FileSystemFileHandle, from: FileSystemDirectoryH
     return;
   }
   const file = await handle.getFile();
-  const target = await (await to.getFileHandle(name, { create: true })).createSyncAccessHandle();
+  const target = await openSyncAccessHandle(to, name);
   try {
     const stream = file.stream();
     const reader = stream.getReader();
-    await whileHeld(stream, reader, async () => {
+    await whileHeld([stream, reader], async () => {
       let at = 0;
       for (;;) {
         const { done, value } = await reader.read();
@@ -388,7 +389,7 @@ async function moveFile(handle: FileSystemFileHandle, from: FileSystemDirectoryH
 }
 
 async function writeWholeFile(dir: FileSystemDirectoryHandle, name: string, bytes: Uint8Array): Promise<void> {
-  const access = await (await dir.getFileHandle(name, { create: true })).createSyncAccessHandle();
+  const access = await openSyncAccessHandle(dir, name);
   try {
     access.truncate(0);
     let done = 0;

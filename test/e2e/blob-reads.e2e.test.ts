@@ -1,7 +1,7 @@
 /**
  * Blob reads that garbage collection must not lose. Chromium collected a Blob's stream whose read
  * was pending when only that read's continuation held it, and the read never settled: the app's
- * merges hung at random (src/storage/pending-streams.ts). Here reads of a disk-backed Blob (an
+ * merges hung at random (src/storage/held-objects.ts). Here reads of a disk-backed Blob (an
  * OPFS file) run six at a time through the pool workers' BlobRangeReader while garbage is made
  * and collected; every read must come back, with the right bytes.
  */

@@ -48,7 +48,7 @@ export async function saveAllToFolder(
     const handle = await folder.getFileHandle(name, { create: true });
     const writable = await handle.createWritable();
     const stream = file.stream();
-    await whileHeld(stream, writable, () => stream.pipeTo(writable));
+    await whileHeld([stream, writable], () => stream.pipeTo(writable));
   }
   return parent.name;
 }

@@ -7,6 +7,7 @@ import type { PushProgress, RunProgress } from '../../../src/worker/api';
 import { BlobRangeReader } from '../../../src/storage/blob-source';
 import type { SharedFile } from '../../../src/storage/types';
 import { createEngineClient, type EngineClient } from '../../../src/worker/client';
+import type { OpfsOpensReply, OpfsOpensRequest } from './opfs-opens-worker';
 import type { OpfsReadsReply, OpfsReadsRequest } from './opfs-reads-worker';
 import { patternByte } from './pattern';
 
@@ -30,6 +31,8 @@ export interface Harness {
    * holds the file open for writing; ends by deleting the file once every worker is gone.
    */
   opfsReads(size: number, ranges: readonly (readonly [number, number])[]): Promise<{ together: OpfsReadsReply[]; whileLocked: OpfsReadsReply; lockAfterReaders: OpfsReadsReply; removed: boolean }>;
+  /** Opens and closes a sync access handle `rounds` times in a worker while garbage is collected (opfs-opens-worker.ts). */
+  opensUnderGc(request: OpfsOpensRequest): Promise<OpfsOpensReply>;
 }
 
 const engine = createEngineClient();
@@ -56,6 +59,14 @@ const harness: Harness = {
   },
   blobReadsUnderGc,
   opfsReads,
+  opensUnderGc(request) {
+    const worker = new Worker(new URL('./opfs-opens-worker.ts', import.meta.url), { type: 'module' });
+    return new Promise<OpfsOpensReply>((resolve) => {
+      worker.onmessage = (event: MessageEvent<OpfsOpensReply>) => resolve(event.data);
+      worker.onerror = (event) => resolve({ error: event.message });
+      worker.postMessage(request);
+    }).finally(() => worker.terminate());
+  },
 };
 
 /** Writes `name` in OPFS: `size` bytes of patternByte. */
