@@ -165,7 +165,7 @@ export class DirectoryOutputFolder implements OutputFolder {
     let writable: FileSystemWritableFileStream;
     try {
       const handle = await this.target.getFileHandle(file, { create: true });
-      writable = await handle.createWritable({ keepExistingData: false });
+      writable = await whileHeld([handle], () => handle.createWritable({ keepExistingData: false }));
     } catch (error) {
       throw explain(error, `cannot write ${file} into ${this.location}`);
     }

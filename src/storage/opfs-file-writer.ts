@@ -5,6 +5,7 @@
  * (`remoteFileWriter` with `serveFileWrites` in ./opfs-writer-worker.ts); `inThreadFileWriter`
  * writes where it is called (Node tests, and anything that writes little).
  */
+import { syncAccessHandle } from './opfs-handles';
 import { WRITE_PIECE_BYTES } from './write-pieces';
 
 /** A file open for writing; `write` is done with `bytes` when its promise resolves. */
@@ -36,7 +37,7 @@ export class SyncFileWrites {
   private nextFile = 1;
 
   async open(handle: FileSystemFileHandle, at: number): Promise<number> {
-    const access = await handle.createSyncAccessHandle();
+    const access = await syncAccessHandle(handle);
     try {
       const size = access.getSize();
       if (size < at) throw new ShortFileError(size);

@@ -1,5 +1,6 @@
 /// <reference lib="webworker" />
 import { fileEndedError } from './errors';
+import { syncAccessHandle } from './opfs-handles';
 import type { FileRange, SharedFile } from './types';
 
 /**
@@ -59,7 +60,7 @@ async function openReadOnly(handle: FileSystemFileHandle): Promise<FileSystemSyn
     },
   };
   try {
-    const access = await (handle as unknown as { createSyncAccessHandle(options: object): Promise<FileSystemSyncAccessHandle> }).createSyncAccessHandle(options);
+    const access = await syncAccessHandle(handle, options);
     if (understood) return access;
     access.close();
     return null;

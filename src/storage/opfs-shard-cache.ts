@@ -1,5 +1,6 @@
 import { BlobByteSource } from './blob-source';
 import { formatBytes } from './format-bytes';
+import { syncAccessHandle } from './opfs-handles';
 // The hashing helper only (no Hub client): the cache checks what the Hub's listing vouches for.
 import { gitBlobId } from '../hub/integrity';
 import { DEFAULT_RATE_LIMIT_WAIT_MS, formatWait, MAX_RATE_LIMIT_WAIT_MS } from '../hub/rate-limit';
@@ -762,7 +763,7 @@ export function entries(dir: FileSystemDirectoryHandle): AsyncIterable<[string, 
 async function openExclusive(handle: FileSystemFileHandle, signal: AbortSignal | undefined): Promise<FileSystemSyncAccessHandle> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await handle.createSyncAccessHandle();
+      return await syncAccessHandle(handle);
     } catch (error) {
       if (!isNamed(error, 'NoModificationAllowedError') || attempt >= 10) throw error;
       await sleep(200, signal ?? new AbortController().signal);

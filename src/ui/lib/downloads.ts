@@ -46,7 +46,7 @@ export async function saveAllToFolder(
     onFile(index, name);
     const file = await open(name);
     const handle = await folder.getFileHandle(name, { create: true });
-    const writable = await handle.createWritable();
+    const writable = await whileHeld([handle], () => handle.createWritable());
     const stream = file.stream();
     await whileHeld([stream, writable], () => stream.pipeTo(writable));
   }
