@@ -1,4 +1,4 @@
-import { whileHeld } from './held-objects';
+import { writableFile } from './opfs-handles';
 import { entries } from './opfs-shard-cache';
 import type { ByteSink, OutputFolder } from './types';
 import { writeFileThroughSink } from './write-file-through-sink';
@@ -107,9 +107,7 @@ export class DirectoryOutputFolder implements OutputFolder {
   /** Keeps how far the merge got, for `beginResumable` after a reload. */
   async saveCheckpoint(checkpoint: unknown): Promise<void> {
     this.assertOpen('save a checkpoint of');
-    const file = await this.target.getFileHandle(CHECKPOINT_FILE, { create: true });
-    // Held while it opens, as an OPFS file's sync access handle must be (held-objects.ts).
-    const writable = await whileHeld([file], () => file.createWritable({ keepExistingData: false }));
+    const writable = await writableFile(await this.target.getFileHandle(CHECKPOINT_FILE, { create: true }), { keepExistingData: false });
     await writable.write(new TextEncoder().encode(JSON.stringify(checkpoint)));
     await writable.close();
   }
@@ -165,7 +163,7 @@ export class DirectoryOutputFolder implements OutputFolder {
     let writable: FileSystemWritableFileStream;
     try {
       const handle = await this.target.getFileHandle(file, { create: true });
-      writable = await whileHeld([handle], () => handle.createWritable({ keepExistingData: false }));
+      writable = await writableFile(handle, { keepExistingData: false });
     } catch (error) {
       throw explain(error, `cannot write ${file} into ${this.location}`);
     }

@@ -36,6 +36,7 @@ export {
 export { SafetensorsError, type SafetensorsErrorLocation } from './errors';
 export { formatBytes } from './format-bytes';
 export { whileHeld } from './held-objects';
+export { writableFile } from './opfs-handles';
 export { escapeMessage, UNTRUSTED_MAX_CHARS, untrustedText } from './untrusted-text';
 export {
   MAX_HEADER_BYTES,

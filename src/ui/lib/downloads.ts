@@ -5,7 +5,7 @@
  * permission prompt, where one download per file makes Chrome ask to allow multiple downloads.
  * Browsers without it get one download per file.
  */
-import { whileHeld } from '../../storage';
+import { whileHeld, writableFile } from '../../storage';
 
 export function downloadFile(file: Blob, name: string): void {
   const url = URL.createObjectURL(file);
@@ -46,7 +46,7 @@ export async function saveAllToFolder(
     onFile(index, name);
     const file = await open(name);
     const handle = await folder.getFileHandle(name, { create: true });
-    const writable = await whileHeld([handle], () => handle.createWritable());
+    const writable = await writableFile(handle);
     const stream = file.stream();
     await whileHeld([stream, writable], () => stream.pipeTo(writable));
   }

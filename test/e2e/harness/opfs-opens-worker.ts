@@ -3,7 +3,7 @@
  * A worker of the harness's `opensUnderGc`: opens and closes a sync access handle on an OPFS file
  * over and over through openSyncAccessHandle, while garbage is made and collected. Opened as
  * `(await dir.getFileHandle(name)).createSyncAccessHandle()`, which drops the file handle at once,
- * the second open never settled.
+ * the first or second open never settled (in every try).
  */
 import { openSyncAccessHandle } from '../../../src/storage/opfs-handles';
 
