@@ -7,6 +7,7 @@ import { fileEndedError } from './errors';
 import { untrustedText } from './untrusted-text';
 import { WRITE_PIECE_BYTES } from './write-pieces';
 import { writeFileThroughSink } from './write-file-through-sink';
+import { DirectFileSink } from './node-direct-sink';
 
 /**
  * Node implementations of the storage interfaces (CLI and tests). Kept out of `index.ts` so the
@@ -158,7 +159,7 @@ export function nodeModelFolder(dir: string, id: string = dir): ModelFolder {
   };
 }
 
-/** Sequential writes to a new file through one handle. */
+/** Sequential buffered writes to a new file through one handle (where direct writes are not to be had). */
 export class NodeFileSink implements ByteSink {
   private handle: FileHandle | null;
   private readonly onClose: () => void;
@@ -215,7 +216,7 @@ export class NodeOutputFolder implements OutputFolder {
   readonly tempDir: string;
   /** Temporary folders of dead earlier runs that `open` removed. */
   readonly removedStale: readonly string[];
-  private readonly openSinks = new Set<NodeFileSink>();
+  private readonly openSinks = new Set<ByteSink>();
   private state: 'open' | 'committed' | 'aborted' = 'open';
 
   private constructor(dir: string, tempDir: string, removedStale: readonly string[]) {
@@ -248,7 +249,8 @@ export class NodeOutputFolder implements OutputFolder {
     await mkdir(path.dirname(target), { recursive: true });
     // 'wx': each output file is created once; writing one twice is a bug upstream.
     const handle = await open(target, 'wx');
-    const sink: NodeFileSink = new NodeFileSink(handle, () => this.openSinks.delete(sink));
+    const onClose = (): void => void this.openSinks.delete(sink);
+    const sink: ByteSink = DirectFileSink.create(target, handle, onClose) ?? new NodeFileSink(handle, onClose);
     this.openSinks.add(sink);
     return sink;
   }
