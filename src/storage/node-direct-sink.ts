@@ -45,6 +45,7 @@ function takeStaging(): Uint8Array[] | null {
 }
 
 export class DirectFileSink implements ByteSink {
+  readonly gathersWrites = true;
   /** The direct handle: undefined until the first piece is written, null when writing buffered. */
   private direct: FileHandle | null | undefined = undefined;
   private staging: Uint8Array[] | null;

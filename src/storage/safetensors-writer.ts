@@ -241,13 +241,13 @@ export class SafetensorsStreamWriter {
     while (this.current < this.entries.length && this.entries[this.current].byteLength === 0) this.current++;
   }
 
-  /** Copies into the block, handing full blocks to the sink; large writes bypass the copy. */
+  /** Copies into the block, handing full blocks to the sink; large writes, and all to a sink that gathers, bypass the copy. */
   private async append(bytes: Uint8Array, released?: () => void): Promise<void> {
     const capacity = this.block.byteLength;
     let offset = 0;
     while (offset < bytes.byteLength) {
-      if (this.blockUsed === 0 && bytes.byteLength - offset >= capacity) {
-        // Nothing buffered and at least a block to write: skip the copy.
+      if (this.blockUsed === 0 && (this.sink.gathersWrites === true || bytes.byteLength - offset >= capacity)) {
+        // Nothing buffered and at least a block to write, or a sink that gathers: skip the copy.
         await this.send(bytes.subarray(offset));
         // The sink holds the bytes until that write ends.
         if (released) this.writing?.then(released, () => undefined);

@@ -91,6 +91,11 @@ export interface ModelFolder {
 export interface ByteSink {
   write(bytes: Uint8Array): Promise<void>;
   close(): Promise<void>;
+  /**
+   * The sink copies every byte into buffers of its own and writes them in large pieces (direct
+   * writes): a writer hands it each write as it comes rather than gathering small ones first.
+   */
+  readonly gathersWrites?: boolean;
 }
 
 /**

@@ -106,6 +106,18 @@ describe('SafetensorsStreamWriter', () => {
     expect(sink.chunks[0].byteLength).toBe(writer.fileSize);
   });
 
+  it('hands a sink that gathers writes itself every write as it comes, in order', async () => {
+    const { bytes } = fixture();
+    const sink = Object.assign(new MemorySink(), { gathersWrites: true });
+    const writer = new SafetensorsStreamWriter(sink, ENTRIES);
+    await writer.begin();
+    for (const tensor of bytes) for (const byte of tensor) await writer.write(new Uint8Array([byte]));
+    await writer.finish();
+    const dataBytes = bytes.reduce((n, tensor) => n + tensor.byteLength, 0);
+    expect(sink.chunks.map((chunk) => chunk.byteLength)).toEqual([writer.fileSize - dataBytes, ...Array(dataBytes).fill(1)]);
+    expect(sink.bytes().subarray(writer.fileSize - dataBytes)).toEqual(Uint8Array.from(bytes.flatMap((tensor) => [...tensor])));
+  });
+
   it('passes large writes through without copying them into the block', async () => {
     const entries: SafetensorsEntry[] = [{ name: 'big', dtype: 'U8', shape: [100], byteLength: 100 }];
     const sink = new MemorySink();
