@@ -16,6 +16,8 @@ class MemoryFile {
   size = 0;
   locked = false;
   lastModified = Date.now();
+  /** How many times an access handle flushed it to the (pretend) disk. */
+  flushes = 0;
 
   ensureCapacity(n: number): void {
     if (n <= this.bytes.byteLength) return;
@@ -73,6 +75,7 @@ class MemorySyncAccessHandle {
 
   flush(): void {
     this.check();
+    this.file.flushes++;
   }
 
   close(): void {

@@ -128,6 +128,21 @@ describe.each(WRITERS)('OpfsOutputStore, %s', (_, writer) => {
     await again.folder.commit();
     expect(new Uint8Array(await (await store.file('out', 'model.safetensors')).arrayBuffer())).toEqual(new Uint8Array([1, 2, 3, 4, 9]));
 
+    // The checkpoint is not flushed to the disk (after every tensor that cost more than the merge's
+    // compute); the output file is, when it is closed.
+    const flushesOf = async (dir: FileSystemDirectoryHandle, name: string): Promise<number> =>
+      ((await dir.getFileHandle(name)) as unknown as { file: { flushes: number } }).file.flushes;
+    const third = await store.beginResumable('third', 'resumetest3');
+    const partial = await (await opfs.root.getDirectoryHandle('alloy-outputs')).getDirectoryHandle('.partial-resume-resumetest3');
+    const thirdSink = await third.folder.create('model.safetensors');
+    await thirdSink.write(new Uint8Array(8));
+    await third.folder.saveCheckpoint({ at: 8 });
+    await third.folder.saveCheckpoint({ at: 8 });
+    expect(await flushesOf(partial, '.alloy-resume.json')).toBe(0);
+    await thirdSink.close();
+    expect(await flushesOf(partial, 'model.safetensors')).toBe(1);
+    await third.folder.abort();
+
     const short = await store.beginResumable('short', 'resumetest2');
     await (await short.folder.create('model.safetensors')).write(new Uint8Array(3));
     await short.folder.saveCheckpoint({ at: 10 });
