@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DIRECT_PIECE_BYTES, DirectFileSink, type OpenDirect } from '../../src/storage/node-direct-sink';
 import { NodeOutputFolder } from '../../src/storage/node-fs';
 import { WRITE_PIECE_BYTES } from '../../src/storage/write-pieces';
+import { createRecordingLengths } from '../helpers/write-lengths';
 
 let root: string;
 beforeEach(async () => {
@@ -88,13 +89,7 @@ describe('DirectFileSink through NodeOutputFolder', () => {
 /** A sink on a new file of `root` whose direct handle is `openDirect`'s; the buffered handle's write lengths. */
 async function sinkWith(openDirect: OpenDirect): Promise<{ sink: DirectFileSink; file: string; buffered: number[]; created: FileHandle }> {
   const file = path.join(root, 'f.bin');
-  const created = await open(file, 'wx');
-  const original = created.write.bind(created);
-  const buffered: number[] = [];
-  created.write = ((...args: Parameters<typeof original>) => {
-    buffered.push(Number(args[2]));
-    return original(...args);
-  }) as typeof created.write;
+  const { handle: created, lengths: buffered } = await createRecordingLengths(file);
   const sink = DirectFileSink.create(file, created, () => {}, openDirect);
   if (sink === null) throw new Error('no direct sink on this platform');
   return { sink, file, buffered, created };
