@@ -5,17 +5,16 @@ import { WRITE_PIECE_BYTES } from './write-pieces';
 
 /**
  * A new file written front to back with direct I/O (Linux `O_DIRECT`): each write goes from a
- * staging buffer to the disk without a copy into the page cache. On the test machines (a VM,
- * ext4) buffered writes of 1.9 GB took 1.4–5 s of kernel time on the merge's own cores, direct
- * ones 0.2–0.3 s (and 1.1–1.3 s of the disk's time, which overlaps the merge's compute); and an
- * output written directly does not push out of the page cache the inputs a merge reads again.
+ * staging buffer to the disk without a copy into the page cache, which on the test VMs cost the
+ * merge's own cores seconds of kernel time per GB (docs/pipeline.md §2); nor does the output push
+ * out of the page cache the inputs a multi-pass merge reads again.
  *
  * Direct writes need their memory, file offset and length aligned to the disk's block size, so
  * the bytes are gathered into two page-aligned staging buffers (a WebAssembly memory starts on a
- * page) and written in whole pieces; the last one is written to the next block boundary and the file truncated to
- * its true size. A file shorter than one piece is written buffered as it is (config, tokenizer),
- * and so is everything where the file system has no direct I/O or refuses a write as unaligned
- * (EINVAL): through the handle that created the file.
+ * page) and written in whole pieces; the last one is written up to the next block boundary and
+ * the file truncated to its true size. A file shorter than one piece is written buffered as it is
+ * (config, tokenizer), and so is everything where the file system has no direct I/O or refuses a
+ * write as unaligned (EINVAL): through the handle that created the file.
  */
 
 /** Alignment of direct writes: the largest logical block size of common disks, and a page. */
@@ -78,11 +77,6 @@ export class DirectFileSink implements ByteSink {
     staging: Uint8Array[],
   ) {
     this.staging = staging;
-  }
-
-  /** Whether the pieces written so far went to the disk directly. */
-  get writesDirect(): boolean {
-    return this.direct != null;
   }
 
   write(bytes: Uint8Array): Promise<void> {

@@ -1,13 +1,17 @@
 import { type FileHandle, open } from 'node:fs/promises';
 
-/** Creates `file` ('wx') and records the length of every write through its handle. */
-export async function createRecordingLengths(file: string): Promise<{ handle: FileHandle; lengths: number[] }> {
-  const handle = await open(file, 'wx');
+/** `handle`, recording into `lengths` the length of every write through it. */
+export function recordWriteLengths(handle: FileHandle, lengths: number[]): FileHandle {
   const original = handle.write.bind(handle);
-  const lengths: number[] = [];
   handle.write = ((...args: Parameters<typeof original>) => {
     lengths.push(Number(args[2]));
     return original(...args);
   }) as typeof handle.write;
-  return { handle, lengths };
+  return handle;
+}
+
+/** Creates `file` ('wx'), recording the length of every write through its handle. */
+export async function createRecordingLengths(file: string): Promise<{ handle: FileHandle; lengths: number[] }> {
+  const lengths: number[] = [];
+  return { handle: recordWriteLengths(await open(file, 'wx'), lengths), lengths };
 }
