@@ -23,7 +23,9 @@
  *
  * Options: --methods a,b (default linear,ties), --modes local,hub,cached,stream,folder,stream-folder
  * (default local,hub), --scale N (model size multiplier, default 1 ≈ 3 × 337 MB; 3 ≈ 3 × 1 GB),
- * --dir DIR (default .bench).
+ * --repeat N (timed runs of each row, each in a fresh browser, default 1: the row reports the median
+ * run, with every run's time in `runsSeconds`; one run varies by ±30 % on these VMs), --dir DIR
+ * (default .bench).
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -74,6 +76,8 @@ interface Options {
   readonly methods: string[];
   readonly modes: Mode[];
   readonly scale: number;
+  /** Timed runs of each row, each in a fresh browser; the row shows the median one. */
+  readonly repeat: number;
   readonly dir: string;
 }
 
@@ -86,7 +90,9 @@ function parseOptions(args: readonly string[]): Options {
   for (const m of methods) if (!CONFIGS[m]) throw new Error(`--methods: no browser bench config for ${m} (have ${Object.keys(CONFIGS).join(', ')})`);
   const modes = option('modes', 'local,hub').split(',') as Options['modes'];
   for (const m of modes) if (!MODES.includes(m)) throw new Error(`--modes takes ${MODES.join(', ')}, not ${m}`);
-  return { methods, modes, scale: Number(option('scale', '1')), dir: resolve(option('dir', '.bench')) };
+  const repeat = Number(option('repeat', '1'));
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat takes a whole number of runs from 1, not ${option('repeat', '')}`);
+  return { methods, modes, scale: Number(option('scale', '1')), repeat, dir: resolve(option('dir', '.bench')) };
 }
 
 /** A process and its descendants (/proc), root first. */
@@ -273,6 +279,46 @@ async function mergeInApp(
   return { seconds, split, unverified, cpu };
 }
 
+interface ModeRun {
+  readonly seconds: number;
+  readonly split: string | null;
+  readonly unverified: string | null;
+  readonly cpu: Record<string, number>;
+  readonly peakPss: number;
+  readonly rangeRequests: number;
+  readonly profileBytes: number;
+}
+
+/** One timed merge of `mode` in a browser of its own (a fresh profile: nothing cached from an earlier run). */
+async function runMode(
+  mode: Mode,
+  config: (typeof CONFIGS)[string],
+  modelsDir: string,
+  siteUrl: string,
+  hub: FakeHub,
+  modelBytes: number,
+): Promise<ModeRun> {
+  const session = await launchBrowser();
+  const pid = browserPid(session.profile);
+  let peak = treePssBytes(pid);
+  const sampler = setInterval(() => (peak = Math.max(peak, treePssBytes(pid))), PSS_SAMPLE_MS);
+  try {
+    const yaml = config((m) => (mode === 'local' ? m : `bench/${m}`));
+    const dirs = mode === 'local' ? MODELS.map((m) => join(modelsDir, m)) : [];
+    const how = { inputMode: mode === 'stream' || mode === 'stream-folder' ? ('stream' as const) : ('cache' as const), folder: mode.endsWith('folder') };
+    hub.resetLog();
+    // `cached`: the Hub's files are downloaded by a first merge, and the second one is timed.
+    if (mode === 'cached') await mergeInApp(session, siteUrl, hub.url, yaml, dirs, how, pid, modelBytes);
+    hub.resetLog();
+    const run = await mergeInApp(session, siteUrl, hub.url, yaml, dirs, how, pid, modelBytes);
+    const rangeRequests = hub.requests.filter((r) => r.server === 'cdn' && r.range !== null).length;
+    return { ...run, peakPss: peak, rangeRequests, profileBytes: duBytes(session.profile) };
+  } finally {
+    clearInterval(sampler);
+    await session.close();
+  }
+}
+
 export async function main(args: readonly string[]): Promise<void> {
   const options = parseOptions(args);
   const spec: BenchModelSpec = { hidden: 2048, intermediate: 5632, layers: Math.max(1, Math.round(3 * options.scale)), vocab: 8192 };
@@ -310,41 +356,28 @@ export async function main(args: readonly string[]): Promise<void> {
       }
       const cliSeconds = cliRuns.sort((a, b) => a - b)[CLI_RUNS >> 1];
       for (const mode of options.modes) {
-        const session = await launchBrowser();
-        const pid = browserPid(session.profile);
-        let peak = treePssBytes(pid);
-        const sampler = setInterval(() => (peak = Math.max(peak, treePssBytes(pid))), PSS_SAMPLE_MS);
-        try {
-          const yaml = config((m) => (mode === 'local' ? m : `bench/${m}`));
-          const dirs = mode === 'local' ? MODELS.map((m) => join(modelsDir, m)) : [];
-          const how = { inputMode: mode === 'stream' || mode === 'stream-folder' ? ('stream' as const) : ('cache' as const), folder: mode.endsWith('folder') };
-          hub.resetLog();
-          // `cached`: the Hub's files are downloaded by a first merge, and the second one is timed.
-          if (mode === 'cached') await mergeInApp(session, site.url, hub.url, yaml, dirs, how, pid, sizes[0]);
-          hub.resetLog();
-          const run = await mergeInApp(session, site.url, hub.url, yaml, dirs, how, pid, sizes[0]);
-          const rangeRequests = hub.requests.filter((r) => r.server === 'cdn' && r.range !== null).length;
-          const row = {
-            method,
-            mode,
-            inputBytes,
-            seconds: Number(run.seconds.toFixed(2)),
-            inputMBps: Number((inputBytes / 1e6 / run.seconds).toFixed(1)),
-            cliSeconds: Number(cliSeconds.toFixed(2)),
-            appOverCli: Number((run.seconds / cliSeconds).toFixed(2)),
-            split: run.split,
-            browserPeakPssMB: Number((peak / 1e6).toFixed(0)),
-            rangeRequests,
-            profileDiskMB: Number((duBytes(session.profile) / 1e6).toFixed(0)),
-            cpuSeconds: run.cpu,
-            ...(run.unverified ? { unverified: run.unverified } : {}),
-          };
-          results.push(row);
-          process.stderr.write(`${JSON.stringify(row)}\n`);
-        } finally {
-          clearInterval(sampler);
-          await session.close();
-        }
+        const runs: ModeRun[] = [];
+        for (let r = 0; r < options.repeat; r++) runs.push(await runMode(mode, config, modelsDir, site.url, hub, sizes[0]));
+        // The run of median time (the faster middle one of an even count), with every run's time beside it.
+        const median = [...runs].sort((a, b) => a.seconds - b.seconds)[(runs.length - 1) >> 1];
+        const row = {
+          method,
+          mode,
+          inputBytes,
+          seconds: Number(median.seconds.toFixed(2)),
+          ...(runs.length > 1 ? { runsSeconds: runs.map((x) => Number(x.seconds.toFixed(2))) } : {}),
+          inputMBps: Number((inputBytes / 1e6 / median.seconds).toFixed(1)),
+          cliSeconds: Number(cliSeconds.toFixed(2)),
+          appOverCli: Number((median.seconds / cliSeconds).toFixed(2)),
+          split: median.split,
+          browserPeakPssMB: Number((median.peakPss / 1e6).toFixed(0)),
+          rangeRequests: median.rangeRequests,
+          profileDiskMB: Number((median.profileBytes / 1e6).toFixed(0)),
+          cpuSeconds: median.cpu,
+          ...(median.unverified ? { unverified: median.unverified } : {}),
+        };
+        results.push(row);
+        process.stderr.write(`${JSON.stringify(row)}\n`);
       }
     }
   } finally {
