@@ -153,16 +153,25 @@ export class DirectFileSink implements ByteSink {
         await this.stopDirect();
       }
     }
-    while (done < bytes.byteLength) {
-      const piece = Math.min(bytes.byteLength - done, WRITE_PIECE_BYTES);
-      const { bytesWritten } = await this.buffered.write(bytes, done, piece, at + done);
-      done += bytesWritten;
-    }
+    if (done < bytes.byteLength) await writeInPieces(this.buffered, bytes.subarray(done), at + done);
   }
 
   private async stopDirect(): Promise<void> {
     const direct = this.direct;
     this.direct = null;
     await direct?.close();
+  }
+}
+
+/**
+ * Writes all of `bytes` through a buffered `handle`, at most WRITE_PIECE_BYTES per write, at file
+ * offset `at` (null: at the handle's position, going on from there).
+ */
+export async function writeInPieces(handle: FileHandle, bytes: Uint8Array, at: number | null): Promise<void> {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const piece = Math.min(bytes.byteLength - done, WRITE_PIECE_BYTES);
+    const { bytesWritten } = await handle.write(bytes, done, piece, at === null ? null : at + done);
+    done += bytesWritten;
   }
 }

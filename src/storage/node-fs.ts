@@ -5,9 +5,8 @@ import path from 'node:path';
 import type { ByteSink, ByteSource, ModelFolder, OutputFolder, SharedFile } from './types';
 import { fileEndedError } from './errors';
 import { untrustedText } from './untrusted-text';
-import { WRITE_PIECE_BYTES } from './write-pieces';
 import { writeFileThroughSink } from './write-file-through-sink';
-import { DirectFileSink } from './node-direct-sink';
+import { DirectFileSink, writeInPieces } from './node-direct-sink';
 
 /**
  * Node implementations of the storage interfaces (CLI and tests). Kept out of `index.ts` so the
@@ -175,12 +174,8 @@ export class NodeFileSink implements ByteSink {
 
   async write(bytes: Uint8Array): Promise<void> {
     if (this.handle === null) throw new Error('write to a closed file');
-    let done = 0;
-    while (done < bytes.byteLength) {
-      // Position null = the current position: the file is written strictly front to back.
-      const { bytesWritten } = await this.handle.write(bytes, done, Math.min(bytes.byteLength - done, WRITE_PIECE_BYTES), null);
-      done += bytesWritten;
-    }
+    // At the current position: the file is written strictly front to back.
+    await writeInPieces(this.handle, bytes, null);
   }
 
   async close(): Promise<void> {

@@ -163,7 +163,6 @@ describe('NodeFileSink', () => {
 });
 
 describe('NodeOutputFolder', () => {
-
   it('writes into a temporary sibling and renames it on commit', async () => {
     const out = path.join(root, 'out');
     const folder = await NodeOutputFolder.open(out);
