@@ -856,6 +856,78 @@ describe('several dots and sums of one chunk, computed together when the partial
     }
   });
 
+  // DARE's rescale (l1RescaleFactors): Σ|d| and Σ|d · mask| of each task vector d, the mask drawn
+  // below its density, which keepBelowSums adds in sweeps of up to three without writing d or the
+  // kept values, packing the masks. Of 1-5 task vectors of raw bf16 inputs, of f32 ones, and of
+  // mixed ones (f16 − bf16 and f32 − bf16: left to keepBelow and the chains); then each one's kept
+  // values, read by the mask it packed (keepBits), and its mask kept and read by a later chunk.
+  const RESCALE_TERMS = [
+    { kind: 'bf16', base: 1, minuends: [5, 9, 13, 17, 5], fused: true },
+    { kind: 'f32', base: 0, minuends: [2, 4, 6, 8, 10], fused: true },
+    { kind: 'mixed', base: 1, minuends: [3, 2, 7, 0, 11], fused: false },
+  ];
+  const DENSITIES = [0.5, 0.3, 0.9, 1e-3, 0.7];
+  for (const n of [1, 5, 17, 4096, 4099]) {
+    it(`equal the reference bit for bit: DARE's rescale sums of 1-5 task vectors, their kept values and masks, ${n} elements`, async () => {
+      // A backend of its own on kernels of their own, whose fused sums count their terms, and
+      // which counts the masks packed on their own (none where the sums packed them).
+      const kernels = await instantiateKernels();
+      let fusedTerms = 0;
+      let packedAlone = 0;
+      const counting = new SimdCpuBackend({
+        ...kernels,
+        keepBelowSums: (...args: Parameters<Kernels['keepBelowSums']>) => ((fusedTerms += args[1]), kernels.keepBelowSums(...args)),
+        packMask: (...args: Parameters<Kernels['packMask']>) => (packedAlone++, kernels.packMask(...args)),
+      });
+      const failures: string[] = [];
+      for (const { kind, base, minuends, fused } of RESCALE_TERMS) {
+        for (const count of [1, 2, 3, 4, 5]) {
+          for (const special of [false, true]) {
+            const label = `${kind} ×${count}${special ? ', NaN and ±Inf' : ''}`;
+            const { spec, inputs } = chunkOf(n, 7000 + 10 * count + n + (special ? 5 : 0), special);
+            const terms = (c: ChunkOps): { kept: Vec[]; masks: Vec[]; sums: Reduction<number>[] } => {
+              const deltas = minuends.slice(0, count).map((i) => c.sub(c.input(i), c.input(base)));
+              const masks = deltas.map((_, j) => c.gt(DENSITIES[j], c.random(j)));
+              const kept = deltas.map((d, j) => c.mul(d, masks[j]));
+              return { kept, masks, sums: deltas.flatMap((d, j) => [c.sum(c.abs(d)), c.sum(c.abs(kept[j]))]) };
+            };
+            const outcome = async (backend: ComputeBackend): Promise<{ sums: string; kept: string[]; masks: string[] }> => {
+              const chunk = backend.beginChunk(spec, inputs);
+              const { kept, masks, sums } = terms(chunk.ops);
+              // The pool keeps the masks for the output pass before it reads the sums.
+              const packed = backend === counting ? masks.map((m) => counting.keep(chunk.ops, m, true)) : null;
+              const values = f64Bits((await chunk.readPartials(sums as unknown as ReductionToken[])) as number[]);
+              const hex = async (c: BackendChunk, v: Vec): Promise<string> => Buffer.from(await c.encode(v, 'F32')).toString('hex');
+              const keptBytes = [];
+              for (const v of kept) keptBytes.push(await hex(chunk, v));
+              chunk.release();
+              const maskBytes = [];
+              if (packed) {
+                const reader = counting.beginChunk(spec, inputs);
+                for (const m of packed) maskBytes.push(await hex(reader, counting.use(reader.ops, m)));
+                reader.release();
+                packed.forEach((m) => counting.drop(m));
+              } else {
+                const reader = cpu.beginChunk(spec, inputs);
+                for (const m of terms(reader.ops).masks) maskBytes.push(await hex(reader, m));
+                reader.release();
+              }
+              return { sums: values, kept: keptBytes, masks: maskBytes };
+            };
+            const [before, packedBefore] = [fusedTerms, packedAlone];
+            const [expected, actual] = [await outcome(cpu), await outcome(counting)];
+            if (actual.sums !== expected.sums) failures.push(`${label}: sums ${actual.sums} instead of ${expected.sums}`);
+            expected.kept.forEach((e, j) => e !== actual.kept[j] && failures.push(`${label}: kept values of term ${j}`));
+            expected.masks.forEach((e, j) => e !== actual.masks[j] && failures.push(`${label}: mask of term ${j}`));
+            if (fusedTerms - before !== (fused ? count : 0)) failures.push(`${label}: ${fusedTerms - before} terms summed by keepBelowSums`);
+            if (packedAlone !== packedBefore) failures.push(`${label}: ${packedAlone - packedBefore} masks packed on their own`);
+          }
+        }
+      }
+      expect(failures.join('\n')).toBe('');
+    });
+  }
+
   it('reads dots asked for after an earlier read, in any token order, with vectors made in between', async () => {
     const { spec, inputs } = chunkOf(4099, 42, false);
     const run = async (backend: ComputeBackend): Promise<string[]> => {

@@ -85,14 +85,16 @@ class WasmVec {
  * The vectors kept unwritten, and who reads them as they are:
  * - `raw`: a bf16 input's bytes at `raw`, which weightedSum and binary ops decode as they go;
  * - `difference`: `minuend − subtrahend` of two vectors (a task vector), which weightedSum subtracts as it goes,
- *   whose Gram matrix (model_stock's dots) the gram kernel computes without writing them, and
- *   which keepBelow writes as it subtracts it where a pending sum reads its magnitudes (DARE's rescale);
+ *   whose Gram matrix (model_stock's dots) the gram kernel computes without writing them, whose
+ *   magnitudes and its kept values' keepBelowSums adds without writing either (DARE's rescale),
+ *   and which keepBelow writes as it subtracts it where a pending sum reads its magnitudes;
  * - `ranked`: the row ranks of `source` with scalar steps applied (binaryVS, or binarySV where the
  *   scalar comes first), which `gt` compares with a vector mostly without ranking (rowRanksGreater);
  * - `drawn`: the random stream from `base`, or with `below` the mask below > stream;
  * - `bits`: a 0/1 mask kept packed by an earlier pass (at `packed`);
  * - `masked`: x · mask (`mul`) for a mask that is `drawn` with `below` or packed, written in the
  *   sweep that draws the mask and packs its bits (keepBelow), or that unpacks them (keepBits); a
+ *   sum of their magnitudes draws and packs the mask without writing them (keepBelowSums), and a
  *   sign consensus of such task vectors reads them unwritten (signConsensusKept, DARE's output pass);
  * - `abs`: |source|, which `sum` adds without writing it (the chains kernel's magnitude mask).
  */
@@ -376,6 +378,8 @@ class SimdChunk implements BackendChunk, ChunkOps {
     if (raw?.kind === 'raw' && !bits) return { ptr: this.take(raw.raw), bytes: this.length * 2, raw: { length: this.length } };
     if (!bits) return { ptr: this.take(this.p(v)), bytes: this.length * 4 };
     const mask = { bits: { length: this.length }, bytes: this.maskBytes };
+    // A mask that pending sums draw (DARE's rescale) is drawn with them now, its bits packed.
+    if (wasmVec(v).packed < 0 && this.pending.length > 0) this.computeChains();
     const packed = wasmVec(v).packed;
     if (packed >= 0) return { ptr: this.take(packed), ...mask };
     const ptr = this.p(v);
@@ -741,12 +745,12 @@ class SimdChunk implements BackendChunk, ChunkOps {
   // ---- reductions ----------------------------------------------------------------------------
 
   sum(a: Vec): Reduction<number> {
-    // A sum of magnitudes masks the sign as it adds: |a| is not written. A difference stays
-    // unwritten until the sum is computed, in case a keepBelow writes it first.
+    // A sum of magnitudes masks the sign as it adds: |a| is not written. A difference, or values
+    // kept below a draw, stay unwritten until the sum is computed: keepBelowSums may need neither.
     const abs = deferredAs(a, 'abs');
     if (!abs) return this.chain(this.p(a), -1);
     const source = asVec(abs.source);
-    if (deferredAs(source, 'difference')) return this.chain(-1, -1, MAGNITUDE_BITS, undefined, source);
+    if (deferredAs(source, 'difference') || this.keptBelow(source)) return this.chain(-1, -1, MAGNITUDE_BITS, undefined, source);
     return this.chain(this.p(source), -1, MAGNITUDE_BITS);
   }
 
@@ -806,6 +810,9 @@ class SimdChunk implements BackendChunk, ChunkOps {
    */
   private computeChains(): void {
     this.computeGram();
+    this.computeKeptSums();
+    // Kept values first, while the sums are pending: their keepBelow writes the task vectors that sums read.
+    for (const c of this.pending) if (c.magnitudesOf && this.keptBelow(c.magnitudesOf)) c.x = this.p(c.magnitudesOf);
     const pending = this.pending;
     if (pending.length === 0) return;
     this.pending = [];
@@ -844,6 +851,52 @@ class SimdChunk implements BackendChunk, ChunkOps {
       // A padding copy comes after its original and writes the same value.
       slots.forEach((c, j) => (c.value = values[j]));
     });
+  }
+
+  /** The deferred form of `v` when it is x · mask for a mask drawn below a threshold and not drawn yet (keepBelow's), else null. */
+  private keptBelow(v: Vec): Extract<Deferred, { kind: 'masked' }> | null {
+    const masked = deferredAs(v, 'masked');
+    return masked && masked.mask.packed < 0 ? masked : null;
+  }
+
+  /**
+   * DARE's rescale sums (l1RescaleFactors): for each pending Σ|d · mask| of a task vector d, not
+   * written, kept by a mask not drawn yet, with Σ|d| pending too, the keepBelowSums kernel draws
+   * the mask, packs its bits (for the output pass) and adds both sums, up to three task vectors a
+   * sweep, writing neither d nor the kept values. Terms of two raw bf16 inputs or of two written
+   * f32 vectors, those of one kind to a sweep; others are left to computeChains.
+   */
+  private computeKeptSums(): void {
+    const groups: Record<'bf16' | 'f32', { kept: PendingChain; whole: PendingChain; mask: WasmVec; pointers: number[] }[]> = { bf16: [], f32: [] };
+    for (const kept of this.pending) {
+      const masked = kept.magnitudesOf && this.keptBelow(kept.magnitudesOf);
+      const difference = masked ? deferredAs(asVec(masked.x), 'difference') : null;
+      const whole = difference && this.pending.find((c) => c.magnitudesOf === asVec(masked!.x));
+      if (!masked || !difference || !whole) continue;
+      const [x, xm] = [difference.minuend, difference.subtrahend];
+      const raw = [x, xm].map((v) => deferredAs(asVec(v), 'raw')?.raw);
+      const bf16 = raw[0] !== undefined && raw[1] !== undefined;
+      if (!bf16 && (x.ptr < 0 || xm.ptr < 0)) continue;
+      const drawn = masked.mask.deferred as Extract<Deferred, { kind: 'drawn' }>;
+      const pointers = [bf16 ? raw[0]! : x.ptr, bf16 ? raw[1]! : xm.ptr, -1, hashesBelow(drawn.below!), drawn.base];
+      groups[bf16 ? 'bf16' : 'f32'].push({ kept, whole, mask: masked.mask, pointers });
+    }
+    const n = this.length;
+    for (const [kind, terms] of Object.entries(groups)) {
+      for (let first = 0; first < terms.length; first += 3) {
+        const sweep = terms.slice(first, first + 3);
+        for (const term of sweep) term.pointers[2] = term.mask.packed = this.allocBlock(this.maskBytes);
+        // The table's 5 words a term (60 bytes at most), then the sums from byte 64.
+        this.scratch(64 + sweep.length * 16, (table) => {
+          new Uint32Array(this.buffer, table, sweep.length * 5).set(sweep.flatMap((term) => term.pointers));
+          const out = table + 64;
+          this.k.keepBelowSums(table, sweep.length, kind === 'bf16' ? 1 : 0, n, out);
+          const sums = new Float64Array(this.buffer, out, sweep.length * 2);
+          sweep.forEach((term, j) => [term.whole.value, term.kept.value] = [sums[2 * j], sums[2 * j + 1]]);
+        });
+        this.pending = this.pending.filter((c) => !sweep.some((term) => term.kept === c || term.whole === c));
+      }
+    }
   }
 
   rowSums(a: Vec): Reduction<Float64Array> {

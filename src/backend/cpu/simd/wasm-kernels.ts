@@ -43,6 +43,7 @@ export interface Kernels {
   rowRanksGreater(x: number, y: number, o: number, rows: number, cols: number, steps: number, count: number, scratch: number): void;
   keepBelow(x: number, xBf16: number, xm: number, xmBf16: number, o: number, bits: number, n: number, below: number, base: number, d: number): void;
   keepBits(x: number, xBf16: number, xm: number, xmBf16: number, bits: number, o: number, n: number): void;
+  keepBelowSums(table: number, count: number, bf16: number, n: number, out: number): void;
   packMask(x: number, o: number, n: number): void;
   unpackMask(x: number, o: number, n: number): void;
   countNonFinite(p: number, n: number, size: number, exp: number, mant: number, out: number): void;

@@ -1047,6 +1047,105 @@ export function keepBelow(x: usize, xBf16: bool, xm: usize, xmBf16: bool, o: usi
   }
 }
 
+/**
+ * keepBelowSums: DARE's rescale sums of `count` (1-3) task vectors d = x − xm (all raw bf16 where
+ * `bf16`, else all f32), kept below draws not made yet, in one sweep that writes neither d nor its
+ * kept values: per term, the mask as keepBelow draws and packs it (to its `bits`), and the pair of
+ * sums Σ|d| and Σ|d · mask|, each the chain of `sum` over `n` elements (f64, index order; the
+ * product is keepBelow's). Three terms' chains overlap where one keepBelow and the sum sweep after
+ * it waited on each add. The table at `t` holds x, xm, bits, below and base of each term (u32);
+ * the sums go to `out` as f64, Σ|d| then Σ|kept| per term.
+ */
+export function keepBelowSums(t: usize, count: i32, bf16: bool, n: i32, out: usize): void {
+  if (count == 3) {
+    if (bf16) keptSums3(t, true, n, out);
+    else keptSums3(t, false, n, out);
+  } else if (bf16) {
+    keptSums1(t, true, n, out);
+    if (count == 2) keptSums1(t + 20, true, n, out + 16);
+  } else {
+    keptSums1(t, false, n, out);
+    if (count == 2) keptSums1(t + 20, false, n, out + 16);
+  }
+}
+
+/** Term `j` of a keepBelowSums table: its field `f` (0 x, 1 xm, 2 bits, 3 below, 4 base). */
+@inline function keptField(t: usize, j: i32, f: i32): u32 {
+  return load<u32>(t + <usize>(20 * j + 4 * f));
+}
+
+@inline function keptSums1(t: usize, bf16: bool, n: i32, out: usize): void {
+  const x = <usize>keptField(t, 0, 0), xm = <usize>keptField(t, 0, 1), bits = <usize>keptField(t, 0, 2);
+  const threshold = i32x4.splat(<i32>keptField(t, 0, 3));
+  let state = firstState(keptField(t, 0, 4));
+  let s = f64x2.splat(0);
+  const body = n & ~15;
+  let j = 0;
+  for (; j < body; j += 16) {
+    s = keptWord(s, x, xm, bits, bf16, state, threshold, j, 16);
+    state = i32x4.add(state, i32x4.splat(STATE_STEP * 4));
+  }
+  if (j < n) s = keptWord(s, x, xm, bits, bf16, state, threshold, j, n - j);
+  v128.store(out, s);
+}
+
+@inline function keptSums3(t: usize, bf16: bool, n: i32, out: usize): void {
+  const x0 = <usize>keptField(t, 0, 0), m0 = <usize>keptField(t, 0, 1), b0 = <usize>keptField(t, 0, 2);
+  const x1 = <usize>keptField(t, 1, 0), m1 = <usize>keptField(t, 1, 1), b1 = <usize>keptField(t, 1, 2);
+  const x2 = <usize>keptField(t, 2, 0), m2 = <usize>keptField(t, 2, 1), b2 = <usize>keptField(t, 2, 2);
+  const t0 = i32x4.splat(<i32>keptField(t, 0, 3)), t1 = i32x4.splat(<i32>keptField(t, 1, 3)), t2 = i32x4.splat(<i32>keptField(t, 2, 3));
+  let q0 = firstState(keptField(t, 0, 4)), q1 = firstState(keptField(t, 1, 4)), q2 = firstState(keptField(t, 2, 4));
+  let s0 = f64x2.splat(0), s1 = s0, s2 = s0;
+  const step = i32x4.splat(STATE_STEP * 4);
+  const body = n & ~15;
+  let j = 0;
+  for (; j < body; j += 16) {
+    s0 = keptWord(s0, x0, m0, b0, bf16, q0, t0, j, 16);
+    s1 = keptWord(s1, x1, m1, b1, bf16, q1, t1, j, 16);
+    s2 = keptWord(s2, x2, m2, b2, bf16, q2, t2, j, 16);
+    q0 = i32x4.add(q0, step);
+    q1 = i32x4.add(q1, step);
+    q2 = i32x4.add(q2, step);
+  }
+  if (j < n) {
+    s0 = keptWord(s0, x0, m0, b0, bf16, q0, t0, j, n - j);
+    s1 = keptWord(s1, x1, m1, b1, bf16, q1, t1, j, n - j);
+    s2 = keptWord(s2, x2, m2, b2, bf16, q2, t2, j, n - j);
+  }
+  v128.store(out, s0);
+  v128.store(out, s1, 16);
+  v128.store(out, s2, 32);
+}
+
+/**
+ * One 16-element word of a keepBelowSums term from element `j`, `state` the PCG states of its
+ * first four: the mask's bits packed, and the first `k` (1-16) magnitudes of d (lane 0 of `s`) and
+ * of the kept values (lane 1) added.
+ */
+@inline function keptWord(s: v128, x: usize, xm: usize, bits: usize, bf16: bool, state: v128, threshold: v128, j: i32, k: i32): v128 {
+  const at = (<usize>j) << 2;
+  const step = i32x4.splat(STATE_STEP);
+  const q1 = i32x4.add(state, step);
+  const q2 = i32x4.add(q1, step);
+  const q3 = i32x4.add(q2, step);
+  const k0 = i32x4.lt_s(hash4(state), threshold);
+  const k1 = i32x4.lt_s(hash4(q1), threshold);
+  const k2 = i32x4.lt_s(hash4(q2), threshold);
+  const k3 = i32x4.lt_s(hash4(q3), threshold);
+  store<u16>(bits + ((<usize>j) >> 3), <u16>maskWord(k0, k1, k2, k3));
+  s = keptGroup(s, loadDiff(x, bf16, xm, bf16, true, at), k0, k);
+  if (k > 4) s = keptGroup(s, loadDiff(x, bf16, xm, bf16, true, at + 16), k1, k - 4);
+  if (k > 8) s = keptGroup(s, loadDiff(x, bf16, xm, bf16, true, at + 32), k2, k - 8);
+  if (k > 12) s = keptGroup(s, loadDiff(x, bf16, xm, bf16, true, at + 48), k3, k - 12);
+  return s;
+}
+
+/** The first `k` (all for k ≥ 4) of four magnitudes of d and of d kept by `mask` added to the pair of sums `s`. */
+@inline function keptGroup(s: v128, d: v128, mask: v128, k: i32): v128 {
+  const magnitude = i32x4.splat(0x7fffffff);
+  return addValues(s, v128.and(d, magnitude), v128.and(arith(MUL, d, ones(mask)), magnitude), k < 4 ? k : 4);
+}
+
 /** keepBits: o = x · mask, the mask packed at `bits` (packMask): the bytes of unpackMask, then binaryVV(MUL, x, mask), x as loadDiff reads it. */
 export function keepBits(x: usize, xBf16: bool, xm: usize, xmBf16: bool, bits: usize, o: usize, n: i32): void {
   if (xm == 0) {
