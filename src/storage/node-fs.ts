@@ -51,11 +51,14 @@ export class NodeByteSource implements ByteSource {
   readonly name: string;
   readonly size: number;
   private handle: FileHandle | null;
+  /** One object for the source's life: a pool sends a file to each worker once (WireFileRange). */
+  private readonly sharedFile: SharedFile;
 
   private constructor(name: string, size: number, handle: FileHandle) {
     this.name = name;
     this.size = size;
     this.handle = handle;
+    this.sharedFile = { kind: 'fd', name, fd: handle.fd, size };
   }
 
   static async open(filePath: string): Promise<NodeByteSource> {
@@ -73,7 +76,7 @@ export class NodeByteSource implements ByteSource {
 
   /** The open descriptor, which a pool's worker threads read too; none once closed. */
   get shared(): SharedFile | null {
-    return this.handle === null ? null : { kind: 'fd', name: this.name, fd: this.handle.fd, size: this.size };
+    return this.handle === null ? null : this.sharedFile;
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {

@@ -40,7 +40,7 @@ export type SharedFile =
   /**
    * A complete file of the Hub download cache: a worker reads it through a read-only sync access
    * handle of its own (storage/opfs-range-reader.ts), or as the Blob where it cannot open one.
-   * `key` names the file uniquely (repo, commit and path): each message brings a new clone of `handle`.
+   * `key` names the file uniquely (repo, commit and path), whatever clone of `handle` a worker received.
    */
   | { readonly kind: 'opfs'; readonly name: string; readonly key: string; readonly handle: FileSystemFileHandle; readonly blob: Blob };
 

@@ -167,9 +167,16 @@ for (const variant of VARIANTS) {
 }
 
 /** A port that records what the pool sends (and otherwise is the real worker). */
-function recordingPort(url: URL, sent: ChunkRequest[]): WorkerPort {
+/** The worker each recorded request went to. */
+const workerOf = new WeakMap<ChunkRequest, number>();
+
+function recordingPort(url: URL, sent: ChunkRequest[], index: number): WorkerPort {
   const port = nodeWorkerPort(url);
-  return { ...port, post: (m, t) => (m.type === 'chunk' && sent.push(m), port.post(m, t)), listen: port.listen, terminate: port.terminate };
+  const record = (m: ChunkRequest): void => {
+    sent.push(m);
+    workerOf.set(m, index);
+  };
+  return { ...port, post: (m, t) => (m.type === 'chunk' && record(m), port.post(m, t)), listen: port.listen, terminate: port.terminate };
 }
 
 /**
@@ -178,7 +185,7 @@ function recordingPort(url: URL, sent: ChunkRequest[]): WorkerPort {
  */
 async function recordedRun(name: string, files: boolean): Promise<ChunkRequest[]> {
   const sent: ChunkRequest[] = [];
-  const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+  const pool = new WorkerPoolBackend({ workers: 2, spawn: (i) => recordingPort(workerUrl, sent, i), local: inThread, inThreadBelow: 0 });
   try {
     const got = await outcome(CASES.find((x) => x.name === name)!, pool, files);
     expect(Buffer.from((got as { bytes: Uint8Array }).bytes).equals(Buffer.from((references.get(name) as { bytes: Uint8Array }).bytes))).toBe(true);
@@ -220,7 +227,7 @@ describe('cross-pass cache over several tensors', () => {
   /** Runs cases one after another on one recording pool (a job each), expecting the reference's bytes; the requests of each. */
   async function recordedJobs(names: readonly string[]): Promise<ChunkRequest[][]> {
     const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: (i) => recordingPort(workerUrl, sent, i), local: inThread, inThreadBelow: 0 });
     const jobs: ChunkRequest[][] = [];
     try {
       for (const name of names) {
@@ -257,9 +264,15 @@ describe('inputs read by the workers', () => {
     expect(chunks).toBeGreaterThan(2);
     const inputs = sent.flatMap((r) => r.inputs.filter((i) => i !== null));
     expect(inputs.length).toBe(4 * chunks); // all four once
-    for (const input of inputs) {
-      expect(input.bytes.length).toBe(0);
-      expect(input.file?.file.kind).toBe('fd');
+    for (const input of inputs) expect(input.bytes.length).toBe(0);
+    // Each file goes to each worker once, in the first request that reads it there; the others name it by its number.
+    for (const worker of [0, 1]) {
+      const requests = sent.filter((r) => workerOf.get(r) === worker);
+      expect(requests.length).toBeGreaterThan(0);
+      const files = requests.flatMap((r) => r.files);
+      expect(files.map(([, file]) => file.kind)).toEqual(['fd', 'fd', 'fd', 'fd']);
+      expect(requests[0].files.map(([number]) => number).sort()).toEqual(requests[0].inputs.map((i) => i!.file!.file).sort());
+      expect(new Set(requests.flatMap((r) => r.inputs.flatMap((i) => (i ? [i.file!.file] : []))))).toEqual(new Set(files.map(([number]) => number)));
     }
     // Chunk k of every input starts where chunk k of the tensor does, after the file's padding.
     const rowBytes = 96 * 2;
@@ -371,7 +384,7 @@ describe('routing', () => {
 describe('cross-pass cache of two tensors at once', () => {
   it('two jobs running at once on one pool each take their later passes from their own cached inputs', async () => {
     const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: (i) => recordingPort(workerUrl, sent, i), local: inThread, inThreadBelow: 0 });
     const names = ['ties BF16 [64, 96] tiny', 'model_stock BF16 [64, 96] tiny'];
     try {
       const got = await Promise.all(names.map((name) => outcome(CASES.find((x) => x.name === name)!, pool)));
@@ -440,7 +453,7 @@ for (const method of ['della', 'dare_ties'] as const) {
     /** The requests of a pooled merge of `c` (equal to the in-thread bytes), rescale pass first. */
     async function run(cacheBytes?: number): Promise<{ rescale: ChunkRequest[]; output: ChunkRequest[] }> {
       const sent: ChunkRequest[] = [];
-      const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0, cacheBytes });
+      const pool = new WorkerPoolBackend({ workers: 2, spawn: (i) => recordingPort(workerUrl, sent, i), local: inThread, inThreadBelow: 0, cacheBytes });
       try {
         const want = await outcome(c, inThread);
         const got = await outcome(c, pool);
@@ -503,7 +516,7 @@ for (const method of ['della', 'dare_ties'] as const) {
 describe('cross-pass cache of single-pass methods', () => {
   it('an output pass stores nothing: it is the last pass over its tensor', async () => {
     const sent: ChunkRequest[] = [];
-    const pool = new WorkerPoolBackend({ workers: 2, spawn: () => recordingPort(workerUrl, sent), local: inThread, inThreadBelow: 0 });
+    const pool = new WorkerPoolBackend({ workers: 2, spawn: (i) => recordingPort(workerUrl, sent, i), local: inThread, inThreadBelow: 0 });
     try {
       for (const method of ['linear', 'task_arithmetic']) {
         const c = CASES.find((x) => x.name === `${method} BF16 [64, 96] tiny`)!;

@@ -3,6 +3,7 @@ import { isSparseHistogram, type ReductionToken } from '../reduction';
 import type { ChunkOps, Vec } from '../types';
 import { isRef, neededNodes } from './graph';
 import type { InThreadBackend, Kept } from './in-thread-backend';
+import type { SharedFile } from '../../storage/types';
 import type { TimedFileReads } from './timed-file-reads';
 import {
   isNaNBits,
@@ -28,6 +29,8 @@ const EMPTY = new Uint8Array(0);
 export class ChunkServer {
   private readonly cache = new Map<string, Kept>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** The files the pool sent, by their numbers (WireFileRange), for the pool's lifetime. */
+  private readonly sharedFiles = new Map<number, SharedFile>();
 
   /**
    * `files` reads the file ranges a request names (ChunkInputBytes.file), unless the backend reads
@@ -67,9 +70,12 @@ export class ChunkServer {
     const start = performance.now();
     const readBefore = this.files.ms;
     const read: Uint8Array[] = [];
+    for (const [number, file] of request.files) this.sharedFiles.set(number, file);
     const inputs: ChunkInputBytes[] = await Promise.all(
-      request.inputs.map(async (input) => {
-        if (!input) return { bytes: EMPTY, dtype: 'F32', cols: request.spec.cols };
+      request.inputs.map(async (wired) => {
+        if (!wired) return { bytes: EMPTY, dtype: 'F32', cols: request.spec.cols };
+        const { file, ...rest } = wired;
+        const input: ChunkInputBytes = file ? { ...rest, file: { ...file, file: this.sharedFile(file.file) } } : rest;
         // A file the backend reads itself goes to it as the range; others are read here first.
         if (!input.file || (this.local.readsFiles && (await this.files.direct(input.file.file)))) return input;
         const bytes = await this.files.read(input.file);
@@ -120,6 +126,12 @@ export class ChunkServer {
       if (old) this.local.drop(old);
     }
     return values;
+  }
+
+  private sharedFile(number: number): SharedFile {
+    const file = this.sharedFiles.get(number);
+    if (!file) throw new Error(`internal: pool worker was never sent file ${number}`);
+    return file;
   }
 
   private forget(keys: readonly string[]): void {

@@ -1,4 +1,4 @@
-import type { FileRange, FloatDtype } from '../../storage/types';
+import type { FloatDtype, SharedFile } from '../../storage/types';
 import type { ChunkNonFinite, ChunkSpec } from '../compute-backend';
 import type { Partial } from '../reduction';
 
@@ -51,11 +51,23 @@ export interface GraphNode {
  */
 export interface WireInput {
   readonly bytes: Uint8Array;
-  readonly file?: FileRange;
+  readonly file?: WireFileRange;
   readonly dtype: FloatDtype;
   readonly cols: number;
   /** Count its NaN/±Inf (ChunkInputBytes.countNonFinite). */
   readonly countNonFinite?: boolean;
+}
+
+/**
+ * A file range as it travels: the file by the number the pool gave it. The file itself goes to a
+ * worker once, in the first request that names it there (ChunkRequest.files): a Blob or an OPFS
+ * file handle cloned into every request cost the browser process a few messages each (a Linear
+ * merge sends hundreds of chunks of three inputs).
+ */
+export interface WireFileRange {
+  readonly file: number;
+  readonly offset: number;
+  readonly length: number;
 }
 
 /** What a chunk's graph is computed for: its reductions' partials, or its one vector encoded. */
@@ -77,6 +89,8 @@ export interface ChunkRequest {
   readonly id: number;
   readonly spec: ChunkSpec;
   readonly inputs: readonly (WireInput | null)[];
+  /** The files its inputs read that this worker was not sent before, with their numbers (WireFileRange). */
+  readonly files: readonly (readonly [number, SharedFile])[];
   readonly nodes: readonly GraphNode[];
   /** Reduction nodes whose partials to return, or the one vector node to encode. */
   readonly roots: readonly number[];

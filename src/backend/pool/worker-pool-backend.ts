@@ -1,4 +1,5 @@
 import { countNonFinite } from '../../storage/non-finite';
+import type { SharedFile } from '../../storage/types';
 import type { BackendChunk, ChunkInputBytes, ChunkSpec, ComputeBackend } from '../compute-backend';
 import { maskKeys, neededNodes } from './graph';
 import { RecordingChunk, type ChunkRunner } from './recording-chunk';
@@ -54,6 +55,8 @@ interface PoolWorker {
   readonly port: WorkerPort;
   readonly pending: Map<number, Pending>;
   readonly ledger: Ledger;
+  /** The numbers of the files this worker was sent (ChunkRequest.files). */
+  readonly files: Set<number>;
 }
 
 export const DEFAULT_POOL_CACHE_BYTES = 128 * 1024 * 1024;
@@ -104,6 +107,9 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
   /** The worker offset of each job begun and not ended (route). */
   private readonly jobOffsets = new Map<number, number>();
   private jobsSeen = 0;
+  /** The number of each file a chunk read (WireFileRange): a source's file is one object for its merge. */
+  private readonly fileNumbers = new WeakMap<SharedFile, number>();
+  private nextFileNumber = 1;
 
   constructor(private readonly options: WorkerPoolOptions) {
     const count = Math.max(1, Math.floor(options.workers));
@@ -112,7 +118,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     this.inThreadBelow = options.inThreadBelow ?? 65536;
     this.workers = [];
     for (let i = 0; i < count; i++) {
-      const worker: PoolWorker = { port: options.spawn(i), pending: new Map(), ledger: { bytes: 0, keys: new Map() } };
+      const worker: PoolWorker = { port: options.spawn(i), pending: new Map(), ledger: { bytes: 0, keys: new Map() }, files: new Set() };
       worker.port.listen(
         (message) => this.answer(worker, message),
         (error) => this.fail(new Error(`CPU worker ${i + 1} of ${count} stopped: ${error.message}. The merge cannot go on; try again with --threads 1 (CLI) or one thread (app settings).`, { cause: error })),
@@ -156,10 +162,15 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
     const countedHere = inputs.map((input, i) =>
       input.countNonFinite && !input.file && !plan.inputsNeeded.has(i) ? countNonFinite(input.bytes, input.dtype) : null,
     );
+    const files = new Map<number, SharedFile>();
     const wire: (WireInput | null)[] = inputs.map((input, i) => {
       if (input.file) {
         if (!plan.inputsNeeded.has(i) && !input.countNonFinite) return null;
-        return { bytes: input.bytes, file: input.file, dtype: input.dtype, cols: input.cols, countNonFinite: input.countNonFinite };
+        const { file, offset, length } = input.file;
+        let number = this.fileNumbers.get(file);
+        if (number === undefined) this.fileNumbers.set(file, (number = this.nextFileNumber++));
+        if (!worker.files.has(number)) files.set(number, file);
+        return { bytes: input.bytes, file: { file: number, offset, length }, dtype: input.dtype, cols: input.cols, countNonFinite: input.countNonFinite };
       }
       if (!plan.inputsNeeded.has(i)) return null;
       // Bytes the engine keeps for a later pass must stay usable: those are copied.
@@ -174,6 +185,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       id,
       spec,
       inputs: wire,
+      files: [...files],
       nodes,
       roots,
       result,
@@ -186,6 +198,7 @@ export class WorkerPoolBackend implements ComputeBackend, ChunkRunner {
       worker.pending.set(id, { resolve, reject, elements: spec.length });
       try {
         worker.port.post(request, [...transfer]);
+        for (const number of files.keys()) worker.files.add(number);
       } catch (error) {
         worker.pending.delete(id);
         reject(new Error(`internal: could not send a chunk of ${spec.tensorName} to a CPU worker: ${(error as Error).message}`));
