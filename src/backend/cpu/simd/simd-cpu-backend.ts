@@ -120,6 +120,17 @@ function deferredAs<K extends Deferred['kind']>(v: Operand, kind: K): Extract<De
   return w.ptr < 0 && w.deferred?.kind === kind ? (w.deferred as Extract<Deferred, { kind: K }>) : null;
 }
 
+/**
+ * The pointers a kernel subtracts a task vector from as it sweeps (signConsensusKept,
+ * keepBelowSums): two raw bf16 inputs (`bf16`), or two written f32 vectors; null for any other.
+ */
+function sweptDifference(difference: Extract<Deferred, { kind: 'difference' }>): { x: number; xm: number; bf16: boolean } | null {
+  const { minuend: x, subtrahend: xm } = difference;
+  const [xRaw, xmRaw] = [x, xm].map((v) => deferredAs(asVec(v), 'raw')?.raw);
+  if (xRaw !== undefined && xmRaw !== undefined) return { x: xRaw, xm: xmRaw, bf16: true };
+  return x.ptr >= 0 && xm.ptr >= 0 ? { x: x.ptr, xm: xm.ptr, bf16: false } : null;
+}
+
 /** Most scalar steps a ranked vector takes before it is written out (DELLA's keep probabilities take 3). */
 const MAX_RANK_STEPS = 8;
 
@@ -872,14 +883,11 @@ class SimdChunk implements BackendChunk, ChunkOps {
       const masked = kept.magnitudesOf && this.keptBelow(kept.magnitudesOf);
       const difference = masked ? deferredAs(asVec(masked.x), 'difference') : null;
       const whole = difference && this.pending.find((c) => c.magnitudesOf === asVec(masked!.x));
-      if (!masked || !difference || !whole) continue;
-      const [x, xm] = [difference.minuend, difference.subtrahend];
-      const raw = [x, xm].map((v) => deferredAs(asVec(v), 'raw')?.raw);
-      const bf16 = raw[0] !== undefined && raw[1] !== undefined;
-      if (!bf16 && (x.ptr < 0 || xm.ptr < 0)) continue;
+      const swept = whole && sweptDifference(difference);
+      if (!masked || !swept) continue;
       const drawn = masked.mask.deferred as Extract<Deferred, { kind: 'drawn' }>;
-      const pointers = [bf16 ? raw[0]! : x.ptr, bf16 ? raw[1]! : xm.ptr, -1, hashesBelow(drawn.below!), drawn.base];
-      groups[bf16 ? 'bf16' : 'f32'].push({ kept, whole, mask: masked.mask, pointers });
+      const pointers = [swept.x, swept.xm, -1, hashesBelow(drawn.below!), drawn.base];
+      groups[swept.bf16 ? 'bf16' : 'f32'].push({ kept, whole, mask: masked.mask, pointers });
     }
     const n = this.length;
     for (const [kind, terms] of Object.entries(groups)) {
@@ -993,14 +1001,11 @@ class SimdChunk implements BackendChunk, ChunkOps {
     for (const term of terms) {
       const masked = deferredAs(term, 'masked');
       const difference = masked && masked.mask.packed >= 0 ? deferredAs(asVec(masked.x), 'difference') : null;
-      if (!masked || !difference) return null;
-      const [x, xm] = [difference.minuend, difference.subtrahend];
-      const raw = [x, xm].map((v) => deferredAs(asVec(v), 'raw')?.raw);
-      const termBf16 = raw[0] !== undefined && raw[1] !== undefined;
-      if (!termBf16 && (x.ptr < 0 || xm.ptr < 0)) return null;
-      if (bf16 !== undefined && bf16 !== termBf16) return null;
-      bf16 = termBf16;
-      pointers.push(termBf16 ? raw[0]! : x.ptr, termBf16 ? raw[1]! : xm.ptr, masked.mask.packed);
+      const swept = difference && sweptDifference(difference);
+      if (!masked || !swept) return null;
+      if (bf16 !== undefined && bf16 !== swept.bf16) return null;
+      bf16 = swept.bf16;
+      pointers.push(swept.x, swept.xm, masked.mask.packed);
     }
     return { pointers, bf16: bf16! };
   }

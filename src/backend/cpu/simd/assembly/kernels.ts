@@ -1079,11 +1079,12 @@ export function keepBelowSums(t: usize, count: i32, bf16: bool, n: i32, out: usi
   const threshold = i32x4.splat(<i32>keptField(t, 0, 3));
   let state = firstState(keptField(t, 0, 4));
   let s = f64x2.splat(0);
+  const step = i32x4.splat(STATE_STEP * 4);
   const body = n & ~15;
   let j = 0;
   for (; j < body; j += 16) {
     s = keptWord(s, x, xm, bits, bf16, state, threshold, j, 16);
-    state = i32x4.add(state, i32x4.splat(STATE_STEP * 4));
+    state = i32x4.add(state, step);
   }
   if (j < n) s = keptWord(s, x, xm, bits, bf16, state, threshold, j, n - j);
   v128.store(out, s);
