@@ -25,7 +25,10 @@
  * (default local,hub), --scale N (model size multiplier, default 1 ≈ 3 × 337 MB; 3 ≈ 3 × 1 GB),
  * --repeat N (timed runs of each row, each in a fresh browser, default 1: the row reports the median
  * run, with every run's time in `runsSeconds`; one run varies by ±30 % on these VMs), --dir DIR
- * (default .bench).
+ * (default .bench), --trace (a Chrome trace of each timed merge, DIR/trace-METHOD-MODE-RUN.json;
+ * tracing slows the merge). A `local` row also gives `readFloorSeconds`: the time this browser
+ * takes only to read the picked files (blob-read-floor.ts), under which no merge from picked
+ * folders can go.
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -35,6 +38,8 @@ import { build } from 'vite';
 import { launchBrowser, type BrowserSession } from '../test/e2e/browser';
 import { serveStatic } from '../test/e2e/static-server';
 import { FakeHub } from '../test/fakehub/server';
+import { blobReadFloorSeconds } from './blob-read-floor';
+import { startChromeTrace } from './chrome-trace';
 import { writeBenchModel, type BenchModelSpec } from './generate-models';
 
 const MODELS = ['base', 'ft1', 'ft2'] as const;
@@ -79,6 +84,8 @@ interface Options {
   /** Timed runs of each row, each in a fresh browser; the row shows the median one. */
   readonly repeat: number;
   readonly dir: string;
+  /** Writes a Chrome trace of each timed merge into `dir` (chrome-trace.ts). */
+  readonly trace: boolean;
 }
 
 function parseOptions(args: readonly string[]): Options {
@@ -92,7 +99,7 @@ function parseOptions(args: readonly string[]): Options {
   for (const m of modes) if (!MODES.includes(m)) throw new Error(`--modes takes ${MODES.join(', ')}, not ${m}`);
   const repeat = Number(option('repeat', '1'));
   if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat takes a whole number of runs from 1, not ${option('repeat', '')}`);
-  return { methods, modes, scale: Number(option('scale', '1')), repeat, dir: resolve(option('dir', '.bench')) };
+  return { methods, modes, scale: Number(option('scale', '1')), repeat, dir: resolve(option('dir', '.bench')), trace: args.includes('--trace') };
 }
 
 /** A process and its descendants (/proc), root first. */
@@ -215,6 +222,7 @@ async function mergeInApp(
   how: { readonly inputMode: 'cache' | 'stream'; readonly folder: boolean },
   browserPid: number,
   outputBytes: number,
+  tracePath?: string,
 ): Promise<{ seconds: number; split: string | null; unverified: string | null; cpu: Record<string, number> }> {
   const page = session.page;
   if (how.folder) {
@@ -244,6 +252,7 @@ async function mergeInApp(
     await page.getByTestId('output-folder-name').waitFor();
   }
   pageCacheFloor(tmpdir(), outputBytes);
+  const trace = tracePath ? await startChromeTrace(page) : null;
   const cpuBefore = treeCpuSeconds(browserPid);
   const started = performance.now();
   await page.getByRole('button', { name: 'Start merge' }).and(page.locator(':enabled')).click();
@@ -270,6 +279,7 @@ async function mergeInApp(
   // CPU seconds of the merge, most first; below 0.05 s left out.
   const used = [...treeCpuSeconds(browserPid)].map(([key, s]) => [key, s - (cpuBefore.get(key) ?? 0)] as const);
   const cpu = Object.fromEntries(used.filter(([, s]) => s >= 0.05).sort((a, b) => b[1] - a[1]).map(([key, s]) => [key, Number(s.toFixed(2))]));
+  await trace?.stop(tracePath!);
   const note = page.getByTestId('unverified-note');
   const unverified = (await note.count()) ? ((await note.textContent())?.trim() ?? null) : null;
   // The whole merge's split, as the Run step states it once the merge is done.
@@ -287,6 +297,8 @@ interface ModeRun {
   readonly peakPss: number;
   readonly rangeRequests: number;
   readonly profileBytes: number;
+  /** `local`: seconds to only read the picked files through their Blobs (blob-read-floor.ts). */
+  readonly readFloor?: number;
 }
 
 /** One timed merge of `mode` in a browser of its own (a fresh profile: nothing cached from an earlier run). */
@@ -297,6 +309,7 @@ async function runMode(
   siteUrl: string,
   hub: FakeHub,
   modelBytes: number,
+  tracePath?: string,
 ): Promise<ModeRun> {
   const session = await launchBrowser();
   const pid = browserPid(session.profile);
@@ -310,9 +323,11 @@ async function runMode(
     // `cached`: the Hub's files are downloaded by a first merge, and the second one is timed.
     if (mode === 'cached') await mergeInApp(session, siteUrl, hub.url, yaml, dirs, how, pid, modelBytes);
     hub.resetLog();
-    const run = await mergeInApp(session, siteUrl, hub.url, yaml, dirs, how, pid, modelBytes);
+    const timed = await mergeInApp(session, siteUrl, hub.url, yaml, dirs, how, pid, modelBytes, tracePath);
     const rangeRequests = hub.requests.filter((r) => r.server === 'cdn' && r.range !== null).length;
-    return { ...run, peakPss: peak, rangeRequests, profileBytes: duBytes(session.profile) };
+    clearInterval(sampler);
+    const readFloor = mode === 'local' ? await blobReadFloorSeconds(session.context, dirs.map((d) => join(d, 'model.safetensors'))) : undefined;
+    return { ...timed, peakPss: peak, rangeRequests, profileBytes: duBytes(session.profile), ...(readFloor !== undefined ? { readFloor } : {}) };
   } finally {
     clearInterval(sampler);
     await session.close();
@@ -357,7 +372,10 @@ export async function main(args: readonly string[]): Promise<void> {
       const cliSeconds = cliRuns.sort((a, b) => a - b)[CLI_RUNS >> 1];
       for (const mode of options.modes) {
         const runs: ModeRun[] = [];
-        for (let r = 0; r < options.repeat; r++) runs.push(await runMode(mode, config, modelsDir, site.url, hub, sizes[0]));
+        for (let r = 0; r < options.repeat; r++) {
+          const tracePath = options.trace ? join(options.dir, `trace-${method}-${mode}-${r + 1}.json`) : undefined;
+          runs.push(await runMode(mode, config, modelsDir, site.url, hub, sizes[0], tracePath));
+        }
         // The run of median time (the faster middle one of an even count), with every run's time beside it.
         const median = [...runs].sort((a, b) => a.seconds - b.seconds)[(runs.length - 1) >> 1];
         const row = {
@@ -369,6 +387,9 @@ export async function main(args: readonly string[]): Promise<void> {
           inputMBps: Number((inputBytes / 1e6 / median.seconds).toFixed(1)),
           cliSeconds: Number(cliSeconds.toFixed(2)),
           appOverCli: Number((median.seconds / cliSeconds).toFixed(2)),
+          ...(median.readFloor !== undefined
+            ? { readFloorSeconds: Number(median.readFloor.toFixed(2)), readFloorOverCli: Number((median.readFloor / cliSeconds).toFixed(2)) }
+            : {}),
           split: median.split,
           browserPeakPssMB: Number((median.peakPss / 1e6).toFixed(0)),
           rangeRequests: median.rangeRequests,
