@@ -36,7 +36,8 @@ export interface MergeOptions {
   readonly resume?: MergeCheckpoint;
   /**
    * Called after every tensor, once its bytes are in the output folder: what to keep to resume
-   * from there. The merge waits for it.
+   * from there. Calls come one at a time, in tensor order, while the merge goes on; the merge
+   * commits only after the last one, and stops when one fails.
    */
   readonly onCheckpoint?: (checkpoint: MergeCheckpoint) => Promise<void>;
 }
@@ -149,6 +150,9 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
   // Stops the tensors still running when one fails.
   const stop = new AbortController();
   const jobSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  // The checkpoint being kept: one at a time, in tensor order; a failure stops the merge.
+  let saving: Promise<void> = Promise.resolve();
+  let savingFailed = false;
   try {
     await writer.resume(resumed);
     // Up to `jobsInFlight` tensors at once (a worker pool: the next tensors' first passes fill the
@@ -230,8 +234,15 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
         inputBytesDone += jobInputBytes;
         currentShare = 0;
         if (options.onCheckpoint) {
-          await writer.checkpoint();
-          await options.onCheckpoint({ tensorsDone, warnings: [...warnings], nonFinite: [...nonFinite], atFileBoundary: writer.atFileBoundary });
+          // An earlier checkpoint failed: its error.
+          if (savingFailed) await saving;
+          const keep = options.onCheckpoint;
+          const { written } = await writer.checkpoint();
+          const checkpoint: MergeCheckpoint = { tensorsDone, warnings: [...warnings], nonFinite: [...nonFinite], atFileBoundary: writer.atFileBoundary };
+          // Kept once the output holds every byte it vouches for, while the next tensors go on:
+          // waiting here for the writes and the checkpoint file took a quarter of an app merge.
+          saving = Promise.all([saving, written]).then(() => keep(checkpoint));
+          saving.catch(() => (savingFailed = true));
         }
         report('merging');
       })();
@@ -244,6 +255,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
       while (running.length >= window || (failed && running.length > 0)) await finishOldest();
     }
     while (running.length > 0) await finishOldest();
+    await saving;
     currentTensor = null;
     report('writing', true);
     const finishing = performance.now();
@@ -264,6 +276,7 @@ export async function runMerge(plan: MergePlan, options: MergeOptions): Promise<
     // Tensors still running stop at their next chunk, or at their turn (the one before failed).
     stop.abort();
     await Promise.allSettled(running.map((r) => r.done));
+    await saving.catch(() => undefined);
     await writer.abandon();
     await output.abort().catch(() => undefined);
     throw error;

@@ -57,19 +57,19 @@ export class ShardedOutputWriter {
   }
 
   /**
-   * Puts every byte of the tensors written so far into the output folder: a point to resume from.
-   * A full shard is closed now rather than when the next one opens (outputs written through a
-   * swap file keep a file only once it is closed).
+   * Hands every byte of the tensors written so far to the output folder; `written` resolves once
+   * the folder holds them all: a point to resume from. A full shard is closed now rather than when
+   * the next one opens (outputs written through a swap file keep a file only once it is closed).
    */
-  async checkpoint(): Promise<void> {
-    if (!this.current) return;
+  async checkpoint(): Promise<{ readonly written: Promise<void> }> {
+    if (!this.current) return { written: Promise.resolve() };
     if (this.tensorInShard === this.plan.shards[this.shardIndex].tensors.length) {
       const full = this.current;
       this.current = null;
       await full.finish();
-    } else {
-      await this.current.flushAtTensorBoundary();
+      return { written: Promise.resolve() };
     }
+    return this.current.handOffAtTensorBoundary();
   }
 
   /** Whether the tensors written so far fill whole shards (every file they are in is closed). */

@@ -207,6 +207,8 @@ export class OpfsOutputFolder implements OutputFolder {
   /** Files a resumed merge found from before the reload: it may write them again. */
   private readonly inherited: Set<string>;
   private state: 'open' | 'committed' | 'aborted' = 'open';
+  /** The checkpoint file, open from the first checkpoint until the output is committed or aborted. */
+  private checkpointFile: FileSystemSyncAccessHandle | null = null;
 
   constructor(
     private readonly store: OpfsOutputStore,
@@ -225,10 +227,20 @@ export class OpfsOutputFolder implements OutputFolder {
    * and only a crash of the whole machine loses it, which would lose output bytes that no one
    * flushed either (the output files are flushed when closed). The flush (an fsync) after every
    * tensor took ~0.6 s of a 2 s app merge of 3 × 375 MB (30 tensors; `npm run bench:browser`).
+   * The file stays open until the output is committed or aborted: opening a SyncAccessHandle (and
+   * its lock) for every checkpoint cost that merge about 0.15 s (docs/browser.md §7).
    */
   async saveCheckpoint(checkpoint: unknown): Promise<void> {
     this.assertOpen('save a checkpoint of');
-    await writeWholeFile(this.temp, CHECKPOINT_FILE, new TextEncoder().encode(JSON.stringify(checkpoint)), { flush: false });
+    const bytes = new TextEncoder().encode(JSON.stringify(checkpoint));
+    this.checkpointFile ??= await openSyncAccessHandle(this.temp, CHECKPOINT_FILE);
+    writeAll(this.checkpointFile, bytes);
+    this.checkpointFile.truncate(bytes.byteLength);
+  }
+
+  private closeCheckpointFile(): void {
+    this.checkpointFile?.close();
+    this.checkpointFile = null;
   }
 
   /** Forgets what a resumable merge found from before: the merge starts from the beginning. */
@@ -239,6 +251,7 @@ export class OpfsOutputFolder implements OutputFolder {
       await this.temp.removeEntry(file).catch(() => undefined);
     }
     this.inherited.clear();
+    this.closeCheckpointFile();
     await this.temp.removeEntry(CHECKPOINT_FILE).catch(() => undefined);
   }
 
@@ -300,6 +313,7 @@ export class OpfsOutputFolder implements OutputFolder {
     this.assertOpen('commit');
     if (this.sinks.size > 0) throw new Error(`cannot commit output ${this.name}: ${this.sinks.size} file(s) are still being written`);
     await this.store.checkFree(this.name);
+    this.closeCheckpointFile();
     const root = this.store.directory;
     const target = await root.getDirectoryHandle(this.name, { create: true });
     try {
@@ -320,6 +334,7 @@ export class OpfsOutputFolder implements OutputFolder {
   async abort(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'aborted';
+    this.closeCheckpointFile();
     await Promise.allSettled([...this.sinks].map((sink) => sink.close()));
     await this.store.directory.removeEntry(this.tempName, { recursive: true }).catch(() => undefined);
   }
@@ -394,14 +409,19 @@ async function moveFile(handle: FileSystemFileHandle, from: FileSystemDirectoryH
   await from.removeEntry(name);
 }
 
-/** Replaces the file's bytes; flushed to the disk unless `flush` is false. */
-async function writeWholeFile(dir: FileSystemDirectoryHandle, name: string, bytes: Uint8Array, { flush = true } = {}): Promise<void> {
+/** Writes `bytes` at the start of the file. */
+function writeAll(access: FileSystemSyncAccessHandle, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.byteLength) done += access.write(bytes.subarray(done), { at: done });
+}
+
+/** Replaces the file's bytes, flushed to the disk. */
+async function writeWholeFile(dir: FileSystemDirectoryHandle, name: string, bytes: Uint8Array): Promise<void> {
   const access = await openSyncAccessHandle(dir, name);
   try {
     access.truncate(0);
-    let done = 0;
-    while (done < bytes.byteLength) done += access.write(bytes.subarray(done), { at: done });
-    if (flush) access.flush();
+    writeAll(access, bytes);
+    access.flush();
   } finally {
     access.close();
   }

@@ -86,8 +86,8 @@ export const WRITE_BLOCK_BYTES = 8 * 1024 * 1024;
  * Writes go behind: `write()` returns once its bytes are in a block or handed to the sink, while
  * the sink may still be writing them (one sink write at a time, two blocks), so a producer computes
  * the next bytes while the previous ones reach the disk. A caller therefore never changes bytes it
- * has passed to `write()`. A failed sink write is thrown by the next call; `flushAtTensorBoundary`
- * and `finish` return only once every byte is in the sink.
+ * has passed to `write()`. A failed sink write is thrown by the next call; `finish` returns only
+ * once every byte is in the sink, and `handOffAtTensorBoundary` says when they are.
  */
 export class SafetensorsStreamWriter {
   private readonly entries: readonly SafetensorsEntry[];
@@ -155,13 +155,17 @@ export class SafetensorsStreamWriter {
   }
 
   /**
-   * Hands every buffered byte to the sink, at a tensor boundary: what is in the file is then
-   * exactly the header and the tensors before `currentTensor` (a resume point).
+   * Hands every buffered byte to the sink, at a tensor boundary, without waiting for the sink to
+   * write them: `written` resolves once the file holds exactly the header and the tensors before
+   * `currentTensor` (a resume point), and rejects when that write fails (which the next call also
+   * throws). Writing goes on meanwhile.
    */
-  async flushAtTensorBoundary(): Promise<void> {
-    if (this.state !== 'writing') throw new Error('SafetensorsStreamWriter.flushAtTensorBoundary() outside writing');
-    if (this.currentWritten !== 0) throw new Error('internal: flushAtTensorBoundary() inside a tensor');
-    await this.flush();
+  async handOffAtTensorBoundary(): Promise<{ readonly written: Promise<void> }> {
+    if (this.state !== 'writing') throw new Error('SafetensorsStreamWriter.handOffAtTensorBoundary() outside writing');
+    if (this.currentWritten !== 0) throw new Error('internal: handOffAtTensorBoundary() inside a tensor');
+    await this.sendBlock();
+    // Sink writes are one at a time, in order: the last one ends after every one before it.
+    return { written: this.writing ?? Promise.resolve() };
   }
 
   /**

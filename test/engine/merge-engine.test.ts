@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CpuBackend, type BackendChunk, type ComputeBackend } from '../../src/backend';
@@ -7,6 +7,7 @@ import { parseMergeConfig } from '../../src/config';
 import { MergeCancelledError, runMerge, type MergeProgress } from '../../src/engine';
 import { buildPlan } from '../../src/plan';
 import { NodeOutputFolder } from '../../src/storage/node-fs';
+import type { ByteSink, OutputFolder } from '../../src/storage/types';
 import { makeFineTune, makeTinyModel } from '../fixtures/models';
 import { readModelDir } from '../fixtures/safetensors';
 import { tempDir } from '../cli/run-alloy';
@@ -56,6 +57,37 @@ function twoJobBackend(fail?: string, slow?: string, jobs = 2): ComputeBackend &
     },
     dispose: () => cpu.dispose(),
   };
+}
+
+/** `folder` with every sink write ending `ms` later; `written` counts each file's bytes whose writes have ended. */
+function slowWrites(folder: OutputFolder, ms: number): { readonly output: OutputFolder; readonly written: Map<string, number> } {
+  const written = new Map<string, number>();
+  const slow = (file: string, sink: ByteSink): ByteSink => ({
+    write: async (bytes) => {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      await sink.write(bytes);
+      written.set(file, (written.get(file) ?? 0) + bytes.byteLength);
+    },
+    close: () => sink.close(),
+  });
+  return {
+    written,
+    output: {
+      create: async (file) => slow(file, await folder.create(file)),
+      writeText: (file, text) => folder.writeText(file, text),
+      writeBytes: (file, bytes) => folder.writeBytes(file, bytes),
+      commit: () => folder.commit(),
+      abort: () => folder.abort(),
+    },
+  };
+}
+
+/** Where each tensor's data ends in a safetensors file, by name. */
+function tensorEnds(path: string): Map<string, number> {
+  const bytes = readFileSync(path);
+  const headerBytes = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerBytes).toString('utf8')) as Record<string, { data_offsets?: [number, number] }>;
+  return new Map(Object.entries(header).flatMap(([name, t]) => (t.data_offsets ? [[name, 8 + headerBytes + t.data_offsets[1]] as const] : [])));
 }
 
 async function setup() {
@@ -209,6 +241,51 @@ describe('runMerge', () => {
     const two = readModelDir(join(dir, 'two'));
     expect([...two.tensors.keys()]).toEqual([...one.tensors.keys()]);
     for (const [name, t] of one.tensors) expect(Buffer.from(two.tensors.get(name)!.raw).equals(Buffer.from(t.raw)), name).toBe(true);
+  });
+
+  it('keeps each checkpoint once the output holds every byte it vouches for, while the next tensors are written', async () => {
+    const { dir, plan, models } = await setup();
+    expect(plan.shards).toHaveLength(1);
+    const file = plan.shards[0].file;
+    const { output, written } = slowWrites(await NodeOutputFolder.open(join(dir, 'out')), 5);
+    const kept: { tensorsDone: number; written: number }[] = [];
+    let wroteMeanwhile = false;
+    await runMerge(plan, {
+      backend: new CpuBackend(),
+      sources: models.sources,
+      output,
+      budgetBytes: 16 * 1024,
+      onCheckpoint: async ({ tensorsDone }) => {
+        const before = written.get(file) ?? 0;
+        kept.push({ tensorsDone, written: before });
+        // A slow checkpoint: the merge does not wait for it.
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        if ((written.get(file) ?? 0) > before) wroteMeanwhile = true;
+      },
+    });
+    await models.sources.closeAll();
+    const ends = tensorEnds(join(dir, 'out', file));
+    expect(kept.map((k) => k.tensorsDone)).toEqual(plan.jobs.map((_, i) => i + 1));
+    for (const { tensorsDone, written: bytes } of kept) {
+      expect(bytes, `checkpoint after ${tensorsDone} tensors`).toBeGreaterThanOrEqual(ends.get(plan.jobs[tensorsDone - 1].name)!);
+    }
+    expect(wroteMeanwhile).toBe(true);
+  });
+
+  it('stops with the error of a checkpoint that could not be kept, and commits nothing', async () => {
+    const { dir, plan, models } = await setup();
+    const run = runMerge(plan, {
+      backend: new CpuBackend(),
+      sources: models.sources,
+      output: await NodeOutputFolder.open(join(dir, 'out')),
+      budgetBytes: 16 * 1024,
+      onCheckpoint: async ({ tensorsDone }) => {
+        if (tensorsDone === 2) throw new Error('the checkpoint file could not be written');
+      },
+    });
+    await expect(run).rejects.toThrow('the checkpoint file could not be written');
+    await models.sources.closeAll();
+    expect(existsSync(join(dir, 'out'))).toBe(false);
   });
 
   it('with four tensors allowed in flight: small tensors overlap beyond two, tensors as large as the budget two at most, with the same bytes', async () => {

@@ -117,6 +117,8 @@ describe.each(WRITERS)('OpfsOutputStore, %s', (_, writer) => {
     const first = await store.beginResumable('out', 'resumetest1');
     const sink = await first.folder.create('model.safetensors');
     await sink.write(new Uint8Array([1, 2, 3, 4, 5, 6]));
+    // The file stays open between checkpoints: a shorter one must not keep the longer one's end.
+    await first.folder.saveCheckpoint({ at: 2, note: 'a checkpoint longer than the next one' });
     await first.folder.saveCheckpoint({ at: 4 });
     opfs.releaseLocks(); // a reload: the sink is gone, its file stays
 
@@ -125,7 +127,11 @@ describe.each(WRITERS)('OpfsOutputStore, %s', (_, writer) => {
     const resumed = await again.folder.reopen!('model.safetensors', 4);
     await resumed.write(new Uint8Array([9]));
     await resumed.close();
+    await again.folder.saveCheckpoint({ at: 5 });
     await again.folder.commit();
+    // Committed: the checkpoint file was closed, so its folder could go.
+    const outputs = await opfs.root.getDirectoryHandle('alloy-outputs');
+    await expect(outputs.getDirectoryHandle('.partial-resume-resumetest1')).rejects.toThrow(/not found/);
     expect(new Uint8Array(await (await store.file('out', 'model.safetensors')).arrayBuffer())).toEqual(new Uint8Array([1, 2, 3, 4, 9]));
 
     // The checkpoint is not flushed to the disk (after every tensor that cost more than the merge's
@@ -142,6 +148,7 @@ describe.each(WRITERS)('OpfsOutputStore, %s', (_, writer) => {
     await thirdSink.close();
     expect(await flushesOf(partial, 'model.safetensors')).toBe(1);
     await third.folder.abort();
+    await expect(outputs.getDirectoryHandle('.partial-resume-resumetest3')).rejects.toThrow(/not found/);
 
     const short = await store.beginResumable('short', 'resumetest2');
     await (await short.folder.create('model.safetensors')).write(new Uint8Array(3));

@@ -88,11 +88,16 @@ async function checkpointOf(root: FileSystemDirectoryHandle, resumeId: string): 
   }
 }
 
-/** The checkpoint once the frozen engine stopped moving (it may finish tensors whose bytes it already had). */
-async function settledCheckpoint(root: FileSystemDirectoryHandle, resumeId: string): Promise<number> {
+/**
+ * The checkpoint a reload finds once the frozen engine stopped moving (it may finish tensors whose
+ * bytes it already had). The engine keeps the checkpoint file open, so each look is after a reload
+ * (the locks released).
+ */
+async function settledCheckpoint(opfs: ReturnType<typeof memoryOpfs>, resumeId: string): Promise<number> {
   let last = -1;
   for (;;) {
-    const now = (await checkpointOf(root, resumeId))?.checkpoint.tensorsDone ?? 0;
+    opfs.releaseLocks();
+    const now = (await checkpointOf(opfs.root, resumeId))?.checkpoint.tensorsDone ?? 0;
     if (now === last) return now;
     last = now;
     await new Promise((r) => setTimeout(r, 150));
@@ -144,7 +149,7 @@ describe('EngineService: resuming a merge after a reload', () => {
     const first = service(opfs.root, () => weightReads().length >= Math.floor(readsOfOneMerge / 3));
     void first.engine.merge(request('streamed', { inputMode: 'stream', outShardSize: 40_000, resumeId: 'reload2abc' }), () => {});
     await vi.waitFor(() => expect(first.frozen()).toBeGreaterThan(0), { timeout: 20_000, interval: 20 });
-    const done = await settledCheckpoint(opfs.root, 'reload2abc');
+    const done = await settledCheckpoint(opfs, 'reload2abc');
     expect(done).toBeGreaterThan(0);
     opfs.releaseLocks();
 
@@ -229,7 +234,7 @@ describe('EngineService: resuming a merge after a reload', () => {
     const first = service(opfs.root, () => weightReads().length >= Math.floor(readsPerMerge / 2));
     void first.engine.merge(request('seeded', { inputMode: 'stream', resumeId: 'reload3abc', randomSeed: 5 }), () => {});
     await vi.waitFor(() => expect(first.frozen()).toBeGreaterThan(0), { timeout: 20_000, interval: 20 });
-    expect(await settledCheckpoint(opfs.root, 'reload3abc')).toBeGreaterThan(0);
+    expect(await settledCheckpoint(opfs, 'reload3abc')).toBeGreaterThan(0);
     opfs.releaseLocks();
 
     const second = service(opfs.root).engine;
