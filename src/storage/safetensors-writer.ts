@@ -156,9 +156,9 @@ export class SafetensorsStreamWriter {
 
   /**
    * Hands every buffered byte to the sink, at a tensor boundary, without waiting for the sink to
-   * write them: `written` resolves once the file holds exactly the header and the tensors before
-   * `currentTensor` (a resume point), and rejects when that write fails (which the next call also
-   * throws). Writing goes on meanwhile.
+   * write them: `written` resolves once the file holds the header and every tensor before
+   * `currentTensor` (a resume point; later bytes may follow them), and rejects when that write
+   * fails (which the next call also throws). Writing goes on meanwhile.
    */
   async handOffAtTensorBoundary(): Promise<{ readonly written: Promise<void> }> {
     if (this.state !== 'writing') throw new Error('SafetensorsStreamWriter.handOffAtTensorBoundary() outside writing');
