@@ -233,9 +233,13 @@ export class OpfsOutputFolder implements OutputFolder {
   async saveCheckpoint(checkpoint: unknown): Promise<void> {
     this.assertOpen('save a checkpoint of');
     const bytes = new TextEncoder().encode(JSON.stringify(checkpoint));
-    this.checkpointFile ??= await openSyncAccessHandle(this.temp, CHECKPOINT_FILE);
-    writeAll(this.checkpointFile, bytes);
-    this.checkpointFile.truncate(bytes.byteLength);
+    try {
+      this.checkpointFile ??= await openSyncAccessHandle(this.temp, CHECKPOINT_FILE);
+      writeAll(this.checkpointFile, bytes);
+      this.checkpointFile.truncate(bytes.byteLength);
+    } catch (error) {
+      throw explainStorageError(error, `cannot save where output ${this.name} got to (its checkpoint)`);
+    }
   }
 
   private closeCheckpointFile(): void {

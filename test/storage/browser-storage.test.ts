@@ -109,6 +109,11 @@ describe.each(WRITERS)('OpfsOutputStore, %s', (_, writer) => {
     const sink = await output.create('model.safetensors');
     await expect(sink.write(new Uint8Array(2000))).rejects.toThrow(/not enough storage space \(QuotaExceededError\)/);
     await output.abort();
+    const resumable = (await store.beginResumable('big', 'fulldisk1')).folder;
+    await expect(resumable.saveCheckpoint({ tensors: 'x'.repeat(2000) })).rejects.toThrow(
+      /^cannot save where output big got to \(its checkpoint\): not enough storage space \(QuotaExceededError\)/,
+    );
+    await resumable.abort();
   });
 
   it('resumes a file where the last checkpoint left it, and refuses one shorter than that', async () => {
