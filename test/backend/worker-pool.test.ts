@@ -166,10 +166,10 @@ for (const variant of VARIANTS) {
   });
 }
 
-/** A port that records what the pool sends (and otherwise is the real worker). */
 /** The worker each recorded request went to. */
 const workerOf = new WeakMap<ChunkRequest, number>();
 
+/** A port that records what the pool sends, and to which worker (and otherwise is the real worker). */
 function recordingPort(url: URL, sent: ChunkRequest[], index: number): WorkerPort {
   const port = nodeWorkerPort(url);
   const record = (m: ChunkRequest): void => {
