@@ -44,14 +44,21 @@ const defaultLoader: GpuModuleLoader = () => import('../gpu');
 
 export async function selectBackend(
   preference: 'auto' | 'webgpu' | 'cpu',
-  options: { gpu?: GPU | undefined; budgetBytes?: number; loadGpu?: GpuModuleLoader } = {},
+  options: {
+    gpu?: GPU | undefined;
+    budgetBytes?: number;
+    loadGpu?: GpuModuleLoader;
+    /** Starts the CPU backend where it is chosen (a pool of workers); default the one on this thread. */
+    cpu?: () => Promise<ComputeBackend>;
+  } = {},
 ): Promise<BackendChoice> {
   // The CPU backend runs on WebAssembly SIMD kernels, or the JavaScript reference without them.
-  if (preference === 'cpu') return { backend: await createCpuBackend(), name: 'cpu', reason: 'The CPU backend was chosen in Settings.' };
+  const createCpu = options.cpu ?? createCpuBackend;
+  if (preference === 'cpu') return { backend: await createCpu(), name: 'cpu', reason: 'The CPU backend was chosen in Settings.' };
   const fallback = async (why: string): Promise<BackendChoice> => {
     if (preference === 'webgpu') throw new WebGpuUnavailableError(why);
     const notice = `Merging on the CPU (slower): ${why}.`;
-    return { backend: await createCpuBackend(), name: 'cpu', reason: notice, notice };
+    return { backend: await createCpu(), name: 'cpu', reason: notice, notice };
   };
   if (!options.gpu) return fallback('this browser has no WebGPU (navigator.gpu is missing; Chrome or Edge 113+ have it)');
   let module: GpuModule | null;
@@ -75,8 +82,29 @@ export async function selectBackend(
   }
   await backend.dispose().catch(() => undefined);
   return {
-    backend: await createCpuBackend(),
+    backend: await createCpu(),
     name: 'cpu',
     reason: `CPU backend: the only WebGPU adapter (${adapter}) is a software renderer, slower than the CPU backend.`,
+  };
+}
+
+/**
+ * A backend being started for a merge that may fail before it is used: `take` hands it over (the
+ * merge then disposes of it), and `disposeUntaken` disposes of it when it was never taken.
+ */
+export function startBackend<T extends { backend: ComputeBackend }>(started: Promise<T>) {
+  let taken = false;
+  // A failure to start is thrown by `take`; until then it is not an unhandled rejection.
+  started.catch(() => undefined);
+  return {
+    take: (): Promise<T> => {
+      taken = true;
+      return started;
+    },
+    disposeUntaken: async (): Promise<void> => {
+      if (taken) return;
+      const choice = await started.catch(() => null);
+      await choice?.backend.dispose().catch(() => undefined);
+    },
   };
 }

@@ -66,6 +66,23 @@ describe('selectBackend', () => {
     }
   });
 
+  it('starts the CPU backend it is given (the app’s pool of workers) wherever the CPU is chosen, and no other', async () => {
+    const pool = { ...fakeBackend, name: 'cpu' } as unknown as ComputeBackend;
+    let started = 0;
+    const cpu = async () => (started++, pool);
+    const software = { ...fakeBackend, info: { isSoftware: true, description: 'SwiftShader' } } as unknown as ComputeBackend;
+    const choices = [
+      await selectBackend('cpu', { gpu: fakeGpu, cpu }),
+      await selectBackend('auto', { cpu }),
+      await selectBackend('auto', { gpu: fakeGpu, cpu, loadGpu: async () => ({ WebGpuBackend: { create: async () => software } }) }),
+    ];
+    expect(choices.map((c) => [c.name, c.backend])).toEqual([['cpu', pool], ['cpu', pool], ['cpu', pool]]);
+    expect(started).toBe(3);
+    const gpu = await selectBackend('auto', { gpu: fakeGpu, cpu, loadGpu: async () => ({ WebGpuBackend: { create: async () => fakeBackend } }) });
+    expect(gpu.backend).toBe(fakeBackend);
+    expect(started).toBe(3);
+  });
+
   it('refuses an explicit webgpu request it cannot honour', async () => {
     await expect(selectBackend('webgpu', {})).rejects.toThrow(/WebGPU was asked for, but this browser has no WebGPU/);
     // Named, so that the app shows it without advice of its own; the advice is in it once.

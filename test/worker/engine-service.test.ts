@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RunProgress, PushProgress } from '../../src/worker/api';
 import { EngineService } from '../../src/worker/engine-service';
+import { createCpuBackend, type ComputeBackend } from '../../src/backend';
 import { METHODS } from '../../src/methods';
 import { recommendMethods } from '../../src/ui/lib/recommend';
 import { writeDemoModels } from '../../scripts/generate-demo-models';
@@ -193,6 +194,50 @@ describe('EngineService (the worker’s API, in Node)', () => {
     const result = await engine.merge(request(yaml, 'demo-linear'), () => {});
     expect(result.files.map((f) => f.name)).toContain('model.safetensors');
     expect(hub.requests.length).toBe(0);
+  });
+
+  it('starts the CPU pool as a merge begins, before planning reads anything, and disposes of it however the merge ends', async () => {
+    const events: string[] = [];
+    const pool = (fail?: Error) => async (threads: number) => {
+      events.push(`pool ${threads}`);
+      if (fail) throw fail;
+      const backend = await createCpuBackend();
+      const dispose = backend.dispose.bind(backend);
+      return Object.assign(backend, { dispose: async () => (events.push('disposed'), dispose()) });
+    };
+    const engine = (cpuPool: (threads: number) => Promise<ComputeBackend>) =>
+      new EngineService({
+        storageRoot: async () => memoryOpfs().root,
+        demoBaseUrl: `${demoServer.url}/demo-models/`,
+        fetch: async (input, init) => (events.push('fetch'), fetch(input, init)),
+        cpuPool,
+        defaultThreads: () => 2,
+      });
+    const yaml = (second: string) =>
+      ['models:', '  - model: alloy-demo-math', '    parameters: {weight: 0.5}', `  - model: ${second}`, '    parameters: {weight: 0.5}', 'merge_method: linear', 'dtype: bfloat16'].join('\n');
+    const shown: string[] = [];
+    const record = (p: RunProgress) => shown.push(`${p.phase} ${p.backend ?? '-'} ${p.threads ?? '-'}`);
+
+    const merged = await engine(pool()).merge({ ...request(yaml('alloy-demo-code'), 'pooled'), backend: 'auto' }, record);
+    expect(merged.files.map((f) => f.name)).toContain('model.safetensors');
+    // The page still sees the backend only once the inputs are found.
+    expect(shown[0]).toBe('preparing - -');
+    expect(shown.at(-1)).toBe('done cpu 2');
+    // Before, the pool started only once every input was found (after the fetches).
+    expect(events[0]).toBe('pool 2');
+    expect(events.filter((e) => e === 'disposed')).toHaveLength(1);
+    expect(events.at(-1)).toBe('disposed');
+
+    // A merge that fails in planning disposes of the pool it started.
+    events.length = 0;
+    const unplanned = engine(pool()).merge(request(yaml('alloy-demo-nope'), 'unplanned'), () => {});
+    await expect(unplanned).rejects.toThrow(/alloy-demo-nope/);
+    expect(events.filter((e) => e === 'disposed')).toHaveLength(1);
+
+    // A pool that cannot start fails the merge with its own error, and nothing is committed.
+    const broken = engine(pool(new Error('CPU worker 1 of 2 stopped')));
+    await expect(broken.merge(request(yaml('alloy-demo-code'), 'broken'), () => {})).rejects.toThrow(/CPU worker 1 of 2 stopped/);
+    expect(await broken.listOutputs()).toEqual([]);
   });
 
   it('cancels a download: nothing is written, downloaded blocks are kept for the next try', async () => {
