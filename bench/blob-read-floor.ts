@@ -14,17 +14,28 @@ import type { BrowserContext } from 'playwright-core';
 /** Bytes each read asks for: the size of a CPU pool chunk's input at the natural budget. */
 const RANGE_BYTES = 8 << 20;
 
-/** Seconds to read `files` whole, in a fresh page of `context`; the median of `runs` readings. */
-export async function blobReadFloorSeconds(context: BrowserContext, files: readonly string[], runs = 3): Promise<number> {
+/** One reading of the floor: its wall time, and the CPU seconds the browser's processes took meanwhile. */
+export interface ReadFloor {
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+}
+
+/**
+ * Reads `files` whole, in a fresh page of `context`, `runs` times: the reading of median time.
+ * `cpuSeconds` says how many CPU seconds all the browser's processes have used so far.
+ */
+export async function blobReadFloor(context: BrowserContext, files: readonly string[], cpuSeconds: () => number, runs = 3): Promise<ReadFloor> {
   const page = await context.newPage();
   try {
     await page.setContent('<input type="file" multiple>');
     await page.locator('input').setInputFiles([...files]);
-    const seconds: number[] = [];
+    const readings: ReadFloor[] = [];
     for (let run = 0; run < runs; run++) {
-      seconds.push(await page.evaluate(readAllInWorkers, { source: readerSource, rangeBytes: RANGE_BYTES }));
+      const cpuBefore = cpuSeconds();
+      const seconds = await page.evaluate(readAllInWorkers, { source: readerSource, rangeBytes: RANGE_BYTES });
+      readings.push({ seconds, cpuSeconds: cpuSeconds() - cpuBefore });
     }
-    return seconds.sort((a, b) => a - b)[runs >> 1];
+    return readings.sort((a, b) => a.seconds - b.seconds)[runs >> 1];
   } finally {
     await page.close();
   }

@@ -28,17 +28,20 @@
  * (default .bench), --trace (a Chrome trace of each timed merge, DIR/trace-METHOD-MODE-RUN.json;
  * tracing slows the merge). A `local` row also gives `readFloorSeconds`: the time this browser
  * takes only to read the picked files (blob-read-floor.ts), under which no merge from picked
- * folders can go.
+ * folders can go, and the CPU seconds that reading took (`readFloorCpuSeconds`). Every row gives
+ * the CPU seconds of all the browser's processes (`cpuTotalSeconds`, the sum of `cpuSeconds`, whose
+ * threads under 0.05 s are left out) and `cpuPerCoreOverCli`: that total over the machine's cores,
+ * against the CLI's time, the least app/CLI ratio this much work allows however well it overlaps.
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'vite';
 import { launchBrowser, type BrowserSession } from '../test/e2e/browser';
 import { serveStatic } from '../test/e2e/static-server';
 import { FakeHub } from '../test/fakehub/server';
-import { blobReadFloorSeconds } from './blob-read-floor';
+import { blobReadFloor, type ReadFloor } from './blob-read-floor';
 import { startChromeTrace } from './chrome-trace';
 import { writeBenchModel, type BenchModelSpec } from './generate-models';
 
@@ -297,8 +300,8 @@ interface ModeRun {
   readonly peakPss: number;
   readonly rangeRequests: number;
   readonly profileBytes: number;
-  /** `local`: seconds to only read the picked files through their Blobs (blob-read-floor.ts). */
-  readonly readFloor?: number;
+  /** `local`: only reading the picked files through their Blobs (blob-read-floor.ts). */
+  readonly readFloor?: ReadFloor;
 }
 
 /** One timed merge of `mode` in a browser of its own (a fresh profile: nothing cached from an earlier run). */
@@ -326,7 +329,8 @@ async function runMode(
     const timed = await mergeInApp(session, siteUrl, hub.url, yaml, dirs, how, pid, modelBytes, tracePath);
     const rangeRequests = hub.requests.filter((r) => r.server === 'cdn' && r.range !== null).length;
     clearInterval(sampler);
-    const readFloor = mode === 'local' ? await blobReadFloorSeconds(session.context, dirs.map((d) => join(d, 'model.safetensors'))) : undefined;
+    const totalCpu = (): number => [...treeCpuSeconds(pid).values()].reduce((a, b) => a + b, 0);
+    const readFloor = mode === 'local' ? await blobReadFloor(session.context, dirs.map((d) => join(d, 'model.safetensors')), totalCpu) : undefined;
     return { ...timed, peakPss: peak, rangeRequests, profileBytes: duBytes(session.profile), ...(readFloor !== undefined ? { readFloor } : {}) };
   } finally {
     clearInterval(sampler);
@@ -353,6 +357,7 @@ export async function main(args: readonly string[]): Promise<void> {
   for (const m of MODELS) hub.addModelDir(`bench/${m}`, join(modelsDir, m));
   const site = await serveStatic(appDir);
   const results = [];
+  const cores = availableParallelism();
   try {
     for (const method of options.methods) {
       const config = CONFIGS[method];
@@ -378,6 +383,8 @@ export async function main(args: readonly string[]): Promise<void> {
         }
         // The run of median time (the faster middle one of an even count), with every run's time beside it.
         const median = [...runs].sort((a, b) => a.seconds - b.seconds)[(runs.length - 1) >> 1];
+        // However well the work overlaps, the merge takes at least its CPU seconds over the cores.
+        const cpuTotal = Object.values(median.cpu).reduce((a, b) => a + b, 0);
         const row = {
           method,
           mode,
@@ -388,13 +395,19 @@ export async function main(args: readonly string[]): Promise<void> {
           cliSeconds: Number(cliSeconds.toFixed(2)),
           appOverCli: Number((median.seconds / cliSeconds).toFixed(2)),
           ...(median.readFloor !== undefined
-            ? { readFloorSeconds: Number(median.readFloor.toFixed(2)), readFloorOverCli: Number((median.readFloor / cliSeconds).toFixed(2)) }
+            ? {
+                readFloorSeconds: Number(median.readFloor.seconds.toFixed(2)),
+                readFloorOverCli: Number((median.readFloor.seconds / cliSeconds).toFixed(2)),
+                readFloorCpuSeconds: Number(median.readFloor.cpuSeconds.toFixed(2)),
+              }
             : {}),
           split: median.split,
           browserPeakPssMB: Number((median.peakPss / 1e6).toFixed(0)),
           rangeRequests: median.rangeRequests,
           profileDiskMB: Number((median.profileBytes / 1e6).toFixed(0)),
           cpuSeconds: median.cpu,
+          cpuTotalSeconds: Number(cpuTotal.toFixed(2)),
+          cpuPerCoreOverCli: Number((cpuTotal / cores / cliSeconds).toFixed(2)),
           ...(median.unverified ? { unverified: median.unverified } : {}),
         };
         results.push(row);
