@@ -11,7 +11,7 @@ import { WRITE_PIECE_BYTES } from './write-pieces';
 /** A file open for writing; `write` is done with `bytes` when its promise resolves. */
 export interface WritableFile {
   write(bytes: Uint8Array, at: number): Promise<void>;
-  /** Flushes and closes the file. */
+  /** Closes the file, without flushing it to the disk (SyncFileWrites.close). */
   close(): Promise<void>;
 }
 
@@ -41,7 +41,9 @@ export class SyncFileWrites {
     try {
       const size = access.getSize();
       if (size < at) throw new ShortFileError(size);
-      access.truncate(at);
+      // Only where bytes after `at` are to go: on ext4, a file cut to length 0 (a new one too) is
+      // written back to the disk when it closes (auto_da_alloc), ~0.1 s for 375 MB on the test VMs.
+      if (size > at) access.truncate(at);
     } catch (error) {
       access.close();
       throw error;
@@ -61,14 +63,16 @@ export class SyncFileWrites {
     }
   }
 
+  /**
+   * Closes the file. Not flushed (no fsync), as neither the CLI nor mergekit flush theirs: a reload,
+   * a crashed tab or a closed browser keep what the file system was given, and only a crash of the
+   * machine before the kernel writes it back (within ~30 s on Linux) loses it. The flush at each
+   * shard's end stopped the merge while the disk caught up: 0.18 s of a 1.2 s merge of 375 MB here.
+   */
   close(file: number): void {
     const access = this.access(file);
     this.files.delete(file);
-    try {
-      access.flush();
-    } finally {
-      access.close();
-    }
+    access.close();
   }
 
   private access(file: number): FileSystemSyncAccessHandle {

@@ -225,7 +225,7 @@ export class OpfsOutputFolder implements OutputFolder {
    * Keeps how far the merge got, for `OpfsOutputStore.beginResumable` after a reload. Not flushed
    * to the disk: a reload, a crashed tab or a closed browser keep what the file system was given,
    * and only a crash of the whole machine loses it, which would lose output bytes that no one
-   * flushed either (the output files are flushed when closed). The flush (an fsync) after every
+   * flushed either (nor are the output files, SyncFileWrites.close). The flush (an fsync) after every
    * tensor took ~0.6 s of a 2 s app merge of 3 × 375 MB (30 tensors; `npm run bench:browser`).
    * The file stays open until the output is committed or aborted: opening a SyncAccessHandle (and
    * its lock) for every checkpoint cost that merge about 0.15 s (docs/browser.md §7).

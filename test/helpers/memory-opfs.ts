@@ -16,8 +16,9 @@ class MemoryFile {
   size = 0;
   locked = false;
   lastModified = Date.now();
-  /** How many times an access handle flushed it to the (pretend) disk. */
+  /** How many times an access handle flushed it to the (pretend) disk, and cut it to a length. */
   flushes = 0;
+  truncates = 0;
 
   ensureCapacity(n: number): void {
     if (n <= this.bytes.byteLength) return;
@@ -61,6 +62,7 @@ class MemorySyncAccessHandle {
 
   truncate(size: number): void {
     this.check();
+    this.file.truncates++;
     if (size > this.file.size) this.grow(size);
     else {
       this.file.bytes.fill(0, size, this.file.size);
