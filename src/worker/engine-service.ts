@@ -230,8 +230,8 @@ export class EngineService implements EngineApi {
     const controller = this.begin('merge');
     const signal = controller.signal;
     const progress = new RunProgressReporter(onProgress, PROGRESS_INTERVAL_MS);
-    // The backend starts while the plan is made and the inputs found: a GPU device, or the CPU
-    // pool's workers loading their kernels, took ~0.1 s of an app merge's start after them.
+    // The backend starts (a GPU device, or the CPU pool's workers loading their kernels: ~0.1 s in
+    // the app) while the plan is made and the inputs found, not after them.
     const starting = startBackend(this.chooseBackend(request));
     try {
       progress.emit('preparing', true);
