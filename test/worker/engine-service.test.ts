@@ -49,6 +49,10 @@ function service(root = memoryOpfs().root): EngineService {
 
 const request = (yaml: string, outputName: string) => ({ yaml, models: [], outputName, backend: 'cpu' as const, randomSeed: 1 });
 
+/** A Linear merge of the demo math model with `second`, half each. */
+const demoLinearYaml = (second: string): string =>
+  ['models:', '  - model: alloy-demo-math', '    parameters: {weight: 0.5}', `  - model: ${second}`, '    parameters: {weight: 0.5}', 'merge_method: linear', 'dtype: bfloat16'].join('\n');
+
 async function outputBytes(engine: EngineService, name: string, file: string): Promise<Buffer> {
   return Buffer.from(await (await engine.outputFile(name, file)).arrayBuffer());
 }
@@ -182,16 +186,7 @@ describe('EngineService (the worker’s API, in Node)', () => {
 
   it('merges the demo models offline (no hub requests)', async () => {
     const engine = service();
-    const yaml = [
-      'models:',
-      '  - model: alloy-demo-math',
-      '    parameters: {weight: 0.5}',
-      '  - model: alloy-demo-code',
-      '    parameters: {weight: 0.5}',
-      'merge_method: linear',
-      'dtype: bfloat16',
-    ].join('\n');
-    const result = await engine.merge(request(yaml, 'demo-linear'), () => {});
+    const result = await engine.merge(request(demoLinearYaml('alloy-demo-code'), 'demo-linear'), () => {});
     expect(result.files.map((f) => f.name)).toContain('model.safetensors');
     expect(hub.requests.length).toBe(0);
   });
@@ -213,12 +208,10 @@ describe('EngineService (the worker’s API, in Node)', () => {
         cpuPool,
         defaultThreads: () => 2,
       });
-    const yaml = (second: string) =>
-      ['models:', '  - model: alloy-demo-math', '    parameters: {weight: 0.5}', `  - model: ${second}`, '    parameters: {weight: 0.5}', 'merge_method: linear', 'dtype: bfloat16'].join('\n');
     const shown: string[] = [];
     const record = (p: RunProgress) => shown.push(`${p.phase} ${p.backend ?? '-'} ${p.threads ?? '-'}`);
 
-    const merged = await engine(pool()).merge({ ...request(yaml('alloy-demo-code'), 'pooled'), backend: 'auto' }, record);
+    const merged = await engine(pool()).merge({ ...request(demoLinearYaml('alloy-demo-code'), 'pooled'), backend: 'auto' }, record);
     expect(merged.files.map((f) => f.name)).toContain('model.safetensors');
     // The page still sees the backend only once the inputs are found.
     expect(shown[0]).toBe('preparing - -');
@@ -230,13 +223,13 @@ describe('EngineService (the worker’s API, in Node)', () => {
 
     // A merge that fails in planning disposes of the pool it started.
     events.length = 0;
-    const unplanned = engine(pool()).merge(request(yaml('alloy-demo-nope'), 'unplanned'), () => {});
+    const unplanned = engine(pool()).merge(request(demoLinearYaml('alloy-demo-nope'), 'unplanned'), () => {});
     await expect(unplanned).rejects.toThrow(/alloy-demo-nope/);
     expect(events.filter((e) => e === 'disposed')).toHaveLength(1);
 
     // A pool that cannot start fails the merge with its own error, and nothing is committed.
     const broken = engine(pool(new Error('CPU worker 1 of 2 stopped')));
-    await expect(broken.merge(request(yaml('alloy-demo-code'), 'broken'), () => {})).rejects.toThrow(/CPU worker 1 of 2 stopped/);
+    await expect(broken.merge(request(demoLinearYaml('alloy-demo-code'), 'broken'), () => {})).rejects.toThrow(/CPU worker 1 of 2 stopped/);
     expect(await broken.listOutputs()).toEqual([]);
   });
 
